@@ -1,0 +1,327 @@
+//! The Call actor: one child actor per in-flight call (DESIGN §2).
+//!
+//! A Call owns the handler's future. It answers exactly once, or not at all when
+//! the client cancelled:
+//! - the handler finishes → its reply;
+//! - the handler panics → an `isError` tool result (JSON-RPC -32603 for other methods);
+//! - the timeout fires → an `isError` result naming the timeout;
+//! - the session drains at shutdown → a result saying the call was cancelled;
+//! - the client sends `notifications/cancelled` → the actor stops, no answer (MCP says
+//!   the receiver SHOULD NOT respond to a cancelled request).
+//!
+//! Cancellation is an actor stop: stopping drops the handler's future, wherever it
+//! is awaiting. On stop the Call tells its session, which forgets it.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use futures::future::LocalBoxFuture;
+use futures::FutureExt;
+use serde_json::value::RawValue;
+use serde_json::Value;
+use slog::Logger;
+
+use crate::protocol::jsonrpc::{encode_error, encode_notification, encode_result};
+use crate::protocol::mcp::{method, LogMessageParams, ProgressParams, ProgressToken};
+use crate::protocol::{CallToolResult, LoggingLevel, RequestId, RpcError};
+use crate::sink::Sink;
+use crate::storage::Storage;
+
+/// A call's reply: the raw `result` JSON or a JSON-RPC error.
+pub type Reply = Result<Box<RawValue>, RpcError>;
+
+/// The work a Call runs.
+pub type Work = LocalBoxFuture<'static, Reply>;
+
+/// Encode a serializable result as a reply.
+pub fn reply<T: serde::Serialize>(value: &T) -> Reply {
+    serde_json::value::to_raw_value(value).map_err(RpcError::internal)
+}
+
+/// What kind of call: decides how failures are reported.
+#[derive(Debug, Clone)]
+pub enum CallKind {
+    /// `tools/call`: failures are `isError` results.
+    Tool(Arc<str>),
+    /// Any other method: failures are JSON-RPC errors.
+    Method(&'static str),
+}
+
+/// Why a call ended without its handler's reply.
+#[derive(Debug, Clone)]
+pub enum Failure {
+    /// The handler panicked; the payload's message.
+    Panicked(String),
+    /// The handler ran past its timeout.
+    TimedOut(Duration),
+    /// The server shut down before the call finished.
+    Shutdown,
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failure::Panicked(msg) => write!(f, "failed: the handler panicked: {msg}"),
+            Failure::TimedOut(d) => write!(f, "timed out after {} ms", d.as_millis()),
+            Failure::Shutdown => write!(f, "was cancelled: the server is shutting down"),
+        }
+    }
+}
+
+impl CallKind {
+    fn failure_reply(&self, failure: &Failure) -> Reply {
+        match self {
+            CallKind::Tool(name) => {
+                reply(&CallToolResult::error(format!("tool `{name}` {failure}")))
+            }
+            CallKind::Method(m) => Err(RpcError::internal(format!("`{m}` {failure}"))),
+        }
+    }
+
+    fn label(&self) -> &str {
+        match self {
+            CallKind::Tool(name) => name,
+            CallKind::Method(m) => m,
+        }
+    }
+}
+
+/// The handler's view of its call: where to send progress and log notifications,
+/// the storage, and a logger tagged with session, request and tool.
+#[derive(Clone)]
+pub struct CallContext {
+    pub(crate) session_id: Arc<str>,
+    pub(crate) request_id: RequestId,
+    pub(crate) progress_token: Option<ProgressToken>,
+    pub(crate) sink: Sink,
+    pub(crate) client_log_level: Arc<AtomicU8>,
+    pub(crate) storage: Storage,
+    pub(crate) log: Logger,
+}
+
+impl CallContext {
+    /// The session this call belongs to.
+    pub fn session_id(&self) -> &str {
+        &self.session_id
+    }
+
+    /// The id of the request being served.
+    pub fn request_id(&self) -> &RequestId {
+        &self.request_id
+    }
+
+    /// The server's storage.
+    pub fn storage(&self) -> &Storage {
+        &self.storage
+    }
+
+    /// A logger for the server's own log (stderr), tagged with this call.
+    pub fn logger(&self) -> &Logger {
+        &self.log
+    }
+
+    /// True when the client asked for progress (sent a `progressToken`).
+    pub fn wants_progress(&self) -> bool {
+        self.progress_token.is_some()
+    }
+
+    /// Send `notifications/progress` if the client asked for progress.
+    pub fn progress(&self, progress: f64, total: Option<f64>, message: Option<&str>) {
+        if let Some(token) = &self.progress_token {
+            let params = ProgressParams {
+                progress_token: token,
+                progress,
+                total,
+                message,
+            };
+            self.sink
+                .notification(encode_notification(method::PROGRESS, Some(&params)));
+        }
+    }
+
+    /// Send `notifications/message` to the client if `level` is at or above the level
+    /// it set with `logging/setLevel`.
+    pub fn notify_log(&self, level: LoggingLevel, logger: Option<&str>, data: Value) {
+        if (level as u8) < self.client_log_level.load(Ordering::Relaxed) {
+            return;
+        }
+        let params = LogMessageParams {
+            level,
+            logger,
+            data: &data,
+        };
+        self.sink
+            .notification(encode_notification(method::MESSAGE, Some(&params)));
+    }
+}
+
+/// Sent to the session when a Call stops, however it ended.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct CallFinished {
+    /// The request id.
+    pub id: RequestId,
+    /// The session-unique sequence number of the call (ids can be reused).
+    pub seq: u64,
+}
+
+/// Stop a call.
+#[derive(Message, Debug, Clone, Copy)]
+#[rtype(result = "()")]
+pub enum Cancel {
+    /// The client cancelled: stop without answering.
+    Client,
+    /// The server is shutting down: answer "cancelled", then stop.
+    Shutdown,
+}
+
+/// The per-call child actor.
+pub struct Call {
+    id: RequestId,
+    seq: u64,
+    kind: CallKind,
+    work: Option<Work>,
+    sink: Sink,
+    timeout: Duration,
+    session: Recipient<CallFinished>,
+    started: Instant,
+    log: Logger,
+    /// Set by the first answer; a Call answers at most once.
+    answered: bool,
+}
+
+impl Call {
+    /// A call answering `id` on `sink`, running `work` for at most `timeout`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        id: RequestId,
+        seq: u64,
+        kind: CallKind,
+        work: Work,
+        sink: Sink,
+        timeout: Duration,
+        session: Recipient<CallFinished>,
+        log: Logger,
+    ) -> Call {
+        Call {
+            id,
+            seq,
+            kind,
+            work: Some(work),
+            sink,
+            timeout,
+            session,
+            started: Instant::now(),
+            log,
+            answered: false,
+        }
+    }
+
+    fn answer(&mut self, reply: Reply, outcome: &'static str) {
+        if std::mem::replace(&mut self.answered, true) {
+            return;
+        }
+        let duration_ms = self.started.elapsed().as_secs_f64() * 1000.0;
+        let json = match &reply {
+            Ok(raw) => encode_result(&self.id, raw),
+            Err(e) => encode_error(Some(&self.id), e),
+        };
+        let success = outcome == "ok" && reply.is_ok() && !is_error_result(&reply);
+        slog::debug!(self.log, "call finished";
+            "duration_ms" => duration_ms, "success" => success, "outcome" => outcome);
+        self.sink.response(json);
+    }
+
+    fn fail(&mut self, failure: Failure) {
+        if self.answered {
+            return;
+        }
+        let error = failure.to_string();
+        let duration_ms = self.started.elapsed().as_secs_f64() * 1000.0;
+        match failure {
+            Failure::Shutdown => slog::info!(self.log, "call failed";
+                "error" => error, "duration_ms" => duration_ms, "success" => false),
+            _ => slog::warn!(self.log, "call failed";
+                "error" => error, "duration_ms" => duration_ms, "success" => false),
+        }
+        let reply = self.kind.failure_reply(&failure);
+        let outcome = match failure {
+            Failure::Panicked(_) => "panic",
+            Failure::TimedOut(_) => "timeout",
+            Failure::Shutdown => "shutdown",
+        };
+        self.answer(reply, outcome);
+    }
+}
+
+fn is_error_result(reply: &Reply) -> bool {
+    // Cheap check on the encoded result; only used for the log's `success` field.
+    matches!(reply, Ok(raw) if raw.get().contains("\"isError\":true"))
+}
+
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "non-string panic payload".to_owned())
+}
+
+impl Actor for Call {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        let Some(work) = self.work.take() else {
+            ctx.stop();
+            return;
+        };
+        // catch_unwind covers both the synchronous start and every poll of the work.
+        let guarded = AssertUnwindSafe(work).catch_unwind();
+        ctx.spawn(guarded.into_actor(self).map(|result, act, ctx| {
+            match result {
+                Ok(reply) => act.answer(reply, "ok"),
+                Err(payload) => act.fail(Failure::Panicked(panic_message(payload.as_ref()))),
+            }
+            ctx.stop();
+        }));
+        ctx.run_later(self.timeout, |act, ctx| {
+            act.fail(Failure::TimedOut(act.timeout));
+            ctx.stop();
+        });
+    }
+
+    fn stopped(&mut self, _ctx: &mut Context<Self>) {
+        self.session.do_send(CallFinished {
+            id: self.id.clone(),
+            seq: self.seq,
+        });
+    }
+}
+
+impl Handler<Cancel> for Call {
+    type Result = ();
+
+    fn handle(&mut self, msg: Cancel, ctx: &mut Context<Self>) {
+        match msg {
+            Cancel::Client => {
+                self.answered = true;
+                slog::debug!(self.log, "call cancelled by client";
+                    "duration_ms" => self.started.elapsed().as_secs_f64() * 1000.0);
+            }
+            Cancel::Shutdown => self.fail(Failure::Shutdown),
+        }
+        ctx.stop();
+    }
+}
+
+impl std::fmt::Debug for Call {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Call")
+            .field("id", &self.id)
+            .field("kind", &self.kind.label())
+            .finish_non_exhaustive()
+    }
+}

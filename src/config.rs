@@ -1,0 +1,501 @@
+//! Configuration: what the user typed (flags, env, TOML file) → a validated [`Config`].
+//!
+//! Precedence, lowest first: built-in defaults < config file < `EMCEE_*` environment
+//! < command-line flags. Flags and environment are read by clap (a flag wins over
+//! its variable); the file fills what neither gave. Every limit the runtime enforces
+//! lives in [`Limits`], with its default and what happens at the limit.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use serde::{Deserialize, Serialize};
+
+/// Default HTTP bind address: loopback only.
+pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
+/// Default data directory when neither config nor `$STATE_DIRECTORY` names one.
+pub const DEFAULT_DATA_DIR: &str = "./emcee-data";
+
+/// A configuration problem: one line naming the flag, variable, file or value.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The config file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The IO error.
+        source: std::io::Error,
+    },
+    /// The config file is not valid TOML for emcee.
+    #[error("invalid config file {path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, on one line.
+        message: String,
+    },
+    /// A value is out of range or malformed.
+    #[error("invalid value for {name}: {message}")]
+    Value {
+        /// The setting's name.
+        name: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+fn bad(name: &'static str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Value {
+        name,
+        message: message.into(),
+    }
+}
+
+/// Command line of the `emcee` binary.
+#[derive(Debug, Parser)]
+#[command(name = "emcee", version, about = "A production MCP server runtime")]
+pub struct Cli {
+    /// Log level: trace, debug, info, warning, error, critical.
+    #[arg(long, global = true, env = "EMCEE_LOG", value_name = "LEVEL")]
+    pub log_level: Option<String>,
+    /// What to run.
+    #[command(subcommand)]
+    pub command: CliCommand,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum CliCommand {
+    /// Serve MCP over stdin/stdout (newline-delimited JSON-RPC).
+    Stdio(CommonArgs),
+    /// Serve MCP over Streamable HTTP.
+    Serve(ServeArgs),
+    /// Print the effective configuration as JSON and exit.
+    Config(ServeArgs),
+}
+
+/// Flags shared by every serving subcommand.
+#[derive(Debug, Args, Clone, Default)]
+pub struct CommonArgs {
+    /// Directory of the sled database.
+    #[arg(long, env = "EMCEE_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Comma-separated fixture sets to expose (known: faults).
+    #[arg(long, env = "EMCEE_FIXTURES", value_name = "LIST")]
+    pub fixtures: Option<String>,
+    /// TOML configuration file.
+    #[arg(long, env = "EMCEE_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+/// Flags of `serve`.
+#[derive(Debug, Args, Clone, Default)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "EMCEE_BIND", value_name = "ADDR")]
+    pub bind: Option<String>,
+    /// Shared flags.
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+/// The TOML config file as written. Every field is optional; unknown keys are errors.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// See [`Config::bind`].
+    pub bind: Option<String>,
+    /// See [`Config::data_dir`].
+    pub data_dir: Option<PathBuf>,
+    /// See [`Config::log_level`].
+    pub log_level: Option<String>,
+    /// Fixture sets, as a list.
+    pub fixtures: Option<Vec<String>>,
+    /// See [`Limits`].
+    #[serde(default)]
+    pub limits: FileLimits,
+    /// See [`StorageConfig`].
+    #[serde(default)]
+    pub storage: FileStorage,
+}
+
+/// `[limits]` table: each key overrides one [`Limits`] field.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileLimits {
+    /// [`Limits::call_timeout`] in milliseconds.
+    pub call_timeout_ms: Option<u64>,
+    /// [`Limits::max_in_flight_per_session`].
+    pub max_in_flight_per_session: Option<usize>,
+    /// [`Limits::max_message_bytes`].
+    pub max_message_bytes: Option<usize>,
+    /// [`Limits::page_size`].
+    pub page_size: Option<usize>,
+    /// [`Limits::shutdown_grace`] in milliseconds.
+    pub shutdown_grace_ms: Option<u64>,
+    /// [`Limits::kv_list_max`].
+    pub kv_list_max: Option<usize>,
+}
+
+/// `[storage]` table.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileStorage {
+    /// [`StorageConfig::cache_capacity_bytes`].
+    pub cache_capacity_bytes: Option<u64>,
+}
+
+/// Runtime limits. Each is a bound on memory or time; each has a test at its edge.
+#[derive(Debug, Clone, Serialize)]
+pub struct Limits {
+    /// A call running longer is stopped; the caller gets an `isError` result naming the
+    /// timeout (a JSON-RPC -32603 error for non-tool methods). Default 60 s.
+    #[serde(rename = "call_timeout_ms", serialize_with = "ser_ms")]
+    pub call_timeout: Duration,
+    /// In-flight requests per session; one more is answered with JSON-RPC -32000
+    /// (server busy) at once. Default 64.
+    pub max_in_flight_per_session: usize,
+    /// Largest accepted message (a stdio line, an HTTP body) in bytes; a larger one is
+    /// rejected (-32600 on stdio, 413 on HTTP) and discarded. Default 4 MiB.
+    pub max_message_bytes: usize,
+    /// Items per page of list methods. Default 100.
+    pub page_size: usize,
+    /// On shutdown (EOF, SIGTERM) in-flight calls get this long to finish; the rest
+    /// are answered as cancelled. Default 10 s.
+    #[serde(rename = "shutdown_grace_ms", serialize_with = "ser_ms")]
+    pub shutdown_grace: Duration,
+    /// Most keys `kv_list` returns in one call; more sets `truncated`. Default 1000.
+    pub kv_list_max: usize,
+}
+
+fn ser_ms<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_u64(d.as_millis() as u64)
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            call_timeout: Duration::from_secs(60),
+            max_in_flight_per_session: 64,
+            max_message_bytes: 4 * 1024 * 1024,
+            page_size: 100,
+            shutdown_grace: Duration::from_secs(10),
+            kv_list_max: 1000,
+        }
+    }
+}
+
+/// Storage settings.
+#[derive(Debug, Clone, Serialize)]
+pub struct StorageConfig {
+    /// sled page cache size. sled's own default is 1 GiB; small hosts want little. Default 8 MiB.
+    pub cache_capacity_bytes: u64,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig {
+            cache_capacity_bytes: 8 * 1024 * 1024,
+        }
+    }
+}
+
+/// Which fixture sets are exposed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Fixtures {
+    /// `fault_panic`, `fault_hang`, `fault_big`.
+    pub faults: bool,
+}
+
+impl Fixtures {
+    /// Known fixture set names.
+    pub const KNOWN: &'static [&'static str] = &["faults"];
+
+    /// Parse names; unknown names are an error naming them.
+    pub fn parse<'a>(names: impl IntoIterator<Item = &'a str>) -> Result<Fixtures, ConfigError> {
+        let mut f = Fixtures::default();
+        for name in names.into_iter().map(str::trim).filter(|n| !n.is_empty()) {
+            match name {
+                "faults" => f.faults = true,
+                other => {
+                    return Err(bad(
+                        "fixtures",
+                        format!(
+                            "unknown fixture set `{other}` (known: {})",
+                            Fixtures::KNOWN.join(", ")
+                        ),
+                    ))
+                }
+            }
+        }
+        Ok(f)
+    }
+}
+
+/// Log levels of the process's own (stderr) log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogLevel {
+    /// Everything.
+    Trace,
+    /// Per-request lines.
+    Debug,
+    /// Lifecycle and sessions (default).
+    Info,
+    /// Recoverable problems.
+    Warning,
+    /// Failures.
+    Error,
+    /// Only fatal problems.
+    Critical,
+}
+
+impl LogLevel {
+    /// Parse a level name (`warn` is accepted for `warning`).
+    pub fn parse(s: &str) -> Result<LogLevel, ConfigError> {
+        Ok(match s.trim().to_ascii_lowercase().as_str() {
+            "trace" => LogLevel::Trace,
+            "debug" => LogLevel::Debug,
+            "info" => LogLevel::Info,
+            "warn" | "warning" => LogLevel::Warning,
+            "error" => LogLevel::Error,
+            "critical" | "crit" => LogLevel::Critical,
+            other => {
+                return Err(bad(
+                    "log level",
+                    format!("`{other}` (expected trace, debug, info, warning, error or critical)"),
+                ))
+            }
+        })
+    }
+}
+
+/// What to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// stdio transport.
+    Stdio,
+    /// Streamable HTTP.
+    Serve,
+    /// Print the configuration.
+    Config,
+}
+
+/// The validated configuration the runtime uses.
+#[derive(Debug, Clone, Serialize)]
+pub struct Config {
+    /// What to run.
+    pub mode: Mode,
+    /// HTTP listen address.
+    pub bind: SocketAddr,
+    /// sled directory.
+    pub data_dir: PathBuf,
+    /// stderr log level.
+    pub log_level: LogLevel,
+    /// Fixture sets.
+    pub fixtures: Fixtures,
+    /// Runtime limits.
+    pub limits: Limits,
+    /// Storage settings.
+    pub storage: StorageConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            mode: Mode::Stdio,
+            bind: DEFAULT_BIND
+                .parse()
+                .unwrap_or_else(|_| ([127, 0, 0, 1], 8080).into()),
+            data_dir: default_data_dir(),
+            log_level: LogLevel::Info,
+            fixtures: Fixtures::default(),
+            limits: Limits::default(),
+            storage: StorageConfig::default(),
+        }
+    }
+}
+
+/// `$STATE_DIRECTORY` (set by systemd's `StateDirectory=`) or `./emcee-data`.
+fn default_data_dir() -> PathBuf {
+    match std::env::var_os("STATE_DIRECTORY") {
+        // systemd may pass several colon-separated directories; the first is ours.
+        Some(dirs) if !dirs.is_empty() => {
+            let dirs = dirs.to_string_lossy().into_owned();
+            PathBuf::from(dirs.split(':').next().unwrap_or(DEFAULT_DATA_DIR))
+        }
+        _ => PathBuf::from(DEFAULT_DATA_DIR),
+    }
+}
+
+/// Read and parse a config file.
+pub fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    toml::from_str(&text).map_err(|e| ConfigError::Parse {
+        path: path.to_owned(),
+        message: e.message().replace('\n', " "),
+    })
+}
+
+impl Config {
+    /// Resolve parsed flags (with their env fallbacks) against the config file and defaults.
+    pub fn resolve(cli: Cli) -> Result<Config, ConfigError> {
+        let (mode, bind, common) = match cli.command {
+            CliCommand::Stdio(common) => (Mode::Stdio, None, common),
+            CliCommand::Serve(a) => (Mode::Serve, a.bind, a.common),
+            CliCommand::Config(a) => (Mode::Config, a.bind, a.common),
+        };
+        let file = match &common.config {
+            Some(path) => read_file(path)?,
+            None => FileConfig::default(),
+        };
+        let mut config = Config {
+            mode,
+            ..Config::default()
+        };
+        if let Some(b) = bind.or(file.bind) {
+            config.bind = b
+                .parse()
+                .map_err(|e| bad("bind", format!("`{b}`: {e} (expected IP:PORT)")))?;
+        }
+        if let Some(dir) = common.data_dir.or(file.data_dir) {
+            if dir.as_os_str().is_empty() {
+                return Err(bad("data dir", "must not be empty"));
+            }
+            config.data_dir = dir;
+        }
+        if let Some(level) = cli.log_level.or(file.log_level) {
+            config.log_level = LogLevel::parse(&level)?;
+        }
+        config.fixtures = match (common.fixtures, file.fixtures) {
+            (Some(list), _) => Fixtures::parse(list.split(','))?,
+            (None, Some(list)) => Fixtures::parse(list.iter().map(String::as_str))?,
+            (None, None) => Fixtures::default(),
+        };
+        let fl = file.limits;
+        let l = &mut config.limits;
+        if let Some(ms) = fl.call_timeout_ms {
+            l.call_timeout = Duration::from_millis(positive("limits.call_timeout_ms", ms)?);
+        }
+        if let Some(n) = fl.max_in_flight_per_session {
+            l.max_in_flight_per_session = positive("limits.max_in_flight_per_session", n)?;
+        }
+        if let Some(n) = fl.max_message_bytes {
+            l.max_message_bytes = positive("limits.max_message_bytes", n)?;
+        }
+        if let Some(n) = fl.page_size {
+            l.page_size = positive("limits.page_size", n)?;
+        }
+        if let Some(ms) = fl.shutdown_grace_ms {
+            l.shutdown_grace = Duration::from_millis(ms);
+        }
+        if let Some(n) = fl.kv_list_max {
+            l.kv_list_max = positive("limits.kv_list_max", n)?;
+        }
+        if let Some(n) = file.storage.cache_capacity_bytes {
+            config.storage.cache_capacity_bytes = positive("storage.cache_capacity_bytes", n)?;
+        }
+        Ok(config)
+    }
+}
+
+fn positive<T: PartialEq + Default + Copy>(name: &'static str, n: T) -> Result<T, ConfigError> {
+    if n == T::default() {
+        Err(bad(name, "must be greater than 0"))
+    } else {
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn resolve(args: &[&str]) -> Result<Config, ConfigError> {
+        let cli = Cli::try_parse_from(std::iter::once("emcee").chain(args.iter().copied()))
+            .expect("flags parse");
+        Config::resolve(cli)
+    }
+
+    fn file(text: &str) -> tempfile::NamedTempFile {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        f.write_all(text.as_bytes()).unwrap();
+        f
+    }
+
+    #[test]
+    fn defaults_need_nothing() {
+        let c = resolve(&["serve"]).unwrap();
+        assert_eq!(c.bind.to_string(), DEFAULT_BIND);
+        assert_eq!(c.log_level, LogLevel::Info);
+        assert_eq!(c.fixtures, Fixtures::default());
+        assert_eq!(c.limits.call_timeout, Duration::from_secs(60));
+    }
+
+    #[test]
+    fn file_overrides_defaults_and_flags_override_file() {
+        let f = file(
+            "bind = \"127.0.0.1:9000\"\ndata_dir = \"/tmp/from-file\"\nfixtures = [\"faults\"]\n\
+             [limits]\ncall_timeout_ms = 1500\npage_size = 2\n",
+        );
+        let path = f.path().to_str().unwrap();
+        let c = resolve(&["serve", "--config", path]).unwrap();
+        assert_eq!(c.bind.to_string(), "127.0.0.1:9000");
+        assert_eq!(c.data_dir, PathBuf::from("/tmp/from-file"));
+        assert!(c.fixtures.faults);
+        assert_eq!(c.limits.call_timeout, Duration::from_millis(1500));
+        assert_eq!(c.limits.page_size, 2);
+        let c = resolve(&[
+            "serve",
+            "--config",
+            path,
+            "--bind",
+            "127.0.0.1:9001",
+            "--data-dir",
+            "/tmp/flag",
+            "--fixtures",
+            "",
+        ])
+        .unwrap();
+        assert_eq!(c.bind.to_string(), "127.0.0.1:9001");
+        assert_eq!(c.data_dir, PathBuf::from("/tmp/flag"));
+        assert!(!c.fixtures.faults);
+    }
+
+    #[test]
+    fn bad_values_name_the_problem() {
+        let e = resolve(&["serve", "--bind", "nowhere"])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("bind") && e.contains("nowhere"), "{e}");
+        let e = resolve(&["stdio", "--fixtures", "faults,bogus"])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("bogus"), "{e}");
+        let e = resolve(&["--log-level", "loud", "stdio"])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("loud"), "{e}");
+        let f = file("[limits]\npage_size = 0\n");
+        let e = resolve(&["stdio", "--config", f.path().to_str().unwrap()])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("limits.page_size"), "{e}");
+        let f = file("colour = \"blue\"\n");
+        let e = resolve(&["stdio", "--config", f.path().to_str().unwrap()])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("colour") && !e.contains('\n'), "{e}");
+        let e = resolve(&["stdio", "--config", "/nonexistent/emcee.toml"])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("/nonexistent/emcee.toml"), "{e}");
+    }
+}

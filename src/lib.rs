@@ -1,0 +1,147 @@
+//! emcee: an embedded-friendly, actor-based runtime for MCP servers.
+//!
+//! # Layout
+//! - [`protocol`]: JSON-RPC 2.0 and MCP wire types of both eras; no IO.
+//! - [`config`]: flags, environment and TOML file → a validated [`config::Config`].
+//! - [`telemetry`]: slog JSON logging on stderr.
+//! - [`storage`]: sled trees; every acknowledged write is flushed first.
+//! - [`tools`]: the typed tool API, the registry, built-in and fixture tools.
+//! - [`service`]: a server definition (tools, storage, limits), shared by all sessions.
+//! - [`root`], [`session`], [`call`]: the actors: Root → Session → Call.
+//! - [`sink`]: the outbound channel from actors to a transport.
+//! - [`transport`]: stdio (and, next, Streamable HTTP).
+//!
+//! The binary (`src/main.rs`) parses the configuration, starts logging and calls
+//! [`run`]; tests and embedders call the same functions.
+
+#![warn(missing_docs)]
+#![warn(clippy::print_stdout)]
+
+pub mod call;
+pub mod config;
+pub mod protocol;
+pub mod root;
+pub mod service;
+pub mod session;
+pub mod sink;
+pub mod storage;
+pub mod telemetry;
+pub mod tools;
+pub mod transport;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use slog::Logger;
+
+use crate::config::{Config, Mode};
+use crate::service::{ServerInfo, Service};
+use crate::storage::{Storage, StorageError};
+use crate::tools::{DuplicateTool, ToolRegistry};
+
+/// A failure that stops the process; `main` maps each to an exit code.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Bad configuration (exit 2).
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
+    /// Storage could not be opened or flushed (exit 3).
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// Two tools share a name (exit 2).
+    #[error(transparent)]
+    DuplicateTool(#[from] DuplicateTool),
+    /// A transport failed (exit 1).
+    #[error("transport error: {0}")]
+    Io(#[from] std::io::Error),
+    /// The requested mode is not available in this build (exit 2).
+    #[error("{0}")]
+    Unavailable(&'static str),
+}
+
+impl Error {
+    /// The process exit code for this error.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Config(_) | Error::DuplicateTool(_) | Error::Unavailable(_) => 2,
+            Error::Storage(_) => 3,
+            Error::Io(_) => 1,
+        }
+    }
+}
+
+/// The tool registry the binary serves for `config`: built-ins plus enabled fixtures.
+pub fn default_tools(config: &Config) -> Result<ToolRegistry, DuplicateTool> {
+    let mut tools = ToolRegistry::new();
+    tools::builtin::register(&mut tools, &config.limits)?;
+    if config.fixtures.faults {
+        tools::faults::register(&mut tools)?;
+    }
+    Ok(tools)
+}
+
+/// Open storage and assemble the service the binary serves.
+pub fn build_service(config: &Config, log: Logger) -> Result<Arc<Service>, Error> {
+    let storage = Storage::open(&config.data_dir, config.storage.cache_capacity_bytes)?;
+    Ok(Arc::new(Service {
+        info: ServerInfo::default(),
+        tools: default_tools(config)?,
+        storage,
+        limits: config.limits.clone(),
+        log,
+    }))
+}
+
+/// Run the configured mode until `shutdown` resolves (or stdin closes, on stdio).
+///
+/// Must be called inside an actix `System`. Storage is flushed before returning.
+pub async fn run(
+    config: Config,
+    log: Logger,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), Error> {
+    match config.mode {
+        Mode::Stdio => {
+            let service = build_service(&config, log.clone())?;
+            slog::info!(log, "serving stdio"; "data_dir" => config.data_dir.display().to_string(),
+                "tools" => service.tools.len());
+            let result = transport::stdio::serve(
+                service.clone(),
+                tokio::io::stdin(),
+                tokio::io::stdout(),
+                shutdown,
+            )
+            .await;
+            service.storage.flush().await?;
+            slog::info!(log, "stopped");
+            Ok(result?)
+        }
+        Mode::Serve => Err(Error::Unavailable(
+            "the Streamable HTTP transport is not built yet; use `emcee stdio`",
+        )),
+        Mode::Config => Ok(()),
+    }
+}
+
+/// Resolves on SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

@@ -1,0 +1,64 @@
+//! The `emcee` binary: parse the configuration, start logging, run, map the outcome
+//! to an exit code (0 ok, 1 runtime failure, 2 bad usage or configuration, 3 storage).
+
+use std::io::Write;
+
+use clap::Parser;
+use emcee::config::{Cli, Config, Mode};
+use emcee::telemetry;
+
+fn main() {
+    let code = match Cli::try_parse() {
+        Err(e) => match e.kind() {
+            clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
+                let _ = e.print();
+                0
+            }
+            _ => {
+                // One line naming the problem; `--help` has the rest.
+                let text = e.to_string();
+                let first = text.lines().next().unwrap_or("invalid arguments");
+                let first = first.strip_prefix("error: ").unwrap_or(first);
+                eprintln!("emcee: {first} (see `emcee --help`)");
+                2
+            }
+        },
+        Ok(cli) => match Config::resolve(cli) {
+            Err(e) => {
+                eprintln!("emcee: {e}");
+                2
+            }
+            Ok(config) if config.mode == Mode::Config => print_config(&config),
+            Ok(config) => serve(config),
+        },
+    };
+    std::process::exit(code);
+}
+
+fn print_config(config: &Config) -> i32 {
+    let mut out = std::io::stdout().lock();
+    match serde_json::to_string_pretty(config) {
+        Ok(text) => {
+            let _ = writeln!(out, "{text}");
+            0
+        }
+        Err(e) => {
+            eprintln!("emcee: cannot print the configuration: {e}");
+            1
+        }
+    }
+}
+
+fn serve(config: Config) -> i32 {
+    let log = telemetry::logger(config.log_level);
+    telemetry::install_panic_hook(log.clone());
+    let system = actix::System::new();
+    let result = system.block_on(emcee::run(config, log.clone(), emcee::shutdown_signal()));
+    match result {
+        Ok(()) => 0,
+        Err(e) => {
+            slog::crit!(log, "emcee stopped on an error"; "error" => e.to_string());
+            e.exit_code()
+        }
+    }
+}

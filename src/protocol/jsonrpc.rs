@@ -1,0 +1,518 @@
+//! JSON-RPC 2.0 envelope: classify an incoming message, encode responses and errors.
+//!
+//! Parsing is done in one pass over borrowed input; `params`, `result` and `error`
+//! stay raw (`RawValue`) until the method that owns them decodes them into a typed
+//! struct. Nothing here does IO.
+
+use std::fmt;
+
+use serde::de::Deserializer;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use serde_json::Value;
+
+/// JSON-RPC error codes used by emcee (JSON-RPC 2.0 §5.1 and MCP).
+pub mod code {
+    /// Invalid JSON was received.
+    pub const PARSE_ERROR: i32 = -32700;
+    /// The JSON sent is not a valid Request object.
+    pub const INVALID_REQUEST: i32 = -32600;
+    /// The method does not exist or is not available.
+    pub const METHOD_NOT_FOUND: i32 = -32601;
+    /// Invalid method parameter(s).
+    pub const INVALID_PARAMS: i32 = -32602;
+    /// Internal JSON-RPC error (also: a non-tool handler panicked or timed out).
+    pub const INTERNAL_ERROR: i32 = -32603;
+    /// Server overloaded: a bounded queue (in-flight calls, sessions) is full.
+    pub const SERVER_BUSY: i32 = -32000;
+}
+
+/// A JSON-RPC request id: MCP allows strings and integers, never null.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum RequestId {
+    /// An integer id.
+    Number(i64),
+    /// A string id.
+    String(String),
+}
+
+impl fmt::Display for RequestId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RequestId::Number(n) => write!(f, "{n}"),
+            RequestId::String(s) => write!(f, "{s:?}"),
+        }
+    }
+}
+
+/// A JSON-RPC error object.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, thiserror::Error)]
+#[error("JSON-RPC error {code}: {message}")]
+pub struct RpcError {
+    /// Numeric error code (see [`code`]).
+    pub code: i32,
+    /// One-line, human readable description.
+    pub message: String,
+    /// Optional structured detail.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data: Option<Value>,
+}
+
+impl RpcError {
+    /// An error with the given code and message.
+    pub fn new(code: i32, message: impl Into<String>) -> Self {
+        RpcError {
+            code,
+            message: message.into(),
+            data: None,
+        }
+    }
+    /// Attach structured data.
+    pub fn with_data(mut self, data: Value) -> Self {
+        self.data = Some(data);
+        self
+    }
+    /// -32700.
+    pub fn parse_error(detail: impl fmt::Display) -> Self {
+        Self::new(code::PARSE_ERROR, format!("parse error: {detail}"))
+    }
+    /// -32600.
+    pub fn invalid_request(detail: impl fmt::Display) -> Self {
+        Self::new(code::INVALID_REQUEST, format!("invalid request: {detail}"))
+    }
+    /// -32601.
+    pub fn method_not_found(method: &str) -> Self {
+        Self::new(
+            code::METHOD_NOT_FOUND,
+            format!("method not found: {method}"),
+        )
+    }
+    /// -32602.
+    pub fn invalid_params(detail: impl fmt::Display) -> Self {
+        Self::new(code::INVALID_PARAMS, format!("invalid params: {detail}"))
+    }
+    /// -32603.
+    pub fn internal(detail: impl fmt::Display) -> Self {
+        Self::new(code::INTERNAL_ERROR, format!("internal error: {detail}"))
+    }
+}
+
+/// A request: has an id and a method; expects exactly one response.
+#[derive(Debug)]
+pub struct Request {
+    /// The id to echo in the response.
+    pub id: RequestId,
+    /// Method name, e.g. `tools/call`.
+    pub method: String,
+    /// Raw params, decoded by the method's handler.
+    pub params: Option<Box<RawValue>>,
+}
+
+/// A notification: a method without an id; never answered.
+#[derive(Debug)]
+pub struct Notification {
+    /// Method name, e.g. `notifications/cancelled`.
+    pub method: String,
+    /// Raw params.
+    pub params: Option<Box<RawValue>>,
+}
+
+/// A response from the peer to a request we sent (server → client requests).
+#[derive(Debug)]
+pub struct Response {
+    /// The id of our request.
+    pub id: RequestId,
+    /// `Ok(result)` or `Err(error)`.
+    pub outcome: Result<Box<RawValue>, RpcError>,
+}
+
+/// One classified JSON-RPC message.
+#[derive(Debug)]
+pub enum Message {
+    /// See [`Request`].
+    Request(Request),
+    /// See [`Notification`].
+    Notification(Notification),
+    /// See [`Response`].
+    Response(Response),
+}
+
+impl Message {
+    /// The method name, when the message has one.
+    pub fn method(&self) -> Option<&str> {
+        match self {
+            Message::Request(r) => Some(&r.method),
+            Message::Notification(n) => Some(&n.method),
+            Message::Response(_) => None,
+        }
+    }
+}
+
+/// Why an incoming payload could not be turned into a [`Message`].
+///
+/// Each variant knows the id to answer with (if any could be recovered) and the error.
+#[derive(Debug)]
+pub struct Rejected {
+    /// The id of the offending request, when it could be read.
+    pub id: Option<RequestId>,
+    /// The JSON-RPC error to answer with.
+    pub error: RpcError,
+}
+
+/// A payload: one message or a batch (an array of them).
+#[derive(Debug)]
+pub enum Payload {
+    /// A single message (or one that failed to classify).
+    Single(Result<Message, Rejected>),
+    /// A JSON array of messages; the array itself was well-formed and non-empty.
+    Batch(Vec<Result<Message, Rejected>>),
+}
+
+/// Wraps a field so that `"field": null` is distinguishable from a missing field.
+fn present<'de, D>(d: D) -> Result<Option<Box<RawValue>>, D::Error>
+where
+    D: Deserializer<'de>,
+{
+    Box::<RawValue>::deserialize(d).map(Some)
+}
+
+#[derive(Deserialize)]
+struct Envelope {
+    #[serde(default, deserialize_with = "present")]
+    jsonrpc: Option<Box<RawValue>>,
+    #[serde(default, deserialize_with = "present")]
+    id: Option<Box<RawValue>>,
+    #[serde(default, deserialize_with = "present")]
+    method: Option<Box<RawValue>>,
+    #[serde(default, deserialize_with = "present")]
+    params: Option<Box<RawValue>>,
+    #[serde(default, deserialize_with = "present")]
+    result: Option<Box<RawValue>>,
+    #[serde(default, deserialize_with = "present")]
+    error: Option<Box<RawValue>>,
+}
+
+/// Parse one transport payload (a line on stdio, a body on HTTP).
+///
+/// Malformed JSON yields `Payload::Single(Err(..))` with code -32700; an empty batch
+/// or a non-object yields -32600.
+pub fn parse(input: &[u8]) -> Payload {
+    let raw: &RawValue = match serde_json::from_slice(input) {
+        Ok(raw) => raw,
+        Err(e) => {
+            return Payload::Single(Err(Rejected {
+                id: None,
+                error: RpcError::parse_error(e),
+            }))
+        }
+    };
+    let text = raw.get();
+    if text.starts_with('[') {
+        let items: Vec<&RawValue> = match serde_json::from_str(text) {
+            Ok(items) => items,
+            Err(e) => {
+                return Payload::Single(Err(Rejected {
+                    id: None,
+                    error: RpcError::parse_error(e),
+                }))
+            }
+        };
+        if items.is_empty() {
+            return Payload::Single(Err(Rejected {
+                id: None,
+                error: RpcError::invalid_request("empty batch"),
+            }));
+        }
+        return Payload::Batch(items.into_iter().map(classify).collect());
+    }
+    Payload::Single(classify(raw))
+}
+
+/// Classify one JSON value as a request, notification or response.
+pub fn classify(raw: &RawValue) -> Result<Message, Rejected> {
+    if !raw.get().starts_with('{') {
+        return Err(Rejected {
+            id: None,
+            error: RpcError::invalid_request("a message must be a JSON object"),
+        });
+    }
+    let env: Envelope = serde_json::from_str(raw.get()).map_err(|e| Rejected {
+        id: None,
+        error: RpcError::invalid_request(e),
+    })?;
+    let id = match &env.id {
+        None => None,
+        Some(raw_id) => match serde_json::from_str::<RequestId>(raw_id.get()) {
+            Ok(id) => Some(id),
+            Err(_) => {
+                return Err(Rejected {
+                    id: None,
+                    error: RpcError::invalid_request(
+                        "`id` must be a string or an integer (not null)",
+                    ),
+                })
+            }
+        },
+    };
+    let reject = |msg: &str| Rejected {
+        id: id.clone(),
+        error: RpcError::invalid_request(msg),
+    };
+    match env.jsonrpc.as_deref().map(RawValue::get) {
+        Some("\"2.0\"") => {}
+        Some(_) => return Err(reject("`jsonrpc` must be \"2.0\"")),
+        None => return Err(reject("missing `jsonrpc: \"2.0\"`")),
+    }
+    if let Some(method) = env.method {
+        let method: String =
+            serde_json::from_str(method.get()).map_err(|_| reject("`method` must be a string"))?;
+        if let Some(p) = &env.params {
+            if !(p.get().starts_with('{') || p.get().starts_with('[')) {
+                return Err(reject("`params` must be an object or an array"));
+            }
+        }
+        return Ok(match id {
+            Some(id) => Message::Request(Request {
+                id,
+                method,
+                params: env.params,
+            }),
+            None => Message::Notification(Notification {
+                method,
+                params: env.params,
+            }),
+        });
+    }
+    let Some(id) = id.clone() else {
+        return Err(reject("a message needs a `method` or an `id`"));
+    };
+    let outcome = match (env.result, env.error) {
+        (Some(result), None) => Ok(result),
+        (None, Some(error)) => Err(serde_json::from_str::<RpcError>(error.get())
+            .map_err(|_| reject("malformed `error` object"))?),
+        _ => {
+            return Err(reject(
+                "a response needs exactly one of `result` or `error`",
+            ))
+        }
+    };
+    Ok(Message::Response(Response { id, outcome }))
+}
+
+/// Decode a request's params into `T`; absent params decode from `{}`.
+pub fn decode_params<T: serde::de::DeserializeOwned>(
+    params: Option<&RawValue>,
+) -> Result<T, RpcError> {
+    let text = params.map(RawValue::get).unwrap_or("{}");
+    // Decode through `Value` so error messages carry no line/column noise.
+    let value: Value = serde_json::from_str(text).map_err(RpcError::invalid_params)?;
+    serde_json::from_value(value).map_err(RpcError::invalid_params)
+}
+
+#[derive(Serialize)]
+struct ResultOut<'a, T: Serialize + ?Sized> {
+    jsonrpc: &'static str,
+    id: &'a RequestId,
+    result: &'a T,
+}
+
+#[derive(Serialize)]
+struct ErrorOut<'a> {
+    jsonrpc: &'static str,
+    id: Option<&'a RequestId>,
+    error: &'a RpcError,
+}
+
+#[derive(Serialize)]
+struct NotificationOut<'a, T: Serialize + ?Sized> {
+    jsonrpc: &'static str,
+    method: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    params: Option<&'a T>,
+}
+
+#[derive(Serialize)]
+struct RequestOut<'a, T: Serialize + ?Sized> {
+    jsonrpc: &'static str,
+    id: &'a RequestId,
+    method: &'a str,
+    params: &'a T,
+}
+
+/// Encode a successful response.
+pub fn encode_result<T: Serialize + ?Sized>(id: &RequestId, result: &T) -> String {
+    to_json(&ResultOut {
+        jsonrpc: "2.0",
+        id,
+        result,
+    })
+}
+
+/// Encode an error response; `id` is `None` when it could not be read (JSON `null`).
+pub fn encode_error(id: Option<&RequestId>, error: &RpcError) -> String {
+    to_json(&ErrorOut {
+        jsonrpc: "2.0",
+        id,
+        error,
+    })
+}
+
+/// Encode a notification.
+pub fn encode_notification<T: Serialize + ?Sized>(method: &str, params: Option<&T>) -> String {
+    to_json(&NotificationOut {
+        jsonrpc: "2.0",
+        method,
+        params,
+    })
+}
+
+/// Encode a server → client request.
+pub fn encode_request<T: Serialize + ?Sized>(id: &RequestId, method: &str, params: &T) -> String {
+    to_json(&RequestOut {
+        jsonrpc: "2.0",
+        id,
+        method,
+        params,
+    })
+}
+
+fn to_json<T: Serialize>(value: &T) -> String {
+    // Serializing these envelope types cannot fail: every field is a string, an id
+    // or an already-valid JSON value, and no map has non-string keys.
+    serde_json::to_string(value).unwrap_or_else(|e| {
+        format!(
+            r#"{{"jsonrpc":"2.0","id":null,"error":{{"code":{},"message":"encode failed: {}"}}}}"#,
+            code::INTERNAL_ERROR,
+            e.to_string().replace('"', "'")
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn single(input: &str) -> Result<Message, Rejected> {
+        match parse(input.as_bytes()) {
+            Payload::Single(m) => m,
+            Payload::Batch(_) => panic!("unexpected batch"),
+        }
+    }
+
+    fn rejected_code(input: &str) -> i32 {
+        single(input).expect_err("should be rejected").error.code
+    }
+
+    #[test]
+    fn classifies_requests_notifications_and_responses() {
+        let m = single(r#"{"jsonrpc":"2.0","id":7,"method":"ping"}"#).unwrap();
+        assert!(matches!(
+            m,
+            Message::Request(Request {
+                id: RequestId::Number(7),
+                ..
+            })
+        ));
+        let m = single(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#).unwrap();
+        assert!(matches!(m, Message::Notification(_)));
+        let m = single(r#"{"jsonrpc":"2.0","id":"a","result":{}}"#).unwrap();
+        assert!(matches!(
+            m,
+            Message::Response(Response { outcome: Ok(_), .. })
+        ));
+        let m = single(r#"{"jsonrpc":"2.0","id":"a","error":{"code":-1,"message":"x"}}"#).unwrap();
+        assert!(matches!(
+            m,
+            Message::Response(Response {
+                outcome: Err(_),
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn rejects_bad_envelopes_with_the_right_code() {
+        assert_eq!(rejected_code("{not json"), code::PARSE_ERROR);
+        assert_eq!(rejected_code(""), code::PARSE_ERROR);
+        assert_eq!(rejected_code("[]"), code::INVALID_REQUEST);
+        assert_eq!(rejected_code("42"), code::INVALID_REQUEST);
+        assert_eq!(
+            rejected_code(r#"{"id":1,"method":"ping"}"#),
+            code::INVALID_REQUEST
+        );
+        assert_eq!(
+            rejected_code(r#"{"jsonrpc":"1.0","id":1,"method":"ping"}"#),
+            code::INVALID_REQUEST
+        );
+        assert_eq!(
+            rejected_code(r#"{"jsonrpc":"2.0","id":null,"method":"ping"}"#),
+            code::INVALID_REQUEST
+        );
+        assert_eq!(
+            rejected_code(r#"{"jsonrpc":"2.0","id":1.5,"method":"ping"}"#),
+            code::INVALID_REQUEST
+        );
+        assert_eq!(
+            rejected_code(r#"{"jsonrpc":"2.0","id":1,"method":3}"#),
+            code::INVALID_REQUEST
+        );
+        assert_eq!(
+            rejected_code(r#"{"jsonrpc":"2.0","id":1,"method":"x","params":3}"#),
+            code::INVALID_REQUEST
+        );
+        assert_eq!(rejected_code(r#"{"jsonrpc":"2.0"}"#), code::INVALID_REQUEST);
+    }
+
+    #[test]
+    fn keeps_the_id_of_an_invalid_request_when_readable() {
+        let r = single(r#"{"jsonrpc":"1.0","id":"x","method":"ping"}"#).unwrap_err();
+        assert_eq!(r.id, Some(RequestId::String("x".into())));
+    }
+
+    #[test]
+    fn parses_batches() {
+        let p = parse(br#"[{"jsonrpc":"2.0","id":1,"method":"ping"}, 5]"#);
+        let Payload::Batch(items) = p else {
+            panic!("expected a batch")
+        };
+        assert_eq!(items.len(), 2);
+        assert!(items[0].is_ok());
+        assert!(items[1].is_err());
+    }
+
+    #[test]
+    fn encodes_envelopes() {
+        let id = RequestId::Number(1);
+        assert_eq!(
+            encode_result(&id, &serde_json::json!({})),
+            r#"{"jsonrpc":"2.0","id":1,"result":{}}"#
+        );
+        assert_eq!(
+            encode_error(None, &RpcError::new(-32700, "bad")),
+            r#"{"jsonrpc":"2.0","id":null,"error":{"code":-32700,"message":"bad"}}"#
+        );
+        assert_eq!(
+            encode_notification::<()>("notifications/x", None),
+            r#"{"jsonrpc":"2.0","method":"notifications/x"}"#
+        );
+    }
+
+    #[test]
+    fn decode_params_names_the_problem() {
+        #[derive(Deserialize, Debug)]
+        #[allow(dead_code)]
+        struct P {
+            name: String,
+        }
+        let raw = RawValue::from_string("{}".into()).unwrap();
+        let err = decode_params::<P>(Some(&raw)).unwrap_err();
+        assert_eq!(err.code, code::INVALID_PARAMS);
+        assert!(
+            err.message.contains("missing field `name`"),
+            "{}",
+            err.message
+        );
+        assert!(!err.message.contains("line"), "{}", err.message);
+    }
+}

@@ -1,0 +1,459 @@
+//! MCP message types shared by both protocol eras (DESIGN §1).
+//!
+//! Field names follow the specification's camelCase wire names. Types that only one
+//! era uses carry optional fields, so one set of types serves 2024-11-05 through
+//! 2026-07-28. Nothing here does IO.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// Protocol versions emcee speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ProtocolVersion {
+    /// The first dated release (stdio and HTTP+SSE).
+    V2024_11_05,
+    /// Streamable HTTP, batching, tool annotations.
+    V2025_03_26,
+    /// Structured tool output, elicitation; batching removed.
+    V2025_06_18,
+    /// The last session-era version.
+    V2025_11_25,
+    /// The current, sessionless era.
+    V2026_07_28,
+}
+
+impl ProtocolVersion {
+    /// Session-era versions, newest first: the order used in negotiation.
+    pub const LEGACY: [ProtocolVersion; 4] = [
+        ProtocolVersion::V2025_11_25,
+        ProtocolVersion::V2025_06_18,
+        ProtocolVersion::V2025_03_26,
+        ProtocolVersion::V2024_11_05,
+    ];
+
+    /// The newest session-era version: the answer to an unsupported `initialize`.
+    pub const LATEST_LEGACY: ProtocolVersion = ProtocolVersion::V2025_11_25;
+
+    /// The wire string.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProtocolVersion::V2024_11_05 => "2024-11-05",
+            ProtocolVersion::V2025_03_26 => "2025-03-26",
+            ProtocolVersion::V2025_06_18 => "2025-06-18",
+            ProtocolVersion::V2025_11_25 => "2025-11-25",
+            ProtocolVersion::V2026_07_28 => "2026-07-28",
+        }
+    }
+
+    /// Parse a wire string; `None` for versions emcee does not speak.
+    pub fn parse(s: &str) -> Option<ProtocolVersion> {
+        Some(match s {
+            "2024-11-05" => ProtocolVersion::V2024_11_05,
+            "2025-03-26" => ProtocolVersion::V2025_03_26,
+            "2025-06-18" => ProtocolVersion::V2025_06_18,
+            "2025-11-25" => ProtocolVersion::V2025_11_25,
+            "2026-07-28" => ProtocolVersion::V2026_07_28,
+            _ => return None,
+        })
+    }
+
+    /// True for versions that use `initialize` and sessions.
+    pub fn is_legacy(self) -> bool {
+        self < ProtocolVersion::V2026_07_28
+    }
+
+    /// JSON-RPC batches are allowed only in 2025-03-26.
+    pub fn allows_batch(self) -> bool {
+        self == ProtocolVersion::V2025_03_26
+    }
+
+    /// Pick the version to answer an `initialize` with: the client's if emcee speaks
+    /// it as a session-era version, else the newest session-era version.
+    pub fn negotiate(requested: &str) -> ProtocolVersion {
+        match ProtocolVersion::parse(requested) {
+            Some(v) if v.is_legacy() => v,
+            _ => ProtocolVersion::LATEST_LEGACY,
+        }
+    }
+}
+
+/// Name and version of a client or server.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Implementation {
+    /// Programmatic name.
+    pub name: String,
+    /// Version string.
+    #[serde(default)]
+    pub version: String,
+    /// Display name (2025-06-18+).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+}
+
+/// `initialize` params.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InitializeParams {
+    /// The version the client asks for.
+    pub protocol_version: String,
+    /// What the client supports (sampling, roots, elicitation...).
+    #[serde(default)]
+    pub capabilities: Map<String, Value>,
+    /// Who the client is.
+    #[serde(default)]
+    pub client_info: Implementation,
+}
+
+/// `initialize` result.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InitializeResult {
+    /// The negotiated version.
+    pub protocol_version: &'static str,
+    /// What this server offers.
+    pub capabilities: ServerCapabilities,
+    /// Who this server is.
+    pub server_info: Implementation,
+    /// Usage hints for the model.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub instructions: Option<String>,
+}
+
+/// Server capabilities advertised in `initialize`.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ServerCapabilities {
+    /// Present when the server has tools.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tools: Option<ListChangedCapability>,
+    /// Present when `logging/setLevel` is served.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub logging: Option<Map<String, Value>>,
+}
+
+/// `{listChanged}` capability object.
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListChangedCapability {
+    /// Whether `notifications/*/list_changed` may be sent.
+    pub list_changed: bool,
+}
+
+/// A tool as listed by `tools/list`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ToolDef {
+    /// Unique name.
+    pub name: String,
+    /// Display name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    /// What the tool does.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// JSON Schema of the arguments (an object schema).
+    pub input_schema: Value,
+    /// JSON Schema of `structuredContent`, when the tool returns one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output_schema: Option<Value>,
+    /// Behaviour hints (`readOnlyHint`, `destructiveHint`, ...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub annotations: Option<Value>,
+}
+
+/// Params of list methods (`tools/list`, ...).
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct PaginatedParams {
+    /// Opaque cursor from a previous page.
+    #[serde(default)]
+    pub cursor: Option<String>,
+}
+
+/// `tools/list` result.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListToolsResult<'a> {
+    /// This page of tools.
+    pub tools: Vec<&'a ToolDef>,
+    /// Cursor of the next page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+/// The `_meta` object of a request's params.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RequestMeta {
+    /// Token to tag `notifications/progress` with.
+    #[serde(default)]
+    pub progress_token: Option<ProgressToken>,
+}
+
+/// A progress token: a string or an integer chosen by the client.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ProgressToken {
+    /// Integer token.
+    Number(i64),
+    /// String token.
+    String(String),
+}
+
+/// `tools/call` params.
+#[derive(Debug, Clone, Deserialize)]
+pub struct CallToolParams {
+    /// The tool to call.
+    pub name: String,
+    /// Arguments, validated against the tool's `inputSchema`.
+    #[serde(default)]
+    pub arguments: Option<Value>,
+    /// Request metadata.
+    #[serde(default, rename = "_meta")]
+    pub meta: Option<RequestMeta>,
+}
+
+/// One content block of a tool result or prompt message.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Content {
+    /// Plain text.
+    Text {
+        /// The text.
+        text: String,
+    },
+    /// A base64 image.
+    Image {
+        /// Base64 data.
+        data: String,
+        /// MIME type, e.g. `image/png`.
+        #[serde(rename = "mimeType")]
+        mime_type: String,
+    },
+    /// Base64 audio.
+    Audio {
+        /// Base64 data.
+        data: String,
+        /// MIME type, e.g. `audio/wav`.
+        #[serde(rename = "mimeType")]
+        mime_type: String,
+    },
+    /// An embedded resource.
+    Resource {
+        /// `{uri, mimeType?, text | blob}`.
+        resource: Value,
+    },
+    /// A link to a resource.
+    ResourceLink {
+        /// Resource URI.
+        uri: String,
+        /// Resource name.
+        name: String,
+        /// MIME type.
+        #[serde(rename = "mimeType", skip_serializing_if = "Option::is_none")]
+        mime_type: Option<String>,
+    },
+}
+
+impl Content {
+    /// A text block.
+    pub fn text(text: impl Into<String>) -> Content {
+        Content::Text { text: text.into() }
+    }
+}
+
+/// `tools/call` result. Execution failures are results with `isError: true`,
+/// not JSON-RPC errors.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CallToolResult {
+    /// Unstructured content.
+    pub content: Vec<Content>,
+    /// Structured result matching the tool's `outputSchema`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub structured_content: Option<Value>,
+    /// True when the tool failed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub is_error: bool,
+}
+
+impl CallToolResult {
+    /// A successful result with one text block.
+    pub fn text(text: impl Into<String>) -> Self {
+        CallToolResult {
+            content: vec![Content::text(text)],
+            ..Default::default()
+        }
+    }
+    /// A failed result (`isError: true`) with one text block naming the problem.
+    pub fn error(text: impl Into<String>) -> Self {
+        CallToolResult {
+            content: vec![Content::text(text)],
+            structured_content: None,
+            is_error: true,
+        }
+    }
+    /// Attach `structuredContent`.
+    pub fn with_structured(mut self, value: Value) -> Self {
+        self.structured_content = Some(value);
+        self
+    }
+}
+
+/// Log severities of `logging/setLevel` and `notifications/message` (RFC 5424 order).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[repr(u8)]
+pub enum LoggingLevel {
+    /// Debug-level messages.
+    Debug = 0,
+    /// Informational messages.
+    Info = 1,
+    /// Normal but significant events.
+    Notice = 2,
+    /// Warning conditions.
+    Warning = 3,
+    /// Error conditions.
+    Error = 4,
+    /// Critical conditions.
+    Critical = 5,
+    /// Action must be taken immediately.
+    Alert = 6,
+    /// System is unusable.
+    Emergency = 7,
+}
+
+impl LoggingLevel {
+    /// Inverse of `as u8`; out-of-range values clamp to `Emergency`.
+    pub fn from_u8(n: u8) -> LoggingLevel {
+        match n {
+            0 => LoggingLevel::Debug,
+            1 => LoggingLevel::Info,
+            2 => LoggingLevel::Notice,
+            3 => LoggingLevel::Warning,
+            4 => LoggingLevel::Error,
+            5 => LoggingLevel::Critical,
+            6 => LoggingLevel::Alert,
+            _ => LoggingLevel::Emergency,
+        }
+    }
+}
+
+/// `logging/setLevel` params.
+#[derive(Debug, Clone, Deserialize)]
+pub struct SetLevelParams {
+    /// Minimum level the client wants to receive.
+    pub level: LoggingLevel,
+}
+
+/// `notifications/cancelled` params.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CancelledParams {
+    /// The request to cancel.
+    pub request_id: crate::protocol::RequestId,
+    /// Why.
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// `notifications/progress` params.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProgressParams<'a> {
+    /// The request's token.
+    pub progress_token: &'a ProgressToken,
+    /// Progress so far; increases with each notification.
+    pub progress: f64,
+    /// Total, when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub total: Option<f64>,
+    /// Human readable status.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<&'a str>,
+}
+
+/// `notifications/message` params.
+#[derive(Debug, Clone, Serialize)]
+pub struct LogMessageParams<'a> {
+    /// Severity.
+    pub level: LoggingLevel,
+    /// Logger name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub logger: Option<&'a str>,
+    /// Any JSON value.
+    pub data: &'a Value,
+}
+
+/// Method names.
+pub mod method {
+    /// Session-era handshake.
+    pub const INITIALIZE: &str = "initialize";
+    /// Liveness check.
+    pub const PING: &str = "ping";
+    /// List tools.
+    pub const TOOLS_LIST: &str = "tools/list";
+    /// Call a tool.
+    pub const TOOLS_CALL: &str = "tools/call";
+    /// Set the minimum level of `notifications/message`.
+    pub const LOGGING_SET_LEVEL: &str = "logging/setLevel";
+    /// Client finished the handshake.
+    pub const INITIALIZED: &str = "notifications/initialized";
+    /// Cancel an in-flight request.
+    pub const CANCELLED: &str = "notifications/cancelled";
+    /// Progress of a request.
+    pub const PROGRESS: &str = "notifications/progress";
+    /// A log message for the client.
+    pub const MESSAGE: &str = "notifications/message";
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn negotiates_known_versions_and_falls_back_to_latest() {
+        for v in ProtocolVersion::LEGACY {
+            assert_eq!(ProtocolVersion::negotiate(v.as_str()), v);
+        }
+        assert_eq!(
+            ProtocolVersion::negotiate("1999-01-01"),
+            ProtocolVersion::LATEST_LEGACY
+        );
+        assert_eq!(
+            ProtocolVersion::negotiate("2026-07-28"),
+            ProtocolVersion::LATEST_LEGACY
+        );
+    }
+
+    #[test]
+    fn only_2025_03_26_allows_batches() {
+        let allowed: Vec<_> = ProtocolVersion::LEGACY
+            .into_iter()
+            .filter(|v| v.allows_batch())
+            .collect();
+        assert_eq!(allowed, vec![ProtocolVersion::V2025_03_26]);
+    }
+
+    #[test]
+    fn logging_levels_order_and_round_trip() {
+        assert!(LoggingLevel::Debug < LoggingLevel::Emergency);
+        for n in 0..8u8 {
+            assert_eq!(LoggingLevel::from_u8(n) as u8, n);
+        }
+        let l: LoggingLevel = serde_json::from_str("\"warning\"").unwrap();
+        assert_eq!(l, LoggingLevel::Warning);
+    }
+
+    #[test]
+    fn tool_results_serialize_to_the_wire_shape() {
+        let r = CallToolResult::error("boom");
+        assert_eq!(
+            serde_json::to_value(&r).unwrap(),
+            serde_json::json!({"content":[{"type":"text","text":"boom"}],"isError":true})
+        );
+        let ok = CallToolResult::text("hi");
+        assert_eq!(
+            serde_json::to_value(&ok).unwrap(),
+            serde_json::json!({"content":[{"type":"text","text":"hi"}]})
+        );
+    }
+}

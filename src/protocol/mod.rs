@@ -1,0 +1,10 @@
+//! Wire types: the JSON-RPC 2.0 envelope and the MCP messages of both eras.
+//!
+//! Architecture invariant: this module does no IO and knows no actors; it turns
+//! bytes into typed messages and typed results back into JSON text.
+
+pub mod jsonrpc;
+pub mod mcp;
+
+pub use jsonrpc::{code, Message, Payload, Rejected, Request, RequestId, RpcError};
+pub use mcp::{CallToolResult, Content, LoggingLevel, ProtocolVersion, ToolDef};

@@ -1,0 +1,440 @@
+//! The Session actor: one per client session (DESIGN §2).
+//!
+//! A session holds the negotiated protocol state (version, client info, log level) and
+//! the map of its in-flight calls. Cheap methods (`initialize`, `ping`, `tools/list`,
+//! `logging/setLevel`) are answered inline; `tools/call` starts a [`Call`] child actor.
+//!
+//! Invariants:
+//! - at most `limits.max_in_flight_per_session` calls run at once; one more is refused
+//!   at once with JSON-RPC -32000, never queued;
+//! - stopping a session stops its calls (no orphan keeps running);
+//! - every request gets exactly one answer unless the client cancelled it.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use actix::prelude::*;
+use futures::channel::oneshot;
+use slog::Logger;
+
+use crate::call::{reply, Call, CallContext, CallFinished, CallKind, Cancel, Reply};
+use crate::protocol::jsonrpc::{decode_params, encode_error, encode_result, Notification};
+use crate::protocol::mcp::{
+    method, CallToolParams, CancelledParams, InitializeParams, InitializeResult,
+    ListChangedCapability, ListToolsResult, PaginatedParams, ServerCapabilities, SetLevelParams,
+};
+use crate::protocol::{
+    code, LoggingLevel, Message, Payload, ProtocolVersion, Rejected, Request, RequestId, RpcError,
+};
+use crate::service::Service;
+use crate::sink::Sink;
+
+/// Level of `notifications/message` a client gets before it calls `logging/setLevel`.
+pub const DEFAULT_CLIENT_LOG_LEVEL: LoggingLevel = LoggingLevel::Info;
+
+/// One transport payload (a message or a batch) for this session, with the sink its
+/// answers go to.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Inbound {
+    /// What arrived.
+    pub payload: Payload,
+    /// Where answers and related notifications go.
+    pub sink: Sink,
+}
+
+/// Wait until no call is in flight; after `grace`, cancel the rest with a
+/// "shutting down" answer. New requests are refused from now on.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Drain {
+    /// How long in-flight calls may still run.
+    pub grace: std::time::Duration,
+}
+
+/// Stop the session and its calls now.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Close;
+
+/// Sent to the root when a session stops.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SessionEnded {
+    /// The session id.
+    pub id: Arc<str>,
+}
+
+struct Running {
+    seq: u64,
+    addr: Addr<Call>,
+}
+
+/// The per-session actor.
+pub struct Session {
+    id: Arc<str>,
+    service: Arc<Service>,
+    version: Option<ProtocolVersion>,
+    client: Option<InitializeParams>,
+    client_log_level: Arc<AtomicU8>,
+    calls: HashMap<RequestId, Running>,
+    next_seq: u64,
+    draining: bool,
+    idle_waiters: Vec<oneshot::Sender<()>>,
+    root: Option<Recipient<SessionEnded>>,
+    log: Logger,
+}
+
+impl Session {
+    /// A new, uninitialized session.
+    pub fn new(
+        id: Arc<str>,
+        service: Arc<Service>,
+        root: Option<Recipient<SessionEnded>>,
+    ) -> Session {
+        let log = service.log.new(slog::o!("session" => id.to_string()));
+        Session {
+            id,
+            service,
+            version: None,
+            client: None,
+            client_log_level: Arc::new(AtomicU8::new(DEFAULT_CLIENT_LOG_LEVEL as u8)),
+            calls: HashMap::new(),
+            next_seq: 0,
+            draining: false,
+            idle_waiters: Vec::new(),
+            root,
+            log,
+        }
+    }
+
+    /// The negotiated version, once initialized.
+    pub fn version(&self) -> Option<ProtocolVersion> {
+        self.version
+    }
+
+    fn on_message(&mut self, msg: Result<Message, Rejected>, sink: &Sink, ctx: &mut Context<Self>) {
+        match msg {
+            Ok(Message::Request(req)) => self.on_request(req, sink, ctx),
+            Ok(Message::Notification(n)) => self.on_notification(n),
+            Ok(Message::Response(r)) => {
+                // Server → client requests arrive with the HTTP transport; until then
+                // an unsolicited response is logged and dropped (JSON-RPC: never answer one).
+                slog::debug!(self.log, "unsolicited response dropped"; "request_id" => r.id.to_string());
+            }
+            Err(rejected) => {
+                slog::debug!(self.log, "invalid message"; "error" => &rejected.error.message);
+                sink.response(encode_error(rejected.id.as_ref(), &rejected.error));
+            }
+        }
+    }
+
+    fn on_request(&mut self, req: Request, sink: &Sink, ctx: &mut Context<Self>) {
+        let started = Instant::now();
+        let reply: Option<Reply> = if self.draining {
+            Some(Err(RpcError::new(
+                code::SERVER_BUSY,
+                "server is shutting down",
+            )))
+        } else {
+            match req.method.as_str() {
+                method::INITIALIZE => Some(self.initialize(&req)),
+                method::PING => Some(reply(&serde_json::json!({}))),
+                _ if self.version.is_none() => Some(Err(RpcError::invalid_request(
+                    "session not initialized: send `initialize` first",
+                ))),
+                method::TOOLS_LIST => Some(self.list_tools(&req)),
+                method::LOGGING_SET_LEVEL => Some(self.set_level(&req)),
+                method::TOOLS_CALL => self.call_tool(&req, sink, ctx).err().map(Err),
+                other => Some(Err(RpcError::method_not_found(other))),
+            }
+        };
+        if let Some(reply) = reply {
+            slog::debug!(self.log, "request"; "method" => &req.method,
+                "request_id" => req.id.to_string(), "success" => reply.is_ok(),
+                "duration_ms" => started.elapsed().as_secs_f64() * 1000.0);
+            sink.response(match &reply {
+                Ok(raw) => encode_result(&req.id, raw),
+                Err(e) => encode_error(Some(&req.id), e),
+            });
+        }
+    }
+
+    fn initialize(&mut self, req: &Request) -> Reply {
+        if self.version.is_some() {
+            return Err(RpcError::invalid_request("session already initialized"));
+        }
+        let params: InitializeParams = decode_params(req.params.as_deref())?;
+        let version = ProtocolVersion::negotiate(&params.protocol_version);
+        slog::info!(self.log, "session initialized";
+            "requested_version" => &params.protocol_version, "protocol_version" => version.as_str(),
+            "client" => &params.client_info.name, "client_version" => &params.client_info.version);
+        self.version = Some(version);
+        self.client = Some(params);
+        let service = &self.service;
+        reply(&InitializeResult {
+            protocol_version: version.as_str(),
+            capabilities: ServerCapabilities {
+                tools: Some(ListChangedCapability {
+                    list_changed: false,
+                }),
+                logging: Some(Default::default()),
+            },
+            server_info: service.info.implementation(),
+            instructions: service.info.instructions.clone(),
+        })
+    }
+
+    fn list_tools(&self, req: &Request) -> Reply {
+        let params: PaginatedParams = decode_params(req.params.as_deref())?;
+        let tools = &self.service.tools;
+        let (start, end, next) = page(
+            params.cursor.as_deref(),
+            tools.len(),
+            self.service.limits.page_size,
+        )?;
+        reply(&ListToolsResult {
+            tools: tools
+                .iter()
+                .skip(start)
+                .take(end - start)
+                .map(|t| t.def())
+                .collect(),
+            next_cursor: next,
+        })
+    }
+
+    fn set_level(&self, req: &Request) -> Reply {
+        let params: SetLevelParams = decode_params(req.params.as_deref())?;
+        self.client_log_level
+            .store(params.level as u8, Ordering::Relaxed);
+        reply(&serde_json::json!({}))
+    }
+
+    /// Start a Call; `Err` is an immediate JSON-RPC error answer.
+    fn call_tool(
+        &mut self,
+        req: &Request,
+        sink: &Sink,
+        ctx: &mut Context<Self>,
+    ) -> Result<(), RpcError> {
+        let params: CallToolParams = decode_params(req.params.as_deref())?;
+        let Some(tool) = self.service.tools.get(&params.name).cloned() else {
+            return Err(RpcError::invalid_params(format!(
+                "unknown tool: {}",
+                params.name
+            )));
+        };
+        let limit = self.service.limits.max_in_flight_per_session;
+        if self.calls.len() >= limit {
+            return Err(RpcError::new(
+                code::SERVER_BUSY,
+                format!("too many requests in flight in this session (limit {limit})"),
+            )
+            .with_data(serde_json::json!({ "limit": limit })));
+        }
+        if self.calls.contains_key(&req.id) {
+            return Err(RpcError::invalid_request(format!(
+                "request id {} is already in flight",
+                req.id
+            )));
+        }
+        let log = self.log.new(slog::o!("request_id" => req.id.to_string(),
+            "method" => method::TOOLS_CALL, "tool" => params.name.clone()));
+        let call_ctx = CallContext {
+            session_id: self.id.clone(),
+            request_id: req.id.clone(),
+            progress_token: params.meta.and_then(|m| m.progress_token),
+            sink: sink.clone(),
+            client_log_level: self.client_log_level.clone(),
+            storage: self.service.storage.clone(),
+            log: log.clone(),
+        };
+        let timeout = tool
+            .timeout_override()
+            .unwrap_or(self.service.limits.call_timeout);
+        let kind = CallKind::Tool(Arc::from(params.name.as_str()));
+        let arguments = params.arguments;
+        let work = Box::pin(async move {
+            let result = tool.invoke(call_ctx, arguments).await;
+            reply(&result)
+        });
+        self.next_seq += 1;
+        let seq = self.next_seq;
+        let session = ctx.address().recipient();
+        let addr = Call::new(
+            req.id.clone(),
+            seq,
+            kind,
+            work,
+            sink.clone(),
+            timeout,
+            session,
+            log,
+        )
+        .start();
+        self.calls.insert(req.id.clone(), Running { seq, addr });
+        Ok(())
+    }
+
+    fn on_notification(&mut self, n: Notification) {
+        match n.method.as_str() {
+            method::INITIALIZED => {
+                slog::debug!(self.log, "client initialized");
+            }
+            method::CANCELLED => match decode_params::<CancelledParams>(n.params.as_deref()) {
+                Ok(p) => {
+                    if let Some(running) = self.calls.get(&p.request_id) {
+                        slog::debug!(self.log, "cancel requested";
+                            "request_id" => p.request_id.to_string(), "reason" => p.reason);
+                        running.addr.do_send(Cancel::Client);
+                    }
+                }
+                Err(e) => slog::debug!(self.log, "bad cancellation"; "error" => e.message),
+            },
+            other => {
+                // JSON-RPC: notifications are never answered, even unknown ones.
+                slog::debug!(self.log, "notification ignored"; "method" => other);
+            }
+        }
+    }
+
+    fn wake_idle_waiters(&mut self) {
+        if self.calls.is_empty() {
+            for w in self.idle_waiters.drain(..) {
+                let _ = w.send(());
+            }
+        }
+    }
+}
+
+/// Resolve a pagination cursor into `(start, end, next_cursor)` over `len` items.
+///
+/// Cursors are opaque to clients; here they are the decimal offset of the page.
+pub fn page(
+    cursor: Option<&str>,
+    len: usize,
+    page_size: usize,
+) -> Result<(usize, usize, Option<String>), RpcError> {
+    let start = match cursor {
+        None => 0,
+        Some(c) => match c.parse::<usize>() {
+            Ok(n) if n <= len => n,
+            _ => return Err(RpcError::invalid_params(format!("invalid cursor: {c:?}"))),
+        },
+    };
+    let end = start.saturating_add(page_size).min(len);
+    let next = (end < len).then(|| end.to_string());
+    Ok((start, end, next))
+}
+
+impl Actor for Session {
+    type Context = Context<Self>;
+
+    fn started(&mut self, _ctx: &mut Context<Self>) {
+        slog::info!(self.log, "session started");
+    }
+
+    fn stopped(&mut self, _ctx: &mut Context<Self>) {
+        for (_, running) in self.calls.drain() {
+            running.addr.do_send(Cancel::Client);
+        }
+        self.wake_idle_waiters();
+        if let Some(root) = &self.root {
+            root.do_send(SessionEnded {
+                id: self.id.clone(),
+            });
+        }
+        slog::info!(self.log, "session ended");
+    }
+}
+
+impl Handler<Inbound> for Session {
+    type Result = ();
+
+    fn handle(&mut self, msg: Inbound, ctx: &mut Context<Self>) {
+        match msg.payload {
+            Payload::Single(m) => self.on_message(m, &msg.sink, ctx),
+            Payload::Batch(items) => {
+                if !self.version.is_some_and(ProtocolVersion::allows_batch) {
+                    let e = RpcError::invalid_request(
+                        "JSON-RPC batches are only allowed with protocol version 2025-03-26",
+                    );
+                    msg.sink.response(encode_error(None, &e));
+                    return;
+                }
+                let expected = items
+                    .iter()
+                    .filter(|m| {
+                        !matches!(m, Ok(Message::Notification(_)) | Ok(Message::Response(_)))
+                    })
+                    .count();
+                let sink = msg.sink.batch(expected);
+                for item in items {
+                    self.on_message(item, &sink, ctx);
+                }
+            }
+        }
+    }
+}
+
+impl Handler<CallFinished> for Session {
+    type Result = ();
+
+    fn handle(&mut self, msg: CallFinished, _ctx: &mut Context<Self>) {
+        if self.calls.get(&msg.id).is_some_and(|r| r.seq == msg.seq) {
+            self.calls.remove(&msg.id);
+        }
+        self.wake_idle_waiters();
+    }
+}
+
+impl Handler<Drain> for Session {
+    type Result = ResponseFuture<()>;
+
+    fn handle(&mut self, msg: Drain, ctx: &mut Context<Self>) -> Self::Result {
+        self.draining = true;
+        let (tx, rx) = oneshot::channel();
+        self.idle_waiters.push(tx);
+        self.wake_idle_waiters();
+        if !self.calls.is_empty() {
+            slog::info!(self.log, "draining"; "in_flight" => self.calls.len(),
+                "grace_ms" => msg.grace.as_millis() as u64);
+            ctx.run_later(msg.grace, |act, _ctx| {
+                for running in act.calls.values() {
+                    running.addr.do_send(Cancel::Shutdown);
+                }
+            });
+        }
+        Box::pin(async move {
+            let _ = rx.await;
+        })
+    }
+}
+
+impl Handler<Close> for Session {
+    type Result = ();
+
+    fn handle(&mut self, _msg: Close, ctx: &mut Context<Self>) {
+        ctx.stop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::page;
+
+    #[test]
+    fn pages_cover_every_item_once() {
+        assert_eq!(page(None, 5, 2).unwrap(), (0, 2, Some("2".into())));
+        assert_eq!(page(Some("2"), 5, 2).unwrap(), (2, 4, Some("4".into())));
+        assert_eq!(page(Some("4"), 5, 2).unwrap(), (4, 5, None));
+        assert_eq!(page(None, 4, 2).unwrap(), (0, 2, Some("2".into())));
+        assert_eq!(page(Some("2"), 4, 2).unwrap(), (2, 4, None));
+        assert_eq!(page(None, 0, 2).unwrap(), (0, 0, None));
+        assert!(page(Some("6"), 5, 2).is_err());
+        assert!(page(Some("x"), 5, 2).is_err());
+    }
+}

@@ -1,0 +1,98 @@
+//! Outbound frames: the one-way channel from sessions and calls to a transport.
+//!
+//! Every request arrives with a [`Sink`] saying where messages related to it go
+//! (stdout on stdio; the request's SSE stream or JSON body on HTTP). A transport owns
+//! the receiving end and writes frames in order. Frames are already-encoded JSON text:
+//! each message is serialized once, by its producer.
+
+use tokio::sync::mpsc;
+
+/// What a frame carries, so a transport can end a request's stream after its response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FrameKind {
+    /// A response (result or error) to a client request.
+    Response,
+    /// A notification (progress, log message, list changed).
+    Notification,
+    /// A server → client request.
+    Request,
+}
+
+/// One encoded JSON-RPC message.
+#[derive(Debug, Clone)]
+pub struct Frame {
+    /// Its kind.
+    pub kind: FrameKind,
+    /// The JSON text, without a trailing newline.
+    pub json: String,
+}
+
+/// Sending half; cheap to clone. Sending to a closed transport is a no-op that
+/// reports `false` (the client is gone; there is no one to tell).
+#[derive(Debug, Clone)]
+pub struct Sink(mpsc::UnboundedSender<Frame>);
+
+/// Receiving half, owned by a transport.
+pub type FrameReceiver = mpsc::UnboundedReceiver<Frame>;
+
+impl Sink {
+    /// A new channel.
+    ///
+    /// Unbounded by design: what bounds it is the producers, each of which is
+    /// bounded (`max_in_flight_per_session` calls per session, one response each).
+    pub fn channel() -> (Sink, FrameReceiver) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        (Sink(tx), rx)
+    }
+
+    /// Send a frame; false when the receiver is gone.
+    pub fn send(&self, kind: FrameKind, json: String) -> bool {
+        self.0.send(Frame { kind, json }).is_ok()
+    }
+
+    /// Send a response.
+    pub fn response(&self, json: String) -> bool {
+        self.send(FrameKind::Response, json)
+    }
+
+    /// Send a notification.
+    pub fn notification(&self, json: String) -> bool {
+        self.send(FrameKind::Notification, json)
+    }
+
+    /// True once the receiver is gone.
+    pub fn is_closed(&self) -> bool {
+        self.0.is_closed()
+    }
+
+    /// A sink that gathers the next `expected` responses into one JSON array (a batch
+    /// reply) sent to `self`; other frames pass through at once. If every sender is
+    /// dropped first (say, a cancelled call never answers), the responses gathered so
+    /// far are sent. Must be called inside an actix/tokio runtime.
+    pub fn batch(&self, expected: usize) -> Sink {
+        let (tx, mut rx) = Sink::channel();
+        let parent = self.clone();
+        actix_rt::spawn(async move {
+            let mut replies: Vec<String> = Vec::with_capacity(expected);
+            while replies.len() < expected {
+                let Some(frame) = rx.recv().await else { break };
+                match frame.kind {
+                    FrameKind::Response => replies.push(frame.json),
+                    kind => {
+                        parent.send(kind, frame.json);
+                    }
+                }
+            }
+            if !replies.is_empty() {
+                parent.response(format!("[{}]", replies.join(",")));
+            }
+            // Late notifications of the batch still reach the client.
+            while let Some(frame) = rx.recv().await {
+                if frame.kind != FrameKind::Response {
+                    parent.send(frame.kind, frame.json);
+                }
+            }
+        });
+        tx
+    }
+}

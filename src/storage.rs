@@ -1,0 +1,236 @@
+//! Storage: one sled database with typed trees (DESIGN §3).
+//!
+//! Trees: `meta` (on-disk format version), `kv` (the namespaced key/value API for
+//! tools). Later issues add `sessions` and `events`.
+//!
+//! Durability contract: sled syncs in the background every 500 ms, so every write
+//! that a client will be told succeeded is flushed (`flush_async`) before this module
+//! returns. Reads never flush.
+
+use std::path::{Path, PathBuf};
+
+/// On-disk format written to `meta/format`. Bump on incompatible changes.
+pub const FORMAT_VERSION: &[u8] = b"1";
+
+/// Separates a namespace from the key inside the `kv` tree.
+const NS_SEP: u8 = 0;
+
+/// A storage failure.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// The database could not be opened (missing permission, held by another process...).
+    #[error("cannot open storage at {path}: {source}")]
+    Open {
+        /// The data directory.
+        path: PathBuf,
+        /// sled's error.
+        source: sled::Error,
+    },
+    /// The directory holds data of another on-disk format.
+    #[error("storage at {path} has format {found:?}, this build reads format {expected:?}")]
+    Format {
+        /// The data directory.
+        path: PathBuf,
+        /// What the directory holds.
+        found: String,
+        /// What this build writes.
+        expected: String,
+    },
+    /// A read or write failed.
+    #[error("storage error: {0}")]
+    Sled(#[from] sled::Error),
+}
+
+/// Handle to the database; cheap to clone and share between threads.
+#[derive(Clone)]
+pub struct Storage {
+    db: sled::Db,
+    kv: sled::Tree,
+}
+
+impl std::fmt::Debug for Storage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Storage").finish_non_exhaustive()
+    }
+}
+
+impl Storage {
+    /// Open (or create) the database in `dir` with a page cache of `cache_bytes`.
+    pub fn open(dir: &Path, cache_bytes: u64) -> Result<Storage, StorageError> {
+        let open_err = |source| StorageError::Open {
+            path: dir.to_owned(),
+            source,
+        };
+        let db = sled::Config::new()
+            .path(dir)
+            .cache_capacity(cache_bytes)
+            .open()
+            .map_err(open_err)?;
+        Self::init(db, dir)
+    }
+
+    /// A throw-away in-memory database (tests, examples).
+    pub fn temporary() -> Result<Storage, StorageError> {
+        let db = sled::Config::new()
+            .temporary(true)
+            .open()
+            .map_err(|source| StorageError::Open {
+                path: PathBuf::from("<temporary>"),
+                source,
+            })?;
+        Self::init(db, Path::new("<temporary>"))
+    }
+
+    fn init(db: sled::Db, dir: &Path) -> Result<Storage, StorageError> {
+        let meta = db.open_tree("meta")?;
+        match meta.get("format")? {
+            None => {
+                meta.insert("format", FORMAT_VERSION)?;
+                db.flush()?;
+            }
+            Some(found) if found.as_ref() == FORMAT_VERSION => {}
+            Some(found) => {
+                return Err(StorageError::Format {
+                    path: dir.to_owned(),
+                    found: String::from_utf8_lossy(&found).into_owned(),
+                    expected: String::from_utf8_lossy(FORMAT_VERSION).into_owned(),
+                })
+            }
+        }
+        let kv = db.open_tree("kv")?;
+        Ok(Storage { db, kv })
+    }
+
+    /// The key/value API of one namespace (e.g. a tool's name).
+    ///
+    /// # Panics
+    /// If `namespace` contains a NUL byte (namespaces are chosen by code, not clients).
+    pub fn kv(&self, namespace: &str) -> Kv {
+        assert!(
+            !namespace.as_bytes().contains(&NS_SEP),
+            "kv namespace must not contain NUL"
+        );
+        let mut prefix = Vec::with_capacity(namespace.len() + 1);
+        prefix.extend_from_slice(namespace.as_bytes());
+        prefix.push(NS_SEP);
+        Kv {
+            storage: self.clone(),
+            prefix,
+        }
+    }
+
+    /// Write every dirty buffer to disk and fsync.
+    pub async fn flush(&self) -> Result<(), StorageError> {
+        self.db.flush_async().await?;
+        Ok(())
+    }
+
+    /// Blocking flush, for shutdown paths outside an async context.
+    pub fn flush_blocking(&self) -> Result<(), StorageError> {
+        self.db.flush()?;
+        Ok(())
+    }
+}
+
+/// A namespace of the `kv` tree. Writes are durable when they return.
+#[derive(Clone, Debug)]
+pub struct Kv {
+    storage: Storage,
+    prefix: Vec<u8>,
+}
+
+impl Kv {
+    fn key(&self, key: &str) -> Vec<u8> {
+        let mut k = Vec::with_capacity(self.prefix.len() + key.len());
+        k.extend_from_slice(&self.prefix);
+        k.extend_from_slice(key.as_bytes());
+        k
+    }
+
+    /// Store `value` under `key`; returns once it is on disk.
+    pub async fn set(&self, key: &str, value: &[u8]) -> Result<(), StorageError> {
+        self.storage.kv.insert(self.key(key), value)?;
+        self.storage.flush().await
+    }
+
+    /// The value under `key`, if any.
+    pub fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
+        Ok(self.storage.kv.get(self.key(key))?.map(|v| v.to_vec()))
+    }
+
+    /// Remove `key`; returns whether it existed, once the removal is on disk.
+    pub async fn delete(&self, key: &str) -> Result<bool, StorageError> {
+        let existed = self.storage.kv.remove(self.key(key))?.is_some();
+        if existed {
+            self.storage.flush().await?;
+        }
+        Ok(existed)
+    }
+
+    /// Keys starting with `prefix`, in byte order, at most `max`; the flag is true
+    /// when more keys matched.
+    pub fn list(&self, prefix: &str, max: usize) -> Result<(Vec<String>, bool), StorageError> {
+        let mut keys = Vec::new();
+        for item in self.storage.kv.scan_prefix(self.key(prefix)) {
+            let (k, _) = item?;
+            if keys.len() == max {
+                return Ok((keys, true));
+            }
+            keys.push(String::from_utf8_lossy(&k[self.prefix.len()..]).into_owned());
+        }
+        Ok((keys, false))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn block_on<F: std::future::Future>(f: F) -> F::Output {
+        futures::executor::block_on(f)
+    }
+
+    #[test]
+    fn kv_round_trip_and_namespaces_are_isolated() {
+        let s = Storage::temporary().unwrap();
+        let a = s.kv("a");
+        let b = s.kv("ab");
+        block_on(a.set("k1", b"v1")).unwrap();
+        block_on(a.set("k2", b"v2")).unwrap();
+        block_on(b.set("k1", b"other")).unwrap();
+        assert_eq!(a.get("k1").unwrap().as_deref(), Some(&b"v1"[..]));
+        assert_eq!(b.get("k1").unwrap().as_deref(), Some(&b"other"[..]));
+        assert_eq!(
+            a.list("", 10).unwrap(),
+            (vec!["k1".into(), "k2".into()], false)
+        );
+        assert_eq!(a.list("k", 1).unwrap(), (vec!["k1".into()], true));
+        assert_eq!(
+            a.list("k", 2).unwrap(),
+            (vec!["k1".into(), "k2".into()], false)
+        );
+        assert!(block_on(a.delete("k1")).unwrap());
+        assert!(!block_on(a.delete("k1")).unwrap());
+        assert_eq!(a.get("k1").unwrap(), None);
+    }
+
+    #[test]
+    fn reopening_keeps_data_and_rejects_foreign_formats() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let s = Storage::open(dir.path(), 1 << 20).unwrap();
+            block_on(s.kv("t").set("k", b"v")).unwrap();
+        }
+        {
+            let s = Storage::open(dir.path(), 1 << 20).unwrap();
+            assert_eq!(s.kv("t").get("k").unwrap().as_deref(), Some(&b"v"[..]));
+            s.db.open_tree("meta")
+                .unwrap()
+                .insert("format", "999")
+                .unwrap();
+            s.flush_blocking().unwrap();
+        }
+        let err = Storage::open(dir.path(), 1 << 20).unwrap_err().to_string();
+        assert!(err.contains("999"), "{err}");
+    }
+}

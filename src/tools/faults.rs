@@ -1,0 +1,59 @@
+//! Fault fixtures (`--fixtures faults`), to test containment and limits:
+//! `fault_panic` panics in its handler, `fault_hang` never finishes unless cancelled or
+//! timed out, `fault_big` returns a text of the requested size.
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+use crate::protocol::CallToolResult;
+use crate::tools::{DuplicateTool, Tool, ToolError, ToolRegistry};
+
+/// Largest text `fault_big` produces (64 MiB).
+pub const FAULT_BIG_MAX_BYTES: u64 = 64 * 1024 * 1024;
+
+/// No arguments.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NoArgs {}
+
+/// `fault_big` arguments.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BigArgs {
+    /// Size of the returned text in bytes (at most 64 MiB).
+    #[schemars(range(max = 67108864))]
+    pub bytes: u64,
+}
+
+/// Register the fault fixtures.
+pub fn register(tools: &mut ToolRegistry) -> Result<(), DuplicateTool> {
+    tools
+        .add(Tool::new(
+            "fault_panic",
+            "Panics inside the handler (fixture).",
+            |_ctx, _a: NoArgs| async move {
+                panic!("fault_panic: deliberate panic in a tool handler");
+                #[allow(unreachable_code)]
+                Ok(CallToolResult::default())
+            },
+        ))?
+        .add(Tool::new(
+            "fault_hang",
+            "Never finishes unless cancelled or timed out (fixture).",
+            |_ctx, _a: NoArgs| async move { futures::future::pending().await },
+        ))?
+        .add(Tool::new(
+            "fault_big",
+            "Returns a text of `bytes` bytes (fixture).",
+            |_ctx, a: BigArgs| async move {
+                if a.bytes > FAULT_BIG_MAX_BYTES {
+                    return Err(ToolError::InvalidArguments(format!(
+                        "`bytes`: {} is above the maximum {FAULT_BIG_MAX_BYTES}",
+                        a.bytes
+                    )));
+                }
+                Ok(CallToolResult::text("x".repeat(a.bytes as usize)))
+            },
+        ))?;
+    Ok(())
+}

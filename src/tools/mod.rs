@@ -1,0 +1,283 @@
+//! Tools: the registry, the typed handler API, and the built-in tool sets.
+//!
+//! A tool is a name, a JSON Schema generated from its argument type (schemars), and an
+//! async handler. Arguments are validated by deserializing them into that same type, so
+//! the advertised `inputSchema` and the validation cannot drift apart; a bad argument
+//! becomes a result with `isError: true` naming the field and the problem.
+
+pub mod builtin;
+pub mod faults;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::LocalBoxFuture;
+use schemars::JsonSchema;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::call::CallContext;
+use crate::protocol::{CallToolResult, ToolDef};
+use crate::storage::StorageError;
+
+/// Why a tool call failed; becomes a result with `isError: true`.
+#[derive(Debug, thiserror::Error)]
+pub enum ToolError {
+    /// The arguments do not match the input schema.
+    #[error("invalid arguments: {0}")]
+    InvalidArguments(String),
+    /// The tool ran and failed.
+    #[error("{0}")]
+    Failed(String),
+    /// Storage failed.
+    #[error("{0}")]
+    Storage(#[from] StorageError),
+}
+
+/// What a tool handler returns.
+pub type ToolOutcome = Result<CallToolResult, ToolError>;
+
+type DynHandler =
+    dyn Fn(CallContext, Value) -> LocalBoxFuture<'static, CallToolResult> + Send + Sync;
+
+/// A tool ready to register: definition, handler, optional timeout override.
+pub struct Tool {
+    def: ToolDef,
+    timeout: Option<Duration>,
+    handler: Box<DynHandler>,
+}
+
+impl std::fmt::Debug for Tool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tool")
+            .field("name", &self.def.name)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The JSON Schema of `T`, in the shape MCP wants for `inputSchema`/`outputSchema`:
+/// an object schema without the `$schema` and `title` noise.
+pub fn schema_of<T: JsonSchema>() -> Value {
+    let mut value = schemars::schema_for!(T).to_value();
+    if let Some(obj) = value.as_object_mut() {
+        obj.remove("$schema");
+        obj.remove("title");
+        obj.entry("type").or_insert_with(|| Value::from("object"));
+    }
+    value
+}
+
+/// Decode tool arguments into `A`, naming the offending field on failure.
+pub fn decode_args<A: DeserializeOwned>(args: Value) -> Result<A, ToolError> {
+    if !args.is_object() {
+        return Err(ToolError::InvalidArguments(
+            "`arguments` must be a JSON object".into(),
+        ));
+    }
+    serde_path_to_error::deserialize(args).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        ToolError::InvalidArguments(if path == "." {
+            inner.to_string()
+        } else {
+            format!("`{path}`: {inner}")
+        })
+    })
+}
+
+impl Tool {
+    /// A tool whose arguments are the typed `A`; its `inputSchema` is generated from `A`.
+    pub fn new<A, F, Fut>(
+        name: impl Into<String>,
+        description: impl Into<String>,
+        handler: F,
+    ) -> Tool
+    where
+        A: DeserializeOwned + JsonSchema + 'static,
+        F: Fn(CallContext, A) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ToolOutcome> + 'static,
+    {
+        let name = name.into();
+        let tool_name: Arc<str> = Arc::from(name.as_str());
+        let handler = Arc::new(handler);
+        let dyn_handler = move |ctx: CallContext,
+                                args: Value|
+              -> LocalBoxFuture<'static, CallToolResult> {
+            let handler = handler.clone();
+            let tool_name = tool_name.clone();
+            Box::pin(async move {
+                let outcome = match decode_args::<A>(args) {
+                    Ok(args) => handler(ctx, args).await,
+                    Err(e) => Err(e),
+                };
+                outcome
+                    .unwrap_or_else(|e| CallToolResult::error(format!("tool `{tool_name}`: {e}")))
+            })
+        };
+        Tool {
+            def: ToolDef {
+                name,
+                title: None,
+                description: Some(description.into()),
+                input_schema: schema_of::<A>(),
+                output_schema: None,
+                annotations: None,
+            },
+            timeout: None,
+            handler: Box::new(dyn_handler),
+        }
+    }
+
+    /// Set the display title.
+    pub fn title(mut self, title: impl Into<String>) -> Tool {
+        self.def.title = Some(title.into());
+        self
+    }
+
+    /// Declare `structuredContent`'s schema from `T`.
+    pub fn output<T: JsonSchema>(mut self) -> Tool {
+        self.def.output_schema = Some(schema_of::<T>());
+        self
+    }
+
+    /// Behaviour hints, e.g. `json!({"readOnlyHint": true})`.
+    pub fn annotations(mut self, annotations: Value) -> Tool {
+        self.def.annotations = Some(annotations);
+        self
+    }
+
+    /// Override the call timeout for this tool.
+    pub fn timeout(mut self, timeout: Duration) -> Tool {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// The definition listed by `tools/list`.
+    pub fn def(&self) -> &ToolDef {
+        &self.def
+    }
+
+    /// The timeout override, if any.
+    pub fn timeout_override(&self) -> Option<Duration> {
+        self.timeout
+    }
+
+    /// Start the handler. `arguments` absent means `{}`. The returned future never
+    /// fails: errors are `isError` results (panics are contained by the caller).
+    pub fn invoke(
+        &self,
+        ctx: CallContext,
+        arguments: Option<Value>,
+    ) -> LocalBoxFuture<'static, CallToolResult> {
+        (self.handler)(
+            ctx,
+            arguments.unwrap_or_else(|| Value::Object(Default::default())),
+        )
+    }
+}
+
+/// A tool name is already taken.
+#[derive(Debug, thiserror::Error)]
+#[error("a tool named `{0}` is already registered")]
+pub struct DuplicateTool(pub String);
+
+/// All tools of a server, in registration order (the order of `tools/list`).
+#[derive(Debug, Default)]
+pub struct ToolRegistry {
+    tools: Vec<Arc<Tool>>,
+    by_name: HashMap<String, usize>,
+}
+
+impl ToolRegistry {
+    /// An empty registry.
+    pub fn new() -> ToolRegistry {
+        ToolRegistry::default()
+    }
+
+    /// Register a tool; names are unique.
+    pub fn add(&mut self, tool: Tool) -> Result<&mut ToolRegistry, DuplicateTool> {
+        let name = tool.def.name.clone();
+        if self.by_name.contains_key(&name) {
+            return Err(DuplicateTool(name));
+        }
+        self.by_name.insert(name, self.tools.len());
+        self.tools.push(Arc::new(tool));
+        Ok(self)
+    }
+
+    /// Look a tool up by name.
+    pub fn get(&self, name: &str) -> Option<&Arc<Tool>> {
+        self.by_name.get(name).map(|&i| &self.tools[i])
+    }
+
+    /// Number of tools.
+    pub fn len(&self) -> usize {
+        self.tools.len()
+    }
+
+    /// True when no tool is registered.
+    pub fn is_empty(&self) -> bool {
+        self.tools.is_empty()
+    }
+
+    /// All tools in order.
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<Tool>> {
+        self.tools.iter()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    #[derive(Deserialize, JsonSchema)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Args {
+        text: String,
+        n: Option<u32>,
+    }
+
+    #[test]
+    fn schema_is_an_object_schema_without_noise() {
+        let s = schema_of::<Args>();
+        assert_eq!(s["type"], "object");
+        assert_eq!(s["required"], serde_json::json!(["text"]));
+        assert_eq!(s["additionalProperties"], false);
+        assert!(s.get("$schema").is_none() && s.get("title").is_none());
+    }
+
+    #[test]
+    fn decode_args_names_the_field() {
+        let e = decode_args::<Args>(serde_json::json!({"text": 5}))
+            .err()
+            .unwrap();
+        assert!(e.to_string().contains("`text`"), "{e}");
+        let e = decode_args::<Args>(serde_json::json!({})).err().unwrap();
+        assert!(e.to_string().contains("missing field `text`"), "{e}");
+        let e = decode_args::<Args>(serde_json::json!({"text": "a", "x": 1}))
+            .err()
+            .unwrap();
+        assert!(e.to_string().contains("unknown field `x`"), "{e}");
+        let e = decode_args::<Args>(serde_json::json!([1])).err().unwrap();
+        assert!(e.to_string().contains("must be a JSON object"), "{e}");
+        assert!(decode_args::<Args>(serde_json::json!({"text": "a"})).is_ok());
+    }
+
+    #[test]
+    fn duplicate_names_are_refused() {
+        let mut r = ToolRegistry::new();
+        let mk = || {
+            Tool::new("t", "d", |_ctx, _a: Args| async {
+                Ok(CallToolResult::text(""))
+            })
+        };
+        r.add(mk()).unwrap();
+        assert!(r.add(mk()).is_err());
+        assert_eq!(r.len(), 1);
+    }
+}

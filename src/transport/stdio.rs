@@ -1,0 +1,323 @@
+//! stdio transport: newline-delimited JSON-RPC on stdin/stdout.
+//!
+//! Architecture invariant: the writer task in this file is the only code in emcee
+//! that writes to stdout; it writes whole JSON-RPC messages, one per line.
+//!
+//! Requests are handed to the session as they arrive and served concurrently; the
+//! reader waits only for the session's mailbox (backpressure), never for a call.
+//!
+//! Shutdown order (EOF on stdin, or the `shutdown` future firing):
+//! 1. stop reading;
+//! 2. drain the session: in-flight calls get `limits.shutdown_grace` to finish, the
+//!    rest are answered as cancelled;
+//! 3. stop the session;
+//! 4. the writer writes every queued frame, flushes stdout and ends;
+//! 5. storage is flushed by the caller.
+
+use std::future::Future;
+use std::io;
+use std::sync::Arc;
+
+use actix::prelude::*;
+use bytes::{Bytes, BytesMut};
+use futures::StreamExt;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio_util::codec::{Decoder, FramedRead};
+
+use crate::protocol::jsonrpc::{self, encode_error};
+use crate::protocol::RpcError;
+use crate::root::{OpenSession, Root};
+use crate::service::Service;
+use crate::session::{Close, Drain, Inbound};
+use crate::sink::{FrameReceiver, Sink};
+
+/// Most bytes the writer gathers before one write to stdout.
+const WRITE_BATCH_BYTES: usize = 256 * 1024;
+
+/// One line read from stdin.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Line {
+    /// A line, without its `\n` (or `\r\n`).
+    Message(Bytes),
+    /// A line longer than the limit; its bytes were discarded.
+    TooLong,
+}
+
+/// Splits input on `\n`, bounding memory: a line of more than `max` bytes (not
+/// counting its `\n`) is discarded
+/// as it streams in and reported once as [`Line::TooLong`]. It never fails on content,
+/// so one bad line does not end the stream.
+#[derive(Debug)]
+pub struct LineDecoder {
+    max: usize,
+    discarding: bool,
+    scanned: usize,
+}
+
+impl LineDecoder {
+    /// A decoder accepting lines of up to `max` bytes (excluding the newline).
+    pub fn new(max: usize) -> LineDecoder {
+        LineDecoder {
+            max,
+            discarding: false,
+            scanned: 0,
+        }
+    }
+}
+
+fn trim_newline(mut line: BytesMut) -> Bytes {
+    if line.last() == Some(&b'\n') {
+        line.truncate(line.len() - 1);
+    }
+    if line.last() == Some(&b'\r') {
+        line.truncate(line.len() - 1);
+    }
+    line.freeze()
+}
+
+impl Decoder for LineDecoder {
+    type Item = Line;
+    type Error = io::Error;
+
+    fn decode(&mut self, buf: &mut BytesMut) -> io::Result<Option<Line>> {
+        if self.discarding {
+            return Ok(match buf.iter().position(|&b| b == b'\n') {
+                Some(i) => {
+                    let _ = buf.split_to(i + 1);
+                    self.discarding = false;
+                    Some(Line::TooLong)
+                }
+                None => {
+                    buf.clear();
+                    None
+                }
+            });
+        }
+        // A line of exactly `max` bytes has its newline at index `max`.
+        let limit = buf.len().min(self.max.saturating_add(1));
+        match buf[self.scanned..limit].iter().position(|&b| b == b'\n') {
+            Some(i) => {
+                let end = self.scanned + i + 1;
+                self.scanned = 0;
+                Ok(Some(Line::Message(trim_newline(buf.split_to(end)))))
+            }
+            None if buf.len() > self.max => {
+                // Too long: drop up to the next newline, which may already be buffered.
+                self.scanned = 0;
+                self.discarding = true;
+                self.decode(buf)
+            }
+            None => {
+                self.scanned = buf.len();
+                Ok(None)
+            }
+        }
+    }
+
+    fn decode_eof(&mut self, buf: &mut BytesMut) -> io::Result<Option<Line>> {
+        if let Some(line) = self.decode(buf)? {
+            return Ok(Some(line));
+        }
+        self.scanned = 0;
+        if self.discarding {
+            self.discarding = false;
+            buf.clear();
+            return Ok(Some(Line::TooLong));
+        }
+        if buf.is_empty() {
+            return Ok(None);
+        }
+        // A last line without a trailing newline.
+        Ok(Some(Line::Message(trim_newline(buf.split()))))
+    }
+}
+
+/// Serve one stdio session on `input`/`output` until EOF or `shutdown`.
+pub async fn serve<R, W, S>(
+    service: Arc<Service>,
+    input: R,
+    output: W,
+    shutdown: S,
+) -> io::Result<()>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin + 'static,
+    S: Future<Output = ()>,
+{
+    let log = service.log.new(slog::o!("transport" => "stdio"));
+    let limits = service.limits.clone();
+    let (sink, frames) = Sink::channel();
+    let (finish_tx, finish_rx) = futures::channel::oneshot::channel::<()>();
+    let writer = actix_rt::spawn(write_frames(frames, output, finish_rx));
+
+    let root = Root::new(service).start();
+    let (_id, session) = root
+        .send(OpenSession)
+        .await
+        .map_err(|e| io::Error::other(e.to_string()))?
+        .map_err(|e| io::Error::other(e.to_string()))?;
+
+    let mut lines = FramedRead::new(input, LineDecoder::new(limits.max_message_bytes));
+    tokio::pin!(shutdown);
+    loop {
+        let line = tokio::select! {
+            line = lines.next() => line,
+            () = &mut shutdown => {
+                slog::info!(log, "shutdown requested");
+                break;
+            }
+        };
+        match line {
+            None => {
+                slog::info!(log, "stdin closed");
+                break;
+            }
+            Some(Err(e)) => {
+                slog::error!(log, "stdin read failed"; "error" => e.to_string());
+                break;
+            }
+            Some(Ok(Line::TooLong)) => {
+                let e = RpcError::invalid_request(format!(
+                    "message larger than {} bytes (limits.max_message_bytes)",
+                    limits.max_message_bytes
+                ));
+                sink.response(encode_error(None, &e));
+            }
+            Some(Ok(Line::Message(bytes))) => {
+                if bytes.iter().all(u8::is_ascii_whitespace) {
+                    continue;
+                }
+                let payload = jsonrpc::parse(&bytes);
+                let inbound = Inbound {
+                    payload,
+                    sink: sink.clone(),
+                };
+                if session.send(inbound).await.is_err() {
+                    slog::error!(log, "session stopped unexpectedly");
+                    break;
+                }
+            }
+        }
+    }
+
+    // Shutdown order: see the module doc.
+    let _ = session
+        .send(Drain {
+            grace: limits.shutdown_grace,
+        })
+        .await;
+    let _ = session.send(Close).await;
+    drop(sink);
+    let _ = finish_tx.send(());
+    match writer.await {
+        Ok(result) => result,
+        Err(e) => Err(io::Error::other(e.to_string())),
+    }
+}
+
+/// The stdout writer: one JSON message per line, batched into few writes, flushed
+/// whenever the queue runs dry. Ends when told to finish (after writing what is
+/// queued) or when every sender is gone.
+async fn write_frames<W: AsyncWrite + Unpin>(
+    mut frames: FrameReceiver,
+    mut out: W,
+    mut finish: futures::channel::oneshot::Receiver<()>,
+) -> io::Result<()> {
+    let mut buf: Vec<u8> = Vec::with_capacity(16 * 1024);
+    let mut finishing = false;
+    loop {
+        let first = if finishing {
+            frames.try_recv().ok()
+        } else {
+            tokio::select! {
+                biased;
+                f = frames.recv() => f,
+                _ = &mut finish => {
+                    finishing = true;
+                    frames.try_recv().ok()
+                }
+            }
+        };
+        let Some(first) = first else { break };
+        buf.extend_from_slice(first.json.as_bytes());
+        buf.push(b'\n');
+        while buf.len() < WRITE_BATCH_BYTES {
+            match frames.try_recv() {
+                Ok(f) => {
+                    buf.extend_from_slice(f.json.as_bytes());
+                    buf.push(b'\n');
+                }
+                Err(_) => break,
+            }
+        }
+        out.write_all(&buf).await?;
+        out.flush().await?;
+        buf.clear();
+    }
+    out.flush().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decode_all(input: &[u8], max: usize) -> Vec<Line> {
+        let mut d = LineDecoder::new(max);
+        let mut buf = BytesMut::new();
+        let mut out = Vec::new();
+        // Feed one byte at a time: the worst case for a streaming decoder.
+        for &b in input {
+            buf.extend_from_slice(&[b]);
+            while let Some(line) = d.decode(&mut buf).unwrap() {
+                out.push(line);
+            }
+        }
+        while let Some(line) = d.decode_eof(&mut buf).unwrap() {
+            out.push(line);
+        }
+        out
+    }
+
+    fn msg(s: &str) -> Line {
+        Line::Message(Bytes::copy_from_slice(s.as_bytes()))
+    }
+
+    #[test]
+    fn splits_lines_and_strips_crlf() {
+        assert_eq!(
+            decode_all(b"ab\r\ncd\nef", 10),
+            vec![msg("ab"), msg("cd"), msg("ef")]
+        );
+    }
+
+    #[test]
+    fn limit_edge_is_exact() {
+        assert_eq!(decode_all(b"abcd\n", 4), vec![msg("abcd")]);
+        // The limit counts every byte before the `\n`, a `\r` included.
+        assert_eq!(decode_all(b"abc\r\n", 4), vec![msg("abc")]);
+        assert_eq!(
+            decode_all(b"abcd\r\nok\n", 4),
+            vec![Line::TooLong, msg("ok")]
+        );
+        assert_eq!(
+            decode_all(b"abcde\nok\n", 4),
+            vec![Line::TooLong, msg("ok")]
+        );
+        assert_eq!(
+            decode_all(b"abcdefghijkl\nok\n", 4),
+            vec![Line::TooLong, msg("ok")]
+        );
+        assert_eq!(decode_all(b"abcdefghijkl", 4), vec![Line::TooLong]);
+    }
+
+    #[test]
+    fn whole_buffers_decode_the_same() {
+        let mut d = LineDecoder::new(4);
+        let mut buf = BytesMut::from(&b"abcd\nabcde\nxy\n"[..]);
+        let mut out = Vec::new();
+        while let Some(line) = d.decode(&mut buf).unwrap() {
+            out.push(line);
+        }
+        assert_eq!(out, vec![msg("abcd"), Line::TooLong, msg("xy")]);
+    }
+}

@@ -337,9 +337,26 @@ pub fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
         path: path.to_owned(),
         source,
     })?;
-    toml::from_str(&text).map_err(|e| ConfigError::Parse {
+    let parse_err = |message: String| ConfigError::Parse {
         path: path.to_owned(),
-        message: e.message().replace('\n', " "),
+        message,
+    };
+    let line_of = |e: &toml::de::Error| {
+        e.span()
+            .map(|span| format!("line {}: ", text[..span.start].matches('\n').count() + 1))
+            .unwrap_or_default()
+    };
+    let de = toml::Deserializer::parse(&text)
+        .map_err(|e| parse_err(format!("{}{}", line_of(&e), e.message().trim())))?;
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let key = e.path().to_string();
+        let inner = e.into_inner();
+        let key = if key == "." {
+            String::new()
+        } else {
+            format!("`{key}`: ")
+        };
+        parse_err(format!("{}{key}{}", line_of(&inner), inner.message().trim()).replace('\n', " "))
     })
 }
 

@@ -54,11 +54,15 @@ fn serve(config: Config) -> i32 {
     telemetry::install_panic_hook(log.clone());
     let system = actix::System::new();
     let result = system.block_on(emcee::run(config, log.clone(), emcee::shutdown_signal()));
-    match result {
+    let code = match result {
         Ok(()) => 0,
         Err(e) => {
             slog::crit!(log, "emcee stopped on an error"; "error" => e.to_string());
             e.exit_code()
         }
-    }
+    };
+    // Exit while the runtime is still alive: dropping it would wait for the blocking
+    // thread parked in read(2) on stdin, which only returns when the client closes it.
+    // Storage and stdout were flushed by `run`; stderr is unbuffered per line.
+    std::process::exit(code);
 }

@@ -1,0 +1,6 @@
+//! Integration tests: one binary, each module drives the real `emcee` executable.
+
+mod cli;
+mod stdio;
+mod ts_client;
+mod util;

@@ -1,0 +1,721 @@
+//! The stdio transport, driven through the real binary.
+
+use serde_json::{json, Value};
+
+use crate::util::{error_code, text, Stdio};
+
+const LEGACY_VERSIONS: [&str; 4] = ["2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"];
+const BUILTIN_TOOLS: [&str; 6] = ["echo", "sleep", "kv_set", "kv_get", "kv_delete", "kv_list"];
+
+fn tool_names(result: &Value) -> Vec<String> {
+    result["tools"]
+        .as_array()
+        .expect("tools array")
+        .iter()
+        .map(|t| t["name"].as_str().expect("name").to_owned())
+        .collect()
+}
+
+#[test]
+fn initialize_answers_each_supported_version_with_itself() {
+    for version in LEGACY_VERSIONS {
+        let mut s = Stdio::start(&[]);
+        let r = s.initialize(version);
+        assert_eq!(r["protocolVersion"], version);
+        assert_eq!(r["serverInfo"]["name"], "emcee");
+        assert!(r["capabilities"]["tools"].is_object(), "{r}");
+        assert_eq!(s.request(1, "ping", json!({}))["result"], json!({}));
+        let (status, _, _) = s.finish();
+        assert!(status.success());
+    }
+}
+
+#[test]
+fn initialize_with_an_unsupported_version_offers_the_latest() {
+    let mut s = Stdio::start(&[]);
+    let r = s.initialize("1999-01-01");
+    assert_eq!(r["protocolVersion"], "2025-11-25");
+    // The session works at the offered version.
+    assert!(s.request(1, "tools/list", json!({}))["result"]["tools"].is_array());
+}
+
+#[test]
+fn a_second_initialize_and_requests_before_initialize_are_invalid() {
+    let mut s = Stdio::start(&[]);
+    assert_eq!(error_code(&s.request(1, "tools/list", json!({}))), -32600);
+    assert_eq!(
+        s.request(2, "ping", json!({}))["result"],
+        json!({}),
+        "ping is always allowed"
+    );
+    s.initialize("2025-11-25");
+    let again = s.request(
+        3,
+        "initialize",
+        json!({"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "x", "version": "0"}}),
+    );
+    assert_eq!(error_code(&again), -32600);
+}
+
+#[test]
+fn tools_list_has_the_builtins_and_fixtures_only_when_asked() {
+    let mut s = Stdio::ready(&[]);
+    let r = s.request(1, "tools/list", json!({}))["result"].clone();
+    assert_eq!(tool_names(&r), BUILTIN_TOOLS);
+    for t in r["tools"].as_array().unwrap() {
+        assert_eq!(t["inputSchema"]["type"], "object", "{t}");
+        assert!(t["description"].is_string(), "{t}");
+    }
+    assert!(r.get("nextCursor").is_none());
+
+    let mut s = Stdio::ready(&["--fixtures", "faults"]);
+    let names = tool_names(&s.request(1, "tools/list", json!({}))["result"]);
+    assert_eq!(&names[6..], ["fault_panic", "fault_hang", "fault_big"]);
+}
+
+#[test]
+fn tools_list_pages_at_the_configured_size() {
+    fn pages(page_size: usize) -> Vec<Vec<String>> {
+        let mut s = Stdio::with_config(&format!("[limits]\npage_size = {page_size}\n"), &[]);
+        s.initialize("2025-11-25");
+        let mut out = Vec::new();
+        let mut params = json!({});
+        for id in 1..20 {
+            let r = s.request(id, "tools/list", params.clone())["result"].clone();
+            out.push(tool_names(&r));
+            match r.get("nextCursor") {
+                Some(c) => params = json!({"cursor": c}),
+                None => return out,
+            }
+        }
+        panic!("pagination did not end");
+    }
+    assert_eq!(pages(2).iter().map(Vec::len).collect::<Vec<_>>(), [2, 2, 2]);
+    assert_eq!(pages(5).iter().map(Vec::len).collect::<Vec<_>>(), [5, 1]);
+    assert_eq!(pages(6).iter().map(Vec::len).collect::<Vec<_>>(), [6]);
+    assert_eq!(pages(2).concat(), BUILTIN_TOOLS);
+
+    let mut s = Stdio::ready(&[]);
+    assert_eq!(
+        error_code(&s.request(1, "tools/list", json!({"cursor": "bogus"}))),
+        -32602
+    );
+}
+
+#[test]
+fn echo_sleep_and_kv_tools_answer() {
+    let mut s = Stdio::ready(&[]);
+    assert_eq!(
+        text(&s.call_ok(1, "echo", json!({"text": "héllo\nworld"}))),
+        "héllo\nworld"
+    );
+    assert_eq!(
+        text(&s.call_ok(2, "sleep", json!({"ms": 20}))),
+        "slept 20 ms"
+    );
+
+    let set = s.call_ok(3, "kv_set", json!({"key": "k1", "value": "v1"}));
+    assert_eq!(set["structuredContent"], json!({"key": "k1"}));
+    s.call_ok(4, "kv_set", json!({"key": "k2", "value": "v2"}));
+    s.call_ok(5, "kv_set", json!({"key": "other", "value": "v3"}));
+    let got = s.call_ok(6, "kv_get", json!({"key": "k1"}));
+    assert_eq!(
+        got["structuredContent"],
+        json!({"key": "k1", "value": "v1"})
+    );
+    let text_json: Value = serde_json::from_str(text(&got)).unwrap();
+    assert_eq!(
+        text_json, got["structuredContent"],
+        "text mirrors structuredContent"
+    );
+    let listed = s.call_ok(7, "kv_list", json!({"prefix": "k"}));
+    assert_eq!(
+        listed["structuredContent"],
+        json!({"keys": ["k1", "k2"], "truncated": false})
+    );
+    let all = s.call_ok(8, "kv_list", json!({}));
+    assert_eq!(
+        all["structuredContent"]["keys"],
+        json!(["k1", "k2", "other"])
+    );
+    let del = s.call_ok(9, "kv_delete", json!({"key": "k1"}));
+    assert_eq!(
+        del["structuredContent"],
+        json!({"key": "k1", "deleted": true})
+    );
+    let del = s.call_ok(10, "kv_delete", json!({"key": "k1"}));
+    assert_eq!(del["structuredContent"]["deleted"], false);
+    let missing = s.call_ok(11, "kv_get", json!({"key": "k1"}));
+    assert_eq!(missing["isError"], true);
+    assert!(
+        text(&missing).contains("no value for key `k1`"),
+        "{missing}"
+    );
+}
+
+#[test]
+fn kv_list_stops_at_its_limit() {
+    let mut s = Stdio::with_config("[limits]\nkv_list_max = 2\n", &[]);
+    s.initialize("2025-11-25");
+    for (i, k) in ["a", "b"].iter().enumerate() {
+        s.call_ok(i as u64 + 1, "kv_set", json!({"key": k, "value": "x"}));
+    }
+    let r = s.call_ok(10, "kv_list", json!({}));
+    assert_eq!(
+        r["structuredContent"],
+        json!({"keys": ["a", "b"], "truncated": false})
+    );
+    s.call_ok(11, "kv_set", json!({"key": "c", "value": "x"}));
+    let r = s.call_ok(12, "kv_list", json!({}));
+    assert_eq!(
+        r["structuredContent"],
+        json!({"keys": ["a", "b"], "truncated": true})
+    );
+}
+
+#[test]
+fn bad_tool_arguments_are_is_error_results_naming_the_problem() {
+    let mut s = Stdio::ready(&[]);
+    let cases = [
+        ("echo", json!({}), "missing field `text`"),
+        ("echo", json!({"text": 5}), "`text`"),
+        (
+            "echo",
+            json!({"text": "a", "extra": 1}),
+            "unknown field `extra`",
+        ),
+        ("sleep", json!({"ms": -1}), "`ms`"),
+        (
+            "kv_set",
+            json!({"key": "", "value": "v"}),
+            "`key` must not be empty",
+        ),
+        ("echo", json!([1, 2]), "must be a JSON object"),
+    ];
+    for (i, (tool, args, needle)) in cases.into_iter().enumerate() {
+        let r = s.call_ok(i as u64, tool, args.clone());
+        assert_eq!(r["isError"], true, "{tool} {args}: {r}");
+        assert!(text(&r).contains(needle), "{tool} {args}: {r}");
+    }
+}
+
+#[test]
+fn json_rpc_errors_have_the_right_codes() {
+    let mut s = Stdio::ready(&[]);
+    s.send_raw("{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":");
+    let r = s.recv();
+    assert_eq!(error_code(&r), -32700);
+    assert_eq!(r["id"], Value::Null);
+
+    s.send_raw(r#"{"jsonrpc":"1.0","id":2,"method":"ping"}"#);
+    let r = s.recv();
+    assert_eq!((error_code(&r), r["id"].clone()), (-32600, json!(2)));
+    s.send_raw(r#"{"jsonrpc":"2.0","id":{"a":1},"method":"ping"}"#);
+    assert_eq!(error_code(&s.recv()), -32600);
+    s.send_raw(r#"[]"#);
+    assert_eq!(error_code(&s.recv()), -32600);
+
+    assert_eq!(
+        error_code(&s.request(3, "no/such/method", json!({}))),
+        -32601
+    );
+    assert_eq!(
+        error_code(&s.request(4, "tools/call", json!({"arguments": {}}))),
+        -32602
+    );
+    assert_eq!(
+        error_code(&s.request(5, "tools/call", json!({"name": "nope"}))),
+        -32602
+    );
+    assert_eq!(
+        error_code(&s.request(6, "logging/setLevel", json!({"level": "loud"}))),
+        -32602
+    );
+
+    let mut fresh = Stdio::start(&[]);
+    let r = fresh.request(1, "initialize", json!({"capabilities": {}}));
+    assert_eq!(error_code(&r), -32602, "initialize without protocolVersion");
+    assert!(
+        r["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("protocolVersion"),
+        "{r}"
+    );
+
+    // The session survived all of it.
+    assert_eq!(
+        text(&s.call_ok(7, "echo", json!({"text": "still here"}))),
+        "still here"
+    );
+}
+
+#[test]
+fn string_and_number_ids_are_echoed_exactly() {
+    let mut s = Stdio::ready(&[]);
+    assert_eq!(s.request("abc", "ping", json!({}))["id"], "abc");
+    assert_eq!(
+        s.request(9_007_199_254_740_993_i64, "ping", json!({}))["id"],
+        json!(9_007_199_254_740_993_i64)
+    );
+}
+
+#[test]
+fn a_slow_call_does_not_block_ping_or_other_calls() {
+    let mut s = Stdio::ready(&[]);
+    s.send_request(
+        1,
+        "tools/call",
+        json!({"name": "sleep", "arguments": {"ms": 1500}}),
+    );
+    s.send_request(2, "ping", json!({}));
+    s.send_request(
+        3,
+        "tools/call",
+        json!({"name": "echo", "arguments": {"text": "fast"}}),
+    );
+    let first = s.recv();
+    let second = s.recv();
+    let third = s.recv();
+    assert_eq!(
+        [&first["id"], &second["id"]],
+        [&json!(2), &json!(3)],
+        "{first} {second}"
+    );
+    assert_eq!(third["id"], 1);
+    assert_eq!(text(&third["result"]), "slept 1500 ms");
+}
+
+#[test]
+fn many_concurrent_calls_each_get_their_own_answer() {
+    let mut s = Stdio::ready(&[]);
+    for i in 0..50 {
+        s.send_request(
+            i,
+            "tools/call",
+            json!({"name": "echo", "arguments": {"text": format!("m{i}")}}),
+        );
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for _ in 0..50 {
+        let r = s.recv();
+        let id = r["id"].as_i64().unwrap();
+        assert_eq!(text(&r["result"]), format!("m{id}"));
+        seen.insert(id);
+    }
+    assert_eq!(seen.len(), 50);
+}
+
+#[test]
+fn cancelling_fault_hang_stops_it_without_an_answer_and_frees_its_slot() {
+    let mut s = Stdio::with_config(
+        "[limits]\nmax_in_flight_per_session = 1\n",
+        &["--fixtures", "faults"],
+    );
+    s.initialize("2025-11-25");
+    s.send_request(
+        10,
+        "tools/call",
+        json!({"name": "fault_hang", "arguments": {}}),
+    );
+    s.notify(
+        "notifications/cancelled",
+        json!({"requestId": 10, "reason": "test"}),
+    );
+    // The slot is free again: with a limit of 1, this call is served, not refused.
+    let r = s.call_ok(11, "echo", json!({"text": "after cancel"}));
+    assert_eq!(text(&r), "after cancel");
+    let (status, rest, _) = s.finish();
+    assert!(status.success());
+    assert!(
+        rest.iter().all(|m| m["id"] != 10),
+        "a cancelled request must not be answered: {rest:?}"
+    );
+}
+
+#[test]
+fn in_flight_calls_are_bounded_per_session() {
+    let mut s = Stdio::with_config(
+        "[limits]\nmax_in_flight_per_session = 2\n",
+        &["--fixtures", "faults"],
+    );
+    s.initialize("2025-11-25");
+    s.send_request(
+        1,
+        "tools/call",
+        json!({"name": "fault_hang", "arguments": {}}),
+    );
+    s.send_request(
+        2,
+        "tools/call",
+        json!({"name": "fault_hang", "arguments": {}}),
+    );
+    let r = s.request(
+        3,
+        "tools/call",
+        json!({"name": "echo", "arguments": {"text": "x"}}),
+    );
+    assert_eq!(
+        error_code(&r),
+        -32000,
+        "the third call is over the limit: {r}"
+    );
+    assert_eq!(r["error"]["data"]["limit"], 2);
+    assert_eq!(
+        s.request(4, "ping", json!({}))["result"],
+        json!({}),
+        "non-call requests still served"
+    );
+    s.notify("notifications/cancelled", json!({"requestId": 1}));
+    assert_eq!(text(&s.call_ok(5, "echo", json!({"text": "y"}))), "y");
+}
+
+#[test]
+fn a_request_id_already_in_flight_is_refused() {
+    let mut s = Stdio::ready(&["--fixtures", "faults"]);
+    s.send_request(
+        1,
+        "tools/call",
+        json!({"name": "fault_hang", "arguments": {}}),
+    );
+    let r = s.request(
+        1,
+        "tools/call",
+        json!({"name": "echo", "arguments": {"text": "x"}}),
+    );
+    assert_eq!(error_code(&r), -32600, "{r}");
+}
+
+#[test]
+fn a_call_past_its_timeout_gets_an_is_error_result() {
+    let mut s = Stdio::with_config(
+        "[limits]\ncall_timeout_ms = 200\n",
+        &["--fixtures", "faults"],
+    );
+    s.initialize("2025-11-25");
+    let r = s.call_ok(1, "fault_hang", json!({}));
+    assert_eq!(r["isError"], true);
+    assert!(text(&r).contains("timed out after 200 ms"), "{r}");
+    assert_eq!(
+        text(&s.call_ok(2, "sleep", json!({"ms": 50}))),
+        "slept 50 ms",
+        "under the limit"
+    );
+}
+
+#[test]
+fn a_panicking_tool_is_contained_and_the_next_call_is_served() {
+    let mut s = Stdio::ready(&["--fixtures", "faults"]);
+    for i in 0..3 {
+        let r = s.call_ok(i, "fault_panic", json!({}));
+        assert_eq!(r["isError"], true);
+        assert!(text(&r).contains("panicked"), "{r}");
+    }
+    assert_eq!(
+        text(&s.call_ok(10, "echo", json!({"text": "alive"}))),
+        "alive"
+    );
+    let (status, _, stderr) = s.finish();
+    assert!(status.success());
+    assert!(
+        stderr.iter().any(|l| l.contains("\"msg\":\"panic\"")),
+        "the panic is logged"
+    );
+}
+
+#[test]
+fn fault_big_returns_the_requested_size() {
+    let mut s = Stdio::ready(&["--fixtures", "faults"]);
+    for n in [0usize, 1, 1 << 20] {
+        assert_eq!(
+            text(&s.call_ok(n, "fault_big", json!({"bytes": n}))).len(),
+            n
+        );
+    }
+    let r = s.call_ok(1, "fault_big", json!({"bytes": 64 * 1024 * 1024 + 1}));
+    assert_eq!(r["isError"], true, "above the fixture's maximum");
+}
+
+#[test]
+fn kv_values_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Stdio::start_in(dir.path(), &[], &[]);
+    s.initialize("2025-11-25");
+    for i in 0..20 {
+        s.call_ok(
+            i,
+            "kv_set",
+            json!({"key": format!("key{i:02}"), "value": format!("value{i}")}),
+        );
+    }
+    // kill -9 right after the last acknowledgement: acknowledged writes are durable.
+    drop(s);
+    let mut s = Stdio::start_in(dir.path(), &[], &[]);
+    s.initialize("2025-11-25");
+    for i in 0..20 {
+        let r = s.call_ok(100 + i, "kv_get", json!({"key": format!("key{i:02}")}));
+        assert_eq!(r["structuredContent"]["value"], format!("value{i}"));
+    }
+    let (status, _, _) = s.finish();
+    assert!(status.success());
+}
+
+#[test]
+fn messages_are_bounded_by_max_message_bytes_exactly() {
+    const LIMIT: usize = 200;
+    let mut s = Stdio::with_config(&format!("[limits]\nmax_message_bytes = {LIMIT}\n"), &[]);
+    s.initialize("2025-11-25");
+    let pad = |id: u64, len: usize| {
+        let base = format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"ping"}}"#);
+        let mut line = base[..base.len() - 1].to_owned();
+        line.push_str(&" ".repeat(len - base.len()));
+        line.push('}');
+        assert_eq!(line.len(), len);
+        line
+    };
+    s.send_raw(&pad(1, LIMIT));
+    assert_eq!(
+        s.recv()["id"],
+        1,
+        "a message of exactly the limit is served"
+    );
+    s.send_raw(&pad(2, LIMIT + 1));
+    let r = s.recv();
+    assert_eq!(error_code(&r), -32600);
+    assert!(
+        r["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("200 bytes"),
+        "{r}"
+    );
+    s.send_raw(&pad(3, LIMIT));
+    assert_eq!(
+        s.recv()["id"],
+        3,
+        "the stream goes on after an oversized line"
+    );
+}
+
+#[test]
+fn batches_are_served_only_under_2025_03_26() {
+    let mut s = Stdio::start(&[]);
+    s.initialize("2025-03-26");
+    s.send(&json!([
+        {"jsonrpc": "2.0", "id": 1, "method": "ping"},
+        {"jsonrpc": "2.0", "method": "notifications/initialized"},
+        {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "echo", "arguments": {"text": "b"}}},
+        {"jsonrpc": "2.0", "id": 3, "method": "nope"}
+    ]));
+    let r = s.recv();
+    let items = r
+        .as_array()
+        .unwrap_or_else(|| panic!("expected a batch reply: {r}"));
+    let mut ids: Vec<i64> = items.iter().map(|m| m["id"].as_i64().unwrap()).collect();
+    ids.sort();
+    assert_eq!(ids, [1, 2, 3]);
+    let echo = items.iter().find(|m| m["id"] == 2).unwrap();
+    assert_eq!(text(&echo["result"]), "b");
+
+    let mut s = Stdio::start(&[]);
+    s.initialize("2025-06-18");
+    s.send(&json!([{"jsonrpc": "2.0", "id": 1, "method": "ping"}]));
+    assert_eq!(error_code(&s.recv()), -32600);
+}
+
+#[test]
+fn progress_and_log_notifications_reach_the_client() {
+    let mut s = Stdio::ready(&[]);
+    s.send_request(
+        1,
+        "tools/call",
+        json!({"name": "sleep", "arguments": {"ms": 40}, "_meta": {"progressToken": "tok"}}),
+    );
+    let (resp, notes) = s.recv_response(&json!(1));
+    assert_eq!(text(&resp["result"]), "slept 40 ms");
+    let progress: Vec<f64> = notes
+        .iter()
+        .filter(|n| n["method"] == "notifications/progress")
+        .map(|n| {
+            assert_eq!(n["params"]["progressToken"], "tok");
+            assert_eq!(n["params"]["total"], 40.0);
+            n["params"]["progress"].as_f64().unwrap()
+        })
+        .collect();
+    assert_eq!(progress.len(), 4, "{notes:?}");
+    assert!(
+        progress.windows(2).all(|w| w[0] < w[1]),
+        "progress increases: {progress:?}"
+    );
+    assert!(
+        !notes.iter().any(|n| n["method"] == "notifications/message"),
+        "debug logs are below the default level"
+    );
+
+    assert_eq!(
+        s.request(2, "logging/setLevel", json!({"level": "debug"}))["result"],
+        json!({})
+    );
+    s.send_request(
+        3,
+        "tools/call",
+        json!({"name": "sleep", "arguments": {"ms": 1}}),
+    );
+    let (_, notes) = s.recv_response(&json!(3));
+    let log = notes
+        .iter()
+        .find(|n| n["method"] == "notifications/message")
+        .expect("a log notification");
+    assert_eq!(log["params"]["level"], "debug");
+    assert_eq!(log["params"]["logger"], "sleep");
+    assert!(
+        !notes
+            .iter()
+            .any(|n| n["method"] == "notifications/progress"),
+        "no token, no progress"
+    );
+}
+
+#[test]
+fn eof_lets_in_flight_calls_finish_then_exits_zero() {
+    let mut s = Stdio::ready(&[]);
+    s.send_request(
+        1,
+        "tools/call",
+        json!({"name": "sleep", "arguments": {"ms": 300}}),
+    );
+    let (status, rest, _) = s.finish();
+    assert_eq!(status.code(), Some(0));
+    assert!(
+        rest.iter()
+            .any(|m| m["id"] == 1 && text(&m["result"]) == "slept 300 ms"),
+        "{rest:?}"
+    );
+}
+
+#[test]
+fn calls_past_the_shutdown_grace_are_answered_as_cancelled() {
+    let mut s = Stdio::with_config(
+        "[limits]\nshutdown_grace_ms = 200\n",
+        &["--fixtures", "faults"],
+    );
+    s.initialize("2025-11-25");
+    s.send_request(
+        1,
+        "tools/call",
+        json!({"name": "fault_hang", "arguments": {}}),
+    );
+    s.send_request(2, "ping", json!({}));
+    assert_eq!(s.recv()["id"], 2, "the hang is in flight");
+    let (status, rest, _) = s.finish();
+    assert_eq!(status.code(), Some(0));
+    let answer = rest
+        .iter()
+        .find(|m| m["id"] == 1)
+        .unwrap_or_else(|| panic!("no answer: {rest:?}"));
+    assert_eq!(answer["result"]["isError"], true);
+    assert!(
+        text(&answer["result"]).contains("shutting down"),
+        "{answer}"
+    );
+}
+
+#[test]
+fn sigterm_drains_in_flight_calls_and_exits_zero() {
+    let mut s = Stdio::ready(&[]);
+    s.send_request(
+        1,
+        "tools/call",
+        json!({"name": "sleep", "arguments": {"ms": 500}}),
+    );
+    s.send_request(2, "ping", json!({}));
+    assert_eq!(s.recv()["id"], 2);
+    s.signal("TERM");
+    let (status, rest, _) = s.wait();
+    assert_eq!(status.code(), Some(0));
+    assert!(
+        rest.iter()
+            .any(|m| m["id"] == 1 && text(&m["result"]) == "slept 500 ms"),
+        "{rest:?}"
+    );
+}
+
+#[test]
+fn stdout_carries_only_json_rpc_and_stderr_only_json_logs() {
+    let mut s = Stdio::start(&["--fixtures", "faults", "--log-level", "debug"]);
+    s.initialize("2025-11-25");
+    s.call_ok(1, "echo", json!({"text": "x"}));
+    s.call_ok(2, "fault_panic", json!({}));
+    s.call(3, "nope", json!({}));
+    s.send_raw("garbage");
+    s.recv();
+    s.send_request(
+        4,
+        "tools/call",
+        json!({"name": "sleep", "arguments": {"ms": 5}, "_meta": {"progressToken": 1}}),
+    );
+    s.recv_response(&json!(4));
+    let stdout = s.stdout.clone();
+    let (status, _, stderr) = s.finish();
+    assert!(status.success());
+
+    let stdout = stdout.lock().unwrap().clone();
+    assert!(stdout.len() >= 8, "{stdout:?}");
+    for line in &stdout {
+        let v: Value = serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("stdout line not JSON ({e}): {line}"));
+        assert_eq!(v["jsonrpc"], "2.0", "{line}");
+        assert!(
+            v.get("method").is_some() || v.get("result").is_some() || v.get("error").is_some(),
+            "{line}"
+        );
+    }
+    assert!(!stderr.is_empty());
+    for line in &stderr {
+        let v: Value = serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("stderr line not JSON ({e}): {line}"));
+        for key in ["ts", "level", "msg", "service", "version"] {
+            assert!(v.get(key).is_some(), "log line lacks `{key}`: {line}");
+        }
+    }
+    let logs: Vec<Value> = stderr
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let call = logs
+        .iter()
+        .find(|v| v["msg"] == "call finished" && v["tool"] == "echo")
+        .unwrap_or_else(|| panic!("no call log: {stderr:?}"));
+    for key in ["session", "method", "request_id", "duration_ms", "success"] {
+        assert!(call.get(key).is_some(), "call log lacks `{key}`: {call}");
+    }
+    assert_eq!(call["success"], true);
+    assert!(logs
+        .iter()
+        .any(|v| v["tool"] == "fault_panic" && v["success"] == false));
+}
+
+#[test]
+fn log_level_filters_the_process_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Stdio::start_in(dir.path(), &[], &[("EMCEE_LOG", "error")]);
+    s.initialize("2025-11-25");
+    let (status, _, stderr) = s.finish();
+    assert!(status.success());
+    assert!(
+        stderr.is_empty(),
+        "nothing at error level on a clean run: {stderr:?}"
+    );
+
+    let mut s = Stdio::start_in(
+        dir.path(),
+        &["--log-level", "info"],
+        &[("EMCEE_LOG", "error")],
+    );
+    s.initialize("2025-11-25");
+    let (_, _, stderr) = s.finish();
+    assert!(
+        stderr.iter().any(|l| l.contains("session initialized")),
+        "the flag beats the env: {stderr:?}"
+    );
+}

@@ -1,0 +1,63 @@
+//! A server with one custom tool, served over stdio, built on the emcee library.
+//!
+//! Run with:
+//! ```sh
+//! cargo run --example custom_tool
+//! ```
+//! then type (one line):
+//! `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"me","version":"1"}}}`
+//! and
+//! `{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"add","arguments":{"a":2,"b":3}}}`
+
+use std::sync::Arc;
+
+use emcee::config::{Limits, LogLevel};
+use emcee::protocol::CallToolResult;
+use emcee::service::{ServerInfo, Service};
+use emcee::storage::Storage;
+use emcee::tools::{Tool, ToolRegistry};
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+/// Arguments of `add`; the JSON Schema clients see is generated from this type.
+#[derive(Deserialize, JsonSchema)]
+struct AddArgs {
+    /// First addend.
+    a: i64,
+    /// Second addend.
+    b: i64,
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let log = emcee::telemetry::logger(LogLevel::Info);
+    let mut tools = ToolRegistry::new();
+    tools.add(Tool::new(
+        "add",
+        "Adds two integers.",
+        |_ctx, args: AddArgs| async move {
+            match args.a.checked_add(args.b) {
+                Some(sum) => Ok(CallToolResult::text(sum.to_string())),
+                None => Err(emcee::tools::ToolError::Failed("overflow".into())),
+            }
+        },
+    ))?;
+    let service = Arc::new(Service {
+        info: ServerInfo {
+            name: "adder".into(),
+            version: "1.0.0".into(),
+            instructions: Some("Call `add` to add two integers.".into()),
+        },
+        tools,
+        storage: Storage::temporary()?,
+        limits: Limits::default(),
+        log,
+    });
+    actix::System::new().block_on(emcee::transport::stdio::serve(
+        service,
+        tokio::io::stdin(),
+        tokio::io::stdout(),
+        emcee::shutdown_signal(),
+    ))?;
+    // Exit now rather than wait for the runtime's blocking stdin reader.
+    std::process::exit(0)
+}

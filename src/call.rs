@@ -12,12 +12,14 @@
 //! Cancellation is an actor stop: stopping drops the handler's future, wherever it
 //! is awaiting. On stop the Call tells its session, which forgets it.
 
+use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
+use futures::channel::oneshot;
 use futures::future::LocalBoxFuture;
 use futures::FutureExt;
 use serde_json::value::RawValue;
@@ -89,6 +91,44 @@ impl CallKind {
     }
 }
 
+/// Server → client requests awaiting the client's answer, shared by a session and
+/// its calls. Ids are strings `emcee-N`, so they never collide with a client's ids.
+#[derive(Clone, Default)]
+pub struct Peer {
+    next: Arc<std::sync::atomic::AtomicU64>,
+    pending: Arc<std::sync::Mutex<HashMap<RequestId, oneshot::Sender<Reply>>>>,
+}
+
+impl Peer {
+    fn register(&self) -> (RequestId, oneshot::Receiver<Reply>) {
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        let id = RequestId::String(format!("emcee-{n}"));
+        let (tx, rx) = oneshot::channel();
+        if let Ok(mut p) = self.pending.lock() {
+            p.insert(id.clone(), tx);
+        }
+        (id, rx)
+    }
+
+    fn forget(&self, id: &RequestId) {
+        if let Ok(mut p) = self.pending.lock() {
+            p.remove(id);
+        }
+    }
+
+    /// Deliver the client's answer; false if no request with this id is pending.
+    pub fn complete(&self, id: RequestId, outcome: Reply) -> bool {
+        let tx = self.pending.lock().ok().and_then(|mut p| p.remove(&id));
+        match tx {
+            Some(tx) => {
+                let _ = tx.send(outcome);
+                true
+            }
+            None => false,
+        }
+    }
+}
+
 /// The handler's view of its call: where to send progress and log notifications,
 /// the storage, and a logger tagged with session, request and tool.
 #[derive(Clone)]
@@ -99,10 +139,66 @@ pub struct CallContext {
     pub(crate) sink: Sink,
     pub(crate) client_log_level: Arc<AtomicU8>,
     pub(crate) storage: Storage,
+    pub(crate) peer: Peer,
+    pub(crate) client_capabilities: Arc<serde_json::Map<String, Value>>,
+    pub(crate) client_request_timeout: Duration,
     pub(crate) log: Logger,
 }
 
 impl CallContext {
+    /// What the client declared at `initialize` (`sampling`, `elicitation`, `roots`...).
+    pub fn client_capabilities(&self) -> &serde_json::Map<String, Value> {
+        &self.client_capabilities
+    }
+
+    /// Send a request to the client on this call's stream and await its answer
+    /// (`sampling/createMessage`, `elicitation/create`, `roots/list`), for at most
+    /// `limits.client_request_timeout`. Fails at once if the client did not declare
+    /// `capability`.
+    pub async fn request_client(
+        &self,
+        method: &str,
+        capability: &str,
+        params: Value,
+    ) -> Result<Value, RpcError> {
+        if !self.client_capabilities.contains_key(capability) {
+            return Err(RpcError::invalid_request(format!(
+                "the client did not declare the `{capability}` capability needed for {method}"
+            )));
+        }
+        let (id, rx) = self.peer.register();
+        let sent = self.sink.send(
+            crate::sink::FrameKind::Request,
+            crate::protocol::jsonrpc::encode_request(&id, method, &params),
+        );
+        if !sent {
+            self.peer.forget(&id);
+            return Err(RpcError::internal("the client's stream is closed"));
+        }
+        let outcome = match actix_rt::time::timeout(self.client_request_timeout, rx).await {
+            Ok(Ok(outcome)) => outcome,
+            Ok(Err(_)) => Err(RpcError::internal(
+                "the session ended before the client answered",
+            )),
+            Err(_) => {
+                self.peer.forget(&id);
+                Err(RpcError::internal(format!(
+                    "the client did not answer {method} within {} ms",
+                    self.client_request_timeout.as_millis()
+                )))
+            }
+        };
+        let raw = outcome?;
+        serde_json::from_str(raw.get()).map_err(RpcError::internal)
+    }
+
+    /// Ask the transport to close this request's SSE connection now; the call goes on
+    /// and the client resumes with `Last-Event-ID` (SEP-1699). No-op on stdio.
+    pub fn close_stream(&self) {
+        self.sink
+            .send(crate::sink::FrameKind::CloseStream, String::new());
+    }
+
     /// The session this call belongs to.
     pub fn session_id(&self) -> &str {
         &self.session_id

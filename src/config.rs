@@ -119,6 +119,9 @@ pub struct FileConfig {
     /// See [`StorageConfig`].
     #[serde(default)]
     pub storage: FileStorage,
+    /// See [`HttpConfig`].
+    #[serde(default)]
+    pub http: FileHttp,
 }
 
 /// `[limits]` table: each key overrides one [`Limits`] field.
@@ -137,6 +140,30 @@ pub struct FileLimits {
     pub shutdown_grace_ms: Option<u64>,
     /// [`Limits::kv_list_max`].
     pub kv_list_max: Option<usize>,
+    /// [`Limits::max_sessions`].
+    pub max_sessions: Option<usize>,
+    /// [`Limits::session_idle_ttl`] in milliseconds.
+    pub session_idle_ttl_ms: Option<u64>,
+    /// [`Limits::client_request_timeout`] in milliseconds.
+    pub client_request_timeout_ms: Option<u64>,
+    /// [`Limits::event_log_max`].
+    pub event_log_max: Option<usize>,
+    /// [`Limits::event_ttl`] in milliseconds.
+    pub event_ttl_ms: Option<u64>,
+    /// [`Limits::sse_keepalive`] in milliseconds.
+    pub sse_keepalive_ms: Option<u64>,
+}
+
+/// `[http]` table.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileHttp {
+    /// [`HttpConfig::allowed_hosts`].
+    pub allowed_hosts: Option<Vec<String>>,
+    /// [`HttpConfig::allowed_origins`].
+    pub allowed_origins: Option<Vec<String>>,
+    /// [`HttpConfig::workers`].
+    pub workers: Option<usize>,
 }
 
 /// `[storage]` table.
@@ -168,6 +195,25 @@ pub struct Limits {
     pub shutdown_grace: Duration,
     /// Most keys `kv_list` returns in one call; more sets `truncated`. Default 1000.
     pub kv_list_max: usize,
+    /// Live sessions (HTTP); one more `initialize` gets 503 with `Retry-After`. Default 10 000.
+    pub max_sessions: usize,
+    /// A session with no request and no open stream for this long is ended (its id
+    /// then answers 404). Default 30 min.
+    #[serde(rename = "session_idle_ttl_ms", serialize_with = "ser_ms")]
+    pub session_idle_ttl: Duration,
+    /// How long a handler waits for the client to answer a server → client request
+    /// (sampling, elicitation, roots) before it gets an error. Default 60 s.
+    #[serde(rename = "client_request_timeout_ms", serialize_with = "ser_ms")]
+    pub client_request_timeout: Duration,
+    /// SSE events kept for `Last-Event-ID` replay, process-wide; the oldest go first.
+    /// Default 10 000.
+    pub event_log_max: usize,
+    /// SSE events older than this are dropped from the replay log. Default 5 min.
+    #[serde(rename = "event_ttl_ms", serialize_with = "ser_ms")]
+    pub event_ttl: Duration,
+    /// An SSE stream with nothing to say for this long gets a keep-alive comment. Default 15 s.
+    #[serde(rename = "sse_keepalive_ms", serialize_with = "ser_ms")]
+    pub sse_keepalive: Duration,
 }
 
 fn ser_ms<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -183,6 +229,12 @@ impl Default for Limits {
             page_size: 100,
             shutdown_grace: Duration::from_secs(10),
             kv_list_max: 1000,
+            max_sessions: 10_000,
+            session_idle_ttl: Duration::from_secs(30 * 60),
+            client_request_timeout: Duration::from_secs(60),
+            event_log_max: 10_000,
+            event_ttl: Duration::from_secs(5 * 60),
+            sse_keepalive: Duration::from_secs(15),
         }
     }
 }
@@ -198,6 +250,31 @@ impl Default for StorageConfig {
     fn default() -> Self {
         StorageConfig {
             cache_capacity_bytes: 8 * 1024 * 1024,
+        }
+    }
+}
+
+/// HTTP settings (DESIGN §1: Host and Origin validation against an allowlist).
+#[derive(Debug, Clone, Serialize)]
+pub struct HttpConfig {
+    /// Host names (no port) accepted in `Host` and in `Origin`; `"*"` accepts any.
+    /// Default: localhost names. Anything else gets 403 before any work is done.
+    pub allowed_hosts: Vec<String>,
+    /// Exact origins (`scheme://host[:port]`) accepted besides those whose host is in
+    /// `allowed_hosts`. Default: none.
+    pub allowed_origins: Vec<String>,
+    /// HTTP worker threads. Default: the number of CPUs.
+    pub workers: usize,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            allowed_hosts: ["localhost", "127.0.0.1", "[::1]"]
+                .map(String::from)
+                .to_vec(),
+            allowed_origins: Vec::new(),
+            workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
         }
     }
 }
@@ -301,6 +378,8 @@ pub struct Config {
     pub limits: Limits,
     /// Storage settings.
     pub storage: StorageConfig,
+    /// HTTP settings.
+    pub http: HttpConfig,
 }
 
 impl Default for Config {
@@ -315,6 +394,7 @@ impl Default for Config {
             fixtures: Fixtures::default(),
             limits: Limits::default(),
             storage: StorageConfig::default(),
+            http: HttpConfig::default(),
         }
     }
 }
@@ -414,6 +494,38 @@ impl Config {
         }
         if let Some(n) = fl.kv_list_max {
             l.kv_list_max = positive("limits.kv_list_max", n)?;
+        }
+        if let Some(n) = fl.max_sessions {
+            l.max_sessions = positive("limits.max_sessions", n)?;
+        }
+        if let Some(ms) = fl.session_idle_ttl_ms {
+            l.session_idle_ttl = Duration::from_millis(positive("limits.session_idle_ttl_ms", ms)?);
+        }
+        if let Some(ms) = fl.client_request_timeout_ms {
+            l.client_request_timeout =
+                Duration::from_millis(positive("limits.client_request_timeout_ms", ms)?);
+        }
+        if let Some(n) = fl.event_log_max {
+            l.event_log_max = n;
+        }
+        if let Some(ms) = fl.event_ttl_ms {
+            l.event_ttl = Duration::from_millis(ms);
+        }
+        if let Some(ms) = fl.sse_keepalive_ms {
+            l.sse_keepalive = Duration::from_millis(positive("limits.sse_keepalive_ms", ms)?);
+        }
+        let fh = file.http;
+        if let Some(hosts) = fh.allowed_hosts {
+            config.http.allowed_hosts = hosts.iter().map(|h| h.to_ascii_lowercase()).collect();
+        }
+        if let Some(origins) = fh.allowed_origins {
+            config.http.allowed_origins = origins
+                .iter()
+                .map(|o| o.trim_end_matches('/').to_ascii_lowercase())
+                .collect();
+        }
+        if let Some(n) = fh.workers {
+            config.http.workers = positive("http.workers", n)?;
         }
         if let Some(n) = file.storage.cache_capacity_bytes {
             config.storage.cache_capacity_bytes = positive("storage.cache_capacity_bytes", n)?;

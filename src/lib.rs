@@ -54,16 +54,13 @@ pub enum Error {
     /// A transport failed (exit 1).
     #[error("transport error: {0}")]
     Io(#[from] std::io::Error),
-    /// The requested mode is not available in this build (exit 2).
-    #[error("{0}")]
-    Unavailable(&'static str),
 }
 
 impl Error {
     /// The process exit code for this error.
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::Config(_) | Error::DuplicateTool(_) | Error::Unavailable(_) => 2,
+            Error::Config(_) | Error::DuplicateTool(_) => 2,
             Error::Storage(_) => 3,
             Error::Io(_) => 1,
         }
@@ -116,9 +113,13 @@ pub async fn run(
             slog::info!(log, "stopped");
             Ok(result?)
         }
-        Mode::Serve => Err(Error::Unavailable(
-            "the Streamable HTTP transport is not built yet; use `emcee stdio`",
-        )),
+        Mode::Serve => {
+            let service = build_service(&config, log.clone())?;
+            let result = transport::http::serve(&config, service.clone(), shutdown).await;
+            service.storage.flush().await?;
+            slog::info!(log, "stopped");
+            Ok(result?)
+        }
         Mode::Config => Ok(()),
     }
 }

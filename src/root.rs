@@ -1,35 +1,132 @@
 //! The Root actor: one per process; supervises sessions (DESIGN §2).
 //!
-//! It owns the session registry: it mints session ids, starts Session actors, forgets
-//! them when they stop, and is where session limits, idle reaping and drain live.
+//! Root owns the session registry: it mints session ids, starts Session actors (on the
+//! arbiter of the worker that asked, so sessions spread over cores), enforces the
+//! session cap, reaps idle sessions, ends sessions on `DELETE`, and drains them all at
+//! shutdown. Transports read the registry directly (`Registry::get`) to route requests
+//! without a hop through this actor; only Root writes it.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock, RwLock};
+use std::time::{Duration, Instant};
 
 use actix::prelude::*;
+use actix_rt::ArbiterHandle;
 use slog::Logger;
 
 use crate::service::Service;
-use crate::session::{Session, SessionEnded};
+use crate::session::{Close, Drain, Session, SessionEnded};
+use crate::transport::sse::StreamTable;
 
-/// Open a new session.
-#[derive(Message)]
-#[rtype(result = "Result<(Arc<str>, Addr<Session>), RootError>")]
-pub struct OpenSession;
+/// Milliseconds since the process started (a monotonic clock for idle tracking).
+pub fn now_ms() -> u64 {
+    static START: OnceLock<Instant> = OnceLock::new();
+    START.get_or_init(Instant::now).elapsed().as_millis() as u64
+}
 
-/// Look a session up by id.
-#[derive(Message)]
-#[rtype(result = "Option<Addr<Session>>")]
-pub struct GetSession(pub Arc<str>);
+/// What the registry knows of one live session.
+#[derive(Debug)]
+pub struct SessionEntry {
+    /// The session id.
+    pub id: Arc<str>,
+    /// The actor.
+    pub addr: Addr<Session>,
+    last_seen_ms: AtomicU64,
+    open_streams: AtomicUsize,
+    /// Live SSE streams of this session (HTTP transport state).
+    pub streams: StreamTable,
+}
 
-/// Number of live sessions.
+impl SessionEntry {
+    /// Record activity now (a request arrived).
+    pub fn touch(&self) {
+        self.last_seen_ms.store(now_ms(), Ordering::Relaxed);
+    }
+
+    /// A stream opened; a session with an open stream is never idle.
+    pub fn stream_opened(&self) {
+        self.open_streams.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A stream closed.
+    pub fn stream_closed(&self) {
+        self.open_streams.fetch_sub(1, Ordering::Relaxed);
+        self.touch();
+    }
+
+    fn idle_for(&self, now: u64) -> Option<u64> {
+        if self.open_streams.load(Ordering::Relaxed) > 0 {
+            return None;
+        }
+        Some(now.saturating_sub(self.last_seen_ms.load(Ordering::Relaxed)))
+    }
+}
+
+/// The session registry: read by transports, written by Root.
+#[derive(Debug, Clone, Default)]
+pub struct Registry(Arc<RwLock<HashMap<Arc<str>, Arc<SessionEntry>>>>);
+
+impl Registry {
+    /// The live session with this id.
+    pub fn get(&self, id: &str) -> Option<Arc<SessionEntry>> {
+        self.0.read().ok()?.get(id).cloned()
+    }
+
+    /// Number of live sessions.
+    pub fn len(&self) -> usize {
+        self.0.read().map_or(0, |m| m.len())
+    }
+
+    /// True when no session is live.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn insert(&self, entry: Arc<SessionEntry>) {
+        if let Ok(mut m) = self.0.write() {
+            m.insert(entry.id.clone(), entry);
+        }
+    }
+
+    fn remove(&self, id: &str) -> Option<Arc<SessionEntry>> {
+        self.0.write().ok()?.remove(id)
+    }
+
+    fn all(&self) -> Vec<Arc<SessionEntry>> {
+        self.0
+            .read()
+            .map_or_else(|_| Vec::new(), |m| m.values().cloned().collect())
+    }
+}
+
+/// Open a new session, started on `arbiter` (the caller's) or on Root's own.
 #[derive(Message)]
-#[rtype(result = "usize")]
-pub struct SessionCount;
+#[rtype(result = "Result<Arc<SessionEntry>, RootError>")]
+pub struct OpenSession {
+    /// Where the Session actor runs.
+    pub arbiter: Option<ArbiterHandle>,
+}
+
+/// End a session now (HTTP `DELETE`); answers whether it existed.
+#[derive(Message)]
+#[rtype(result = "bool")]
+pub struct CloseSession(pub Arc<str>);
+
+/// Drain every session: wait for in-flight calls up to `grace`, cancel the rest.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct DrainAll {
+    /// Grace period for in-flight calls.
+    pub grace: Duration,
+}
 
 /// Why the root refused.
 #[derive(Debug, thiserror::Error)]
 pub enum RootError {
+    /// The session cap is reached.
+    #[error("too many sessions (limit {0})")]
+    Full(usize),
     /// No session id could be minted (the OS random source failed).
     #[error("cannot mint a session id: {0}")]
     Random(String),
@@ -38,18 +135,30 @@ pub enum RootError {
 /// The root supervisor.
 pub struct Root {
     service: Arc<Service>,
-    sessions: HashMap<Arc<str>, Addr<Session>>,
+    registry: Registry,
     log: Logger,
 }
 
 impl Root {
-    /// A root for `service`.
-    pub fn new(service: Arc<Service>) -> Root {
+    /// A root for `service`, writing `registry`.
+    pub fn new(service: Arc<Service>, registry: Registry) -> Root {
         let log = service.log.clone();
         Root {
             service,
-            sessions: HashMap::new(),
+            registry,
             log,
+        }
+    }
+
+    fn reap(&mut self) {
+        let ttl = self.service.limits.session_idle_ttl.as_millis() as u64;
+        let now = now_ms();
+        for entry in self.registry.all() {
+            if entry.idle_for(now).is_some_and(|idle| idle >= ttl) {
+                slog::info!(self.log, "session idle, reaped"; "session" => entry.id.to_string());
+                self.registry.remove(&entry.id);
+                entry.addr.do_send(Close);
+            }
         }
     }
 }
@@ -65,24 +174,41 @@ pub fn mint_session_id() -> Result<String, RootError> {
 impl Actor for Root {
     type Context = Context<Self>;
 
-    fn started(&mut self, _ctx: &mut Context<Self>) {
-        slog::debug!(self.log, "root started");
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        // Check a few times per TTL, at most once a second, at least every 30 s.
+        let ttl = self.service.limits.session_idle_ttl;
+        let every = (ttl / 4).clamp(Duration::from_millis(50), Duration::from_secs(30));
+        ctx.run_interval(every, |act, _ctx| act.reap());
     }
 }
 
 impl Handler<OpenSession> for Root {
-    type Result = Result<(Arc<str>, Addr<Session>), RootError>;
+    type Result = Result<Arc<SessionEntry>, RootError>;
 
-    fn handle(&mut self, _msg: OpenSession, ctx: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, msg: OpenSession, ctx: &mut Context<Self>) -> Self::Result {
+        let limit = self.service.limits.max_sessions;
+        if self.registry.len() >= limit {
+            return Err(RootError::Full(limit));
+        }
         let id: Arc<str> = Arc::from(mint_session_id()?);
         let session = Session::new(
             id.clone(),
             self.service.clone(),
             Some(ctx.address().recipient()),
         );
-        let addr = session.start();
-        self.sessions.insert(id.clone(), addr.clone());
-        Ok((id, addr))
+        let addr = match msg.arbiter {
+            Some(arbiter) => Session::start_in_arbiter(&arbiter, move |_| session),
+            None => session.start(),
+        };
+        let entry = Arc::new(SessionEntry {
+            id,
+            addr,
+            last_seen_ms: AtomicU64::new(now_ms()),
+            open_streams: AtomicUsize::new(0),
+            streams: StreamTable::default(),
+        });
+        self.registry.insert(entry.clone());
+        Ok(entry)
     }
 }
 
@@ -90,23 +216,38 @@ impl Handler<SessionEnded> for Root {
     type Result = ();
 
     fn handle(&mut self, msg: SessionEnded, _ctx: &mut Context<Self>) {
-        self.sessions.remove(&msg.id);
+        self.registry.remove(&msg.id);
     }
 }
 
-impl Handler<GetSession> for Root {
-    type Result = Option<Addr<Session>>;
+impl Handler<CloseSession> for Root {
+    type Result = bool;
 
-    fn handle(&mut self, msg: GetSession, _ctx: &mut Context<Self>) -> Self::Result {
-        self.sessions.get(&msg.0).cloned()
+    fn handle(&mut self, msg: CloseSession, _ctx: &mut Context<Self>) -> bool {
+        match self.registry.remove(&msg.0) {
+            Some(entry) => {
+                entry.addr.do_send(Close);
+                true
+            }
+            None => false,
+        }
     }
 }
 
-impl Handler<SessionCount> for Root {
-    type Result = usize;
+impl Handler<DrainAll> for Root {
+    type Result = ResponseFuture<()>;
 
-    fn handle(&mut self, _msg: SessionCount, _ctx: &mut Context<Self>) -> usize {
-        self.sessions.len()
+    fn handle(&mut self, msg: DrainAll, _ctx: &mut Context<Self>) -> Self::Result {
+        let sessions = self.registry.all();
+        Box::pin(async move {
+            let drains = sessions
+                .iter()
+                .map(|s| s.addr.send(Drain { grace: msg.grace }));
+            futures::future::join_all(drains).await;
+            for s in &sessions {
+                s.addr.do_send(Close);
+            }
+        })
     }
 }
 

@@ -19,7 +19,7 @@ use actix::prelude::*;
 use futures::channel::oneshot;
 use slog::Logger;
 
-use crate::call::{reply, Call, CallContext, CallFinished, CallKind, Cancel, Reply};
+use crate::call::{reply, Call, CallContext, CallFinished, CallKind, Cancel, Peer, Reply};
 use crate::protocol::jsonrpc::{decode_params, encode_error, encode_result, Notification};
 use crate::protocol::mcp::{
     method, CallToolParams, CancelledParams, InitializeParams, InitializeResult,
@@ -54,6 +54,11 @@ pub struct Drain {
     pub grace: std::time::Duration,
 }
 
+/// Where messages not tied to a request go (the HTTP standalone GET stream).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SetStandalone(pub Sink);
+
 /// Stop the session and its calls now.
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -84,6 +89,8 @@ pub struct Session {
     draining: bool,
     idle_waiters: Vec<oneshot::Sender<()>>,
     root: Option<Recipient<SessionEnded>>,
+    standalone: Option<Sink>,
+    peer: Peer,
     log: Logger,
 }
 
@@ -106,6 +113,8 @@ impl Session {
             draining: false,
             idle_waiters: Vec::new(),
             root,
+            standalone: None,
+            peer: Peer::default(),
             log,
         }
     }
@@ -120,9 +129,10 @@ impl Session {
             Ok(Message::Request(req)) => self.on_request(req, sink, ctx),
             Ok(Message::Notification(n)) => self.on_notification(n),
             Ok(Message::Response(r)) => {
-                // Server → client requests arrive with the HTTP transport; until then
-                // an unsolicited response is logged and dropped (JSON-RPC: never answer one).
-                slog::debug!(self.log, "unsolicited response dropped"; "request_id" => r.id.to_string());
+                if !self.peer.complete(r.id.clone(), r.outcome) {
+                    // JSON-RPC: a response is never answered, even an unexpected one.
+                    slog::debug!(self.log, "unsolicited response dropped"; "request_id" => r.id.to_string());
+                }
             }
             Err(rejected) => {
                 slog::debug!(self.log, "invalid message"; "error" => &rejected.error.message);
@@ -250,6 +260,9 @@ impl Session {
             sink: sink.clone(),
             client_log_level: self.client_log_level.clone(),
             storage: self.service.storage.clone(),
+            peer: self.peer.clone(),
+            client_capabilities: self.client_capabilities(),
+            client_request_timeout: self.service.limits.client_request_timeout,
             log: log.clone(),
         };
         let timeout = tool
@@ -299,6 +312,13 @@ impl Session {
                 slog::debug!(self.log, "notification ignored"; "method" => other);
             }
         }
+    }
+
+    fn client_capabilities(&self) -> Arc<serde_json::Map<String, serde_json::Value>> {
+        self.client
+            .as_ref()
+            .map(|c| Arc::new(c.capabilities.clone()))
+            .unwrap_or_default()
     }
 
     fn wake_idle_waiters(&mut self) {
@@ -411,6 +431,14 @@ impl Handler<Drain> for Session {
         Box::pin(async move {
             let _ = rx.await;
         })
+    }
+}
+
+impl Handler<SetStandalone> for Session {
+    type Result = ();
+
+    fn handle(&mut self, msg: SetStandalone, _ctx: &mut Context<Self>) {
+        self.standalone = Some(msg.0);
     }
 }
 

@@ -16,6 +16,10 @@ pub enum FrameKind {
     Notification,
     /// A server → client request.
     Request,
+    /// Not a message: asks an HTTP transport to close the current SSE connection of
+    /// this request (the client reconnects with `Last-Event-ID`; SEP-1699 polling).
+    /// Ignored by transports without such streams.
+    CloseStream,
 }
 
 /// One encoded JSON-RPC message.

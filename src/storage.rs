@@ -1,13 +1,17 @@
 //! Storage: one sled database with typed trees (DESIGN §3).
 //!
 //! Trees: `meta` (on-disk format version), `kv` (the namespaced key/value API for
-//! tools). Later issues add `sessions` and `events`.
+//! tools), `events` + `event_index` (the SSE replay log: events in arrival order, and
+//! an index by session/stream/seq).
 //!
 //! Durability contract: sled syncs in the background every 500 ms, so every write
 //! that a client will be told succeeded is flushed (`flush_async`) before this module
 //! returns. Reads never flush.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// On-disk format written to `meta/format`. Bump on incompatible changes.
 pub const FORMAT_VERSION: &[u8] = b"1";
@@ -46,6 +50,34 @@ pub enum StorageError {
 pub struct Storage {
     db: sled::Db,
     kv: sled::Tree,
+    events: EventLog,
+}
+
+/// The SSE replay log. Events are not flushed one by one: a crash loses at most the
+/// last half second of replayable events, never an acknowledged write.
+#[derive(Clone)]
+struct EventLog {
+    /// global seq (u64 BE) → ts_ms (u64 BE) + index key.
+    by_order: sled::Tree,
+    /// session \0 stream (u64 BE) seq (u64 BE) → JSON text.
+    by_stream: sled::Tree,
+    next: Arc<AtomicU64>,
+    count: Arc<AtomicUsize>,
+}
+
+fn wall_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+fn stream_key(session: &str, stream: u64, seq: u64) -> Vec<u8> {
+    let mut k = Vec::with_capacity(session.len() + 17);
+    k.extend_from_slice(session.as_bytes());
+    k.push(NS_SEP);
+    k.extend_from_slice(&stream.to_be_bytes());
+    k.extend_from_slice(&seq.to_be_bytes());
+    k
 }
 
 impl std::fmt::Debug for Storage {
@@ -98,7 +130,97 @@ impl Storage {
             }
         }
         let kv = db.open_tree("kv")?;
-        Ok(Storage { db, kv })
+        let by_order = db.open_tree("events")?;
+        let by_stream = db.open_tree("event_index")?;
+        let next = match by_order.last()? {
+            Some((k, _)) => u64::from_be_bytes(k.as_ref().try_into().unwrap_or([0; 8])) + 1,
+            None => 0,
+        };
+        let count = by_order.len();
+        Ok(Storage {
+            db,
+            kv,
+            events: EventLog {
+                by_order,
+                by_stream,
+                next: Arc::new(AtomicU64::new(next)),
+                count: Arc::new(AtomicUsize::new(count)),
+            },
+        })
+    }
+
+    /// Append an SSE event to the replay log.
+    pub fn append_event(
+        &self,
+        session: &str,
+        stream: u64,
+        seq: u64,
+        json: &str,
+    ) -> Result<(), StorageError> {
+        let ev = &self.events;
+        let key = stream_key(session, stream, seq);
+        let order = ev.next.fetch_add(1, Ordering::Relaxed);
+        let mut value = Vec::with_capacity(8 + key.len());
+        value.extend_from_slice(&wall_ms().to_be_bytes());
+        value.extend_from_slice(&key);
+        ev.by_stream.insert(key, json.as_bytes())?;
+        ev.by_order.insert(order.to_be_bytes(), value)?;
+        ev.count.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Events of one stream after `after_seq`, in order: `(seq, json)`.
+    pub fn events_after(
+        &self,
+        session: &str,
+        stream: u64,
+        after_seq: u64,
+    ) -> Result<Vec<(u64, String)>, StorageError> {
+        let start = stream_key(session, stream, after_seq.saturating_add(1));
+        let end = stream_key(session, stream, u64::MAX);
+        let mut out = Vec::new();
+        for item in self.events.by_stream.range(start..=end) {
+            let (k, v) = item?;
+            let seq = u64::from_be_bytes(k[k.len() - 8..].try_into().unwrap_or([0; 8]));
+            out.push((seq, String::from_utf8_lossy(&v).into_owned()));
+        }
+        Ok(out)
+    }
+
+    /// True if the log holds any event of this stream.
+    pub fn has_stream(&self, session: &str, stream: u64) -> Result<bool, StorageError> {
+        let start = stream_key(session, stream, 0);
+        let end = stream_key(session, stream, u64::MAX);
+        Ok(self
+            .events
+            .by_stream
+            .range(start..=end)
+            .next()
+            .transpose()?
+            .is_some())
+    }
+
+    /// Number of events in the replay log.
+    pub fn event_count(&self) -> usize {
+        self.events.count.load(Ordering::Relaxed)
+    }
+
+    /// Drop the oldest events until at most `max` remain and none is older than `ttl`.
+    pub fn trim_events(&self, max: usize, ttl: Duration) -> Result<usize, StorageError> {
+        let ev = &self.events;
+        let cutoff = wall_ms().saturating_sub(ttl.as_millis() as u64);
+        let mut removed = 0;
+        while let Some((k, v)) = ev.by_order.first()? {
+            let ts = u64::from_be_bytes(v[..8].try_into().unwrap_or([0; 8]));
+            if ev.count.load(Ordering::Relaxed) <= max && ts >= cutoff {
+                break;
+            }
+            ev.by_order.remove(&k)?;
+            ev.by_stream.remove(&v[8..])?;
+            ev.count.fetch_sub(1, Ordering::Relaxed);
+            removed += 1;
+        }
+        Ok(removed)
     }
 
     /// The key/value API of one namespace (e.g. a tool's name).
@@ -212,6 +334,36 @@ mod tests {
         assert!(block_on(a.delete("k1")).unwrap());
         assert!(!block_on(a.delete("k1")).unwrap());
         assert_eq!(a.get("k1").unwrap(), None);
+    }
+
+    #[test]
+    fn event_log_replays_by_stream_and_trims_oldest_first() {
+        let s = Storage::temporary().unwrap();
+        for seq in 1..=3 {
+            s.append_event("s1", 7, seq, &format!("e{seq}")).unwrap();
+        }
+        s.append_event("s1", 8, 1, "other stream").unwrap();
+        s.append_event("s2", 7, 1, "other session").unwrap();
+        assert_eq!(
+            s.events_after("s1", 7, 1).unwrap(),
+            vec![(2, "e2".to_owned()), (3, "e3".to_owned())]
+        );
+        assert_eq!(s.events_after("s1", 7, 0).unwrap().len(), 3);
+        assert!(s.has_stream("s1", 8).unwrap());
+        assert!(!s.has_stream("s1", 9).unwrap());
+        assert_eq!(s.event_count(), 5);
+        assert_eq!(s.trim_events(3, Duration::from_secs(60)).unwrap(), 2);
+        assert_eq!(s.event_count(), 3);
+        assert_eq!(
+            s.events_after("s1", 7, 0).unwrap(),
+            vec![(3, "e3".to_owned())]
+        );
+        std::thread::sleep(Duration::from_millis(5));
+        assert_eq!(
+            s.trim_events(10, Duration::from_millis(1)).unwrap(),
+            3,
+            "all past the ttl"
+        );
     }
 
     #[test]

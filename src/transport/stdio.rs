@@ -26,10 +26,10 @@ use tokio_util::codec::{Decoder, FramedRead};
 
 use crate::protocol::jsonrpc::{self, encode_error};
 use crate::protocol::RpcError;
-use crate::root::{OpenSession, Root};
+use crate::root::{OpenSession, Registry, Root};
 use crate::service::Service;
 use crate::session::{Close, Drain, Inbound};
-use crate::sink::{FrameReceiver, Sink};
+use crate::sink::{Frame, FrameKind, FrameReceiver, Sink};
 
 /// Most bytes the writer gathers before one write to stdout.
 const WRITE_BATCH_BYTES: usize = 256 * 1024;
@@ -150,12 +150,15 @@ where
     let (finish_tx, finish_rx) = futures::channel::oneshot::channel::<()>();
     let writer = actix_rt::spawn(write_frames(frames, output, finish_rx));
 
-    let root = Root::new(service).start();
-    let (_id, session) = root
-        .send(OpenSession)
+    let root = Root::new(service, Registry::default()).start();
+    let entry = root
+        .send(OpenSession { arbiter: None })
         .await
         .map_err(|e| io::Error::other(e.to_string()))?
         .map_err(|e| io::Error::other(e.to_string()))?;
+    // The stdio connection is one long stream: the session is never idle while it lasts.
+    entry.stream_opened();
+    let session = entry.addr.clone();
 
     let mut lines = FramedRead::new(input, LineDecoder::new(limits.max_message_bytes));
     tokio::pin!(shutdown);
@@ -215,6 +218,14 @@ where
     }
 }
 
+fn push_line(buf: &mut Vec<u8>, frame: Frame) {
+    // stdio has no per-request streams: a close-stream request means nothing here.
+    if frame.kind != FrameKind::CloseStream {
+        buf.extend_from_slice(frame.json.as_bytes());
+        buf.push(b'\n');
+    }
+}
+
 /// The stdout writer: one JSON message per line, batched into few writes, flushed
 /// whenever the queue runs dry. Ends when told to finish (after writing what is
 /// queued) or when every sender is gone.
@@ -239,16 +250,15 @@ async fn write_frames<W: AsyncWrite + Unpin>(
             }
         };
         let Some(first) = first else { break };
-        buf.extend_from_slice(first.json.as_bytes());
-        buf.push(b'\n');
+        push_line(&mut buf, first);
         while buf.len() < WRITE_BATCH_BYTES {
             match frames.try_recv() {
-                Ok(f) => {
-                    buf.extend_from_slice(f.json.as_bytes());
-                    buf.push(b'\n');
-                }
+                Ok(f) => push_line(&mut buf, f),
                 Err(_) => break,
             }
+        }
+        if buf.is_empty() {
+            continue;
         }
         out.write_all(&buf).await?;
         out.flush().await?;

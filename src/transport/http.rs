@@ -1,0 +1,685 @@
+//! Streamable HTTP transport (session era) on actix-web: `POST`/`GET`/`DELETE /mcp`.
+//!
+//! Request path, in order, each step answering before any work when it fails:
+//! 1. Host and Origin against the allowlist → 403 (middleware, every `/mcp` request);
+//! 2. `Content-Type` (415), `Accept` (406), body size (413), `MCP-Protocol-Version` (400);
+//! 3. parse: malformed JSON → 400 with -32700, not JSON-RPC → 400 with -32600;
+//! 4. session: `initialize` opens one (503 + `Retry-After` at the cap); anything else
+//!    needs a known `Mcp-Session-Id` (missing → 400, unknown or ended → 404);
+//! 5. hand the payload to the Session actor with a fresh sink, then answer:
+//!    notifications/responses only → 202; a request → the first frame decides: its
+//!    response within [`JSON_WINDOW`] → `application/json`; a notification or a server
+//!    → client request first, or nothing yet → an SSE stream (priming event, related
+//!    messages, the response, end) run by a resumable pump (`transport::sse`).
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{self, HeaderMap, HeaderValue};
+use actix_web::http::StatusCode;
+use actix_web::middleware::{from_fn, Next};
+use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use bytes::{Bytes, BytesMut};
+use futures::StreamExt;
+use slog::Logger;
+use tokio::sync::mpsc;
+
+use crate::config::{Config, HttpConfig};
+use crate::protocol::jsonrpc::{self, encode_error};
+use crate::protocol::mcp::method;
+use crate::protocol::{Message, Payload, ProtocolVersion, RpcError};
+use crate::root::{CloseSession, DrainAll, OpenSession, Registry, Root, RootError, SessionEntry};
+use crate::service::Service;
+use crate::session::{Inbound, SetStandalone};
+use crate::sink::{Frame, FrameKind, Sink};
+use crate::transport::sse::{self, AttachError, Pump, StreamKind};
+
+/// The MCP endpoint path.
+pub const MCP_PATH: &str = "/mcp";
+/// Session id header.
+pub const SESSION_HEADER: &str = "mcp-session-id";
+/// Protocol version header.
+pub const VERSION_HEADER: &str = "mcp-protocol-version";
+/// A request answered within this window gets a plain JSON response; a slower one
+/// streams (SSE), so that a client that drops the connection can resume it.
+pub const JSON_WINDOW: Duration = Duration::from_millis(20);
+/// `Retry-After` seconds when the session cap is reached.
+pub const RETRY_AFTER_SECS: u32 = 5;
+
+/// Shared state of the HTTP workers.
+#[derive(Clone)]
+pub struct AppState {
+    service: Arc<Service>,
+    root: Addr<Root>,
+    registry: Registry,
+    http: Arc<HttpConfig>,
+    log: Logger,
+}
+
+impl AppState {
+    /// State for `service`; starts the Root actor on the current arbiter.
+    pub fn new(service: Arc<Service>, http: HttpConfig) -> AppState {
+        let registry = Registry::default();
+        let log = service.log.new(slog::o!("transport" => "http"));
+        let root = Root::new(service.clone(), registry.clone()).start();
+        AppState {
+            service,
+            root,
+            registry,
+            http: Arc::new(http),
+            log,
+        }
+    }
+
+    /// The session registry (read-only view).
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// The root actor.
+    pub fn root(&self) -> &Addr<Root> {
+        &self.root
+    }
+}
+
+/// Register the MCP routes on an actix-web app: the one `fn app()` shared by the
+/// binary and the tests.
+pub fn routes(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
+    move |cfg| {
+        cfg.app_data(web::Data::new(state)).service(
+            web::resource(MCP_PATH)
+                .wrap(from_fn(guard_host_and_origin))
+                .route(web::post().to(post_mcp))
+                .route(web::get().to(get_mcp))
+                .route(web::delete().to(delete_mcp))
+                .default_service(web::to(method_not_allowed)),
+        );
+    }
+}
+
+/// A refused request: an HTTP status with a JSON-RPC error body (id null). Every
+/// refusal of this transport becomes a response here, in one place.
+#[derive(Debug)]
+pub struct Refusal {
+    status: StatusCode,
+    error: RpcError,
+}
+
+impl Refusal {
+    fn new(status: StatusCode, error: RpcError) -> Refusal {
+        Refusal { status, error }
+    }
+}
+
+impl From<Refusal> for HttpResponse {
+    fn from(r: Refusal) -> HttpResponse {
+        HttpResponse::build(r.status)
+            .content_type("application/json")
+            .body(encode_error(None, &r.error))
+    }
+}
+
+/// A JSON-RPC error body (id null) with an HTTP status.
+fn rpc_error(status: StatusCode, error: RpcError) -> HttpResponse {
+    Refusal::new(status, error).into()
+}
+
+fn bad_request_refusal(message: impl Into<String>) -> Refusal {
+    Refusal::new(
+        StatusCode::BAD_REQUEST,
+        RpcError::invalid_request(message.into()),
+    )
+}
+
+fn bad_request(message: impl Into<String>) -> HttpResponse {
+    bad_request_refusal(message).into()
+}
+
+async fn method_not_allowed() -> HttpResponse {
+    HttpResponse::MethodNotAllowed()
+        .insert_header((header::ALLOW, "GET, POST, DELETE"))
+        .content_type("application/json")
+        .body(encode_error(
+            None,
+            &RpcError::new(-32000, "method not allowed"),
+        ))
+}
+
+/// The host part of a `Host` header value or an origin's authority, lowercased.
+fn host_of(authority: &str) -> String {
+    let authority = authority.trim().to_ascii_lowercase();
+    if let Some(rest) = authority.strip_prefix('[') {
+        // [v6]:port
+        return match rest.split_once(']') {
+            Some((v6, _)) => format!("[{v6}]"),
+            None => authority,
+        };
+    }
+    match authority.rsplit_once(':') {
+        Some((host, port)) if port.bytes().all(|b| b.is_ascii_digit()) => host.to_owned(),
+        _ => authority,
+    }
+}
+
+fn host_allowed(http: &HttpConfig, host: &str) -> bool {
+    http.allowed_hosts.iter().any(|h| h == "*" || h == host)
+}
+
+/// Check `Host` and `Origin`; `Err` names what was refused.
+pub fn check_host_and_origin(http: &HttpConfig, headers: &HeaderMap) -> Result<(), String> {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("");
+    if !host_allowed(http, &host_of(host)) {
+        return Err(format!("host not allowed: {host:?}"));
+    }
+    if let Some(origin) = headers.get(header::ORIGIN) {
+        let origin = origin
+            .to_str()
+            .unwrap_or("")
+            .trim()
+            .trim_end_matches('/')
+            .to_ascii_lowercase();
+        if http.allowed_origins.contains(&origin) {
+            return Ok(());
+        }
+        let authority = origin
+            .strip_prefix("http://")
+            .or_else(|| origin.strip_prefix("https://"))
+            .ok_or_else(|| format!("origin not allowed: {origin:?}"))?;
+        if !host_allowed(http, &host_of(authority)) {
+            return Err(format!("origin not allowed: {origin:?}"));
+        }
+    }
+    Ok(())
+}
+
+async fn guard_host_and_origin(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<actix_web::body::BoxBody>, actix_web::Error> {
+    let refused = req
+        .app_data::<web::Data<AppState>>()
+        .map(|s| check_host_and_origin(&s.http, req.headers()));
+    if let Some(Err(why)) = refused {
+        let resp = rpc_error(
+            StatusCode::FORBIDDEN,
+            RpcError::new(-32000, format!("forbidden: {why}")),
+        );
+        return Ok(req.into_response(resp));
+    }
+    Ok(next.call(req).await?.map_into_boxed_body())
+}
+
+/// What the client's `Accept` allows.
+#[derive(Debug, Clone, Copy)]
+struct Accept {
+    json: bool,
+    sse: bool,
+}
+
+fn accept_of(req: &HttpRequest) -> Accept {
+    let Some(value) = req
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return Accept {
+            json: true,
+            sse: true,
+        };
+    };
+    let mut a = Accept {
+        json: false,
+        sse: false,
+    };
+    for item in value.split(',') {
+        let mime = item
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        match mime.as_str() {
+            "application/json" | "application/*" => a.json = true,
+            "text/event-stream" | "text/*" => a.sse = true,
+            "*/*" => {
+                a.json = true;
+                a.sse = true;
+            }
+            _ => {}
+        }
+    }
+    a
+}
+
+fn header_str<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {
+    req.headers().get(name).and_then(|v| v.to_str().ok())
+}
+
+/// Validate `MCP-Protocol-Version` (absent means 2025-03-26).
+fn check_version_header(req: &HttpRequest) -> Result<(), Refusal> {
+    match header_str(req, VERSION_HEADER) {
+        None => Ok(()),
+        Some(v) => match ProtocolVersion::parse(v.trim()) {
+            Some(p) if p.is_legacy() && p >= ProtocolVersion::V2025_03_26 => Ok(()),
+            _ => Err(bad_request_refusal(format!(
+                "unsupported MCP-Protocol-Version: {v:?}"
+            ))),
+        },
+    }
+}
+
+/// The live session named by `Mcp-Session-Id`.
+fn session_of(req: &HttpRequest, state: &AppState) -> Result<Arc<SessionEntry>, Refusal> {
+    let Some(id) = header_str(req, SESSION_HEADER) else {
+        return Err(bad_request_refusal(
+            "missing Mcp-Session-Id header (send initialize first)",
+        ));
+    };
+    state.registry.get(id.trim()).ok_or_else(|| {
+        Refusal::new(
+            StatusCode::NOT_FOUND,
+            RpcError::new(
+                -32001,
+                "session not found (ended or unknown); initialize again",
+            ),
+        )
+    })
+}
+
+async fn read_body(
+    req: &HttpRequest,
+    mut body: web::Payload,
+    limit: usize,
+) -> Result<Bytes, Refusal> {
+    let too_large = || {
+        Refusal::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            RpcError::invalid_request(format!(
+                "body larger than {limit} bytes (limits.max_message_bytes)"
+            )),
+        )
+    };
+    if let Some(len) = header_str(req, "content-length").and_then(|v| v.parse::<usize>().ok()) {
+        if len > limit {
+            return Err(too_large());
+        }
+    }
+    let mut buf = BytesMut::new();
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(|e| bad_request_refusal(format!("cannot read body: {e}")))?;
+        if buf.len() + chunk.len() > limit {
+            return Err(too_large());
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(buf.freeze())
+}
+
+fn count_requests(payload: &Payload) -> (usize, bool) {
+    let is_req = |m: &Result<Message, _>| matches!(m, Ok(Message::Request(_)));
+    let is_init = |m: &Result<Message, _>| matches!(m, Ok(Message::Request(r)) if r.method == method::INITIALIZE);
+    match payload {
+        Payload::Single(m) => (usize::from(is_req(m)), is_init(m)),
+        Payload::Batch(items) => (
+            items.iter().filter(|m| is_req(m)).count(),
+            items.iter().any(is_init),
+        ),
+    }
+}
+
+/// The body of an SSE response: bytes from `rx`, with a guard that keeps the session
+/// "not idle" while the connection is open.
+fn sse_response(
+    entry: Arc<SessionEntry>,
+    first: Option<Bytes>,
+    rx: mpsc::UnboundedReceiver<Bytes>,
+) -> HttpResponse {
+    struct Open(Arc<SessionEntry>);
+    impl Drop for Open {
+        fn drop(&mut self) {
+            self.0.stream_closed();
+        }
+    }
+    entry.stream_opened();
+    let guard = Open(entry);
+    let head = futures::stream::iter(first.map(Ok::<Bytes, Infallible>));
+    let tail = futures::stream::unfold((rx, guard), |(mut rx, guard)| async move {
+        rx.recv()
+            .await
+            .map(|b| (Ok::<Bytes, Infallible>(b), (rx, guard)))
+    });
+    HttpResponse::Ok()
+        .content_type("text/event-stream")
+        .insert_header((header::CACHE_CONTROL, "no-cache"))
+        .insert_header(("x-accel-buffering", "no"))
+        .streaming(head.chain(tail))
+}
+
+async fn post_mcp(
+    req: HttpRequest,
+    body: web::Payload,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    let content_type = header_str(&req, "content-type").unwrap_or("");
+    if !content_type
+        .to_ascii_lowercase()
+        .starts_with("application/json")
+    {
+        return rpc_error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            RpcError::invalid_request("Content-Type must be application/json"),
+        );
+    }
+    let accept = accept_of(&req);
+    if !accept.json && !accept.sse {
+        return rpc_error(
+            StatusCode::NOT_ACCEPTABLE,
+            RpcError::invalid_request("Accept must allow application/json or text/event-stream"),
+        );
+    }
+    if let Err(refusal) = check_version_header(&req) {
+        return refusal.into();
+    }
+    let bytes = match read_body(&req, body, state.service.limits.max_message_bytes).await {
+        Ok(b) => b,
+        Err(refusal) => return refusal.into(),
+    };
+    let payload = jsonrpc::parse(&bytes);
+    if let Payload::Single(Err(rejected)) = &payload {
+        return HttpResponse::BadRequest()
+            .content_type("application/json")
+            .body(encode_error(rejected.id.as_ref(), &rejected.error));
+    }
+    let (requests, has_init) = count_requests(&payload);
+    let entry = if has_init {
+        if matches!(payload, Payload::Batch(_)) {
+            return bad_request("initialize must not be part of a batch");
+        }
+        match state
+            .root
+            .send(OpenSession {
+                arbiter: Some(actix_rt::Arbiter::current()),
+            })
+            .await
+        {
+            Ok(Ok(entry)) => entry,
+            Ok(Err(RootError::Full(limit))) => {
+                return HttpResponse::ServiceUnavailable()
+                    .insert_header((header::RETRY_AFTER, RETRY_AFTER_SECS.to_string()))
+                    .content_type("application/json")
+                    .body(encode_error(
+                        None,
+                        &RpcError::new(
+                            crate::protocol::code::SERVER_BUSY,
+                            format!("too many sessions (limit {limit}); retry later"),
+                        ),
+                    ))
+            }
+            Ok(Err(e)) => {
+                return rpc_error(StatusCode::INTERNAL_SERVER_ERROR, RpcError::internal(e))
+            }
+            Err(e) => return rpc_error(StatusCode::SERVICE_UNAVAILABLE, RpcError::internal(e)),
+        }
+    } else {
+        match session_of(&req, &state) {
+            Ok(entry) => entry,
+            Err(refusal) => return refusal.into(),
+        }
+    };
+    entry.touch();
+
+    let (sink, mut frames) = Sink::channel();
+    if entry.addr.send(Inbound { payload, sink }).await.is_err() {
+        return rpc_error(
+            StatusCode::NOT_FOUND,
+            RpcError::new(-32001, "session ended"),
+        );
+    }
+    if requests == 0 {
+        return HttpResponse::Accepted().finish();
+    }
+
+    let mut session_header = None;
+    if has_init {
+        session_header = Some(entry.id.to_string());
+    }
+    let with_session = |mut resp: HttpResponse| {
+        if let Some(id) = &session_header {
+            if let Ok(v) = HeaderValue::from_str(id) {
+                resp.headers_mut()
+                    .insert(header::HeaderName::from_static(SESSION_HEADER), v);
+            }
+        }
+        resp
+    };
+
+    if !accept.sse || has_init {
+        // JSON only: wait for the response, dropping related notifications (the client
+        // cannot receive them on this request).
+        while let Some(f) = frames.recv().await {
+            if f.kind == FrameKind::Response {
+                return with_session(
+                    HttpResponse::Ok()
+                        .content_type("application/json")
+                        .body(f.json),
+                );
+            }
+        }
+        // Every sender is gone without a response: the request was cancelled.
+        return HttpResponse::Accepted().finish();
+    }
+    // The first frame decides between a JSON answer and a stream.
+    let first: Option<Frame> = if accept.json {
+        tokio::select! {
+            f = frames.recv() => f,
+            _ = tokio::time::sleep(JSON_WINDOW) => None,
+        }
+    } else {
+        None
+    };
+    if let Some(f) = &first {
+        if f.kind == FrameKind::Response && accept.json {
+            return with_session(
+                HttpResponse::Ok()
+                    .content_type("application/json")
+                    .body(f.json.clone()),
+            );
+        }
+    }
+    let stream = entry.streams.allocate();
+    let (out, rx) = mpsc::unbounded_channel();
+    Pump {
+        session: entry.clone(),
+        storage: state.service.storage.clone(),
+        stream,
+        kind: StreamKind::Request,
+        keepalive: state.service.limits.sse_keepalive,
+        log: state.log.clone(),
+    }
+    .start(first, frames, Some(out));
+    with_session(sse_response(entry, Some(sse::priming(stream)), rx))
+}
+
+async fn get_mcp(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    if !accept_of(&req).sse {
+        return rpc_error(
+            StatusCode::NOT_ACCEPTABLE,
+            RpcError::invalid_request("Accept must allow text/event-stream"),
+        );
+    }
+    if let Err(refusal) = check_version_header(&req) {
+        return refusal.into();
+    }
+    let entry = match session_of(&req, &state) {
+        Ok(e) => e,
+        Err(refusal) => return refusal.into(),
+    };
+    entry.touch();
+    let (out, rx) = mpsc::unbounded_channel();
+    if let Some(last) = header_str(&req, "last-event-id") {
+        let Some((stream, seq)) = sse::parse_event_id(last) else {
+            return bad_request(format!("malformed Last-Event-ID: {last:?}"));
+        };
+        return match entry.streams.attach(stream, Some(seq), out.clone(), false) {
+            Ok(()) => sse_response(entry, None, rx),
+            Err(_) => {
+                // The stream ended: replay what it logged, then end.
+                match state.service.storage.events_after(&entry.id, stream, seq) {
+                    Ok(events) => {
+                        for (seq, json) in events {
+                            let _ = out.send(sse::event(stream, seq, &json));
+                        }
+                        drop(out);
+                        sse_response(entry, None, rx)
+                    }
+                    Err(e) => rpc_error(StatusCode::INTERNAL_SERVER_ERROR, RpcError::internal(e)),
+                }
+            }
+        };
+    }
+    if let Some(stream) = entry.streams.standalone() {
+        match entry.streams.attach(stream, None, out.clone(), true) {
+            Ok(()) => return sse_response(entry, Some(sse::priming(stream)), rx),
+            Err(AttachError::Busy) => {
+                return rpc_error(
+                    StatusCode::CONFLICT,
+                    RpcError::invalid_request("this session already has a standalone SSE stream"),
+                )
+            }
+            Err(AttachError::NotLive) => {}
+        }
+    }
+    let stream = entry.streams.allocate();
+    entry.streams.set_standalone(stream);
+    let (sink, frames) = Sink::channel();
+    entry.addr.do_send(SetStandalone(sink));
+    Pump {
+        session: entry.clone(),
+        storage: state.service.storage.clone(),
+        stream,
+        kind: StreamKind::Standalone,
+        keepalive: state.service.limits.sse_keepalive,
+        log: state.log.clone(),
+    }
+    .start(None, frames, Some(out));
+    sse_response(entry, Some(sse::priming(stream)), rx)
+}
+
+async fn delete_mcp(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    let Some(id) = header_str(&req, SESSION_HEADER) else {
+        return bad_request("missing Mcp-Session-Id header");
+    };
+    match state.root.send(CloseSession(Arc::from(id.trim()))).await {
+        Ok(true) => HttpResponse::Ok().finish(),
+        Ok(false) => rpc_error(
+            StatusCode::NOT_FOUND,
+            RpcError::new(-32001, "session not found"),
+        ),
+        Err(e) => rpc_error(StatusCode::SERVICE_UNAVAILABLE, RpcError::internal(e)),
+    }
+}
+
+/// Serve HTTP until `shutdown` resolves; then drain sessions and stop.
+///
+/// Shutdown order: stop accepting connections; drain every session (in-flight calls
+/// get `limits.shutdown_grace`, the rest are answered as cancelled); stop the server
+/// (open streams close); the caller flushes storage.
+pub async fn serve(
+    config: &Config,
+    service: Arc<Service>,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> std::io::Result<()> {
+    let state = AppState::new(service.clone(), config.http.clone());
+    let log = state.log.clone();
+    let app_state = state.clone();
+    let server = HttpServer::new(move || App::new().configure(routes(app_state.clone())))
+        .workers(config.http.workers)
+        .on_connect(|conn, _ext| {
+            // DESIGN §8: without TCP_NODELAY, multi-write SSE answers stall on delayed ACKs.
+            if let Some(tcp) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() {
+                let _ = tcp.set_nodelay(true);
+            }
+        })
+        .disable_signals()
+        .shutdown_timeout(config.limits.shutdown_grace.as_secs().max(1))
+        .bind(config.bind)?
+        .run();
+    let handle = server.handle();
+    let addrs = config.bind.to_string();
+    slog::info!(log, "serving http"; "bind" => addrs, "path" => MCP_PATH, "workers" => config.http.workers);
+    let server_task = actix_rt::spawn(server);
+    shutdown.await;
+    slog::info!(log, "shutdown requested");
+    handle.pause().await;
+    let _ = state
+        .root
+        .send(DrainAll {
+            grace: config.limits.shutdown_grace,
+        })
+        .await;
+    handle.stop(true).await;
+    match server_task.await {
+        Ok(result) => result,
+        Err(e) => Err(std::io::Error::other(e.to_string())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(
+                header::HeaderName::from_static(k),
+                HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        h
+    }
+
+    #[test]
+    fn host_and_origin_allowlist() {
+        let http = HttpConfig::default();
+        let ok =
+            |pairs: &[(&'static str, &str)]| check_host_and_origin(&http, &headers(pairs)).is_ok();
+        assert!(ok(&[("host", "localhost:8080")]));
+        assert!(ok(&[
+            ("host", "127.0.0.1:8080"),
+            ("origin", "http://localhost:3000")
+        ]));
+        assert!(ok(&[("host", "[::1]:8080"), ("origin", "https://[::1]")]));
+        assert!(!ok(&[("host", "evil.example:8080")]));
+        assert!(!ok(&[
+            ("host", "localhost:8080"),
+            ("origin", "http://evil.example")
+        ]));
+        assert!(!ok(&[("host", "localhost:8080"), ("origin", "null")]));
+        assert!(!ok(&[]), "no Host at all");
+        let any = HttpConfig {
+            allowed_hosts: vec!["*".into()],
+            ..HttpConfig::default()
+        };
+        assert!(check_host_and_origin(&any, &headers(&[("host", "mcp.example.com")])).is_ok());
+        let exact = HttpConfig {
+            allowed_origins: vec!["https://app.example.com".into()],
+            ..HttpConfig::default()
+        };
+        assert!(check_host_and_origin(
+            &exact,
+            &headers(&[
+                ("host", "localhost"),
+                ("origin", "https://app.example.com/")
+            ])
+        )
+        .is_ok());
+    }
+}

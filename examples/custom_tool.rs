@@ -41,17 +41,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
         },
     ))?;
-    let service = Arc::new(Service {
-        info: ServerInfo {
-            name: "adder".into(),
-            version: "1.0.0".into(),
-            instructions: Some("Call `add` to add two integers.".into()),
-        },
-        tools,
-        storage: Storage::temporary()?,
-        limits: Limits::default(),
-        log,
-    });
+    let info = ServerInfo {
+        name: "adder".into(),
+        version: "1.0.0".into(),
+        instructions: Some("Call `add` to add two integers.".into()),
+    };
+    let service = Arc::new(Service::new(info, tools, Storage::temporary()?, Limits::default(), log));
     actix::System::new().block_on(emcee::transport::stdio::serve(
         service,
         tokio::io::stdin(),

@@ -142,6 +142,7 @@ pub struct CallContext {
     pub(crate) peer: Peer,
     pub(crate) client_capabilities: Arc<serde_json::Map<String, Value>>,
     pub(crate) client_request_timeout: Duration,
+    pub(crate) notifier: crate::service::Notifier,
     pub(crate) log: Logger,
 }
 
@@ -190,6 +191,11 @@ impl CallContext {
         };
         let raw = outcome?;
         serde_json::from_str(raw.get()).map_err(RpcError::internal)
+    }
+
+    /// Tell sessions subscribed to `uri` that the resource changed.
+    pub fn resource_updated(&self, uri: &str) {
+        self.notifier.resource_updated(uri);
     }
 
     /// Ask the transport to close this request's SSE connection now; the call goes on

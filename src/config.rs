@@ -82,7 +82,7 @@ pub struct CommonArgs {
     /// Directory of the sled database.
     #[arg(long, env = "EMCEE_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
-    /// Comma-separated fixture sets to expose (known: faults).
+    /// Comma-separated fixture sets to expose (known: faults, conformance).
     #[arg(long, env = "EMCEE_FIXTURES", value_name = "LIST")]
     pub fixtures: Option<String>,
     /// TOML configuration file.
@@ -284,11 +284,13 @@ impl Default for HttpConfig {
 pub struct Fixtures {
     /// `fault_panic`, `fault_hang`, `fault_big`.
     pub faults: bool,
+    /// The official conformance suite's tools, resources and prompts.
+    pub conformance: bool,
 }
 
 impl Fixtures {
     /// Known fixture set names.
-    pub const KNOWN: &'static [&'static str] = &["faults"];
+    pub const KNOWN: &'static [&'static str] = &["faults", "conformance"];
 
     /// Parse names; unknown names are an error naming them.
     pub fn parse<'a>(names: impl IntoIterator<Item = &'a str>) -> Result<Fixtures, ConfigError> {
@@ -296,6 +298,7 @@ impl Fixtures {
         for name in names.into_iter().map(str::trim).filter(|n| !n.is_empty()) {
             match name {
                 "faults" => f.faults = true,
+                "conformance" => f.conformance = true,
                 other => {
                     return Err(bad(
                         "fixtures",

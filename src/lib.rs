@@ -6,6 +6,7 @@
 //! - [`telemetry`]: slog JSON logging on stderr.
 //! - [`storage`]: sled trees; every acknowledged write is flushed first.
 //! - [`tools`]: the typed tool API, the registry, built-in and fixture tools.
+//! - [`resources`], [`prompts`]: resources and templates; prompts and completion.
 //! - [`service`]: a server definition (tools, storage, limits), shared by all sessions.
 //! - [`root`], [`session`], [`call`]: the actors: Root → Session → Call.
 //! - [`sink`]: the outbound channel from actors to a transport.
@@ -19,7 +20,9 @@
 
 pub mod call;
 pub mod config;
+pub mod prompts;
 pub mod protocol;
+pub mod resources;
 pub mod root;
 pub mod service;
 pub mod session;
@@ -67,26 +70,25 @@ impl Error {
     }
 }
 
-/// The tool registry the binary serves for `config`: built-ins plus enabled fixtures.
-pub fn default_tools(config: &Config) -> Result<ToolRegistry, DuplicateTool> {
-    let mut tools = ToolRegistry::new();
-    tools::builtin::register(&mut tools, &config.limits)?;
-    if config.fixtures.faults {
-        tools::faults::register(&mut tools)?;
-    }
-    Ok(tools)
-}
-
-/// Open storage and assemble the service the binary serves.
+/// Open storage and assemble the service the binary serves: the built-in tools plus
+/// the enabled fixture sets.
 pub fn build_service(config: &Config, log: Logger) -> Result<Arc<Service>, Error> {
     let storage = Storage::open(&config.data_dir, config.storage.cache_capacity_bytes)?;
-    Ok(Arc::new(Service {
-        info: ServerInfo::default(),
-        tools: default_tools(config)?,
+    let mut service = Service::new(
+        ServerInfo::default(),
+        ToolRegistry::new(),
         storage,
-        limits: config.limits.clone(),
+        config.limits.clone(),
         log,
-    }))
+    );
+    tools::builtin::register(&mut service.tools, &config.limits)?;
+    if config.fixtures.faults {
+        tools::faults::register(&mut service.tools)?;
+    }
+    if config.fixtures.conformance {
+        tools::conformance::register(&mut service.tools, &mut service.resources, &mut service.prompts)?;
+    }
+    Ok(Arc::new(service))
 }
 
 /// Run the configured mode until `shutdown` resolves (or stdin closes, on stdio).

@@ -1,12 +1,42 @@
 //! The service: everything a session needs to answer requests, shared read-only by
 //! every session and call (`Arc<Service>`).
 
+use std::sync::Arc;
+
 use slog::Logger;
+use tokio::sync::broadcast;
 
 use crate::config::Limits;
 use crate::protocol::mcp::Implementation;
+use crate::prompts::PromptRegistry;
+use crate::resources::ResourceRegistry;
 use crate::storage::Storage;
 use crate::tools::ToolRegistry;
+
+/// Resource-updated events queued per session before the oldest are skipped.
+const UPDATE_QUEUE: usize = 256;
+
+/// Broadcasts `notifications/resources/updated` to the sessions subscribed to a URI.
+#[derive(Debug, Clone)]
+pub struct Notifier(broadcast::Sender<Arc<str>>);
+
+impl Default for Notifier {
+    fn default() -> Self {
+        Notifier(broadcast::channel(UPDATE_QUEUE).0)
+    }
+}
+
+impl Notifier {
+    /// Tell every session subscribed to `uri` that it changed.
+    pub fn resource_updated(&self, uri: &str) {
+        let _ = self.0.send(Arc::from(uri));
+    }
+
+    /// A receiver for one session.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<str>> {
+        self.0.subscribe()
+    }
+}
 
 /// Who the server says it is in `initialize`.
 #[derive(Debug, Clone)]
@@ -39,17 +69,39 @@ impl ServerInfo {
     }
 }
 
-/// A server definition: tools, storage, limits, logger.
+/// A server definition: tools, resources, prompts, storage, limits, logger.
 #[derive(Debug)]
 pub struct Service {
     /// Server identity.
     pub info: ServerInfo,
     /// Registered tools.
     pub tools: ToolRegistry,
+    /// Resources and templates.
+    pub resources: ResourceRegistry,
+    /// Prompts and completers.
+    pub prompts: PromptRegistry,
+    /// Resource update broadcasts.
+    pub notifier: Notifier,
     /// The database.
     pub storage: Storage,
     /// Runtime limits.
     pub limits: Limits,
     /// Root logger of the process.
     pub log: Logger,
+}
+
+impl Service {
+    /// A service with the given tools and nothing else registered.
+    pub fn new(info: ServerInfo, tools: ToolRegistry, storage: Storage, limits: crate::config::Limits, log: Logger) -> Service {
+        Service {
+            info,
+            tools,
+            resources: ResourceRegistry::default(),
+            prompts: PromptRegistry::default(),
+            notifier: Notifier::default(),
+            storage,
+            limits,
+            log,
+        }
+    }
 }

@@ -22,8 +22,9 @@ use slog::Logger;
 use crate::call::{reply, Call, CallContext, CallFinished, CallKind, Cancel, Peer, Reply};
 use crate::protocol::jsonrpc::{decode_params, encode_error, encode_result, Notification};
 use crate::protocol::mcp::{
-    method, CallToolParams, CancelledParams, InitializeParams, InitializeResult,
-    ListChangedCapability, ListToolsResult, PaginatedParams, ServerCapabilities, SetLevelParams,
+    method, CallToolParams, CancelledParams, CompleteParams, GetPromptParams, InitializeParams,
+    InitializeResult, ListChangedCapability, ListToolsResult, PaginatedParams, RequestMeta,
+    ResourcesCapability, ServerCapabilities, SetLevelParams, UriParams,
 };
 use crate::protocol::{
     code, LoggingLevel, Message, Payload, ProtocolVersion, Rejected, Request, RequestId, RpcError,
@@ -91,6 +92,7 @@ pub struct Session {
     root: Option<Recipient<SessionEnded>>,
     standalone: Option<Sink>,
     peer: Peer,
+    subscriptions: std::collections::HashSet<String>,
     log: Logger,
 }
 
@@ -115,6 +117,7 @@ impl Session {
             root,
             standalone: None,
             peer: Peer::default(),
+            subscriptions: Default::default(),
             log,
         }
     }
@@ -158,6 +161,14 @@ impl Session {
                 method::TOOLS_LIST => Some(self.list_tools(&req)),
                 method::LOGGING_SET_LEVEL => Some(self.set_level(&req)),
                 method::TOOLS_CALL => self.call_tool(&req, sink, ctx).err().map(Err),
+                method::RESOURCES_LIST => Some(self.list_resources(&req)),
+                method::RESOURCES_TEMPLATES_LIST => Some(self.list_templates(&req)),
+                method::RESOURCES_READ => self.read_resource(&req, sink, ctx).err().map(Err),
+                method::RESOURCES_SUBSCRIBE => Some(self.subscribe(&req, true)),
+                method::RESOURCES_UNSUBSCRIBE => Some(self.subscribe(&req, false)),
+                method::PROMPTS_LIST => Some(self.list_prompts(&req)),
+                method::PROMPTS_GET => self.get_prompt(&req, sink, ctx).err().map(Err),
+                method::COMPLETION_COMPLETE => Some(self.complete(&req)),
                 other => Some(Err(RpcError::method_not_found(other))),
             }
         };
@@ -191,6 +202,12 @@ impl Session {
                     list_changed: false,
                 }),
                 logging: Some(Default::default()),
+                resources: (!service.resources.is_empty()).then(|| ResourcesCapability {
+                    subscribe: true,
+                    list_changed: false,
+                }),
+                prompts: (!service.prompts.is_empty()).then(ListChangedCapability::default),
+                completions: service.prompts.has_completions().then(Default::default),
             },
             server_info: service.info.implementation(),
             instructions: service.info.instructions.clone(),
@@ -223,20 +240,8 @@ impl Session {
         reply(&serde_json::json!({}))
     }
 
-    /// Start a Call; `Err` is an immediate JSON-RPC error answer.
-    fn call_tool(
-        &mut self,
-        req: &Request,
-        sink: &Sink,
-        ctx: &mut Context<Self>,
-    ) -> Result<(), RpcError> {
-        let params: CallToolParams = decode_params(req.params.as_deref())?;
-        let Some(tool) = self.service.tools.get(&params.name).cloned() else {
-            return Err(RpcError::invalid_params(format!(
-                "unknown tool: {}",
-                params.name
-            )));
-        };
+    /// Check the in-flight limit and id reuse before starting a Call.
+    fn admit(&self, req: &Request) -> Result<(), RpcError> {
         let limit = self.service.limits.max_in_flight_per_session;
         if self.calls.len() >= limit {
             return Err(RpcError::new(
@@ -251,45 +256,146 @@ impl Session {
                 req.id
             )));
         }
-        let log = self.log.new(slog::o!("request_id" => req.id.to_string(),
-            "method" => method::TOOLS_CALL, "tool" => params.name.clone()));
-        let call_ctx = CallContext {
+        Ok(())
+    }
+
+    /// The context a handler gets for `req`.
+    fn call_context(&self, req: &Request, meta: Option<RequestMeta>, sink: &Sink, log: &Logger) -> CallContext {
+        CallContext {
             session_id: self.id.clone(),
             request_id: req.id.clone(),
-            progress_token: params.meta.and_then(|m| m.progress_token),
+            progress_token: meta.and_then(|m| m.progress_token),
             sink: sink.clone(),
             client_log_level: self.client_log_level.clone(),
             storage: self.service.storage.clone(),
             peer: self.peer.clone(),
             client_capabilities: self.client_capabilities(),
             client_request_timeout: self.service.limits.client_request_timeout,
+            notifier: self.service.notifier.clone(),
             log: log.clone(),
+        }
+    }
+
+    /// Start a Call child actor running `work` for `req`.
+    #[allow(clippy::too_many_arguments)]
+    fn spawn_call(
+        &mut self,
+        req: &Request,
+        kind: CallKind,
+        timeout: std::time::Duration,
+        work: crate::call::Work,
+        sink: &Sink,
+        log: Logger,
+        ctx: &mut Context<Self>,
+    ) {
+        self.next_seq += 1;
+        let seq = self.next_seq;
+        let session = ctx.address().recipient();
+        let addr = Call::new(req.id.clone(), seq, kind, work, sink.clone(), timeout, session, log).start();
+        self.calls.insert(req.id.clone(), Running { seq, addr });
+    }
+
+    /// `tools/call`: start a Call; `Err` is an immediate JSON-RPC error answer.
+    fn call_tool(&mut self, req: &Request, sink: &Sink, ctx: &mut Context<Self>) -> Result<(), RpcError> {
+        let params: CallToolParams = decode_params(req.params.as_deref())?;
+        let Some(tool) = self.service.tools.get(&params.name).cloned() else {
+            return Err(RpcError::invalid_params(format!("unknown tool: {}", params.name)));
         };
-        let timeout = tool
-            .timeout_override()
-            .unwrap_or(self.service.limits.call_timeout);
+        self.admit(req)?;
+        let log = self.log.new(slog::o!("request_id" => req.id.to_string(),
+            "method" => method::TOOLS_CALL, "tool" => params.name.clone()));
+        let call_ctx = self.call_context(req, params.meta, sink, &log);
+        let timeout = tool.timeout_override().unwrap_or(self.service.limits.call_timeout);
         let kind = CallKind::Tool(Arc::from(params.name.as_str()));
         let arguments = params.arguments;
         let work = Box::pin(async move {
             let result = tool.invoke(call_ctx, arguments).await;
             reply(&result)
         });
-        self.next_seq += 1;
-        let seq = self.next_seq;
-        let session = ctx.address().recipient();
-        let addr = Call::new(
-            req.id.clone(),
-            seq,
-            kind,
-            work,
-            sink.clone(),
-            timeout,
-            session,
-            log,
-        )
-        .start();
-        self.calls.insert(req.id.clone(), Running { seq, addr });
+        self.spawn_call(req, kind, timeout, work, sink, log, ctx);
         Ok(())
+    }
+
+    /// `resources/read`: start a Call running the resource's reader.
+    fn read_resource(&mut self, req: &Request, sink: &Sink, ctx: &mut Context<Self>) -> Result<(), RpcError> {
+        let params: UriParams = decode_params(req.params.as_deref())?;
+        let Some(read) = self.service.resources.bind(&params.uri) else {
+            return Err(crate::resources::not_found(&params.uri));
+        };
+        self.admit(req)?;
+        let log = self.log.new(slog::o!("request_id" => req.id.to_string(),
+            "method" => method::RESOURCES_READ, "uri" => params.uri.clone()));
+        let call_ctx = self.call_context(req, params.meta, sink, &log);
+        let work = Box::pin(async move {
+            let contents = read(call_ctx).await?;
+            reply(&serde_json::json!({ "contents": contents }))
+        });
+        let timeout = self.service.limits.call_timeout;
+        self.spawn_call(req, CallKind::Method(method::RESOURCES_READ), timeout, work, sink, log, ctx);
+        Ok(())
+    }
+
+    /// `prompts/get`: start a Call running the prompt's handler.
+    fn get_prompt(&mut self, req: &Request, sink: &Sink, ctx: &mut Context<Self>) -> Result<(), RpcError> {
+        let params: GetPromptParams = decode_params(req.params.as_deref())?;
+        let get = self.service.prompts.bind(&params.name, params.arguments)?;
+        self.admit(req)?;
+        let log = self.log.new(slog::o!("request_id" => req.id.to_string(),
+            "method" => method::PROMPTS_GET, "prompt" => params.name.clone()));
+        let call_ctx = self.call_context(req, params.meta, sink, &log);
+        let work = Box::pin(async move { reply(&get(call_ctx).await?) });
+        let timeout = self.service.limits.call_timeout;
+        self.spawn_call(req, CallKind::Method(method::PROMPTS_GET), timeout, work, sink, log, ctx);
+        Ok(())
+    }
+
+    fn list_resources(&self, req: &Request) -> Reply {
+        let params: PaginatedParams = decode_params(req.params.as_deref())?;
+        let all = self.service.resources.resources();
+        let (start, end, next) = page(params.cursor.as_deref(), all.len(), self.service.limits.page_size)?;
+        let items: Vec<_> = all[start..end].iter().map(|r| r.def()).collect();
+        list_reply("resources", &items, next)
+    }
+
+    fn list_templates(&self, req: &Request) -> Reply {
+        let params: PaginatedParams = decode_params(req.params.as_deref())?;
+        let all = self.service.resources.templates();
+        let (start, end, next) = page(params.cursor.as_deref(), all.len(), self.service.limits.page_size)?;
+        let items: Vec<_> = all[start..end].iter().map(|t| t.def()).collect();
+        list_reply("resourceTemplates", &items, next)
+    }
+
+    fn list_prompts(&self, req: &Request) -> Reply {
+        let params: PaginatedParams = decode_params(req.params.as_deref())?;
+        let all = self.service.prompts.prompts();
+        let (start, end, next) = page(params.cursor.as_deref(), all.len(), self.service.limits.page_size)?;
+        let items: Vec<_> = all[start..end].iter().map(|p| p.def()).collect();
+        list_reply("prompts", &items, next)
+    }
+
+    fn subscribe(&mut self, req: &Request, on: bool) -> Reply {
+        let params: UriParams = decode_params(req.params.as_deref())?;
+        if on {
+            if !self.service.resources.exists(&params.uri) {
+                return Err(crate::resources::not_found(&params.uri));
+            }
+            self.subscriptions.insert(params.uri);
+        } else {
+            self.subscriptions.remove(&params.uri);
+        }
+        reply(&serde_json::json!({}))
+    }
+
+    fn complete(&self, req: &Request) -> Reply {
+        let params: CompleteParams = decode_params(req.params.as_deref())?;
+        let context = params.context.unwrap_or_default().arguments;
+        let (values, total, has_more) =
+            self.service
+                .prompts
+                .complete(&params.reference, &params.argument.name, &params.argument.value, &context);
+        reply(&serde_json::json!({
+            "completion": { "values": values, "total": total, "hasMore": has_more }
+        }))
     }
 
     fn on_notification(&mut self, n: Notification) {
@@ -330,6 +436,16 @@ impl Session {
     }
 }
 
+/// A list result `{key: items, nextCursor?}` (no `nextCursor` on the last page).
+fn list_reply<T: serde::Serialize>(key: &str, items: &[T], next: Option<String>) -> Reply {
+    let mut map = serde_json::Map::new();
+    map.insert(key.to_owned(), serde_json::to_value(items).map_err(RpcError::internal)?);
+    if let Some(next) = next {
+        map.insert("nextCursor".to_owned(), next.into());
+    }
+    reply(&map)
+}
+
 /// Resolve a pagination cursor into `(start, end, next_cursor)` over `len` items.
 ///
 /// Cursors are opaque to clients; here they are the decimal offset of the page.
@@ -353,8 +469,25 @@ pub fn page(
 impl Actor for Session {
     type Context = Context<Self>;
 
-    fn started(&mut self, _ctx: &mut Context<Self>) {
+    fn started(&mut self, ctx: &mut Context<Self>) {
         slog::info!(self.log, "session started");
+        if !self.service.resources.is_empty() {
+            // Forward resource updates to this session; it filters by subscription.
+            let mut updates = self.service.notifier.subscribe();
+            let me = ctx.address().downgrade();
+            actix_rt::spawn(async move {
+                loop {
+                    match updates.recv().await {
+                        Ok(uri) => match me.upgrade() {
+                            Some(addr) => addr.do_send(ResourceUpdated(uri)),
+                            None => break,
+                        },
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                        Err(_) => break,
+                    }
+                }
+            });
+        }
     }
 
     fn stopped(&mut self, _ctx: &mut Context<Self>) {
@@ -431,6 +564,28 @@ impl Handler<Drain> for Session {
         Box::pin(async move {
             let _ = rx.await;
         })
+    }
+}
+
+/// A resource changed (from [`crate::service::Notifier`]).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ResourceUpdated(pub Arc<str>);
+
+impl Handler<ResourceUpdated> for Session {
+    type Result = ();
+
+    fn handle(&mut self, msg: ResourceUpdated, _ctx: &mut Context<Self>) {
+        if !self.subscriptions.contains(&*msg.0) {
+            return;
+        }
+        if let Some(sink) = &self.standalone {
+            let params = serde_json::json!({ "uri": &*msg.0 });
+            sink.notification(crate::protocol::jsonrpc::encode_notification(
+                method::RESOURCES_UPDATED,
+                Some(&params),
+            ));
+        }
     }
 }
 

@@ -128,6 +128,25 @@ pub struct ServerCapabilities {
     /// Present when `logging/setLevel` is served.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub logging: Option<Map<String, Value>>,
+    /// Present when resources are served.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourcesCapability>,
+    /// Present when prompts are served.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prompts: Option<ListChangedCapability>,
+    /// Present when `completion/complete` is served.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub completions: Option<Map<String, Value>>,
+}
+
+/// `resources` capability.
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResourcesCapability {
+    /// `resources/subscribe` is served.
+    pub subscribe: bool,
+    /// `notifications/resources/list_changed` may be sent.
+    pub list_changed: bool,
 }
 
 /// `{listChanged}` capability object.
@@ -403,6 +422,77 @@ pub mod method {
     pub const PROGRESS: &str = "notifications/progress";
     /// A log message for the client.
     pub const MESSAGE: &str = "notifications/message";
+    /// List resources.
+    pub const RESOURCES_LIST: &str = "resources/list";
+    /// List resource templates.
+    pub const RESOURCES_TEMPLATES_LIST: &str = "resources/templates/list";
+    /// Read a resource.
+    pub const RESOURCES_READ: &str = "resources/read";
+    /// Subscribe to a resource's updates.
+    pub const RESOURCES_SUBSCRIBE: &str = "resources/subscribe";
+    /// Unsubscribe.
+    pub const RESOURCES_UNSUBSCRIBE: &str = "resources/unsubscribe";
+    /// A subscribed resource changed.
+    pub const RESOURCES_UPDATED: &str = "notifications/resources/updated";
+    /// List prompts.
+    pub const PROMPTS_LIST: &str = "prompts/list";
+    /// Get a prompt.
+    pub const PROMPTS_GET: &str = "prompts/get";
+    /// Complete an argument.
+    pub const COMPLETION_COMPLETE: &str = "completion/complete";
+}
+
+/// Params naming one resource URI (`resources/read`, `subscribe`, `unsubscribe`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct UriParams {
+    /// The URI.
+    pub uri: String,
+    /// Request metadata.
+    #[serde(default, rename = "_meta")]
+    pub meta: Option<RequestMeta>,
+}
+
+/// `prompts/get` params.
+#[derive(Debug, Clone, Deserialize)]
+pub struct GetPromptParams {
+    /// The prompt.
+    pub name: String,
+    /// Its arguments.
+    #[serde(default)]
+    pub arguments: std::collections::HashMap<String, String>,
+    /// Request metadata.
+    #[serde(default, rename = "_meta")]
+    pub meta: Option<RequestMeta>,
+}
+
+/// `completion/complete` params.
+#[derive(Debug, Clone, Deserialize)]
+pub struct CompleteParams {
+    /// What is being completed.
+    #[serde(rename = "ref")]
+    pub reference: crate::prompts::CompletionRef,
+    /// The argument and its partial value.
+    pub argument: CompleteArgument,
+    /// Arguments already resolved.
+    #[serde(default)]
+    pub context: Option<CompleteContext>,
+}
+
+/// The argument being completed.
+#[derive(Debug, Clone, Deserialize)]
+pub struct CompleteArgument {
+    /// Its name.
+    pub name: String,
+    /// What the user typed so far.
+    pub value: String,
+}
+
+/// Completion context.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct CompleteContext {
+    /// Already-resolved arguments.
+    #[serde(default)]
+    pub arguments: std::collections::HashMap<String, String>,
 }
 
 #[cfg(test)]

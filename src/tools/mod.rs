@@ -6,6 +6,7 @@
 //! becomes a result with `isError: true` naming the field and the problem.
 
 pub mod builtin;
+pub mod conformance;
 pub mod faults;
 
 use std::collections::HashMap;
@@ -123,6 +124,42 @@ impl Tool {
                 title: None,
                 description: Some(description.into()),
                 input_schema: schema_of::<A>(),
+                output_schema: None,
+                annotations: None,
+            },
+            timeout: None,
+            handler: Box::new(dyn_handler),
+        }
+    }
+
+    /// A tool with a hand-written `inputSchema`, whose handler gets the raw arguments
+    /// object (the schema is advertised as is; the handler validates what it reads).
+    pub fn raw<F, Fut>(name: impl Into<String>, description: impl Into<String>, input_schema: Value, handler: F) -> Tool
+    where
+        F: Fn(CallContext, Value) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ToolOutcome> + 'static,
+    {
+        let name = name.into();
+        let tool_name: Arc<str> = Arc::from(name.as_str());
+        let handler = Arc::new(handler);
+        let dyn_handler = move |ctx: CallContext, args: Value| -> LocalBoxFuture<'static, CallToolResult> {
+            let handler = handler.clone();
+            let tool_name = tool_name.clone();
+            Box::pin(async move {
+                let outcome = if args.is_object() {
+                    handler(ctx, args).await
+                } else {
+                    Err(ToolError::InvalidArguments("`arguments` must be a JSON object".into()))
+                };
+                outcome.unwrap_or_else(|e| CallToolResult::error(format!("tool `{tool_name}`: {e}")))
+            })
+        };
+        Tool {
+            def: ToolDef {
+                name,
+                title: None,
+                description: Some(description.into()),
+                input_schema,
                 output_schema: None,
                 annotations: None,
             },

@@ -1,0 +1,269 @@
+//! Prompts (`prompts/list`, `prompts/get`) and argument completion (`completion/complete`).
+//!
+//! A prompt declares its arguments; `prompts/get` refuses a missing required argument
+//! with -32602 before the handler runs. Completers are registered per prompt argument
+//! or per resource-template variable and return candidate values for a prefix.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+
+use futures::future::LocalBoxFuture;
+use serde::{Deserialize, Serialize};
+
+use crate::call::CallContext;
+use crate::protocol::{Content, RpcError};
+
+/// Most completion values returned at once (the MCP limit).
+pub const MAX_COMPLETION_VALUES: usize = 100;
+
+/// A prompt argument as listed.
+#[derive(Debug, Clone, Serialize)]
+pub struct PromptArgument {
+    /// Name.
+    pub name: String,
+    /// What it is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Whether `prompts/get` needs it.
+    pub required: bool,
+}
+
+/// A prompt as listed by `prompts/list`.
+#[derive(Debug, Clone, Serialize)]
+pub struct PromptDef {
+    /// Name.
+    pub name: String,
+    /// Display name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    /// What it is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Arguments.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub arguments: Vec<PromptArgument>,
+}
+
+/// Who speaks a prompt message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// The user.
+    User,
+    /// The assistant.
+    Assistant,
+}
+
+/// One message of a prompt.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PromptMessage {
+    /// Speaker.
+    pub role: Role,
+    /// Content block.
+    pub content: Content,
+}
+
+/// `prompts/get` result.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GetPromptResult {
+    /// Description.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Messages.
+    pub messages: Vec<PromptMessage>,
+}
+
+/// What a prompt handler returns.
+pub type PromptOutcome = Result<GetPromptResult, RpcError>;
+
+type Getter = dyn Fn(CallContext, HashMap<String, String>) -> LocalBoxFuture<'static, PromptOutcome> + Send + Sync;
+
+/// A prompt.
+pub struct Prompt {
+    def: PromptDef,
+    get: Box<Getter>,
+}
+
+impl Prompt {
+    /// A prompt answered by `get(ctx, arguments)`.
+    pub fn new<F, Fut>(name: impl Into<String>, description: impl Into<String>, get: F) -> Prompt
+    where
+        F: Fn(CallContext, HashMap<String, String>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = PromptOutcome> + 'static,
+    {
+        Prompt {
+            def: PromptDef {
+                name: name.into(),
+                title: None,
+                description: Some(description.into()),
+                arguments: Vec::new(),
+            },
+            get: Box::new(move |ctx, args| Box::pin(get(ctx, args))),
+        }
+    }
+
+    /// Declare an argument.
+    pub fn argument(mut self, name: impl Into<String>, description: impl Into<String>, required: bool) -> Prompt {
+        self.def.arguments.push(PromptArgument {
+            name: name.into(),
+            description: Some(description.into()),
+            required,
+        });
+        self
+    }
+
+    /// The listed definition.
+    pub fn def(&self) -> &PromptDef {
+        &self.def
+    }
+}
+
+/// A bound `prompts/get`.
+pub type BoundGet = Box<dyn FnOnce(CallContext) -> LocalBoxFuture<'static, PromptOutcome>>;
+
+/// What a completion refers to.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Deserialize)]
+#[serde(tag = "type")]
+pub enum CompletionRef {
+    /// A prompt's argument.
+    #[serde(rename = "ref/prompt")]
+    Prompt {
+        /// Prompt name.
+        name: String,
+    },
+    /// A resource template's variable.
+    #[serde(rename = "ref/resource")]
+    Resource {
+        /// The template (or URI).
+        uri: String,
+    },
+}
+
+type Completer = dyn Fn(&str, &HashMap<String, String>) -> Vec<String> + Send + Sync;
+
+/// All prompts and completers of a server.
+#[derive(Default)]
+pub struct PromptRegistry {
+    prompts: Vec<Arc<Prompt>>,
+    by_name: HashMap<String, usize>,
+    completers: HashMap<(CompletionRef, String), Box<Completer>>,
+}
+
+impl std::fmt::Debug for PromptRegistry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PromptRegistry")
+            .field("prompts", &self.prompts.len())
+            .field("completers", &self.completers.len())
+            .finish()
+    }
+}
+
+impl PromptRegistry {
+    /// Register a prompt (a later one with the same name replaces it).
+    pub fn add(&mut self, prompt: Prompt) -> &mut Self {
+        let name = prompt.def.name.clone();
+        match self.by_name.get(&name) {
+            Some(&i) => self.prompts[i] = Arc::new(prompt),
+            None => {
+                self.by_name.insert(name, self.prompts.len());
+                self.prompts.push(Arc::new(prompt));
+            }
+        }
+        self
+    }
+
+    /// Register a completer for `argument` of `reference`: `complete(prefix, context)`
+    /// where context holds arguments already chosen.
+    pub fn completer<F>(&mut self, reference: CompletionRef, argument: impl Into<String>, complete: F) -> &mut Self
+    where
+        F: Fn(&str, &HashMap<String, String>) -> Vec<String> + Send + Sync + 'static,
+    {
+        self.completers.insert((reference, argument.into()), Box::new(complete));
+        self
+    }
+
+    /// True when there are no prompts.
+    pub fn is_empty(&self) -> bool {
+        self.prompts.is_empty()
+    }
+
+    /// True when completion is offered.
+    pub fn has_completions(&self) -> bool {
+        !self.completers.is_empty()
+    }
+
+    /// Listed prompts.
+    pub fn prompts(&self) -> &[Arc<Prompt>] {
+        &self.prompts
+    }
+
+    /// Bind `prompts/get`, checking required arguments.
+    pub fn bind(&self, name: &str, args: HashMap<String, String>) -> Result<BoundGet, RpcError> {
+        let prompt = self
+            .by_name
+            .get(name)
+            .map(|&i| self.prompts[i].clone())
+            .ok_or_else(|| RpcError::invalid_params(format!("unknown prompt: {name}")))?;
+        if let Some(missing) = prompt
+            .def
+            .arguments
+            .iter()
+            .find(|a| a.required && !args.contains_key(&a.name))
+        {
+            return Err(RpcError::invalid_params(format!(
+                "prompt `{name}` needs argument `{}`",
+                missing.name
+            )));
+        }
+        Ok(Box::new(move |ctx| (prompt.get)(ctx, args)))
+    }
+
+    /// Complete `argument` = `value` of `reference`: `(values, total, has_more)`.
+    /// An unknown reference or argument completes to nothing.
+    pub fn complete(
+        &self,
+        reference: &CompletionRef,
+        argument: &str,
+        value: &str,
+        context: &HashMap<String, String>,
+    ) -> (Vec<String>, usize, bool) {
+        let Some(complete) = self.completers.get(&(reference.clone(), argument.to_owned())) else {
+            return (Vec::new(), 0, false);
+        };
+        let mut values = complete(value, context);
+        let total = values.len();
+        values.truncate(MAX_COMPLETION_VALUES);
+        (values, total, total > MAX_COMPLETION_VALUES)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn required_arguments_are_checked_before_the_handler() {
+        let mut r = PromptRegistry::default();
+        r.add(
+            Prompt::new("p", "d", |_ctx, _args| async { Ok(GetPromptResult { description: None, messages: vec![] }) })
+                .argument("a", "A", true)
+                .argument("b", "B", false),
+        );
+        assert!(r.bind("p", HashMap::new()).is_err());
+        assert!(r.bind("p", HashMap::from([("a".to_owned(), "1".to_owned())])).is_ok());
+        assert_eq!(r.bind("nope", HashMap::new()).err().unwrap().code, -32602);
+    }
+
+    #[test]
+    fn completion_caps_at_the_mcp_limit() {
+        let mut r = PromptRegistry::default();
+        let reference = CompletionRef::Prompt { name: "p".into() };
+        r.completer(reference.clone(), "a", |prefix, _| {
+            (0..150).map(|i| format!("{prefix}{i}")).collect()
+        });
+        let (values, total, more) = r.complete(&reference, "a", "x", &HashMap::new());
+        assert_eq!((values.len(), total, more), (100, 150, true));
+        assert_eq!(r.complete(&reference, "b", "x", &HashMap::new()).0.len(), 0);
+    }
+}

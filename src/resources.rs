@@ -1,0 +1,364 @@
+//! Resources: static resources, URI templates, and the registry `resources/*` serve.
+//!
+//! A resource is a URI plus an async reader. A template (`test://item/{id}`, RFC 6570
+//! level 1: `{name}` matches one or more characters other than `/`) matches URIs
+//! and passes the variables to its reader. Reading an unknown URI is JSON-RPC -32002.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+
+use futures::future::LocalBoxFuture;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::call::CallContext;
+use crate::protocol::RpcError;
+
+/// MCP's "resource not found" error code.
+pub const RESOURCE_NOT_FOUND: i32 = -32002;
+
+/// A resource as listed by `resources/list`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResourceDef {
+    /// The URI.
+    pub uri: String,
+    /// Programmatic name.
+    pub name: String,
+    /// Display name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    /// What it is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// MIME type.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mime_type: Option<String>,
+}
+
+/// A template as listed by `resources/templates/list`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TemplateDef {
+    /// RFC 6570 URI template.
+    pub uri_template: String,
+    /// Programmatic name.
+    pub name: String,
+    /// Display name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    /// What it is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// MIME type of what it yields.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mime_type: Option<String>,
+}
+
+/// One item of a `resources/read` result.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResourceContents {
+    /// The URI read.
+    pub uri: String,
+    /// MIME type.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mime_type: Option<String>,
+    /// Text contents.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    /// Base64 binary contents.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub blob: Option<String>,
+}
+
+impl ResourceContents {
+    /// Text contents.
+    pub fn text(uri: impl Into<String>, mime_type: Option<&str>, text: impl Into<String>) -> Self {
+        ResourceContents {
+            uri: uri.into(),
+            mime_type: mime_type.map(str::to_owned),
+            text: Some(text.into()),
+            blob: None,
+        }
+    }
+
+    /// Base64 binary contents.
+    pub fn blob(uri: impl Into<String>, mime_type: Option<&str>, base64: impl Into<String>) -> Self {
+        ResourceContents {
+            uri: uri.into(),
+            mime_type: mime_type.map(str::to_owned),
+            text: None,
+            blob: Some(base64.into()),
+        }
+    }
+
+    /// As the `resource` field of an embedded-resource content block.
+    pub fn to_value(&self) -> Value {
+        serde_json::to_value(self).unwrap_or(Value::Null)
+    }
+}
+
+/// What a reader returns.
+pub type ReadOutcome = Result<Vec<ResourceContents>, RpcError>;
+
+type Reader = dyn Fn(CallContext, String, HashMap<String, String>) -> LocalBoxFuture<'static, ReadOutcome> + Send + Sync;
+
+fn boxed_reader<F, Fut>(read: F) -> Box<Reader>
+where
+    F: Fn(CallContext, String, HashMap<String, String>) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = ReadOutcome> + 'static,
+{
+    Box::new(move |ctx, uri, vars| Box::pin(read(ctx, uri, vars)))
+}
+
+/// A readable resource.
+pub struct Resource {
+    def: ResourceDef,
+    read: Box<Reader>,
+}
+
+impl Resource {
+    /// A resource at `uri` read by `read(ctx, uri)`.
+    pub fn new<F, Fut>(uri: impl Into<String>, name: impl Into<String>, read: F) -> Resource
+    where
+        F: Fn(CallContext, String) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ReadOutcome> + 'static,
+    {
+        Resource {
+            def: ResourceDef {
+                uri: uri.into(),
+                name: name.into(),
+                title: None,
+                description: None,
+                mime_type: None,
+            },
+            read: boxed_reader(move |ctx, uri, _vars| read(ctx, uri)),
+        }
+    }
+
+    /// Set the description.
+    pub fn description(mut self, d: impl Into<String>) -> Resource {
+        self.def.description = Some(d.into());
+        self
+    }
+
+    /// Set the MIME type.
+    pub fn mime_type(mut self, m: impl Into<String>) -> Resource {
+        self.def.mime_type = Some(m.into());
+        self
+    }
+
+    /// The listed definition.
+    pub fn def(&self) -> &ResourceDef {
+        &self.def
+    }
+}
+
+/// A URI template with a reader.
+pub struct Template {
+    def: TemplateDef,
+    parts: Vec<TemplatePart>,
+    read: Box<Reader>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum TemplatePart {
+    Literal(String),
+    Var(String),
+}
+
+fn parse_template(t: &str) -> Vec<TemplatePart> {
+    let mut parts = Vec::new();
+    let mut rest = t;
+    while let Some(open) = rest.find('{') {
+        if open > 0 {
+            parts.push(TemplatePart::Literal(rest[..open].to_owned()));
+        }
+        match rest[open..].find('}') {
+            Some(close) => {
+                parts.push(TemplatePart::Var(rest[open + 1..open + close].to_owned()));
+                rest = &rest[open + close + 1..];
+            }
+            None => {
+                parts.push(TemplatePart::Literal(rest[open..].to_owned()));
+                rest = "";
+            }
+        }
+    }
+    if !rest.is_empty() {
+        parts.push(TemplatePart::Literal(rest.to_owned()));
+    }
+    parts
+}
+
+/// Match `uri` against template parts; `{var}` takes one or more non-`/` characters.
+fn match_template(parts: &[TemplatePart], uri: &str) -> Option<HashMap<String, String>> {
+    let mut vars = HashMap::new();
+    let mut rest = uri;
+    for (i, part) in parts.iter().enumerate() {
+        match part {
+            TemplatePart::Literal(lit) => rest = rest.strip_prefix(lit.as_str())?,
+            TemplatePart::Var(name) => {
+                let end = match parts.get(i + 1) {
+                    Some(TemplatePart::Literal(next)) => rest.find(next.as_str())?,
+                    _ => rest.find('/').unwrap_or(rest.len()),
+                };
+                let value = &rest[..end];
+                if value.is_empty() || value.contains('/') {
+                    return None;
+                }
+                vars.insert(name.clone(), value.to_owned());
+                rest = &rest[end..];
+            }
+        }
+    }
+    rest.is_empty().then_some(vars)
+}
+
+impl Template {
+    /// A template read by `read(ctx, uri, variables)`.
+    pub fn new<F, Fut>(uri_template: impl Into<String>, name: impl Into<String>, read: F) -> Template
+    where
+        F: Fn(CallContext, String, HashMap<String, String>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ReadOutcome> + 'static,
+    {
+        let uri_template = uri_template.into();
+        Template {
+            parts: parse_template(&uri_template),
+            def: TemplateDef {
+                uri_template,
+                name: name.into(),
+                title: None,
+                description: None,
+                mime_type: None,
+            },
+            read: boxed_reader(read),
+        }
+    }
+
+    /// Set the description.
+    pub fn description(mut self, d: impl Into<String>) -> Template {
+        self.def.description = Some(d.into());
+        self
+    }
+
+    /// Set the MIME type.
+    pub fn mime_type(mut self, m: impl Into<String>) -> Template {
+        self.def.mime_type = Some(m.into());
+        self
+    }
+
+    /// The listed definition.
+    pub fn def(&self) -> &TemplateDef {
+        &self.def
+    }
+
+    /// The variables if `uri` matches.
+    pub fn matches(&self, uri: &str) -> Option<HashMap<String, String>> {
+        match_template(&self.parts, uri)
+    }
+}
+
+/// All resources and templates of a server.
+#[derive(Default)]
+pub struct ResourceRegistry {
+    resources: Vec<Arc<Resource>>,
+    by_uri: HashMap<String, usize>,
+    templates: Vec<Arc<Template>>,
+}
+
+impl std::fmt::Debug for ResourceRegistry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResourceRegistry")
+            .field("resources", &self.resources.len())
+            .field("templates", &self.templates.len())
+            .finish()
+    }
+}
+
+/// A read ready to run: the reader bound to its URI and variables.
+pub type BoundRead = Box<dyn FnOnce(CallContext) -> LocalBoxFuture<'static, ReadOutcome>>;
+
+impl ResourceRegistry {
+    /// Register a resource (a later one with the same URI replaces it).
+    pub fn add(&mut self, resource: Resource) -> &mut Self {
+        let uri = resource.def.uri.clone();
+        match self.by_uri.get(&uri) {
+            Some(&i) => self.resources[i] = Arc::new(resource),
+            None => {
+                self.by_uri.insert(uri, self.resources.len());
+                self.resources.push(Arc::new(resource));
+            }
+        }
+        self
+    }
+
+    /// Register a template.
+    pub fn add_template(&mut self, template: Template) -> &mut Self {
+        self.templates.push(Arc::new(template));
+        self
+    }
+
+    /// True when there is nothing to list or read.
+    pub fn is_empty(&self) -> bool {
+        self.resources.is_empty() && self.templates.is_empty()
+    }
+
+    /// Listed resources.
+    pub fn resources(&self) -> &[Arc<Resource>] {
+        &self.resources
+    }
+
+    /// Listed templates.
+    pub fn templates(&self) -> &[Arc<Template>] {
+        &self.templates
+    }
+
+    /// Whether `uri` names a resource or matches a template.
+    pub fn exists(&self, uri: &str) -> bool {
+        self.by_uri.contains_key(uri) || self.templates.iter().any(|t| t.matches(uri).is_some())
+    }
+
+    /// Bind a read of `uri`; `None` when nothing serves it.
+    pub fn bind(&self, uri: &str) -> Option<BoundRead> {
+        if let Some(&i) = self.by_uri.get(uri) {
+            let r = self.resources[i].clone();
+            let uri = uri.to_owned();
+            return Some(Box::new(move |ctx| (r.read)(ctx, uri, HashMap::new())));
+        }
+        self.templates.iter().find_map(|t| {
+            let vars = t.matches(uri)?;
+            let t = t.clone();
+            let uri = uri.to_owned();
+            Some(Box::new(move |ctx| (t.read)(ctx, uri, vars)) as BoundRead)
+        })
+    }
+}
+
+/// `resources/read` not-found error.
+pub fn not_found(uri: &str) -> RpcError {
+    RpcError::new(RESOURCE_NOT_FOUND, format!("resource not found: {uri}"))
+        .with_data(serde_json::json!({ "uri": uri }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn templates_match_level_one_variables() {
+        let p = parse_template("test://template/{id}/data");
+        let m = |uri| match_template(&p, uri);
+        assert_eq!(m("test://template/42/data").unwrap()["id"], "42");
+        assert!(m("test://template//data").is_none());
+        assert!(m("test://template/4/2/data").is_none());
+        assert!(m("test://template/42/data/x").is_none());
+        let p = parse_template("file:///{path}");
+        assert_eq!(match_template(&p, "file:///a.txt").unwrap()["path"], "a.txt");
+        let p = parse_template("x://{a}-{b}");
+        let v = match_template(&p, "x://1-2").unwrap();
+        assert_eq!((v["a"].as_str(), v["b"].as_str()), ("1", "2"));
+    }
+}

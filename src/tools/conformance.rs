@@ -1,0 +1,389 @@
+//! Conformance fixtures (`--fixtures conformance`): exactly the tools, resources and
+//! prompts the official MCP conformance suite (`@modelcontextprotocol/conformance`)
+//! calls, answering what its scenarios check (see `tests/conformance/SCENARIOS.md`).
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::call::CallContext;
+use crate::prompts::{CompletionRef, GetPromptResult, Prompt, PromptMessage, PromptRegistry, Role};
+use crate::protocol::{CallToolResult, Content, LoggingLevel};
+use crate::resources::{Resource, ResourceContents, ResourceRegistry, Template};
+use crate::tools::{DuplicateTool, Tool, ToolError, ToolOutcome, ToolRegistry};
+
+/// A 1×1 red PNG.
+pub const PNG_BASE64: &str =
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8DwHwAFBQIAX8jx0gAAAABJRU5ErkJggg==";
+/// A minimal WAV file.
+pub const WAV_BASE64: &str = "UklGRiYAAABXQVZFZm10IBAAAAABAAEAQB8AAAB9AAACABAAZGF0YQIAAAA=";
+
+const STEP: Duration = Duration::from_millis(50);
+
+fn no_args() -> Value {
+    json!({"type": "object", "properties": {}})
+}
+
+fn one_string(name: &str) -> Value {
+    json!({"type": "object", "properties": {name: {"type": "string"}}, "required": [name]})
+}
+
+fn content(blocks: Vec<Content>) -> ToolOutcome {
+    Ok(CallToolResult {
+        content: blocks,
+        ..Default::default()
+    })
+}
+
+fn image() -> Content {
+    Content::Image {
+        data: PNG_BASE64.into(),
+        mime_type: "image/png".into(),
+    }
+}
+
+fn embedded(uri: &str, mime: &str, text: &str) -> Content {
+    Content::Resource {
+        resource: ResourceContents::text(uri, Some(mime), text).to_value(),
+    }
+}
+
+fn string_arg(args: &Value, name: &str) -> Result<String, ToolError> {
+    args.get(name)
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .ok_or_else(|| ToolError::InvalidArguments(format!("`{name}` must be a string")))
+}
+
+async fn elicit(ctx: &CallContext, message: &str, schema: Value) -> Result<Value, ToolError> {
+    ctx.request_client(
+        "elicitation/create",
+        "elicitation",
+        json!({"message": message, "requestedSchema": schema}),
+    )
+    .await
+    .map_err(|e| ToolError::Failed(e.message))
+}
+
+fn elicitation_summary(answer: &Value) -> String {
+    format!(
+        "Elicitation completed: action={}, content={}",
+        answer["action"].as_str().unwrap_or("unknown"),
+        answer.get("content").cloned().unwrap_or(Value::Null)
+    )
+}
+
+/// Register the conformance tools, resources, prompts and completions.
+pub fn register(
+    tools: &mut ToolRegistry,
+    resources: &mut ResourceRegistry,
+    prompts: &mut PromptRegistry,
+) -> Result<(), DuplicateTool> {
+    register_tools(tools)?;
+    register_resources(resources);
+    register_prompts(prompts);
+    Ok(())
+}
+
+fn register_tools(tools: &mut ToolRegistry) -> Result<(), DuplicateTool> {
+    tools
+        .add(Tool::raw("test_simple_text", "Returns simple text content.", no_args(), |_ctx, _a| async {
+            content(vec![Content::text("This is a simple text response for testing.")])
+        }))?
+        .add(Tool::raw("test_image_content", "Returns image content.", no_args(), |_ctx, _a| async {
+            content(vec![image()])
+        }))?
+        .add(Tool::raw("test_audio_content", "Returns audio content.", no_args(), |_ctx, _a| async {
+            content(vec![Content::Audio {
+                data: WAV_BASE64.into(),
+                mime_type: "audio/wav".into(),
+            }])
+        }))?
+        .add(Tool::raw("test_embedded_resource", "Returns an embedded resource.", no_args(), |_ctx, _a| async {
+            content(vec![embedded(
+                "test://embedded-resource",
+                "text/plain",
+                "This is an embedded resource content.",
+            )])
+        }))?
+        .add(Tool::raw(
+            "test_multiple_content_types",
+            "Returns text, image and resource content.",
+            no_args(),
+            |_ctx, _a| async {
+                content(vec![
+                    Content::text("Multiple content types test:"),
+                    image(),
+                    embedded(
+                        "test://mixed-content-resource",
+                        "application/json",
+                        r#"{"test":"data","value":123}"#,
+                    ),
+                ])
+            },
+        ))?
+        .add(Tool::raw(
+            "test_tool_with_logging",
+            "Sends three log notifications while it runs.",
+            no_args(),
+            |ctx, _a| async move {
+                for (i, msg) in ["Tool execution started", "Tool processing data", "Tool execution completed"]
+                    .into_iter()
+                    .enumerate()
+                {
+                    if i > 0 {
+                        actix_rt::time::sleep(STEP).await;
+                    }
+                    ctx.notify_log(LoggingLevel::Info, Some("conformance"), json!(msg));
+                }
+                content(vec![Content::text("Tool with logging executed successfully")])
+            },
+        ))?
+        .add(Tool::raw(
+            "test_error_handling",
+            "Always fails with an isError result.",
+            no_args(),
+            |_ctx, _a| async { Err(ToolError::Failed("This tool intentionally returns an error for testing".into())) },
+        ))?
+        .add(Tool::raw(
+            "test_tool_with_progress",
+            "Reports progress 0, 50, 100 of 100.",
+            no_args(),
+            |ctx, _a| async move {
+                for (i, p) in [0.0, 50.0, 100.0].into_iter().enumerate() {
+                    if i > 0 {
+                        actix_rt::time::sleep(STEP).await;
+                    }
+                    ctx.progress(p, Some(100.0), None);
+                }
+                content(vec![Content::text("Tool with progress executed successfully")])
+            },
+        ))?
+        .add(Tool::raw(
+            "test_sampling",
+            "Asks the client's LLM to answer `prompt` (sampling/createMessage).",
+            one_string("prompt"),
+            |ctx, a| async move {
+                let prompt = string_arg(&a, "prompt")?;
+                let params = json!({
+                    "messages": [{"role": "user", "content": {"type": "text", "text": prompt}}],
+                    "maxTokens": 100,
+                });
+                let answer = ctx
+                    .request_client("sampling/createMessage", "sampling", params)
+                    .await
+                    .map_err(|e| ToolError::Failed(e.message))?;
+                let text = answer["content"]["text"].as_str().unwrap_or("").to_owned();
+                content(vec![Content::text(format!("LLM response: {text}"))])
+            },
+        ))?
+        .add(Tool::raw(
+            "test_elicitation",
+            "Asks the user for a username and an email (elicitation/create).",
+            one_string("message"),
+            |ctx, a| async move {
+                let message = string_arg(&a, "message")?;
+                let schema = json!({
+                    "type": "object",
+                    "properties": {
+                        "username": {"type": "string", "description": "User's response"},
+                        "email": {"type": "string", "description": "User's email address"}
+                    },
+                    "required": ["username", "email"]
+                });
+                let answer = elicit(&ctx, &message, schema).await?;
+                content(vec![Content::text(format!(
+                    "User response: action={}, content={}",
+                    answer["action"].as_str().unwrap_or("unknown"),
+                    answer.get("content").cloned().unwrap_or(Value::Null)
+                ))])
+            },
+        ))?
+        .add(Tool::raw(
+            "json_schema_2020_12_tool",
+            "Tool with JSON Schema 2020-12 features",
+            json!({
+                "$schema": "https://json-schema.org/draft/2020-12/schema",
+                "type": "object",
+                "$defs": {"address": {"type": "object", "properties": {"street": {"type": "string"}, "city": {"type": "string"}}}},
+                "properties": {"name": {"type": "string"}, "address": {"$ref": "#/$defs/address"}},
+                "additionalProperties": false
+            }),
+            |_ctx, a| async move { content(vec![Content::text(format!("Received: {a}"))]) },
+        ))?
+        .add(Tool::raw(
+            "test_elicitation_sep1034_defaults",
+            "Elicits a form whose fields have defaults (SEP-1034).",
+            no_args(),
+            |ctx, _a| async move {
+                let schema = json!({
+                    "type": "object",
+                    "properties": {
+                        "name": {"type": "string", "description": "User name", "default": "John Doe"},
+                        "age": {"type": "integer", "description": "User age", "default": 30},
+                        "score": {"type": "number", "description": "User score", "default": 95.5},
+                        "status": {"type": "string", "description": "User status", "enum": ["active", "inactive", "pending"], "default": "active"},
+                        "verified": {"type": "boolean", "description": "Verification status", "default": true}
+                    },
+                    "required": []
+                });
+                let answer = elicit(&ctx, "Please review your profile", schema).await?;
+                content(vec![Content::text(elicitation_summary(&answer))])
+            },
+        ))?
+        .add(Tool::raw(
+            "test_elicitation_sep1330_enums",
+            "Elicits a form with every enum style (SEP-1330).",
+            no_args(),
+            |ctx, _a| async move {
+                let schema = json!({
+                    "type": "object",
+                    "properties": {
+                        "untitledSingle": {"type": "string", "enum": ["option1", "option2", "option3"]},
+                        "titledSingle": {"type": "string", "oneOf": [
+                            {"const": "value1", "title": "First Option"},
+                            {"const": "value2", "title": "Second Option"},
+                            {"const": "value3", "title": "Third Option"}]},
+                        "legacyEnum": {"type": "string", "enum": ["opt1", "opt2", "opt3"],
+                            "enumNames": ["Option One", "Option Two", "Option Three"]},
+                        "untitledMulti": {"type": "array", "items": {"type": "string", "enum": ["option1", "option2", "option3"]}},
+                        "titledMulti": {"type": "array", "items": {"anyOf": [
+                            {"const": "value1", "title": "First Choice"},
+                            {"const": "value2", "title": "Second Choice"},
+                            {"const": "value3", "title": "Third Choice"}]}}
+                    },
+                    "required": []
+                });
+                let answer = elicit(&ctx, "Please choose your options", schema).await?;
+                content(vec![Content::text(elicitation_summary(&answer))])
+            },
+        ))?
+        .add(Tool::raw(
+            "test_reconnection",
+            "Closes its SSE stream mid-call, then finishes (SEP-1699 resumption).",
+            no_args(),
+            |ctx, _a| async move {
+                actix_rt::time::sleep(STEP).await;
+                ctx.close_stream();
+                actix_rt::time::sleep(STEP * 3).await;
+                content(vec![Content::text("Reconnection test completed successfully")])
+            },
+        ))?;
+    Ok(())
+}
+
+fn register_resources(resources: &mut ResourceRegistry) {
+    resources
+        .add(
+            Resource::new("test://static-text", "static-text", |_ctx, uri| async move {
+                Ok(vec![ResourceContents::text(
+                    uri,
+                    Some("text/plain"),
+                    "This is the content of the static text resource.",
+                )])
+            })
+            .description("A static text resource")
+            .mime_type("text/plain"),
+        )
+        .add(
+            Resource::new("test://static-binary", "static-binary", |_ctx, uri| async move {
+                Ok(vec![ResourceContents::blob(uri, Some("image/png"), PNG_BASE64)])
+            })
+            .description("A static binary resource (a PNG)")
+            .mime_type("image/png"),
+        )
+        .add(
+            Resource::new("test://watched-resource", "watched-resource", |_ctx, uri| async move {
+                Ok(vec![ResourceContents::text(uri, Some("text/plain"), "Watched resource content.")])
+            })
+            .description("A resource clients can subscribe to")
+            .mime_type("text/plain"),
+        )
+        .add_template(
+            Template::new("test://template/{id}/data", "template-data", |_ctx, uri, vars: HashMap<String, String>| async move {
+                let id = vars.get("id").cloned().unwrap_or_default();
+                let text = json!({"id": id, "templateTest": true, "data": format!("Data for ID: {id}")}).to_string();
+                Ok(vec![ResourceContents::text(uri, Some("application/json"), text)])
+            })
+            .description("Data for an id")
+            .mime_type("application/json"),
+        );
+}
+
+fn text_message(text: String) -> PromptMessage {
+    PromptMessage {
+        role: Role::User,
+        content: Content::text(text),
+    }
+}
+
+fn register_prompts(prompts: &mut PromptRegistry) {
+    prompts
+        .add(Prompt::new("test_simple_prompt", "A simple prompt without arguments", |_ctx, _args| async {
+            Ok(GetPromptResult {
+                description: None,
+                messages: vec![text_message("This is a simple prompt for testing.".into())],
+            })
+        }))
+        .add(
+            Prompt::new("test_prompt_with_arguments", "A prompt with two required arguments", |_ctx, args| async move {
+                let get = |k: &str| args.get(k).cloned().unwrap_or_default();
+                Ok(GetPromptResult {
+                    description: None,
+                    messages: vec![text_message(format!(
+                        "Prompt with arguments: arg1='{}', arg2='{}'",
+                        get("arg1"),
+                        get("arg2")
+                    ))],
+                })
+            })
+            .argument("arg1", "First test argument", true)
+            .argument("arg2", "Second test argument", true),
+        )
+        .add(
+            Prompt::new(
+                "test_prompt_with_embedded_resource",
+                "A prompt embedding the resource named by `resourceUri`",
+                |_ctx, args| async move {
+                    let uri = args.get("resourceUri").cloned().unwrap_or_default();
+                    Ok(GetPromptResult {
+                        description: None,
+                        messages: vec![
+                            PromptMessage {
+                                role: Role::User,
+                                content: embedded(&uri, "text/plain", "Embedded resource content for testing."),
+                            },
+                            text_message("Please process the embedded resource above.".into()),
+                        ],
+                    })
+                },
+            )
+            .argument("resourceUri", "URI of the resource to embed", true),
+        )
+        .add(Prompt::new("test_prompt_with_image", "A prompt with an image", |_ctx, _args| async {
+            Ok(GetPromptResult {
+                description: None,
+                messages: vec![
+                    PromptMessage {
+                        role: Role::User,
+                        content: image(),
+                    },
+                    text_message("Please analyze the image above.".into()),
+                ],
+            })
+        }))
+        .completer(
+            CompletionRef::Prompt {
+                name: "test_prompt_with_arguments".into(),
+            },
+            "arg1",
+            |prefix, _context| {
+                ["test", "testValue1", "testing", "value"]
+                    .into_iter()
+                    .filter(|v| v.starts_with(prefix))
+                    .map(str::to_owned)
+                    .collect()
+            },
+        );
+}

@@ -82,6 +82,7 @@ pub fn build_service(config: &Config, log: Logger) -> Result<Arc<Service>, Error
         log,
     );
     tools::builtin::register(&mut service.tools, &config.limits)?;
+    tools::builtin::register_resources(&mut service.resources);
     if config.fixtures.faults {
         tools::faults::register(&mut service.tools)?;
     }

@@ -19,6 +19,9 @@ use crate::service::Service;
 use crate::session::{Close, Drain, Session, SessionEnded};
 use crate::transport::sse::StreamTable;
 
+/// How often the SSE replay log is trimmed to its bounds.
+pub const EVENT_TRIM_EVERY: Duration = Duration::from_secs(1);
+
 /// Milliseconds since the process started (a monotonic clock for idle tracking).
 pub fn now_ms() -> u64 {
     static START: OnceLock<Instant> = OnceLock::new();
@@ -150,6 +153,16 @@ impl Root {
         }
     }
 
+    /// Keep the SSE replay log within `limits.event_log_max` and `limits.event_ttl`.
+    fn trim_events(&mut self) {
+        let limits = &self.service.limits;
+        match self.service.storage.trim_events(limits.event_log_max, limits.event_ttl) {
+            Ok(0) => {}
+            Ok(n) => slog::debug!(self.log, "replay log trimmed"; "removed" => n),
+            Err(e) => slog::warn!(self.log, "replay log trim failed"; "error" => e.to_string()),
+        }
+    }
+
     fn reap(&mut self) {
         let ttl = self.service.limits.session_idle_ttl.as_millis() as u64;
         let now = now_ms();
@@ -179,6 +192,7 @@ impl Actor for Root {
         let ttl = self.service.limits.session_idle_ttl;
         let every = (ttl / 4).clamp(Duration::from_millis(50), Duration::from_secs(30));
         ctx.run_interval(every, |act, _ctx| act.reap());
+        ctx.run_interval(EVENT_TRIM_EVERY, |act, _ctx| act.trim_events());
     }
 }
 

@@ -1,5 +1,6 @@
 //! Built-in tools, deterministic for users and benchmark harnesses:
-//! `echo`, `sleep`, and `kv_set`/`kv_get`/`kv_delete`/`kv_list` on sled.
+//! `echo`, `sleep`, and `kv_set`/`kv_get`/`kv_delete`/`kv_list` on sled; kv values
+//! are also resources (`kv://{key}`) that clients can read and subscribe to.
 //!
 //! kv writes are durable when the call answers (storage flushes first). kv tools
 //! return `structuredContent` (declared by `outputSchema`) and, as MCP recommends,
@@ -13,6 +14,7 @@ use serde_json::json;
 
 use crate::config::Limits;
 use crate::protocol::{CallToolResult, LoggingLevel};
+use crate::resources::{ResourceContents, ResourceRegistry, Template};
 use crate::tools::{DuplicateTool, Tool, ToolError, ToolOutcome, ToolRegistry};
 
 /// The kv namespace of the built-in tools.
@@ -114,6 +116,32 @@ fn non_empty(key: &str) -> Result<(), ToolError> {
     Ok(())
 }
 
+/// The resource URI of a kv key (`kv://{key}`).
+pub fn kv_uri(key: &str) -> String {
+    format!("kv://{key}")
+}
+
+/// Register the built-in resource template `kv://{key}`: a kv value as a text
+/// resource; `kv_set`/`kv_delete` notify its subscribers.
+pub fn register_resources(resources: &mut ResourceRegistry) {
+    resources.add_template(
+        Template::new("kv://{key}", "kv", |ctx, uri, vars| async move {
+            let key = vars.get("key").cloned().unwrap_or_default();
+            match ctx.storage().kv(KV_NAMESPACE).get(&key) {
+                Ok(Some(v)) => Ok(vec![ResourceContents::text(
+                    uri,
+                    Some("text/plain"),
+                    String::from_utf8_lossy(&v),
+                )]),
+                Ok(None) => Err(crate::resources::not_found(&uri)),
+                Err(e) => Err(crate::protocol::RpcError::internal(e)),
+            }
+        })
+        .description("The value stored under a key by kv_set (keys without `/`)")
+        .mime_type("text/plain"),
+    );
+}
+
 /// Register the built-in tools.
 pub fn register(tools: &mut ToolRegistry, limits: &Limits) -> Result<(), DuplicateTool> {
     let kv_list_max = limits.kv_list_max;
@@ -150,6 +178,7 @@ pub fn register(tools: &mut ToolRegistry, limits: &Limits) -> Result<(), Duplica
             Tool::new("kv_set", "Stores `value` under `key`; durable when answered.", |ctx, a: KvSetArgs| async move {
                 non_empty(&a.key)?;
                 ctx.storage().kv(KV_NAMESPACE).set(&a.key, a.value.as_bytes()).await?;
+                ctx.resource_updated(&kv_uri(&a.key));
                 structured(&KvSetOutput { key: a.key })
             })
             .output::<KvSetOutput>()
@@ -173,6 +202,9 @@ pub fn register(tools: &mut ToolRegistry, limits: &Limits) -> Result<(), Duplica
             Tool::new("kv_delete", "Removes `key`; says whether it existed.", |ctx, a: KeyArgs| async move {
                 non_empty(&a.key)?;
                 let deleted = ctx.storage().kv(KV_NAMESPACE).delete(&a.key).await?;
+                if deleted {
+                    ctx.resource_updated(&kv_uri(&a.key));
+                }
                 structured(&KvDeleteOutput { key: a.key, deleted })
             })
             .output::<KvDeleteOutput>()

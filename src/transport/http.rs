@@ -609,11 +609,15 @@ pub async fn serve(
         })
         .disable_signals()
         .shutdown_timeout(config.limits.shutdown_grace.as_secs().max(1))
-        .bind(config.bind)?
-        .run();
+        .bind(config.bind)?;
+    // The bound address, with the real port when `--bind` asked for port 0.
+    let bound = server
+        .addrs()
+        .first()
+        .map_or_else(|| config.bind.to_string(), ToString::to_string);
+    let server = server.run();
     let handle = server.handle();
-    let addrs = config.bind.to_string();
-    slog::info!(log, "serving http"; "bind" => addrs, "path" => MCP_PATH, "workers" => config.http.workers);
+    slog::info!(log, "serving http"; "bind" => bound, "path" => MCP_PATH, "workers" => config.http.workers);
     let server_task = actix_rt::spawn(server);
     shutdown.await;
     slog::info!(log, "shutdown requested");

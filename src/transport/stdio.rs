@@ -28,7 +28,7 @@ use crate::protocol::jsonrpc::{self, encode_error};
 use crate::protocol::RpcError;
 use crate::root::{OpenSession, Registry, Root};
 use crate::service::Service;
-use crate::session::{Close, Drain, Inbound};
+use crate::session::{Close, Drain, Inbound, SetStandalone};
 use crate::sink::{Frame, FrameKind, FrameReceiver, Sink};
 
 /// Most bytes the writer gathers before one write to stdout.
@@ -159,6 +159,8 @@ where
     // The stdio connection is one long stream: the session is never idle while it lasts.
     entry.stream_opened();
     let session = entry.addr.clone();
+    // Messages not tied to a request (resource updates) also go to stdout.
+    let _ = session.send(SetStandalone(sink.clone())).await;
 
     let mut lines = FramedRead::new(input, LineDecoder::new(limits.max_message_bytes));
     tokio::pin!(shutdown);

@@ -1,6 +1,7 @@
 //! Integration tests: one binary, each module drives the real `emcee` executable.
 
 mod cli;
+mod conformance;
 mod stdio;
 mod ts_client;
 mod util;

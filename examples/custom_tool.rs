@@ -46,7 +46,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         version: "1.0.0".into(),
         instructions: Some("Call `add` to add two integers.".into()),
     };
-    let service = Arc::new(Service::new(info, tools, Storage::temporary()?, Limits::default(), log));
+    let service = Arc::new(Service::new(
+        info,
+        tools,
+        Storage::temporary()?,
+        Limits::default(),
+        log,
+    ));
     actix::System::new().block_on(emcee::transport::stdio::serve(
         service,
         tokio::io::stdin(),

@@ -31,6 +31,7 @@ use crate::protocol::mcp::{method, LogMessageParams, ProgressParams, ProgressTok
 use crate::protocol::{CallToolResult, LoggingLevel, RequestId, RpcError};
 use crate::sink::Sink;
 use crate::storage::Storage;
+use crate::telemetry::Metrics;
 
 /// A call's reply: the raw `result` JSON or a JSON-RPC error.
 pub type Reply = Result<Box<RawValue>, RpcError>;
@@ -80,6 +81,14 @@ impl CallKind {
                 reply(&CallToolResult::error(format!("tool `{name}` {failure}")))
             }
             CallKind::Method(m) => Err(RpcError::internal(format!("`{m}` {failure}"))),
+        }
+    }
+
+    /// The JSON-RPC method this call answers.
+    pub fn method(&self) -> &'static str {
+        match self {
+            CallKind::Tool(_) => crate::protocol::mcp::method::TOOLS_CALL,
+            CallKind::Method(m) => m,
         }
     }
 
@@ -291,6 +300,7 @@ pub struct Call {
     session: Recipient<CallFinished>,
     started: Instant,
     log: Logger,
+    metrics: Arc<Metrics>,
     /// Set by the first answer; a Call answers at most once.
     answered: bool,
 }
@@ -307,6 +317,7 @@ impl Call {
         timeout: Duration,
         session: Recipient<CallFinished>,
         log: Logger,
+        metrics: Arc<Metrics>,
     ) -> Call {
         Call {
             id,
@@ -318,7 +329,24 @@ impl Call {
             session,
             started: Instant::now(),
             log,
+            metrics,
             answered: false,
+        }
+    }
+
+    /// Record the request's outcome in the metrics.
+    fn record(&self, outcome: &'static str) {
+        let seconds = self.started.elapsed().as_secs_f64();
+        self.metrics.request(self.kind.method(), outcome, seconds);
+        if let CallKind::Tool(name) = &self.kind {
+            let tool = [&**name];
+            self.metrics
+                .tool_duration
+                .with_label_values(&tool)
+                .observe(seconds);
+            if outcome != "ok" && outcome != "cancelled" {
+                self.metrics.tool_errors.with_label_values(&tool).inc();
+            }
         }
     }
 
@@ -331,9 +359,14 @@ impl Call {
             Ok(raw) => encode_result(&self.id, raw),
             Err(e) => encode_error(Some(&self.id), e),
         };
-        let success = outcome == "ok" && reply.is_ok() && !is_error_result(&reply);
+        let outcome = match (outcome, &reply) {
+            ("ok", Err(_)) => "error",
+            ("ok", reply) if is_error_result(reply) => "tool_error",
+            (outcome, _) => outcome,
+        };
+        self.record(outcome);
         slog::debug!(self.log, "call finished";
-            "duration_ms" => duration_ms, "success" => success, "outcome" => outcome);
+            "duration_ms" => duration_ms, "success" => outcome == "ok", "outcome" => outcome);
         self.sink.response(json);
     }
 
@@ -351,17 +384,23 @@ impl Call {
         }
         let reply = self.kind.failure_reply(&failure);
         let outcome = match failure {
-            Failure::Panicked(_) => "panic",
+            Failure::Panicked(_) => {
+                self.metrics.handler_panics.inc();
+                "panic"
+            }
             Failure::TimedOut(_) => "timeout",
-            Failure::Shutdown => "shutdown",
+            Failure::Shutdown => {
+                self.metrics.cancelled.inc();
+                "shutdown"
+            }
         };
         self.answer(reply, outcome);
     }
 }
 
 fn is_error_result(reply: &Reply) -> bool {
-    // Cheap check on the encoded result; only used for the log's `success` field.
-    matches!(reply, Ok(raw) if raw.get().contains("\"isError\":true"))
+    // `CallToolResult` serializes `isError` last, and only when true.
+    matches!(reply, Ok(raw) if raw.get().ends_with(",\"isError\":true}"))
 }
 
 fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
@@ -380,6 +419,9 @@ impl Actor for Call {
             ctx.stop();
             return;
         };
+        if let CallKind::Tool(name) = &self.kind {
+            self.metrics.tool_calls.with_label_values(&[&**name]).inc();
+        }
         // catch_unwind covers both the synchronous start and every poll of the work.
         let guarded = AssertUnwindSafe(work).catch_unwind();
         ctx.spawn(guarded.into_actor(self).map(|result, act, ctx| {
@@ -409,7 +451,10 @@ impl Handler<Cancel> for Call {
     fn handle(&mut self, msg: Cancel, ctx: &mut Context<Self>) {
         match msg {
             Cancel::Client => {
-                self.answered = true;
+                if !std::mem::replace(&mut self.answered, true) {
+                    self.metrics.cancelled.inc();
+                    self.record("cancelled");
+                }
                 slog::debug!(self.log, "call cancelled by client";
                     "duration_ms" => self.started.elapsed().as_secs_f64() * 1000.0);
             }

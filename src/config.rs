@@ -96,6 +96,9 @@ pub struct ServeArgs {
     /// Address to listen on.
     #[arg(long, env = "EMCEE_BIND", value_name = "ADDR")]
     pub bind: Option<String>,
+    /// Serve /health and /metrics on this address instead of --bind.
+    #[arg(long, env = "EMCEE_ADMIN_BIND", value_name = "ADDR")]
+    pub admin_bind: Option<String>,
     /// Shared flags.
     #[command(flatten)]
     pub common: CommonArgs,
@@ -107,6 +110,8 @@ pub struct ServeArgs {
 pub struct FileConfig {
     /// See [`Config::bind`].
     pub bind: Option<String>,
+    /// See [`Config::admin_bind`].
+    pub admin_bind: Option<String>,
     /// See [`Config::data_dir`].
     pub data_dir: Option<PathBuf>,
     /// See [`Config::log_level`].
@@ -371,6 +376,8 @@ pub struct Config {
     pub mode: Mode,
     /// HTTP listen address.
     pub bind: SocketAddr,
+    /// Where `/health*` and `/metrics` are served; `None`: on `bind`.
+    pub admin_bind: Option<SocketAddr>,
     /// sled directory.
     pub data_dir: PathBuf,
     /// stderr log level.
@@ -392,6 +399,7 @@ impl Default for Config {
             bind: DEFAULT_BIND
                 .parse()
                 .unwrap_or_else(|_| ([127, 0, 0, 1], 8080).into()),
+            admin_bind: None,
             data_dir: default_data_dir(),
             log_level: LogLevel::Info,
             fixtures: Fixtures::default(),
@@ -446,10 +454,10 @@ pub fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
 impl Config {
     /// Resolve parsed flags (with their env fallbacks) against the config file and defaults.
     pub fn resolve(cli: Cli) -> Result<Config, ConfigError> {
-        let (mode, bind, common) = match cli.command {
-            CliCommand::Stdio(common) => (Mode::Stdio, None, common),
-            CliCommand::Serve(a) => (Mode::Serve, a.bind, a.common),
-            CliCommand::Config(a) => (Mode::Config, a.bind, a.common),
+        let (mode, bind, admin_bind, common) = match cli.command {
+            CliCommand::Stdio(common) => (Mode::Stdio, None, None, common),
+            CliCommand::Serve(a) => (Mode::Serve, a.bind, a.admin_bind, a.common),
+            CliCommand::Config(a) => (Mode::Config, a.bind, a.admin_bind, a.common),
         };
         let file = match &common.config {
             Some(path) => read_file(path)?,
@@ -463,6 +471,12 @@ impl Config {
             config.bind = b
                 .parse()
                 .map_err(|e| bad("bind", format!("`{b}`: {e} (expected IP:PORT)")))?;
+        }
+        if let Some(b) = admin_bind.or(file.admin_bind) {
+            config.admin_bind = Some(
+                b.parse()
+                    .map_err(|e| bad("admin bind", format!("`{b}`: {e} (expected IP:PORT)")))?,
+            );
         }
         if let Some(dir) = common.data_dir.or(file.data_dir) {
             if dir.as_os_str().is_empty() {

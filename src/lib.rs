@@ -7,6 +7,7 @@
 //! - [`storage`]: sled trees; every acknowledged write is flushed first.
 //! - [`tools`]: the typed tool API, the registry, built-in and fixture tools.
 //! - [`resources`], [`prompts`]: resources and templates; prompts and completion.
+//! - [`health`]: the checks behind `/health`.
 //! - [`service`]: a server definition (tools, storage, limits), shared by all sessions.
 //! - [`root`], [`session`], [`call`]: the actors: Root → Session → Call.
 //! - [`sink`]: the outbound channel from actors to a transport.
@@ -20,6 +21,7 @@
 
 pub mod call;
 pub mod config;
+pub mod health;
 pub mod prompts;
 pub mod protocol;
 pub mod resources;
@@ -84,10 +86,14 @@ pub fn build_service(config: &Config, log: Logger) -> Result<Arc<Service>, Error
     tools::builtin::register(&mut service.tools, &config.limits)?;
     tools::builtin::register_resources(&mut service.resources);
     if config.fixtures.faults {
-        tools::faults::register(&mut service.tools)?;
+        tools::faults::register(&mut service.tools, &mut service.health)?;
     }
     if config.fixtures.conformance {
-        tools::conformance::register(&mut service.tools, &mut service.resources, &mut service.prompts)?;
+        tools::conformance::register(
+            &mut service.tools,
+            &mut service.resources,
+            &mut service.prompts,
+        )?;
     }
     Ok(Arc::new(service))
 }

@@ -77,7 +77,9 @@ pub struct GetPromptResult {
 /// What a prompt handler returns.
 pub type PromptOutcome = Result<GetPromptResult, RpcError>;
 
-type Getter = dyn Fn(CallContext, HashMap<String, String>) -> LocalBoxFuture<'static, PromptOutcome> + Send + Sync;
+type Getter = dyn Fn(CallContext, HashMap<String, String>) -> LocalBoxFuture<'static, PromptOutcome>
+    + Send
+    + Sync;
 
 /// A prompt.
 pub struct Prompt {
@@ -104,7 +106,12 @@ impl Prompt {
     }
 
     /// Declare an argument.
-    pub fn argument(mut self, name: impl Into<String>, description: impl Into<String>, required: bool) -> Prompt {
+    pub fn argument(
+        mut self,
+        name: impl Into<String>,
+        description: impl Into<String>,
+        required: bool,
+    ) -> Prompt {
         self.def.arguments.push(PromptArgument {
             name: name.into(),
             description: Some(description.into()),
@@ -175,11 +182,17 @@ impl PromptRegistry {
 
     /// Register a completer for `argument` of `reference`: `complete(prefix, context)`
     /// where context holds arguments already chosen.
-    pub fn completer<F>(&mut self, reference: CompletionRef, argument: impl Into<String>, complete: F) -> &mut Self
+    pub fn completer<F>(
+        &mut self,
+        reference: CompletionRef,
+        argument: impl Into<String>,
+        complete: F,
+    ) -> &mut Self
     where
         F: Fn(&str, &HashMap<String, String>) -> Vec<String> + Send + Sync + 'static,
     {
-        self.completers.insert((reference, argument.into()), Box::new(complete));
+        self.completers
+            .insert((reference, argument.into()), Box::new(complete));
         self
     }
 
@@ -228,7 +241,10 @@ impl PromptRegistry {
         value: &str,
         context: &HashMap<String, String>,
     ) -> (Vec<String>, usize, bool) {
-        let Some(complete) = self.completers.get(&(reference.clone(), argument.to_owned())) else {
+        let Some(complete) = self
+            .completers
+            .get(&(reference.clone(), argument.to_owned()))
+        else {
             return (Vec::new(), 0, false);
         };
         let mut values = complete(value, context);
@@ -246,12 +262,19 @@ mod tests {
     fn required_arguments_are_checked_before_the_handler() {
         let mut r = PromptRegistry::default();
         r.add(
-            Prompt::new("p", "d", |_ctx, _args| async { Ok(GetPromptResult { description: None, messages: vec![] }) })
-                .argument("a", "A", true)
-                .argument("b", "B", false),
+            Prompt::new("p", "d", |_ctx, _args| async {
+                Ok(GetPromptResult {
+                    description: None,
+                    messages: vec![],
+                })
+            })
+            .argument("a", "A", true)
+            .argument("b", "B", false),
         );
         assert!(r.bind("p", HashMap::new()).is_err());
-        assert!(r.bind("p", HashMap::from([("a".to_owned(), "1".to_owned())])).is_ok());
+        assert!(r
+            .bind("p", HashMap::from([("a".to_owned(), "1".to_owned())]))
+            .is_ok());
         assert_eq!(r.bind("nope", HashMap::new()).err().unwrap().code, -32602);
     }
 

@@ -85,7 +85,11 @@ impl ResourceContents {
     }
 
     /// Base64 binary contents.
-    pub fn blob(uri: impl Into<String>, mime_type: Option<&str>, base64: impl Into<String>) -> Self {
+    pub fn blob(
+        uri: impl Into<String>,
+        mime_type: Option<&str>,
+        base64: impl Into<String>,
+    ) -> Self {
         ResourceContents {
             uri: uri.into(),
             mime_type: mime_type.map(str::to_owned),
@@ -103,7 +107,9 @@ impl ResourceContents {
 /// What a reader returns.
 pub type ReadOutcome = Result<Vec<ResourceContents>, RpcError>;
 
-type Reader = dyn Fn(CallContext, String, HashMap<String, String>) -> LocalBoxFuture<'static, ReadOutcome> + Send + Sync;
+type Reader = dyn Fn(CallContext, String, HashMap<String, String>) -> LocalBoxFuture<'static, ReadOutcome>
+    + Send
+    + Sync;
 
 fn boxed_reader<F, Fut>(read: F) -> Box<Reader>
 where
@@ -219,7 +225,11 @@ fn match_template(parts: &[TemplatePart], uri: &str) -> Option<HashMap<String, S
 
 impl Template {
     /// A template read by `read(ctx, uri, variables)`.
-    pub fn new<F, Fut>(uri_template: impl Into<String>, name: impl Into<String>, read: F) -> Template
+    pub fn new<F, Fut>(
+        uri_template: impl Into<String>,
+        name: impl Into<String>,
+        read: F,
+    ) -> Template
     where
         F: Fn(CallContext, String, HashMap<String, String>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = ReadOutcome> + 'static,
@@ -356,7 +366,10 @@ mod tests {
         assert!(m("test://template/4/2/data").is_none());
         assert!(m("test://template/42/data/x").is_none());
         let p = parse_template("file:///{path}");
-        assert_eq!(match_template(&p, "file:///a.txt").unwrap()["path"], "a.txt");
+        assert_eq!(
+            match_template(&p, "file:///a.txt").unwrap()["path"],
+            "a.txt"
+        );
         let p = parse_template("x://{a}-{b}");
         let v = match_template(&p, "x://1-2").unwrap();
         assert_eq!((v["a"].as_str(), v["b"].as_str()), ("1", "2"));

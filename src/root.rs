@@ -124,6 +124,11 @@ pub struct DrainAll {
     pub grace: Duration,
 }
 
+/// Liveness probe: answered at once (health checks, systemd watchdog).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Ping;
+
 /// Why the root refused.
 #[derive(Debug, thiserror::Error)]
 pub enum RootError {
@@ -156,11 +161,22 @@ impl Root {
     /// Keep the SSE replay log within `limits.event_log_max` and `limits.event_ttl`.
     fn trim_events(&mut self) {
         let limits = &self.service.limits;
-        match self.service.storage.trim_events(limits.event_log_max, limits.event_ttl) {
+        match self
+            .service
+            .storage
+            .trim_events(limits.event_log_max, limits.event_ttl)
+        {
             Ok(0) => {}
             Ok(n) => slog::debug!(self.log, "replay log trimmed"; "removed" => n),
             Err(e) => slog::warn!(self.log, "replay log trim failed"; "error" => e.to_string()),
         }
+    }
+
+    /// Remove a session from the registry (once: the gauge follows the registry).
+    fn forget(&mut self, id: &str) -> Option<Arc<SessionEntry>> {
+        let entry = self.registry.remove(id)?;
+        self.service.metrics.active_sessions.dec();
+        Some(entry)
     }
 
     fn reap(&mut self) {
@@ -169,7 +185,7 @@ impl Root {
         for entry in self.registry.all() {
             if entry.idle_for(now).is_some_and(|idle| idle >= ttl) {
                 slog::info!(self.log, "session idle, reaped"; "session" => entry.id.to_string());
-                self.registry.remove(&entry.id);
+                self.forget(&entry.id);
                 entry.addr.do_send(Close);
             }
         }
@@ -202,6 +218,9 @@ impl Handler<OpenSession> for Root {
     fn handle(&mut self, msg: OpenSession, ctx: &mut Context<Self>) -> Self::Result {
         let limit = self.service.limits.max_sessions;
         if self.registry.len() >= limit {
+            self.service
+                .metrics
+                .reject(crate::telemetry::metrics::reason::SESSION_CAP);
             return Err(RootError::Full(limit));
         }
         let id: Arc<str> = Arc::from(mint_session_id()?);
@@ -222,6 +241,8 @@ impl Handler<OpenSession> for Root {
             streams: StreamTable::default(),
         });
         self.registry.insert(entry.clone());
+        self.service.metrics.sessions_total.inc();
+        self.service.metrics.active_sessions.inc();
         Ok(entry)
     }
 }
@@ -230,7 +251,7 @@ impl Handler<SessionEnded> for Root {
     type Result = ();
 
     fn handle(&mut self, msg: SessionEnded, _ctx: &mut Context<Self>) {
-        self.registry.remove(&msg.id);
+        self.forget(&msg.id);
     }
 }
 
@@ -238,7 +259,7 @@ impl Handler<CloseSession> for Root {
     type Result = bool;
 
     fn handle(&mut self, msg: CloseSession, _ctx: &mut Context<Self>) -> bool {
-        match self.registry.remove(&msg.0) {
+        match self.forget(&msg.0) {
             Some(entry) => {
                 entry.addr.do_send(Close);
                 true
@@ -246,6 +267,12 @@ impl Handler<CloseSession> for Root {
             None => false,
         }
     }
+}
+
+impl Handler<Ping> for Root {
+    type Result = ();
+
+    fn handle(&mut self, _msg: Ping, _ctx: &mut Context<Self>) {}
 }
 
 impl Handler<DrainAll> for Root {

@@ -7,10 +7,12 @@ use slog::Logger;
 use tokio::sync::broadcast;
 
 use crate::config::Limits;
-use crate::protocol::mcp::Implementation;
+use crate::health::HealthChecks;
 use crate::prompts::PromptRegistry;
+use crate::protocol::mcp::Implementation;
 use crate::resources::ResourceRegistry;
 use crate::storage::Storage;
+use crate::telemetry::Metrics;
 use crate::tools::ToolRegistry;
 
 /// Resource-updated events queued per session before the oldest are skipped.
@@ -88,11 +90,21 @@ pub struct Service {
     pub limits: Limits,
     /// Root logger of the process.
     pub log: Logger,
+    /// Prometheus metrics.
+    pub metrics: Arc<Metrics>,
+    /// Dependency checks run by `/health`.
+    pub health: HealthChecks,
 }
 
 impl Service {
     /// A service with the given tools and nothing else registered.
-    pub fn new(info: ServerInfo, tools: ToolRegistry, storage: Storage, limits: crate::config::Limits, log: Logger) -> Service {
+    pub fn new(
+        info: ServerInfo,
+        tools: ToolRegistry,
+        storage: Storage,
+        limits: crate::config::Limits,
+        log: Logger,
+    ) -> Service {
         Service {
             info,
             tools,
@@ -102,6 +114,8 @@ impl Service {
             storage,
             limits,
             log,
+            metrics: Arc::new(Metrics::new()),
+            health: HealthChecks::default(),
         }
     }
 }

@@ -31,6 +31,7 @@ use crate::protocol::{
 };
 use crate::service::Service;
 use crate::sink::Sink;
+use crate::telemetry::metrics::reason;
 
 /// Level of `notifications/message` a client gets before it calls `logging/setLevel`.
 pub const DEFAULT_CLIENT_LOG_LEVEL: LoggingLevel = LoggingLevel::Info;
@@ -147,6 +148,7 @@ impl Session {
     fn on_request(&mut self, req: Request, sink: &Sink, ctx: &mut Context<Self>) {
         let started = Instant::now();
         let reply: Option<Reply> = if self.draining {
+            self.service.metrics.reject(reason::SHUTTING_DOWN);
             Some(Err(RpcError::new(
                 code::SERVER_BUSY,
                 "server is shutting down",
@@ -173,6 +175,10 @@ impl Session {
             }
         };
         if let Some(reply) = reply {
+            let outcome = if reply.is_ok() { "ok" } else { "error" };
+            self.service
+                .metrics
+                .request(&req.method, outcome, started.elapsed().as_secs_f64());
             slog::debug!(self.log, "request"; "method" => &req.method,
                 "request_id" => req.id.to_string(), "success" => reply.is_ok(),
                 "duration_ms" => started.elapsed().as_secs_f64() * 1000.0);
@@ -202,7 +208,7 @@ impl Session {
                     list_changed: false,
                 }),
                 logging: Some(Default::default()),
-                resources: (!service.resources.is_empty()).then(|| ResourcesCapability {
+                resources: (!service.resources.is_empty()).then_some(ResourcesCapability {
                     subscribe: true,
                     list_changed: false,
                 }),
@@ -244,6 +250,7 @@ impl Session {
     fn admit(&self, req: &Request) -> Result<(), RpcError> {
         let limit = self.service.limits.max_in_flight_per_session;
         if self.calls.len() >= limit {
+            self.service.metrics.reject(reason::IN_FLIGHT_SESSION);
             return Err(RpcError::new(
                 code::SERVER_BUSY,
                 format!("too many requests in flight in this session (limit {limit})"),
@@ -260,7 +267,13 @@ impl Session {
     }
 
     /// The context a handler gets for `req`.
-    fn call_context(&self, req: &Request, meta: Option<RequestMeta>, sink: &Sink, log: &Logger) -> CallContext {
+    fn call_context(
+        &self,
+        req: &Request,
+        meta: Option<RequestMeta>,
+        sink: &Sink,
+        log: &Logger,
+    ) -> CallContext {
         CallContext {
             session_id: self.id.clone(),
             request_id: req.id.clone(),
@@ -291,21 +304,42 @@ impl Session {
         self.next_seq += 1;
         let seq = self.next_seq;
         let session = ctx.address().recipient();
-        let addr = Call::new(req.id.clone(), seq, kind, work, sink.clone(), timeout, session, log).start();
+        let addr = Call::new(
+            req.id.clone(),
+            seq,
+            kind,
+            work,
+            sink.clone(),
+            timeout,
+            session,
+            log,
+            self.service.metrics.clone(),
+        )
+        .start();
         self.calls.insert(req.id.clone(), Running { seq, addr });
     }
 
     /// `tools/call`: start a Call; `Err` is an immediate JSON-RPC error answer.
-    fn call_tool(&mut self, req: &Request, sink: &Sink, ctx: &mut Context<Self>) -> Result<(), RpcError> {
+    fn call_tool(
+        &mut self,
+        req: &Request,
+        sink: &Sink,
+        ctx: &mut Context<Self>,
+    ) -> Result<(), RpcError> {
         let params: CallToolParams = decode_params(req.params.as_deref())?;
         let Some(tool) = self.service.tools.get(&params.name).cloned() else {
-            return Err(RpcError::invalid_params(format!("unknown tool: {}", params.name)));
+            return Err(RpcError::invalid_params(format!(
+                "unknown tool: {}",
+                params.name
+            )));
         };
         self.admit(req)?;
         let log = self.log.new(slog::o!("request_id" => req.id.to_string(),
             "method" => method::TOOLS_CALL, "tool" => params.name.clone()));
         let call_ctx = self.call_context(req, params.meta, sink, &log);
-        let timeout = tool.timeout_override().unwrap_or(self.service.limits.call_timeout);
+        let timeout = tool
+            .timeout_override()
+            .unwrap_or(self.service.limits.call_timeout);
         let kind = CallKind::Tool(Arc::from(params.name.as_str()));
         let arguments = params.arguments;
         let work = Box::pin(async move {
@@ -317,7 +351,12 @@ impl Session {
     }
 
     /// `resources/read`: start a Call running the resource's reader.
-    fn read_resource(&mut self, req: &Request, sink: &Sink, ctx: &mut Context<Self>) -> Result<(), RpcError> {
+    fn read_resource(
+        &mut self,
+        req: &Request,
+        sink: &Sink,
+        ctx: &mut Context<Self>,
+    ) -> Result<(), RpcError> {
         let params: UriParams = decode_params(req.params.as_deref())?;
         let Some(read) = self.service.resources.bind(&params.uri) else {
             return Err(crate::resources::not_found(&params.uri));
@@ -331,12 +370,25 @@ impl Session {
             reply(&serde_json::json!({ "contents": contents }))
         });
         let timeout = self.service.limits.call_timeout;
-        self.spawn_call(req, CallKind::Method(method::RESOURCES_READ), timeout, work, sink, log, ctx);
+        self.spawn_call(
+            req,
+            CallKind::Method(method::RESOURCES_READ),
+            timeout,
+            work,
+            sink,
+            log,
+            ctx,
+        );
         Ok(())
     }
 
     /// `prompts/get`: start a Call running the prompt's handler.
-    fn get_prompt(&mut self, req: &Request, sink: &Sink, ctx: &mut Context<Self>) -> Result<(), RpcError> {
+    fn get_prompt(
+        &mut self,
+        req: &Request,
+        sink: &Sink,
+        ctx: &mut Context<Self>,
+    ) -> Result<(), RpcError> {
         let params: GetPromptParams = decode_params(req.params.as_deref())?;
         let get = self.service.prompts.bind(&params.name, params.arguments)?;
         self.admit(req)?;
@@ -345,14 +397,26 @@ impl Session {
         let call_ctx = self.call_context(req, params.meta, sink, &log);
         let work = Box::pin(async move { reply(&get(call_ctx).await?) });
         let timeout = self.service.limits.call_timeout;
-        self.spawn_call(req, CallKind::Method(method::PROMPTS_GET), timeout, work, sink, log, ctx);
+        self.spawn_call(
+            req,
+            CallKind::Method(method::PROMPTS_GET),
+            timeout,
+            work,
+            sink,
+            log,
+            ctx,
+        );
         Ok(())
     }
 
     fn list_resources(&self, req: &Request) -> Reply {
         let params: PaginatedParams = decode_params(req.params.as_deref())?;
         let all = self.service.resources.resources();
-        let (start, end, next) = page(params.cursor.as_deref(), all.len(), self.service.limits.page_size)?;
+        let (start, end, next) = page(
+            params.cursor.as_deref(),
+            all.len(),
+            self.service.limits.page_size,
+        )?;
         let items: Vec<_> = all[start..end].iter().map(|r| r.def()).collect();
         list_reply("resources", &items, next)
     }
@@ -360,7 +424,11 @@ impl Session {
     fn list_templates(&self, req: &Request) -> Reply {
         let params: PaginatedParams = decode_params(req.params.as_deref())?;
         let all = self.service.resources.templates();
-        let (start, end, next) = page(params.cursor.as_deref(), all.len(), self.service.limits.page_size)?;
+        let (start, end, next) = page(
+            params.cursor.as_deref(),
+            all.len(),
+            self.service.limits.page_size,
+        )?;
         let items: Vec<_> = all[start..end].iter().map(|t| t.def()).collect();
         list_reply("resourceTemplates", &items, next)
     }
@@ -368,7 +436,11 @@ impl Session {
     fn list_prompts(&self, req: &Request) -> Reply {
         let params: PaginatedParams = decode_params(req.params.as_deref())?;
         let all = self.service.prompts.prompts();
-        let (start, end, next) = page(params.cursor.as_deref(), all.len(), self.service.limits.page_size)?;
+        let (start, end, next) = page(
+            params.cursor.as_deref(),
+            all.len(),
+            self.service.limits.page_size,
+        )?;
         let items: Vec<_> = all[start..end].iter().map(|p| p.def()).collect();
         list_reply("prompts", &items, next)
     }
@@ -389,10 +461,12 @@ impl Session {
     fn complete(&self, req: &Request) -> Reply {
         let params: CompleteParams = decode_params(req.params.as_deref())?;
         let context = params.context.unwrap_or_default().arguments;
-        let (values, total, has_more) =
-            self.service
-                .prompts
-                .complete(&params.reference, &params.argument.name, &params.argument.value, &context);
+        let (values, total, has_more) = self.service.prompts.complete(
+            &params.reference,
+            &params.argument.name,
+            &params.argument.value,
+            &context,
+        );
         reply(&serde_json::json!({
             "completion": { "values": values, "total": total, "hasMore": has_more }
         }))
@@ -439,7 +513,10 @@ impl Session {
 /// A list result `{key: items, nextCursor?}` (no `nextCursor` on the last page).
 fn list_reply<T: serde::Serialize>(key: &str, items: &[T], next: Option<String>) -> Reply {
     let mut map = serde_json::Map::new();
-    map.insert(key.to_owned(), serde_json::to_value(items).map_err(RpcError::internal)?);
+    map.insert(
+        key.to_owned(),
+        serde_json::to_value(items).map_err(RpcError::internal)?,
+    );
     if let Some(next) = next {
         map.insert("nextCursor".to_owned(), next.into());
     }

@@ -241,6 +241,19 @@ impl Storage {
         }
     }
 
+    /// Health probe: write a probe key and read it back.
+    pub fn probe(&self) -> Result<(), StorageError> {
+        let meta = self.db.open_tree("meta")?;
+        let stamp = wall_ms().to_be_bytes();
+        meta.insert("health_probe", &stamp)?;
+        match meta.get("health_probe")? {
+            Some(v) if v.as_ref() == stamp => Ok(()),
+            _ => Err(StorageError::Sled(sled::Error::ReportableBug(
+                "health probe read back a different value".into(),
+            ))),
+        }
+    }
+
     /// Write every dirty buffer to disk and fsync.
     pub async fn flush(&self) -> Result<(), StorageError> {
         self.db.flush_async().await?;

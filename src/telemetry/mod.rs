@@ -4,5 +4,7 @@
 //! transport's writer.
 
 pub mod logging;
+pub mod metrics;
 
 pub use logging::{install_panic_hook, logger};
+pub use metrics::Metrics;

@@ -320,24 +320,32 @@ fn text_message(text: String) -> PromptMessage {
 
 fn register_prompts(prompts: &mut PromptRegistry) {
     prompts
-        .add(Prompt::new("test_simple_prompt", "A simple prompt without arguments", |_ctx, _args| async {
-            Ok(GetPromptResult {
-                description: None,
-                messages: vec![text_message("This is a simple prompt for testing.".into())],
-            })
-        }))
-        .add(
-            Prompt::new("test_prompt_with_arguments", "A prompt with two required arguments", |_ctx, args| async move {
-                let get = |k: &str| args.get(k).cloned().unwrap_or_default();
+        .add(Prompt::new(
+            "test_simple_prompt",
+            "A simple prompt without arguments",
+            |_ctx, _args| async {
                 Ok(GetPromptResult {
                     description: None,
-                    messages: vec![text_message(format!(
-                        "Prompt with arguments: arg1='{}', arg2='{}'",
-                        get("arg1"),
-                        get("arg2")
-                    ))],
+                    messages: vec![text_message("This is a simple prompt for testing.".into())],
                 })
-            })
+            },
+        ))
+        .add(
+            Prompt::new(
+                "test_prompt_with_arguments",
+                "A prompt with two required arguments",
+                |_ctx, args| async move {
+                    let get = |k: &str| args.get(k).cloned().unwrap_or_default();
+                    Ok(GetPromptResult {
+                        description: None,
+                        messages: vec![text_message(format!(
+                            "Prompt with arguments: arg1='{}', arg2='{}'",
+                            get("arg1"),
+                            get("arg2")
+                        ))],
+                    })
+                },
+            )
             .argument("arg1", "First test argument", true)
             .argument("arg2", "Second test argument", true),
         )
@@ -352,7 +360,11 @@ fn register_prompts(prompts: &mut PromptRegistry) {
                         messages: vec![
                             PromptMessage {
                                 role: Role::User,
-                                content: embedded(&uri, "text/plain", "Embedded resource content for testing."),
+                                content: embedded(
+                                    &uri,
+                                    "text/plain",
+                                    "Embedded resource content for testing.",
+                                ),
                             },
                             text_message("Please process the embedded resource above.".into()),
                         ],
@@ -361,18 +373,22 @@ fn register_prompts(prompts: &mut PromptRegistry) {
             )
             .argument("resourceUri", "URI of the resource to embed", true),
         )
-        .add(Prompt::new("test_prompt_with_image", "A prompt with an image", |_ctx, _args| async {
-            Ok(GetPromptResult {
-                description: None,
-                messages: vec![
-                    PromptMessage {
-                        role: Role::User,
-                        content: image(),
-                    },
-                    text_message("Please analyze the image above.".into()),
-                ],
-            })
-        }))
+        .add(Prompt::new(
+            "test_prompt_with_image",
+            "A prompt with an image",
+            |_ctx, _args| async {
+                Ok(GetPromptResult {
+                    description: None,
+                    messages: vec![
+                        PromptMessage {
+                            role: Role::User,
+                            content: image(),
+                        },
+                        text_message("Please analyze the image above.".into()),
+                    ],
+                })
+            },
+        ))
         .completer(
             CompletionRef::Prompt {
                 name: "test_prompt_with_arguments".into(),

@@ -1,10 +1,15 @@
 //! Fault fixtures (`--fixtures faults`), to test containment and limits:
 //! `fault_panic` panics in its handler, `fault_hang` never finishes unless cancelled or
-//! timed out, `fault_big` returns a text of the requested size.
+//! timed out, `fault_big` returns a text of the requested size, `fault_health` turns
+//! the `fixture_dependency` health check on and off.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use schemars::JsonSchema;
 use serde::Deserialize;
 
+use crate::health::HealthChecks;
 use crate::protocol::CallToolResult;
 use crate::tools::{DuplicateTool, Tool, ToolError, ToolRegistry};
 
@@ -25,9 +30,46 @@ pub struct BigArgs {
     pub bytes: u64,
 }
 
-/// Register the fault fixtures.
-pub fn register(tools: &mut ToolRegistry) -> Result<(), DuplicateTool> {
+/// `fault_health` arguments.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HealthArgs {
+    /// Whether the fixture dependency reports healthy.
+    pub healthy: bool,
+}
+
+/// Name of the fixture's dependency check in `/health`.
+pub const FIXTURE_CHECK: &str = "fixture_dependency";
+
+/// Register the fault fixtures, and the `fixture_dependency` health check that
+/// `fault_health {healthy}` turns on and off.
+pub fn register(tools: &mut ToolRegistry, health: &mut HealthChecks) -> Result<(), DuplicateTool> {
+    let healthy = Arc::new(AtomicBool::new(true));
+    let flag = healthy.clone();
+    health.add(FIXTURE_CHECK, move || {
+        let ok = flag.load(Ordering::Relaxed);
+        async move {
+            if ok {
+                Ok(())
+            } else {
+                Err("turned off by fault_health".to_owned())
+            }
+        }
+    });
     tools
+        .add(Tool::new(
+            "fault_health",
+            "Turns the `fixture_dependency` health check on or off (fixture).",
+            move |_ctx, a: HealthArgs| {
+                healthy.store(a.healthy, Ordering::Relaxed);
+                async move {
+                    Ok(CallToolResult::text(format!(
+                        "fixture_dependency healthy: {}",
+                        a.healthy
+                    )))
+                }
+            },
+        ))?
         .add(Tool::new(
             "fault_panic",
             "Panics inside the handler (fixture).",

@@ -134,7 +134,12 @@ impl Tool {
 
     /// A tool with a hand-written `inputSchema`, whose handler gets the raw arguments
     /// object (the schema is advertised as is; the handler validates what it reads).
-    pub fn raw<F, Fut>(name: impl Into<String>, description: impl Into<String>, input_schema: Value, handler: F) -> Tool
+    pub fn raw<F, Fut>(
+        name: impl Into<String>,
+        description: impl Into<String>,
+        input_schema: Value,
+        handler: F,
+    ) -> Tool
     where
         F: Fn(CallContext, Value) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = ToolOutcome> + 'static,
@@ -142,16 +147,21 @@ impl Tool {
         let name = name.into();
         let tool_name: Arc<str> = Arc::from(name.as_str());
         let handler = Arc::new(handler);
-        let dyn_handler = move |ctx: CallContext, args: Value| -> LocalBoxFuture<'static, CallToolResult> {
+        let dyn_handler = move |ctx: CallContext,
+                                args: Value|
+              -> LocalBoxFuture<'static, CallToolResult> {
             let handler = handler.clone();
             let tool_name = tool_name.clone();
             Box::pin(async move {
                 let outcome = if args.is_object() {
                     handler(ctx, args).await
                 } else {
-                    Err(ToolError::InvalidArguments("`arguments` must be a JSON object".into()))
+                    Err(ToolError::InvalidArguments(
+                        "`arguments` must be a JSON object".into(),
+                    ))
                 };
-                outcome.unwrap_or_else(|e| CallToolResult::error(format!("tool `{tool_name}`: {e}")))
+                outcome
+                    .unwrap_or_else(|e| CallToolResult::error(format!("tool `{tool_name}`: {e}")))
             })
         };
         Tool {

@@ -13,6 +13,7 @@
 //!    messages, the response, end) run by a resumable pump (`transport::sse`).
 
 use std::convert::Infallible;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -36,6 +37,8 @@ use crate::root::{CloseSession, DrainAll, OpenSession, Registry, Root, RootError
 use crate::service::Service;
 use crate::session::{Inbound, SetStandalone};
 use crate::sink::{Frame, FrameKind, Sink};
+use crate::telemetry::metrics::reason;
+use crate::transport::admin;
 use crate::transport::sse::{self, AttachError, Pump, StreamKind};
 
 /// The MCP endpoint path.
@@ -53,10 +56,12 @@ pub const RETRY_AFTER_SECS: u32 = 5;
 /// Shared state of the HTTP workers.
 #[derive(Clone)]
 pub struct AppState {
-    service: Arc<Service>,
-    root: Addr<Root>,
-    registry: Registry,
+    pub(crate) service: Arc<Service>,
+    pub(crate) root: Addr<Root>,
+    pub(crate) registry: Registry,
     http: Arc<HttpConfig>,
+    /// False while starting and while draining: `/health/ready` answers 503.
+    pub(crate) ready: Arc<AtomicBool>,
     log: Logger,
 }
 
@@ -71,6 +76,7 @@ impl AppState {
             root,
             registry,
             http: Arc::new(http),
+            ready: Arc::new(AtomicBool::new(false)),
             log,
         }
     }
@@ -93,6 +99,7 @@ pub fn routes(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
         cfg.app_data(web::Data::new(state)).service(
             web::resource(MCP_PATH)
                 .wrap(from_fn(guard_host_and_origin))
+                .wrap(from_fn(count_refusals))
                 .route(web::post().to(post_mcp))
                 .route(web::get().to(get_mcp))
                 .route(web::delete().to(delete_mcp))
@@ -197,6 +204,27 @@ pub fn check_host_and_origin(http: &HttpConfig, headers: &HeaderMap) -> Result<(
         }
     }
     Ok(())
+}
+
+/// Count every refused `/mcp` request in `mcp_rejected_total{reason}`, by status.
+/// (503 at the session cap is counted where it is decided, in Root.)
+async fn count_refusals(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let state = req.app_data::<web::Data<AppState>>().cloned();
+    let resp = next.call(req).await?;
+    let reason = match resp.status() {
+        StatusCode::FORBIDDEN => Some(reason::FORBIDDEN),
+        StatusCode::PAYLOAD_TOO_LARGE => Some(reason::TOO_LARGE),
+        StatusCode::NOT_FOUND => Some(reason::UNKNOWN_SESSION),
+        s if s.is_client_error() => Some(reason::BAD_REQUEST),
+        _ => None,
+    };
+    if let (Some(reason), Some(state)) = (reason, state) {
+        state.service.metrics.reject(reason);
+    }
+    Ok(resp)
 }
 
 async fn guard_host_and_origin(
@@ -599,17 +627,28 @@ pub async fn serve(
     let state = AppState::new(service.clone(), config.http.clone());
     let log = state.log.clone();
     let app_state = state.clone();
-    let server = HttpServer::new(move || App::new().configure(routes(app_state.clone())))
-        .workers(config.http.workers)
-        .on_connect(|conn, _ext| {
-            // DESIGN §8: without TCP_NODELAY, multi-write SSE answers stall on delayed ACKs.
-            if let Some(tcp) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() {
-                let _ = tcp.set_nodelay(true);
-            }
-        })
-        .disable_signals()
-        .shutdown_timeout(config.limits.shutdown_grace.as_secs().max(1))
-        .bind(config.bind)?;
+    let admin_here = config.admin_bind.is_none();
+    let connections = service.metrics.active_connections.clone();
+    let server = HttpServer::new(move || {
+        let app = App::new().configure(routes(app_state.clone()));
+        if admin_here {
+            app.configure(admin::routes(app_state.clone()))
+        } else {
+            app
+        }
+    })
+    .workers(config.http.workers)
+    .on_connect(move |conn, ext| {
+        // DESIGN §8: without TCP_NODELAY, multi-write SSE answers stall on delayed ACKs.
+        if let Some(tcp) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() {
+            let _ = tcp.set_nodelay(true);
+        }
+        // Lives as long as the connection: the gauge follows open connections.
+        ext.insert(admin::ConnectionGuard::new(connections.clone()));
+    })
+    .disable_signals()
+    .shutdown_timeout(config.limits.shutdown_grace.as_secs().max(1))
+    .bind(config.bind)?;
     // The bound address, with the real port when `--bind` asked for port 0.
     let bound = server
         .addrs()
@@ -619,8 +658,17 @@ pub async fn serve(
     let handle = server.handle();
     slog::info!(log, "serving http"; "bind" => bound, "path" => MCP_PATH, "workers" => config.http.workers);
     let server_task = actix_rt::spawn(server);
+    let admin = match config.admin_bind {
+        Some(addr) => Some(admin::serve(addr, state.clone(), &log)?),
+        None => None,
+    };
+    // Listener and storage are up: ready (systemd READY=1, /health/ready 200).
+    state.ready.store(true, Ordering::Release);
+    admin::notify_systemd_ready(state.root.clone(), &log);
     shutdown.await;
     slog::info!(log, "shutdown requested");
+    state.ready.store(false, Ordering::Release);
+    admin::notify_systemd_stopping();
     handle.pause().await;
     let _ = state
         .root
@@ -629,6 +677,9 @@ pub async fn serve(
         })
         .await;
     handle.stop(true).await;
+    if let Some(admin) = admin {
+        admin.stop(true).await;
+    }
     match server_task.await {
         Ok(result) => result,
         Err(e) => Err(std::io::Error::other(e.to_string())),

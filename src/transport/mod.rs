@@ -4,6 +4,7 @@
 //! a session with the [`crate::sink::Sink`] where the answers go, and writes the
 //! frames it receives. It holds no protocol state of its own.
 
+pub mod admin;
 pub mod http;
 pub mod sse;
 pub mod stdio;

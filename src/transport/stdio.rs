@@ -145,6 +145,8 @@ where
     S: Future<Output = ()>,
 {
     let log = service.log.new(slog::o!("transport" => "stdio"));
+    let _connection =
+        crate::transport::admin::ConnectionGuard::new(service.metrics.active_connections.clone());
     let limits = service.limits.clone();
     let (sink, frames) = Sink::channel();
     let (finish_tx, finish_rx) = futures::channel::oneshot::channel::<()>();

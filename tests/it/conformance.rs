@@ -14,10 +14,16 @@ fn official_conformance_suite_passes_every_scenario() {
         .expect("run tests/conformance/run.sh (needs bash, npm)");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "conformance failed\n{stdout}\n{stderr}");
+    assert!(
+        out.status.success(),
+        "conformance failed\n{stdout}\n{stderr}"
+    );
     assert!(
         stdout.contains("conformance: 32 scenarios passed, 0 failed"),
         "{stdout}"
     );
-    assert!(stdout.contains("Total: ") && stdout.contains(" passed, 0 failed"), "{stdout}");
+    assert!(
+        stdout.contains("Total: ") && stdout.contains(" passed, 0 failed"),
+        "{stdout}"
+    );
 }

@@ -724,13 +724,32 @@ fn log_level_filters_the_process_log() {
 fn kv_values_are_resources_with_update_notifications() {
     let mut s = Stdio::ready(&[]);
     let templates = s.request(1, "resources/templates/list", json!({}));
-    assert_eq!(templates["result"]["resourceTemplates"][0]["uriTemplate"], "kv://{key}");
-    assert_eq!(s.request(2, "resources/list", json!({}))["result"], json!({"resources": []}));
-    assert_eq!(error_code(&s.request(3, "resources/read", json!({"uri": "kv://a"}))), -32002);
-    assert_eq!(error_code(&s.request(4, "resources/read", json!({"uri": "nope://x"}))), -32002);
+    assert_eq!(
+        templates["result"]["resourceTemplates"][0]["uriTemplate"],
+        "kv://{key}"
+    );
+    assert_eq!(
+        s.request(2, "resources/list", json!({}))["result"],
+        json!({"resources": []})
+    );
+    assert_eq!(
+        error_code(&s.request(3, "resources/read", json!({"uri": "kv://a"}))),
+        -32002
+    );
+    assert_eq!(
+        error_code(&s.request(4, "resources/read", json!({"uri": "nope://x"}))),
+        -32002
+    );
 
-    assert_eq!(s.request(5, "resources/subscribe", json!({"uri": "kv://a"}))["result"], json!({}));
-    s.send_request(6, "tools/call", json!({"name": "kv_set", "arguments": {"key": "a", "value": "1"}}));
+    assert_eq!(
+        s.request(5, "resources/subscribe", json!({"uri": "kv://a"}))["result"],
+        json!({})
+    );
+    s.send_request(
+        6,
+        "tools/call",
+        json!({"name": "kv_set", "arguments": {"key": "a", "value": "1"}}),
+    );
     let mut updated = false;
     for _ in 0..2 {
         let m = s.recv();
@@ -743,15 +762,23 @@ fn kv_values_are_resources_with_update_notifications() {
     let read = s.request(7, "resources/read", json!({"uri": "kv://a"}));
     assert_eq!(read["result"]["contents"][0]["text"], "1");
 
-    assert_eq!(s.request(8, "resources/unsubscribe", json!({"uri": "kv://a"}))["result"], json!({}));
-    s.send_request(9, "tools/call", json!({"name": "kv_set", "arguments": {"key": "a", "value": "2"}}));
+    assert_eq!(
+        s.request(8, "resources/unsubscribe", json!({"uri": "kv://a"}))["result"],
+        json!({})
+    );
+    s.send_request(
+        9,
+        "tools/call",
+        json!({"name": "kv_set", "arguments": {"key": "a", "value": "2"}}),
+    );
     let (_, mut seen) = s.recv_response(&json!(9));
     s.send_request(10, "ping", json!({}));
     seen.extend(s.recv_response(&json!(10)).1);
     let (_, rest, _) = s.finish();
     seen.extend(rest);
     assert!(
-        seen.iter().all(|m| m["method"] != "notifications/resources/updated"),
+        seen.iter()
+            .all(|m| m["method"] != "notifications/resources/updated"),
         "no update after unsubscribe: {seen:?}"
     );
 }

@@ -1,0 +1,229 @@
+//! Prometheus metrics (own `Registry`, served at `/metrics`).
+//!
+//! Label values are bounded: `method` is one of the MCP method names emcee serves or
+//! `other`; `tool` is a registered tool name (unknown tools are refused before any
+//! metric is touched); `outcome` and `reason` are fixed strings from this module.
+
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+    TextEncoder,
+};
+
+use crate::protocol::mcp::method;
+
+/// Latency buckets in seconds: fine below a millisecond, up to the default call timeout.
+const BUCKETS: &[f64] = &[
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0, 30.0, 60.0,
+];
+
+/// Why a request was refused (`mcp_rejected_total{reason}`).
+pub mod reason {
+    /// Host or Origin not allowed.
+    pub const FORBIDDEN: &str = "forbidden";
+    /// Body over `limits.max_message_bytes`.
+    pub const TOO_LARGE: &str = "too_large";
+    /// Malformed HTTP request (headers, JSON, missing session id).
+    pub const BAD_REQUEST: &str = "bad_request";
+    /// Unknown or ended session id.
+    pub const UNKNOWN_SESSION: &str = "unknown_session";
+    /// `limits.max_sessions` reached.
+    pub const SESSION_CAP: &str = "session_cap";
+    /// `limits.max_in_flight_per_session` reached.
+    pub const IN_FLIGHT_SESSION: &str = "in_flight_session";
+    /// `limits.max_in_flight_total` reached.
+    pub const IN_FLIGHT_TOTAL: &str = "in_flight_total";
+    /// A tool's own concurrency limit reached.
+    pub const IN_FLIGHT_TOOL: &str = "in_flight_tool";
+    /// The server is draining.
+    pub const SHUTTING_DOWN: &str = "shutting_down";
+}
+
+/// Every metric emcee exports.
+#[derive(Debug, Clone)]
+pub struct Metrics {
+    registry: Registry,
+    /// `mcp_tool_calls_total{tool}`.
+    pub tool_calls: IntCounterVec,
+    /// `mcp_tool_errors_total{tool}`: isError results, panics, timeouts.
+    pub tool_errors: IntCounterVec,
+    /// `mcp_tool_duration_seconds{tool}`.
+    pub tool_duration: HistogramVec,
+    /// `mcp_active_sessions`.
+    pub active_sessions: IntGauge,
+    /// `mcp_active_connections` (HTTP connections, or the stdio connection).
+    pub active_connections: IntGauge,
+    /// `mcp_requests_total{method,outcome}`.
+    pub requests: IntCounterVec,
+    /// `mcp_request_duration_seconds{method}`.
+    pub request_duration: HistogramVec,
+    /// `mcp_sessions_total`.
+    pub sessions_total: IntCounter,
+    /// `mcp_handler_panics_total`.
+    pub handler_panics: IntCounter,
+    /// `mcp_rejected_total{reason}`.
+    pub rejected: IntCounterVec,
+    /// `mcp_cancelled_total`.
+    pub cancelled: IntCounter,
+}
+
+/// The bounded `method` label of a method name.
+pub fn method_label(m: &str) -> &'static str {
+    const KNOWN: &[&str] = &[
+        method::INITIALIZE,
+        method::PING,
+        method::TOOLS_LIST,
+        method::TOOLS_CALL,
+        method::LOGGING_SET_LEVEL,
+        method::RESOURCES_LIST,
+        method::RESOURCES_TEMPLATES_LIST,
+        method::RESOURCES_READ,
+        method::RESOURCES_SUBSCRIBE,
+        method::RESOURCES_UNSUBSCRIBE,
+        method::PROMPTS_LIST,
+        method::PROMPTS_GET,
+        method::COMPLETION_COMPLETE,
+    ];
+    KNOWN.iter().find(|k| **k == m).copied().unwrap_or("other")
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+impl Metrics {
+    /// A registry with every metric, plus process metrics (RSS, CPU, fds) on Linux.
+    ///
+    /// # Panics
+    /// Never in practice: metric names are constants, registered once into a new registry.
+    pub fn new() -> Metrics {
+        let registry = Registry::new();
+        let counter_vec = |name: &str, help: &str, labels: &[&str]| {
+            let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
+            registry
+                .register(Box::new(c.clone()))
+                .expect("unique metric");
+            c
+        };
+        let counter = |name: &str, help: &str| {
+            let c = IntCounter::new(name, help).expect("valid metric");
+            registry
+                .register(Box::new(c.clone()))
+                .expect("unique metric");
+            c
+        };
+        let gauge = |name: &str, help: &str| {
+            let g = IntGauge::new(name, help).expect("valid metric");
+            registry
+                .register(Box::new(g.clone()))
+                .expect("unique metric");
+            g
+        };
+        let histogram = |name: &str, help: &str, labels: &[&str]| {
+            let opts = HistogramOpts::new(name, help).buckets(BUCKETS.to_vec());
+            let h = HistogramVec::new(opts, labels).expect("valid metric");
+            registry
+                .register(Box::new(h.clone()))
+                .expect("unique metric");
+            h
+        };
+        let metrics = Metrics {
+            tool_calls: counter_vec("mcp_tool_calls_total", "Tool calls started.", &["tool"]),
+            tool_errors: counter_vec(
+                "mcp_tool_errors_total",
+                "Tool calls that failed (isError, panic, timeout).",
+                &["tool"],
+            ),
+            tool_duration: histogram(
+                "mcp_tool_duration_seconds",
+                "Tool call duration.",
+                &["tool"],
+            ),
+            active_sessions: gauge("mcp_active_sessions", "Live sessions."),
+            active_connections: gauge("mcp_active_connections", "Open client connections."),
+            requests: counter_vec(
+                "mcp_requests_total",
+                "JSON-RPC requests answered, by method and outcome.",
+                &["method", "outcome"],
+            ),
+            request_duration: histogram(
+                "mcp_request_duration_seconds",
+                "JSON-RPC request duration.",
+                &["method"],
+            ),
+            sessions_total: counter("mcp_sessions_total", "Sessions opened."),
+            handler_panics: counter("mcp_handler_panics_total", "Handler panics contained."),
+            rejected: counter_vec(
+                "mcp_rejected_total",
+                "Requests refused, by reason.",
+                &["reason"],
+            ),
+            cancelled: counter(
+                "mcp_cancelled_total",
+                "Calls cancelled by the client or at shutdown.",
+            ),
+            registry,
+        };
+        #[cfg(target_os = "linux")]
+        {
+            let pc = prometheus::process_collector::ProcessCollector::for_self();
+            let _ = metrics.registry.register(Box::new(pc));
+        }
+        metrics
+    }
+
+    /// Count a refusal.
+    pub fn reject(&self, reason: &'static str) {
+        self.rejected.with_label_values(&[reason]).inc();
+    }
+
+    /// Count an answered request.
+    pub fn request(&self, method: &str, outcome: &'static str, seconds: f64) {
+        let m = method_label(method);
+        self.requests.with_label_values(&[m, outcome]).inc();
+        self.request_duration
+            .with_label_values(&[m])
+            .observe(seconds);
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buf);
+        String::from_utf8(buf).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_methods_share_one_label() {
+        assert_eq!(method_label("tools/call"), "tools/call");
+        assert_eq!(method_label("x/y"), "other");
+        assert_eq!(method_label("a/b/c"), "other");
+    }
+
+    #[test]
+    fn renders_every_family() {
+        let m = Metrics::new();
+        m.tool_calls.with_label_values(&["echo"]).inc();
+        m.request("tools/call", "ok", 0.001);
+        m.reject(reason::FORBIDDEN);
+        let text = m.render();
+        for name in [
+            "mcp_tool_calls_total{tool=\"echo\"} 1",
+            "mcp_requests_total{method=\"tools/call\",outcome=\"ok\"} 1",
+            "mcp_rejected_total{reason=\"forbidden\"} 1",
+            "mcp_active_sessions 0",
+            "mcp_sessions_total 0",
+            "mcp_handler_panics_total 0",
+            "mcp_cancelled_total 0",
+        ] {
+            assert!(text.contains(name), "{name} missing in\n{text}");
+        }
+    }
+}

@@ -1,0 +1,135 @@
+//! Operations endpoints: `/health`, `/health/live`, `/health/ready`, `/metrics`, and
+//! systemd notifications (`READY=1`, `STOPPING=1`, watchdog pings).
+//!
+//! Served on the MCP listener, or on their own with `--admin-bind`. They are not
+//! behind the Host/Origin guard: orchestrators probe them by IP.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+
+use actix::prelude::*;
+use actix_web::dev::ServerHandle;
+use actix_web::{web, App, HttpResponse, HttpServer};
+use prometheus::IntGauge;
+use slog::Logger;
+
+use crate::health::{self, HealthReport};
+use crate::root::{Ping, Root};
+use crate::transport::http::AppState;
+
+/// Decrements the open-connections gauge when its connection closes.
+pub struct ConnectionGuard(IntGauge);
+
+impl ConnectionGuard {
+    /// Count one more open connection.
+    pub fn new(gauge: IntGauge) -> ConnectionGuard {
+        gauge.inc();
+        ConnectionGuard(gauge)
+    }
+}
+
+impl Drop for ConnectionGuard {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+/// Register the operations routes.
+pub fn routes(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
+    move |cfg| {
+        cfg.app_data(web::Data::new(state))
+            .route("/health", web::get().to(health))
+            .route("/health/live", web::get().to(live))
+            .route("/health/ready", web::get().to(ready))
+            .route("/metrics", web::get().to(metrics));
+    }
+}
+
+/// Serve the operations routes alone on `addr` (one worker).
+pub fn serve(addr: SocketAddr, state: AppState, log: &Logger) -> std::io::Result<ServerHandle> {
+    let app_state = state.clone();
+    let server = HttpServer::new(move || App::new().configure(routes(app_state.clone())))
+        .workers(1)
+        .disable_signals()
+        .bind(addr)?;
+    let bound = server
+        .addrs()
+        .first()
+        .map_or_else(|| addr.to_string(), ToString::to_string);
+    let server = server.run();
+    let handle = server.handle();
+    actix_rt::spawn(server);
+    slog::info!(log, "serving admin"; "admin_bind" => bound);
+    Ok(handle)
+}
+
+async fn health(state: web::Data<AppState>) -> HttpResponse {
+    let mut checks = BTreeMap::new();
+    let storage = state.service.storage.clone();
+    checks.insert(
+        "storage".to_owned(),
+        health::timed(async move { storage.probe().map_err(|e| e.to_string()) }).await,
+    );
+    let root = state.root.clone();
+    checks.insert(
+        "root".to_owned(),
+        health::timed(async move { root.send(Ping).await.map_err(|e| e.to_string()) }).await,
+    );
+    state.service.health.run_into(&mut checks).await;
+    let report = HealthReport::new(checks, state.registry.len());
+    let mut resp = if report.ok() {
+        HttpResponse::Ok()
+    } else {
+        HttpResponse::ServiceUnavailable()
+    };
+    resp.json(report)
+}
+
+async fn live() -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
+}
+
+async fn ready(state: web::Data<AppState>) -> HttpResponse {
+    if state.ready.load(Ordering::Acquire) {
+        HttpResponse::Ok().json(serde_json::json!({"status": "ready"}))
+    } else {
+        HttpResponse::ServiceUnavailable().json(serde_json::json!({"status": "not ready"}))
+    }
+}
+
+async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(state.service.metrics.render())
+}
+
+/// Tell systemd we are ready (no-op outside systemd), and start watchdog pings when
+/// `WATCHDOG_USEC` asks for them: a ping only while Root answers within the deadline,
+/// so a wedged actor system gets restarted.
+pub fn notify_systemd_ready(root: Addr<Root>, log: &Logger) {
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+    let Some(period) = sd_notify::watchdog_enabled().filter(|d| !d.is_zero()) else {
+        return;
+    };
+    let every = period / 2;
+    slog::info!(log, "systemd watchdog on"; "interval_ms" => every.as_millis() as u64);
+    let log = log.clone();
+    actix_rt::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        loop {
+            tick.tick().await;
+            match actix_rt::time::timeout(health::CHECK_DEADLINE, root.send(Ping)).await {
+                Ok(Ok(())) => {
+                    let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
+                }
+                _ => slog::error!(log, "root actor unresponsive: watchdog ping withheld"),
+            }
+        }
+    });
+}
+
+/// Tell systemd we are draining.
+pub fn notify_systemd_stopping() {
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
+}

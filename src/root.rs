@@ -16,7 +16,7 @@ use actix_rt::ArbiterHandle;
 use slog::Logger;
 
 use crate::service::Service;
-use crate::session::{Close, Drain, Session, SessionEnded};
+use crate::session::{Close, Drain, Session, SessionEnded, SessionRecord};
 use crate::transport::sse::StreamTable;
 
 /// How often the SSE replay log is trimmed to its bounds.
@@ -109,6 +109,19 @@ impl Registry {
 pub struct OpenSession {
     /// Where the Session actor runs.
     pub arbiter: Option<ArbiterHandle>,
+    /// Save the session so it survives a restart (HTTP sessions).
+    pub persist: bool,
+}
+
+/// Rebuild a saved session whose actor is gone (the process restarted): look its
+/// record up in storage and start a Session from it. `None` if there is no record.
+#[derive(Message)]
+#[rtype(result = "Result<Option<Arc<SessionEntry>>, RootError>")]
+pub struct RestoreSession {
+    /// The session id the client holds.
+    pub id: Arc<str>,
+    /// Where the Session actor runs.
+    pub arbiter: Option<ArbiterHandle>,
 }
 
 /// End a session now (HTTP `DELETE`); answers whether it existed.
@@ -173,10 +186,40 @@ impl Root {
     }
 
     /// Remove a session from the registry (once: the gauge follows the registry).
-    fn forget(&mut self, id: &str) -> Option<Arc<SessionEntry>> {
+    /// `ended` also deletes its saved record: the client's id answers 404 from now on
+    /// (DELETE, idle reaping); a session stopped by shutdown keeps its record.
+    fn forget(&mut self, id: &str, ended: bool) -> Option<Arc<SessionEntry>> {
+        if ended {
+            if let Err(e) = self.service.storage.delete_session(id) {
+                slog::warn!(self.log, "session record not deleted"; "session" => id, "error" => e.to_string());
+            }
+        }
         let entry = self.registry.remove(id)?;
         self.service.metrics.active_sessions.dec();
         Some(entry)
+    }
+
+    /// Start a Session actor and register it.
+    fn start_session(
+        &mut self,
+        id: Arc<str>,
+        session: Session,
+        arbiter: Option<ArbiterHandle>,
+    ) -> Arc<SessionEntry> {
+        let addr = match arbiter {
+            Some(arbiter) => Session::start_in_arbiter(&arbiter, move |_| session),
+            None => session.start(),
+        };
+        let entry = Arc::new(SessionEntry {
+            id,
+            addr,
+            last_seen_ms: AtomicU64::new(now_ms()),
+            open_streams: AtomicUsize::new(0),
+            streams: StreamTable::default(),
+        });
+        self.registry.insert(entry.clone());
+        self.service.metrics.active_sessions.inc();
+        entry
     }
 
     fn reap(&mut self) {
@@ -185,7 +228,7 @@ impl Root {
         for entry in self.registry.all() {
             if entry.idle_for(now).is_some_and(|idle| idle >= ttl) {
                 slog::info!(self.log, "session idle, reaped"; "session" => entry.id.to_string());
-                self.forget(&entry.id);
+                self.forget(&entry.id, true);
                 entry.addr.do_send(Close);
             }
         }
@@ -216,6 +259,23 @@ impl Handler<OpenSession> for Root {
     type Result = Result<Arc<SessionEntry>, RootError>;
 
     fn handle(&mut self, msg: OpenSession, ctx: &mut Context<Self>) -> Self::Result {
+        self.check_cap()?;
+        let id: Arc<str> = Arc::from(mint_session_id()?);
+        let mut session = Session::new(
+            id.clone(),
+            self.service.clone(),
+            Some(ctx.address().recipient()),
+        );
+        if msg.persist {
+            session = session.persistent();
+        }
+        self.service.metrics.sessions_total.inc();
+        Ok(self.start_session(id, session, msg.arbiter))
+    }
+}
+
+impl Root {
+    fn check_cap(&self) -> Result<(), RootError> {
         let limit = self.service.limits.max_sessions;
         if self.registry.len() >= limit {
             self.service
@@ -223,27 +283,39 @@ impl Handler<OpenSession> for Root {
                 .reject(crate::telemetry::metrics::reason::SESSION_CAP);
             return Err(RootError::Full(limit));
         }
-        let id: Arc<str> = Arc::from(mint_session_id()?);
+        Ok(())
+    }
+}
+
+impl Handler<RestoreSession> for Root {
+    type Result = Result<Option<Arc<SessionEntry>>, RootError>;
+
+    fn handle(&mut self, msg: RestoreSession, ctx: &mut Context<Self>) -> Self::Result {
+        if let Some(entry) = self.registry.get(&msg.id) {
+            return Ok(Some(entry)); // restored by a concurrent request
+        }
+        let record = match self.service.storage.load_session(&msg.id) {
+            Ok(Some(bytes)) => match serde_json::from_slice::<SessionRecord>(&bytes) {
+                Ok(record) => record,
+                Err(e) => {
+                    slog::warn!(self.log, "unreadable session record"; "session" => msg.id.to_string(), "error" => e.to_string());
+                    return Ok(None);
+                }
+            },
+            Ok(None) => return Ok(None),
+            Err(e) => {
+                slog::warn!(self.log, "session lookup failed"; "error" => e.to_string());
+                return Ok(None);
+            }
+        };
+        self.check_cap()?;
         let session = Session::new(
-            id.clone(),
+            msg.id.clone(),
             self.service.clone(),
             Some(ctx.address().recipient()),
-        );
-        let addr = match msg.arbiter {
-            Some(arbiter) => Session::start_in_arbiter(&arbiter, move |_| session),
-            None => session.start(),
-        };
-        let entry = Arc::new(SessionEntry {
-            id,
-            addr,
-            last_seen_ms: AtomicU64::new(now_ms()),
-            open_streams: AtomicUsize::new(0),
-            streams: StreamTable::default(),
-        });
-        self.registry.insert(entry.clone());
-        self.service.metrics.sessions_total.inc();
-        self.service.metrics.active_sessions.inc();
-        Ok(entry)
+        )
+        .restored(record);
+        Ok(Some(self.start_session(msg.id, session, msg.arbiter)))
     }
 }
 
@@ -251,7 +323,7 @@ impl Handler<SessionEnded> for Root {
     type Result = ();
 
     fn handle(&mut self, msg: SessionEnded, _ctx: &mut Context<Self>) {
-        self.forget(&msg.id);
+        self.forget(&msg.id, false);
     }
 }
 
@@ -259,7 +331,7 @@ impl Handler<CloseSession> for Root {
     type Result = bool;
 
     fn handle(&mut self, msg: CloseSession, _ctx: &mut Context<Self>) -> bool {
-        match self.forget(&msg.0) {
+        match self.forget(&msg.0, true) {
             Some(entry) => {
                 entry.addr.do_send(Close);
                 true

@@ -17,6 +17,7 @@ use std::time::Instant;
 
 use actix::prelude::*;
 use futures::channel::oneshot;
+use serde::{Deserialize, Serialize};
 use slog::Logger;
 
 use crate::call::{reply, Call, CallContext, CallFinished, CallKind, Cancel, Peer, Reply};
@@ -79,6 +80,16 @@ struct Running {
     addr: Addr<Call>,
 }
 
+/// What is saved of a session so that a restart does not turn its id into 404: the
+/// negotiated version and the client's `initialize` params, replayed on first use.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SessionRecord {
+    /// The negotiated version.
+    pub protocol_version: String,
+    /// The client's `initialize` params.
+    pub client: InitializeParams,
+}
+
 /// The per-session actor.
 pub struct Session {
     id: Arc<str>,
@@ -94,6 +105,8 @@ pub struct Session {
     standalone: Option<Sink>,
     peer: Peer,
     subscriptions: std::collections::HashSet<String>,
+    /// Save the session record at `initialize` (HTTP sessions; not stdio).
+    persistent: bool,
     log: Logger,
 }
 
@@ -119,8 +132,24 @@ impl Session {
             standalone: None,
             peer: Peer::default(),
             subscriptions: Default::default(),
+            persistent: false,
             log,
         }
+    }
+
+    /// Save the session record at `initialize`, before answering it.
+    pub fn persistent(mut self) -> Session {
+        self.persistent = true;
+        self
+    }
+
+    /// A session rebuilt from its saved record (after a restart): already initialized.
+    pub fn restored(mut self, record: SessionRecord) -> Session {
+        self.version = Some(ProtocolVersion::negotiate(&record.protocol_version));
+        self.client = Some(record.client);
+        self.persistent = true;
+        slog::info!(self.log, "session restored"; "protocol_version" => record.protocol_version);
+        self
     }
 
     /// The negotiated version, once initialized.
@@ -175,6 +204,10 @@ impl Session {
             }
         };
         if let Some(reply) = reply {
+            if req.method == method::INITIALIZE && reply.is_ok() && self.persistent {
+                self.answer_after_saving(req, reply, sink, started, ctx);
+                return;
+            }
             let outcome = if reply.is_ok() { "ok" } else { "error" };
             self.service
                 .metrics
@@ -187,6 +220,55 @@ impl Session {
                 Err(e) => encode_error(Some(&req.id), e),
             });
         }
+    }
+
+    /// Durability (DESIGN §3): a session the client is told exists is on disk first.
+    fn answer_after_saving(
+        &mut self,
+        req: Request,
+        reply: Reply,
+        sink: &Sink,
+        started: Instant,
+        ctx: &mut Context<Self>,
+    ) {
+        let record = SessionRecord {
+            protocol_version: self.version.map_or("", ProtocolVersion::as_str).to_owned(),
+            client: self.client.clone().unwrap_or_else(|| InitializeParams {
+                protocol_version: String::new(),
+                capabilities: Default::default(),
+                client_info: Default::default(),
+            }),
+        };
+        let storage = self.service.storage.clone();
+        let metrics = self.service.metrics.clone();
+        let id = self.id.clone();
+        let sink = sink.clone();
+        let log = self.log.clone();
+        ctx.spawn(
+            async move {
+                let saved = match serde_json::to_vec(&record) {
+                    Ok(bytes) => storage
+                        .save_session(&id, &bytes)
+                        .await
+                        .map_err(|e| e.to_string()),
+                    Err(e) => Err(e.to_string()),
+                };
+                let reply = match saved {
+                    Ok(()) => reply,
+                    Err(e) => {
+                        slog::error!(log, "session not saved"; "error" => &e);
+                        Err(RpcError::internal(format!("cannot save the session: {e}")))
+                    }
+                };
+                let outcome = if reply.is_ok() { "ok" } else { "error" };
+                metrics.request(method::INITIALIZE, outcome, started.elapsed().as_secs_f64());
+                sink.response(match &reply {
+                    Ok(raw) => encode_result(&req.id, raw),
+                    Err(e) => encode_error(Some(&req.id), e),
+                });
+            }
+            .into_actor(self),
+        );
     }
 
     fn initialize(&mut self, req: &Request) -> Reply {

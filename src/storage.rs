@@ -50,6 +50,7 @@ pub enum StorageError {
 pub struct Storage {
     db: sled::Db,
     kv: sled::Tree,
+    sessions: sled::Tree,
     events: EventLog,
 }
 
@@ -130,6 +131,7 @@ impl Storage {
             }
         }
         let kv = db.open_tree("kv")?;
+        let sessions = db.open_tree("sessions")?;
         let by_order = db.open_tree("events")?;
         let by_stream = db.open_tree("event_index")?;
         let next = match by_order.last()? {
@@ -140,6 +142,7 @@ impl Storage {
         Ok(Storage {
             db,
             kv,
+            sessions,
             events: EventLog {
                 by_order,
                 by_stream,
@@ -147,6 +150,28 @@ impl Storage {
                 count: Arc::new(AtomicUsize::new(count)),
             },
         })
+    }
+
+    /// Store a session record (the replayable `initialize`); durable when it returns.
+    pub async fn save_session(&self, id: &str, record: &[u8]) -> Result<(), StorageError> {
+        self.sessions.insert(id, record)?;
+        self.flush().await
+    }
+
+    /// The record of session `id`, if it was saved and not deleted.
+    pub fn load_session(&self, id: &str) -> Result<Option<Vec<u8>>, StorageError> {
+        Ok(self.sessions.get(id)?.map(|v| v.to_vec()))
+    }
+
+    /// Forget session `id` (it was deleted or reaped: its id must answer 404).
+    pub fn delete_session(&self, id: &str) -> Result<(), StorageError> {
+        self.sessions.remove(id)?;
+        Ok(())
+    }
+
+    /// Number of saved session records.
+    pub fn session_count(&self) -> usize {
+        self.sessions.len()
     }
 
     /// Append an SSE event to the replay log.
@@ -377,6 +402,21 @@ mod tests {
             3,
             "all past the ttl"
         );
+    }
+
+    #[test]
+    fn session_records_survive_reopening_until_deleted() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let s = Storage::open(dir.path(), 1 << 20).unwrap();
+            block_on(s.save_session("abc", b"{}")).unwrap();
+            block_on(s.save_session("def", b"{}")).unwrap();
+            s.delete_session("def").unwrap();
+        }
+        let s = Storage::open(dir.path(), 1 << 20).unwrap();
+        assert_eq!(s.load_session("abc").unwrap().as_deref(), Some(&b"{}"[..]));
+        assert_eq!(s.load_session("def").unwrap(), None);
+        assert_eq!(s.session_count(), 1);
     }
 
     #[test]

@@ -91,7 +91,7 @@ pub struct Implementation {
 }
 
 /// `initialize` params.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct InitializeParams {
     /// The version the client asks for.

@@ -33,7 +33,9 @@ use crate::config::{Config, HttpConfig};
 use crate::protocol::jsonrpc::{self, encode_error};
 use crate::protocol::mcp::method;
 use crate::protocol::{Message, Payload, ProtocolVersion, RpcError};
-use crate::root::{CloseSession, DrainAll, OpenSession, Registry, Root, RootError, SessionEntry};
+use crate::root::{
+    CloseSession, DrainAll, OpenSession, Registry, RestoreSession, Root, RootError, SessionEntry,
+};
 use crate::service::Service;
 use crate::session::{Inbound, SetStandalone};
 use crate::sink::{Frame, FrameKind, Sink};
@@ -303,22 +305,42 @@ fn check_version_header(req: &HttpRequest) -> Result<(), Refusal> {
     }
 }
 
-/// The live session named by `Mcp-Session-Id`.
-fn session_of(req: &HttpRequest, state: &AppState) -> Result<Arc<SessionEntry>, Refusal> {
+/// The live session named by `Mcp-Session-Id`; a saved session whose actor is gone
+/// (the process restarted) is rebuilt from its record.
+async fn session_of(req: &HttpRequest, state: &AppState) -> Result<Arc<SessionEntry>, Refusal> {
     let Some(id) = header_str(req, SESSION_HEADER) else {
         return Err(bad_request_refusal(
             "missing Mcp-Session-Id header (send initialize first)",
         ));
     };
-    state.registry.get(id.trim()).ok_or_else(|| {
-        Refusal::new(
-            StatusCode::NOT_FOUND,
-            RpcError::new(
-                -32001,
-                "session not found (ended or unknown); initialize again",
-            ),
-        )
-    })
+    let id = id.trim();
+    if let Some(entry) = state.registry.get(id) {
+        return Ok(entry);
+    }
+    let restore = RestoreSession {
+        id: Arc::from(id),
+        arbiter: Some(actix_rt::Arbiter::current()),
+    };
+    match state.root.send(restore).await {
+        Ok(Ok(Some(entry))) => return Ok(entry),
+        Ok(Err(RootError::Full(limit))) => {
+            return Err(Refusal::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                RpcError::new(
+                    crate::protocol::code::SERVER_BUSY,
+                    format!("too many sessions (limit {limit})"),
+                ),
+            ))
+        }
+        _ => {}
+    }
+    Err(Refusal::new(
+        StatusCode::NOT_FOUND,
+        RpcError::new(
+            -32001,
+            "session not found (ended or unknown); initialize again",
+        ),
+    ))
 }
 
 async fn read_body(
@@ -434,6 +456,7 @@ async fn post_mcp(
             .root
             .send(OpenSession {
                 arbiter: Some(actix_rt::Arbiter::current()),
+                persist: true,
             })
             .await
         {
@@ -456,7 +479,7 @@ async fn post_mcp(
             Err(e) => return rpc_error(StatusCode::SERVICE_UNAVAILABLE, RpcError::internal(e)),
         }
     } else {
-        match session_of(&req, &state) {
+        match session_of(&req, &state).await {
             Ok(entry) => entry,
             Err(refusal) => return refusal.into(),
         }
@@ -545,7 +568,7 @@ async fn get_mcp(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     if let Err(refusal) = check_version_header(&req) {
         return refusal.into();
     }
-    let entry = match session_of(&req, &state) {
+    let entry = match session_of(&req, &state).await {
         Ok(e) => e,
         Err(refusal) => return refusal.into(),
     };

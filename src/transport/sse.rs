@@ -67,7 +67,6 @@ struct Live {
 }
 
 /// The live streams of one session.
-#[derive(Default)]
 pub struct StreamTable {
     next: AtomicU64,
     live: Mutex<HashMap<u64, Live>>,
@@ -89,10 +88,32 @@ pub enum AttachError {
     NotLive,
 }
 
+/// First stream number of this process: the start time in seconds, shifted left 20
+/// bits. A session restored after a restart numbers its new streams above every
+/// stream of earlier runs, so an old `Last-Event-ID` never names a new stream.
+fn stream_epoch() -> u64 {
+    static EPOCH: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *EPOCH.get_or_init(|| {
+        let secs = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        (secs & 0xFFFF_FFFF) << 20
+    })
+}
+
+impl Default for StreamTable {
+    fn default() -> Self {
+        StreamTable {
+            next: AtomicU64::new(stream_epoch()),
+            live: Mutex::default(),
+            standalone: Mutex::default(),
+        }
+    }
+}
+
 impl StreamTable {
-    /// A new stream number.
+    /// A new stream number (never 0).
     pub fn allocate(&self) -> u64 {
-        // Stream numbers start at 1; 0 is never used, so `0-…` ids are always foreign.
         self.next.fetch_add(1, Ordering::Relaxed) + 1
     }
 

@@ -154,7 +154,10 @@ where
 
     let root = Root::new(service, Registry::default()).start();
     let entry = root
-        .send(OpenSession { arbiter: None })
+        .send(OpenSession {
+            arbiter: None,
+            persist: false,
+        })
         .await
         .map_err(|e| io::Error::other(e.to_string()))?
         .map_err(|e| io::Error::other(e.to_string()))?;

@@ -70,7 +70,7 @@ fn tools_list_has_the_builtins_and_fixtures_only_when_asked() {
 
     let mut s = Stdio::ready(&["--fixtures", "faults"]);
     let names = tool_names(&s.request(1, "tools/list", json!({}))["result"]);
-    assert_eq!(&names[6..], ["fault_panic", "fault_hang", "fault_big"]);
+    assert_eq!(&names[6..], ["fault_health", "fault_panic", "fault_hang", "fault_big"]);
 }
 
 #[test]

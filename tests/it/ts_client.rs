@@ -1,14 +1,17 @@
 //! Interoperability: the official MCP TypeScript SDK (a real third-party client, from
-//! npm) drives `emcee stdio` through `tests/clients/stdio-client.mjs`.
+//! npm) drives `emcee stdio` through `tests/clients/stdio-client.mjs`, and `emcee serve`
+//! (Streamable HTTP) through `tests/clients/http-client.mjs`.
 //!
 //! Needs Node.js (>= 18) and npm on PATH. If the SDK is not installed yet, the test
 //! installs it itself with `npm ci` from the committed `package-lock.json`. A missing
 //! `node` or `npm` is a test failure, never a silent skip.
 
-use std::io::Read;
+use std::ffi::OsStr;
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
-use std::sync::Mutex;
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -106,35 +109,39 @@ fn wait_with_timeout(child: &mut Child, timeout: Duration) -> (ExitStatus, bool)
     }
 }
 
-#[test]
-fn typescript_sdk_client_lists_and_calls_tools_over_stdio() {
-    let dir = clients_dir();
-    let script = dir.join("stdio-client.mjs");
-    assert!(script.is_file(), "missing {}", script.display());
-
-    let node_version = Command::new("node").arg("--version").output().expect(
+/// Check that `node` runs and return its version, for failure messages.
+fn node_version() -> String {
+    let output = Command::new("node").arg("--version").output().expect(
         "failed to run `node`: Node.js (>= 18) must be installed and on PATH \
-             for the TypeScript SDK interop test",
+         for the TypeScript SDK interop tests",
     );
     assert!(
-        node_version.status.success(),
+        output.status.success(),
         "`node --version` failed\n{}",
-        describe(&node_version)
+        describe(&output)
     );
+    String::from_utf8_lossy(&output.stdout).trim().to_owned()
+}
 
+/// Run `node tests/clients/<script> <args...>` (installing the SDK first if needed) and
+/// return its output, or the reason it did not pass: it timed out, exited non-zero, or
+/// did not print `<banner> N checks passed`.
+fn run_client(script: &str, args: &[&OsStr], banner: &str) -> Result<(), String> {
+    let dir = clients_dir();
+    let path = dir.join(script);
+    assert!(path.is_file(), "missing {}", path.display());
+    let node = node_version();
     ensure_sdk_installed(&dir);
 
-    let data_dir = tempfile::tempdir().expect("failed to create a temporary data dir");
     let mut child = Command::new("node")
-        .arg(&script)
-        .arg(env!("CARGO_BIN_EXE_emcee"))
-        .arg(data_dir.path())
+        .arg(&path)
+        .args(args)
         .current_dir(&dir)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("failed to spawn `node stdio-client.mjs`");
+        .unwrap_or_else(|e| panic!("failed to spawn `node {script}`: {e}"));
     let stdout = drain(child.stdout.take());
     let stderr = drain(child.stderr.take());
     let (status, timed_out) = wait_with_timeout(&mut child, CLIENT_TIMEOUT);
@@ -143,24 +150,164 @@ fn typescript_sdk_client_lists_and_calls_tools_over_stdio() {
         stdout: stdout.join().expect("stdout reader thread panicked"),
         stderr: stderr.join().expect("stderr reader thread panicked"),
     };
-    let node = String::from_utf8_lossy(&node_version.stdout);
-    assert!(
-        !timed_out,
-        "node stdio-client.mjs (node {}) did not finish within {:?} and was killed\n{}",
-        node.trim(),
-        CLIENT_TIMEOUT,
-        describe(&output)
+    if timed_out {
+        return Err(format!(
+            "node {script} (node {node}) did not finish within {CLIENT_TIMEOUT:?} and was killed\n{}",
+            describe(&output)
+        ));
+    }
+    if !output.status.success() {
+        return Err(format!(
+            "node {script} (node {node}) failed\n{}",
+            describe(&output)
+        ));
+    }
+    let text = String::from_utf8_lossy(&output.stdout);
+    if !(text.contains(banner) && text.contains("checks passed")) {
+        return Err(format!(
+            "unexpected output from node {script} (node {node})\n{}",
+            describe(&output)
+        ));
+    }
+    Ok(())
+}
+
+#[test]
+fn typescript_sdk_client_lists_and_calls_tools_over_stdio() {
+    let data_dir = tempfile::tempdir().expect("failed to create a temporary data dir");
+    let args = [
+        OsStr::new(env!("CARGO_BIN_EXE_emcee")),
+        data_dir.path().as_os_str(),
+    ];
+    if let Err(reason) = run_client("stdio-client.mjs", &args, "ts-sdk stdio client:") {
+        panic!("{reason}");
+    }
+}
+
+/// How long `emcee serve` may take to log its bound address.
+const SERVE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A running `emcee serve --bind 127.0.0.1:0`; killed on drop so a failing test never
+/// leaks it.
+struct Server {
+    child: Child,
+    /// The address it actually bound, e.g. `127.0.0.1:41234`.
+    addr: String,
+    /// Every stderr line so far (the reader thread keeps draining the pipe).
+    stderr: Arc<Mutex<Vec<String>>>,
+    reader: Option<thread::JoinHandle<()>>,
+}
+
+impl Server {
+    /// Start `emcee serve` on an ephemeral port with `data_dir` and `--fixtures fixtures`,
+    /// and wait for the `serving http` log line that carries the bound address.
+    fn start(data_dir: &Path, fixtures: &str) -> Server {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_emcee"));
+        cmd.args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
+            .arg(data_dir)
+            .args(["--fixtures", fixtures])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (key, _) in std::env::vars_os() {
+            if key.to_string_lossy().starts_with("EMCEE_") {
+                cmd.env_remove(key);
+            }
+        }
+        let mut child = cmd.spawn().expect("failed to spawn `emcee serve`");
+        let pipe = child.stderr.take().expect("emcee stderr is piped");
+        let stderr = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = mpsc::channel();
+        let lines = Arc::clone(&stderr);
+        let reader = thread::spawn(move || {
+            let mut tx = Some(tx);
+            for line in BufReader::new(pipe).lines() {
+                let Ok(line) = line else { break };
+                if let Some(bind) = serving_bind(&line) {
+                    if let Some(tx) = tx.take() {
+                        // The test may have given up waiting already; nothing to do then.
+                        let _ = tx.send(bind);
+                    }
+                }
+                lines.lock().unwrap_or_else(|p| p.into_inner()).push(line);
+            }
+        });
+        let mut server = Server {
+            child,
+            addr: String::new(),
+            stderr,
+            reader: Some(reader),
+        };
+        match rx.recv_timeout(SERVE_TIMEOUT) {
+            Ok(addr) => server.addr = addr,
+            Err(e) => {
+                let why = match e {
+                    RecvTimeoutError::Timeout => {
+                        format!("no `serving http` line within {SERVE_TIMEOUT:?}")
+                    }
+                    RecvTimeoutError::Disconnected => {
+                        "stderr closed before `serving http`".to_owned()
+                    }
+                };
+                panic!("emcee serve did not start: {why}\n{}", server.stop());
+            }
+        }
+        server
+    }
+
+    /// Kill the server (if still running), wait for it, and return its exit status and
+    /// full stderr for failure messages.
+    fn stop(&mut self) -> String {
+        // Fails only if it already exited; wait() reaps it either way.
+        let _ = self.child.kill();
+        let status = self
+            .child
+            .wait()
+            .map_or_else(|e| format!("wait failed: {e}"), |s| s.to_string());
+        if let Some(reader) = self.reader.take() {
+            let _ = reader.join();
+        }
+        let lines = self.stderr.lock().unwrap_or_else(|p| p.into_inner());
+        format!(
+            "--- emcee serve ({status}) stderr ---\n{}",
+            lines.join("\n")
+        )
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The `bind` field of an `emcee serve` stderr line if it is the `serving http` log line.
+fn serving_bind(line: &str) -> Option<String> {
+    let record: serde_json::Value = serde_json::from_str(line).ok()?;
+    if record.get("msg")?.as_str()? != "serving http" {
+        return None;
+    }
+    record.get("bind")?.as_str().map(str::to_owned)
+}
+
+#[test]
+fn typescript_sdk_client_calls_tools_over_streamable_http() {
+    let data_dir = tempfile::tempdir().expect("failed to create a temporary data dir");
+    let mut server = Server::start(data_dir.path(), "conformance");
+    let port = server
+        .addr
+        .rsplit_once(':')
+        .map(|(_, port)| port.to_owned())
+        .unwrap_or_else(|| panic!("bound address without a port: {:?}", server.addr));
+    let url = format!("http://127.0.0.1:{port}/mcp");
+    let result = run_client(
+        "http-client.mjs",
+        &[OsStr::new(&url)],
+        "ts-sdk http client:",
     );
-    assert!(
-        output.status.success(),
-        "node stdio-client.mjs (node {}) failed\n{}",
-        node.trim(),
-        describe(&output)
-    );
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        stdout.contains("ts-sdk stdio client:") && stdout.contains("checks passed"),
-        "unexpected client output\n{}",
-        describe(&output)
-    );
+    let server_log = server.stop();
+    if let Err(reason) = result {
+        panic!("{reason}\n{server_log}");
+    }
 }

@@ -26,6 +26,7 @@ use serde_json::value::RawValue;
 use serde_json::Value;
 use slog::Logger;
 
+use crate::gate::Permit;
 use crate::protocol::jsonrpc::{encode_error, encode_notification, encode_result};
 use crate::protocol::mcp::{method, LogMessageParams, ProgressParams, ProgressToken};
 use crate::protocol::{CallToolResult, LoggingLevel, RequestId, RpcError};
@@ -152,6 +153,7 @@ pub struct CallContext {
     pub(crate) client_capabilities: Arc<serde_json::Map<String, Value>>,
     pub(crate) client_request_timeout: Duration,
     pub(crate) notifier: crate::service::Notifier,
+    pub(crate) blocking: Arc<tokio::sync::Semaphore>,
     pub(crate) log: Logger,
 }
 
@@ -200,6 +202,33 @@ impl CallContext {
         };
         let raw = outcome?;
         serde_json::from_str(raw.get()).map_err(RpcError::internal)
+    }
+
+    /// Run blocking code (file IO, a subprocess, heavy CPU) off the event loop, on at
+    /// most `limits.blocking_threads` threads; waits its turn within the call's timeout.
+    /// A panic in `f` propagates, and is contained like any handler panic. If the call
+    /// ends first (timeout, cancellation), `f` still runs to its end on its thread.
+    pub async fn blocking<T, F>(&self, f: F) -> Result<T, RpcError>
+    where
+        T: Send + 'static,
+        F: FnOnce() -> T + Send + 'static,
+    {
+        let permit = self
+            .blocking
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| RpcError::internal("the blocking pool is closed"))?;
+        match tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            f()
+        })
+        .await
+        {
+            Ok(value) => Ok(value),
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(e) => Err(RpcError::internal(e)),
+        }
     }
 
     /// Tell sessions subscribed to `uri` that the resource changed.
@@ -301,35 +330,51 @@ pub struct Call {
     started: Instant,
     log: Logger,
     metrics: Arc<Metrics>,
+    /// In-flight capacity held until the actor is dropped.
+    _permits: Vec<Permit>,
     /// Set by the first answer; a Call answers at most once.
     answered: bool,
 }
 
+/// Everything a Call needs.
+pub struct CallSpec {
+    /// The request id to answer.
+    pub id: RequestId,
+    /// Session-unique sequence number (ids can be reused).
+    pub seq: u64,
+    /// Tool or other method.
+    pub kind: CallKind,
+    /// The handler's work.
+    pub work: Work,
+    /// Where the answer and related messages go.
+    pub sink: Sink,
+    /// How long the work may run.
+    pub timeout: Duration,
+    /// Told when the Call stops.
+    pub session: Recipient<CallFinished>,
+    /// Tagged logger.
+    pub log: Logger,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// In-flight permits (server-wide, per tool), released when the Call stops.
+    pub permits: Vec<Permit>,
+}
+
 impl Call {
-    /// A call answering `id` on `sink`, running `work` for at most `timeout`.
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
-        id: RequestId,
-        seq: u64,
-        kind: CallKind,
-        work: Work,
-        sink: Sink,
-        timeout: Duration,
-        session: Recipient<CallFinished>,
-        log: Logger,
-        metrics: Arc<Metrics>,
-    ) -> Call {
+    /// A call as `spec` describes it.
+    pub fn new(spec: CallSpec) -> Call {
         Call {
-            id,
-            seq,
-            kind,
-            work: Some(work),
-            sink,
-            timeout,
-            session,
+            id: spec.id,
+            seq: spec.seq,
+            kind: spec.kind,
+            work: Some(spec.work),
+            sink: spec.sink,
+            timeout: spec.timeout,
+            session: spec.session,
             started: Instant::now(),
-            log,
-            metrics,
+            log: spec.log,
+            metrics: spec.metrics,
+            _permits: spec.permits,
             answered: false,
         }
     }

@@ -157,6 +157,12 @@ pub struct FileLimits {
     pub event_ttl_ms: Option<u64>,
     /// [`Limits::sse_keepalive`] in milliseconds.
     pub sse_keepalive_ms: Option<u64>,
+    /// [`Limits::max_in_flight_total`].
+    pub max_in_flight_total: Option<usize>,
+    /// [`Limits::max_in_flight_per_tool`].
+    pub max_in_flight_per_tool: Option<usize>,
+    /// [`Limits::blocking_threads`].
+    pub blocking_threads: Option<usize>,
 }
 
 /// `[http]` table.
@@ -219,6 +225,16 @@ pub struct Limits {
     /// An SSE stream with nothing to say for this long gets a keep-alive comment. Default 15 s.
     #[serde(rename = "sse_keepalive_ms", serialize_with = "ser_ms")]
     pub sse_keepalive: Duration,
+    /// Calls in flight in the whole server; one more is refused with JSON-RPC -32000 at
+    /// once. Default 4096.
+    pub max_in_flight_total: usize,
+    /// Calls of any one tool in flight at once (a tool may set its own); one more is
+    /// refused with JSON-RPC -32000 at once. Default 1024.
+    pub max_in_flight_per_tool: usize,
+    /// Blocking handler code (`CallContext::blocking`) runs on at most this many
+    /// threads off the event loop; more wait their turn, within their call timeout.
+    /// Default 8.
+    pub blocking_threads: usize,
 }
 
 fn ser_ms<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -240,6 +256,9 @@ impl Default for Limits {
             event_log_max: 10_000,
             event_ttl: Duration::from_secs(5 * 60),
             sse_keepalive: Duration::from_secs(15),
+            max_in_flight_total: 4096,
+            max_in_flight_per_tool: 1024,
+            blocking_threads: 8,
         }
     }
 }
@@ -530,6 +549,15 @@ impl Config {
         }
         if let Some(ms) = fl.sse_keepalive_ms {
             l.sse_keepalive = Duration::from_millis(positive("limits.sse_keepalive_ms", ms)?);
+        }
+        if let Some(n) = fl.max_in_flight_total {
+            l.max_in_flight_total = positive("limits.max_in_flight_total", n)?;
+        }
+        if let Some(n) = fl.max_in_flight_per_tool {
+            l.max_in_flight_per_tool = positive("limits.max_in_flight_per_tool", n)?;
+        }
+        if let Some(n) = fl.blocking_threads {
+            l.blocking_threads = positive("limits.blocking_threads", n)?;
         }
         let fh = file.http;
         if let Some(hosts) = fh.allowed_hosts {

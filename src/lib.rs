@@ -10,6 +10,7 @@
 //! - [`health`]: the checks behind `/health`.
 //! - [`service`]: a server definition (tools, storage, limits), shared by all sessions.
 //! - [`root`], [`session`], [`call`]: the actors: Root → Session → Call.
+//! - [`gate`]: bounded in-flight counters (per session, per tool, total).
 //! - [`sink`]: the outbound channel from actors to a transport.
 //! - [`transport`]: stdio (and, next, Streamable HTTP).
 //!
@@ -21,6 +22,7 @@
 
 pub mod call;
 pub mod config;
+pub mod gate;
 pub mod health;
 pub mod prompts;
 pub mod protocol;

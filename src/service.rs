@@ -7,6 +7,7 @@ use slog::Logger;
 use tokio::sync::broadcast;
 
 use crate::config::Limits;
+use crate::gate::Gate;
 use crate::health::HealthChecks;
 use crate::prompts::PromptRegistry;
 use crate::protocol::mcp::Implementation;
@@ -94,6 +95,10 @@ pub struct Service {
     pub metrics: Arc<Metrics>,
     /// Dependency checks run by `/health`.
     pub health: HealthChecks,
+    /// Calls in flight server-wide (`limits.max_in_flight_total`).
+    pub in_flight: Arc<Gate>,
+    /// Threads for blocking handler code (`limits.blocking_threads`).
+    pub blocking: Arc<tokio::sync::Semaphore>,
 }
 
 impl Service {
@@ -112,6 +117,8 @@ impl Service {
             prompts: PromptRegistry::default(),
             notifier: Notifier::default(),
             storage,
+            in_flight: Gate::new(limits.max_in_flight_total),
+            blocking: Arc::new(tokio::sync::Semaphore::new(limits.blocking_threads)),
             limits,
             log,
             metrics: Arc::new(Metrics::new()),

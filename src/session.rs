@@ -20,7 +20,10 @@ use futures::channel::oneshot;
 use serde::{Deserialize, Serialize};
 use slog::Logger;
 
-use crate::call::{reply, Call, CallContext, CallFinished, CallKind, Cancel, Peer, Reply};
+use crate::call::{
+    reply, Call, CallContext, CallFinished, CallKind, CallSpec, Cancel, Peer, Reply,
+};
+use crate::gate::Permit;
 use crate::protocol::jsonrpc::{decode_params, encode_error, encode_result, Notification};
 use crate::protocol::mcp::{
     method, CallToolParams, CancelledParams, CompleteParams, GetPromptParams, InitializeParams,
@@ -33,6 +36,7 @@ use crate::protocol::{
 use crate::service::Service;
 use crate::sink::Sink;
 use crate::telemetry::metrics::reason;
+use crate::tools::Tool;
 
 /// Level of `notifications/message` a client gets before it calls `logging/setLevel`.
 pub const DEFAULT_CLIENT_LOG_LEVEL: LoggingLevel = LoggingLevel::Info;
@@ -329,7 +333,9 @@ impl Session {
     }
 
     /// Check the in-flight limit and id reuse before starting a Call.
-    fn admit(&self, req: &Request) -> Result<(), RpcError> {
+    /// Returns the permits the Call holds while it runs (server-wide and, for a tool,
+    /// per tool); refused at once when any bound is reached.
+    fn admit(&self, req: &Request, tool: Option<&Tool>) -> Result<Vec<Permit>, RpcError> {
         let limit = self.service.limits.max_in_flight_per_session;
         if self.calls.len() >= limit {
             self.service.metrics.reject(reason::IN_FLIGHT_SESSION);
@@ -345,7 +351,32 @@ impl Session {
                 req.id
             )));
         }
-        Ok(())
+        let busy = |reason: &'static str, scope: &str, limit: usize| {
+            self.service.metrics.reject(reason);
+            RpcError::new(
+                code::SERVER_BUSY,
+                format!("too many requests in flight ({scope} limit {limit}); retry later"),
+            )
+            .with_data(serde_json::json!({ "limit": limit, "scope": scope }))
+        };
+        let mut permits = Vec::with_capacity(2);
+        let total = &self.service.in_flight;
+        permits.push(
+            total
+                .try_enter()
+                .ok_or_else(|| busy(reason::IN_FLIGHT_TOTAL, "server", total.limit()))?,
+        );
+        if let Some(tool) = tool {
+            let per_tool = self.service.limits.max_in_flight_per_tool;
+            permits.push(tool.try_enter(per_tool).ok_or_else(|| {
+                busy(
+                    reason::IN_FLIGHT_TOOL,
+                    "tool",
+                    tool.concurrency_limit(per_tool),
+                )
+            })?);
+        }
+        Ok(permits)
     }
 
     /// The context a handler gets for `req`.
@@ -367,6 +398,7 @@ impl Session {
             client_capabilities: self.client_capabilities(),
             client_request_timeout: self.service.limits.client_request_timeout,
             notifier: self.service.notifier.clone(),
+            blocking: self.service.blocking.clone(),
             log: log.clone(),
         }
     }
@@ -381,22 +413,23 @@ impl Session {
         work: crate::call::Work,
         sink: &Sink,
         log: Logger,
+        permits: Vec<Permit>,
         ctx: &mut Context<Self>,
     ) {
         self.next_seq += 1;
         let seq = self.next_seq;
-        let session = ctx.address().recipient();
-        let addr = Call::new(
-            req.id.clone(),
+        let addr = Call::new(CallSpec {
+            id: req.id.clone(),
             seq,
             kind,
             work,
-            sink.clone(),
+            sink: sink.clone(),
             timeout,
-            session,
+            session: ctx.address().recipient(),
             log,
-            self.service.metrics.clone(),
-        )
+            metrics: self.service.metrics.clone(),
+            permits,
+        })
         .start();
         self.calls.insert(req.id.clone(), Running { seq, addr });
     }
@@ -415,7 +448,7 @@ impl Session {
                 params.name
             )));
         };
-        self.admit(req)?;
+        let permits = self.admit(req, Some(&tool))?;
         let log = self.log.new(slog::o!("request_id" => req.id.to_string(),
             "method" => method::TOOLS_CALL, "tool" => params.name.clone()));
         let call_ctx = self.call_context(req, params.meta, sink, &log);
@@ -428,7 +461,7 @@ impl Session {
             let result = tool.invoke(call_ctx, arguments).await;
             reply(&result)
         });
-        self.spawn_call(req, kind, timeout, work, sink, log, ctx);
+        self.spawn_call(req, kind, timeout, work, sink, log, permits, ctx);
         Ok(())
     }
 
@@ -443,7 +476,7 @@ impl Session {
         let Some(read) = self.service.resources.bind(&params.uri) else {
             return Err(crate::resources::not_found(&params.uri));
         };
-        self.admit(req)?;
+        let permits = self.admit(req, None)?;
         let log = self.log.new(slog::o!("request_id" => req.id.to_string(),
             "method" => method::RESOURCES_READ, "uri" => params.uri.clone()));
         let call_ctx = self.call_context(req, params.meta, sink, &log);
@@ -459,6 +492,7 @@ impl Session {
             work,
             sink,
             log,
+            permits,
             ctx,
         );
         Ok(())
@@ -473,7 +507,7 @@ impl Session {
     ) -> Result<(), RpcError> {
         let params: GetPromptParams = decode_params(req.params.as_deref())?;
         let get = self.service.prompts.bind(&params.name, params.arguments)?;
-        self.admit(req)?;
+        let permits = self.admit(req, None)?;
         let log = self.log.new(slog::o!("request_id" => req.id.to_string(),
             "method" => method::PROMPTS_GET, "prompt" => params.name.clone()));
         let call_ctx = self.call_context(req, params.meta, sink, &log);
@@ -486,6 +520,7 @@ impl Session {
             work,
             sink,
             log,
+            permits,
             ctx,
         );
         Ok(())

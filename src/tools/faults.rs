@@ -1,7 +1,8 @@
 //! Fault fixtures (`--fixtures faults`), to test containment and limits:
 //! `fault_panic` panics in its handler, `fault_hang` never finishes unless cancelled or
 //! timed out, `fault_big` returns a text of the requested size, `fault_health` turns
-//! the `fixture_dependency` health check on and off.
+//! the `fixture_dependency` health check on and off, `fault_block` holds a thread of
+//! the blocking pool.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -28,6 +29,14 @@ pub struct BigArgs {
     /// Size of the returned text in bytes (at most 64 MiB).
     #[schemars(range(max = 67108864))]
     pub bytes: u64,
+}
+
+/// `fault_block` arguments.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BlockArgs {
+    /// How long to block, in milliseconds.
+    pub ms: u64,
 }
 
 /// `fault_health` arguments.
@@ -77,6 +86,17 @@ pub fn register(tools: &mut ToolRegistry, health: &mut HealthChecks) -> Result<(
                 panic!("fault_panic: deliberate panic in a tool handler");
                 #[allow(unreachable_code)]
                 Ok(CallToolResult::default())
+            },
+        ))?
+        .add(Tool::new(
+            "fault_block",
+            "Blocks a thread of the blocking pool for `ms` milliseconds (fixture).",
+            |ctx, a: BlockArgs| async move {
+                let ms = a.ms;
+                ctx.blocking(move || std::thread::sleep(std::time::Duration::from_millis(ms)))
+                    .await
+                    .map_err(|e| ToolError::Failed(e.message))?;
+                Ok(CallToolResult::text(format!("blocked {ms} ms")))
             },
         ))?
         .add(Tool::new(

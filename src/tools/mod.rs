@@ -11,7 +11,7 @@ pub mod faults;
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use futures::future::LocalBoxFuture;
@@ -20,6 +20,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::call::CallContext;
+use crate::gate::{Gate, Permit};
 use crate::protocol::{CallToolResult, ToolDef};
 use crate::storage::StorageError;
 
@@ -47,6 +48,8 @@ type DynHandler =
 pub struct Tool {
     def: ToolDef,
     timeout: Option<Duration>,
+    concurrency: Option<usize>,
+    gate: OnceLock<Arc<Gate>>,
     handler: Box<DynHandler>,
 }
 
@@ -128,6 +131,8 @@ impl Tool {
                 annotations: None,
             },
             timeout: None,
+            concurrency: None,
+            gate: OnceLock::new(),
             handler: Box::new(dyn_handler),
         }
     }
@@ -174,6 +179,8 @@ impl Tool {
                 annotations: None,
             },
             timeout: None,
+            concurrency: None,
+            gate: OnceLock::new(),
             handler: Box::new(dyn_handler),
         }
     }
@@ -200,6 +207,26 @@ impl Tool {
     pub fn timeout(mut self, timeout: Duration) -> Tool {
         self.timeout = Some(timeout);
         self
+    }
+
+    /// At most `n` calls of this tool at once, server-wide (default:
+    /// `limits.max_in_flight_per_tool`); one more is refused with JSON-RPC -32000.
+    pub fn max_concurrency(mut self, n: usize) -> Tool {
+        self.concurrency = Some(n);
+        self
+    }
+
+    /// A permit to run one more call, or `None` at the tool's limit (`default_limit`
+    /// unless [`Tool::max_concurrency`] set one).
+    pub fn try_enter(&self, default_limit: usize) -> Option<Permit> {
+        self.gate
+            .get_or_init(|| Gate::new(self.concurrency.unwrap_or(default_limit)))
+            .try_enter()
+    }
+
+    /// The limit [`Tool::try_enter`] applies.
+    pub fn concurrency_limit(&self, default_limit: usize) -> usize {
+        self.concurrency.unwrap_or(default_limit)
     }
 
     /// The definition listed by `tools/list`.

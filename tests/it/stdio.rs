@@ -70,7 +70,16 @@ fn tools_list_has_the_builtins_and_fixtures_only_when_asked() {
 
     let mut s = Stdio::ready(&["--fixtures", "faults"]);
     let names = tool_names(&s.request(1, "tools/list", json!({}))["result"]);
-    assert_eq!(&names[6..], ["fault_health", "fault_panic", "fault_hang", "fault_big"]);
+    assert_eq!(
+        &names[6..],
+        [
+            "fault_health",
+            "fault_panic",
+            "fault_block",
+            "fault_hang",
+            "fault_big"
+        ]
+    );
 }
 
 #[test]
@@ -780,5 +789,94 @@ fn kv_values_are_resources_with_update_notifications() {
         seen.iter()
             .all(|m| m["method"] != "notifications/resources/updated"),
         "no update after unsubscribe: {seen:?}"
+    );
+}
+
+#[test]
+fn in_flight_calls_are_bounded_server_wide_and_per_tool() {
+    let mut s = Stdio::with_config(
+        "[limits]\nmax_in_flight_total = 3\nmax_in_flight_per_tool = 2\n",
+        &["--fixtures", "faults"],
+    );
+    s.initialize("2025-11-25");
+    s.send_request(
+        1,
+        "tools/call",
+        json!({"name": "fault_hang", "arguments": {}}),
+    );
+    s.send_request(
+        2,
+        "tools/call",
+        json!({"name": "fault_hang", "arguments": {}}),
+    );
+    let r = s.request(
+        3,
+        "tools/call",
+        json!({"name": "fault_hang", "arguments": {}}),
+    );
+    assert_eq!(
+        error_code(&r),
+        -32000,
+        "a third fault_hang is over the tool's limit: {r}"
+    );
+    assert_eq!(r["error"]["data"], json!({"limit": 2, "scope": "tool"}));
+    s.send_request(
+        4,
+        "tools/call",
+        json!({"name": "sleep", "arguments": {"ms": 60000}}),
+    );
+    let r = s.request(
+        5,
+        "tools/call",
+        json!({"name": "echo", "arguments": {"text": "x"}}),
+    );
+    assert_eq!(
+        error_code(&r),
+        -32000,
+        "a fourth call is over the server's limit: {r}"
+    );
+    assert_eq!(r["error"]["data"], json!({"limit": 3, "scope": "server"}));
+    s.notify("notifications/cancelled", json!({"requestId": 1}));
+    assert_eq!(
+        text(&s.call_ok(6, "echo", json!({"text": "y"}))),
+        "y",
+        "a slot came free"
+    );
+}
+
+#[test]
+fn blocking_code_runs_off_the_event_loop_in_a_bounded_pool() {
+    let mut s = Stdio::with_config(
+        "[limits]\nblocking_threads = 1\ncall_timeout_ms = 700\n",
+        &["--fixtures", "faults"],
+    );
+    s.initialize("2025-11-25");
+    s.send_request(
+        1,
+        "tools/call",
+        json!({"name": "fault_block", "arguments": {"ms": 500}}),
+    );
+    s.send_request(
+        2,
+        "tools/call",
+        json!({"name": "fault_block", "arguments": {"ms": 500}}),
+    );
+    // The event loop is free while a thread is blocked.
+    s.send_request(3, "ping", json!({}));
+    assert_eq!(
+        s.recv()["id"],
+        3,
+        "ping is answered before the blocked calls"
+    );
+    let (one, _) = s.recv_response(&json!(1));
+    assert_eq!(text(&one["result"]), "blocked 500 ms");
+    let (two, _) = s.recv_response(&json!(2));
+    assert_eq!(
+        two["result"]["isError"], true,
+        "one thread: the second waited past its timeout: {two}"
+    );
+    assert!(
+        text(&two["result"]).contains("timed out after 700 ms"),
+        "{two}"
     );
 }

@@ -2,6 +2,7 @@
 
 mod cli;
 mod conformance;
+mod crash;
 mod stdio;
 mod ts_client;
 mod util;

@@ -99,6 +99,9 @@ pub struct ServeArgs {
     /// Serve /health and /metrics on this address instead of --bind.
     #[arg(long, env = "EMCEE_ADMIN_BIND", value_name = "ADDR")]
     pub admin_bind: Option<String>,
+    /// Instance id (a-z, 0-9, up to 16): prefixes session ids for proxy affinity.
+    #[arg(long, env = "EMCEE_INSTANCE_ID", value_name = "ID")]
+    pub instance_id: Option<String>,
     /// Shared flags.
     #[command(flatten)]
     pub common: CommonArgs,
@@ -112,6 +115,8 @@ pub struct FileConfig {
     pub bind: Option<String>,
     /// See [`Config::admin_bind`].
     pub admin_bind: Option<String>,
+    /// See [`Config::instance_id`].
+    pub instance_id: Option<String>,
     /// See [`Config::data_dir`].
     pub data_dir: Option<PathBuf>,
     /// See [`Config::log_level`].
@@ -397,6 +402,8 @@ pub struct Config {
     pub bind: SocketAddr,
     /// Where `/health*` and `/metrics` are served; `None`: on `bind`.
     pub admin_bind: Option<SocketAddr>,
+    /// Session ids start with `{instance_id}-` (several instances behind a proxy).
+    pub instance_id: Option<String>,
     /// sled directory.
     pub data_dir: PathBuf,
     /// stderr log level.
@@ -419,6 +426,7 @@ impl Default for Config {
                 .parse()
                 .unwrap_or_else(|_| ([127, 0, 0, 1], 8080).into()),
             admin_bind: None,
+            instance_id: None,
             data_dir: default_data_dir(),
             log_level: LogLevel::Info,
             fixtures: Fixtures::default(),
@@ -473,11 +481,12 @@ pub fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
 impl Config {
     /// Resolve parsed flags (with their env fallbacks) against the config file and defaults.
     pub fn resolve(cli: Cli) -> Result<Config, ConfigError> {
-        let (mode, bind, admin_bind, common) = match cli.command {
-            CliCommand::Stdio(common) => (Mode::Stdio, None, None, common),
-            CliCommand::Serve(a) => (Mode::Serve, a.bind, a.admin_bind, a.common),
-            CliCommand::Config(a) => (Mode::Config, a.bind, a.admin_bind, a.common),
+        let (mode, serve, common) = match cli.command {
+            CliCommand::Stdio(common) => (Mode::Stdio, ServeArgs::default(), common),
+            CliCommand::Serve(a) => (Mode::Serve, a.clone(), a.common),
+            CliCommand::Config(a) => (Mode::Config, a.clone(), a.common),
         };
+        let (bind, admin_bind) = (serve.bind, serve.admin_bind);
         let file = match &common.config {
             Some(path) => read_file(path)?,
             None => FileConfig::default(),
@@ -496,6 +505,20 @@ impl Config {
                 b.parse()
                     .map_err(|e| bad("admin bind", format!("`{b}`: {e} (expected IP:PORT)")))?,
             );
+        }
+        if let Some(id) = serve.instance_id.or(file.instance_id) {
+            let ok = !id.is_empty()
+                && id.len() <= 16
+                && id
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+            if !ok {
+                return Err(bad(
+                    "instance id",
+                    format!("`{id}` (expected 1-16 of a-z, 0-9)"),
+                ));
+            }
+            config.instance_id = Some(id);
         }
         if let Some(dir) = common.data_dir.or(file.data_dir) {
             if dir.as_os_str().is_empty() {

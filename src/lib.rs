@@ -85,6 +85,7 @@ pub fn build_service(config: &Config, log: Logger) -> Result<Arc<Service>, Error
         config.limits.clone(),
         log,
     );
+    service.instance = config.instance_id.clone();
     tools::builtin::register(&mut service.tools, &config.limits)?;
     tools::builtin::register_resources(&mut service.resources);
     if config.fixtures.faults {

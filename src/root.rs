@@ -236,11 +236,16 @@ impl Root {
 }
 
 /// A fresh session id: 128 bits from the OS CSPRNG as 32 lowercase hex characters
-/// (visible ASCII, as MCP requires of `Mcp-Session-Id`).
-pub fn mint_session_id() -> Result<String, RootError> {
+/// (visible ASCII, as MCP requires of `Mcp-Session-Id`), after `{instance}-` when the
+/// server has an instance id, so that a proxy can route a session to its instance.
+pub fn mint_session_id(instance: Option<&str>) -> Result<String, RootError> {
     let mut bytes = [0u8; 16];
     getrandom::fill(&mut bytes).map_err(|e| RootError::Random(e.to_string()))?;
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    Ok(match instance {
+        Some(prefix) => format!("{prefix}-{hex}"),
+        None => hex,
+    })
 }
 
 impl Actor for Root {
@@ -260,7 +265,7 @@ impl Handler<OpenSession> for Root {
 
     fn handle(&mut self, msg: OpenSession, ctx: &mut Context<Self>) -> Self::Result {
         self.check_cap()?;
-        let id: Arc<str> = Arc::from(mint_session_id()?);
+        let id: Arc<str> = Arc::from(mint_session_id(self.service.instance.as_deref())?);
         let mut session = Session::new(
             id.clone(),
             self.service.clone(),
@@ -370,10 +375,12 @@ mod tests {
 
     #[test]
     fn session_ids_are_random_visible_ascii() {
-        let a = mint_session_id().unwrap();
-        let b = mint_session_id().unwrap();
+        let a = mint_session_id(None).unwrap();
+        let b = mint_session_id(None).unwrap();
         assert_eq!(a.len(), 32);
         assert_ne!(a, b);
         assert!(a.bytes().all(|c| c.is_ascii_hexdigit()));
+        let c = mint_session_id(Some("b2")).unwrap();
+        assert!(c.starts_with("b2-") && c.len() == 35, "{c}");
     }
 }

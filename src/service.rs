@@ -99,6 +99,8 @@ pub struct Service {
     pub in_flight: Arc<Gate>,
     /// Threads for blocking handler code (`limits.blocking_threads`).
     pub blocking: Arc<tokio::sync::Semaphore>,
+    /// Prefix of minted session ids (`{instance}-…`), for proxy affinity.
+    pub instance: Option<String>,
 }
 
 impl Service {
@@ -119,6 +121,7 @@ impl Service {
             storage,
             in_flight: Gate::new(limits.max_in_flight_total),
             blocking: Arc::new(tokio::sync::Semaphore::new(limits.blocking_threads)),
+            instance: None,
             limits,
             log,
             metrics: Arc::new(Metrics::new()),

@@ -41,7 +41,7 @@ use crate::session::{Inbound, SetStandalone};
 use crate::sink::{Frame, FrameKind, Sink};
 use crate::telemetry::metrics::reason;
 use crate::transport::admin;
-use crate::transport::sse::{self, AttachError, Pump, StreamKind};
+use crate::transport::sse::{self, Pump, StreamKind};
 
 /// The MCP endpoint path.
 pub const MCP_PATH: &str = "/mcp";
@@ -578,7 +578,7 @@ async fn get_mcp(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
         let Some((stream, seq)) = sse::parse_event_id(last) else {
             return bad_request(format!("malformed Last-Event-ID: {last:?}"));
         };
-        return match entry.streams.attach(stream, Some(seq), out.clone(), false) {
+        return match entry.streams.attach(stream, Some(seq), out.clone()) {
             Ok(()) => sse_response(entry, None, rx),
             Err(_) => {
                 // The stream ended: replay what it logged, then end.
@@ -596,15 +596,11 @@ async fn get_mcp(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
         };
     }
     if let Some(stream) = entry.streams.standalone() {
-        match entry.streams.attach(stream, None, out.clone(), true) {
-            Ok(()) => return sse_response(entry, Some(sse::priming(stream)), rx),
-            Err(AttachError::Busy) => {
-                return rpc_error(
-                    StatusCode::CONFLICT,
-                    RpcError::invalid_request("this session already has a standalone SSE stream"),
-                )
-            }
-            Err(AttachError::NotLive) => {}
+        // One standalone connection at a time: a new GET takes over and the older
+        // connection ends (a client that reconnects is never locked out by a
+        // connection the server has not yet noticed is dead).
+        if entry.streams.attach(stream, None, out.clone()).is_ok() {
+            return sse_response(entry, Some(sse::priming(stream)), rx);
         }
     }
     let stream = entry.streams.allocate();

@@ -11,7 +11,7 @@
 //! after its response; the standalone (GET) stream lives as long as the session.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -63,7 +63,33 @@ enum Control {
 
 struct Live {
     control: mpsc::UnboundedSender<Control>,
-    attached: Arc<AtomicBool>,
+}
+
+/// The connection a stream currently writes to, if any.
+#[derive(Clone, Default)]
+struct Connection(Arc<Mutex<Option<Out>>>);
+
+impl Connection {
+    fn set(&self, out: Out) {
+        if let Ok(mut c) = self.0.lock() {
+            *c = Some(out);
+        }
+    }
+
+    fn clear(&self) {
+        if let Ok(mut c) = self.0.lock() {
+            *c = None;
+        }
+    }
+
+    /// Send to the connection; a connection whose client went away is dropped.
+    fn send(&self, bytes: Bytes) {
+        if let Ok(mut c) = self.0.lock() {
+            if c.as_ref().is_some_and(|o| o.send(bytes).is_err()) {
+                *c = None;
+            }
+        }
+    }
 }
 
 /// The live streams of one session.
@@ -79,14 +105,9 @@ impl std::fmt::Debug for StreamTable {
     }
 }
 
-/// Why a stream could not be attached.
+/// The stream is not live (it ended, or never existed).
 #[derive(Debug, PartialEq, Eq)]
-pub enum AttachError {
-    /// The standalone stream already has a connection (HTTP 409).
-    Busy,
-    /// The stream is not live (it ended, or never existed).
-    NotLive,
-}
+pub struct NotLive;
 
 /// First stream number of this process: the start time in seconds, shifted left 20
 /// bits. A session restored after a restart numbers its new streams above every
@@ -129,24 +150,15 @@ impl StreamTable {
         }
     }
 
-    /// Attach `out` to a live stream; `after` replays missed events first.
-    /// `exclusive` refuses when a connection is already attached.
-    pub fn attach(
-        &self,
-        stream: u64,
-        after: Option<u64>,
-        out: Out,
-        exclusive: bool,
-    ) -> Result<(), AttachError> {
-        let live = self.live.lock().map_err(|_| AttachError::NotLive)?;
-        let entry = live.get(&stream).ok_or(AttachError::NotLive)?;
-        if exclusive && entry.attached.load(Ordering::Acquire) {
-            return Err(AttachError::Busy);
-        }
+    /// Attach `out` to a live stream, replacing (and so ending) the connection it had;
+    /// `after` replays missed events first.
+    pub fn attach(&self, stream: u64, after: Option<u64>, out: Out) -> Result<(), NotLive> {
+        let live = self.live.lock().map_err(|_| NotLive)?;
+        let entry = live.get(&stream).ok_or(NotLive)?;
         entry
             .control
             .send(Control::Attach { after, out })
-            .map_err(|_| AttachError::NotLive)
+            .map_err(|_| NotLive)
     }
 
     fn insert(&self, stream: u64, live: Live) {
@@ -197,24 +209,25 @@ impl Pump {
     /// frame already taken from `frames`; `out` the first connection, if any.
     pub fn start(self, first: Option<Frame>, frames: FrameReceiver, out: Option<Out>) {
         let (control_tx, control_rx) = mpsc::unbounded_channel();
-        let attached = Arc::new(AtomicBool::new(out.is_some()));
+        let conn = Connection::default();
+        if let Some(out) = out {
+            conn.set(out);
+        }
         self.session.streams.insert(
             self.stream,
             Live {
                 control: control_tx,
-                attached: attached.clone(),
             },
         );
-        actix_rt::spawn(self.run(first, frames, out, control_rx, attached));
+        actix_rt::spawn(self.run(first, frames, conn, control_rx));
     }
 
     async fn run(
         self,
         mut first: Option<Frame>,
         mut frames: FrameReceiver,
-        mut out: Option<Out>,
+        conn: Connection,
         mut control: mpsc::UnboundedReceiver<Control>,
-        attached: Arc<AtomicBool>,
     ) {
         let mut seq = 0u64;
         let mut keepalive = tokio::time::interval(self.keepalive);
@@ -225,21 +238,15 @@ impl Pump {
             } else {
                 tokio::select! {
                     f = frames.recv() => f,
-                    Some(Control::Attach { after, out: new_out }) = control.recv() => {
+                    Some(Control::Attach { after, out }) = control.recv() => {
                         if let Some(after) = after {
-                            self.replay(after, &new_out);
+                            self.replay(after, &out);
                         }
-                        out = Some(new_out);
-                        attached.store(true, Ordering::Release);
+                        conn.set(out);
                         continue;
                     }
                     _ = keepalive.tick() => {
-                        if let Some(o) = &out {
-                            if o.send(Bytes::from_static(KEEPALIVE)).is_err() {
-                                out = None;
-                                attached.store(false, Ordering::Release);
-                            }
-                        }
+                        conn.send(Bytes::from_static(KEEPALIVE));
                         continue;
                     }
                 }
@@ -247,8 +254,7 @@ impl Pump {
             let Some(frame) = frame else { break };
             if frame.kind == FrameKind::CloseStream {
                 // End this connection; the client reconnects with Last-Event-ID.
-                out = None;
-                attached.store(false, Ordering::Release);
+                conn.clear();
                 continue;
             }
             seq += 1;
@@ -258,18 +264,19 @@ impl Pump {
             {
                 slog::warn!(self.log, "event not logged for replay"; "error" => e.to_string());
             }
-            if let Some(o) = &out {
-                if o.send(event(self.stream, seq, &frame.json)).is_err() {
-                    out = None;
-                    attached.store(false, Ordering::Release);
-                }
-            }
+            conn.send(event(self.stream, seq, &frame.json));
             keepalive.reset();
             if frame.kind == FrameKind::Response && self.kind == StreamKind::Request {
                 break;
             }
         }
+        // No new attach after this; one that raced with the end is served from the
+        // log, which now holds every event of the stream, the response included.
         self.session.streams.remove(self.stream);
+        control.close();
+        while let Some(Control::Attach { after, out }) = control.recv().await {
+            self.replay(after.unwrap_or(seq), &out);
+        }
     }
 
     fn replay(&self, after: u64, out: &Out) {

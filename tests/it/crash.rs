@@ -54,7 +54,11 @@ fn kill_9_loses_no_acknowledged_kv_write() {
             while (in_flight.len() as u64) < PIPELINE {
                 next += 1;
                 let (key, value) = (format!("r{round}-k{next}"), format!("v{next}"));
-                s.send_request(next, "tools/call", json!({"name": "kv_set", "arguments": {"key": key, "value": value}}));
+                s.send_request(
+                    next,
+                    "tools/call",
+                    json!({"name": "kv_set", "arguments": {"key": key, "value": value}}),
+                );
                 in_flight.insert(next, (key, value));
             }
             if let Some(resp) = s.try_recv(Duration::from_millis(50)) {
@@ -74,12 +78,19 @@ fn kill_9_loses_no_acknowledged_kv_write() {
             }
         }
     }
-    assert!(acked.len() >= rounds(), "the test wrote something: {}", acked.len());
+    assert!(
+        acked.len() >= rounds(),
+        "the test wrote something: {}",
+        acked.len()
+    );
 
     let mut s = Stdio::start_in(dir.path(), &[], &[]);
     s.initialize("2025-11-25");
     for (i, (key, value)) in acked.iter().enumerate() {
         let r = s.call_ok(1_000_000 + i as u64, "kv_get", json!({"key": key}));
-        assert_eq!(r["structuredContent"]["value"], *value, "acknowledged write {key} lost: {r}");
+        assert_eq!(
+            r["structuredContent"]["value"], *value,
+            "acknowledged write {key} lost: {r}"
+        );
     }
 }

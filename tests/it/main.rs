@@ -3,6 +3,8 @@
 mod cli;
 mod conformance;
 mod crash;
+mod http;
+mod http_util;
 mod stdio;
 mod ts_client;
 mod util;

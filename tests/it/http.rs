@@ -1,0 +1,483 @@
+//! The Streamable HTTP transport (`emcee serve`, `/mcp`), driven over real HTTP on
+//! 127.0.0.1 through the real binary.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::http_util::{call_body, text, Event, Server, Streaming, ACCEPT_BOTH, VERSION};
+
+fn ping(id: u64) -> String {
+    json!({"jsonrpc": "2.0", "id": id, "method": "ping"}).to_string()
+}
+
+/// The JSON-RPC error code of a refusal body.
+fn error_code(body: &Value) -> i64 {
+    body["error"]["code"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("expected a JSON-RPC error: {body}"))
+}
+
+/// Read the priming event of a fresh SSE stream: `id: S-0`, `retry:`, empty data.
+fn priming(s: &mut Streaming) -> Event {
+    let ev = s.next_event().expect("priming event");
+    let (_, seq) = ev.id_parts();
+    assert_eq!(seq, 0, "priming event has seq 0: {ev:?}");
+    assert_eq!(ev.retry, Some(1000), "priming event has retry: {ev:?}");
+    assert_eq!(ev.data, "", "priming event has empty data: {ev:?}");
+    ev
+}
+
+fn sleep_with_progress(id: u64, ms: u64, token: &str) -> String {
+    json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {
+        "name": "sleep", "arguments": {"ms": ms}, "_meta": {"progressToken": token}}})
+    .to_string()
+}
+
+#[test]
+fn initialize_notify_and_call_over_json() {
+    let s = Server::start(&[]);
+    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {"sampling": {}},
+        "clientInfo": {"name": "t", "version": "1"}}});
+    let r = s.post(None, &init.to_string(), &[]);
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.content_type(), "application/json");
+    let id = r
+        .header("mcp-session-id")
+        .expect("Mcp-Session-Id")
+        .to_owned();
+    assert_eq!(id.len(), 32, "{id:?}");
+    assert!(id.bytes().all(|b| b.is_ascii_hexdigit()), "{id:?}");
+    let resp = r.json();
+    assert_eq!(resp["id"], 1);
+    assert_eq!(resp["result"]["protocolVersion"], "2025-11-25");
+    assert_eq!(resp["result"]["serverInfo"]["name"], "emcee");
+
+    let n = s.notify(&id, "notifications/initialized", json!({}));
+    assert_eq!(n.status, 202, "{n:?}");
+    assert!(n.body.is_empty(), "{n:?}");
+
+    let r = s.post(
+        Some(&id),
+        &call_body(2, "echo", json!({"text": "héllo"})),
+        &[],
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.content_type(), "application/json", "{r:?}");
+    let resp = r.json();
+    assert_eq!(resp["id"], 2);
+    assert_eq!(text(&resp["result"]), "héllo");
+
+    // A second session gets another id.
+    let (other, _) = s.initialize_with(json!({}));
+    assert_ne!(other, id);
+}
+
+#[test]
+fn refusals_have_the_right_status_codes() {
+    // Small body limit, but large enough for initialize.
+    const LIMIT: usize = 512;
+    let s = Server::with_config(&format!("[limits]\nmax_message_bytes = {LIMIT}\n"), &[]);
+    let id = s.session();
+
+    // Missing session id → 400; unknown → 404.
+    let r = s.post(None, &ping(1), &[]);
+    assert_eq!(r.status, 400, "{r:?}");
+    error_code(&r.json());
+    let r = s.post(Some("0123456789abcdef0123456789abcdef"), &ping(2), &[]);
+    assert_eq!(r.status, 404, "{r:?}");
+    error_code(&r.json());
+
+    // MCP-Protocol-Version: unsupported → 400; older supported versions are accepted.
+    let r = s.post(
+        Some(&id),
+        &ping(3),
+        &[("MCP-Protocol-Version", "1999-01-01")],
+    );
+    assert_eq!(r.status, 400, "{r:?}");
+    for v in ["2025-03-26", "2025-06-18", "2025-11-25"] {
+        let r = s.post(Some(&id), &ping(4), &[("MCP-Protocol-Version", v)]);
+        assert_eq!(r.status, 200, "version {v}: {r:?}");
+        assert_eq!(r.json()["result"], json!({}), "{r:?}");
+    }
+
+    // Other methods → 405 with Allow.
+    let r = s.send(
+        "PUT",
+        &[
+            ("Mcp-Session-Id", &id),
+            ("Content-Type", "application/json"),
+        ],
+        Some(ping(5).as_bytes()),
+    );
+    assert_eq!(r.status, 405, "{r:?}");
+    let allow = r
+        .header("allow")
+        .expect("Allow header")
+        .to_ascii_uppercase();
+    for m in ["GET", "POST", "DELETE"] {
+        assert!(allow.contains(m), "Allow: {allow}");
+    }
+
+    // Host and Origin.
+    let r = s.post(Some(&id), &ping(6), &[("Host", "evil.example.com")]);
+    assert_eq!(r.status, 403, "{r:?}");
+    error_code(&r.json());
+    let localhost = format!("localhost:{}", s.port);
+    let r = s.post(Some(&id), &ping(7), &[("Host", &localhost)]);
+    assert_eq!(r.status, 200, "Host {localhost}: {r:?}");
+    let r = s.post(
+        Some(&id),
+        &ping(8),
+        &[("Origin", "http://evil.example.com")],
+    );
+    assert_eq!(r.status, 403, "{r:?}");
+    error_code(&r.json());
+    let origin = format!("http://localhost:{}", s.port);
+    let r = s.post(Some(&id), &ping(9), &[("Origin", &origin)]);
+    assert_eq!(r.status, 200, "Origin {origin}: {r:?}");
+
+    // Body size: exactly the limit is accepted, one byte more is 413.
+    let pad = |n: usize| {
+        let mut b = call_body(10, "echo", json!({"text": "pad"}));
+        assert!(b.len() <= n);
+        b.extend(std::iter::repeat_n(' ', n - b.len()));
+        b
+    };
+    let r = s.post(Some(&id), &pad(LIMIT), &[]);
+    assert_eq!(r.status, 200, "a body of exactly {LIMIT} bytes: {r:?}");
+    assert_eq!(text(&r.json()["result"]), "pad");
+    let r = s.post(Some(&id), &pad(LIMIT + 1), &[]);
+    assert_eq!(r.status, 413, "a body of {} bytes: {r:?}", LIMIT + 1);
+
+    // Malformed JSON → 400 with -32700.
+    let r = s.post(Some(&id), "{\"jsonrpc\": \"2.0\", \"id\": 1,", &[]);
+    assert_eq!(r.status, 400, "{r:?}");
+    assert_eq!(error_code(&r.json()), -32700, "{r:?}");
+
+    // Wrong content type → 415; an Accept with neither JSON nor SSE → 406.
+    let r = s.post(Some(&id), &ping(11), &[("Content-Type", "text/plain")]);
+    assert_eq!(r.status, 415, "{r:?}");
+    let r = s.post(Some(&id), &ping(12), &[("Accept", "text/html")]);
+    assert_eq!(r.status, 406, "{r:?}");
+
+    // The session survived all of that.
+    assert_eq!(s.request(&id, 13, "ping", json!({}))["result"], json!({}));
+}
+
+#[test]
+fn host_header_goes_on_the_wire_raw() {
+    // The same Host check with a hand-written request, so the header is exactly ours.
+    use std::io::{Read, Write};
+    let s = Server::start(&[]);
+    let raw = |host: &str| {
+        let body = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": VERSION, "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}})
+        .to_string();
+        let mut c = std::net::TcpStream::connect(&s.addr).expect("connect");
+        c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        write!(
+            c,
+            "POST /mcp HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nAccept: {ACCEPT_BOTH}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut out = String::new();
+        c.read_to_string(&mut out).expect("read answer");
+        out
+    };
+    let evil = raw("evil.example.com");
+    assert!(evil.starts_with("HTTP/1.1 403"), "{evil}");
+    let ok = raw(&format!("127.0.0.1:{}", s.port));
+    assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");
+}
+
+#[test]
+fn delete_ends_the_session() {
+    let s = Server::start(&[]);
+    let id = s.session();
+    let keep = s.session();
+    let r = s.delete(&id);
+    assert_eq!(r.status, 200, "{r:?}");
+    let r = s.post(Some(&id), &ping(1), &[]);
+    assert_eq!(r.status, 404, "{r:?}");
+    let r = s.delete(&id);
+    assert_eq!(r.status, 404, "{r:?}");
+    // Other sessions are untouched.
+    assert_eq!(s.request(&keep, 2, "ping", json!({}))["result"], json!({}));
+}
+
+#[test]
+fn the_session_cap_answers_503_with_retry_after() {
+    let s = Server::with_config("[limits]\nmax_sessions = 2\n", &[]);
+    let a = s.session();
+    let _b = s.session();
+    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": VERSION, "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}});
+    let r = s.post(None, &init.to_string(), &[]);
+    assert_eq!(r.status, 503, "{r:?}");
+    let retry = r.header("retry-after").expect("Retry-After header");
+    assert!(
+        retry.parse::<u64>().is_ok_and(|n| n > 0),
+        "Retry-After: {retry}"
+    );
+    assert!(r.header("mcp-session-id").is_none(), "{r:?}");
+    assert_eq!(s.delete(&a).status, 200);
+    let (c, _) = s.initialize_with(json!({}));
+    assert_eq!(s.request(&c, 2, "ping", json!({}))["result"], json!({}));
+}
+
+#[test]
+fn idle_sessions_are_reaped_and_busy_ones_are_not() {
+    let s = Server::with_config("[limits]\nsession_idle_ttl_ms = 300\n", &[]);
+    let idle = s.session();
+    let busy = s.session();
+    let start = Instant::now();
+    let mut n = 1;
+    while start.elapsed() < Duration::from_millis(1500) {
+        let r = s.post(Some(&busy), &ping(n), &[]);
+        assert_eq!(
+            r.status,
+            200,
+            "busy session after {:?}: {r:?}",
+            start.elapsed()
+        );
+        n += 1;
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let r = s.post(Some(&idle), &ping(0), &[]);
+    assert_eq!(
+        r.status,
+        404,
+        "idle session after {:?}: {r:?}",
+        start.elapsed()
+    );
+    assert_eq!(s.request(&busy, n, "ping", json!({}))["result"], json!({}));
+}
+
+#[test]
+fn a_call_with_progress_streams_sse_and_ends() {
+    let s = Server::start(&[]);
+    let id = s.session();
+    let mut st = s.post_open(Some(&id), &sleep_with_progress(7, 100, "tok"), &[]);
+    assert_eq!(st.status, 200);
+    assert_eq!(st.content_type(), "text/event-stream");
+    let first = priming(&mut st);
+    let (stream, _) = first.id_parts();
+    let events = st.rest();
+    assert!(!events.is_empty(), "no events after priming");
+    let msgs: Vec<Value> = events.iter().map(Event::json).collect();
+    for (i, ev) in events.iter().enumerate() {
+        assert_eq!(ev.id_parts(), (stream, i as u64 + 1), "{events:?}");
+    }
+    let (last, progress) = msgs.split_last().unwrap();
+    assert_eq!(last["id"], 7, "the response ends the stream: {msgs:?}");
+    assert_eq!(text(&last["result"]), "slept 100 ms");
+    assert!(
+        !progress.is_empty(),
+        "progress notifications before the response"
+    );
+    let mut prev = 0.0;
+    for p in progress {
+        assert_eq!(p["method"], "notifications/progress", "{p}");
+        assert_eq!(p["params"]["progressToken"], "tok", "{p}");
+        let v = p["params"]["progress"].as_f64().expect("progress");
+        assert!(v > prev, "progress increases: {progress:?}");
+        prev = v;
+    }
+}
+
+#[test]
+fn a_dropped_stream_resumes_with_last_event_id() {
+    let s = Server::start(&[]);
+    let id = s.session();
+    // Progress every 250 ms, the response at 1 s.
+    let mut st = s.post_open(Some(&id), &sleep_with_progress(9, 1000, "p"), &[]);
+    assert_eq!(st.content_type(), "text/event-stream");
+    let (stream, _) = priming(&mut st).id_parts();
+    let one = st.next_event().expect("one event");
+    assert_eq!(one.id_parts(), (stream, 1));
+    assert_eq!(one.json()["method"], "notifications/progress");
+    drop(st); // the client's connection goes away mid-call
+              // Stay away long enough to miss an event (progress 2 at ~500 ms), so the resumed
+              // stream must replay it from the log before going on live.
+    std::thread::sleep(Duration::from_millis(350));
+
+    let mut resumed = s.get_stream(&id, Some(&format!("{stream}-1")));
+    assert_eq!(resumed.status, 200);
+    assert_eq!(resumed.content_type(), "text/event-stream");
+    let events = resumed.rest();
+    let seqs: Vec<u64> = events.iter().map(|e| e.id_parts().1).collect();
+    assert!(
+        events.iter().all(|e| e.id_parts().0 == stream),
+        "{events:?}"
+    );
+    let expected: Vec<u64> = (2..2 + events.len() as u64).collect();
+    assert_eq!(
+        seqs, expected,
+        "events after 1, in order, no gaps: {events:?}"
+    );
+    let last = events.last().expect("events").json();
+    assert_eq!(last["id"], 9, "the call was not lost: {events:?}");
+    assert_eq!(text(&last["result"]), "slept 1000 ms");
+    for e in &events[..events.len() - 1] {
+        assert_eq!(e.json()["method"], "notifications/progress", "{e:?}");
+    }
+
+    // The stream has finished: resuming it replays what it logged, then ends.
+    let mut again = s.get_stream(&id, Some(&format!("{stream}-0")));
+    assert_eq!(again.status, 200);
+    let replay = again.rest();
+    let seqs: Vec<u64> = replay.iter().map(|e| e.id_parts().1).collect();
+    assert_eq!(
+        seqs,
+        (1..=1 + events.len() as u64).collect::<Vec<_>>(),
+        "{replay:?}"
+    );
+    assert_eq!(replay[0], one);
+    assert_eq!(replay.last().unwrap().json()["id"], 9);
+}
+
+#[test]
+fn one_standalone_get_stream_at_a_time_the_newest_wins() {
+    let s = Server::start(&[]);
+    let id = s.session();
+    let mut first = s.get_stream(&id, None);
+    assert_eq!(first.status, 200);
+    assert_eq!(first.content_type(), "text/event-stream");
+    priming(&mut first);
+    let mut second = s.get_stream(&id, None);
+    assert_eq!(second.status, 200, "a new standalone stream takes over");
+    priming(&mut second);
+    assert!(first.next_event().is_none(), "the older stream is ended");
+    // The session is not disturbed.
+    assert_eq!(s.request(&id, 1, "ping", json!({}))["result"], json!({}));
+}
+
+#[test]
+fn the_standalone_get_stream_can_be_reopened_after_a_drop() {
+    let s = Server::start(&[]);
+    let id = s.session();
+    let mut first = s.get_stream(&id, None);
+    assert_eq!(first.status, 200);
+    priming(&mut first);
+    drop(first);
+    std::thread::sleep(Duration::from_millis(300));
+    let mut again = s.get_stream(&id, None);
+    assert_eq!(
+        again.status, 200,
+        "reopening after the client dropped its stream"
+    );
+    priming(&mut again);
+}
+
+#[test]
+fn sampling_round_trip_over_the_post_stream() {
+    let s = Server::start(&["--fixtures", "conformance"]);
+    let id = s.session(); // declares capabilities.sampling
+    let mut st = s.post_open(
+        Some(&id),
+        &call_body(3, "test_sampling", json!({"prompt": "Say hi"})),
+        &[],
+    );
+    assert_eq!(st.status, 200);
+    assert_eq!(st.content_type(), "text/event-stream");
+    priming(&mut st);
+    let ev = st.next_event().expect("sampling request");
+    let req = ev.json();
+    assert_eq!(req["method"], "sampling/createMessage", "{req}");
+    assert_eq!(
+        req["params"]["messages"][0]["content"]["text"], "Say hi",
+        "{req}"
+    );
+    let req_id = req["id"].clone();
+    assert!(req_id.is_string() || req_id.is_number(), "{req}");
+
+    let answer = json!({"jsonrpc": "2.0", "id": req_id, "result": {
+        "role": "assistant", "content": {"type": "text", "text": "hello"}, "model": "m"}});
+    let r = s.post(Some(&id), &answer.to_string(), &[]);
+    assert_eq!(r.status, 202, "{r:?}");
+
+    let (resp, between) = st.until_response(&json!(3));
+    assert!(between.is_empty(), "{between:?}");
+    assert_eq!(text(&resp["result"]), "LLM response: hello", "{resp}");
+    assert!(
+        st.next_event().is_none(),
+        "the stream ends after the response"
+    );
+}
+
+#[test]
+fn a_call_survives_the_server_closing_its_stream() {
+    let s = Server::start(&["--fixtures", "conformance"]);
+    let id = s.session();
+    let started = Instant::now();
+    let mut st = s.post_open(
+        Some(&id),
+        &call_body(4, "test_reconnection", json!({})),
+        &[],
+    );
+    assert_eq!(st.status, 200);
+    assert_eq!(st.content_type(), "text/event-stream");
+    let prime = priming(&mut st);
+    let early = st.rest();
+    assert!(
+        early
+            .iter()
+            .all(|e| e.data.is_empty() || e.json()["id"] != 4),
+        "the POST stream ended before the response: {early:?}"
+    );
+    let last_seen = early.last().unwrap_or(&prime).id.clone().unwrap();
+    assert!(started.elapsed() < Duration::from_secs(3));
+
+    let mut resumed = s.get_stream(&id, Some(&last_seen));
+    assert_eq!(resumed.status, 200);
+    let (resp, _) = resumed.until_response(&json!(4));
+    assert_eq!(
+        text(&resp["result"]),
+        "Reconnection test completed successfully",
+        "{resp}"
+    );
+    assert!(
+        resumed.next_event().is_none(),
+        "the resumed stream ends after the response"
+    );
+}
+
+#[test]
+fn parallel_calls_on_one_session() {
+    let s = Server::start(&[]);
+    let id = s.session();
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..20u64)
+            .map(|i| {
+                let (s, id) = (&s, &id);
+                scope.spawn(move || {
+                    let r = s.call_ok(id, 100 + i, "echo", json!({"text": format!("msg {i}")}));
+                    assert_eq!(text(&r), format!("msg {i}"));
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().expect("a call failed");
+        }
+    });
+}
+
+#[test]
+fn sigterm_delivers_the_in_flight_answer_and_exits_0() {
+    let mut s = Server::start(&[]);
+    let id = s.session();
+    let mut st = s.post_open(Some(&id), &call_body(5, "sleep", json!({"ms": 1500})), &[]);
+    assert_eq!(st.status, 200);
+    assert_eq!(st.content_type(), "text/event-stream");
+    priming(&mut st);
+    std::thread::sleep(Duration::from_millis(200));
+    s.signal("TERM");
+    let (resp, _) = st.until_response(&json!(5));
+    assert_eq!(text(&resp["result"]), "slept 1500 ms", "{resp}");
+    drop(st);
+    let status = s.wait_exit(Duration::from_secs(5));
+    assert_eq!(status.code(), Some(0), "stderr:\n{}", s.logs());
+}

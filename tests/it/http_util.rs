@@ -1,0 +1,564 @@
+//! Helpers that run the real `emcee serve` on 127.0.0.1 (port 0) in a fresh temp dir
+//! and speak Streamable HTTP to it with a blocking client (ureq), reading SSE bodies
+//! incrementally. Every read has a timeout, so a misbehaving server fails a test
+//! instead of hanging it.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus};
+use std::sync::mpsc::{self, Receiver};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::util::{bin, write_config};
+
+/// The protocol version the tests negotiate.
+pub const VERSION: &str = "2025-11-25";
+/// What a Streamable HTTP client accepts on POST.
+pub const ACCEPT_BOTH: &str = "application/json, text/event-stream";
+/// How long the server may take to start listening.
+const START_TIMEOUT: Duration = Duration::from_secs(10);
+/// Read timeout of every HTTP read (one SSE line, one body).
+pub const READ_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A running `emcee serve --bind 127.0.0.1:0`.
+pub struct Server {
+    child: Child,
+    /// `127.0.0.1:PORT`, from the "serving http" log line.
+    pub addr: String,
+    /// The port.
+    pub port: u16,
+    /// Every stderr line seen so far.
+    pub stderr: Arc<Mutex<Vec<String>>>,
+    stderr_done: Mutex<Receiver<()>>,
+    agent: ureq::Agent,
+    /// The temp dir (data dir and config file live under it).
+    pub dir: PathBuf,
+    _tmp: tempfile::TempDir,
+}
+
+/// A fully read HTTP answer.
+#[derive(Debug)]
+pub struct Reply {
+    /// Status code.
+    pub status: u16,
+    /// Headers (names lowercased).
+    pub headers: Vec<(String, String)>,
+    /// Body text.
+    pub body: String,
+}
+
+impl Reply {
+    /// A header value by (case-insensitive) name.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        let name = name.to_ascii_lowercase();
+        self.headers
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The content type without parameters, lowercased ("" when absent).
+    pub fn content_type(&self) -> String {
+        media_type(self.header("content-type").unwrap_or(""))
+    }
+
+    /// The body as JSON.
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|e| panic!("body is not JSON ({e}): {:?} ({self:?})", self.body))
+    }
+}
+
+fn media_type(ct: &str) -> String {
+    ct.split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase()
+}
+
+/// One SSE event.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Event {
+    /// `id:` field.
+    pub id: Option<String>,
+    /// `retry:` field.
+    pub retry: Option<u64>,
+    /// `data:` lines joined by `\n`.
+    pub data: String,
+}
+
+impl Event {
+    /// The data as JSON.
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.data)
+            .unwrap_or_else(|e| panic!("event data is not JSON ({e}): {self:?}"))
+    }
+
+    /// `(stream, seq)` of the id `S-N`.
+    pub fn id_parts(&self) -> (u64, u64) {
+        let id = self
+            .id
+            .as_deref()
+            .unwrap_or_else(|| panic!("no id: {self:?}"));
+        let (s, n) = id
+            .split_once('-')
+            .unwrap_or_else(|| panic!("event id is not S-N: {id:?}"));
+        (
+            s.parse().unwrap_or_else(|_| panic!("bad stream in {id:?}")),
+            n.parse().unwrap_or_else(|_| panic!("bad seq in {id:?}")),
+        )
+    }
+}
+
+/// An HTTP answer whose body is read as it arrives (an SSE stream, or anything else).
+pub struct Streaming {
+    /// Status code.
+    pub status: u16,
+    /// Headers (names lowercased).
+    pub headers: Vec<(String, String)>,
+    reader: BufReader<Box<dyn Read + Send + Sync + 'static>>,
+}
+
+impl Streaming {
+    /// A header value by (case-insensitive) name.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        let name = name.to_ascii_lowercase();
+        self.headers
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The content type without parameters, lowercased.
+    pub fn content_type(&self) -> String {
+        media_type(self.header("content-type").unwrap_or(""))
+    }
+
+    /// The next SSE event; `None` when the stream ended. Comment lines (keep-alives)
+    /// are skipped. Panics when a read times out or fails.
+    pub fn next_event(&mut self) -> Option<Event> {
+        let mut ev = Event::default();
+        let mut fields = 0;
+        let mut data: Vec<String> = Vec::new();
+        loop {
+            let mut line = String::new();
+            let n = self
+                .reader
+                .read_line(&mut line)
+                .unwrap_or_else(|e| panic!("SSE read failed ({e}); got so far: {ev:?}"));
+            if n == 0 {
+                assert_eq!(fields, 0, "stream ended inside an event: {ev:?} {data:?}");
+                return None;
+            }
+            let line = line.strip_suffix('\n').unwrap_or(&line);
+            let line = line.strip_suffix('\r').unwrap_or(line);
+            if line.is_empty() {
+                if fields == 0 {
+                    continue;
+                }
+                ev.data = data.join("\n");
+                return Some(ev);
+            }
+            if line.starts_with(':') {
+                continue;
+            }
+            let (name, value) = match line.split_once(':') {
+                Some((n, v)) => (n, v.strip_prefix(' ').unwrap_or(v)),
+                None => (line, ""),
+            };
+            fields += 1;
+            match name {
+                "id" => ev.id = Some(value.to_owned()),
+                "retry" => {
+                    ev.retry = Some(
+                        value
+                            .parse()
+                            .unwrap_or_else(|_| panic!("bad retry: {value:?}")),
+                    )
+                }
+                "data" => data.push(value.to_owned()),
+                _ => {}
+            }
+        }
+    }
+
+    /// Every event until the stream ends.
+    pub fn rest(&mut self) -> Vec<Event> {
+        let mut out = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while let Some(e) = self.next_event() {
+            out.push(e);
+            assert!(Instant::now() < deadline, "stream did not end: {out:?}");
+        }
+        out
+    }
+
+    /// Read events until the response with `id` (a message with that id and no
+    /// method); returns it and the messages (not the priming event) before it.
+    pub fn until_response(&mut self, id: &Value) -> (Value, Vec<Value>) {
+        let mut before = Vec::new();
+        loop {
+            let ev = self
+                .next_event()
+                .unwrap_or_else(|| panic!("stream ended before response {id}: {before:?}"));
+            if ev.data.is_empty() {
+                continue;
+            }
+            let msg = ev.json();
+            if msg.get("method").is_none() && msg.get("id") == Some(id) {
+                return (msg, before);
+            }
+            before.push(msg);
+        }
+    }
+
+    /// Read the whole body as text.
+    pub fn body(mut self) -> String {
+        let mut s = String::new();
+        self.reader.read_to_string(&mut s).expect("read body");
+        s
+    }
+}
+
+fn headers_of(resp: &ureq::Response) -> Vec<(String, String)> {
+    resp.headers_names()
+        .into_iter()
+        .filter_map(|n| {
+            let v = resp.header(&n)?.to_owned();
+            Some((n.to_ascii_lowercase(), v))
+        })
+        .collect()
+}
+
+impl Server {
+    /// Start with a fresh data dir and `extra` flags after `serve`.
+    pub fn start(extra: &[&str]) -> Server {
+        Self::spawn(None, extra)
+    }
+
+    /// Start with a config file holding `config`.
+    pub fn with_config(config: &str, extra: &[&str]) -> Server {
+        Self::spawn(Some(config), extra)
+    }
+
+    fn spawn(config: Option<&str>, extra: &[&str]) -> Server {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().to_owned();
+        let mut cmd = Command::new(bin());
+        cmd.arg("serve")
+            .arg("--bind")
+            .arg("127.0.0.1:0")
+            .arg("--data-dir")
+            .arg(dir.join("data"));
+        if let Some(text) = config {
+            cmd.arg("--config").arg(write_config(&dir, text));
+        }
+        cmd.args(extra)
+            .env_remove("EMCEE_LOG")
+            .env_remove("EMCEE_CONFIG")
+            .env_remove("EMCEE_DATA_DIR")
+            .env_remove("EMCEE_BIND")
+            .env_remove("EMCEE_FIXTURES")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped());
+        let mut child = cmd.spawn().expect("spawn emcee serve");
+        let err = child.stderr.take().expect("stderr");
+        let stderr = Arc::new(Mutex::new(Vec::new()));
+        let all = stderr.clone();
+        let (bind_tx, bind_rx) = mpsc::channel::<String>();
+        let (done_tx, stderr_done) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(err).lines() {
+                let Ok(line) = line else { break };
+                if let Ok(v) = serde_json::from_str::<Value>(&line) {
+                    if v["msg"] == "serving http" {
+                        if let Some(b) = v["bind"].as_str() {
+                            let _ = bind_tx.send(b.to_owned());
+                        }
+                    }
+                }
+                all.lock().unwrap().push(line);
+            }
+            let _ = done_tx.send(());
+        });
+        let addr = match bind_rx.recv_timeout(START_TIMEOUT) {
+            Ok(a) => a,
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "emcee serve did not log \"serving http\"; stderr:\n{}",
+                    stderr.lock().unwrap().join("\n")
+                );
+            }
+        };
+        let port = addr
+            .rsplit_once(':')
+            .and_then(|(_, p)| p.parse().ok())
+            .unwrap_or_else(|| panic!("bad bind address {addr:?}"));
+        assert_ne!(port, 0, "the log names the real port");
+        let agent = ureq::AgentBuilder::new()
+            .timeout_connect(Duration::from_secs(5))
+            .timeout_read(READ_TIMEOUT)
+            .timeout_write(READ_TIMEOUT)
+            .max_idle_connections(0)
+            .redirects(0)
+            .build();
+        Server {
+            child,
+            addr,
+            port,
+            stderr,
+            stderr_done: Mutex::new(stderr_done),
+            agent,
+            dir,
+            _tmp: tmp,
+        }
+    }
+
+    /// `http://127.0.0.1:PORT/mcp`.
+    pub fn url(&self) -> String {
+        format!("http://{}/mcp", self.addr)
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The stderr lines so far, joined (for failure messages).
+    pub fn logs(&self) -> String {
+        self.stderr.lock().unwrap().join("\n")
+    }
+
+    /// Send a request and return the answer with its body still unread.
+    /// 4xx/5xx are answers too; a transport error panics.
+    pub fn open(&self, method: &str, headers: &[(&str, &str)], body: Option<&[u8]>) -> Streaming {
+        let mut req = self.agent.request(method, &self.url());
+        for (k, v) in headers {
+            req = req.set(k, v);
+        }
+        let result = match body {
+            Some(b) => req.send_bytes(b),
+            None => req.call(),
+        };
+        let resp = match result {
+            Ok(r) => r,
+            Err(ureq::Error::Status(_, r)) => r,
+            Err(e) => panic!(
+                "{method} {} failed: {e}\nserver stderr:\n{}",
+                self.url(),
+                self.logs()
+            ),
+        };
+        Streaming {
+            status: resp.status(),
+            headers: headers_of(&resp),
+            reader: BufReader::new(resp.into_reader()),
+        }
+    }
+
+    /// Send a request and read the whole answer.
+    pub fn send(&self, method: &str, headers: &[(&str, &str)], body: Option<&[u8]>) -> Reply {
+        let s = self.open(method, headers, body);
+        let status = s.status;
+        let headers = s.headers.clone();
+        Reply {
+            status,
+            headers,
+            body: s.body(),
+        }
+    }
+
+    /// POST `body` with the usual headers (JSON content type, both accepts, the
+    /// session id and protocol version when `session` is given) plus `extra`
+    /// (which replace the usual ones of the same name).
+    pub fn post_open(
+        &self,
+        session: Option<&str>,
+        body: &str,
+        extra: &[(&str, &str)],
+    ) -> Streaming {
+        let mut headers: Vec<(&str, &str)> = vec![
+            ("Content-Type", "application/json"),
+            ("Accept", ACCEPT_BOTH),
+        ];
+        if let Some(id) = session {
+            headers.push(("Mcp-Session-Id", id));
+            headers.push(("MCP-Protocol-Version", VERSION));
+        }
+        for (k, v) in extra {
+            headers.retain(|(h, _)| !h.eq_ignore_ascii_case(k));
+            headers.push((k, v));
+        }
+        self.open("POST", &headers, Some(body.as_bytes()))
+    }
+
+    /// Like [`Server::post_open`], reading the whole answer.
+    pub fn post(&self, session: Option<&str>, body: &str, extra: &[(&str, &str)]) -> Reply {
+        let s = self.post_open(session, body, extra);
+        Reply {
+            status: s.status,
+            headers: s.headers.clone(),
+            body: s.body(),
+        }
+    }
+
+    /// `initialize` with `capabilities`; returns the session id and the result.
+    pub fn initialize_with(&self, capabilities: Value) -> (String, Value) {
+        let body = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": VERSION, "capabilities": capabilities,
+            "clientInfo": {"name": "t", "version": "1"}}});
+        let r = self.post(None, &body.to_string(), &[]);
+        assert_eq!(r.status, 200, "initialize: {r:?}\n{}", self.logs());
+        assert_eq!(r.content_type(), "application/json", "{r:?}");
+        let id = r
+            .header("mcp-session-id")
+            .unwrap_or_else(|| panic!("no Mcp-Session-Id: {r:?}"))
+            .to_owned();
+        let resp = r.json();
+        assert_eq!(resp["id"], 1, "{resp}");
+        let result = resp
+            .get("result")
+            .cloned()
+            .unwrap_or_else(|| panic!("initialize failed: {resp}"));
+        (id, result)
+    }
+
+    /// `initialize` (declaring sampling) and `notifications/initialized`; the session id.
+    pub fn session(&self) -> String {
+        let (id, _) = self.initialize_with(json!({"sampling": {}}));
+        let r = self.notify(&id, "notifications/initialized", json!({}));
+        assert_eq!(r.status, 202, "notifications/initialized: {r:?}");
+        id
+    }
+
+    /// POST a notification.
+    pub fn notify(&self, session: &str, method: &str, params: Value) -> Reply {
+        let body = json!({"jsonrpc": "2.0", "method": method, "params": params});
+        self.post(Some(session), &body.to_string(), &[])
+    }
+
+    /// POST a request and return its response, whether the server answered with JSON
+    /// or with an SSE stream (related notifications are dropped).
+    pub fn request(
+        &self,
+        session: &str,
+        id: impl Into<Value>,
+        method: &str,
+        params: Value,
+    ) -> Value {
+        let id = id.into();
+        let body = json!({"jsonrpc": "2.0", "id": id.clone(), "method": method, "params": params});
+        let mut s = self.post_open(Some(session), &body.to_string(), &[]);
+        assert_eq!(s.status, 200, "{method}: status {}", s.status);
+        match s.content_type().as_str() {
+            "application/json" => {
+                let v: Value = serde_json::from_str(&s.body()).expect("JSON body");
+                assert_eq!(v["id"], id, "{v}");
+                v
+            }
+            "text/event-stream" => s.until_response(&id).0,
+            other => panic!("unexpected content type {other:?}"),
+        }
+    }
+
+    /// `tools/call` and return its `result`, failing on a JSON-RPC error.
+    pub fn call_ok(&self, session: &str, id: impl Into<Value>, tool: &str, args: Value) -> Value {
+        let resp = self.request(
+            session,
+            id,
+            "tools/call",
+            json!({"name": tool, "arguments": args}),
+        );
+        resp.get("result")
+            .cloned()
+            .unwrap_or_else(|| panic!("expected a result: {resp}"))
+    }
+
+    /// GET /mcp (SSE) on `session`, optionally resuming after `last_event_id`.
+    pub fn get_stream(&self, session: &str, last_event_id: Option<&str>) -> Streaming {
+        let mut headers = vec![
+            ("Accept", "text/event-stream"),
+            ("Mcp-Session-Id", session),
+            ("MCP-Protocol-Version", VERSION),
+        ];
+        if let Some(last) = last_event_id {
+            headers.push(("Last-Event-ID", last));
+        }
+        self.open("GET", &headers, None)
+    }
+
+    /// DELETE /mcp for `session`.
+    pub fn delete(&self, session: &str) -> Reply {
+        self.send(
+            "DELETE",
+            &[
+                ("Mcp-Session-Id", session),
+                ("MCP-Protocol-Version", VERSION),
+            ],
+            None,
+        )
+    }
+
+    /// Send a signal to the server.
+    pub fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .args([format!("-{sig}"), self.child.id().to_string()])
+            .status()
+            .expect("run kill")
+            .success();
+        assert!(ok, "kill -{sig} failed");
+    }
+
+    /// Wait for the process to exit (at most `timeout`); its status.
+    pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                let _ = self
+                    .stderr_done
+                    .lock()
+                    .unwrap()
+                    .recv_timeout(Duration::from_secs(2));
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!(
+                    "emcee did not exit in {timeout:?}; stderr:\n{}",
+                    self.logs()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The first text content of a tool result.
+pub fn text(result: &Value) -> &str {
+    result["content"][0]["text"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no text content: {result}"))
+}
+
+/// A `tools/call` request body.
+pub fn call_body(id: impl Into<Value>, tool: &str, args: Value) -> String {
+    json!({"jsonrpc": "2.0", "id": id.into(), "method": "tools/call",
+        "params": {"name": tool, "arguments": args}})
+    .to_string()
+}

@@ -74,6 +74,9 @@ pub enum CliCommand {
     Serve(ServeArgs),
     /// Print the effective configuration as JSON and exit.
     Config(ServeArgs),
+    /// Probe a running server's /health (exit 0 healthy, 1 not); for container
+    /// health checks without curl. Reads the same configuration as `serve`.
+    Healthcheck(ServeArgs),
 }
 
 /// Flags shared by every serving subcommand.
@@ -391,6 +394,8 @@ pub enum Mode {
     Serve,
     /// Print the configuration.
     Config,
+    /// Probe `/health` of a running server.
+    Healthcheck,
 }
 
 /// The validated configuration the runtime uses.
@@ -485,6 +490,7 @@ impl Config {
             CliCommand::Stdio(common) => (Mode::Stdio, ServeArgs::default(), common),
             CliCommand::Serve(a) => (Mode::Serve, a.clone(), a.common),
             CliCommand::Config(a) => (Mode::Config, a.clone(), a.common),
+            CliCommand::Healthcheck(a) => (Mode::Healthcheck, a.clone(), a.common),
         };
         let (bind, admin_bind) = (serve.bind, serve.admin_bind);
         let file = match &common.config {

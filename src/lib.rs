@@ -132,7 +132,7 @@ pub async fn run(
             slog::info!(log, "stopped");
             Ok(result?)
         }
-        Mode::Config => Ok(()),
+        Mode::Config | Mode::Healthcheck => Ok(()),
     }
 }
 

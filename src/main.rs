@@ -29,6 +29,7 @@ fn main() {
                 2
             }
             Ok(config) if config.mode == Mode::Config => print_config(&config),
+            Ok(config) if config.mode == Mode::Healthcheck => healthcheck(&config),
             Ok(config) => serve(config),
         },
     };
@@ -44,6 +45,21 @@ fn print_config(config: &Config) -> i32 {
         }
         Err(e) => {
             eprintln!("emcee: cannot print the configuration: {e}");
+            1
+        }
+    }
+}
+
+fn healthcheck(config: &Config) -> i32 {
+    let addr = emcee::transport::admin::probe_address(config.admin_bind.unwrap_or(config.bind));
+    match emcee::transport::admin::probe(addr, std::time::Duration::from_secs(3)) {
+        Ok(200) => 0,
+        Ok(status) => {
+            eprintln!("emcee: http://{addr}/health answered {status}");
+            1
+        }
+        Err(e) => {
+            eprintln!("emcee: cannot reach http://{addr}/health: {e}");
             1
         }
     }

@@ -38,7 +38,13 @@ pub struct Server {
     agent: ureq::Agent,
     /// The temp dir (data dir and config file live under it).
     pub dir: PathBuf,
-    _tmp: tempfile::TempDir,
+    /// Flags after `serve --bind --data-dir` (with `--config` when there is one), for
+    /// [`Server::restart`].
+    args: Vec<String>,
+    /// Extra environment, for [`Server::restart`].
+    env: Vec<(String, String)>,
+    /// Owned until the last restart hands it on.
+    tmp: Option<tempfile::TempDir>,
 }
 
 /// A fully read HTTP answer.
@@ -224,6 +230,15 @@ impl Streaming {
         self.reader.read_to_string(&mut s).expect("read body");
         s
     }
+
+    /// Read the whole answer.
+    pub fn into_reply(self) -> Reply {
+        Reply {
+            status: self.status,
+            headers: self.headers.clone(),
+            body: self.body(),
+        }
+    }
 }
 
 fn headers_of(resp: &ureq::Response) -> Vec<(String, String)> {
@@ -236,35 +251,84 @@ fn headers_of(resp: &ureq::Response) -> Vec<(String, String)> {
         .collect()
 }
 
+/// How `Server::launch` starts one.
+#[derive(Default)]
+pub struct Launch<'a> {
+    /// A config file with this text.
+    pub config: Option<&'a str>,
+    /// Flags after `serve --bind 127.0.0.1:0 --data-dir DIR`.
+    pub args: &'a [&'a str],
+    /// Environment variables (on top of a cleaned `EMCEE_*` environment).
+    pub env: &'a [(&'a str, &'a str)],
+}
+
 impl Server {
     /// Start with a fresh data dir and `extra` flags after `serve`.
     pub fn start(extra: &[&str]) -> Server {
-        Self::spawn(None, extra)
+        Self::launch(Launch {
+            args: extra,
+            ..Launch::default()
+        })
     }
 
     /// Start with a config file holding `config`.
     pub fn with_config(config: &str, extra: &[&str]) -> Server {
-        Self::spawn(Some(config), extra)
+        Self::launch(Launch {
+            config: Some(config),
+            args: extra,
+            ..Launch::default()
+        })
     }
 
-    fn spawn(config: Option<&str>, extra: &[&str]) -> Server {
+    /// Start with a fresh data dir as `launch` says.
+    pub fn launch(launch: Launch<'_>) -> Server {
         let tmp = tempfile::tempdir().expect("tempdir");
+        let mut args = Vec::new();
+        if let Some(text) = launch.config {
+            let path = write_config(tmp.path(), text);
+            args.push("--config".to_owned());
+            args.push(path.to_str().expect("utf-8 temp path").to_owned());
+        }
+        args.extend(launch.args.iter().map(|a| (*a).to_owned()));
+        let env = launch
+            .env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        Self::spawn(tmp, args, env)
+    }
+
+    /// Start a new process on the same data dir, config, flags and environment (after
+    /// killing this one with SIGKILL if it still runs). The new one listens on a new
+    /// port.
+    pub fn restart(mut self) -> Server {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let tmp = self.tmp.take().expect("the temp dir is owned");
+        Self::spawn(
+            tmp,
+            std::mem::take(&mut self.args),
+            std::mem::take(&mut self.env),
+        )
+    }
+
+    fn spawn(tmp: tempfile::TempDir, args: Vec<String>, env: Vec<(String, String)>) -> Server {
         let dir = tmp.path().to_owned();
         let mut cmd = Command::new(bin());
         cmd.arg("serve")
             .arg("--bind")
             .arg("127.0.0.1:0")
             .arg("--data-dir")
-            .arg(dir.join("data"));
-        if let Some(text) = config {
-            cmd.arg("--config").arg(write_config(&dir, text));
-        }
-        cmd.args(extra)
+            .arg(dir.join("data"))
+            .args(&args)
             .env_remove("EMCEE_LOG")
             .env_remove("EMCEE_CONFIG")
             .env_remove("EMCEE_DATA_DIR")
             .env_remove("EMCEE_BIND")
+            .env_remove("EMCEE_ADMIN_BIND")
+            .env_remove("EMCEE_INSTANCE_ID")
             .env_remove("EMCEE_FIXTURES")
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::piped());
@@ -319,7 +383,9 @@ impl Server {
             stderr_done: Mutex::new(stderr_done),
             agent,
             dir,
-            _tmp: tmp,
+            args,
+            env,
+            tmp: Some(tmp),
         }
     }
 
@@ -338,10 +404,40 @@ impl Server {
         self.stderr.lock().unwrap().join("\n")
     }
 
-    /// Send a request and return the answer with its body still unread.
+    /// The admin listener's address (`--admin-bind`), from the "serving admin" log
+    /// line (logged right after "serving http").
+    pub fn admin_addr(&self) -> String {
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            let found = self.stderr.lock().unwrap().iter().find_map(|line| {
+                let v: Value = serde_json::from_str(line).ok()?;
+                if v["msg"] != "serving admin" {
+                    return None;
+                }
+                v["admin_bind"].as_str().map(str::to_owned)
+            });
+            if let Some(addr) = found {
+                return addr;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no \"serving admin\" log line; stderr:\n{}",
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Send a request to `url` and return the answer with its body still unread.
     /// 4xx/5xx are answers too; a transport error panics.
-    pub fn open(&self, method: &str, headers: &[(&str, &str)], body: Option<&[u8]>) -> Streaming {
-        let mut req = self.agent.request(method, &self.url());
+    pub fn open_url(
+        &self,
+        method: &str,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: Option<&[u8]>,
+    ) -> Streaming {
+        let mut req = self.agent.request(method, url);
         for (k, v) in headers {
             req = req.set(k, v);
         }
@@ -349,32 +445,34 @@ impl Server {
             Some(b) => req.send_bytes(b),
             None => req.call(),
         };
-        let resp = match result {
-            Ok(r) => r,
-            Err(ureq::Error::Status(_, r)) => r,
-            Err(e) => panic!(
-                "{method} {} failed: {e}\nserver stderr:\n{}",
-                self.url(),
+        streaming(result).unwrap_or_else(|e| {
+            panic!(
+                "{method} {url} failed: {e}\nserver stderr:\n{}",
                 self.logs()
-            ),
-        };
-        Streaming {
-            status: resp.status(),
-            headers: headers_of(&resp),
-            reader: BufReader::new(resp.into_reader()),
-        }
+            )
+        })
     }
 
-    /// Send a request and read the whole answer.
+    /// Send a request to `/mcp` and return the answer with its body still unread.
+    /// 4xx/5xx are answers too; a transport error panics.
+    pub fn open(&self, method: &str, headers: &[(&str, &str)], body: Option<&[u8]>) -> Streaming {
+        self.open_url(method, &self.url(), headers, body)
+    }
+
+    /// Send a request to `/mcp` and read the whole answer.
     pub fn send(&self, method: &str, headers: &[(&str, &str)], body: Option<&[u8]>) -> Reply {
-        let s = self.open(method, headers, body);
-        let status = s.status;
-        let headers = s.headers.clone();
-        Reply {
-            status,
-            headers,
-            body: s.body(),
-        }
+        self.open(method, headers, body).into_reply()
+    }
+
+    /// `GET http://{addr}{path}` (e.g. the admin address and `/metrics`), read whole.
+    pub fn get_at(&self, addr: &str, path: &str) -> Reply {
+        self.open_url("GET", &format!("http://{addr}{path}"), &[], None)
+            .into_reply()
+    }
+
+    /// `GET {path}` on the MCP listener, read whole.
+    pub fn get(&self, path: &str) -> Reply {
+        self.get_at(&self.addr, path)
     }
 
     /// POST `body` with the usual headers (JSON content type, both accepts, the
@@ -403,12 +501,7 @@ impl Server {
 
     /// Like [`Server::post_open`], reading the whole answer.
     pub fn post(&self, session: Option<&str>, body: &str, extra: &[(&str, &str)]) -> Reply {
-        let s = self.post_open(session, body, extra);
-        Reply {
-            status: s.status,
-            headers: s.headers.clone(),
-            body: s.body(),
-        }
+        self.post_open(session, body, extra).into_reply()
     }
 
     /// `initialize` with `capabilities`; returns the session id and the result.
@@ -540,6 +633,46 @@ impl Server {
             std::thread::sleep(Duration::from_millis(10));
         }
     }
+}
+
+/// An answer (any status) as a [`Streaming`]; `Err` describes a transport failure.
+fn streaming(result: Result<ureq::Response, ureq::Error>) -> Result<Streaming, String> {
+    let resp = match result {
+        Ok(r) => r,
+        Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => return Err(e.to_string()),
+    };
+    Ok(Streaming {
+        status: resp.status(),
+        headers: headers_of(&resp),
+        reader: BufReader::new(resp.into_reader()),
+    })
+}
+
+/// `GET http://{addr}{path}` on a new connection, giving up after `timeout` (connect
+/// and each read): `Err` when there is no answer (refused, reset, timed out), as a
+/// probe sees it.
+pub fn probe(addr: &str, path: &str, timeout: Duration) -> Result<Reply, String> {
+    let agent = ureq::AgentBuilder::new()
+        .timeout_connect(timeout)
+        .timeout_read(timeout)
+        .timeout_write(timeout)
+        .max_idle_connections(0)
+        .redirects(0)
+        .build();
+    let s = streaming(agent.get(&format!("http://{addr}{path}")).call())?;
+    let status = s.status;
+    let headers = s.headers.clone();
+    let mut reader = s.reader;
+    let mut body = String::new();
+    reader
+        .read_to_string(&mut body)
+        .map_err(|e| format!("reading the body: {e}"))?;
+    Ok(Reply {
+        status,
+        headers,
+        body,
+    })
 }
 
 impl Drop for Server {

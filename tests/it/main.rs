@@ -3,8 +3,10 @@
 mod cli;
 mod conformance;
 mod crash;
+mod deploy;
 mod http;
 mod http_util;
+mod ops;
 mod stdio;
 mod ts_client;
 mod util;

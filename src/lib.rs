@@ -109,6 +109,8 @@ pub async fn run(
     log: Logger,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), Error> {
+    // The uptime clock (`root::now_ms`) starts now.
+    root::now_ms();
     match config.mode {
         Mode::Stdio => {
             let service = build_service(&config, log.clone())?;

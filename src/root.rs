@@ -148,6 +148,9 @@ pub enum RootError {
     /// The session cap is reached.
     #[error("too many sessions (limit {0})")]
     Full(usize),
+    /// The server is draining for shutdown.
+    #[error("the server is shutting down")]
+    Draining,
     /// No session id could be minted (the OS random source failed).
     #[error("cannot mint a session id: {0}")]
     Random(String),
@@ -157,6 +160,8 @@ pub enum RootError {
 pub struct Root {
     service: Arc<Service>,
     registry: Registry,
+    /// Set by `DrainAll`: no session is opened or restored from then on.
+    draining: bool,
     log: Logger,
 }
 
@@ -167,6 +172,7 @@ impl Root {
         Root {
             service,
             registry,
+            draining: false,
             log,
         }
     }
@@ -281,6 +287,12 @@ impl Handler<OpenSession> for Root {
 
 impl Root {
     fn check_cap(&self) -> Result<(), RootError> {
+        if self.draining {
+            self.service
+                .metrics
+                .reject(crate::telemetry::metrics::reason::SHUTTING_DOWN);
+            return Err(RootError::Draining);
+        }
         let limit = self.service.limits.max_sessions;
         if self.registry.len() >= limit {
             self.service
@@ -333,16 +345,28 @@ impl Handler<SessionEnded> for Root {
 }
 
 impl Handler<CloseSession> for Root {
-    type Result = bool;
+    type Result = ResponseFuture<bool>;
 
-    fn handle(&mut self, msg: CloseSession, _ctx: &mut Context<Self>) -> bool {
-        match self.forget(&msg.0, true) {
+    /// Answers once the record's removal is on disk: a DELETEd id never comes back.
+    fn handle(&mut self, msg: CloseSession, _ctx: &mut Context<Self>) -> Self::Result {
+        let storage = self.service.storage.clone();
+        let saved = storage.load_session(&msg.0).ok().flatten().is_some();
+        let live = match self.forget(&msg.0, true) {
             Some(entry) => {
                 entry.addr.do_send(Close);
                 true
             }
             None => false,
-        }
+        };
+        let log = self.log.clone();
+        Box::pin(async move {
+            if saved {
+                if let Err(e) = storage.flush().await {
+                    slog::error!(log, "session removal not flushed"; "error" => e.to_string());
+                }
+            }
+            live || saved
+        })
     }
 }
 
@@ -356,6 +380,7 @@ impl Handler<DrainAll> for Root {
     type Result = ResponseFuture<()>;
 
     fn handle(&mut self, msg: DrainAll, _ctx: &mut Context<Self>) -> Self::Result {
+        self.draining = true;
         let sessions = self.registry.all();
         Box::pin(async move {
             let drains = sessions

@@ -1,4 +1,4 @@
-//! Telemetry: the process's own JSON log on stderr (metrics join in the operations issue).
+//! Telemetry: the JSON log on stderr (slog) and the Prometheus metrics (`/metrics`).
 //!
 //! Architecture invariant: nothing here writes to stdout; stdout belongs to the stdio
 //! transport's writer.

@@ -122,12 +122,26 @@ impl Refusal {
     fn new(status: StatusCode, error: RpcError) -> Refusal {
         Refusal { status, error }
     }
+
+    /// 503 with `Retry-After`: a bound is reached or the server is draining.
+    fn busy(why: impl std::fmt::Display) -> Refusal {
+        Refusal::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            RpcError::new(
+                crate::protocol::code::SERVER_BUSY,
+                format!("{why}; retry later"),
+            ),
+        )
+    }
 }
 
 impl From<Refusal> for HttpResponse {
     fn from(r: Refusal) -> HttpResponse {
-        HttpResponse::build(r.status)
-            .content_type("application/json")
+        let mut resp = HttpResponse::build(r.status);
+        if r.status == StatusCode::SERVICE_UNAVAILABLE {
+            resp.insert_header((header::RETRY_AFTER, RETRY_AFTER_SECS.to_string()));
+        }
+        resp.content_type("application/json")
             .body(encode_error(None, &r.error))
     }
 }
@@ -323,15 +337,7 @@ async fn session_of(req: &HttpRequest, state: &AppState) -> Result<Arc<SessionEn
     };
     match state.root.send(restore).await {
         Ok(Ok(Some(entry))) => return Ok(entry),
-        Ok(Err(RootError::Full(limit))) => {
-            return Err(Refusal::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                RpcError::new(
-                    crate::protocol::code::SERVER_BUSY,
-                    format!("too many sessions (limit {limit})"),
-                ),
-            ))
-        }
+        Ok(Err(e @ (RootError::Full(_) | RootError::Draining))) => return Err(Refusal::busy(e)),
         _ => {}
     }
     Err(Refusal::new(
@@ -461,17 +467,8 @@ async fn post_mcp(
             .await
         {
             Ok(Ok(entry)) => entry,
-            Ok(Err(RootError::Full(limit))) => {
-                return HttpResponse::ServiceUnavailable()
-                    .insert_header((header::RETRY_AFTER, RETRY_AFTER_SECS.to_string()))
-                    .content_type("application/json")
-                    .body(encode_error(
-                        None,
-                        &RpcError::new(
-                            crate::protocol::code::SERVER_BUSY,
-                            format!("too many sessions (limit {limit}); retry later"),
-                        ),
-                    ))
+            Ok(Err(e @ (RootError::Full(_) | RootError::Draining))) => {
+                return Refusal::busy(e).into()
             }
             Ok(Err(e)) => {
                 return rpc_error(StatusCode::INTERNAL_SERVER_ERROR, RpcError::internal(e))
@@ -635,9 +632,10 @@ async fn delete_mcp(req: HttpRequest, state: web::Data<AppState>) -> HttpRespons
 
 /// Serve HTTP until `shutdown` resolves; then drain sessions and stop.
 ///
-/// Shutdown order: stop accepting connections; drain every session (in-flight calls
-/// get `limits.shutdown_grace`, the rest are answered as cancelled); stop the server
-/// (open streams close); the caller flushes storage.
+/// Shutdown order: not ready (`/health/ready` 503, systemd `STOPPING=1`); no new or
+/// restored sessions (503 + `Retry-After`); drain every session (in-flight calls get
+/// `limits.shutdown_grace`, the rest are answered as cancelled, new calls -32000); stop
+/// the server (open streams close); the caller flushes storage.
 pub async fn serve(
     config: &Config,
     service: Arc<Service>,
@@ -686,9 +684,10 @@ pub async fn serve(
     admin::notify_systemd_ready(state.root.clone(), &log);
     shutdown.await;
     slog::info!(log, "shutdown requested");
+    // Keep accepting: probes must see /health/ready answer 503, and requests get a
+    // clear refusal (new sessions 503, calls -32000) instead of a refused connection.
     state.ready.store(false, Ordering::Release);
     admin::notify_systemd_stopping();
-    handle.pause().await;
     let _ = state
         .root
         .send(DrainAll {

@@ -481,3 +481,57 @@ fn sigterm_delivers_the_in_flight_answer_and_exits_0() {
     let status = s.wait_exit(Duration::from_secs(5));
     assert_eq!(status.code(), Some(0), "stderr:\n{}", s.logs());
 }
+
+#[test]
+fn resource_updates_reach_subscribers_on_the_standalone_stream() {
+    let s = Server::start(&[]);
+    let id = s.session();
+    let mut get = s.get_stream(&id, None);
+    priming(&mut get);
+    let sub = s.request(
+        &id,
+        1,
+        "resources/subscribe",
+        json!({"uri": "kv://watched"}),
+    );
+    assert_eq!(sub["result"], json!({}));
+    s.call_ok(&id, 2, "kv_set", json!({"key": "watched", "value": "1"}));
+    let ev = get.next_event().expect("an update on the GET stream");
+    assert_eq!(
+        ev.json(),
+        json!({"jsonrpc": "2.0", "method": "notifications/resources/updated", "params": {"uri": "kv://watched"}})
+    );
+}
+
+#[test]
+fn quiet_streams_get_keep_alive_comments() {
+    use std::io::{BufRead, BufReader, Write};
+    let s = Server::with_config("[limits]\nsse_keepalive_ms = 100\n", &[]);
+    let id = s.session();
+    let addr = s
+        .url()
+        .trim_start_matches("http://")
+        .trim_end_matches("/mcp")
+        .to_owned();
+    let mut tcp = std::net::TcpStream::connect(&addr).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(
+        tcp,
+        "GET /mcp HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\nMcp-Session-Id: {id}\r\n\r\n"
+    )
+    .unwrap();
+    let started = Instant::now();
+    let mut reader = BufReader::new(tcp);
+    let mut line = String::new();
+    loop {
+        line.clear();
+        reader.read_line(&mut line).expect("the stream stays open");
+        if line.starts_with(": keepalive") {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "no keep-alive comment"
+        );
+    }
+}

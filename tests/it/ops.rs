@@ -605,3 +605,49 @@ fn the_connection_gauge_follows_an_sse_stream() {
     // Keep-alives every 200 ms: the server writes soon after the client has gone.
     connection_gauge_follows_an_sse_stream("[limits]\nsse_keepalive_ms = 200\n");
 }
+
+/// systemd's side of `sd_notify`: a datagram socket that collects what emcee sends.
+fn notify_socket(dir: &std::path::Path) -> std::os::unix::net::UnixDatagram {
+    let sock = std::os::unix::net::UnixDatagram::bind(dir.join("notify.sock"))
+        .expect("bind notify socket");
+    sock.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    sock
+}
+
+fn next_notification(sock: &std::os::unix::net::UnixDatagram) -> String {
+    let mut buf = [0u8; 512];
+    let n = sock
+        .recv(&mut buf)
+        .expect("a systemd notification within 5 s");
+    String::from_utf8_lossy(&buf[..n]).into_owned()
+}
+
+#[test]
+fn systemd_gets_ready_watchdog_pings_and_stopping() {
+    let dir = tempfile::tempdir().unwrap();
+    let sock = notify_socket(dir.path());
+    let path = dir.path().join("notify.sock");
+    let mut s = Server::launch(Launch {
+        config: None,
+        args: &[],
+        env: &[
+            ("NOTIFY_SOCKET", path.to_str().unwrap()),
+            ("WATCHDOG_USEC", "200000"),
+        ],
+    });
+    assert!(
+        next_notification(&sock).contains("READY=1"),
+        "READY=1 first"
+    );
+    // Pings every WATCHDOG_USEC / 2 while the root actor answers.
+    for _ in 0..3 {
+        assert!(next_notification(&sock).contains("WATCHDOG=1"));
+    }
+    s.signal("TERM");
+    let mut seen = Vec::new();
+    while !seen.iter().any(|m: &String| m.contains("STOPPING=1")) {
+        seen.push(next_notification(&sock));
+    }
+    assert!(s.wait_exit(Duration::from_secs(10)).success());
+}

@@ -27,8 +27,8 @@ use crate::gate::Permit;
 use crate::protocol::jsonrpc::{decode_params, encode_error, encode_result, Notification};
 use crate::protocol::mcp::{
     method, CallToolParams, CancelledParams, CompleteParams, GetPromptParams, InitializeParams,
-    InitializeResult, ListChangedCapability, ListToolsResult, PaginatedParams, RequestMeta,
-    ResourcesCapability, ServerCapabilities, SetLevelParams, UriParams,
+    InitializeResult, ListChangedCapability, PaginatedParams, RequestMeta, ResourcesCapability,
+    ServerCapabilities, SetLevelParams, UriParams,
 };
 use crate::protocol::{
     code, LoggingLevel, Message, Payload, ProtocolVersion, Rejected, Request, RequestId, RpcError,
@@ -193,15 +193,28 @@ impl Session {
                 _ if self.version.is_none() => Some(Err(RpcError::invalid_request(
                     "session not initialized: send `initialize` first",
                 ))),
-                method::TOOLS_LIST => Some(self.list_tools(&req)),
+                method::TOOLS_LIST => {
+                    Some(self.list_page(&req, "tools", self.service.tools.as_slice(), |t| t.def()))
+                }
                 method::LOGGING_SET_LEVEL => Some(self.set_level(&req)),
                 method::TOOLS_CALL => self.call_tool(&req, sink, ctx).err().map(Err),
-                method::RESOURCES_LIST => Some(self.list_resources(&req)),
-                method::RESOURCES_TEMPLATES_LIST => Some(self.list_templates(&req)),
+                method::RESOURCES_LIST => {
+                    let all = self.service.resources.resources();
+                    Some(self.list_page(&req, "resources", all, |r| r.def()))
+                }
+                method::RESOURCES_TEMPLATES_LIST => {
+                    let all = self.service.resources.templates();
+                    Some(self.list_page(&req, "resourceTemplates", all, |t| t.def()))
+                }
                 method::RESOURCES_READ => self.read_resource(&req, sink, ctx).err().map(Err),
                 method::RESOURCES_SUBSCRIBE => Some(self.subscribe(&req, true)),
                 method::RESOURCES_UNSUBSCRIBE => Some(self.subscribe(&req, false)),
-                method::PROMPTS_LIST => Some(self.list_prompts(&req)),
+                method::PROMPTS_LIST => Some(self.list_page(
+                    &req,
+                    "prompts",
+                    self.service.prompts.prompts(),
+                    |p| p.def(),
+                )),
                 method::PROMPTS_GET => self.get_prompt(&req, sink, ctx).err().map(Err),
                 method::COMPLETION_COMPLETE => Some(self.complete(&req)),
                 other => Some(Err(RpcError::method_not_found(other))),
@@ -303,25 +316,6 @@ impl Session {
             },
             server_info: service.info.implementation(),
             instructions: service.info.instructions.clone(),
-        })
-    }
-
-    fn list_tools(&self, req: &Request) -> Reply {
-        let params: PaginatedParams = decode_params(req.params.as_deref())?;
-        let tools = &self.service.tools;
-        let (start, end, next) = page(
-            params.cursor.as_deref(),
-            tools.len(),
-            self.service.limits.page_size,
-        )?;
-        reply(&ListToolsResult {
-            tools: tools
-                .iter()
-                .skip(start)
-                .take(end - start)
-                .map(|t| t.def())
-                .collect(),
-            next_cursor: next,
         })
     }
 
@@ -526,40 +520,22 @@ impl Session {
         Ok(())
     }
 
-    fn list_resources(&self, req: &Request) -> Reply {
+    /// One page of a list method: `{key: [def(item)...], nextCursor?}`.
+    fn list_page<T, D: Serialize>(
+        &self,
+        req: &Request,
+        key: &str,
+        all: &[T],
+        def: impl Fn(&T) -> &D,
+    ) -> Reply {
         let params: PaginatedParams = decode_params(req.params.as_deref())?;
-        let all = self.service.resources.resources();
         let (start, end, next) = page(
             params.cursor.as_deref(),
             all.len(),
             self.service.limits.page_size,
         )?;
-        let items: Vec<_> = all[start..end].iter().map(|r| r.def()).collect();
-        list_reply("resources", &items, next)
-    }
-
-    fn list_templates(&self, req: &Request) -> Reply {
-        let params: PaginatedParams = decode_params(req.params.as_deref())?;
-        let all = self.service.resources.templates();
-        let (start, end, next) = page(
-            params.cursor.as_deref(),
-            all.len(),
-            self.service.limits.page_size,
-        )?;
-        let items: Vec<_> = all[start..end].iter().map(|t| t.def()).collect();
-        list_reply("resourceTemplates", &items, next)
-    }
-
-    fn list_prompts(&self, req: &Request) -> Reply {
-        let params: PaginatedParams = decode_params(req.params.as_deref())?;
-        let all = self.service.prompts.prompts();
-        let (start, end, next) = page(
-            params.cursor.as_deref(),
-            all.len(),
-            self.service.limits.page_size,
-        )?;
-        let items: Vec<_> = all[start..end].iter().map(|p| p.def()).collect();
-        list_reply("prompts", &items, next)
+        let items: Vec<&D> = all[start..end].iter().map(def).collect();
+        list_reply(key, &items, next)
     }
 
     fn subscribe(&mut self, req: &Request, on: bool) -> Reply {

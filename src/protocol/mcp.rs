@@ -187,17 +187,6 @@ pub struct PaginatedParams {
     pub cursor: Option<String>,
 }
 
-/// `tools/list` result.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ListToolsResult<'a> {
-    /// This page of tools.
-    pub tools: Vec<&'a ToolDef>,
-    /// Cursor of the next page; absent on the last page.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub next_cursor: Option<String>,
-}
-
 /// The `_meta` object of a request's params.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]

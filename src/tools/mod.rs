@@ -104,37 +104,11 @@ impl Tool {
         F: Fn(CallContext, A) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = ToolOutcome> + 'static,
     {
-        let name = name.into();
-        let tool_name: Arc<str> = Arc::from(name.as_str());
         let handler = Arc::new(handler);
-        let dyn_handler = move |ctx: CallContext,
-                                args: Value|
-              -> LocalBoxFuture<'static, CallToolResult> {
+        Tool::raw(name, description, schema_of::<A>(), move |ctx, args| {
             let handler = handler.clone();
-            let tool_name = tool_name.clone();
-            Box::pin(async move {
-                let outcome = match decode_args::<A>(args) {
-                    Ok(args) => handler(ctx, args).await,
-                    Err(e) => Err(e),
-                };
-                outcome
-                    .unwrap_or_else(|e| CallToolResult::error(format!("tool `{tool_name}`: {e}")))
-            })
-        };
-        Tool {
-            def: ToolDef {
-                name,
-                title: None,
-                description: Some(description.into()),
-                input_schema: schema_of::<A>(),
-                output_schema: None,
-                annotations: None,
-            },
-            timeout: None,
-            concurrency: None,
-            gate: OnceLock::new(),
-            handler: Box::new(dyn_handler),
-        }
+            async move { handler(ctx, decode_args::<A>(args)?).await }
+        })
     }
 
     /// A tool with a hand-written `inputSchema`, whose handler gets the raw arguments
@@ -300,6 +274,11 @@ impl ToolRegistry {
     /// All tools in order.
     pub fn iter(&self) -> impl Iterator<Item = &Arc<Tool>> {
         self.tools.iter()
+    }
+
+    /// All tools in order, as a slice.
+    pub fn as_slice(&self) -> &[Arc<Tool>] {
+        &self.tools
     }
 }
 

@@ -77,6 +77,10 @@ pub enum CliCommand {
     /// Probe a running server's /health (exit 0 healthy, 1 not); for container
     /// health checks without curl. Reads the same configuration as `serve`.
     Healthcheck(ServeArgs),
+    /// Load-generate against an MCP server (HTTP or stdio) and report throughput,
+    /// latency percentiles, errors by kind and the server's RSS and CPU.
+    #[command(after_long_help = crate::bench::args::BENCH_HELP)]
+    Bench(crate::bench::BenchArgs),
 }
 
 /// Flags shared by every serving subcommand.
@@ -485,8 +489,16 @@ pub fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
 
 impl Config {
     /// Resolve parsed flags (with their env fallbacks) against the config file and defaults.
+    /// `bench` has no server configuration: it is run from its own flags
+    /// ([`crate::bench::run`]) and is an error here.
     pub fn resolve(cli: Cli) -> Result<Config, ConfigError> {
         let (mode, serve, common) = match cli.command {
+            CliCommand::Bench(_) => {
+                return Err(bad(
+                    "command",
+                    "`bench` has no server configuration (run it with emcee::bench::run)",
+                ))
+            }
             CliCommand::Stdio(common) => (Mode::Stdio, ServeArgs::default(), common),
             CliCommand::Serve(a) => (Mode::Serve, a.clone(), a.common),
             CliCommand::Config(a) => (Mode::Config, a.clone(), a.common),

@@ -13,6 +13,7 @@
 //! - [`gate`]: bounded in-flight counters (per session, per tool, total).
 //! - [`sink`]: the outbound channel from actors to a transport.
 //! - [`transport`]: stdio (and, next, Streamable HTTP).
+//! - [`bench`]: `emcee bench`, a load generator for MCP servers (HTTP and stdio).
 //!
 //! The binary (`src/main.rs`) parses the configuration, starts logging and calls
 //! [`run`]; tests and embedders call the same functions.
@@ -20,6 +21,7 @@
 #![warn(missing_docs)]
 #![warn(clippy::print_stdout)]
 
+pub mod bench;
 pub mod call;
 pub mod config;
 pub mod gate;

@@ -1,10 +1,11 @@
 //! The `emcee` binary: parse the configuration, start logging, run, map the outcome
 //! to an exit code (0 ok, 1 runtime failure, 2 bad usage or configuration, 3 storage).
+//! `emcee bench` (the load generator) is dispatched before any server configuration.
 
 use std::io::Write;
 
 use clap::Parser;
-use emcee::config::{Cli, Config, Mode};
+use emcee::config::{Cli, CliCommand, Config, Mode};
 use emcee::telemetry;
 
 fn main() {
@@ -23,6 +24,11 @@ fn main() {
                 2
             }
         },
+        // `bench` is a client: its flags are its whole configuration.
+        Ok(Cli {
+            command: CliCommand::Bench(args),
+            ..
+        }) => emcee::bench::run(args),
         Ok(cli) => match Config::resolve(cli) {
             Err(e) => {
                 eprintln!("emcee: {e}");

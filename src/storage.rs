@@ -280,8 +280,19 @@ impl Storage {
     }
 
     /// Write every dirty buffer to disk and fsync.
+    ///
+    /// Runs sled's blocking `flush` on the runtime's blocking pool: sled 0.34's
+    /// `flush_async` can miss a wake-up when several flushes overlap, leaving callers
+    /// waiting forever (seen under concurrent session opens; sled issue #1241).
     pub async fn flush(&self) -> Result<(), StorageError> {
-        self.db.flush_async().await?;
+        let db = self.db.clone();
+        match tokio::runtime::Handle::try_current() {
+            Ok(handle) => handle
+                .spawn_blocking(move || db.flush())
+                .await
+                .map_err(|e| StorageError::Sled(sled::Error::ReportableBug(e.to_string())))??,
+            Err(_) => db.flush()?,
+        };
         Ok(())
     }
 
@@ -402,6 +413,30 @@ mod tests {
             3,
             "all past the ttl"
         );
+    }
+
+    /// Regression: sled's `flush_async` hung forever under overlapping flushes; the
+    /// writes run on their own thread so a hang fails the test instead of stalling it.
+    #[test]
+    fn many_overlapping_flushes_all_complete() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Storage::open(dir.path(), 1 << 20).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            actix_rt::System::new().block_on(async move {
+                for round in 0..5 {
+                    let writes = (0..64).map(|i| {
+                        let kv = s.kv("t");
+                        async move { kv.set(&format!("k{round}-{i}"), b"v").await }
+                    });
+                    let done = futures::future::join_all(writes).await;
+                    assert!(done.iter().all(Result::is_ok));
+                }
+            });
+            let _ = tx.send(());
+        });
+        rx.recv_timeout(std::time::Duration::from_secs(30))
+            .expect("every flush completes");
     }
 
     #[test]

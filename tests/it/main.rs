@@ -1,5 +1,6 @@
 //! Integration tests: one binary, each module drives the real `emcee` executable.
 
+mod bench;
 mod cli;
 mod conformance;
 mod crash;

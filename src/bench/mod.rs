@@ -1,0 +1,704 @@
+//! `emcee bench`: a load generator for MCP servers (Streamable HTTP or stdio).
+//!
+//! - [`args`]: flags → a validated [`args::Plan`] (bad values: exit 2).
+//! - [`rpc`]: request bodies and the check of every answer (errors counted by kind).
+//! - [`http`]: a minimal keep-alive HTTP/1.1 client; [`sse`]: the SSE response reader.
+//! - [`stdio`]: a spawned server with many requests in flight on its pipes.
+//! - [`procfs`]: the server's RSS and CPU time from `/proc`.
+//! - [`report`]: HdrHistogram latencies, the table and the JSON object.
+//!
+//! Threading: one multi-thread tokio runtime (`--threads` workers, default one per
+//! CPU) runs `--concurrency` worker tasks; each HTTP worker owns one keep-alive
+//! connection and sends its next request when the previous one is answered (closed
+//! loop), so `--concurrency` is the number of requests in flight. Workers keep their
+//! own counts and histograms (no shared state on the hot path but one atomic
+//! counter); they are merged at the end of each phase.
+
+pub mod args;
+pub mod http;
+pub mod procfs;
+pub mod report;
+pub mod rpc;
+pub mod sse;
+pub mod stdio;
+
+use std::io::{IsTerminal, Write};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+pub use args::{BenchArgs, Plan};
+
+use args::{HttpTarget, Profile, Protocol, Stop, Target};
+use http::{Answer, Conn, Requests};
+use report::{Report, Server, Stats};
+use rpc::{Fail, Messages};
+use stdio::StdioClient;
+
+/// Why a run could not happen.
+#[derive(Debug)]
+pub enum BenchError {
+    /// Bad arguments (exit 2).
+    Usage(String),
+    /// The target could not be reached or started (exit 1).
+    Unreachable(String),
+}
+
+impl BenchError {
+    /// The exit code.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            BenchError::Usage(_) => 2,
+            BenchError::Unreachable(_) => 1,
+        }
+    }
+
+    fn message(&self) -> &str {
+        match self {
+            BenchError::Usage(m) | BenchError::Unreachable(m) => m,
+        }
+    }
+}
+
+/// Run `emcee bench`: print the report and return the exit code (0 the run completed,
+/// 1 the target is unreachable at start, 2 bad arguments; see `emcee bench --help`).
+pub fn run(args: BenchArgs) -> i32 {
+    let result = Plan::from_args(args)
+        .map_err(BenchError::Usage)
+        .and_then(|plan| {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(plan.threads)
+                .enable_all()
+                .build()
+                .map_err(|e| BenchError::Unreachable(format!("cannot start the runtime: {e}")))?;
+            let out = rt.block_on(execute(&plan));
+            // Workers still blocked on a dead target must not hold the exit.
+            rt.shutdown_timeout(Duration::from_secs(1));
+            out.map(|r| (plan, r))
+        });
+    match result {
+        Ok((plan, report)) => {
+            let text = if plan.json {
+                report.json() + "\n"
+            } else {
+                report.table()
+            };
+            let mut out = std::io::stdout().lock();
+            let _ = out.write_all(text.as_bytes());
+            let _ = out.flush();
+            0
+        }
+        Err(e) => {
+            let line = e.message().replace(['\n', '\r'], " ");
+            eprintln!("emcee bench: {line}");
+            e.exit_code()
+        }
+    }
+}
+
+/// Run `plan` and return its report.
+pub async fn execute(plan: &Plan) -> Result<Report, BenchError> {
+    if let Some(pid) = plan.pid {
+        if procfs::sample(pid).is_none() {
+            return Err(BenchError::Usage(format!(
+                "invalid value for --pid: no process {pid} (or /proc/{pid} is unreadable)"
+            )));
+        }
+    }
+    match (&plan.target, plan.profile) {
+        (Target::Stdio(argv), _) => run_stdio(plan, argv).await,
+        (Target::Http(t), Profile::Call) => run_call(plan, t).await,
+        (Target::Http(t), Profile::Sessions) => run_sessions(plan, t).await,
+        (Target::Http(t), Profile::Churn) => run_churn(plan, t).await,
+        (Target::Http(_), Profile::Stdio) => Err(BenchError::Usage(
+            "--profile stdio needs --cmd, not --url".into(),
+        )),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Phases
+
+/// How much work a phase does; shared by its workers.
+struct Budget {
+    /// Requests to issue, or `None` for a deadline.
+    total: Option<u64>,
+    deadline: Option<Instant>,
+    start: Instant,
+    length: Option<Duration>,
+    issued: AtomicU64,
+    done: AtomicU64,
+}
+
+impl Budget {
+    fn new(stop: Stop) -> Arc<Budget> {
+        let start = Instant::now();
+        let (total, length) = match stop {
+            Stop::Requests(n) => (Some(n), None),
+            Stop::Duration(d) => (None, Some(d)),
+        };
+        Arc::new(Budget {
+            total,
+            deadline: length.map(|d| start + d),
+            start,
+            length,
+            issued: AtomicU64::new(0),
+            done: AtomicU64::new(0),
+        })
+    }
+
+    /// Claim the next request; false when the phase is over.
+    fn take(&self) -> bool {
+        match (self.total, self.deadline) {
+            (Some(n), _) => self.issued.fetch_add(1, Ordering::Relaxed) < n,
+            (None, Some(d)) => Instant::now() < d,
+            (None, None) => false,
+        }
+    }
+}
+
+/// Run `workers` until `budget` is spent; they come back for the next phase, with the
+/// merged counts and the phase's wall time.
+async fn phase(
+    workers: Vec<Worker>,
+    budget: Arc<Budget>,
+    label: &str,
+) -> (Vec<Worker>, Stats, Duration) {
+    let bar = Progress::start(budget.clone(), label);
+    let handles: Vec<_> = workers
+        .into_iter()
+        .map(|mut w| {
+            let b = budget.clone();
+            tokio::spawn(async move {
+                let mut stats = Stats::new();
+                while b.take() {
+                    match w.one().await {
+                        Ok(latency) => stats.ok(latency),
+                        Err(f) => {
+                            let pause = matches!(f, Fail::Transport(_));
+                            stats.fail(&f);
+                            if pause {
+                                // A dead target: don't spin.
+                                tokio::time::sleep(Duration::from_millis(10)).await;
+                            }
+                        }
+                    }
+                    b.done.fetch_add(1, Ordering::Relaxed);
+                }
+                (w, stats)
+            })
+        })
+        .collect();
+    let mut workers = Vec::with_capacity(handles.len());
+    let mut stats = Stats::new();
+    for h in handles {
+        let (w, s) = match h.await {
+            Ok(x) => x,
+            Err(e) => std::panic::resume_unwind(e.into_panic()),
+        };
+        stats.merge(&s);
+        workers.push(w);
+    }
+    let wall = budget.start.elapsed();
+    if let Some(bar) = bar {
+        bar.finish();
+    }
+    (workers, stats, wall)
+}
+
+/// A progress bar on stderr, drawn only when stderr is a terminal.
+struct Progress {
+    bar: ProgressBar,
+    ticker: tokio::task::JoinHandle<()>,
+}
+
+impl Progress {
+    fn start(budget: Arc<Budget>, label: &str) -> Option<Progress> {
+        if !std::io::stderr().is_terminal() {
+            return None;
+        }
+        let (len, template) = match (budget.total, budget.length) {
+            (Some(n), _) => (
+                n,
+                "{msg:>8} [{elapsed_precise}] {wide_bar} {pos}/{len} ({per_sec})",
+            ),
+            (None, Some(d)) => (
+                d.as_millis().max(1) as u64,
+                "{msg:>8} [{elapsed_precise}] {wide_bar} {prefix}",
+            ),
+            (None, None) => return None,
+        };
+        let bar = ProgressBar::new(len);
+        if let Ok(style) = ProgressStyle::with_template(template) {
+            bar.set_style(style);
+        }
+        bar.set_message(label.to_owned());
+        let b = bar.clone();
+        let ticker = tokio::spawn(async move {
+            loop {
+                let done = budget.done.load(Ordering::Relaxed);
+                if budget.total.is_some() {
+                    b.set_position(done);
+                } else {
+                    b.set_position(budget.start.elapsed().as_millis() as u64);
+                    b.set_prefix(format!("{done} requests"));
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        });
+        Some(Progress { bar, ticker })
+    }
+
+    fn finish(self) {
+        self.ticker.abort();
+        self.bar.finish_and_clear();
+    }
+}
+
+/// One worker: does one unit of the profile's work per call.
+enum Worker {
+    /// tools/call over HTTP.
+    Call(HttpCall),
+    /// initialize → initialized → tools/call → DELETE.
+    Churn(Box<Churn>),
+    /// initialize → initialized, keeping the session.
+    Open(Box<Opener>),
+    /// tools/call over stdio.
+    Stdio(StdioCall),
+}
+
+impl Worker {
+    /// One unit of work: its latency, or why it failed.
+    async fn one(&mut self) -> Result<Duration, Fail> {
+        match self {
+            Worker::Call(w) => w.one().await,
+            Worker::Churn(w) => w.one().await,
+            Worker::Open(w) => w.one().await,
+            Worker::Stdio(w) => w.one().await,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// HTTP
+
+/// An exchange bounded by `timeout`; a timed-out connection is dropped.
+async fn exchange(conn: &mut Conn, request: &[u8], timeout: Duration) -> Result<Answer, Fail> {
+    match tokio::time::timeout(timeout, conn.exchange(request)).await {
+        Ok(r) => r,
+        Err(_) => {
+            conn.reset();
+            Err(Fail::Timeout)
+        }
+    }
+}
+
+/// The JSON-RPC response of a 200 answer, checked.
+fn checked(a: &Answer, id: u64, tool_call: bool) -> Result<(), Fail> {
+    if a.status != 200 {
+        return Err(Fail::Http(a.status));
+    }
+    let msg = a
+        .message
+        .as_deref()
+        .ok_or_else(|| Fail::Protocol("the SSE stream ended without the response".into()))?;
+    rpc::check_response(msg, id, tool_call)
+}
+
+/// What every HTTP worker shares.
+struct HttpCtx {
+    target: HttpTarget,
+    addr: SocketAddr,
+    msgs: Messages,
+    /// Requests without a session (initialize; modern calls).
+    base: Requests,
+    timeout: Duration,
+}
+
+impl HttpCtx {
+    /// Open a legacy session on `conn`: initialize, then notifications/initialized.
+    async fn open_session(&self, conn: &mut Conn) -> Result<(String, Requests), Fail> {
+        let a = exchange(conn, &self.base.initialize(0), self.timeout).await?;
+        checked(&a, 0, false)?;
+        let sid = a.session_id.ok_or_else(|| {
+            Fail::Protocol("initialize was answered without an Mcp-Session-Id".into())
+        })?;
+        let reqs = Requests::new(&self.target, &self.msgs, Some(&sid));
+        let a = exchange(conn, &reqs.initialized(), self.timeout).await?;
+        if !matches!(a.status, 200 | 202 | 204) {
+            return Err(Fail::Http(a.status));
+        }
+        Ok((sid, reqs))
+    }
+
+    /// DELETE a session.
+    async fn delete(&self, conn: &mut Conn, reqs: &Requests) -> Result<(), Fail> {
+        let Some(req) = reqs.delete() else {
+            return Ok(());
+        };
+        let a = exchange(conn, req, self.timeout).await?;
+        match a.status {
+            200 | 202 | 204 => Ok(()),
+            s => Err(Fail::Http(s)),
+        }
+    }
+}
+
+struct HttpCall {
+    ctx: Arc<HttpCtx>,
+    conn: Conn,
+    reqs: Arc<Requests>,
+    next_id: u64,
+    step: u64,
+    out: Vec<u8>,
+    scratch: Vec<u8>,
+}
+
+impl HttpCall {
+    async fn one(&mut self) -> Result<Duration, Fail> {
+        let id = self.next_id;
+        self.next_id += self.step;
+        self.reqs
+            .call(&self.ctx.msgs, id, &mut self.out, &mut self.scratch);
+        let start = Instant::now();
+        let a = exchange(&mut self.conn, &self.out, self.ctx.timeout).await?;
+        checked(&a, id, true)?;
+        Ok(a.at.saturating_duration_since(start))
+    }
+}
+
+struct Churn {
+    ctx: Arc<HttpCtx>,
+    conn: Conn,
+    out: Vec<u8>,
+    scratch: Vec<u8>,
+}
+
+impl Churn {
+    async fn one(&mut self) -> Result<Duration, Fail> {
+        let start = Instant::now();
+        let (_, reqs) = self.ctx.open_session(&mut self.conn).await?;
+        reqs.call(&self.ctx.msgs, 1, &mut self.out, &mut self.scratch);
+        let called = match exchange(&mut self.conn, &self.out, self.ctx.timeout).await {
+            Ok(a) => checked(&a, 1, true),
+            Err(f) => Err(f),
+        };
+        let deleted = self.ctx.delete(&mut self.conn, &reqs).await;
+        called?;
+        deleted?;
+        Ok(start.elapsed())
+    }
+}
+
+struct Opener {
+    ctx: Arc<HttpCtx>,
+    conn: Conn,
+    opened: Arc<Mutex<Vec<(String, Requests)>>>,
+}
+
+impl Opener {
+    async fn one(&mut self) -> Result<Duration, Fail> {
+        let start = Instant::now();
+        let s = self.ctx.open_session(&mut self.conn).await?;
+        let latency = start.elapsed();
+        self.opened
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(s);
+        Ok(latency)
+    }
+}
+
+/// Resolve the target and connect once: the start-up reachability check.
+async fn http_ctx(plan: &Plan, target: &HttpTarget) -> Result<Arc<HttpCtx>, BenchError> {
+    let unreachable =
+        |why: String| BenchError::Unreachable(format!("cannot reach {}: {why}", target.url));
+    let addr = tokio::net::lookup_host((target.host.as_str(), target.port))
+        .await
+        .map_err(|e| unreachable(e.to_string()))?
+        .next()
+        .ok_or_else(|| unreachable("the host has no address".into()))?;
+    let mut probe = Conn::new(addr);
+    match tokio::time::timeout(plan.timeout, probe.connect()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => return Err(unreachable(e.to_string())),
+        Err(_) => return Err(unreachable("connect timed out".into())),
+    }
+    let msgs = Messages::new(plan.protocol, &plan.tool, &plan.tool_args);
+    Ok(Arc::new(HttpCtx {
+        base: Requests::new(target, &msgs, None),
+        target: target.clone(),
+        addr,
+        msgs,
+        timeout: plan.timeout,
+    }))
+}
+
+/// Connect `n` connections up front (so no measured request pays for a connect).
+async fn connections(ctx: &HttpCtx, n: usize) -> Result<Vec<Conn>, BenchError> {
+    let mut conns = Vec::with_capacity(n);
+    for _ in 0..n {
+        let mut c = Conn::new(ctx.addr);
+        c.connect().await.map_err(|e| {
+            BenchError::Unreachable(format!("cannot reach {}: {e}", ctx.target.url))
+        })?;
+        conns.push(c);
+    }
+    Ok(conns)
+}
+
+/// Open `n` sessions with up to `concurrency` workers; their ids and requests, plus
+/// the counts and wall time of the opening.
+async fn open_sessions(
+    ctx: &Arc<HttpCtx>,
+    n: usize,
+    concurrency: usize,
+    label: &str,
+) -> Result<(Vec<(String, Requests)>, Stats, Duration), BenchError> {
+    let opened = Arc::new(Mutex::new(Vec::with_capacity(n)));
+    let workers = connections(ctx, concurrency.min(n))
+        .await?
+        .into_iter()
+        .map(|conn| {
+            Worker::Open(Box::new(Opener {
+                ctx: ctx.clone(),
+                conn,
+                opened: opened.clone(),
+            }))
+        })
+        .collect();
+    let (_, stats, wall) = phase(workers, Budget::new(Stop::Requests(n as u64)), label).await;
+    let sessions = std::mem::take(&mut *opened.lock().unwrap_or_else(|e| e.into_inner()));
+    Ok((sessions, stats, wall))
+}
+
+/// DELETE `sessions` with up to `concurrency` connections; warns on stderr about
+/// those that could not be deleted.
+async fn delete_sessions(
+    ctx: &Arc<HttpCtx>,
+    sessions: Vec<(String, Requests)>,
+    concurrency: usize,
+) {
+    let total = sessions.len();
+    let queue = Arc::new(Mutex::new(sessions));
+    let failed = Arc::new(AtomicU64::new(0));
+    let tasks: Vec<_> = (0..concurrency.min(total))
+        .map(|_| {
+            let (ctx, queue, failed) = (ctx.clone(), queue.clone(), failed.clone());
+            tokio::spawn(async move {
+                let mut conn = Conn::new(ctx.addr);
+                loop {
+                    let next = queue.lock().unwrap_or_else(|e| e.into_inner()).pop();
+                    let Some((_, reqs)) = next else { break };
+                    if ctx.delete(&mut conn, &reqs).await.is_err() {
+                        failed.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        let _ = t.await;
+    }
+    let failed = failed.load(Ordering::Relaxed);
+    if failed > 0 {
+        eprintln!("emcee bench: warning: {failed} of {total} sessions could not be deleted");
+    }
+}
+
+fn sample(pid: Option<u32>) -> Option<(u32, procfs::Sample)> {
+    let pid = pid?;
+    procfs::sample(pid).map(|s| (pid, s))
+}
+
+fn server_of(
+    before: Option<(u32, procfs::Sample)>,
+    after: Option<(u32, procfs::Sample)>,
+    wall: Duration,
+) -> Option<Server> {
+    match (before, after) {
+        (Some((pid, b)), Some((_, a))) => Some(Server::of(pid, b, a, wall)),
+        _ => None,
+    }
+}
+
+async fn run_call(plan: &Plan, target: &HttpTarget) -> Result<Report, BenchError> {
+    let ctx = http_ctx(plan, target).await?;
+    let sessions = match plan.protocol {
+        Protocol::Legacy => {
+            let (sessions, stats, _) =
+                open_sessions(&ctx, plan.sessions, plan.concurrency, "sessions").await?;
+            if let Some((kind, example)) = stats.examples.iter().next() {
+                let (ok, n) = (sessions.len(), plan.sessions);
+                delete_sessions(&ctx, sessions, plan.concurrency).await;
+                return Err(BenchError::Unreachable(format!(
+                    "cannot open sessions on {} ({ok} of {n} opened): {kind}: {example}",
+                    target.url
+                )));
+            }
+            sessions
+        }
+        Protocol::Modern => Vec::new(),
+    };
+    let per_session: Vec<Arc<Requests>> = if sessions.is_empty() {
+        vec![Arc::new(ctx.base.clone())]
+    } else {
+        sessions.iter().map(|(_, r)| Arc::new(r.clone())).collect()
+    };
+    let step = plan.concurrency as u64;
+    let workers: Vec<Worker> = connections(&ctx, plan.concurrency)
+        .await?
+        .into_iter()
+        .enumerate()
+        .map(|(i, conn)| {
+            Worker::Call(HttpCall {
+                ctx: ctx.clone(),
+                conn,
+                reqs: per_session[i % per_session.len()].clone(),
+                next_id: i as u64 + 1,
+                step,
+                out: Vec::with_capacity(1024),
+                scratch: Vec::with_capacity(512),
+            })
+        })
+        .collect();
+    let (workers, report) = measure(plan, workers).await;
+    drop(workers);
+    delete_sessions(&ctx, sessions, plan.concurrency).await;
+    Ok(report)
+}
+
+/// Warm up, then the measured phase with the server sampled around it.
+async fn measure(plan: &Plan, mut workers: Vec<Worker>) -> (Vec<Worker>, Report) {
+    if plan.warmup > 0 {
+        (workers, _, _) = phase(workers, Budget::new(Stop::Requests(plan.warmup)), "warmup").await;
+    }
+    let before = sample(plan.pid);
+    let (workers, stats, wall) = phase(workers, Budget::new(plan.stop), "bench").await;
+    let after = sample(plan.pid);
+    let report = Report::new(plan, &stats, wall, server_of(before, after, wall));
+    (workers, report)
+}
+
+async fn run_sessions(plan: &Plan, target: &HttpTarget) -> Result<Report, BenchError> {
+    let ctx = http_ctx(plan, target).await?;
+    let before = sample(plan.pid);
+    let (sessions, stats, wall) =
+        open_sessions(&ctx, plan.sessions, plan.concurrency, "sessions").await?;
+    let after = sample(plan.pid);
+    if !plan.hold.is_zero() {
+        tokio::time::sleep(plan.hold).await;
+    }
+    delete_sessions(&ctx, sessions, plan.concurrency).await;
+    Ok(Report::new(
+        plan,
+        &stats,
+        wall,
+        server_of(before, after, wall),
+    ))
+}
+
+async fn run_churn(plan: &Plan, target: &HttpTarget) -> Result<Report, BenchError> {
+    let ctx = http_ctx(plan, target).await?;
+    let workers = connections(&ctx, plan.concurrency)
+        .await?
+        .into_iter()
+        .map(|conn| {
+            Worker::Churn(Box::new(Churn {
+                ctx: ctx.clone(),
+                conn,
+                out: Vec::with_capacity(1024),
+                scratch: Vec::with_capacity(512),
+            }))
+        })
+        .collect();
+    let before = sample(plan.pid);
+    let (_, stats, wall) = phase(workers, Budget::new(plan.stop), "churn").await;
+    let after = sample(plan.pid);
+    Ok(Report::new(
+        plan,
+        &stats,
+        wall,
+        server_of(before, after, wall),
+    ))
+}
+
+// ---------------------------------------------------------------------------
+// stdio
+
+struct StdioCall {
+    client: StdioClient,
+    msgs: Arc<Messages>,
+    next_id: u64,
+    step: u64,
+    timeout: Duration,
+}
+
+impl StdioCall {
+    async fn one(&mut self) -> Result<Duration, Fail> {
+        let id = self.next_id;
+        self.next_id += self.step;
+        let mut line = Vec::with_capacity(256);
+        self.msgs.call(id, &mut line);
+        line.push(b'\n');
+        let start = Instant::now();
+        let (resp, at) = self.client.request(id, line, self.timeout).await?;
+        rpc::check_response(&resp, id, true)?;
+        Ok(at.saturating_duration_since(start))
+    }
+}
+
+async fn run_stdio(plan: &Plan, argv: &[String]) -> Result<Report, BenchError> {
+    let (client, process) = StdioClient::spawn(argv).map_err(BenchError::Unreachable)?;
+    let pid = plan.pid.or(process.child.id());
+    if plan.protocol == Protocol::Legacy {
+        let mut init = Messages::initialize(0);
+        init.push(b'\n');
+        let answer = client
+            .request(0, init, plan.timeout)
+            .await
+            .and_then(|(resp, _)| rpc::check_response(&resp, 0, false));
+        if let Err(f) = answer {
+            let stderr = client.last_stderr();
+            let tail = if stderr.is_empty() {
+                String::new()
+            } else {
+                format!(" (its stderr: {stderr})")
+            };
+            return Err(BenchError::Unreachable(format!(
+                "`{}` did not answer initialize: {f}{tail}",
+                argv.join(" ")
+            )));
+        }
+        let mut note = rpc::INITIALIZED.to_vec();
+        note.push(b'\n');
+        client
+            .notify(note)
+            .map_err(|f| BenchError::Unreachable(format!("`{}`: {f}", argv.join(" "))))?;
+    }
+    let msgs = Arc::new(Messages::new(plan.protocol, &plan.tool, &plan.tool_args));
+    let step = plan.concurrency as u64;
+    let workers = (0..plan.concurrency)
+        .map(|i| {
+            Worker::Stdio(StdioCall {
+                client: client.clone(),
+                msgs: msgs.clone(),
+                next_id: i as u64 + 1,
+                step,
+                timeout: plan.timeout,
+            })
+        })
+        .collect();
+    let sampled = Plan {
+        pid,
+        ..plan.clone()
+    };
+    let (workers, report) = measure(&sampled, workers).await;
+    drop(workers);
+    drop(client);
+    process.finish(Duration::from_secs(10)).await;
+    Ok(report)
+}

@@ -9,5 +9,6 @@ mod http;
 mod http_util;
 mod ops;
 mod stdio;
+mod tidy;
 mod ts_client;
 mod util;

@@ -17,6 +17,10 @@ pub const LEGACY_VERSION: &str = "2025-11-25";
 pub const MODERN_VERSION: &str = "2026-07-28";
 /// The `_meta` key carrying the protocol version in the sessionless era.
 pub const MODERN_META_KEY: &str = "io.modelcontextprotocol/protocolVersion";
+/// The `_meta` key carrying the client's capabilities in the sessionless era.
+pub const MODERN_CAPABILITIES_KEY: &str = "io.modelcontextprotocol/clientCapabilities";
+/// The `_meta` key carrying the client's identity in the sessionless era.
+pub const MODERN_CLIENT_INFO_KEY: &str = "io.modelcontextprotocol/clientInfo";
 /// `notifications/initialized`.
 pub const INITIALIZED: &[u8] = br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#;
 
@@ -83,7 +87,12 @@ impl Messages {
     pub fn new(protocol: Protocol, tool: &str, args: &Value) -> Messages {
         let mut params = json!({"name": tool, "arguments": args});
         if protocol == Protocol::Modern {
-            params["_meta"] = json!({ MODERN_META_KEY: MODERN_VERSION });
+            // Every 2026-07-28 request is self-contained: version, capabilities, identity.
+            params["_meta"] = json!({
+                MODERN_META_KEY: MODERN_VERSION,
+                MODERN_CAPABILITIES_KEY: {},
+                MODERN_CLIENT_INFO_KEY: {"name": "emcee-bench", "version": env!("CARGO_PKG_VERSION")},
+            });
         }
         Messages {
             call_tail: format!(r#","method":"tools/call","params":{params}}}"#),
@@ -237,6 +246,11 @@ mod tests {
         m.call(7, &mut out);
         let v: Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(v["params"]["_meta"][MODERN_META_KEY], MODERN_VERSION);
+        assert_eq!(v["params"]["_meta"][MODERN_CAPABILITIES_KEY], json!({}));
+        assert_eq!(
+            v["params"]["_meta"][MODERN_CLIENT_INFO_KEY]["name"],
+            "emcee-bench"
+        );
         let v: Value = serde_json::from_slice(&Messages::initialize(0)).unwrap();
         assert_eq!(v["params"]["protocolVersion"], LEGACY_VERSION);
         let _: Value = serde_json::from_slice(INITIALIZED).unwrap();

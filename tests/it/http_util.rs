@@ -58,14 +58,19 @@ pub struct Reply {
     pub body: String,
 }
 
+/// A header value by (case-insensitive) name, in lowercased `(name, value)` pairs.
+fn find_header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    let name = name.to_ascii_lowercase();
+    headers
+        .iter()
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.as_str())
+}
+
 impl Reply {
     /// A header value by (case-insensitive) name.
     pub fn header(&self, name: &str) -> Option<&str> {
-        let name = name.to_ascii_lowercase();
-        self.headers
-            .iter()
-            .find(|(k, _)| *k == name)
-            .map(|(_, v)| v.as_str())
+        find_header(&self.headers, name)
     }
 
     /// The content type without parameters, lowercased ("" when absent).
@@ -134,11 +139,7 @@ pub struct Streaming {
 impl Streaming {
     /// A header value by (case-insensitive) name.
     pub fn header(&self, name: &str) -> Option<&str> {
-        let name = name.to_ascii_lowercase();
-        self.headers
-            .iter()
-            .find(|(k, _)| *k == name)
-            .map(|(_, v)| v.as_str())
+        find_header(&self.headers, name)
     }
 
     /// The content type without parameters, lowercased.
@@ -603,12 +604,7 @@ impl Server {
 
     /// Send a signal to the server.
     pub fn signal(&self, sig: &str) {
-        let ok = Command::new("kill")
-            .args([format!("-{sig}"), self.child.id().to_string()])
-            .status()
-            .expect("run kill")
-            .success();
-        assert!(ok, "kill -{sig} failed");
+        crate::util::send_signal(self.child.id(), sig);
     }
 
     /// Wait for the process to exit (at most `timeout`); its status.

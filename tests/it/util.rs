@@ -227,12 +227,7 @@ impl Stdio {
 
     /// Send a signal to the server.
     pub fn signal(&self, sig: &str) {
-        let ok = Command::new("kill")
-            .args([format!("-{sig}"), self.child.id().to_string()])
-            .status()
-            .expect("run kill")
-            .success();
-        assert!(ok, "kill -{sig} failed");
+        send_signal(self.child.id(), sig);
     }
 
     /// Close stdin and wait for exit; returns the status and the remaining stdout messages.
@@ -283,6 +278,16 @@ pub fn text(result: &Value) -> &str {
     result["content"][0]["text"]
         .as_str()
         .unwrap_or_else(|| panic!("no text content: {result}"))
+}
+
+/// `kill -SIG pid`, failing the test if it fails.
+pub fn send_signal(pid: u32, sig: &str) {
+    let ok = Command::new("kill")
+        .args([format!("-{sig}"), pid.to_string()])
+        .status()
+        .expect("run kill")
+        .success();
+    assert!(ok, "kill -{sig} {pid} failed");
 }
 
 /// Run the binary with `args` and `env` to completion; returns (status, stdout, stderr).

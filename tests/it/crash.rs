@@ -54,11 +54,7 @@ fn kill_9_loses_no_acknowledged_kv_write() {
             while (in_flight.len() as u64) < PIPELINE {
                 next += 1;
                 let (key, value) = (format!("r{round}-k{next}"), format!("v{next}"));
-                s.send_request(
-                    next,
-                    "tools/call",
-                    json!({"name": "kv_set", "arguments": {"key": key, "value": value}}),
-                );
+                s.send_call(next, "kv_set", json!({"key": key, "value": value}));
                 in_flight.insert(next, (key, value));
             }
             if let Some(resp) = s.try_recv(Duration::from_millis(50)) {

@@ -272,17 +272,9 @@ fn string_and_number_ids_are_echoed_exactly() {
 #[test]
 fn a_slow_call_does_not_block_ping_or_other_calls() {
     let mut s = Stdio::ready(&[]);
-    s.send_request(
-        1,
-        "tools/call",
-        json!({"name": "sleep", "arguments": {"ms": 1500}}),
-    );
+    s.send_call(1, "sleep", json!({"ms": 1500}));
     s.send_request(2, "ping", json!({}));
-    s.send_request(
-        3,
-        "tools/call",
-        json!({"name": "echo", "arguments": {"text": "fast"}}),
-    );
+    s.send_call(3, "echo", json!({"text": "fast"}));
     let first = s.recv();
     let second = s.recv();
     let third = s.recv();
@@ -299,11 +291,7 @@ fn a_slow_call_does_not_block_ping_or_other_calls() {
 fn many_concurrent_calls_each_get_their_own_answer() {
     let mut s = Stdio::ready(&[]);
     for i in 0..50 {
-        s.send_request(
-            i,
-            "tools/call",
-            json!({"name": "echo", "arguments": {"text": format!("m{i}")}}),
-        );
+        s.send_call(i, "echo", json!({"text": format!("m{i}")}));
     }
     let mut seen = std::collections::BTreeSet::new();
     for _ in 0..50 {
@@ -322,11 +310,7 @@ fn cancelling_fault_hang_stops_it_without_an_answer_and_frees_its_slot() {
         &["--fixtures", "faults"],
     );
     s.initialize("2025-11-25");
-    s.send_request(
-        10,
-        "tools/call",
-        json!({"name": "fault_hang", "arguments": {}}),
-    );
+    s.send_call(10, "fault_hang", json!({}));
     s.notify(
         "notifications/cancelled",
         json!({"requestId": 10, "reason": "test"}),
@@ -349,21 +333,9 @@ fn in_flight_calls_are_bounded_per_session() {
         &["--fixtures", "faults"],
     );
     s.initialize("2025-11-25");
-    s.send_request(
-        1,
-        "tools/call",
-        json!({"name": "fault_hang", "arguments": {}}),
-    );
-    s.send_request(
-        2,
-        "tools/call",
-        json!({"name": "fault_hang", "arguments": {}}),
-    );
-    let r = s.request(
-        3,
-        "tools/call",
-        json!({"name": "echo", "arguments": {"text": "x"}}),
-    );
+    s.send_call(1, "fault_hang", json!({}));
+    s.send_call(2, "fault_hang", json!({}));
+    let r = s.call(3, "echo", json!({"text": "x"}));
     assert_eq!(
         error_code(&r),
         -32000,
@@ -382,16 +354,8 @@ fn in_flight_calls_are_bounded_per_session() {
 #[test]
 fn a_request_id_already_in_flight_is_refused() {
     let mut s = Stdio::ready(&["--fixtures", "faults"]);
-    s.send_request(
-        1,
-        "tools/call",
-        json!({"name": "fault_hang", "arguments": {}}),
-    );
-    let r = s.request(
-        1,
-        "tools/call",
-        json!({"name": "echo", "arguments": {"text": "x"}}),
-    );
+    s.send_call(1, "fault_hang", json!({}));
+    let r = s.call(1, "echo", json!({"text": "x"}));
     assert_eq!(error_code(&r), -32600, "{r}");
 }
 
@@ -565,11 +529,7 @@ fn progress_and_log_notifications_reach_the_client() {
         s.request(2, "logging/setLevel", json!({"level": "debug"}))["result"],
         json!({})
     );
-    s.send_request(
-        3,
-        "tools/call",
-        json!({"name": "sleep", "arguments": {"ms": 1}}),
-    );
+    s.send_call(3, "sleep", json!({"ms": 1}));
     let (_, notes) = s.recv_response(&json!(3));
     let log = notes
         .iter()
@@ -588,11 +548,7 @@ fn progress_and_log_notifications_reach_the_client() {
 #[test]
 fn eof_lets_in_flight_calls_finish_then_exits_zero() {
     let mut s = Stdio::ready(&[]);
-    s.send_request(
-        1,
-        "tools/call",
-        json!({"name": "sleep", "arguments": {"ms": 300}}),
-    );
+    s.send_call(1, "sleep", json!({"ms": 300}));
     let (status, rest, _) = s.finish();
     assert_eq!(status.code(), Some(0));
     assert!(
@@ -609,11 +565,7 @@ fn calls_past_the_shutdown_grace_are_answered_as_cancelled() {
         &["--fixtures", "faults"],
     );
     s.initialize("2025-11-25");
-    s.send_request(
-        1,
-        "tools/call",
-        json!({"name": "fault_hang", "arguments": {}}),
-    );
+    s.send_call(1, "fault_hang", json!({}));
     s.send_request(2, "ping", json!({}));
     assert_eq!(s.recv()["id"], 2, "the hang is in flight");
     let (status, rest, _) = s.finish();
@@ -632,11 +584,7 @@ fn calls_past_the_shutdown_grace_are_answered_as_cancelled() {
 #[test]
 fn sigterm_drains_in_flight_calls_and_exits_zero() {
     let mut s = Stdio::ready(&[]);
-    s.send_request(
-        1,
-        "tools/call",
-        json!({"name": "sleep", "arguments": {"ms": 500}}),
-    );
+    s.send_call(1, "sleep", json!({"ms": 500}));
     s.send_request(2, "ping", json!({}));
     assert_eq!(s.recv()["id"], 2);
     s.signal("TERM");
@@ -754,11 +702,7 @@ fn kv_values_are_resources_with_update_notifications() {
         s.request(5, "resources/subscribe", json!({"uri": "kv://a"}))["result"],
         json!({})
     );
-    s.send_request(
-        6,
-        "tools/call",
-        json!({"name": "kv_set", "arguments": {"key": "a", "value": "1"}}),
-    );
+    s.send_call(6, "kv_set", json!({"key": "a", "value": "1"}));
     let mut updated = false;
     for _ in 0..2 {
         let m = s.recv();
@@ -775,11 +719,7 @@ fn kv_values_are_resources_with_update_notifications() {
         s.request(8, "resources/unsubscribe", json!({"uri": "kv://a"}))["result"],
         json!({})
     );
-    s.send_request(
-        9,
-        "tools/call",
-        json!({"name": "kv_set", "arguments": {"key": "a", "value": "2"}}),
-    );
+    s.send_call(9, "kv_set", json!({"key": "a", "value": "2"}));
     let (_, mut seen) = s.recv_response(&json!(9));
     s.send_request(10, "ping", json!({}));
     seen.extend(s.recv_response(&json!(10)).1);
@@ -799,37 +739,17 @@ fn in_flight_calls_are_bounded_server_wide_and_per_tool() {
         &["--fixtures", "faults"],
     );
     s.initialize("2025-11-25");
-    s.send_request(
-        1,
-        "tools/call",
-        json!({"name": "fault_hang", "arguments": {}}),
-    );
-    s.send_request(
-        2,
-        "tools/call",
-        json!({"name": "fault_hang", "arguments": {}}),
-    );
-    let r = s.request(
-        3,
-        "tools/call",
-        json!({"name": "fault_hang", "arguments": {}}),
-    );
+    s.send_call(1, "fault_hang", json!({}));
+    s.send_call(2, "fault_hang", json!({}));
+    let r = s.call(3, "fault_hang", json!({}));
     assert_eq!(
         error_code(&r),
         -32000,
         "a third fault_hang is over the tool's limit: {r}"
     );
     assert_eq!(r["error"]["data"], json!({"limit": 2, "scope": "tool"}));
-    s.send_request(
-        4,
-        "tools/call",
-        json!({"name": "sleep", "arguments": {"ms": 60000}}),
-    );
-    let r = s.request(
-        5,
-        "tools/call",
-        json!({"name": "echo", "arguments": {"text": "x"}}),
-    );
+    s.send_call(4, "sleep", json!({"ms": 60000}));
+    let r = s.call(5, "echo", json!({"text": "x"}));
     assert_eq!(
         error_code(&r),
         -32000,
@@ -851,16 +771,8 @@ fn blocking_code_runs_off_the_event_loop_in_a_bounded_pool() {
         &["--fixtures", "faults"],
     );
     s.initialize("2025-11-25");
-    s.send_request(
-        1,
-        "tools/call",
-        json!({"name": "fault_block", "arguments": {"ms": 500}}),
-    );
-    s.send_request(
-        2,
-        "tools/call",
-        json!({"name": "fault_block", "arguments": {"ms": 500}}),
-    );
+    s.send_call(1, "fault_block", json!({"ms": 500}));
+    s.send_call(2, "fault_block", json!({"ms": 500}));
     // The event loop is free while a thread is blocked.
     s.send_request(3, "ping", json!({}));
     assert_eq!(

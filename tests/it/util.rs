@@ -192,6 +192,11 @@ impl Stdio {
         self.recv_response(&id).0
     }
 
+    /// Send a `tools/call` without waiting for its answer.
+    pub fn send_call(&mut self, id: impl Into<Value>, tool: &str, args: Value) {
+        self.send_request(id, "tools/call", json!({"name": tool, "arguments": args}));
+    }
+
     /// `tools/call` and return the response.
     pub fn call(&mut self, id: impl Into<Value>, tool: &str, args: Value) -> Value {
         self.request(id, "tools/call", json!({"name": tool, "arguments": args}))

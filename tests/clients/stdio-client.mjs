@@ -7,7 +7,7 @@
 
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
-import { McpError } from "@modelcontextprotocol/sdk/types.js";
+import { check, checksPassed, checkConcurrentEcho, checkUnknownToolRejects, textOf } from "./common.mjs";
 
 const HARD_TIMEOUT_MS = 30_000;
 
@@ -30,20 +30,6 @@ function fail(reason) {
 }
 
 setTimeout(() => fail(`hard timeout: run did not finish within ${HARD_TIMEOUT_MS} ms`), HARD_TIMEOUT_MS).unref();
-
-let checks = 0;
-function check(cond, what, detail) {
-  if (!cond) {
-    const extra = detail === undefined ? "" : `: ${JSON.stringify(detail)}`;
-    throw new Error(`check failed: ${what}${extra}`);
-  }
-  checks += 1;
-}
-
-function textOf(result) {
-  const first = result?.content?.[0];
-  return first && first.type === "text" ? first.text : undefined;
-}
 
 async function main() {
   const transport = new StdioClientTransport({
@@ -110,28 +96,8 @@ async function main() {
   const after = await client.callTool({ name: "echo", arguments: { text: "still alive" } });
   check(textOf(after) === "still alive", "echo works after fault_panic", after);
 
-  // 20 concurrent calls; every reply must match its own request.
-  const inputs = Array.from({ length: 20 }, (_, i) => `concurrent-${i}-é`);
-  const replies = await Promise.all(
-    inputs.map((text) => client.callTool({ name: "echo", arguments: { text } })),
-  );
-  const mismatches = replies
-    .map((r, i) => ({ want: inputs[i], got: textOf(r) }))
-    .filter(({ want, got }) => want !== got);
-  check(mismatches.length === 0, "20 concurrent echo replies match their inputs", mismatches);
-
-  // Unknown tool: the SDK must reject with McpError -32602.
-  let rejection;
-  try {
-    const unexpected = await client.callTool({ name: "no_such_tool", arguments: {} });
-    rejection = { resolved: unexpected };
-  } catch (e) {
-    rejection = e;
-  }
-  check(rejection instanceof McpError, "unknown tool call rejects with McpError",
-    rejection instanceof Error ? `${rejection.name}: ${rejection.message}` : rejection);
-  check(rejection.code === -32602, "unknown tool error code is -32602",
-    { code: rejection.code, message: rejection.message });
+  await checkConcurrentEcho(client);
+  await checkUnknownToolRejects(client);
 
   await client.close();
 
@@ -144,7 +110,7 @@ async function main() {
   );
   check(unexpected.length === 0, "no protocol errors reported by the SDK", unexpected);
 
-  console.log(`ts-sdk stdio client: ${checks} checks passed`);
+  console.log(`ts-sdk stdio client: ${checksPassed()} checks passed`);
 }
 
 main().then(

@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use slog::Logger;
 
 use crate::call::{
-    reply, Call, CallContext, CallFinished, CallKind, CallSpec, Cancel, Peer, Reply,
+    reply, Call, CallContext, CallFinished, CallKind, CallSpec, Cancel, Peer, Reply, Work,
 };
 use crate::gate::Permit;
 use crate::protocol::jsonrpc::{decode_params, encode_error, encode_result, Notification};
@@ -77,6 +77,16 @@ pub struct Close;
 pub struct SessionEnded {
     /// The session id.
     pub id: Arc<str>,
+}
+
+/// What differs between the kinds of call a session starts.
+struct CallPlan<'a> {
+    kind: CallKind,
+    /// The tool, for its concurrency bound.
+    tool: Option<&'a Tool>,
+    meta: Option<RequestMeta>,
+    log: Logger,
+    timeout: std::time::Duration,
 }
 
 struct Running {
@@ -397,35 +407,35 @@ impl Session {
         }
     }
 
-    /// Start a Call child actor running `work` for `req`.
-    #[allow(clippy::too_many_arguments)]
-    fn spawn_call(
+    /// Admit `req` (in-flight bounds), then start a Call child actor running the work
+    /// that `work` builds from the handler's context.
+    fn start_call(
         &mut self,
         req: &Request,
-        kind: CallKind,
-        timeout: std::time::Duration,
-        work: crate::call::Work,
         sink: &Sink,
-        log: Logger,
-        permits: Vec<Permit>,
         ctx: &mut Context<Self>,
-    ) {
+        plan: CallPlan<'_>,
+        work: impl FnOnce(CallContext) -> Work,
+    ) -> Result<(), RpcError> {
+        let permits = self.admit(req, plan.tool)?;
+        let work = work(self.call_context(req, plan.meta, sink, &plan.log));
         self.next_seq += 1;
         let seq = self.next_seq;
         let addr = Call::new(CallSpec {
             id: req.id.clone(),
             seq,
-            kind,
+            kind: plan.kind,
             work,
             sink: sink.clone(),
-            timeout,
+            timeout: plan.timeout,
             session: ctx.address().recipient(),
-            log,
+            log: plan.log,
             metrics: self.service.metrics.clone(),
             permits,
         })
         .start();
         self.calls.insert(req.id.clone(), Running { seq, addr });
+        Ok(())
     }
 
     /// `tools/call`: start a Call; `Err` is an immediate JSON-RPC error answer.
@@ -442,21 +452,21 @@ impl Session {
                 params.name
             )));
         };
-        let permits = self.admit(req, Some(&tool))?;
-        let log = self.log.new(slog::o!("request_id" => req.id.to_string(),
-            "method" => method::TOOLS_CALL, "tool" => params.name.clone()));
-        let call_ctx = self.call_context(req, params.meta, sink, &log);
-        let timeout = tool
-            .timeout_override()
-            .unwrap_or(self.service.limits.call_timeout);
-        let kind = CallKind::Tool(Arc::from(params.name.as_str()));
+        let plan = CallPlan {
+            kind: CallKind::Tool(Arc::from(params.name.as_str())),
+            tool: Some(&tool),
+            meta: params.meta,
+            log: self.log.new(slog::o!("request_id" => req.id.to_string(),
+                "method" => method::TOOLS_CALL, "tool" => params.name.clone())),
+            timeout: tool
+                .timeout_override()
+                .unwrap_or(self.service.limits.call_timeout),
+        };
         let arguments = params.arguments;
-        let work = Box::pin(async move {
-            let result = tool.invoke(call_ctx, arguments).await;
-            reply(&result)
-        });
-        self.spawn_call(req, kind, timeout, work, sink, log, permits, ctx);
-        Ok(())
+        let handler = tool.clone();
+        self.start_call(req, sink, ctx, plan, move |call_ctx| {
+            Box::pin(async move { reply(&handler.invoke(call_ctx, arguments).await) })
+        })
     }
 
     /// `resources/read`: start a Call running the resource's reader.
@@ -470,26 +480,20 @@ impl Session {
         let Some(read) = self.service.resources.bind(&params.uri) else {
             return Err(crate::resources::not_found(&params.uri));
         };
-        let permits = self.admit(req, None)?;
-        let log = self.log.new(slog::o!("request_id" => req.id.to_string(),
-            "method" => method::RESOURCES_READ, "uri" => params.uri.clone()));
-        let call_ctx = self.call_context(req, params.meta, sink, &log);
-        let work = Box::pin(async move {
-            let contents = read(call_ctx).await?;
-            reply(&serde_json::json!({ "contents": contents }))
-        });
-        let timeout = self.service.limits.call_timeout;
-        self.spawn_call(
-            req,
-            CallKind::Method(method::RESOURCES_READ),
-            timeout,
-            work,
-            sink,
-            log,
-            permits,
-            ctx,
-        );
-        Ok(())
+        let plan = CallPlan {
+            kind: CallKind::Method(method::RESOURCES_READ),
+            tool: None,
+            meta: params.meta,
+            log: self.log.new(slog::o!("request_id" => req.id.to_string(),
+                "method" => method::RESOURCES_READ, "uri" => params.uri.clone())),
+            timeout: self.service.limits.call_timeout,
+        };
+        self.start_call(req, sink, ctx, plan, move |call_ctx| {
+            Box::pin(async move {
+                let contents = read(call_ctx).await?;
+                reply(&serde_json::json!({ "contents": contents }))
+            })
+        })
     }
 
     /// `prompts/get`: start a Call running the prompt's handler.
@@ -501,23 +505,17 @@ impl Session {
     ) -> Result<(), RpcError> {
         let params: GetPromptParams = decode_params(req.params.as_deref())?;
         let get = self.service.prompts.bind(&params.name, params.arguments)?;
-        let permits = self.admit(req, None)?;
-        let log = self.log.new(slog::o!("request_id" => req.id.to_string(),
-            "method" => method::PROMPTS_GET, "prompt" => params.name.clone()));
-        let call_ctx = self.call_context(req, params.meta, sink, &log);
-        let work = Box::pin(async move { reply(&get(call_ctx).await?) });
-        let timeout = self.service.limits.call_timeout;
-        self.spawn_call(
-            req,
-            CallKind::Method(method::PROMPTS_GET),
-            timeout,
-            work,
-            sink,
-            log,
-            permits,
-            ctx,
-        );
-        Ok(())
+        let plan = CallPlan {
+            kind: CallKind::Method(method::PROMPTS_GET),
+            tool: None,
+            meta: params.meta,
+            log: self.log.new(slog::o!("request_id" => req.id.to_string(),
+                "method" => method::PROMPTS_GET, "prompt" => params.name.clone())),
+            timeout: self.service.limits.call_timeout,
+        };
+        self.start_call(req, sink, ctx, plan, move |call_ctx| {
+            Box::pin(async move { reply(&get(call_ctx).await?) })
+        })
     }
 
     /// One page of a list method: `{key: [def(item)...], nextCursor?}`.

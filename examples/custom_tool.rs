@@ -53,12 +53,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Limits::default(),
         log,
     ));
-    actix::System::new().block_on(emcee::transport::stdio::serve(
+    actix::System::new().block_on(emcee::transport::stdio::serve_stdio(
         service,
-        tokio::io::stdin(),
-        tokio::io::stdout(),
         emcee::shutdown_signal(),
     ))?;
-    // Exit now rather than wait for the runtime's blocking stdin reader.
+    // Exit now rather than wait for the stdin thread, parked in read(2).
     std::process::exit(0)
 }

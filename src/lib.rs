@@ -118,13 +118,7 @@ pub async fn run(
             let service = build_service(&config, log.clone())?;
             slog::info!(log, "serving stdio"; "data_dir" => config.data_dir.display().to_string(),
                 "tools" => service.tools.len());
-            let result = transport::stdio::serve(
-                service.clone(),
-                tokio::io::stdin(),
-                tokio::io::stdout(),
-                shutdown,
-            )
-            .await;
+            let result = transport::stdio::serve_stdio(service.clone(), shutdown).await;
             service.storage.flush().await?;
             slog::info!(log, "stopped");
             Ok(result?)

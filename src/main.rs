@@ -83,8 +83,9 @@ fn serve(config: Config) -> i32 {
             e.exit_code()
         }
     };
-    // Exit while the runtime is still alive: dropping it would wait for the blocking
-    // thread parked in read(2) on stdin, which only returns when the client closes it.
+    // Exit while the runtime is still alive: when stdin is a terminal or a file, dropping
+    // it would wait for the blocking thread parked in read(2) on stdin, which only
+    // returns when the client closes it.
     // Storage and stdout were flushed by `run`; stderr is unbuffered per line.
     std::process::exit(code);
 }

@@ -1,7 +1,9 @@
 //! stdio transport: newline-delimited JSON-RPC on stdin/stdout.
 //!
-//! Architecture invariant: the writer task in this file is the only code in emcee
-//! that writes to stdout; it writes whole JSON-RPC messages, one per line.
+//! Architecture invariant: the writer in this file is the only code in emcee that
+//! writes to stdout; it writes whole JSON-RPC messages, one per line. [`serve_stdio`]
+//! serves the process's stdin/stdout (polled without helper threads when they are
+//! pipes or sockets); [`serve`] the same over any async byte streams.
 //!
 //! Requests are handed to the session as they arrive and served concurrently; the
 //! reader waits only for the session's mailbox (backpressure), never for a call.
@@ -16,12 +18,17 @@
 
 use std::future::Future;
 use std::io;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::fs::FileTypeExt;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use actix::prelude::*;
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::unix::pipe;
 use tokio_util::codec::{Decoder, FramedRead};
 
 use crate::protocol::jsonrpc::{self, encode_error};
@@ -132,7 +139,43 @@ impl Decoder for LineDecoder {
     }
 }
 
-/// Serve one stdio session on `input`/`output` until EOF or `shutdown`.
+/// Serve one session on the process's stdin/stdout until EOF or `shutdown`.
+///
+/// When stdin and stdout are pipes or sockets (how MCP clients start servers), they
+/// are put in non-blocking mode and polled by the runtime itself, on its own thread:
+/// a read takes every line the client has written so far, a write sends every
+/// queued frame, and nothing wakes another thread. Otherwise (a terminal, a regular
+/// file) tokio's stdin/stdout are used, which run each read and write on the
+/// blocking pool. Non-blocking mode is undone when the session ends. With the
+/// fallback a pool thread may stay parked in `read(2)` on stdin until the client
+/// closes it, so the process should exit once this returns rather than wait for it.
+pub async fn serve_stdio<S>(service: Arc<Service>, shutdown: S) -> io::Result<()>
+where
+    S: Future<Output = ()>,
+{
+    let polled = |fd, direction| match Polled::new(fd, direction) {
+        Ok(polled) => polled,
+        Err(e) => {
+            slog::warn!(service.log, "stdio is served through the blocking pool";
+                "error" => e.to_string());
+            None
+        }
+    };
+    let stdin = io::stdin();
+    let input: Box<dyn AsyncRead + Unpin> = match polled(stdin.as_fd(), Direction::In) {
+        Some(p) => Box::new(p),
+        None => Box::new(tokio::io::stdin()),
+    };
+    let stdout = io::stdout();
+    let output: Box<dyn AsyncWrite + Unpin> = match polled(stdout.as_fd(), Direction::Out) {
+        Some(p) => Box::new(p),
+        None => Box::new(tokio::io::stdout()),
+    };
+    serve(service, input, output, shutdown).await
+}
+
+/// Serve one session on `input`/`output` (any async byte streams: the process's
+/// stdio, a socket, an in-memory duplex in tests) until EOF or `shutdown`.
 pub async fn serve<R, W, S>(
     service: Arc<Service>,
     input: R,
@@ -167,7 +210,11 @@ where
     // Messages not tied to a request (resource updates) also go to stdout.
     let _ = session.send(SetStandalone(sink.clone())).await;
 
-    let mut lines = FramedRead::new(input, LineDecoder::new(limits.max_message_bytes));
+    let mut lines = FramedRead::with_capacity(
+        input,
+        LineDecoder::new(limits.max_message_bytes),
+        READ_BUFFER_BYTES,
+    );
     tokio::pin!(shutdown);
     loop {
         let line = tokio::select! {
@@ -225,6 +272,117 @@ where
     }
 }
 
+/// Bytes the line reader asks for at a time.
+const READ_BUFFER_BYTES: usize = 64 * 1024;
+
+/// Which way a [`Polled`] end carries bytes.
+#[derive(Clone, Copy)]
+enum Direction {
+    In,
+    Out,
+}
+
+/// stdin or stdout when it is a pipe or a socket: a duplicate of the descriptor in
+/// non-blocking mode, registered with the runtime's poller. Dropping it puts the
+/// file description (shared with whoever else holds it) back in blocking mode.
+struct Polled(Option<End>);
+
+enum End {
+    PipeIn(pipe::Receiver),
+    PipeOut(pipe::Sender),
+    Socket(tokio::net::UnixStream),
+}
+
+impl Polled {
+    /// `fd` as a polled stream, or `None` when it is neither a pipe nor a socket
+    /// (a terminal, a regular file, `/dev/null`).
+    fn new(fd: BorrowedFd<'_>, direction: Direction) -> io::Result<Option<Polled>> {
+        let file = std::fs::File::from(fd.try_clone_to_owned()?);
+        let kind = file.metadata()?.file_type();
+        let owned = OwnedFd::from(file);
+        let end = if kind.is_fifo() {
+            match direction {
+                Direction::In => End::PipeIn(pipe::Receiver::from_owned_fd(owned)?),
+                Direction::Out => End::PipeOut(pipe::Sender::from_owned_fd(owned)?),
+            }
+        } else if kind.is_socket() {
+            let socket = std::os::unix::net::UnixStream::from(owned);
+            socket.set_nonblocking(true)?;
+            End::Socket(tokio::net::UnixStream::from_std(socket)?)
+        } else {
+            return Ok(None);
+        };
+        Ok(Some(Polled(Some(end))))
+    }
+}
+
+fn wrong_direction() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::Unsupported,
+        "wrong direction for this stdio end",
+    )
+}
+
+impl Drop for Polled {
+    fn drop(&mut self) {
+        // Best effort: the session is over either way.
+        match self.0.take() {
+            Some(End::PipeIn(pipe)) => drop(pipe.into_blocking_fd()),
+            Some(End::PipeOut(pipe)) => drop(pipe.into_blocking_fd()),
+            Some(End::Socket(socket)) => {
+                if let Ok(socket) = socket.into_std() {
+                    let _ = socket.set_nonblocking(false);
+                }
+            }
+            None => {}
+        }
+    }
+}
+
+impl AsyncRead for Polled {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match &mut self.get_mut().0 {
+            Some(End::PipeIn(pipe)) => Pin::new(pipe).poll_read(cx, buf),
+            Some(End::Socket(socket)) => Pin::new(socket).poll_read(cx, buf),
+            _ => Poll::Ready(Err(wrong_direction())),
+        }
+    }
+}
+
+impl AsyncWrite for Polled {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match &mut self.get_mut().0 {
+            Some(End::PipeOut(pipe)) => Pin::new(pipe).poll_write(cx, buf),
+            Some(End::Socket(socket)) => Pin::new(socket).poll_write(cx, buf),
+            _ => Poll::Ready(Err(wrong_direction())),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match &mut self.get_mut().0 {
+            Some(End::PipeOut(pipe)) => Pin::new(pipe).poll_flush(cx),
+            Some(End::Socket(socket)) => Pin::new(socket).poll_flush(cx),
+            _ => Poll::Ready(Ok(())),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match &mut self.get_mut().0 {
+            Some(End::PipeOut(pipe)) => Pin::new(pipe).poll_shutdown(cx),
+            // No socket shutdown: stdin may be the same socket, still being read.
+            _ => Poll::Ready(Ok(())),
+        }
+    }
+}
+
 fn push_line(buf: &mut Vec<u8>, frame: Frame) {
     // stdio has no per-request streams: a close-stream request means nothing here.
     if frame.kind != FrameKind::CloseStream {
@@ -233,7 +391,7 @@ fn push_line(buf: &mut Vec<u8>, frame: Frame) {
     }
 }
 
-/// The stdout writer: one JSON message per line, batched into few writes, flushed
+/// The writer: one JSON message per line, batched into few writes, flushed
 /// whenever the queue runs dry. Ends when told to finish (after writing what is
 /// queued) or when every sender is gone.
 async fn write_frames<W: AsyncWrite + Unpin>(

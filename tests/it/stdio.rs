@@ -792,3 +792,84 @@ fn blocking_code_runs_off_the_event_loop_in_a_bounded_pool() {
         "{two}"
     );
 }
+
+/// The lines a client sends to initialize and then call `echo` with `id`.
+fn session_script(calls: &[u64]) -> String {
+    let mut lines = vec![
+        json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+            "protocolVersion": "2025-11-25", "capabilities": {},
+            "clientInfo": {"name": "t", "version": "1"}}}),
+        json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
+    ];
+    for &id in calls {
+        lines.push(json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+            "params": {"name": "echo", "arguments": {"text": format!("call {id}")}}}));
+    }
+    lines.iter().map(|l| format!("{l}\n")).collect()
+}
+
+#[test]
+fn stdin_and_stdout_may_be_regular_files() {
+    // Not pipes: served through tokio's blocking stdio instead of the poller.
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("in.jsonl");
+    let output = tmp.path().join("out.jsonl");
+    std::fs::write(&input, session_script(&[1, 2, 3])).unwrap();
+    let status = std::process::Command::new(crate::util::bin())
+        .args(["stdio", "--log-level", "warning", "--data-dir"])
+        .arg(tmp.path().join("data"))
+        .stdin(std::fs::File::open(&input).unwrap())
+        .stdout(std::fs::File::create(&output).unwrap())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let answers: Vec<Value> = std::fs::read_to_string(&output)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(answers.len(), 4, "{answers:?}");
+    for id in 1..=3 {
+        let answer = answers.iter().find(|a| a["id"] == id).unwrap();
+        assert_eq!(text(&answer["result"]), format!("call {id}"));
+    }
+}
+
+#[test]
+fn a_stdin_pipe_is_left_in_blocking_mode() {
+    use std::io::{Read, Write};
+    // The server polls its stdin pipe in non-blocking mode. That mode belongs to the
+    // pipe, not the process: keep a second read end and check it blocks afterwards.
+    let (reader, mut writer) = std::io::pipe().unwrap();
+    let mut ours = reader.try_clone().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(crate::util::bin())
+        .args(["stdio", "--log-level", "warning", "--data-dir"])
+        .arg(tmp.path().join("data"))
+        .stdin(reader)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    writer.write_all(session_script(&[1]).as_bytes()).unwrap();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    for _ in 0..2 {
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut stdout, &mut line).unwrap();
+        assert!(line.contains("\"id\":"), "{line}");
+    }
+    crate::util::send_signal(child.id(), "TERM");
+    assert!(child.wait().unwrap().success());
+
+    let (tx, rx) = std::sync::mpsc::channel();
+    let read = std::thread::spawn(move || {
+        let mut byte = [0u8; 1];
+        let _ = tx.send(ours.read(&mut byte).map_err(|e| e.kind()));
+    });
+    // Blocking mode: the read waits for data; non-blocking, it fails at once.
+    let early = rx.recv_timeout(std::time::Duration::from_millis(300));
+    assert!(early.is_err(), "the read did not block: {early:?}");
+    writer.write_all(b"x").unwrap();
+    let late = rx.recv_timeout(crate::util::RECV_TIMEOUT).unwrap();
+    assert_eq!(late, Ok(1));
+    read.join().unwrap();
+}

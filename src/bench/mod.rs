@@ -28,7 +28,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use indicatif::{ProgressBar, ProgressStyle};
 
 pub use args::{BenchArgs, Plan};
 
@@ -210,52 +209,73 @@ async fn phase(
 }
 
 /// A progress bar on stderr, drawn only when stderr is a terminal.
+///
+/// Drawn by hand (one line, redrawn with `\r` ten times a second) rather than with
+/// a progress-bar crate: that crate and its terminal dependencies cost ~80 KB of a
+/// binary whose size is one of emcee's targets.
 struct Progress {
-    bar: ProgressBar,
     ticker: tokio::task::JoinHandle<()>,
 }
 
+/// Cells in the drawn bar.
+const BAR_CELLS: usize = 30;
+
 impl Progress {
     fn start(budget: Arc<Budget>, label: &str) -> Option<Progress> {
-        if !std::io::stderr().is_terminal() {
+        if !std::io::stderr().is_terminal() || (budget.total.is_none() && budget.length.is_none())
+        {
             return None;
         }
-        let (len, template) = match (budget.total, budget.length) {
-            (Some(n), _) => (
-                n,
-                "{msg:>8} [{elapsed_precise}] {wide_bar} {pos}/{len} ({per_sec})",
-            ),
-            (None, Some(d)) => (
-                d.as_millis().max(1) as u64,
-                "{msg:>8} [{elapsed_precise}] {wide_bar} {prefix}",
-            ),
-            (None, None) => return None,
-        };
-        let bar = ProgressBar::new(len);
-        if let Ok(style) = ProgressStyle::with_template(template) {
-            bar.set_style(style);
-        }
-        bar.set_message(label.to_owned());
-        let b = bar.clone();
+        let label = label.to_owned();
         let ticker = tokio::spawn(async move {
             loop {
-                let done = budget.done.load(Ordering::Relaxed);
-                if budget.total.is_some() {
-                    b.set_position(done);
-                } else {
-                    b.set_position(budget.start.elapsed().as_millis() as u64);
-                    b.set_prefix(format!("{done} requests"));
+                let line = progress_line(&label, &budget, budget.start.elapsed());
+                {
+                    let mut err = std::io::stderr().lock();
+                    let _ = write!(err, "\r{line}\x1b[K");
+                    let _ = err.flush();
                 }
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         });
-        Some(Progress { bar, ticker })
+        Some(Progress { ticker })
     }
 
     fn finish(self) {
         self.ticker.abort();
-        self.bar.finish_and_clear();
+        let mut err = std::io::stderr().lock();
+        let _ = write!(err, "\r\x1b[K");
+        let _ = err.flush();
     }
+}
+
+/// One progress line: `label [mm:ss] [=====>    ] what is done`.
+fn progress_line(label: &str, budget: &Budget, elapsed: Duration) -> String {
+    let done = budget.done.load(Ordering::Relaxed);
+    let (fraction, detail) = match (budget.total, budget.length) {
+        (Some(n), _) => {
+            let rate = done as f64 / elapsed.as_secs_f64().max(1e-3);
+            (
+                done as f64 / n.max(1) as f64,
+                format!("{done}/{n} ({rate:.0}/s)"),
+            )
+        }
+        (None, Some(d)) => (
+            elapsed.as_secs_f64() / d.as_secs_f64().max(1e-3),
+            format!("{done} requests"),
+        ),
+        (None, None) => (0.0, String::new()),
+    };
+    let filled = ((fraction.clamp(0.0, 1.0) * BAR_CELLS as f64) as usize).min(BAR_CELLS);
+    let head = if filled < BAR_CELLS { ">" } else { "" };
+    let secs = elapsed.as_secs();
+    format!(
+        "{label:>8} [{:02}:{:02}] [{}{head}{}] {detail}",
+        secs / 60,
+        secs % 60,
+        "=".repeat(filled),
+        " ".repeat(BAR_CELLS - filled - head.len()),
+    )
 }
 
 /// One worker: does one unit of the profile's work per call.
@@ -701,4 +721,50 @@ async fn run_stdio(plan: &Plan, argv: &[String]) -> Result<Report, BenchError> {
     drop(client);
     process.finish(Duration::from_secs(10)).await;
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn progress_line_fills_with_the_work_done() {
+        let budget = Budget::new(Stop::Requests(200));
+        let empty = progress_line("call", &budget, Duration::from_secs(0));
+        assert_eq!(
+            empty,
+            format!("    call [00:00] [>{}] 0/200 (0/s)", " ".repeat(29))
+        );
+        budget.done.store(100, Ordering::Relaxed);
+        let half = progress_line("call", &budget, Duration::from_secs(2));
+        assert_eq!(
+            half,
+            format!(
+                "    call [00:02] [{}>{}] 100/200 (50/s)",
+                "=".repeat(15),
+                " ".repeat(14)
+            )
+        );
+        budget.done.store(200, Ordering::Relaxed);
+        let full = progress_line("call", &budget, Duration::from_secs(61));
+        assert_eq!(
+            full,
+            format!("    call [01:01] [{}] 200/200 (3/s)", "=".repeat(30))
+        );
+    }
+
+    #[test]
+    fn progress_line_of_a_timed_run_follows_the_clock() {
+        let budget = Budget::new(Stop::Duration(Duration::from_secs(10)));
+        budget.done.store(1234, Ordering::Relaxed);
+        let line = progress_line("warm-up", &budget, Duration::from_secs(5));
+        assert_eq!(
+            line,
+            format!(
+                " warm-up [00:05] [{}>{}] 1234 requests",
+                "=".repeat(15),
+                " ".repeat(14)
+            )
+        );
+    }
 }

@@ -433,6 +433,17 @@ async fn post_mcp(
             RpcError::invalid_request("Content-Type must be application/json"),
         );
     }
+    // Request bodies are not decompressed (no MCP client compresses them).
+    if let Some(encoding) = header_str(&req, "content-encoding") {
+        if !encoding.trim().eq_ignore_ascii_case("identity") {
+            return rpc_error(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                RpcError::invalid_request(format!(
+                    "Content-Encoding {encoding} is not supported; send the body uncompressed"
+                )),
+            );
+        }
+    }
     let accept = accept_of(&req);
     if !accept.json && !accept.sse {
         return rpc_error(

@@ -159,6 +159,12 @@ fn refusals_have_the_right_status_codes() {
     // Wrong content type → 415; an Accept with neither JSON nor SSE → 406.
     let r = s.post(Some(&id), &ping(11), &[("Content-Type", "text/plain")]);
     assert_eq!(r.status, 415, "{r:?}");
+    // Compressed bodies are refused by name (identity is no compression).
+    let r = s.post(Some(&id), &ping(14), &[("Content-Encoding", "gzip")]);
+    assert_eq!(r.status, 415, "{r:?}");
+    assert!(r.body.contains("Content-Encoding"), "{r:?}");
+    let r = s.post(Some(&id), &ping(15), &[("Content-Encoding", "identity")]);
+    assert_eq!(r.status, 200, "{r:?}");
     let r = s.post(Some(&id), &ping(12), &[("Accept", "text/html")]);
     assert_eq!(r.status, 406, "{r:?}");
 

@@ -16,9 +16,11 @@ Profiles:
             sending tools/call back to back: --warmup calls first (not measured), then
             --requests calls or calls for --duration. The sessions are deleted at the end.
   sessions  open K sessions (--sessions K, default 1000; initialize + initialized) with
-            C workers and hold them (for --duration if given), then delete them. With
-            --pid, reports the server's RSS growth over the opening divided by the
-            sessions opened (memory per session).
+            C workers and hold them (for --duration if given), call the tool once on
+            every one of them (a held session that is not served counts as an error),
+            then delete them. Latencies are those of the opening. With --pid, reports
+            the server's RSS growth over the opening divided by the sessions opened
+            (memory per session).
   churn     per iteration: initialize -> initialized -> tools/call -> DELETE, on one
             connection per worker; --requests iterations (or --duration). Needs legacy.
   stdio     the call profile over --cmd: spawn the command, newline-delimited JSON-RPC

@@ -502,31 +502,69 @@ async fn delete_sessions(
     sessions: Vec<(String, Requests)>,
     concurrency: usize,
 ) {
+    let deleted = each_session(ctx, sessions, concurrency, SessionStep::Delete).await;
+    let failed = deleted.error_count();
+    if failed > 0 {
+        let total = deleted.ok + failed;
+        eprintln!("emcee bench: warning: {failed} of {total} sessions could not be deleted");
+    }
+}
+
+/// What [`each_session`] does to every held session.
+#[derive(Clone, Copy)]
+enum SessionStep {
+    /// One tools/call: the check that a held session is still served.
+    Call,
+    /// DELETE.
+    Delete,
+}
+
+/// Do `step` once on every session of `sessions`, with up to `concurrency`
+/// connections; the failures, by kind.
+async fn each_session(
+    ctx: &Arc<HttpCtx>,
+    sessions: Vec<(String, Requests)>,
+    concurrency: usize,
+    step: SessionStep,
+) -> Stats {
     let total = sessions.len();
     let queue = Arc::new(Mutex::new(sessions));
-    let failed = Arc::new(AtomicU64::new(0));
     let tasks: Vec<_> = (0..concurrency.min(total))
         .map(|_| {
-            let (ctx, queue, failed) = (ctx.clone(), queue.clone(), failed.clone());
+            let (ctx, queue) = (ctx.clone(), queue.clone());
             tokio::spawn(async move {
                 let mut conn = Conn::new(ctx.addr);
+                let (mut out, mut scratch) = (Vec::new(), Vec::new());
+                let mut stats = Stats::new();
                 loop {
                     let next = queue.lock().unwrap_or_else(|e| e.into_inner()).pop();
                     let Some((_, reqs)) = next else { break };
-                    if ctx.delete(&mut conn, &reqs).await.is_err() {
-                        failed.fetch_add(1, Ordering::Relaxed);
+                    let result = match step {
+                        SessionStep::Delete => ctx.delete(&mut conn, &reqs).await,
+                        SessionStep::Call => {
+                            reqs.call(&ctx.msgs, 1, &mut out, &mut scratch);
+                            match exchange(&mut conn, &out, ctx.timeout).await {
+                                Ok(a) => checked(&a, 1, true),
+                                Err(f) => Err(f),
+                            }
+                        }
+                    };
+                    match result {
+                        Ok(()) => stats.ok += 1,
+                        Err(f) => stats.fail(&f),
                     }
                 }
+                stats
             })
         })
         .collect();
+    let mut stats = Stats::new();
     for t in tasks {
-        let _ = t.await;
+        if let Ok(s) = t.await {
+            stats.merge(&s);
+        }
     }
-    let failed = failed.load(Ordering::Relaxed);
-    if failed > 0 {
-        eprintln!("emcee bench: warning: {failed} of {total} sessions could not be deleted");
-    }
+    stats
 }
 
 fn sample(pid: Option<u32>) -> Option<(u32, procfs::Sample)> {
@@ -612,6 +650,10 @@ async fn run_sessions(plan: &Plan, target: &HttpTarget) -> Result<Report, BenchE
     if !plan.hold.is_zero() {
         tokio::time::sleep(plan.hold).await;
     }
+    // Every held session must still be served: its failures are the run's errors too.
+    let mut stats = stats;
+    let served = each_session(&ctx, sessions.clone(), plan.concurrency, SessionStep::Call).await;
+    stats.merge_errors(&served);
     delete_sessions(&ctx, sessions, plan.concurrency).await;
     Ok(Report::new(
         plan,

@@ -67,6 +67,11 @@ impl Stats {
         self.ok += other.ok;
         // Same bounds on both sides: adding cannot fail.
         let _ = self.hist.add(&other.hist);
+        self.merge_errors(other);
+    }
+
+    /// Add `other`'s failures only (when its successes are of another kind of request).
+    pub fn merge_errors(&mut self, other: &Stats) {
         for (k, n) in &other.errors {
             *self.errors.entry(k.clone()).or_default() += n;
         }

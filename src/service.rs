@@ -39,6 +39,11 @@ impl Notifier {
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<str>> {
         self.0.subscribe()
     }
+
+    /// Sessions currently receiving updates (those with a subscription).
+    pub fn receivers(&self) -> usize {
+        self.0.receiver_count()
+    }
 }
 
 /// Who the server says it is in `initialize`.

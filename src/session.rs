@@ -19,6 +19,7 @@ use actix::prelude::*;
 use futures::channel::oneshot;
 use serde::{Deserialize, Serialize};
 use slog::Logger;
+use tokio::sync::broadcast;
 
 use crate::call::{
     reply, Call, CallContext, CallFinished, CallKind, CallSpec, Cancel, Peer, Reply, Work,
@@ -119,6 +120,9 @@ pub struct Session {
     standalone: Option<Sink>,
     peer: Peer,
     subscriptions: std::collections::HashSet<String>,
+    /// Whether resource updates are forwarded to this session (since its first
+    /// `resources/subscribe`).
+    forwarding_updates: bool,
     /// Save the session record at `initialize` (HTTP sessions; not stdio).
     persistent: bool,
     log: Logger,
@@ -146,6 +150,7 @@ impl Session {
             standalone: None,
             peer: Peer::default(),
             subscriptions: Default::default(),
+            forwarding_updates: false,
             persistent: false,
             log,
         }
@@ -217,8 +222,8 @@ impl Session {
                     Some(self.list_page(&req, "resourceTemplates", all, |t| t.def()))
                 }
                 method::RESOURCES_READ => self.read_resource(&req, sink, ctx).err().map(Err),
-                method::RESOURCES_SUBSCRIBE => Some(self.subscribe(&req, true)),
-                method::RESOURCES_UNSUBSCRIBE => Some(self.subscribe(&req, false)),
+                method::RESOURCES_SUBSCRIBE => Some(self.subscribe(&req, true, ctx)),
+                method::RESOURCES_UNSUBSCRIBE => Some(self.subscribe(&req, false, ctx)),
                 method::PROMPTS_LIST => Some(self.list_page(
                     &req,
                     "prompts",
@@ -536,11 +541,29 @@ impl Session {
         list_reply(key, &items, next)
     }
 
-    fn subscribe(&mut self, req: &Request, on: bool) -> Reply {
+    fn subscribe(&mut self, req: &Request, on: bool, ctx: &mut Context<Self>) -> Reply {
         let params: UriParams = decode_params(req.params.as_deref())?;
         if on {
             if !self.service.resources.exists(&params.uri) {
                 return Err(crate::resources::not_found(&params.uri));
+            }
+            if !self.forwarding_updates {
+                // From the first subscription on, resource updates reach this session.
+                // The stream belongs to the actor's context: it ends with the session.
+                self.forwarding_updates = true;
+                let updates = futures::stream::unfold(
+                    self.service.notifier.subscribe(),
+                    |mut rx| async move {
+                        loop {
+                            match rx.recv().await {
+                                Ok(uri) => return Some((ResourceUpdated(uri), rx)),
+                                Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                                Err(broadcast::error::RecvError::Closed) => return None,
+                            }
+                        }
+                    },
+                );
+                ctx.add_message_stream(updates);
             }
             self.subscriptions.insert(params.uri);
         } else {
@@ -637,25 +660,8 @@ pub fn page(
 impl Actor for Session {
     type Context = Context<Self>;
 
-    fn started(&mut self, ctx: &mut Context<Self>) {
+    fn started(&mut self, _ctx: &mut Context<Self>) {
         slog::info!(self.log, "session started");
-        if !self.service.resources.is_empty() {
-            // Forward resource updates to this session; it filters by subscription.
-            let mut updates = self.service.notifier.subscribe();
-            let me = ctx.address().downgrade();
-            actix_rt::spawn(async move {
-                loop {
-                    match updates.recv().await {
-                        Ok(uri) => match me.upgrade() {
-                            Some(addr) => addr.do_send(ResourceUpdated(uri)),
-                            None => break,
-                        },
-                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
-                        Err(_) => break,
-                    }
-                }
-            });
-        }
     }
 
     fn stopped(&mut self, _ctx: &mut Context<Self>) {
@@ -775,7 +781,99 @@ impl Handler<Close> for Session {
 
 #[cfg(test)]
 mod tests {
-    use super::page;
+    use super::*;
+    use crate::config::{Limits, LogLevel};
+    use crate::protocol::jsonrpc;
+    use crate::root::{CloseSession, OpenSession, Registry, Root};
+    use crate::service::ServerInfo;
+    use crate::storage::Storage;
+    use crate::tools::{builtin, ToolRegistry};
+
+    /// Send `json` to the session and return the next frame.
+    async fn exchange(
+        addr: &Addr<Session>,
+        json: &str,
+        rx: &mut crate::sink::FrameReceiver,
+        sink: &Sink,
+    ) -> String {
+        addr.send(Inbound {
+            payload: jsonrpc::parse(json.as_bytes()),
+            sink: sink.clone(),
+        })
+        .await
+        .unwrap();
+        rx.recv().await.unwrap().json
+    }
+
+    #[actix_rt::test]
+    async fn only_subscribed_sessions_get_resource_updates_and_none_outlive_their_session() {
+        let limits = Limits::default();
+        let log = crate::telemetry::logging::logger_to(std::io::sink(), LogLevel::Info);
+        let mut service = Service::new(
+            ServerInfo::default(),
+            ToolRegistry::new(),
+            Storage::temporary().unwrap(),
+            limits.clone(),
+            log,
+        );
+        builtin::register(&mut service.tools, &limits).unwrap();
+        builtin::register_resources(&mut service.resources);
+        let service = Arc::new(service);
+        let root = Root::new(service.clone(), Registry::default()).start();
+        let mut sessions = Vec::new();
+        for _ in 0..3 {
+            let entry = root
+                .send(OpenSession {
+                    arbiter: None,
+                    persist: false,
+                })
+                .await
+                .unwrap()
+                .unwrap();
+            let (sink, mut rx) = Sink::channel();
+            let init = r#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#;
+            assert!(exchange(&entry.addr, init, &mut rx, &sink)
+                .await
+                .contains("\"result\""));
+            sessions.push((entry, sink, rx));
+        }
+        // Sessions without a subscription hold no receiver (and no task) at all.
+        assert_eq!(service.notifier.receivers(), 0);
+
+        let (entry, sink, rx) = &mut sessions[0];
+        let (standalone, mut updates) = Sink::channel();
+        entry.addr.send(SetStandalone(standalone)).await.unwrap();
+        let subscribe =
+            r#"{"jsonrpc":"2.0","id":1,"method":"resources/subscribe","params":{"uri":"kv://a"}}"#;
+        assert!(exchange(&entry.addr, subscribe, rx, sink)
+            .await
+            .contains("\"result\""));
+        // A second subscription reuses the same receiver.
+        let subscribe =
+            r#"{"jsonrpc":"2.0","id":2,"method":"resources/subscribe","params":{"uri":"kv://b"}}"#;
+        assert!(exchange(&entry.addr, subscribe, rx, sink)
+            .await
+            .contains("\"result\""));
+        assert_eq!(service.notifier.receivers(), 1);
+        service.notifier.resource_updated("kv://a");
+        let update = updates.recv().await.unwrap();
+        assert!(
+            update.json.contains("notifications/resources/updated"),
+            "{}",
+            update.json
+        );
+        assert!(update.json.contains("kv://a"), "{}", update.json);
+
+        // Ending the session drops its receiver with it, with no update needed.
+        assert!(root.send(CloseSession(entry.id.clone())).await.unwrap());
+        for _ in 0..1000 {
+            if service.notifier.receivers() == 0 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+        assert_eq!(service.notifier.receivers(), 0);
+    }
 
     #[test]
     fn pages_cover_every_item_once() {

@@ -28,7 +28,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-
 pub use args::{BenchArgs, Plan};
 
 use args::{HttpTarget, Profile, Protocol, Stop, Target};
@@ -222,8 +221,7 @@ const BAR_CELLS: usize = 30;
 
 impl Progress {
     fn start(budget: Arc<Budget>, label: &str) -> Option<Progress> {
-        if !std::io::stderr().is_terminal() || (budget.total.is_none() && budget.length.is_none())
-        {
+        if !std::io::stderr().is_terminal() || (budget.total.is_none() && budget.length.is_none()) {
             return None;
         }
         let label = label.to_owned();

@@ -52,6 +52,25 @@ pub struct Storage {
     kv: sled::Tree,
     sessions: sled::Tree,
     events: EventLog,
+    commit: Arc<GroupCommit>,
+}
+
+/// Group commit: flushes asked for while one is running are served together by the
+/// next one, so N concurrent durable writes cost about two fsyncs, not N.
+///
+/// Every caller takes a ticket after its write; a flush that starts after ticket t
+/// was taken covers write t. One flush runs at a time; when it ends it marks every
+/// ticket taken before it started as done.
+#[derive(Default)]
+struct GroupCommit {
+    /// Tickets taken so far.
+    taken: AtomicU64,
+    /// Every ticket up to this one is durable.
+    done: AtomicU64,
+    /// Held while a flush runs.
+    running: tokio::sync::Mutex<()>,
+    /// Flushes done (each one an fsync).
+    flushes: AtomicU64,
 }
 
 /// The SSE replay log. Events are not flushed one by one: a crash loses at most the
@@ -149,6 +168,7 @@ impl Storage {
                 next: Arc::new(AtomicU64::new(next)),
                 count: Arc::new(AtomicUsize::new(count)),
             },
+            commit: Arc::default(),
         })
     }
 
@@ -284,7 +304,17 @@ impl Storage {
     /// Runs sled's blocking `flush` on the runtime's blocking pool: sled 0.34's
     /// `flush_async` can miss a wake-up when several flushes overlap, leaving callers
     /// waiting forever (seen under concurrent session opens; sled issue #1241).
+    ///
+    /// Concurrent callers share flushes (see [`GroupCommit`]): each returns once a
+    /// flush that started after its call has finished.
     pub async fn flush(&self) -> Result<(), StorageError> {
+        let commit = &self.commit;
+        let ticket = commit.taken.fetch_add(1, Ordering::SeqCst) + 1;
+        let _running = commit.running.lock().await;
+        if commit.done.load(Ordering::SeqCst) >= ticket {
+            return Ok(()); // A flush that started after our write has finished.
+        }
+        let covers = commit.taken.load(Ordering::SeqCst);
         let db = self.db.clone();
         match tokio::runtime::Handle::try_current() {
             Ok(handle) => handle
@@ -293,7 +323,14 @@ impl Storage {
                 .map_err(|e| StorageError::Sled(sled::Error::ReportableBug(e.to_string())))??,
             Err(_) => db.flush()?,
         };
+        commit.flushes.fetch_add(1, Ordering::Relaxed);
+        commit.done.fetch_max(covers, Ordering::SeqCst);
         Ok(())
+    }
+
+    /// Flushes (fsyncs) done by [`Storage::flush`] so far.
+    pub fn flushes(&self) -> u64 {
+        self.commit.flushes.load(Ordering::Relaxed)
     }
 
     /// Blocking flush, for shutdown paths outside an async context.
@@ -437,6 +474,36 @@ mod tests {
         });
         rx.recv_timeout(std::time::Duration::from_secs(30))
             .expect("every flush completes");
+    }
+
+    #[test]
+    fn concurrent_durable_writes_share_flushes() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Storage::open(dir.path(), 1 << 20).unwrap();
+        let kv = s.kv("t");
+        actix_rt::System::new().block_on(async {
+            // One at a time: a flush each.
+            for i in 0..3 {
+                kv.set(&format!("one{i}"), b"v").await.unwrap();
+            }
+            assert_eq!(s.flushes(), 3);
+            // 64 at once: the first flush runs alone, the next covers the other 63.
+            let writes = (0..64).map(|i| {
+                let kv = kv.clone();
+                async move { kv.set(&format!("many{i}"), b"v").await }
+            });
+            let done = futures::future::join_all(writes).await;
+            assert!(done.iter().all(Result::is_ok));
+            assert_eq!(s.flushes(), 5);
+        });
+        drop(kv);
+        drop(s);
+        // Every acknowledged write is on disk.
+        let s = Storage::open(dir.path(), 1 << 20).unwrap();
+        let kv = s.kv("t");
+        for i in 0..64 {
+            assert!(kv.get(&format!("many{i}")).unwrap().is_some(), "many{i}");
+        }
     }
 
     #[test]

@@ -9,7 +9,7 @@
 # Environment (all optional):
 #   REQUESTS=200000   measured tools/call requests for call and stdio
 #   CHURN=REQUESTS/10 iterations of the churn profile (4 HTTP exchanges each)
-#   SESSIONS=1000     sessions opened by the sessions profile
+#   SESSIONS=10000    sessions opened (and then each called once) by the sessions profile
 #   CONCURRENCY=32    requests in flight
 #   REPEAT=3          runs per measurement; the table shows medians
 #   PROFILES="call stdio sessions churn"   also: call-modern (call over
@@ -32,7 +32,7 @@ COMPARE="$ROOT/benches/compare"
 
 REQUESTS=${REQUESTS:-200000}
 CHURN=${CHURN:-$((REQUESTS >= 10 ? REQUESTS / 10 : 1))}
-SESSIONS=${SESSIONS:-1000}
+SESSIONS=${SESSIONS:-10000}
 CONCURRENCY=${CONCURRENCY:-32}
 REPEAT=${REPEAT:-3}
 PROFILES=${PROFILES:-"call stdio sessions churn"}

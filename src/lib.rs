@@ -113,6 +113,15 @@ pub async fn run(
 ) -> Result<(), Error> {
     // The uptime clock (`root::now_ms`) starts now.
     root::now_ms();
+    // Poll `shutdown` once before serving, so that the signal handlers it installs on
+    // its first poll are in place before any request is answered: a SIGTERM then is
+    // a graceful shutdown, never the default action (death).
+    let mut shutdown = Box::pin(shutdown);
+    let shutdown = if futures::poll!(shutdown.as_mut()).is_ready() {
+        futures::future::Either::Left(std::future::ready(()))
+    } else {
+        futures::future::Either::Right(shutdown)
+    };
     match config.mode {
         Mode::Stdio => {
             let service = build_service(&config, log.clone())?;

@@ -111,6 +111,8 @@ pub struct Session {
     service: Arc<Service>,
     version: Option<ProtocolVersion>,
     client: Option<InitializeParams>,
+    /// The client's declared capabilities, shared with every call's context.
+    capabilities: Arc<serde_json::Map<String, serde_json::Value>>,
     client_log_level: Arc<AtomicU8>,
     calls: HashMap<RequestId, Running>,
     next_seq: u64,
@@ -141,6 +143,7 @@ impl Session {
             service,
             version: None,
             client: None,
+            capabilities: Arc::default(),
             client_log_level: Arc::new(AtomicU8::new(DEFAULT_CLIENT_LOG_LEVEL as u8)),
             calls: HashMap::new(),
             next_seq: 0,
@@ -165,6 +168,7 @@ impl Session {
     /// A session rebuilt from its saved record (after a restart): already initialized.
     pub fn restored(mut self, record: SessionRecord) -> Session {
         self.version = Some(ProtocolVersion::negotiate(&record.protocol_version));
+        self.capabilities = Arc::new(record.client.capabilities.clone());
         self.client = Some(record.client);
         self.persistent = true;
         slog::info!(self.log, "session restored"; "protocol_version" => record.protocol_version);
@@ -313,6 +317,7 @@ impl Session {
             "requested_version" => &params.protocol_version, "protocol_version" => version.as_str(),
             "client" => &params.client_info.name, "client_version" => &params.client_info.version);
         self.version = Some(version);
+        self.capabilities = Arc::new(params.capabilities.clone());
         self.client = Some(params);
         let service = &self.service;
         reply(&InitializeResult {
@@ -404,7 +409,7 @@ impl Session {
             client_log_level: self.client_log_level.clone(),
             storage: self.service.storage.clone(),
             peer: self.peer.clone(),
-            client_capabilities: self.client_capabilities(),
+            client_capabilities: self.capabilities.clone(),
             client_request_timeout: self.service.limits.client_request_timeout,
             notifier: self.service.notifier.clone(),
             blocking: self.service.blocking.clone(),
@@ -606,13 +611,6 @@ impl Session {
                 slog::debug!(self.log, "notification ignored"; "method" => other);
             }
         }
-    }
-
-    fn client_capabilities(&self) -> Arc<serde_json::Map<String, serde_json::Value>> {
-        self.client
-            .as_ref()
-            .map(|c| Arc::new(c.capabilities.clone()))
-            .unwrap_or_default()
     }
 
     fn wake_idle_waiters(&mut self) {

@@ -145,51 +145,32 @@ fn dispatch(c: &mut Criterion) {
     let mut next = 0usize;
 
     let mut group = c.benchmark_group("dispatch");
-    group.throughput(Throughput::Elements(1));
-    group.bench_function("ping", |b| {
-        b.iter_custom(|iters| {
-            system.block_on(async {
-                let start = Instant::now();
-                for _ in 0..iters {
-                    deliver(&entry, &pings[next % RING], &sink).await;
-                    next += 1;
-                    response(&mut rx).await;
-                }
-                start.elapsed()
-            })
-        })
-    });
-    group.bench_function("tools_call_echo", |b| {
-        b.iter_custom(|iters| {
-            system.block_on(async {
-                let start = Instant::now();
-                for _ in 0..iters {
-                    deliver(&entry, &calls[next % RING], &sink).await;
-                    next += 1;
-                    response(&mut rx).await;
-                }
-                start.elapsed()
-            })
-        })
-    });
-    group.throughput(Throughput::Elements(PIPELINE as u64));
-    group.bench_function("tools_call_echo_x32", |b| {
-        b.iter_custom(|iters| {
-            system.block_on(async {
-                let start = Instant::now();
-                for _ in 0..iters {
-                    for _ in 0..PIPELINE {
-                        deliver(&entry, &calls[next % RING], &sink).await;
-                        next += 1;
+    // (name, requests, how many are in flight at once)
+    let cases: [(&str, &[Vec<u8>], usize); 3] = [
+        ("ping", &pings, 1),
+        ("tools_call_echo", &calls, 1),
+        ("tools_call_echo_x32", &calls, PIPELINE),
+    ];
+    for (name, requests, in_flight) in cases {
+        group.throughput(Throughput::Elements(in_flight as u64));
+        group.bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                system.block_on(async {
+                    let start = Instant::now();
+                    for _ in 0..iters {
+                        for _ in 0..in_flight {
+                            deliver(&entry, &requests[next % RING], &sink).await;
+                            next += 1;
+                        }
+                        for _ in 0..in_flight {
+                            response(&mut rx).await;
+                        }
                     }
-                    for _ in 0..PIPELINE {
-                        response(&mut rx).await;
-                    }
-                }
-                start.elapsed()
+                    start.elapsed()
+                })
             })
-        })
-    });
+        });
+    }
     group.finish();
 
     system.block_on(close(&root, &entry));

@@ -2,7 +2,8 @@
 //!
 //! Request path, in order, each step answering before any work when it fails:
 //! 1. Host and Origin against the allowlist → 403 (middleware, every `/mcp` request);
-//! 2. `Content-Type` (415), `Accept` (406), body size (413), `MCP-Protocol-Version` (400);
+//! 2. `Content-Type` and `Content-Encoding` (415), `Accept` (406), body size (413),
+//!    `MCP-Protocol-Version` (400);
 //! 3. parse: malformed JSON → 400 with -32700, not JSON-RPC → 400 with -32600;
 //! 4. session: `initialize` opens one (503 + `Retry-After` at the cap); anything else
 //!    needs a known `Mcp-Session-Id` (missing → 400, unknown or ended → 404);

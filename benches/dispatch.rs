@@ -21,12 +21,11 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use emcee::config::{Limits, LogLevel};
 use emcee::protocol::jsonrpc;
 use emcee::root::{CloseSession, OpenSession, Ping, Registry, Root, SessionEntry};
-use emcee::service::{ServerInfo, Service};
+use emcee::service::Service;
 use emcee::session::Inbound;
 use emcee::sink::{FrameKind, FrameReceiver, Sink};
 use emcee::storage::Storage;
 use emcee::telemetry::logging::logger_to;
-use emcee::tools::{builtin, ToolRegistry};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 const INITIALIZE: &[u8] = br#"{"jsonrpc":"2.0","id":"init","method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"bench","version":"1"}}}"#;
@@ -49,19 +48,10 @@ fn ping(id: usize) -> Vec<u8> {
     format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"ping"}}"#).into_bytes()
 }
 
-/// The service `emcee` serves without fixtures (see `emcee::build_service`).
+/// The service `emcee` serves without fixtures (`emcee::builtin_service`).
 fn service(storage: Storage) -> Arc<Service> {
-    let limits = Limits::default();
-    let mut service = Service::new(
-        ServerInfo::default(),
-        ToolRegistry::new(),
-        storage,
-        limits.clone(),
-        logger_to(std::io::sink(), LogLevel::Info),
-    );
-    builtin::register(&mut service.tools, &limits).expect("builtin tools");
-    builtin::register_resources(&mut service.resources);
-    Arc::new(service)
+    let log = logger_to(std::io::sink(), LogLevel::Info);
+    Arc::new(emcee::builtin_service(storage, Limits::default(), log).expect("builtin tools"))
 }
 
 /// Start a Root and wait until it runs (an actor dropped with the runtime before its

@@ -43,7 +43,7 @@ use std::sync::Arc;
 
 use slog::Logger;
 
-use crate::config::{Config, Mode};
+use crate::config::{Config, Limits, Mode};
 use crate::service::{ServerInfo, Service};
 use crate::storage::{Storage, StorageError};
 use crate::tools::{DuplicateTool, ToolRegistry};
@@ -76,20 +76,27 @@ impl Error {
     }
 }
 
-/// Open storage and assemble the service the binary serves: the built-in tools plus
-/// the enabled fixture sets.
-pub fn build_service(config: &Config, log: Logger) -> Result<Arc<Service>, Error> {
-    let storage = Storage::open(&config.data_dir, config.storage.cache_capacity_bytes)?;
+/// A service on `storage` with the built-in tools and the `kv://` resources: what
+/// the binary serves without fixtures (tests and benches build it in process).
+pub fn builtin_service(storage: Storage, limits: Limits, log: Logger) -> Result<Service, Error> {
     let mut service = Service::new(
         ServerInfo::default(),
         ToolRegistry::new(),
         storage,
-        config.limits.clone(),
+        limits,
         log,
     );
-    service.instance = config.instance_id.clone();
-    tools::builtin::register(&mut service.tools, &config.limits)?;
+    tools::builtin::register(&mut service.tools, &service.limits)?;
     tools::builtin::register_resources(&mut service.resources);
+    Ok(service)
+}
+
+/// Open storage and assemble the service the binary serves: the built-in tools plus
+/// the enabled fixture sets.
+pub fn build_service(config: &Config, log: Logger) -> Result<Arc<Service>, Error> {
+    let storage = Storage::open(&config.data_dir, config.storage.cache_capacity_bytes)?;
+    let mut service = builtin_service(storage, config.limits.clone(), log)?;
+    service.instance = config.instance_id.clone();
     if config.fixtures.faults {
         tools::faults::register(&mut service.tools, &mut service.health)?;
     }

@@ -111,8 +111,6 @@ pub struct Session {
     service: Arc<Service>,
     version: Option<ProtocolVersion>,
     client: Option<InitializeParams>,
-    /// The client's declared capabilities, shared with every call's context.
-    capabilities: Arc<serde_json::Map<String, serde_json::Value>>,
     client_log_level: Arc<AtomicU8>,
     calls: HashMap<RequestId, Running>,
     next_seq: u64,
@@ -143,7 +141,6 @@ impl Session {
             service,
             version: None,
             client: None,
-            capabilities: Arc::default(),
             client_log_level: Arc::new(AtomicU8::new(DEFAULT_CLIENT_LOG_LEVEL as u8)),
             calls: HashMap::new(),
             next_seq: 0,
@@ -168,7 +165,6 @@ impl Session {
     /// A session rebuilt from its saved record (after a restart): already initialized.
     pub fn restored(mut self, record: SessionRecord) -> Session {
         self.version = Some(ProtocolVersion::negotiate(&record.protocol_version));
-        self.capabilities = Arc::new(record.client.capabilities.clone());
         self.client = Some(record.client);
         self.persistent = true;
         slog::info!(self.log, "session restored"; "protocol_version" => record.protocol_version);
@@ -317,7 +313,6 @@ impl Session {
             "requested_version" => &params.protocol_version, "protocol_version" => version.as_str(),
             "client" => &params.client_info.name, "client_version" => &params.client_info.version);
         self.version = Some(version);
-        self.capabilities = Arc::new(params.capabilities.clone());
         self.client = Some(params);
         let service = &self.service;
         reply(&InitializeResult {
@@ -409,7 +404,11 @@ impl Session {
             client_log_level: self.client_log_level.clone(),
             storage: self.service.storage.clone(),
             peer: self.peer.clone(),
-            client_capabilities: self.capabilities.clone(),
+            client_capabilities: self
+                .client
+                .as_ref()
+                .map(|c| c.capabilities.clone())
+                .unwrap_or_default(),
             client_request_timeout: self.service.limits.client_request_timeout,
             notifier: self.service.notifier.clone(),
             blocking: self.service.blocking.clone(),
@@ -783,9 +782,7 @@ mod tests {
     use crate::config::{Limits, LogLevel};
     use crate::protocol::jsonrpc;
     use crate::root::{CloseSession, OpenSession, Registry, Root};
-    use crate::service::ServerInfo;
     use crate::storage::Storage;
-    use crate::tools::{builtin, ToolRegistry};
 
     /// Send `json` to the session and return the next frame.
     async fn exchange(
@@ -805,18 +802,9 @@ mod tests {
 
     #[actix_rt::test]
     async fn only_subscribed_sessions_get_resource_updates_and_none_outlive_their_session() {
-        let limits = Limits::default();
         let log = crate::telemetry::logging::logger_to(std::io::sink(), LogLevel::Info);
-        let mut service = Service::new(
-            ServerInfo::default(),
-            ToolRegistry::new(),
-            Storage::temporary().unwrap(),
-            limits.clone(),
-            log,
-        );
-        builtin::register(&mut service.tools, &limits).unwrap();
-        builtin::register_resources(&mut service.resources);
-        let service = Arc::new(service);
+        let service = crate::builtin_service(Storage::temporary().unwrap(), Limits::default(), log);
+        let service = Arc::new(service.unwrap());
         let root = Root::new(service.clone(), Registry::default()).start();
         let mut sessions = Vec::new();
         for _ in 0..3 {

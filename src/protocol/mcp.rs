@@ -4,6 +4,8 @@
 //! era uses carry optional fields, so one set of types serves 2024-11-05 through
 //! 2026-07-28. Nothing here does IO.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -96,9 +98,10 @@ pub struct Implementation {
 pub struct InitializeParams {
     /// The version the client asks for.
     pub protocol_version: String,
-    /// What the client supports (sampling, roots, elicitation...).
+    /// What the client supports (sampling, roots, elicitation...); shared with every
+    /// call's context.
     #[serde(default)]
-    pub capabilities: Map<String, Value>,
+    pub capabilities: Arc<Map<String, Value>>,
     /// Who the client is.
     #[serde(default)]
     pub client_info: Implementation,

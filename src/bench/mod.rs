@@ -24,7 +24,7 @@ pub mod stdio;
 
 use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -352,6 +352,19 @@ impl HttpCtx {
         Ok((sid, reqs))
     }
 
+    /// One tools/call (id 1) on a session, checked.
+    async fn call(
+        &self,
+        conn: &mut Conn,
+        reqs: &Requests,
+        out: &mut Vec<u8>,
+        scratch: &mut Vec<u8>,
+    ) -> Result<(), Fail> {
+        reqs.call(&self.msgs, 1, out, scratch);
+        let a = exchange(conn, out, self.timeout).await?;
+        checked(&a, 1, true)
+    }
+
     /// DELETE a session.
     async fn delete(&self, conn: &mut Conn, reqs: &Requests) -> Result<(), Fail> {
         let Some(req) = reqs.delete() else {
@@ -399,11 +412,9 @@ impl Churn {
     async fn one(&mut self) -> Result<Duration, Fail> {
         let start = Instant::now();
         let (_, reqs) = self.ctx.open_session(&mut self.conn).await?;
-        reqs.call(&self.ctx.msgs, 1, &mut self.out, &mut self.scratch);
-        let called = match exchange(&mut self.conn, &self.out, self.ctx.timeout).await {
-            Ok(a) => checked(&a, 1, true),
-            Err(f) => Err(f),
-        };
+        let called = (self.ctx)
+            .call(&mut self.conn, &reqs, &mut self.out, &mut self.scratch)
+            .await;
         let deleted = self.ctx.delete(&mut self.conn, &reqs).await;
         called?;
         deleted?;
@@ -497,10 +508,11 @@ async fn open_sessions(
 /// those that could not be deleted.
 async fn delete_sessions(
     ctx: &Arc<HttpCtx>,
-    sessions: Vec<(String, Requests)>,
+    sessions: impl Into<Arc<[(String, Requests)]>>,
     concurrency: usize,
 ) {
-    let deleted = each_session(ctx, sessions, concurrency, SessionStep::Delete).await;
+    let sessions = sessions.into();
+    let deleted = each_session(ctx, &sessions, concurrency, SessionStep::Delete).await;
     let failed = deleted.error_count();
     if failed > 0 {
         let total = deleted.ok + failed;
@@ -521,30 +533,23 @@ enum SessionStep {
 /// connections; the failures, by kind.
 async fn each_session(
     ctx: &Arc<HttpCtx>,
-    sessions: Vec<(String, Requests)>,
+    sessions: &Arc<[(String, Requests)]>,
     concurrency: usize,
     step: SessionStep,
 ) -> Stats {
-    let total = sessions.len();
-    let queue = Arc::new(Mutex::new(sessions));
-    let tasks: Vec<_> = (0..concurrency.min(total))
+    let cursor = Arc::new(AtomicUsize::new(0));
+    let tasks: Vec<_> = (0..concurrency.min(sessions.len()))
         .map(|_| {
-            let (ctx, queue) = (ctx.clone(), queue.clone());
+            let (ctx, sessions, cursor) = (ctx.clone(), sessions.clone(), cursor.clone());
             tokio::spawn(async move {
                 let mut conn = Conn::new(ctx.addr);
                 let (mut out, mut scratch) = (Vec::new(), Vec::new());
                 let mut stats = Stats::new();
-                loop {
-                    let next = queue.lock().unwrap_or_else(|e| e.into_inner()).pop();
-                    let Some((_, reqs)) = next else { break };
+                while let Some((_, reqs)) = sessions.get(cursor.fetch_add(1, Ordering::Relaxed)) {
                     let result = match step {
-                        SessionStep::Delete => ctx.delete(&mut conn, &reqs).await,
+                        SessionStep::Delete => ctx.delete(&mut conn, reqs).await,
                         SessionStep::Call => {
-                            reqs.call(&ctx.msgs, 1, &mut out, &mut scratch);
-                            match exchange(&mut conn, &out, ctx.timeout).await {
-                                Ok(a) => checked(&a, 1, true),
-                                Err(f) => Err(f),
-                            }
+                            ctx.call(&mut conn, reqs, &mut out, &mut scratch).await
                         }
                     };
                     match result {
@@ -642,15 +647,15 @@ async fn measure(plan: &Plan, mut workers: Vec<Worker>) -> (Vec<Worker>, Report)
 async fn run_sessions(plan: &Plan, target: &HttpTarget) -> Result<Report, BenchError> {
     let ctx = http_ctx(plan, target).await?;
     let before = sample(plan.pid);
-    let (sessions, stats, wall) =
+    let (sessions, mut stats, wall) =
         open_sessions(&ctx, plan.sessions, plan.concurrency, "sessions").await?;
     let after = sample(plan.pid);
     if !plan.hold.is_zero() {
         tokio::time::sleep(plan.hold).await;
     }
     // Every held session must still be served: its failures are the run's errors too.
-    let mut stats = stats;
-    let served = each_session(&ctx, sessions.clone(), plan.concurrency, SessionStep::Call).await;
+    let sessions: Arc<[(String, Requests)]> = sessions.into();
+    let served = each_session(&ctx, &sessions, plan.concurrency, SessionStep::Call).await;
     stats.merge_errors(&served);
     delete_sessions(&ctx, sessions, plan.concurrency).await;
     Ok(Report::new(

@@ -126,6 +126,28 @@ fn sessions_profile_reports_memory_per_session() {
 }
 
 #[test]
+fn held_sessions_that_are_no_longer_served_are_errors() {
+    // Sessions idle past the TTL are reaped while the bench holds them: the call it
+    // makes on every held session then meets 404s, which the report counts.
+    let server = Server::with_config("[limits]\nsession_idle_ttl_ms = 200\n", &[]);
+    let r = bench_json(&[
+        "--url",
+        &server.url(),
+        "--profile",
+        "sessions",
+        "--sessions",
+        "10",
+        "--concurrency",
+        "4",
+        "--duration",
+        "1s",
+    ]);
+    assert_eq!(r["ok"], 10, "the opening itself succeeded: {r}");
+    assert_eq!(r["errors"], 10, "{r}");
+    assert_eq!(r["errors_by_kind"]["http_404"], 10, "{r}");
+}
+
+#[test]
 fn stdio_profile_drives_a_spawned_server() {
     let dir = tempfile::tempdir().unwrap();
     let cmd = format!(

@@ -22,7 +22,7 @@ use emcee::config::{Limits, LogLevel};
 use emcee::protocol::jsonrpc;
 use emcee::root::{CloseSession, OpenSession, Ping, Registry, Root, SessionEntry};
 use emcee::service::Service;
-use emcee::session::Inbound;
+use emcee::session::{Inbound, SessionKind};
 use emcee::sink::{FrameKind, FrameReceiver, Sink};
 use emcee::storage::Storage;
 use emcee::telemetry::logging::logger_to;
@@ -76,10 +76,7 @@ fn check(json: &[u8]) {
 async fn deliver(entry: &SessionEntry, bytes: &[u8], sink: &Sink) {
     entry
         .addr
-        .send(Inbound {
-            payload: jsonrpc::parse(bytes),
-            sink: sink.clone(),
-        })
+        .send(Inbound::new(jsonrpc::parse(bytes), sink.clone()))
         .await
         .expect("session alive");
 }
@@ -100,7 +97,11 @@ async fn open_initialized(
     let entry = root
         .send(OpenSession {
             arbiter: None,
-            persist,
+            kind: if persist {
+                SessionKind::Http
+            } else {
+                SessionKind::Connection
+            },
         })
         .await
         .expect("root alive")

@@ -30,6 +30,7 @@ use crate::gate::Permit;
 use crate::protocol::jsonrpc::{encode_error, encode_notification, encode_result};
 use crate::protocol::mcp::{method, LogMessageParams, ProgressParams, ProgressToken};
 use crate::protocol::{CallToolResult, LoggingLevel, RequestId, RpcError};
+use crate::session::era::Envelope;
 use crate::sink::Sink;
 use crate::storage::Storage;
 use crate::telemetry::Metrics;
@@ -151,6 +152,8 @@ pub struct CallContext {
     pub(crate) storage: Storage,
     pub(crate) peer: Peer,
     pub(crate) client_capabilities: Arc<serde_json::Map<String, Value>>,
+    /// A 2026-07-28 request: the server sends the client no requests.
+    pub(crate) modern: bool,
     pub(crate) client_request_timeout: Duration,
     pub(crate) notifier: crate::service::Notifier,
     pub(crate) blocking: Arc<tokio::sync::Semaphore>,
@@ -173,6 +176,19 @@ impl CallContext {
         capability: &str,
         params: Value,
     ) -> Result<Value, RpcError> {
+        if self.modern {
+            if !self.client_capabilities.contains_key(capability) {
+                return Err(crate::session::era::missing_capability(
+                    method,
+                    &[capability],
+                ));
+            }
+            // 2026-07-28 servers send no requests: client input comes back through
+            // multi-round-trip results, which emcee does not offer yet.
+            return Err(RpcError::internal(format!(
+                "{method} is not available to 2026-07-28 requests yet (input_required results are not implemented)"
+            )));
+        }
         if !self.client_capabilities.contains_key(capability) {
             return Err(RpcError::invalid_request(format!(
                 "the client did not declare the `{capability}` capability needed for {method}"
@@ -234,6 +250,26 @@ impl CallContext {
     /// Tell sessions subscribed to `uri` that the resource changed.
     pub fn resource_updated(&self, uri: &str) {
         self.notifier.resource_updated(uri);
+    }
+
+    /// Tell listening clients that a list (tools, prompts, resources) changed.
+    pub fn list_changed(&self, change: crate::service::Change) {
+        self.notifier.changed(change);
+    }
+
+    /// Fail with -32021 (`requiredCapabilities`) unless the client declared every
+    /// capability in `names` (at `initialize`, or on this 2026-07-28 request).
+    pub fn require_client_capabilities(&self, what: &str, names: &[&str]) -> Result<(), RpcError> {
+        let missing: Vec<&str> = names
+            .iter()
+            .copied()
+            .filter(|n| !self.client_capabilities.contains_key(*n))
+            .collect();
+        if missing.is_empty() {
+            Ok(())
+        } else {
+            Err(crate::session::era::missing_capability(what, &missing))
+        }
     }
 
     /// Ask the transport to close this request's SSE connection now; the call goes on
@@ -332,6 +368,8 @@ pub struct Call {
     metrics: Arc<Metrics>,
     /// In-flight capacity held until the actor is dropped.
     _permits: Vec<Permit>,
+    envelope: Option<Envelope>,
+    cancel_on_close: bool,
     /// Set by the first answer; a Call answers at most once.
     answered: bool,
 }
@@ -358,6 +396,11 @@ pub struct CallSpec {
     pub metrics: Arc<Metrics>,
     /// In-flight permits (server-wide, per tool), released when the Call stops.
     pub permits: Vec<Permit>,
+    /// 2026-07-28: how results are completed (`None` in the session era).
+    pub envelope: Option<Envelope>,
+    /// Stop without answering when the client drops the request's stream
+    /// (2026-07-28 HTTP: closing the stream is the cancellation).
+    pub cancel_on_close: bool,
 }
 
 impl Call {
@@ -375,6 +418,8 @@ impl Call {
             log: spec.log,
             metrics: spec.metrics,
             _permits: spec.permits,
+            envelope: spec.envelope,
+            cancel_on_close: spec.cancel_on_close,
             answered: false,
         }
     }
@@ -400,9 +445,11 @@ impl Call {
             return;
         }
         let duration_ms = self.started.elapsed().as_secs_f64() * 1000.0;
-        let json = match &reply {
-            Ok(raw) => encode_result(&self.id, raw),
-            Err(e) => encode_error(Some(&self.id), e),
+        let json = match (&reply, &self.envelope) {
+            (Ok(raw), Some(envelope)) => encode_result(&self.id, &envelope.wrap(raw)),
+            (Err(e), Some(envelope)) => encode_error(Some(&self.id), &envelope.error(e.clone())),
+            (Ok(raw), None) => encode_result(&self.id, raw),
+            (Err(e), None) => encode_error(Some(&self.id), e),
         };
         let outcome = match (outcome, &reply) {
             ("ok", Err(_)) => "error",
@@ -443,6 +490,18 @@ impl Call {
     }
 }
 
+impl Call {
+    /// The client cancelled: count it; no answer is sent.
+    fn cancel_by_client(&mut self) {
+        if !std::mem::replace(&mut self.answered, true) {
+            self.metrics.cancelled.inc();
+            self.record("cancelled");
+        }
+        slog::debug!(self.log, "call cancelled by client";
+            "duration_ms" => self.started.elapsed().as_secs_f64() * 1000.0);
+    }
+}
+
 fn is_error_result(reply: &Reply) -> bool {
     // `CallToolResult` serializes `isError` last, and only when true.
     matches!(reply, Ok(raw) if raw.get().ends_with(",\"isError\":true}"))
@@ -480,6 +539,20 @@ impl Actor for Call {
             act.fail(Failure::TimedOut(act.timeout));
             ctx.stop();
         });
+        if self.cancel_on_close {
+            let sink = self.sink.clone();
+            ctx.spawn(
+                async move { sink.closed().await }
+                    .into_actor(self)
+                    .map(|(), act, ctx| {
+                        if !act.answered {
+                            slog::debug!(act.log, "stream closed by the client: call cancelled");
+                            act.cancel_by_client();
+                        }
+                        ctx.stop();
+                    }),
+            );
+        }
     }
 
     fn stopped(&mut self, _ctx: &mut Context<Self>) {
@@ -495,14 +568,7 @@ impl Handler<Cancel> for Call {
 
     fn handle(&mut self, msg: Cancel, ctx: &mut Context<Self>) {
         match msg {
-            Cancel::Client => {
-                if !std::mem::replace(&mut self.answered, true) {
-                    self.metrics.cancelled.inc();
-                    self.record("cancelled");
-                }
-                slog::debug!(self.log, "call cancelled by client";
-                    "duration_ms" => self.started.elapsed().as_secs_f64() * 1000.0);
-            }
+            Cancel::Client => self.cancel_by_client(),
             Cancel::Shutdown => self.fail(Failure::Shutdown),
         }
         ctx.stop();

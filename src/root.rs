@@ -3,7 +3,8 @@
 //! Root owns the session registry: it mints session ids, starts Session actors (on the
 //! arbiter of the worker that asked, so sessions spread over cores), enforces the
 //! session cap, reaps idle sessions, ends sessions on `DELETE`, and drains them all at
-//! shutdown. Transports read the registry directly (`Registry::get`) to route requests
+//! shutdown. It also adopts the stateless sessions of the HTTP workers, to drain them.
+//! Transports read the registry directly (`Registry::get`) to route requests
 //! without a hop through this actor; only Root writes it.
 
 use std::collections::HashMap;
@@ -16,11 +17,8 @@ use actix_rt::ArbiterHandle;
 use slog::Logger;
 
 use crate::service::Service;
-use crate::session::{Close, Drain, Session, SessionEnded, SessionRecord};
+use crate::session::{Close, Drain, Session, SessionEnded, SessionKind, SessionRecord};
 use crate::transport::sse::StreamTable;
-
-/// How often the SSE replay log is trimmed to its bounds.
-pub const EVENT_TRIM_EVERY: Duration = Duration::from_secs(1);
 
 /// Milliseconds since the process started (a monotonic clock for idle tracking).
 pub fn now_ms() -> u64 {
@@ -109,9 +107,17 @@ impl Registry {
 pub struct OpenSession {
     /// Where the Session actor runs.
     pub arbiter: Option<ArbiterHandle>,
-    /// Save the session so it survives a restart (HTTP sessions).
-    pub persist: bool,
+    /// What it serves: a stdio connection, a session-era HTTP session (saved so
+    /// that it survives a restart) or a 2026-07-28 listen stream.
+    pub kind: SessionKind,
 }
+
+/// Adopt the stateless session of one HTTP worker (it serves 2026-07-28 requests
+/// on that worker's thread). Not a client session: not in the registry, not
+/// counted, never reaped; drained and stopped at shutdown like the others.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct AdoptStateless(pub Addr<Session>);
 
 /// Rebuild a saved session whose actor is gone (the process restarted): look its
 /// record up in storage and start a Session from it. `None` if there is no record.
@@ -162,6 +168,8 @@ pub struct Root {
     registry: Registry,
     /// Set by `DrainAll`: no session is opened or restored from then on.
     draining: bool,
+    /// The HTTP workers' stateless sessions.
+    stateless: Vec<Addr<Session>>,
     log: Logger,
 }
 
@@ -173,21 +181,8 @@ impl Root {
             service,
             registry,
             draining: false,
+            stateless: Vec::new(),
             log,
-        }
-    }
-
-    /// Keep the SSE replay log within `limits.event_log_max` and `limits.event_ttl`.
-    fn trim_events(&mut self) {
-        let limits = &self.service.limits;
-        match self
-            .service
-            .storage
-            .trim_events(limits.event_log_max, limits.event_ttl)
-        {
-            Ok(0) => {}
-            Ok(n) => slog::debug!(self.log, "replay log trimmed"; "removed" => n),
-            Err(e) => slog::warn!(self.log, "replay log trim failed"; "error" => e.to_string()),
         }
     }
 
@@ -262,7 +257,6 @@ impl Actor for Root {
         let ttl = self.service.limits.session_idle_ttl;
         let every = (ttl / 4).clamp(Duration::from_millis(50), Duration::from_secs(30));
         ctx.run_interval(every, |act, _ctx| act.reap());
-        ctx.run_interval(EVENT_TRIM_EVERY, |act, _ctx| act.trim_events());
     }
 }
 
@@ -272,16 +266,22 @@ impl Handler<OpenSession> for Root {
     fn handle(&mut self, msg: OpenSession, ctx: &mut Context<Self>) -> Self::Result {
         self.check_cap()?;
         let id: Arc<str> = Arc::from(mint_session_id(self.service.instance.as_deref())?);
-        let mut session = Session::new(
+        let session = Session::new(
             id.clone(),
             self.service.clone(),
+            msg.kind,
             Some(ctx.address().recipient()),
         );
-        if msg.persist {
-            session = session.persistent();
-        }
         self.service.metrics.sessions_total.inc();
         Ok(self.start_session(id, session, msg.arbiter))
+    }
+}
+
+impl Handler<AdoptStateless> for Root {
+    type Result = ();
+
+    fn handle(&mut self, msg: AdoptStateless, _ctx: &mut Context<Self>) {
+        self.stateless.push(msg.0);
     }
 }
 
@@ -329,6 +329,7 @@ impl Handler<RestoreSession> for Root {
         let session = Session::new(
             msg.id.clone(),
             self.service.clone(),
+            SessionKind::Http,
             Some(ctx.address().recipient()),
         )
         .restored(record);
@@ -381,14 +382,18 @@ impl Handler<DrainAll> for Root {
 
     fn handle(&mut self, msg: DrainAll, _ctx: &mut Context<Self>) -> Self::Result {
         self.draining = true;
-        let sessions = self.registry.all();
+        let sessions: Vec<Addr<Session>> = self
+            .registry
+            .all()
+            .into_iter()
+            .map(|s| s.addr.clone())
+            .chain(self.stateless.drain(..))
+            .collect();
         Box::pin(async move {
-            let drains = sessions
-                .iter()
-                .map(|s| s.addr.send(Drain { grace: msg.grace }));
+            let drains = sessions.iter().map(|s| s.send(Drain { grace: msg.grace }));
             futures::future::join_all(drains).await;
             for s in &sessions {
-                s.addr.do_send(Close);
+                s.do_send(Close);
             }
         })
     }

@@ -10,18 +10,35 @@ use crate::config::Limits;
 use crate::gate::Gate;
 use crate::health::HealthChecks;
 use crate::prompts::PromptRegistry;
-use crate::protocol::mcp::Implementation;
+use crate::protocol::mcp::{
+    Implementation, ListChangedCapability, ResourcesCapability, ServerCapabilities,
+};
 use crate::resources::ResourceRegistry;
+use crate::session::era::{Envelope, Era};
 use crate::storage::Storage;
 use crate::telemetry::Metrics;
 use crate::tools::ToolRegistry;
 
-/// Resource-updated events queued per session before the oldest are skipped.
+/// Change events queued per session before the oldest are skipped.
 const UPDATE_QUEUE: usize = 256;
 
-/// Broadcasts `notifications/resources/updated` to the sessions subscribed to a URI.
+/// Something a client may subscribe to changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// The resource with this URI changed (`notifications/resources/updated`).
+    Resource(Arc<str>),
+    /// The tool list changed.
+    ToolsList,
+    /// The prompt list changed.
+    PromptsList,
+    /// The resource list changed.
+    ResourcesList,
+}
+
+/// Broadcasts changes to the sessions that subscribed to them (session-era
+/// `resources/subscribe`, 2026-07-28 `subscriptions/listen`).
 #[derive(Debug, Clone)]
-pub struct Notifier(broadcast::Sender<Arc<str>>);
+pub struct Notifier(broadcast::Sender<Change>);
 
 impl Default for Notifier {
     fn default() -> Self {
@@ -32,11 +49,16 @@ impl Default for Notifier {
 impl Notifier {
     /// Tell every session subscribed to `uri` that it changed.
     pub fn resource_updated(&self, uri: &str) {
-        let _ = self.0.send(Arc::from(uri));
+        self.changed(Change::Resource(Arc::from(uri)));
+    }
+
+    /// Tell every subscribed session about `change`.
+    pub fn changed(&self, change: Change) {
+        let _ = self.0.send(change);
     }
 
     /// A receiver for one session.
-    pub fn subscribe(&self) -> broadcast::Receiver<Arc<str>> {
+    pub fn subscribe(&self) -> broadcast::Receiver<Change> {
         self.0.subscribe()
     }
 
@@ -106,6 +128,8 @@ pub struct Service {
     pub blocking: Arc<tokio::sync::Semaphore>,
     /// Prefix of minted session ids (`{instance}-…`), for proxy affinity.
     pub instance: Option<String>,
+    /// The 2026-07-28 result envelope, made from `info` at first use.
+    envelope: std::sync::OnceLock<Envelope>,
 }
 
 impl Service {
@@ -131,6 +155,39 @@ impl Service {
             log,
             metrics: Arc::new(Metrics::new()),
             health: HealthChecks::default(),
+            envelope: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// What 2026-07-28 results carry: `resultType` and this server's identity.
+    pub fn envelope(&self) -> &Envelope {
+        self.envelope.get_or_init(|| {
+            Envelope::new(&serde_json::to_value(self.info.implementation()).unwrap_or_default())
+        })
+    }
+
+    /// The capabilities this server advertises in `era` (`initialize` or
+    /// `server/discover`). Resource
+    /// updates are served by `resources/subscribe` (session era) and by
+    /// `subscriptions/listen` (2026-07-28), which also carries list changes.
+    pub fn capabilities(&self, era: Era) -> ServerCapabilities {
+        // List changes reach 2026-07-28 listen streams; session-era sessions are not
+        // told (their lists are fixed for the process's life).
+        let modern = era == Era::Modern;
+        ServerCapabilities {
+            tools: Some(ListChangedCapability {
+                list_changed: modern,
+            }),
+            logging: Some(Default::default()),
+            resources: (!self.resources.is_empty()).then_some(ResourcesCapability {
+                subscribe: true,
+                list_changed: modern,
+            }),
+            prompts: (!self.prompts.is_empty()).then_some(ListChangedCapability {
+                list_changed: modern,
+            }),
+            completions: self.prompts.has_completions().then(Default::default),
+            extensions: modern.then(Default::default),
         }
     }
 }

@@ -69,6 +69,11 @@ impl Sink {
         self.0.is_closed()
     }
 
+    /// Resolves once the receiver is gone (the client closed the stream).
+    pub async fn closed(&self) {
+        self.0.closed().await
+    }
+
     /// A sink that gathers the next `expected` responses into one JSON array (a batch
     /// reply) sent to `self`; other frames pass through at once. If every sender is
     /// dropped first (say, a cancelled call never answers), the responses gathered so

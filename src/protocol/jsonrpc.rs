@@ -11,6 +11,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::Value;
 
+use super::request::{decode_meta, ClientNotification, ClientRequest, RequestMeta};
+
 /// JSON-RPC error codes used by emcee (JSON-RPC 2.0 §5.1 and MCP).
 pub mod code {
     /// Invalid JSON was received.
@@ -25,6 +27,15 @@ pub mod code {
     pub const INTERNAL_ERROR: i32 = -32603;
     /// Server overloaded: a bounded queue (in-flight calls, sessions) is full.
     pub const SERVER_BUSY: i32 = -32000;
+    /// MCP (session era): the resource does not exist. 2026-07-28 uses -32602.
+    pub const RESOURCE_NOT_FOUND: i32 = -32002;
+    /// MCP 2026-07-28: an HTTP header (`MCP-Protocol-Version`, `Mcp-Method`,
+    /// `Mcp-Name`, `Mcp-Param-*`) is missing or does not match the body.
+    pub const HEADER_MISMATCH: i32 = -32020;
+    /// MCP 2026-07-28: the request needs a client capability it did not declare.
+    pub const MISSING_CAPABILITY: i32 = -32021;
+    /// MCP 2026-07-28: the request's protocol version is not supported.
+    pub const UNSUPPORTED_VERSION: i32 = -32022;
 }
 
 /// A JSON-RPC request id: MCP allows strings and integers, never null.
@@ -98,25 +109,27 @@ impl RpcError {
     }
 }
 
-/// A request: has an id and a method; expects exactly one response.
+/// A request: has an id and a method; expects exactly one response. Decoded once,
+/// here: the method with its typed params, and the params' `_meta`.
 #[derive(Debug)]
 pub struct Request {
     /// The id to echo in the response.
     pub id: RequestId,
-    /// Method name, e.g. `tools/call`.
-    pub method: String,
-    /// Raw params, decoded by the method's handler.
-    pub params: Option<Box<RawValue>>,
+    /// The method and its params.
+    pub call: ClientRequest,
+    /// The params' `_meta`.
+    pub meta: RequestMeta,
+}
+
+impl Request {
+    /// The method name, e.g. `tools/call`.
+    pub fn method(&self) -> &str {
+        self.call.method()
+    }
 }
 
 /// A notification: a method without an id; never answered.
-#[derive(Debug)]
-pub struct Notification {
-    /// Method name, e.g. `notifications/cancelled`.
-    pub method: String,
-    /// Raw params.
-    pub params: Option<Box<RawValue>>,
-}
+pub type Notification = ClientNotification;
 
 /// A response from the peer to a request we sent (server → client requests).
 #[derive(Debug)]
@@ -142,8 +155,8 @@ impl Message {
     /// The method name, when the message has one.
     pub fn method(&self) -> Option<&str> {
         match self {
-            Message::Request(r) => Some(&r.method),
-            Message::Notification(n) => Some(&n.method),
+            Message::Request(r) => Some(r.method()),
+            Message::Notification(_) => None,
             Message::Response(_) => None,
         }
     }
@@ -272,16 +285,24 @@ pub fn classify(raw: &RawValue) -> Result<Message, Rejected> {
                 return Err(reject("`params` must be an object or an array"));
             }
         }
+        let params = env.params.as_deref();
         return Ok(match id {
-            Some(id) => Message::Request(Request {
-                id,
-                method,
-                params: env.params,
-            }),
-            None => Message::Notification(Notification {
-                method,
-                params: env.params,
-            }),
+            Some(id) => {
+                let decoded = decode_meta(params).and_then(|meta| {
+                    let modern = meta.protocol_version.is_some();
+                    Ok((ClientRequest::decode_in(&method, params, modern)?, meta))
+                });
+                match decoded {
+                    Ok((call, meta)) => Message::Request(Request { id, call, meta }),
+                    Err(error) => {
+                        return Err(Rejected {
+                            id: Some(id),
+                            error,
+                        })
+                    }
+                }
+            }
+            None => Message::Notification(ClientNotification::decode(&method, params)),
         });
     }
     let Some(id) = id.clone() else {
@@ -325,6 +346,14 @@ struct ErrorOut<'a> {
 }
 
 #[derive(Serialize)]
+struct ErrorOutNoNull<'a> {
+    jsonrpc: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<&'a RequestId>,
+    error: &'a RpcError,
+}
+
+#[derive(Serialize)]
 struct NotificationOut<'a, T: Serialize + ?Sized> {
     jsonrpc: &'static str,
     method: &'a str,
@@ -352,6 +381,16 @@ pub fn encode_result<T: Serialize + ?Sized>(id: &RequestId, result: &T) -> Strin
 /// Encode an error response; `id` is `None` when it could not be read (JSON `null`).
 pub fn encode_error(id: Option<&RequestId>, error: &RpcError) -> String {
     to_json(&ErrorOut {
+        jsonrpc: "2.0",
+        id,
+        error,
+    })
+}
+
+/// Encode an error response the 2026-07-28 way: an id that could not be read is
+/// omitted rather than `null`.
+pub fn encode_error_omitting_unknown_id(id: Option<&RequestId>, error: &RpcError) -> String {
+    to_json(&ErrorOutNoNull {
         jsonrpc: "2.0",
         id,
         error,

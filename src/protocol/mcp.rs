@@ -140,6 +140,9 @@ pub struct ServerCapabilities {
     /// Present when `completion/complete` is served.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub completions: Option<Map<String, Value>>,
+    /// Extensions served, by id (2026-07-28 `server/discover`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub extensions: Option<Map<String, Value>>,
 }
 
 /// `resources` capability.
@@ -190,15 +193,6 @@ pub struct PaginatedParams {
     pub cursor: Option<String>,
 }
 
-/// The `_meta` object of a request's params.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct RequestMeta {
-    /// Token to tag `notifications/progress` with.
-    #[serde(default)]
-    pub progress_token: Option<ProgressToken>,
-}
-
 /// A progress token: a string or an integer chosen by the client.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
@@ -217,9 +211,6 @@ pub struct CallToolParams {
     /// Arguments, validated against the tool's `inputSchema`.
     #[serde(default)]
     pub arguments: Option<Value>,
-    /// Request metadata.
-    #[serde(default, rename = "_meta")]
-    pub meta: Option<RequestMeta>,
 }
 
 /// One content block of a tool result or prompt message.
@@ -360,7 +351,7 @@ pub struct SetLevelParams {
 #[serde(rename_all = "camelCase")]
 pub struct CancelledParams {
     /// The request to cancel.
-    pub request_id: crate::protocol::RequestId,
+    pub request_id: super::RequestId,
     /// Why.
     #[serde(default)]
     pub reason: Option<String>,
@@ -432,6 +423,46 @@ pub mod method {
     pub const PROMPTS_GET: &str = "prompts/get";
     /// Complete an argument.
     pub const COMPLETION_COMPLETE: &str = "completion/complete";
+    /// What the server offers (2026-07-28; replaces the handshake).
+    pub const SERVER_DISCOVER: &str = "server/discover";
+    /// Open the long-lived notification stream (2026-07-28).
+    pub const SUBSCRIPTIONS_LISTEN: &str = "subscriptions/listen";
+    /// First message of a listen stream.
+    pub const SUBSCRIPTIONS_ACKNOWLEDGED: &str = "notifications/subscriptions/acknowledged";
+    /// The tool list changed.
+    pub const TOOLS_LIST_CHANGED: &str = "notifications/tools/list_changed";
+    /// The prompt list changed.
+    pub const PROMPTS_LIST_CHANGED: &str = "notifications/prompts/list_changed";
+    /// The resource list changed.
+    pub const RESOURCES_LIST_CHANGED: &str = "notifications/resources/list_changed";
+}
+
+/// `subscriptions/listen` params: what the client wants to hear about.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListenParams {
+    /// The filter.
+    #[serde(default)]
+    pub notifications: SubscriptionFilter,
+}
+
+/// Which notifications a listen stream carries (the request's filter, and the
+/// acknowledged subset the server honours).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SubscriptionFilter {
+    /// `notifications/tools/list_changed`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tools_list_changed: Option<bool>,
+    /// `notifications/prompts/list_changed`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompts_list_changed: Option<bool>,
+    /// `notifications/resources/list_changed`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources_list_changed: Option<bool>,
+    /// `notifications/resources/updated` for these URIs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_subscriptions: Option<Vec<String>>,
 }
 
 /// Params naming one resource URI (`resources/read`, `subscribe`, `unsubscribe`).
@@ -439,9 +470,6 @@ pub mod method {
 pub struct UriParams {
     /// The URI.
     pub uri: String,
-    /// Request metadata.
-    #[serde(default, rename = "_meta")]
-    pub meta: Option<RequestMeta>,
 }
 
 /// `prompts/get` params.
@@ -452,9 +480,6 @@ pub struct GetPromptParams {
     /// Its arguments.
     #[serde(default)]
     pub arguments: std::collections::HashMap<String, String>,
-    /// Request metadata.
-    #[serde(default, rename = "_meta")]
-    pub meta: Option<RequestMeta>,
 }
 
 /// `completion/complete` params.
@@ -462,7 +487,7 @@ pub struct GetPromptParams {
 pub struct CompleteParams {
     /// What is being completed.
     #[serde(rename = "ref")]
-    pub reference: crate::prompts::CompletionRef,
+    pub reference: super::prompt::CompletionRef,
     /// The argument and its partial value.
     pub argument: CompleteArgument,
     /// Arguments already resolved.

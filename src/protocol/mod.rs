@@ -3,8 +3,12 @@
 //! Architecture invariant: this module does no IO and knows no actors; it turns
 //! bytes into typed messages and typed results back into JSON text.
 
+pub mod headers;
 pub mod jsonrpc;
 pub mod mcp;
+pub mod prompt;
+pub mod request;
+pub mod resource;
 
 pub use jsonrpc::{code, Message, Payload, Rejected, Request, RequestId, RpcError};
 pub use mcp::{CallToolResult, Content, LoggingLevel, ProtocolVersion, ToolDef};

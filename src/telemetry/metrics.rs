@@ -37,6 +37,14 @@ pub mod reason {
     pub const IN_FLIGHT_TOOL: &str = "in_flight_tool";
     /// The server is draining.
     pub const SHUTTING_DOWN: &str = "shutting_down";
+    /// 2026-07-28: an HTTP header is missing or does not match the body (-32020).
+    pub const HEADER_MISMATCH: &str = "header_mismatch";
+    /// 2026-07-28: the request's protocol version is not served (-32022).
+    pub const UNSUPPORTED_VERSION: &str = "unsupported_version";
+    /// A method the server does not serve (-32601, HTTP 404 in 2026-07-28).
+    pub const UNKNOWN_METHOD: &str = "unknown_method";
+    /// A `subscriptions/listen` client read too slowly; its stream was dropped.
+    pub const LISTENER_SLOW: &str = "listener_slow";
 }
 
 /// Every metric emcee exports.
@@ -83,6 +91,8 @@ pub fn method_label(m: &str) -> &'static str {
         method::PROMPTS_LIST,
         method::PROMPTS_GET,
         method::COMPLETION_COMPLETE,
+        method::SERVER_DISCOVER,
+        method::SUBSCRIPTIONS_LISTEN,
     ];
     KNOWN.iter().find(|k| **k == m).copied().unwrap_or("other")
 }

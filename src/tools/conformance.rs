@@ -11,6 +11,7 @@ use crate::call::CallContext;
 use crate::prompts::{CompletionRef, GetPromptResult, Prompt, PromptMessage, PromptRegistry, Role};
 use crate::protocol::{CallToolResult, Content, LoggingLevel};
 use crate::resources::{Resource, ResourceContents, ResourceRegistry, Template};
+use crate::service::Change;
 use crate::tools::{DuplicateTool, Tool, ToolError, ToolOutcome, ToolRegistry};
 
 /// A 1×1 red PNG.
@@ -206,8 +207,18 @@ fn register_tools(tools: &mut ToolRegistry) -> Result<(), DuplicateTool> {
             json!({
                 "$schema": "https://json-schema.org/draft/2020-12/schema",
                 "type": "object",
-                "$defs": {"address": {"type": "object", "properties": {"street": {"type": "string"}, "city": {"type": "string"}}}},
-                "properties": {"name": {"type": "string"}, "address": {"$ref": "#/$defs/address"}},
+                "$defs": {"address": {"$anchor": "addressDef", "type": "object", "properties": {"street": {"type": "string"}, "city": {"type": "string"}}}},
+                "properties": {
+                    "name": {"type": "string"},
+                    "address": {"$ref": "#/$defs/address"},
+                    "contactMethod": {"type": "string", "enum": ["phone", "email"]},
+                    "phone": {"type": "string"},
+                    "email": {"type": "string"}
+                },
+                "allOf": [{"anyOf": [{"required": ["phone"]}, {"required": ["email"]}]}],
+                "if": {"properties": {"contactMethod": {"const": "phone"}}, "required": ["contactMethod"]},
+                "then": {"required": ["phone"]},
+                "else": {"required": ["email"]},
                 "additionalProperties": false
             }),
             |_ctx, a| async move { content(vec![Content::text(format!("Received: {a}"))]) },
@@ -268,6 +279,76 @@ fn register_tools(tools: &mut ToolRegistry) -> Result<(), DuplicateTool> {
                 ctx.close_stream();
                 actix_rt::time::sleep(STEP * 3).await;
                 content(vec![Content::text("Reconnection test completed successfully")])
+            },
+        ))?;
+    register_2026_tools(tools)
+}
+
+/// The fixtures the 2026-07-28 scenarios add.
+fn register_2026_tools(tools: &mut ToolRegistry) -> Result<(), DuplicateTool> {
+    tools
+        .add(Tool::raw(
+            "test_missing_capability",
+            "Needs the client's sampling capability: -32021 when the request does not declare it.",
+            no_args(),
+            |ctx, _a| async move {
+                ctx.require_client_capabilities("test_missing_capability", &["sampling"])?;
+                content(vec![Content::text("The client declared sampling.")])
+            },
+        ))?
+        .add(Tool::raw(
+            "test_streaming_elicitation",
+            "Reports progress, then answers; never sends the client a request.",
+            no_args(),
+            |ctx, _a| async move {
+                ctx.progress(1.0, Some(2.0), Some("working"));
+                actix_rt::time::sleep(STEP).await;
+                ctx.progress(2.0, Some(2.0), Some("done"));
+                content(vec![Content::text(
+                    "Streaming finished without asking the client.",
+                )])
+            },
+        ))?
+        .add(Tool::raw(
+            "test_logging_tool",
+            "Logs at info; the client sees it only when its request names a log level.",
+            no_args(),
+            |ctx, _a| async move {
+                ctx.notify_log(
+                    LoggingLevel::Info,
+                    Some("conformance"),
+                    json!("test_logging_tool ran"),
+                );
+                content(vec![Content::text("Logging tool executed.")])
+            },
+        ))?
+        .add(Tool::raw(
+            "test_trigger_tool_change",
+            "Announces a tool list change to listening clients.",
+            no_args(),
+            |ctx, _a| async move {
+                ctx.list_changed(Change::ToolsList);
+                content(vec![Content::text("Tool list change announced.")])
+            },
+        ))?
+        .add(Tool::raw(
+            "test_trigger_prompt_change",
+            "Announces a prompt list change to listening clients.",
+            no_args(),
+            |ctx, _a| async move {
+                ctx.list_changed(Change::PromptsList);
+                content(vec![Content::text("Prompt list change announced.")])
+            },
+        ))?
+        .add(Tool::raw(
+            "test_header_param",
+            "Echoes `region`, which 2026-07-28 HTTP clients also send as Mcp-Param-Region.",
+            json!({"type": "object",
+                   "properties": {"region": {"type": "string", "x-mcp-header": "Region"}},
+                   "required": ["region"]}),
+            |_ctx, a| async move {
+                let region = string_arg(&a, "region")?;
+                content(vec![Content::text(format!("region: {region}"))])
             },
         ))?;
     Ok(())

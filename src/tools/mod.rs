@@ -21,6 +21,7 @@ use serde_json::Value;
 
 use crate::call::CallContext;
 use crate::gate::{Gate, Permit};
+use crate::protocol::headers::{header_params, HeaderParam};
 use crate::protocol::{CallToolResult, ToolDef};
 use crate::storage::StorageError;
 
@@ -36,13 +37,21 @@ pub enum ToolError {
     /// Storage failed.
     #[error("{0}")]
     Storage(#[from] StorageError),
+    /// A protocol error: the call is answered with this JSON-RPC error instead of a
+    /// result (e.g. -32021 when the request lacks a client capability the tool
+    /// needs).
+    #[error("{0}")]
+    Protocol(#[from] crate::protocol::RpcError),
 }
 
 /// What a tool handler returns.
 pub type ToolOutcome = Result<CallToolResult, ToolError>;
 
-type DynHandler =
-    dyn Fn(CallContext, Value) -> LocalBoxFuture<'static, CallToolResult> + Send + Sync;
+/// A tool's answer: a result (`isError` for failures) or, for protocol errors, a
+/// JSON-RPC error.
+pub type ToolReply = Result<CallToolResult, crate::protocol::RpcError>;
+
+type DynHandler = dyn Fn(CallContext, Value) -> LocalBoxFuture<'static, ToolReply> + Send + Sync;
 
 /// A tool ready to register: definition, handler, optional timeout override.
 pub struct Tool {
@@ -50,6 +59,7 @@ pub struct Tool {
     timeout: Option<Duration>,
     concurrency: Option<usize>,
     gate: OnceLock<Arc<Gate>>,
+    header_params: OnceLock<Vec<HeaderParam>>,
     handler: Box<DynHandler>,
 }
 
@@ -126,23 +136,25 @@ impl Tool {
         let name = name.into();
         let tool_name: Arc<str> = Arc::from(name.as_str());
         let handler = Arc::new(handler);
-        let dyn_handler = move |ctx: CallContext,
-                                args: Value|
-              -> LocalBoxFuture<'static, CallToolResult> {
-            let handler = handler.clone();
-            let tool_name = tool_name.clone();
-            Box::pin(async move {
-                let outcome = if args.is_object() {
-                    handler(ctx, args).await
-                } else {
-                    Err(ToolError::InvalidArguments(
-                        "`arguments` must be a JSON object".into(),
-                    ))
-                };
-                outcome
-                    .unwrap_or_else(|e| CallToolResult::error(format!("tool `{tool_name}`: {e}")))
-            })
-        };
+        let dyn_handler =
+            move |ctx: CallContext, args: Value| -> LocalBoxFuture<'static, ToolReply> {
+                let handler = handler.clone();
+                let tool_name = tool_name.clone();
+                Box::pin(async move {
+                    let outcome = if args.is_object() {
+                        handler(ctx, args).await
+                    } else {
+                        Err(ToolError::InvalidArguments(
+                            "`arguments` must be a JSON object".into(),
+                        ))
+                    };
+                    match outcome {
+                        Ok(result) => Ok(result),
+                        Err(ToolError::Protocol(e)) => Err(e),
+                        Err(e) => Ok(CallToolResult::error(format!("tool `{tool_name}`: {e}"))),
+                    }
+                })
+            };
         Tool {
             def: ToolDef {
                 name,
@@ -155,6 +167,7 @@ impl Tool {
             timeout: None,
             concurrency: None,
             gate: OnceLock::new(),
+            header_params: OnceLock::new(),
             handler: Box::new(dyn_handler),
         }
     }
@@ -208,18 +221,26 @@ impl Tool {
         &self.def
     }
 
+    /// The arguments its `inputSchema` annotates with `x-mcp-header` (sent as
+    /// `Mcp-Param-*` headers by 2026-07-28 HTTP clients).
+    pub fn header_params(&self) -> &[HeaderParam] {
+        self.header_params
+            .get_or_init(|| header_params(&self.def.input_schema))
+    }
+
     /// The timeout override, if any.
     pub fn timeout_override(&self) -> Option<Duration> {
         self.timeout
     }
 
-    /// Start the handler. `arguments` absent means `{}`. The returned future never
-    /// fails: errors are `isError` results (panics are contained by the caller).
+    /// Start the handler. `arguments` absent means `{}`. Execution failures are
+    /// `isError` results; only [`ToolError::Protocol`] is a JSON-RPC error (panics
+    /// are contained by the caller).
     pub fn invoke(
         &self,
         ctx: CallContext,
         arguments: Option<Value>,
-    ) -> LocalBoxFuture<'static, CallToolResult> {
+    ) -> LocalBoxFuture<'static, ToolReply> {
         (self.handler)(
             ctx,
             arguments.unwrap_or_else(|| Value::Object(Default::default())),

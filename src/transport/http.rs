@@ -1,13 +1,18 @@
-//! Streamable HTTP transport (session era) on actix-web: `POST`/`GET`/`DELETE /mcp`.
+//! Streamable HTTP transport on actix-web: `POST`/`GET`/`DELETE /mcp`, both eras on
+//! one endpoint. This file holds what both share and the session era; the
+//! 2026-07-28 path is `transport::modern`.
 //!
 //! Request path, in order, each step answering before any work when it fails:
 //! 1. Host and Origin against the allowlist → 403 (middleware, every `/mcp` request);
-//! 2. `Content-Type` and `Content-Encoding` (415), `Accept` (406), body size (413),
-//!    `MCP-Protocol-Version` (400);
+//! 2. `Content-Type` and `Content-Encoding` (415), `Accept` (406), body size (413);
 //! 3. parse: malformed JSON → 400 with -32700, not JSON-RPC → 400 with -32600;
-//! 4. session: `initialize` opens one (503 + `Retry-After` at the cap); anything else
+//! 4. era ([`modern::is_modern`]): a request naming 2026-07-28 (in `_meta` or the
+//!    `MCP-Protocol-Version` header), or one without `Mcp-Session-Id` other than
+//!    `initialize`, goes to `transport::modern`; the rest is the session era:
+//! 5. `MCP-Protocol-Version` (400);
+//! 6. session: `initialize` opens one (503 + `Retry-After` at the cap); anything else
 //!    needs a known `Mcp-Session-Id` (missing → 400, unknown or ended → 404);
-//! 5. hand the payload to the Session actor with a fresh sink, then answer:
+//! 7. hand the payload to the Session actor with a fresh sink, then answer:
 //!    notifications/responses only → 202; a request → the first frame decides: its
 //!    response within [`JSON_WINDOW`] → `application/json`; a notification or a server
 //!    → client request first, or nothing yet → an SSE stream (priming event, related
@@ -32,16 +37,18 @@ use tokio::sync::mpsc;
 
 use crate::config::{Config, HttpConfig};
 use crate::protocol::jsonrpc::{self, encode_error};
-use crate::protocol::mcp::method;
-use crate::protocol::{Message, Payload, ProtocolVersion, RpcError};
+use crate::protocol::request::ClientRequest;
+use crate::protocol::{code, Message, Payload, ProtocolVersion, RpcError};
 use crate::root::{
-    CloseSession, DrainAll, OpenSession, Registry, RestoreSession, Root, RootError, SessionEntry,
+    AdoptStateless, CloseSession, DrainAll, OpenSession, Registry, RestoreSession, Root, RootError,
+    SessionEntry,
 };
 use crate::service::Service;
-use crate::session::{Inbound, SetStandalone};
+use crate::session::{Inbound, Session, SessionKind, SetStandalone};
 use crate::sink::{Frame, FrameKind, Sink};
 use crate::telemetry::metrics::reason;
 use crate::transport::admin;
+use crate::transport::modern;
 use crate::transport::sse::{self, Pump, StreamKind};
 
 /// The MCP endpoint path.
@@ -55,6 +62,8 @@ pub const VERSION_HEADER: &str = "mcp-protocol-version";
 pub const JSON_WINDOW: Duration = Duration::from_millis(20);
 /// `Retry-After` seconds when the session cap is reached.
 pub const RETRY_AFTER_SECS: u32 = 5;
+/// How often the SSE replay log is trimmed to its bounds.
+pub const EVENT_TRIM_EVERY: Duration = Duration::from_secs(1);
 
 /// Shared state of the HTTP workers.
 #[derive(Clone)]
@@ -84,6 +93,27 @@ impl AppState {
         }
     }
 
+    /// A stateless session started on the current thread's arbiter (an HTTP
+    /// worker's), adopted by Root so that shutdown drains it.
+    fn worker_session(&self) -> WorkerSession {
+        let session = Session::new(
+            Arc::from("stateless"),
+            self.service.clone(),
+            SessionKind::Stateless,
+            None,
+        )
+        .start();
+        self.root.do_send(AdoptStateless(session.clone()));
+        WorkerSession(session)
+    }
+}
+
+/// The stateless session of one HTTP worker: it serves the 2026-07-28 requests that
+/// worker reads, on its thread.
+#[derive(Clone)]
+pub struct WorkerSession(pub(crate) Addr<Session>);
+
+impl AppState {
     /// The session registry (read-only view).
     pub fn registry(&self) -> &Registry {
         &self.registry
@@ -96,18 +126,22 @@ impl AppState {
 }
 
 /// Register the MCP routes on an actix-web app: the one `fn app()` shared by the
-/// binary and the tests.
+/// binary and the tests. Called on each worker's thread: each worker gets its own
+/// stateless session, so a 2026-07-28 request is served on the thread that read it.
 pub fn routes(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
     move |cfg| {
-        cfg.app_data(web::Data::new(state)).service(
-            web::resource(MCP_PATH)
-                .wrap(from_fn(guard_host_and_origin))
-                .wrap(from_fn(count_refusals))
-                .route(web::post().to(post_mcp))
-                .route(web::get().to(get_mcp))
-                .route(web::delete().to(delete_mcp))
-                .default_service(web::to(method_not_allowed)),
-        );
+        let worker = web::Data::new(state.worker_session());
+        cfg.app_data(web::Data::new(state))
+            .app_data(worker)
+            .service(
+                web::resource(MCP_PATH)
+                    .wrap(from_fn(guard_host_and_origin))
+                    .wrap(from_fn(count_refusals))
+                    .route(web::post().to(post_mcp))
+                    .route(web::get().to(get_mcp))
+                    .route(web::delete().to(delete_mcp))
+                    .default_service(web::to(method_not_allowed)),
+            );
     }
 }
 
@@ -135,6 +169,16 @@ impl Refusal {
         )
     }
 }
+
+/// 503 with `Retry-After`, as a response.
+pub(crate) fn busy(why: impl std::fmt::Display) -> HttpResponse {
+    Refusal::busy(why).into()
+}
+
+/// Set on a refused response whose `mcp_rejected_total` reason is not the one its
+/// status implies (the 2026-07-28 codes).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RefusalReason(pub &'static str);
 
 impl From<Refusal> for HttpResponse {
     fn from(r: Refusal) -> HttpResponse {
@@ -231,7 +275,9 @@ async fn count_refusals(
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let state = req.app_data::<web::Data<AppState>>().cloned();
     let resp = next.call(req).await?;
+    let marked = resp.response().extensions().get::<RefusalReason>().copied();
     let reason = match resp.status() {
+        _ if marked.is_some() => marked.map(|m| m.0),
         StatusCode::FORBIDDEN => Some(reason::FORBIDDEN),
         StatusCode::PAYLOAD_TOO_LARGE => Some(reason::TOO_LARGE),
         StatusCode::NOT_FOUND => Some(reason::UNKNOWN_SESSION),
@@ -263,9 +309,11 @@ async fn guard_host_and_origin(
 
 /// What the client's `Accept` allows.
 #[derive(Debug, Clone, Copy)]
-struct Accept {
-    json: bool,
-    sse: bool,
+pub struct Accept {
+    /// `application/json`.
+    pub json: bool,
+    /// `text/event-stream`.
+    pub sse: bool,
 }
 
 fn accept_of(req: &HttpRequest) -> Accept {
@@ -381,13 +429,30 @@ async fn read_body(
 
 fn count_requests(payload: &Payload) -> (usize, bool) {
     let is_req = |m: &Result<Message, _>| matches!(m, Ok(Message::Request(_)));
-    let is_init = |m: &Result<Message, _>| matches!(m, Ok(Message::Request(r)) if r.method == method::INITIALIZE);
+    let is_init = |m: &Result<Message, _>| matches!(m, Ok(Message::Request(r)) if matches!(r.call, ClientRequest::Initialize(_)));
     match payload {
         Payload::Single(m) => (usize::from(is_req(m)), is_init(m)),
         Payload::Batch(items) => (
             items.iter().filter(|m| is_req(m)).count(),
             items.iter().any(is_init),
         ),
+    }
+}
+
+/// Keeps a session "not idle" while one of its streams is open.
+pub(crate) struct StreamGuard(Arc<SessionEntry>);
+
+impl StreamGuard {
+    /// A stream of `entry` opened.
+    pub(crate) fn new(entry: Arc<SessionEntry>) -> StreamGuard {
+        entry.stream_opened();
+        StreamGuard(entry)
+    }
+}
+
+impl Drop for StreamGuard {
+    fn drop(&mut self) {
+        self.0.stream_closed();
     }
 }
 
@@ -398,14 +463,7 @@ fn sse_response(
     first: Option<Bytes>,
     rx: mpsc::UnboundedReceiver<Bytes>,
 ) -> HttpResponse {
-    struct Open(Arc<SessionEntry>);
-    impl Drop for Open {
-        fn drop(&mut self) {
-            self.0.stream_closed();
-        }
-    }
-    entry.stream_opened();
-    let guard = Open(entry);
+    let guard = StreamGuard::new(entry);
     let head = futures::stream::iter(first.map(Ok::<Bytes, Infallible>));
     let tail = futures::stream::unfold((rx, guard), |(mut rx, guard)| async move {
         rx.recv()
@@ -452,16 +510,31 @@ async fn post_mcp(
             RpcError::invalid_request("Accept must allow application/json or text/event-stream"),
         );
     }
-    if let Err(refusal) = check_version_header(&req) {
-        return refusal.into();
-    }
     let bytes = match read_body(&req, body, state.service.limits.max_message_bytes).await {
         Ok(b) => b,
         Err(refusal) => return refusal.into(),
     };
     let payload = jsonrpc::parse(&bytes);
     if let Payload::Single(Err(rejected)) = &payload {
-        return HttpResponse::BadRequest()
+        if matches!(
+            rejected.error.code,
+            code::PARSE_ERROR | code::INVALID_REQUEST
+        ) {
+            return HttpResponse::BadRequest()
+                .content_type("application/json")
+                .body(encode_error(rejected.id.as_ref(), &rejected.error));
+        }
+    }
+    if modern::is_modern(req.headers(), &payload) {
+        return modern::post(&req, &state, accept, payload).await;
+    }
+    if let Err(refusal) = check_version_header(&req) {
+        return refusal.into();
+    }
+    if let Payload::Single(Err(rejected)) = &payload {
+        // Well-formed JSON-RPC with bad params: a JSON-RPC error, as the session
+        // would answer it.
+        return HttpResponse::Ok()
             .content_type("application/json")
             .body(encode_error(rejected.id.as_ref(), &rejected.error));
     }
@@ -474,7 +547,7 @@ async fn post_mcp(
             .root
             .send(OpenSession {
                 arbiter: Some(actix_rt::Arbiter::current()),
-                persist: true,
+                kind: SessionKind::Http,
             })
             .await
         {
@@ -496,7 +569,7 @@ async fn post_mcp(
     entry.touch();
 
     let (sink, mut frames) = Sink::channel();
-    if entry.addr.send(Inbound { payload, sink }).await.is_err() {
+    if entry.addr.send(Inbound::new(payload, sink)).await.is_err() {
         return rpc_error(
             StatusCode::NOT_FOUND,
             RpcError::new(-32001, "session ended"),
@@ -567,7 +640,24 @@ async fn post_mcp(
     with_session(sse_response(entry, Some(sse::priming(stream)), rx))
 }
 
+/// 405 for `GET`/`DELETE` without `Mcp-Session-Id`: 2026-07-28 has no session
+/// streams and nothing to delete.
+fn no_session_method() -> HttpResponse {
+    HttpResponse::MethodNotAllowed()
+        .insert_header((header::ALLOW, "POST"))
+        .content_type("application/json")
+        .body(encode_error(
+            None,
+            &RpcError::invalid_request(
+                "GET and DELETE need an Mcp-Session-Id (session era); 2026-07-28 requests are POSTs",
+            ),
+        ))
+}
+
 async fn get_mcp(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    if header_str(&req, SESSION_HEADER).is_none() {
+        return no_session_method();
+    }
     if !accept_of(&req).sse {
         return rpc_error(
             StatusCode::NOT_ACCEPTABLE,
@@ -630,7 +720,7 @@ async fn get_mcp(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
 
 async fn delete_mcp(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     let Some(id) = header_str(&req, SESSION_HEADER) else {
-        return bad_request("missing Mcp-Session-Id header");
+        return no_session_method();
     };
     match state.root.send(CloseSession(Arc::from(id.trim()))).await {
         Ok(true) => HttpResponse::Ok().finish(),
@@ -639,6 +729,26 @@ async fn delete_mcp(req: HttpRequest, state: web::Data<AppState>) -> HttpRespons
             RpcError::new(-32001, "session not found"),
         ),
         Err(e) => rpc_error(StatusCode::SERVICE_UNAVAILABLE, RpcError::internal(e)),
+    }
+}
+
+/// Keep the SSE replay log within `limits.event_log_max` and `limits.event_ttl`,
+/// every [`EVENT_TRIM_EVERY`], for as long as HTTP is served.
+async fn trim_events(service: Arc<Service>) {
+    let mut every = tokio::time::interval(EVENT_TRIM_EVERY);
+    loop {
+        every.tick().await;
+        let limits = &service.limits;
+        match service
+            .storage
+            .trim_events(limits.event_log_max, limits.event_ttl)
+        {
+            Ok(0) => {}
+            Ok(n) => slog::debug!(service.log, "replay log trimmed"; "removed" => n),
+            Err(e) => {
+                slog::warn!(service.log, "replay log trim failed"; "error" => e.to_string())
+            }
+        }
     }
 }
 
@@ -687,6 +797,7 @@ pub async fn serve(
     let handle = server.handle();
     slog::info!(log, "serving http"; "bind" => bound, "path" => MCP_PATH, "workers" => config.http.workers);
     let server_task = actix_rt::spawn(server);
+    let trim = actix_rt::spawn(trim_events(service.clone()));
     let admin = match config.admin_bind {
         Some(addr) => Some(admin::serve(addr, state.clone(), &log)?),
         None => None,
@@ -707,6 +818,7 @@ pub async fn serve(
         })
         .await;
     handle.stop(true).await;
+    trim.abort();
     if let Some(admin) = admin {
         admin.stop(true).await;
     }

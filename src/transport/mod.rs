@@ -6,5 +6,6 @@
 
 pub mod admin;
 pub mod http;
+pub mod modern;
 pub mod sse;
 pub mod stdio;

@@ -35,7 +35,7 @@ use crate::protocol::jsonrpc::{self, encode_error};
 use crate::protocol::RpcError;
 use crate::root::{OpenSession, Registry, Root};
 use crate::service::Service;
-use crate::session::{Close, Drain, Inbound, SetStandalone};
+use crate::session::{Close, Drain, Inbound, SessionKind, SetStandalone};
 use crate::sink::{Frame, FrameKind, FrameReceiver, Sink};
 
 /// Most bytes the writer gathers before one write to stdout.
@@ -199,7 +199,7 @@ where
     let entry = root
         .send(OpenSession {
             arbiter: None,
-            persist: false,
+            kind: SessionKind::Connection,
         })
         .await
         .map_err(|e| io::Error::other(e.to_string()))?
@@ -245,10 +245,7 @@ where
                     continue;
                 }
                 let payload = jsonrpc::parse(&bytes);
-                let inbound = Inbound {
-                    payload,
-                    sink: sink.clone(),
-                };
+                let inbound = Inbound::new(payload, sink.clone());
                 if session.send(inbound).await.is_err() {
                     slog::error!(log, "session stopped unexpectedly");
                     break;

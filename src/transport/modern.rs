@@ -1,0 +1,412 @@
+//! 2026-07-28 requests on Streamable HTTP: no session, every POST self-contained.
+//!
+//! Request path, after the checks both eras share in `http.rs` (Host/Origin 403,
+//! `Content-Type` 415, `Accept` 406, body size 413, JSON 400), each step answering
+//! before any work when it fails:
+//! 1. a notification → 202 (on HTTP, cancellation is closing the stream); a
+//!    response or a batch → 400 with -32600;
+//! 2. `MCP-Protocol-Version` and `Mcp-Method` present → else 400 with -32020;
+//! 3. the required `_meta` fields → else 400 with -32602;
+//! 4. the headers equal the body's version and method → else 400 with -32020;
+//! 5. the version is served → else 400 with -32022 (`data.supported`, `requested`);
+//! 6. the method exists in 2026-07-28 → else 404 with -32601;
+//! 7. `Mcp-Name` (`tools/call`, `resources/read`, `prompts/get`) and the tool's
+//!    `Mcp-Param-*` headers equal the body → else 400 with -32020;
+//! 8. dispatch: `subscriptions/listen` opens a listener session under Root (503 +
+//!    `Retry-After` at the session cap); anything else goes to this worker's
+//!    stateless session, on this thread;
+//! 9. answer: `application/json` when the response comes first within
+//!    [`JSON_WINDOW`]; otherwise an SSE stream of that request's messages (no event
+//!    ids: this era has no resumability), ended by its response. Closing that stream
+//!    cancels the call. A JSON-RPC error answer gets the status its code calls for
+//!    ([`status_of`]).
+//!
+//! No `Mcp-Session-Id` is read or minted here.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use actix_web::http::header::{self, HeaderMap};
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse};
+use bytes::Bytes;
+use futures::StreamExt;
+use tokio::sync::mpsc;
+
+use crate::protocol::headers::{check_params, decode_value};
+use crate::protocol::jsonrpc::encode_error_omitting_unknown_id;
+use crate::protocol::request::ClientRequest;
+use crate::protocol::{code, Message, Payload, ProtocolVersion, Request, RpcError};
+use crate::root::{OpenSession, RootError, SessionEntry};
+use crate::session::{era, Inbound, SessionKind};
+use crate::sink::{Frame, FrameKind, FrameReceiver, Sink};
+use crate::telemetry::metrics::reason;
+use crate::transport::http::{
+    Accept, AppState, RefusalReason, StreamGuard, WorkerSession, JSON_WINDOW, VERSION_HEADER,
+};
+
+/// The `Mcp-Method` header.
+pub const METHOD_HEADER: &str = "mcp-method";
+/// The `Mcp-Name` header.
+pub const NAME_HEADER: &str = "mcp-name";
+/// Frames a listen stream may have waiting for a slow client; one more and the
+/// stream is dropped (logged, counted as `listener_slow`).
+pub const LISTEN_QUEUE: usize = 256;
+
+/// True when a POST is written in 2026-07-28: its `_meta` names a version; or its
+/// `MCP-Protocol-Version` header names no session-era version; or it has neither,
+/// no `Mcp-Session-Id`, and is not `initialize` (such a request is refused by this
+/// era's checks, in terms a current client understands).
+pub fn is_modern(headers: &HeaderMap, payload: &Payload) -> bool {
+    let (meta_modern, initialize) = match payload {
+        Payload::Batch(_) => return false,
+        Payload::Single(Ok(Message::Request(r))) => (
+            era::is_modern_request(&r.meta),
+            matches!(r.call, ClientRequest::Initialize(_)),
+        ),
+        Payload::Single(_) => (false, false),
+    };
+    if meta_modern {
+        return true;
+    }
+    if let Some(v) = header(headers, VERSION_HEADER) {
+        return !ProtocolVersion::parse(v).is_some_and(ProtocolVersion::is_legacy);
+    }
+    !initialize && !headers.contains_key(crate::transport::http::SESSION_HEADER)
+}
+
+/// The HTTP status of a 2026-07-28 JSON-RPC error: 404 for an unknown method, 400
+/// for a malformed or refused request, 200 for what a handler decided.
+pub fn status_of(code: i32) -> StatusCode {
+    match code {
+        code::METHOD_NOT_FOUND => StatusCode::NOT_FOUND,
+        code::PARSE_ERROR
+        | code::INVALID_REQUEST
+        | code::INVALID_PARAMS
+        | code::HEADER_MISMATCH
+        | code::MISSING_CAPABILITY
+        | code::UNSUPPORTED_VERSION => StatusCode::BAD_REQUEST,
+        _ => StatusCode::OK,
+    }
+}
+
+fn refusal_reason(code: i32) -> &'static str {
+    match code {
+        code::METHOD_NOT_FOUND => reason::UNKNOWN_METHOD,
+        code::HEADER_MISMATCH => reason::HEADER_MISMATCH,
+        code::UNSUPPORTED_VERSION => reason::UNSUPPORTED_VERSION,
+        _ => reason::BAD_REQUEST,
+    }
+}
+
+/// An error answer to `id` with the status its code calls for.
+fn error_response(id: Option<&crate::protocol::RequestId>, error: &RpcError) -> HttpResponse {
+    let status = status_of(error.code);
+    let mut resp = HttpResponse::build(status)
+        .content_type("application/json")
+        .body(encode_error_omitting_unknown_id(id, error));
+    if status != StatusCode::OK {
+        resp.extensions_mut()
+            .insert(RefusalReason(refusal_reason(error.code)));
+    }
+    resp
+}
+
+fn mismatch(message: impl Into<String>) -> RpcError {
+    RpcError::new(code::HEADER_MISMATCH, message.into())
+}
+
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+}
+
+/// Steps 2–7 of the module doc: the request's headers and `_meta` against its body.
+pub fn check(headers: &HeaderMap, req: &Request, state: &AppState) -> Result<(), RpcError> {
+    let Some(version) = header(headers, VERSION_HEADER) else {
+        return Err(mismatch("missing MCP-Protocol-Version header"));
+    };
+    let Some(method) = header(headers, METHOD_HEADER) else {
+        return Err(mismatch("missing Mcp-Method header"));
+    };
+    era::check_meta_present(req)?;
+    if Some(version) != req.meta.protocol_version.as_deref() {
+        return Err(mismatch(format!(
+            "Header mismatch: MCP-Protocol-Version header value {version:?} does not match the body's {:?}",
+            req.meta.protocol_version.as_deref().unwrap_or_default()
+        )));
+    }
+    if method != req.method() {
+        return Err(mismatch(format!(
+            "Header mismatch: Mcp-Method header value {method:?} does not match body value {:?}",
+            req.method()
+        )));
+    }
+    era::check_version(req)?;
+    era::check_method(req)?;
+    if let Some(name) = req.call.name() {
+        let Some(raw) = headers.get(NAME_HEADER) else {
+            return Err(mismatch("missing Mcp-Name header"));
+        };
+        match decode_value(raw.as_bytes()) {
+            Some(value) if value == name => {}
+            Some(value) => {
+                return Err(mismatch(format!(
+                    "Header mismatch: Mcp-Name header value {value:?} does not match body value {name:?}"
+                )))
+            }
+            None => return Err(mismatch("malformed Mcp-Name header")),
+        }
+    }
+    if let ClientRequest::ToolsCall(call) = &req.call {
+        if let Some(tool) = state.service.tools.get(&call.name) {
+            check_params(tool.header_params(), call.arguments.as_ref(), |name| {
+                headers.get(name).map(|v| v.as_bytes())
+            })
+            .map_err(|e| mismatch(e.to_string()))?;
+        }
+    }
+    Ok(())
+}
+
+/// Serve one 2026-07-28 POST (the payload already parsed).
+pub async fn post(
+    req: &HttpRequest,
+    state: &AppState,
+    accept: Accept,
+    payload: Payload,
+) -> HttpResponse {
+    let request = match payload {
+        Payload::Single(Ok(Message::Request(r))) => r,
+        Payload::Single(Ok(Message::Notification(_))) => return HttpResponse::Accepted().finish(),
+        Payload::Single(Ok(Message::Response(_))) | Payload::Batch(_) => {
+            let e = RpcError::invalid_request(
+                "a 2026-07-28 POST carries one request or notification (no responses, no batches)",
+            );
+            return error_response(None, &e);
+        }
+        Payload::Single(Err(rejected)) => {
+            return error_response(
+                rejected.id.as_ref(),
+                &state.service.envelope().error(rejected.error),
+            )
+        }
+    };
+    if let Err(e) = check(req.headers(), &request, state) {
+        return error_response(Some(&request.id), &e);
+    }
+    if matches!(request.call, ClientRequest::Listen(_)) {
+        return listen(state, request).await;
+    }
+    let Some(session) = req
+        .app_data::<actix_web::web::Data<WorkerSession>>()
+        .map(|w| w.0.clone())
+    else {
+        let e = RpcError::internal("no stateless session on this worker");
+        return error_response(Some(&request.id), &e);
+    };
+    let (sink, frames) = Sink::channel();
+    let id = request.id.clone();
+    let inbound = Inbound {
+        payload: Payload::Single(Ok(Message::Request(request))),
+        sink,
+        cancel_on_close: true,
+    };
+    if session.send(inbound).await.is_err() {
+        let e = RpcError::new(code::SERVER_BUSY, "the server is shutting down");
+        return error_response(Some(&id), &e);
+    }
+    answer(accept, frames, state).await
+}
+
+/// The code of an encoded JSON-RPC error response (`{"jsonrpc":"2.0","id":…,"error":{"code":N…`).
+fn error_code(json: &str) -> Option<i32> {
+    let at = json.find(r#""error":{"code":"#)? + r#""error":{"code":"#.len();
+    let rest = &json[at..];
+    let end = rest
+        .find(|c: char| c != '-' && !c.is_ascii_digit())
+        .unwrap_or(rest.len());
+    rest[..end].parse().ok()
+}
+
+fn json_response(f: Frame) -> HttpResponse {
+    let code = error_code(&f.json);
+    let status = code.map_or(StatusCode::OK, status_of);
+    let mut resp = HttpResponse::build(status)
+        .content_type("application/json")
+        .body(f.json);
+    if let (Some(code), false) = (code, status == StatusCode::OK) {
+        resp.extensions_mut()
+            .insert(RefusalReason(refusal_reason(code)));
+    }
+    resp
+}
+
+/// JSON or a per-request SSE stream, as the first frame decides.
+async fn answer(accept: Accept, mut frames: FrameReceiver, state: &AppState) -> HttpResponse {
+    if !accept.sse {
+        // JSON only: the request's notifications cannot reach the client.
+        while let Some(f) = frames.recv().await {
+            if f.kind == FrameKind::Response {
+                return json_response(f);
+            }
+        }
+        return HttpResponse::Accepted().finish();
+    }
+    let first = if accept.json {
+        tokio::select! {
+            f = frames.recv() => match f {
+                Some(f) if f.kind == FrameKind::Response => return json_response(f),
+                Some(f) => Some(f),
+                // Cancelled before answering (shutdown).
+                None => return HttpResponse::Accepted().finish(),
+            },
+            _ = tokio::time::sleep(JSON_WINDOW) => None,
+        }
+    } else {
+        None
+    };
+    let keepalive = state.service.limits.sse_keepalive;
+    sse(request_stream(first, frames, keepalive))
+}
+
+fn sse_event(json: &str) -> Bytes {
+    Bytes::from(format!("event: message\ndata: {json}\n\n"))
+}
+
+/// The events of one request: its notifications, then its response, which ends
+/// the stream. Dropping the stream (the client closed it) drops `frames`, which
+/// cancels the call.
+fn request_stream(
+    first: Option<Frame>,
+    frames: FrameReceiver,
+    keepalive: std::time::Duration,
+) -> impl futures::Stream<Item = Result<Bytes, Infallible>> {
+    // A comment first: the client sees the stream open at once.
+    let head = futures::stream::iter([Ok(Bytes::from_static(b": stream\n\n"))]);
+    let first = futures::stream::iter(first.map(|f| Ok((f.kind == FrameKind::Response, f.json))));
+    let mut tick = tokio::time::interval(keepalive);
+    tick.reset();
+    let rest = futures::stream::unfold((frames, tick), |(mut frames, mut tick)| async move {
+        tokio::select! {
+            f = frames.recv() => f.map(|f| (Ok((f.kind == FrameKind::Response, f.json)), (frames, tick))),
+            _ = tick.tick() => Some((Err(()), (frames, tick))),
+        }
+    });
+    let events = first.chain(rest).scan(false, |done, item| {
+        if *done {
+            return futures::future::ready(None);
+        }
+        let bytes = match item {
+            Ok((is_response, json)) => {
+                *done = is_response;
+                sse_event(&json)
+            }
+            Err(()) => Bytes::from_static(crate::transport::sse::KEEPALIVE),
+        };
+        futures::future::ready(Some(Ok(bytes)))
+    });
+    head.chain(events)
+}
+
+fn sse<S>(body: S) -> HttpResponse
+where
+    S: futures::Stream<Item = Result<Bytes, Infallible>> + 'static,
+{
+    HttpResponse::Ok()
+        .content_type("text/event-stream")
+        .insert_header((header::CACHE_CONTROL, "no-cache"))
+        .insert_header(("x-accel-buffering", "no"))
+        .streaming(body)
+}
+
+/// `subscriptions/listen`: a listener session under Root, and its stream.
+async fn listen(state: &AppState, request: Request) -> HttpResponse {
+    let id = request.id.clone();
+    let opened = state
+        .root
+        .send(OpenSession {
+            arbiter: Some(actix_rt::Arbiter::current()),
+            kind: SessionKind::Listener,
+        })
+        .await;
+    let entry: Arc<SessionEntry> = match opened {
+        Ok(Ok(entry)) => entry,
+        Ok(Err(e @ (RootError::Full(_) | RootError::Draining))) => {
+            return crate::transport::http::busy(e);
+        }
+        Ok(Err(e)) => return error_response(Some(&id), &RpcError::internal(e)),
+        Err(e) => return error_response(Some(&id), &RpcError::internal(e)),
+    };
+    let (sink, mut frames) = Sink::channel();
+    let inbound = Inbound {
+        payload: Payload::Single(Ok(Message::Request(request))),
+        sink,
+        cancel_on_close: false,
+    };
+    if entry.addr.send(inbound).await.is_err() {
+        return crate::transport::http::busy("the server is shutting down");
+    }
+    // The session's frames go through a bounded queue to the connection: a client
+    // that does not read is dropped instead of growing memory.
+    let (tx, rx) = mpsc::channel::<Bytes>(LISTEN_QUEUE);
+    let keepalive = state.service.limits.sse_keepalive;
+    let metrics = state.service.metrics.clone();
+    let log = state
+        .service
+        .log
+        .new(slog::o!("session" => entry.id.to_string()));
+    actix_rt::spawn(async move {
+        let mut tick = tokio::time::interval(keepalive);
+        tick.reset();
+        loop {
+            let bytes = tokio::select! {
+                f = frames.recv() => match f {
+                    Some(f) => {
+                        let end = f.kind == FrameKind::Response;
+                        let sent = tx.try_send(sse_event(&f.json));
+                        if end || sent.is_err() {
+                            if let Err(mpsc::error::TrySendError::Full(_)) = sent {
+                                metrics.reject(reason::LISTENER_SLOW);
+                                slog::warn!(log, "listen stream dropped: the client does not read";
+                                    "queued" => LISTEN_QUEUE);
+                            }
+                            break;
+                        }
+                        continue;
+                    }
+                    None => break,
+                },
+                _ = tick.tick() => Bytes::from_static(crate::transport::sse::KEEPALIVE),
+                () = tx.closed() => break,
+            };
+            let _ = tx.try_send(bytes);
+        }
+        // Dropping `frames` ends the listener session (it watches its sink).
+    });
+    let guard = StreamGuard::new(entry);
+    let body = futures::stream::unfold((rx, guard), |(mut rx, guard)| async move {
+        rx.recv()
+            .await
+            .map(|b| (Ok::<Bytes, Infallible>(b), (rx, guard)))
+    });
+    let head = futures::stream::iter([Ok(Bytes::from_static(b": listening\n\n"))]);
+    sse(head.chain(body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_codes_are_read_from_encoded_errors() {
+        let e = crate::protocol::jsonrpc::encode_error(None, &RpcError::new(-32601, "x"));
+        assert_eq!(error_code(&e), Some(-32601));
+        assert_eq!(error_code(r#"{"jsonrpc":"2.0","id":1,"result":{}}"#), None);
+        assert_eq!(status_of(-32601), StatusCode::NOT_FOUND);
+        assert_eq!(status_of(-32022), StatusCode::BAD_REQUEST);
+        assert_eq!(status_of(-32603), StatusCode::OK);
+    }
+}

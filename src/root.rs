@@ -7,6 +7,7 @@
 //! Transports read the registry directly (`Registry::get`) to route requests
 //! without a hop through this actor; only Root writes it.
 
+use std::any::Any;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
@@ -18,7 +19,6 @@ use slog::Logger;
 
 use crate::service::Service;
 use crate::session::{Close, Drain, Session, SessionEnded, SessionKind, SessionRecord};
-use crate::transport::sse::StreamTable;
 
 /// Milliseconds since the process started (a monotonic clock for idle tracking).
 pub fn now_ms() -> u64 {
@@ -35,11 +35,23 @@ pub struct SessionEntry {
     pub addr: Addr<Session>,
     last_seen_ms: AtomicU64,
     open_streams: AtomicUsize,
-    /// Live SSE streams of this session (HTTP transport state).
-    pub streams: StreamTable,
+    /// What the transport serving this session keeps for it (the HTTP transport:
+    /// its SSE streams). Root never looks inside.
+    transport: OnceLock<Arc<dyn Any + Send + Sync>>,
 }
 
 impl SessionEntry {
+    /// The per-session state of the transport serving this session, created on
+    /// first use. A session is served by one transport, so `T` is always the same
+    /// type; `None` if another type was stored first.
+    pub fn transport_state<T: Any + Default + Send + Sync>(&self) -> Option<Arc<T>> {
+        self.transport
+            .get_or_init(|| Arc::new(T::default()))
+            .clone()
+            .downcast::<T>()
+            .ok()
+    }
+
     /// Record activity now (a request arrived).
     pub fn touch(&self) {
         self.last_seen_ms.store(now_ms(), Ordering::Relaxed);
@@ -216,7 +228,7 @@ impl Root {
             addr,
             last_seen_ms: AtomicU64::new(now_ms()),
             open_streams: AtomicUsize::new(0),
-            streams: StreamTable::default(),
+            transport: OnceLock::new(),
         });
         self.registry.insert(entry.clone());
         self.service.metrics.active_sessions.inc();

@@ -143,8 +143,8 @@ pub struct Response {
 /// One classified JSON-RPC message.
 #[derive(Debug)]
 pub enum Message {
-    /// See [`Request`].
-    Request(Request),
+    /// See [`Request`] (boxed: it is the large variant).
+    Request(Box<Request>),
     /// See [`Notification`].
     Notification(Notification),
     /// See [`Response`].
@@ -293,7 +293,7 @@ pub fn classify(raw: &RawValue) -> Result<Message, Rejected> {
                     Ok((ClientRequest::decode_in(&method, params, modern)?, meta))
                 });
                 match decoded {
-                    Ok((call, meta)) => Message::Request(Request { id, call, meta }),
+                    Ok((call, meta)) => Message::Request(Box::new(Request { id, call, meta })),
                     Err(error) => {
                         return Err(Rejected {
                             id: Some(id),
@@ -446,13 +446,7 @@ mod tests {
     #[test]
     fn classifies_requests_notifications_and_responses() {
         let m = single(r#"{"jsonrpc":"2.0","id":7,"method":"ping"}"#).unwrap();
-        assert!(matches!(
-            m,
-            Message::Request(Request {
-                id: RequestId::Number(7),
-                ..
-            })
-        ));
+        assert!(matches!(m, Message::Request(r) if r.id == RequestId::Number(7)));
         let m = single(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#).unwrap();
         assert!(matches!(m, Message::Notification(_)));
         let m = single(r#"{"jsonrpc":"2.0","id":"a","result":{}}"#).unwrap();

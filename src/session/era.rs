@@ -199,7 +199,7 @@ mod tests {
 
     fn request(json: &str) -> Request {
         match parse(json.as_bytes()) {
-            Payload::Single(Ok(Message::Request(r))) => r,
+            Payload::Single(Ok(Message::Request(r))) => *r,
             other => panic!("not a request: {other:?}"),
         }
     }

@@ -250,7 +250,7 @@ impl Session {
         ctx: &mut Context<Self>,
     ) {
         match msg {
-            Ok(Message::Request(req)) => self.on_request(req, sink, cancel_on_close, ctx),
+            Ok(Message::Request(req)) => self.on_request(*req, sink, cancel_on_close, ctx),
             Ok(Message::Notification(n)) => self.on_notification(n),
             Ok(Message::Response(r)) => {
                 if !self.peer.complete(r.id.clone(), r.outcome) {

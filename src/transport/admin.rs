@@ -16,7 +16,7 @@ use slog::Logger;
 
 use crate::health::{self, HealthReport};
 use crate::root::{Ping, Root};
-use crate::transport::http::AppState;
+use crate::transport::state::AppState;
 
 /// Decrements the open-connections gauge when its connection closes.
 pub struct ConnectionGuard(IntGauge);

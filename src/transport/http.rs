@@ -19,11 +19,10 @@
 //!    messages, the response, end) run by a resumable pump (`transport::sse`).
 
 use std::convert::Infallible;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix::prelude::*;
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{self, HeaderMap, HeaderValue};
@@ -32,98 +31,30 @@ use actix_web::middleware::{from_fn, Next};
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
-use slog::Logger;
 use tokio::sync::mpsc;
 
 use crate::config::{Config, HttpConfig};
 use crate::protocol::jsonrpc::{self, encode_error};
 use crate::protocol::request::ClientRequest;
 use crate::protocol::{code, Message, Payload, ProtocolVersion, RpcError};
-use crate::root::{
-    AdoptStateless, CloseSession, DrainAll, OpenSession, Registry, RestoreSession, Root, RootError,
-    SessionEntry,
-};
+use crate::root::{CloseSession, DrainAll, OpenSession, RestoreSession, RootError, SessionEntry};
 use crate::service::Service;
-use crate::session::{Inbound, Session, SessionKind, SetStandalone};
+use crate::session::{Inbound, SessionKind, SetStandalone};
 use crate::sink::{Frame, FrameKind, Sink};
 use crate::telemetry::metrics::reason;
 use crate::transport::admin;
+pub use crate::transport::exchange::{
+    accept_of, busy, header_str, rpc_error, Accept, Refusal, RefusalReason, StreamGuard,
+    JSON_WINDOW, RETRY_AFTER_SECS, SESSION_HEADER, VERSION_HEADER,
+};
 use crate::transport::modern;
 use crate::transport::sse::{self, Pump, StreamKind};
+pub use crate::transport::state::{AppState, WorkerSession};
 
 /// The MCP endpoint path.
 pub const MCP_PATH: &str = "/mcp";
-/// Session id header.
-pub const SESSION_HEADER: &str = "mcp-session-id";
-/// Protocol version header.
-pub const VERSION_HEADER: &str = "mcp-protocol-version";
-/// A request answered within this window gets a plain JSON response; a slower one
-/// streams (SSE), so that a client that drops the connection can resume it.
-pub const JSON_WINDOW: Duration = Duration::from_millis(20);
-/// `Retry-After` seconds when the session cap is reached.
-pub const RETRY_AFTER_SECS: u32 = 5;
 /// How often the SSE replay log is trimmed to its bounds.
 pub const EVENT_TRIM_EVERY: Duration = Duration::from_secs(1);
-
-/// Shared state of the HTTP workers.
-#[derive(Clone)]
-pub struct AppState {
-    pub(crate) service: Arc<Service>,
-    pub(crate) root: Addr<Root>,
-    pub(crate) registry: Registry,
-    http: Arc<HttpConfig>,
-    /// False while starting and while draining: `/health/ready` answers 503.
-    pub(crate) ready: Arc<AtomicBool>,
-    log: Logger,
-}
-
-impl AppState {
-    /// State for `service`; starts the Root actor on the current arbiter.
-    pub fn new(service: Arc<Service>, http: HttpConfig) -> AppState {
-        let registry = Registry::default();
-        let log = service.log.new(slog::o!("transport" => "http"));
-        let root = Root::new(service.clone(), registry.clone()).start();
-        AppState {
-            service,
-            root,
-            registry,
-            http: Arc::new(http),
-            ready: Arc::new(AtomicBool::new(false)),
-            log,
-        }
-    }
-
-    /// A stateless session started on the current thread's arbiter (an HTTP
-    /// worker's), adopted by Root so that shutdown drains it.
-    fn worker_session(&self) -> WorkerSession {
-        let session = Session::new(
-            Arc::from("stateless"),
-            self.service.clone(),
-            SessionKind::Stateless,
-            None,
-        )
-        .start();
-        self.root.do_send(AdoptStateless(session.clone()));
-        WorkerSession(session)
-    }
-}
-
-/// The stateless session of one HTTP worker: it serves the 2026-07-28 requests that
-/// worker reads, on its thread.
-#[derive(Clone)]
-pub struct WorkerSession(pub(crate) Addr<Session>);
-
-impl AppState {
-    /// The session registry (read-only view).
-    pub fn registry(&self) -> &Registry {
-        &self.registry
-    }
-
-    /// The root actor.
-    pub fn root(&self) -> &Addr<Root> {
-        &self.root
-    }
-}
 
 /// Register the MCP routes on an actix-web app: the one `fn app()` shared by the
 /// binary and the tests. Called on each worker's thread: each worker gets its own
@@ -143,57 +74,6 @@ pub fn routes(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
                     .default_service(web::to(method_not_allowed)),
             );
     }
-}
-
-/// A refused request: an HTTP status with a JSON-RPC error body (id null). Every
-/// refusal of this transport becomes a response here, in one place.
-#[derive(Debug)]
-pub struct Refusal {
-    status: StatusCode,
-    error: RpcError,
-}
-
-impl Refusal {
-    fn new(status: StatusCode, error: RpcError) -> Refusal {
-        Refusal { status, error }
-    }
-
-    /// 503 with `Retry-After`: a bound is reached or the server is draining.
-    fn busy(why: impl std::fmt::Display) -> Refusal {
-        Refusal::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            RpcError::new(
-                crate::protocol::code::SERVER_BUSY,
-                format!("{why}; retry later"),
-            ),
-        )
-    }
-}
-
-/// 503 with `Retry-After`, as a response.
-pub(crate) fn busy(why: impl std::fmt::Display) -> HttpResponse {
-    Refusal::busy(why).into()
-}
-
-/// Set on a refused response whose `mcp_rejected_total` reason is not the one its
-/// status implies (the 2026-07-28 codes).
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct RefusalReason(pub &'static str);
-
-impl From<Refusal> for HttpResponse {
-    fn from(r: Refusal) -> HttpResponse {
-        let mut resp = HttpResponse::build(r.status);
-        if r.status == StatusCode::SERVICE_UNAVAILABLE {
-            resp.insert_header((header::RETRY_AFTER, RETRY_AFTER_SECS.to_string()));
-        }
-        resp.content_type("application/json")
-            .body(encode_error(None, &r.error))
-    }
-}
-
-/// A JSON-RPC error body (id null) with an HTTP status.
-fn rpc_error(status: StatusCode, error: RpcError) -> HttpResponse {
-    Refusal::new(status, error).into()
 }
 
 fn bad_request_refusal(message: impl Into<String>) -> Refusal {
@@ -307,54 +187,6 @@ async fn guard_host_and_origin(
     Ok(next.call(req).await?.map_into_boxed_body())
 }
 
-/// What the client's `Accept` allows.
-#[derive(Debug, Clone, Copy)]
-pub struct Accept {
-    /// `application/json`.
-    pub json: bool,
-    /// `text/event-stream`.
-    pub sse: bool,
-}
-
-fn accept_of(req: &HttpRequest) -> Accept {
-    let Some(value) = req
-        .headers()
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-    else {
-        return Accept {
-            json: true,
-            sse: true,
-        };
-    };
-    let mut a = Accept {
-        json: false,
-        sse: false,
-    };
-    for item in value.split(',') {
-        let mime = item
-            .split(';')
-            .next()
-            .unwrap_or("")
-            .trim()
-            .to_ascii_lowercase();
-        match mime.as_str() {
-            "application/json" | "application/*" => a.json = true,
-            "text/event-stream" | "text/*" => a.sse = true,
-            "*/*" => {
-                a.json = true;
-                a.sse = true;
-            }
-            _ => {}
-        }
-    }
-    a
-}
-
-fn header_str<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {
-    req.headers().get(name).and_then(|v| v.to_str().ok())
-}
-
 /// Validate `MCP-Protocol-Version` (absent means 2025-03-26).
 fn check_version_header(req: &HttpRequest) -> Result<(), Refusal> {
     match header_str(req, VERSION_HEADER) {
@@ -436,23 +268,6 @@ fn count_requests(payload: &Payload) -> (usize, bool) {
             items.iter().filter(|m| is_req(m)).count(),
             items.iter().any(is_init),
         ),
-    }
-}
-
-/// Keeps a session "not idle" while one of its streams is open.
-pub(crate) struct StreamGuard(Arc<SessionEntry>);
-
-impl StreamGuard {
-    /// A stream of `entry` opened.
-    pub(crate) fn new(entry: Arc<SessionEntry>) -> StreamGuard {
-        entry.stream_opened();
-        StreamGuard(entry)
-    }
-}
-
-impl Drop for StreamGuard {
-    fn drop(&mut self) {
-        self.0.stream_closed();
     }
 }
 
@@ -626,10 +441,11 @@ async fn post_mcp(
             );
         }
     }
-    let stream = entry.streams.allocate();
+    let stream = sse::streams_of(&entry).allocate();
     let (out, rx) = mpsc::unbounded_channel();
     Pump {
         session: entry.clone(),
+        streams: sse::streams_of(&entry),
         storage: state.service.storage.clone(),
         stream,
         kind: StreamKind::Request,
@@ -672,12 +488,13 @@ async fn get_mcp(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
         Err(refusal) => return refusal.into(),
     };
     entry.touch();
+    let streams = sse::streams_of(&entry);
     let (out, rx) = mpsc::unbounded_channel();
     if let Some(last) = header_str(&req, "last-event-id") {
         let Some((stream, seq)) = sse::parse_event_id(last) else {
             return bad_request(format!("malformed Last-Event-ID: {last:?}"));
         };
-        return match entry.streams.attach(stream, Some(seq), out.clone()) {
+        return match streams.attach(stream, Some(seq), out.clone()) {
             Ok(()) => sse_response(entry, None, rx),
             Err(_) => {
                 // The stream ended: replay what it logged, then end.
@@ -694,20 +511,21 @@ async fn get_mcp(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
             }
         };
     }
-    if let Some(stream) = entry.streams.standalone() {
+    if let Some(stream) = streams.standalone() {
         // One standalone connection at a time: a new GET takes over and the older
         // connection ends (a client that reconnects is never locked out by a
         // connection the server has not yet noticed is dead).
-        if entry.streams.attach(stream, None, out.clone()).is_ok() {
+        if streams.attach(stream, None, out.clone()).is_ok() {
             return sse_response(entry, Some(sse::priming(stream)), rx);
         }
     }
-    let stream = entry.streams.allocate();
-    entry.streams.set_standalone(stream);
+    let stream = streams.allocate();
+    streams.set_standalone(stream);
     let (sink, frames) = Sink::channel();
     entry.addr.do_send(SetStandalone(sink));
     Pump {
         session: entry.clone(),
+        streams: sse::streams_of(&entry),
         storage: state.service.storage.clone(),
         stream,
         kind: StreamKind::Standalone,

@@ -5,7 +5,9 @@
 //! frames it receives. It holds no protocol state of its own.
 
 pub mod admin;
+pub mod exchange;
 pub mod http;
 pub mod modern;
 pub mod sse;
+pub mod state;
 pub mod stdio;

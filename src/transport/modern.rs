@@ -41,9 +41,10 @@ use crate::root::{OpenSession, RootError, SessionEntry};
 use crate::session::{era, Inbound, SessionKind};
 use crate::sink::{Frame, FrameKind, FrameReceiver, Sink};
 use crate::telemetry::metrics::reason;
-use crate::transport::http::{
-    Accept, AppState, RefusalReason, StreamGuard, WorkerSession, JSON_WINDOW, VERSION_HEADER,
+use crate::transport::exchange::{
+    busy, Accept, RefusalReason, StreamGuard, JSON_WINDOW, SESSION_HEADER, VERSION_HEADER,
 };
+use crate::transport::state::{AppState, WorkerSession};
 
 /// The `Mcp-Method` header.
 pub const METHOD_HEADER: &str = "mcp-method";
@@ -72,7 +73,7 @@ pub fn is_modern(headers: &HeaderMap, payload: &Payload) -> bool {
     if let Some(v) = header(headers, VERSION_HEADER) {
         return !ProtocolVersion::parse(v).is_some_and(ProtocolVersion::is_legacy);
     }
-    !initialize && !headers.contains_key(crate::transport::http::SESSION_HEADER)
+    !initialize && !headers.contains_key(SESSION_HEADER)
 }
 
 /// The HTTP status of a 2026-07-28 JSON-RPC error: 404 for an unknown method, 400
@@ -323,7 +324,7 @@ where
 }
 
 /// `subscriptions/listen`: a listener session under Root, and its stream.
-async fn listen(state: &AppState, request: Request) -> HttpResponse {
+async fn listen(state: &AppState, request: Box<Request>) -> HttpResponse {
     let id = request.id.clone();
     let opened = state
         .root
@@ -335,7 +336,7 @@ async fn listen(state: &AppState, request: Request) -> HttpResponse {
     let entry: Arc<SessionEntry> = match opened {
         Ok(Ok(entry)) => entry,
         Ok(Err(e @ (RootError::Full(_) | RootError::Draining))) => {
-            return crate::transport::http::busy(e);
+            return busy(e);
         }
         Ok(Err(e)) => return error_response(Some(&id), &RpcError::internal(e)),
         Err(e) => return error_response(Some(&id), &RpcError::internal(e)),
@@ -347,7 +348,7 @@ async fn listen(state: &AppState, request: Request) -> HttpResponse {
         cancel_on_close: false,
     };
     if entry.addr.send(inbound).await.is_err() {
-        return crate::transport::http::busy("the server is shutting down");
+        return busy("the server is shutting down");
     }
     // The session's frames go through a bounded queue to the connection: a client
     // that does not read is dropped instead of growing memory.

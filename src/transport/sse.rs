@@ -92,6 +92,11 @@ impl Connection {
     }
 }
 
+/// The live streams of `entry` (HTTP transport state kept in the session's entry).
+pub fn streams_of(entry: &SessionEntry) -> Arc<StreamTable> {
+    entry.transport_state::<StreamTable>().unwrap_or_default()
+}
+
 /// The live streams of one session.
 pub struct StreamTable {
     next: AtomicU64,
@@ -192,6 +197,8 @@ pub enum StreamKind {
 pub struct Pump {
     /// The session.
     pub session: Arc<SessionEntry>,
+    /// The session's live streams ([`streams_of`]).
+    pub streams: Arc<StreamTable>,
     /// Where events are logged for replay.
     pub storage: Storage,
     /// This stream's number.
@@ -213,7 +220,7 @@ impl Pump {
         if let Some(out) = out {
             conn.set(out);
         }
-        self.session.streams.insert(
+        self.streams.insert(
             self.stream,
             Live {
                 control: control_tx,
@@ -272,7 +279,7 @@ impl Pump {
         }
         // No new attach after this; one that raced with the end is served from the
         // log, which now holds every event of the stream, the response included.
-        self.session.streams.remove(self.stream);
+        self.streams.remove(self.stream);
         control.close();
         while let Some(Control::Attach { after, out }) = control.recv().await {
             self.replay(after.unwrap_or(seq), &out);

@@ -1,0 +1,144 @@
+//! What both eras of the HTTP transport share: header names, `Accept`, the JSON
+//! window, refusals (an HTTP status with a JSON-RPC error body) and the guard that
+//! keeps a session busy while one of its streams is open. `transport::http` (the
+//! session era and the shared request path) and `transport::modern` (2026-07-28)
+//! both use it; neither imports the other for it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::http::header;
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse};
+
+use crate::protocol::jsonrpc::encode_error;
+use crate::protocol::RpcError;
+use crate::root::SessionEntry;
+
+/// Session id header.
+pub const SESSION_HEADER: &str = "mcp-session-id";
+/// Protocol version header.
+pub const VERSION_HEADER: &str = "mcp-protocol-version";
+/// A request answered within this window gets a plain JSON response; a slower one
+/// streams (SSE), so that a client that drops the connection can resume it.
+pub const JSON_WINDOW: Duration = Duration::from_millis(20);
+/// `Retry-After` seconds when the session cap is reached.
+pub const RETRY_AFTER_SECS: u32 = 5;
+/// A refused request: an HTTP status with a JSON-RPC error body (id null). Every
+/// refusal of this transport becomes a response here, in one place.
+#[derive(Debug)]
+pub struct Refusal {
+    status: StatusCode,
+    error: RpcError,
+}
+
+impl Refusal {
+    /// A refusal with this status and error.
+    pub fn new(status: StatusCode, error: RpcError) -> Refusal {
+        Refusal { status, error }
+    }
+
+    /// 503 with `Retry-After`: a bound is reached or the server is draining.
+    pub fn busy(why: impl std::fmt::Display) -> Refusal {
+        Refusal::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            RpcError::new(
+                crate::protocol::code::SERVER_BUSY,
+                format!("{why}; retry later"),
+            ),
+        )
+    }
+}
+
+/// 503 with `Retry-After`, as a response.
+pub fn busy(why: impl std::fmt::Display) -> HttpResponse {
+    Refusal::busy(why).into()
+}
+
+/// Set on a refused response whose `mcp_rejected_total` reason is not the one its
+/// status implies (the 2026-07-28 codes).
+#[derive(Debug, Clone, Copy)]
+pub struct RefusalReason(pub &'static str);
+
+impl From<Refusal> for HttpResponse {
+    fn from(r: Refusal) -> HttpResponse {
+        let mut resp = HttpResponse::build(r.status);
+        if r.status == StatusCode::SERVICE_UNAVAILABLE {
+            resp.insert_header((header::RETRY_AFTER, RETRY_AFTER_SECS.to_string()));
+        }
+        resp.content_type("application/json")
+            .body(encode_error(None, &r.error))
+    }
+}
+
+/// A JSON-RPC error body (id null) with an HTTP status.
+pub fn rpc_error(status: StatusCode, error: RpcError) -> HttpResponse {
+    Refusal::new(status, error).into()
+}
+
+/// What the client's `Accept` allows.
+#[derive(Debug, Clone, Copy)]
+pub struct Accept {
+    /// `application/json`.
+    pub json: bool,
+    /// `text/event-stream`.
+    pub sse: bool,
+}
+
+/// What the request's `Accept` allows (no header: anything).
+pub fn accept_of(req: &HttpRequest) -> Accept {
+    let Some(value) = req
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return Accept {
+            json: true,
+            sse: true,
+        };
+    };
+    let mut a = Accept {
+        json: false,
+        sse: false,
+    };
+    for item in value.split(',') {
+        let mime = item
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        match mime.as_str() {
+            "application/json" | "application/*" => a.json = true,
+            "text/event-stream" | "text/*" => a.sse = true,
+            "*/*" => {
+                a.json = true;
+                a.sse = true;
+            }
+            _ => {}
+        }
+    }
+    a
+}
+
+/// A header's value, when present and visible ASCII.
+pub fn header_str<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {
+    req.headers().get(name).and_then(|v| v.to_str().ok())
+}
+
+/// Keeps a session "not idle" while one of its streams is open.
+pub struct StreamGuard(Arc<SessionEntry>);
+
+impl StreamGuard {
+    /// A stream of `entry` opened.
+    pub fn new(entry: Arc<SessionEntry>) -> StreamGuard {
+        entry.stream_opened();
+        StreamGuard(entry)
+    }
+}
+
+impl Drop for StreamGuard {
+    fn drop(&mut self) {
+        self.0.stream_closed();
+    }
+}

@@ -155,7 +155,7 @@ pub struct CallContext {
     /// A 2026-07-28 request: the server sends the client no requests.
     pub(crate) modern: bool,
     pub(crate) client_request_timeout: Duration,
-    pub(crate) notifier: crate::service::Notifier,
+    pub(crate) notifier: crate::notify::Notifier,
     pub(crate) blocking: Arc<tokio::sync::Semaphore>,
     pub(crate) log: Logger,
 }
@@ -253,7 +253,7 @@ impl CallContext {
     }
 
     /// Tell listening clients that a list (tools, prompts, resources) changed.
-    pub fn list_changed(&self, change: crate::service::Change) {
+    pub fn list_changed(&self, change: crate::notify::Change) {
         self.notifier.changed(change);
     }
 

@@ -169,6 +169,8 @@ pub struct FileLimits {
     pub event_ttl_ms: Option<u64>,
     /// [`Limits::sse_keepalive`] in milliseconds.
     pub sse_keepalive_ms: Option<u64>,
+    /// [`Limits::stream_probe`] in milliseconds.
+    pub stream_probe_ms: Option<u64>,
     /// [`Limits::max_in_flight_total`].
     pub max_in_flight_total: Option<usize>,
     /// [`Limits::max_in_flight_per_tool`].
@@ -237,6 +239,13 @@ pub struct Limits {
     /// An SSE stream with nothing to say for this long gets a keep-alive comment. Default 15 s.
     #[serde(rename = "sse_keepalive_ms", serialize_with = "ser_ms")]
     pub sse_keepalive: Duration,
+    /// 2026-07-28 HTTP streams (a slow request's SSE answer, `subscriptions/listen`)
+    /// write a 3-byte comment this often: the server notices a client that closed
+    /// the stream only when a write fails, and a closed request stream cancels its
+    /// call, so this bounds how long a cancelled call runs on (about two periods).
+    /// Default 250 ms.
+    #[serde(rename = "stream_probe_ms", serialize_with = "ser_ms")]
+    pub stream_probe: Duration,
     /// Calls in flight in the whole server; one more is refused with JSON-RPC -32000 at
     /// once. Default 4096.
     pub max_in_flight_total: usize,
@@ -268,6 +277,7 @@ impl Default for Limits {
             event_log_max: 10_000,
             event_ttl: Duration::from_secs(5 * 60),
             sse_keepalive: Duration::from_secs(15),
+            stream_probe: Duration::from_millis(250),
             max_in_flight_total: 4096,
             max_in_flight_per_tool: 1024,
             blocking_threads: 8,
@@ -590,6 +600,9 @@ impl Config {
         }
         if let Some(ms) = fl.sse_keepalive_ms {
             l.sse_keepalive = Duration::from_millis(positive("limits.sse_keepalive_ms", ms)?);
+        }
+        if let Some(ms) = fl.stream_probe_ms {
+            l.stream_probe = Duration::from_millis(positive("limits.stream_probe_ms", ms)?);
         }
         if let Some(n) = fl.max_in_flight_total {
             l.max_in_flight_total = positive("limits.max_in_flight_total", n)?;

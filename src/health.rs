@@ -110,7 +110,7 @@ impl HealthReport {
         HealthReport {
             status: if ok { "ok" } else { "fail" },
             version: env!("CARGO_PKG_VERSION"),
-            uptime_s: crate::root::now_ms() / 1000,
+            uptime_s: crate::telemetry::now_ms() / 1000,
             sessions,
             memory_rss_bytes: rss_bytes().unwrap_or(0),
             checks,

@@ -8,6 +8,7 @@
 //! - [`tools`]: the typed tool API, the registry, built-in and fixture tools.
 //! - [`resources`], [`prompts`]: resources and templates; prompts and completion.
 //! - [`health`]: the checks behind `/health`.
+//! - [`notify`]: change broadcasts (resource updates, list changes) to subscribed sessions.
 //! - [`service`]: a server definition (tools, storage, limits), shared by all sessions.
 //! - [`root`], [`session`], [`call`]: the actors: Root → Session → Call.
 //! - [`gate`]: bounded in-flight counters (per session, per tool, total).
@@ -26,6 +27,7 @@ pub mod call;
 pub mod config;
 pub mod gate;
 pub mod health;
+pub mod notify;
 pub mod prompts;
 pub mod protocol;
 pub mod resources;
@@ -118,8 +120,8 @@ pub async fn run(
     log: Logger,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), Error> {
-    // The uptime clock (`root::now_ms`) starts now.
-    root::now_ms();
+    // The uptime clock (`telemetry::now_ms`) starts now.
+    telemetry::now_ms();
     // Poll `shutdown` once before serving, so that the signal handlers it installs on
     // its first poll are in place before any request is answered: a SIGTERM then is
     // a graceful shutdown, never the default action (death).

@@ -11,7 +11,7 @@ use std::any::Any;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use actix::prelude::*;
 use actix_rt::ArbiterHandle;
@@ -20,11 +20,7 @@ use slog::Logger;
 use crate::service::Service;
 use crate::session::{Close, Drain, Session, SessionEnded, SessionKind, SessionRecord};
 
-/// Milliseconds since the process started (a monotonic clock for idle tracking).
-pub fn now_ms() -> u64 {
-    static START: OnceLock<Instant> = OnceLock::new();
-    START.get_or_init(Instant::now).elapsed().as_millis() as u64
-}
+pub use crate::telemetry::now_ms;
 
 /// What the registry knows of one live session.
 #[derive(Debug)]

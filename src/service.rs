@@ -4,11 +4,11 @@
 use std::sync::Arc;
 
 use slog::Logger;
-use tokio::sync::broadcast;
 
 use crate::config::Limits;
 use crate::gate::Gate;
 use crate::health::HealthChecks;
+pub use crate::notify::{Change, Notifier};
 use crate::prompts::PromptRegistry;
 use crate::protocol::mcp::{
     Implementation, ListChangedCapability, ResourcesCapability, ServerCapabilities,
@@ -18,55 +18,6 @@ use crate::session::era::{Envelope, Era};
 use crate::storage::Storage;
 use crate::telemetry::Metrics;
 use crate::tools::ToolRegistry;
-
-/// Change events queued per session before the oldest are skipped.
-const UPDATE_QUEUE: usize = 256;
-
-/// Something a client may subscribe to changed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Change {
-    /// The resource with this URI changed (`notifications/resources/updated`).
-    Resource(Arc<str>),
-    /// The tool list changed.
-    ToolsList,
-    /// The prompt list changed.
-    PromptsList,
-    /// The resource list changed.
-    ResourcesList,
-}
-
-/// Broadcasts changes to the sessions that subscribed to them (session-era
-/// `resources/subscribe`, 2026-07-28 `subscriptions/listen`).
-#[derive(Debug, Clone)]
-pub struct Notifier(broadcast::Sender<Change>);
-
-impl Default for Notifier {
-    fn default() -> Self {
-        Notifier(broadcast::channel(UPDATE_QUEUE).0)
-    }
-}
-
-impl Notifier {
-    /// Tell every session subscribed to `uri` that it changed.
-    pub fn resource_updated(&self, uri: &str) {
-        self.changed(Change::Resource(Arc::from(uri)));
-    }
-
-    /// Tell every subscribed session about `change`.
-    pub fn changed(&self, change: Change) {
-        let _ = self.0.send(change);
-    }
-
-    /// A receiver for one session.
-    pub fn subscribe(&self) -> broadcast::Receiver<Change> {
-        self.0.subscribe()
-    }
-
-    /// Sessions currently receiving updates (those with a subscription).
-    pub fn receivers(&self) -> usize {
-        self.0.receiver_count()
-    }
-}
 
 /// Who the server says it is in `initialize`.
 #[derive(Debug, Clone)]

@@ -482,36 +482,6 @@ pub struct GetPromptParams {
     pub arguments: std::collections::HashMap<String, String>,
 }
 
-/// `completion/complete` params.
-#[derive(Debug, Clone, Deserialize)]
-pub struct CompleteParams {
-    /// What is being completed.
-    #[serde(rename = "ref")]
-    pub reference: super::prompt::CompletionRef,
-    /// The argument and its partial value.
-    pub argument: CompleteArgument,
-    /// Arguments already resolved.
-    #[serde(default)]
-    pub context: Option<CompleteContext>,
-}
-
-/// The argument being completed.
-#[derive(Debug, Clone, Deserialize)]
-pub struct CompleteArgument {
-    /// Its name.
-    pub name: String,
-    /// What the user typed so far.
-    pub value: String,
-}
-
-/// Completion context.
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct CompleteContext {
-    /// Already-resolved arguments.
-    #[serde(default)]
-    pub arguments: std::collections::HashMap<String, String>,
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

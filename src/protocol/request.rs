@@ -14,12 +14,12 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
-use super::jsonrpc::RpcError;
+use super::error::RpcError;
 use super::mcp::{
-    method, CallToolParams, CancelledParams, CompleteParams, GetPromptParams, Implementation,
-    InitializeParams, ListenParams, LoggingLevel, PaginatedParams, ProgressToken, SetLevelParams,
-    UriParams,
+    method, CallToolParams, CancelledParams, GetPromptParams, Implementation, InitializeParams,
+    ListenParams, LoggingLevel, PaginatedParams, ProgressToken, SetLevelParams, UriParams,
 };
+use super::prompt::CompleteParams;
 
 /// A client request, decoded.
 #[derive(Debug)]
@@ -59,7 +59,7 @@ pub enum ClientRequest {
 }
 
 fn params<T: DeserializeOwned>(raw: Option<&RawValue>) -> Result<T, RpcError> {
-    super::jsonrpc::decode_params(raw)
+    super::error::decode_params(raw)
 }
 
 impl ClientRequest {
@@ -281,7 +281,7 @@ mod tests {
         assert!(!r.in_modern_era() && !r.in_session_era());
         let bad = raw(r#"{"arguments":{}}"#);
         let e = ClientRequest::decode("tools/call", Some(&bad)).unwrap_err();
-        assert_eq!(e.code, super::super::code::INVALID_PARAMS);
+        assert_eq!(e.code, super::super::error::code::INVALID_PARAMS);
     }
 
     #[test]

@@ -36,19 +36,21 @@ use crate::call::{
     reply, Call, CallContext, CallFinished, CallKind, CallSpec, Cancel, Peer, Reply, Work,
 };
 use crate::gate::Permit;
+use crate::notify::Change;
 use crate::protocol::jsonrpc::{
     encode_error, encode_error_omitting_unknown_id, encode_notification, encode_result,
     Notification,
 };
 use crate::protocol::mcp::{
-    method, CallToolParams, CompleteParams, GetPromptParams, InitializeParams, InitializeResult,
-    ListenParams, PaginatedParams, SetLevelParams, SubscriptionFilter, UriParams,
+    method, CallToolParams, GetPromptParams, InitializeParams, InitializeResult, ListenParams,
+    PaginatedParams, SetLevelParams, SubscriptionFilter, UriParams,
 };
+use crate::protocol::prompt::CompleteParams;
 use crate::protocol::request::{ClientRequest, META_SUBSCRIPTION_ID};
 use crate::protocol::{
     code, LoggingLevel, Message, Payload, ProtocolVersion, Rejected, Request, RequestId, RpcError,
 };
-use crate::service::{Change, Service};
+use crate::service::Service;
 use crate::sink::Sink;
 use crate::telemetry::metrics::reason;
 use crate::tools::Tool;

@@ -8,10 +8,10 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use crate::call::CallContext;
+use crate::notify::Change;
 use crate::prompts::{CompletionRef, GetPromptResult, Prompt, PromptMessage, PromptRegistry, Role};
 use crate::protocol::{CallToolResult, Content, LoggingLevel};
 use crate::resources::{Resource, ResourceContents, ResourceRegistry, Template};
-use crate::service::Change;
 use crate::tools::{DuplicateTool, Tool, ToolError, ToolOutcome, ToolRegistry};
 
 /// A 1×1 red PNG.

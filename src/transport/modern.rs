@@ -269,9 +269,15 @@ async fn answer(accept: Accept, mut frames: FrameReceiver, state: &AppState) -> 
     } else {
         None
     };
-    let keepalive = state.service.limits.sse_keepalive;
-    sse(request_stream(first, frames, keepalive))
+    sse(request_stream(
+        first,
+        frames,
+        state.service.limits.stream_probe,
+    ))
 }
+
+/// The comment written every `limits.stream_probe` on 2026-07-28 streams.
+const PROBE: &[u8] = b":\n\n";
 
 fn sse_event(json: &str) -> Bytes {
     Bytes::from(format!("event: message\ndata: {json}\n\n"))
@@ -279,16 +285,17 @@ fn sse_event(json: &str) -> Bytes {
 
 /// The events of one request: its notifications, then its response, which ends
 /// the stream. Dropping the stream (the client closed it) drops `frames`, which
-/// cancels the call.
+/// cancels the call. A probe comment every `probe` makes a closed connection show
+/// (actix-web sees one only when a write fails).
 fn request_stream(
     first: Option<Frame>,
     frames: FrameReceiver,
-    keepalive: std::time::Duration,
+    probe: std::time::Duration,
 ) -> impl futures::Stream<Item = Result<Bytes, Infallible>> {
     // A comment first: the client sees the stream open at once.
     let head = futures::stream::iter([Ok(Bytes::from_static(b": stream\n\n"))]);
     let first = futures::stream::iter(first.map(|f| Ok((f.kind == FrameKind::Response, f.json))));
-    let mut tick = tokio::time::interval(keepalive);
+    let mut tick = tokio::time::interval(probe);
     tick.reset();
     let rest = futures::stream::unfold((frames, tick), |(mut frames, mut tick)| async move {
         tokio::select! {
@@ -305,7 +312,7 @@ fn request_stream(
                 *done = is_response;
                 sse_event(&json)
             }
-            Err(()) => Bytes::from_static(crate::transport::sse::KEEPALIVE),
+            Err(()) => Bytes::from_static(PROBE),
         };
         futures::future::ready(Some(Ok(bytes)))
     });
@@ -353,14 +360,14 @@ async fn listen(state: &AppState, request: Box<Request>) -> HttpResponse {
     // The session's frames go through a bounded queue to the connection: a client
     // that does not read is dropped instead of growing memory.
     let (tx, rx) = mpsc::channel::<Bytes>(LISTEN_QUEUE);
-    let keepalive = state.service.limits.sse_keepalive;
+    let probe = state.service.limits.stream_probe;
     let metrics = state.service.metrics.clone();
     let log = state
         .service
         .log
         .new(slog::o!("session" => entry.id.to_string()));
     actix_rt::spawn(async move {
-        let mut tick = tokio::time::interval(keepalive);
+        let mut tick = tokio::time::interval(probe);
         tick.reset();
         loop {
             let bytes = tokio::select! {
@@ -380,7 +387,7 @@ async fn listen(state: &AppState, request: Box<Request>) -> HttpResponse {
                     }
                     None => break,
                 },
-                _ = tick.tick() => Bytes::from_static(crate::transport::sse::KEEPALIVE),
+                _ = tick.tick() => Bytes::from_static(PROBE),
                 () = tx.closed() => break,
             };
             let _ = tx.try_send(bytes);

@@ -1,10 +1,13 @@
 //! Interoperability: the official MCP TypeScript SDK (a real third-party client, from
 //! npm) drives `emcee stdio` through `tests/clients/stdio-client.mjs`, and `emcee serve`
-//! (Streamable HTTP) through `tests/clients/http-client.mjs`.
+//! (Streamable HTTP) through `tests/clients/http-client.mjs`, both on the session era
+//! (SDK v1, `@modelcontextprotocol/sdk`). The SDK v2 client (`@modelcontextprotocol/client`),
+//! pinned to protocol revision 2026-07-28, drives both transports through
+//! `tests/clients/modern-client.mjs`.
 //!
-//! Needs Node.js (>= 18) and npm on PATH. If the SDK is not installed yet, the test
-//! installs it itself with `npm ci` from the committed `package-lock.json`. A missing
-//! `node` or `npm` is a test failure, never a silent skip.
+//! Needs Node.js (>= 20, for the v2 client) and npm on PATH. If the SDKs are not installed
+//! yet, the test installs them itself with `npm ci` from the committed `package-lock.json`.
+//! A missing `node` or `npm` is a test failure, never a silent skip.
 
 use std::ffi::OsStr;
 use std::io::{BufRead, BufReader, Read};
@@ -44,16 +47,17 @@ fn describe(output: &Output) -> String {
     )
 }
 
-/// Install the SDK into `tests/clients/node_modules` unless it is already there.
+/// The npm packages the client scripts import (SDK v1 and the v2 client).
+const SDK_PACKAGES: [&str; 2] = ["sdk", "client"];
+
+/// Install the SDKs into `tests/clients/node_modules` unless they are already there.
 fn ensure_sdk_installed(dir: &Path) {
     let _guard = NPM_INSTALL
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
-    let sdk = dir
-        .join("node_modules")
-        .join("@modelcontextprotocol")
-        .join("sdk");
-    if sdk.join("package.json").is_file() {
+    let scope = dir.join("node_modules").join("@modelcontextprotocol");
+    let installed = |name: &str| scope.join(name).join("package.json").is_file();
+    if SDK_PACKAGES.iter().all(|name| installed(name)) {
         return;
     }
     let output = Command::new(npm_program())
@@ -71,11 +75,13 @@ fn ensure_sdk_installed(dir: &Path) {
         dir.display(),
         describe(&output)
     );
-    assert!(
-        sdk.is_dir(),
-        "`npm ci` succeeded but {} is still missing",
-        sdk.display()
-    );
+    for name in SDK_PACKAGES {
+        assert!(
+            installed(name),
+            "`npm ci` succeeded but {} is still missing",
+            scope.join(name).display()
+        );
+    }
 }
 
 /// Drain a child pipe on a thread so a chatty child cannot block on a full pipe.
@@ -112,7 +118,7 @@ fn wait_with_timeout(child: &mut Child, timeout: Duration) -> (ExitStatus, bool)
 /// Check that `node` runs and return its version, for failure messages.
 fn node_version() -> String {
     let output = Command::new("node").arg("--version").output().expect(
-        "failed to run `node`: Node.js (>= 18) must be installed and on PATH \
+        "failed to run `node`: Node.js (>= 20) must be installed and on PATH \
          for the TypeScript SDK interop tests",
     );
     assert!(
@@ -306,6 +312,37 @@ fn typescript_sdk_client_calls_tools_over_streamable_http() {
         &[OsStr::new(&url)],
         "ts-sdk http client:",
     );
+    let server_log = server.stop();
+    if let Err(reason) = result {
+        panic!("{reason}\n{server_log}");
+    }
+}
+
+/// The SDK v2 client, pinned to 2026-07-28, spawns `emcee stdio --fixtures conformance`
+/// itself: connect (`server/discover`), list tools, call, read, get a prompt, cancel a slow
+/// call (`notifications/cancelled`), and `subscriptions/listen` for `kv://interop`.
+#[test]
+fn ts_sdk_v2_client_speaks_2026_07_28_over_stdio() {
+    let data_dir = tempfile::tempdir().expect("failed to create a temporary data dir");
+    let args = [
+        OsStr::new("stdio"),
+        OsStr::new(env!("CARGO_BIN_EXE_emcee")),
+        data_dir.path().as_os_str(),
+    ];
+    if let Err(reason) = run_client("modern-client.mjs", &args, "ts-sdk v2 stdio client:") {
+        panic!("{reason}");
+    }
+}
+
+/// The SDK v2 client, pinned to 2026-07-28, against `emcee serve`: the same checks as over
+/// stdio, where cancelling closes the request's stream and `/metrics` must count it.
+#[test]
+fn ts_sdk_v2_client_speaks_2026_07_28_over_http() {
+    let data_dir = tempfile::tempdir().expect("failed to create a temporary data dir");
+    let mut server = Server::start(data_dir.path(), "conformance");
+    let url = format!("http://{}/mcp", server.addr);
+    let args = [OsStr::new("http"), OsStr::new(&url)];
+    let result = run_client("modern-client.mjs", &args, "ts-sdk v2 http client:");
     let server_log = server.stop();
     if let Err(reason) = result {
         panic!("{reason}\n{server_log}");

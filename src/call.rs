@@ -27,10 +27,10 @@ use serde_json::Value;
 use slog::Logger;
 
 use crate::gate::Permit;
+use crate::protocol::era::Envelope;
 use crate::protocol::jsonrpc::{encode_error, encode_notification, encode_result};
 use crate::protocol::mcp::{method, LogMessageParams, ProgressParams, ProgressToken};
 use crate::protocol::{CallToolResult, LoggingLevel, RequestId, RpcError};
-use crate::session::era::Envelope;
 use crate::sink::Sink;
 use crate::storage::Storage;
 use crate::telemetry::Metrics;
@@ -178,7 +178,7 @@ impl CallContext {
     ) -> Result<Value, RpcError> {
         if self.modern {
             if !self.client_capabilities.contains_key(capability) {
-                return Err(crate::session::era::missing_capability(
+                return Err(crate::protocol::era::missing_capability(
                     method,
                     &[capability],
                 ));
@@ -268,7 +268,7 @@ impl CallContext {
         if missing.is_empty() {
             Ok(())
         } else {
-            Err(crate::session::era::missing_capability(what, &missing))
+            Err(crate::protocol::era::missing_capability(what, &missing))
         }
     }
 

@@ -10,11 +10,11 @@ use crate::gate::Gate;
 use crate::health::HealthChecks;
 pub use crate::notify::{Change, Notifier};
 use crate::prompts::PromptRegistry;
+use crate::protocol::era::{Envelope, Era};
 use crate::protocol::mcp::{
     Implementation, ListChangedCapability, ResourcesCapability, ServerCapabilities,
 };
 use crate::resources::ResourceRegistry;
-use crate::session::era::{Envelope, Era};
 use crate::storage::Storage;
 use crate::telemetry::Metrics;
 use crate::tools::ToolRegistry;

@@ -3,6 +3,7 @@
 //! Architecture invariant: this module does no IO and knows no actors; it turns
 //! bytes into typed messages and typed results back into JSON text.
 
+pub mod era;
 pub mod error;
 pub mod headers;
 pub mod jsonrpc;

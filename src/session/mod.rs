@@ -19,8 +19,6 @@
 //! - stopping a session stops its calls (no orphan keeps running);
 //! - every request gets exactly one answer unless the client cancelled it.
 
-pub mod era;
-
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
@@ -37,6 +35,7 @@ use crate::call::{
 };
 use crate::gate::Permit;
 use crate::notify::Change;
+pub use crate::protocol::era::{self, Era};
 use crate::protocol::jsonrpc::{
     encode_error, encode_error_omitting_unknown_id, encode_notification, encode_result,
     Notification,
@@ -54,7 +53,6 @@ use crate::service::Service;
 use crate::sink::Sink;
 use crate::telemetry::metrics::reason;
 use crate::tools::Tool;
-pub use era::Era;
 
 /// Level of `notifications/message` a session-era client gets before it calls
 /// `logging/setLevel`.

@@ -33,12 +33,13 @@ use bytes::Bytes;
 use futures::StreamExt;
 use tokio::sync::mpsc;
 
+use crate::protocol::era;
 use crate::protocol::headers::{check_params, decode_value};
 use crate::protocol::jsonrpc::encode_error_omitting_unknown_id;
 use crate::protocol::request::ClientRequest;
 use crate::protocol::{code, Message, Payload, ProtocolVersion, Request, RpcError};
 use crate::root::{OpenSession, RootError, SessionEntry};
-use crate::session::{era, Inbound, SessionKind};
+use crate::session::{Inbound, SessionKind};
 use crate::sink::{Frame, FrameKind, FrameReceiver, Sink};
 use crate::telemetry::metrics::reason;
 use crate::transport::exchange::{

@@ -1,4 +1,5 @@
-//! The two protocol eras of one request, as pure functions (no actors, no IO).
+//! The two protocol eras of one request, as pure functions (no actors, no IO): the
+//! session uses them to serve a request, the HTTP transport to check one early.
 //!
 //! - **Session era** (2025-11-25 and older): `initialize` fixes the version and the
 //!   client's capabilities for the whole session.
@@ -11,10 +12,10 @@ use std::sync::Arc;
 use serde_json::value::RawValue;
 use serde_json::{json, Map, Value};
 
-use crate::protocol::request::{
+use super::request::{
     RequestMeta, META_CLIENT_CAPABILITIES, META_PROTOCOL_VERSION, META_SERVER_INFO,
 };
-use crate::protocol::{code, ProtocolVersion, Request, RpcError};
+use super::{code, ProtocolVersion, Request, RpcError};
 
 /// The 2026-07-28 revision.
 pub const MODERN: ProtocolVersion = ProtocolVersion::V2026_07_28;
@@ -155,12 +156,12 @@ impl Envelope {
 
     /// The final result of a `subscriptions/listen` stream: `_meta` names the
     /// subscription as well as the server.
-    pub fn listen_closed(&self, subscription: &crate::protocol::RequestId) -> Value {
+    pub fn listen_closed(&self, subscription: &super::RequestId) -> Value {
         json!({
             "resultType": "complete",
             "_meta": {
                 META_SERVER_INFO: &*self.server_info,
-                crate::protocol::request::META_SUBSCRIPTION_ID: subscription,
+                super::request::META_SUBSCRIPTION_ID: subscription,
             }
         })
     }

@@ -171,6 +171,8 @@ pub struct FileLimits {
     pub sse_keepalive_ms: Option<u64>,
     /// [`Limits::stream_probe`] in milliseconds.
     pub stream_probe_ms: Option<u64>,
+    /// [`Limits::listen_queue`].
+    pub listen_queue: Option<usize>,
     /// [`Limits::max_in_flight_total`].
     pub max_in_flight_total: Option<usize>,
     /// [`Limits::max_in_flight_per_tool`].
@@ -246,6 +248,12 @@ pub struct Limits {
     /// Default 250 ms.
     #[serde(rename = "stream_probe_ms", serialize_with = "ser_ms")]
     pub stream_probe: Duration,
+    /// Messages a `subscriptions/listen` stream (2026-07-28 HTTP) may have waiting
+    /// for a client that does not read; one more and the stream is closed (logged,
+    /// counted as `mcp_rejected_total{reason="listener_slow"}`). Each message is one
+    /// notification of a few hundred bytes, so this bounds a listener's memory.
+    /// Default 256.
+    pub listen_queue: usize,
     /// Calls in flight in the whole server; one more is refused with JSON-RPC -32000 at
     /// once. Default 4096.
     pub max_in_flight_total: usize,
@@ -278,6 +286,7 @@ impl Default for Limits {
             event_ttl: Duration::from_secs(5 * 60),
             sse_keepalive: Duration::from_secs(15),
             stream_probe: Duration::from_millis(250),
+            listen_queue: 256,
             max_in_flight_total: 4096,
             max_in_flight_per_tool: 1024,
             blocking_threads: 8,
@@ -603,6 +612,9 @@ impl Config {
         }
         if let Some(ms) = fl.stream_probe_ms {
             l.stream_probe = Duration::from_millis(positive("limits.stream_probe_ms", ms)?);
+        }
+        if let Some(n) = fl.listen_queue {
+            l.listen_queue = positive("limits.listen_queue", n)?;
         }
         if let Some(n) = fl.max_in_flight_total {
             l.max_in_flight_total = positive("limits.max_in_flight_total", n)?;

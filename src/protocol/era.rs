@@ -39,11 +39,15 @@ pub fn supported_versions() -> Vec<&'static str> {
 
 /// The -32022 error for a version emcee does not serve as a 2026-07-28 request.
 pub fn unsupported_version(requested: &str) -> RpcError {
-    RpcError::new(
-        code::UNSUPPORTED_VERSION,
-        format!("unsupported protocol version: {requested:?}"),
-    )
-    .with_data(json!({ "supported": supported_versions(), "requested": requested }))
+    let message = match ProtocolVersion::parse(requested) {
+        Some(v) if v.is_legacy() => format!(
+            "protocol version {requested:?} is served as a session (send `initialize`); \
+             requests without a session name 2026-07-28"
+        ),
+        _ => format!("unsupported protocol version: {requested:?}"),
+    };
+    RpcError::new(code::UNSUPPORTED_VERSION, message)
+        .with_data(json!({ "supported": supported_versions(), "requested": requested }))
 }
 
 /// True when `req` is written in the 2026-07-28 era: it names its version in `_meta`.

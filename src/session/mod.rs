@@ -294,11 +294,23 @@ impl Session {
                 Ok(Some(Era::Legacy(v)))
             }
             _ if matches!(req.call, ClientRequest::Initialize(_) | ClientRequest::Ping) => Ok(None),
-            Some(Era::Modern) => era::check_modern(req).map(|()| Some(Era::Modern)),
-            None if !req.call.in_session_era() => era::check_modern(req).map(|()| None),
-            None => Err(RpcError::invalid_request(
-                "session not initialized: send `initialize` first, or name the protocol version in _meta",
-            )),
+            // Neither era yet: a request other than the handshake is read as
+            // 2026-07-28, whose checks name what is missing (-32602 for `_meta`);
+            // the message also points session-era clients to `initialize`.
+            Some(Era::Modern) | None => {
+                era::check_modern(req)
+                    .map(|()| Some(Era::Modern))
+                    .map_err(|e| match (self.era, e.code) {
+                        (None, code::INVALID_PARAMS) => RpcError::new(
+                            e.code,
+                            format!(
+                                "{} (session-era clients: send `initialize` first)",
+                                e.message
+                            ),
+                        ),
+                        _ => e,
+                    })
+            }
         }
     }
 
@@ -466,13 +478,13 @@ impl Session {
         })
     }
 
-    /// `server/discover`: versions, capabilities and identity, cacheable.
+    /// `server/discover`: versions and capabilities, cacheable (the server's identity
+    /// is in `_meta`, as on every 2026-07-28 result).
     fn discover(&self) -> Reply {
         let service = &self.service;
         let mut result = serde_json::json!({
             "supportedVersions": era::supported_versions(),
             "capabilities": service.capabilities(Era::Modern),
-            "serverInfo": service.info.implementation(),
         });
         if let Some(instructions) = &service.info.instructions {
             result["instructions"] = instructions.clone().into();

@@ -51,9 +51,6 @@ use crate::transport::state::{AppState, WorkerSession};
 pub const METHOD_HEADER: &str = "mcp-method";
 /// The `Mcp-Name` header.
 pub const NAME_HEADER: &str = "mcp-name";
-/// Frames a listen stream may have waiting for a slow client; one more and the
-/// stream is dropped (logged, counted as `listener_slow`).
-pub const LISTEN_QUEUE: usize = 256;
 
 /// True when a POST is written in 2026-07-28: its `_meta` names a version; or its
 /// `MCP-Protocol-Version` header names no session-era version; or it has neither,
@@ -61,7 +58,7 @@ pub const LISTEN_QUEUE: usize = 256;
 /// era's checks, in terms a current client understands).
 pub fn is_modern(headers: &HeaderMap, payload: &Payload) -> bool {
     let (meta_modern, initialize) = match payload {
-        Payload::Batch(_) => return false,
+        Payload::Batch(_) => (false, false),
         Payload::Single(Ok(Message::Request(r))) => (
             era::is_modern_request(&r.meta),
             matches!(r.call, ClientRequest::Initialize(_)),
@@ -360,7 +357,8 @@ async fn listen(state: &AppState, request: Box<Request>) -> HttpResponse {
     }
     // The session's frames go through a bounded queue to the connection: a client
     // that does not read is dropped instead of growing memory.
-    let (tx, rx) = mpsc::channel::<Bytes>(LISTEN_QUEUE);
+    let queue = state.service.limits.listen_queue;
+    let (tx, rx) = mpsc::channel::<Bytes>(queue);
     let probe = state.service.limits.stream_probe;
     let metrics = state.service.metrics.clone();
     let log = state
@@ -380,7 +378,7 @@ async fn listen(state: &AppState, request: Box<Request>) -> HttpResponse {
                             if let Err(mpsc::error::TrySendError::Full(_)) = sent {
                                 metrics.reject(reason::LISTENER_SLOW);
                                 slog::warn!(log, "listen stream dropped: the client does not read";
-                                    "queued" => LISTEN_QUEUE);
+                                    "queued" => queue);
                             }
                             break;
                         }

@@ -195,6 +195,21 @@ impl Streaming {
         }
     }
 
+    /// The next raw line of the body (comments included, line ending removed);
+    /// `None` when the body ended. Panics when a read times out or fails.
+    pub fn next_line(&mut self) -> Option<String> {
+        let mut line = String::new();
+        let n = self
+            .reader
+            .read_line(&mut line)
+            .unwrap_or_else(|e| panic!("read failed ({e})"));
+        if n == 0 {
+            return None;
+        }
+        let line = line.strip_suffix('\n').unwrap_or(&line);
+        Some(line.strip_suffix('\r').unwrap_or(line).to_owned())
+    }
+
     /// Every event until the stream ends.
     pub fn rest(&mut self) -> Vec<Event> {
         let mut out = Vec::new();

@@ -7,6 +7,8 @@ mod crash;
 mod deploy;
 mod http;
 mod http_util;
+mod modern_http;
+mod modern_stdio;
 mod ops;
 mod stdio;
 mod tidy;

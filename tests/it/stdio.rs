@@ -40,9 +40,16 @@ fn initialize_with_an_unsupported_version_offers_the_latest() {
 }
 
 #[test]
-fn a_second_initialize_and_requests_before_initialize_are_invalid() {
+fn a_second_initialize_is_invalid_and_requests_before_it_need_2026_meta() {
     let mut s = Stdio::start(&[]);
-    assert_eq!(error_code(&s.request(1, "tools/list", json!({}))), -32600);
+    // Neither `initialize` nor 2026-07-28 `_meta`: invalid params, naming both ways.
+    let r = s.request(1, "tools/list", json!({}));
+    assert_eq!(error_code(&r), -32602, "{r}");
+    let message = r["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("protocolVersion") && message.contains("initialize"),
+        "{message}"
+    );
     assert_eq!(
         s.request(2, "ping", json!({}))["result"],
         json!({}),

@@ -1,0 +1,513 @@
+//! The 2026-07-28 revision on stdio (`emcee stdio --fixtures conformance`): every
+//! request carries its `_meta`, there is no handshake, `subscriptions/listen` tags
+//! its notifications with the subscription id, `notifications/cancelled` stops a
+//! request, and EOF ends listeners with their final result.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::util::{error_code, text, Stdio};
+
+const MODERN: &str = "2026-07-28";
+const SUPPORTED: [&str; 5] = [
+    "2026-07-28",
+    "2025-11-25",
+    "2025-06-18",
+    "2025-03-26",
+    "2024-11-05",
+];
+const SUBSCRIPTION_ID: &str = "io.modelcontextprotocol/subscriptionId";
+const SERVER_INFO: &str = "io.modelcontextprotocol/serverInfo";
+
+/// The required per-request `_meta`.
+fn meta() -> Value {
+    json!({
+        "io.modelcontextprotocol/protocolVersion": MODERN,
+        "io.modelcontextprotocol/clientCapabilities": {},
+        "io.modelcontextprotocol/clientInfo": {"name": "t", "version": "1"},
+    })
+}
+
+/// `params` with the usual `_meta` (fields of a `_meta` already there win).
+fn with_meta(params: Value) -> Value {
+    let mut params = params;
+    let map = params.as_object_mut().expect("params is an object");
+    let mut m = meta();
+    if let Some(Value::Object(given)) = map.remove("_meta") {
+        for (k, v) in given {
+            m[k] = v;
+        }
+    }
+    map.insert("_meta".into(), m);
+    params
+}
+
+fn start() -> Stdio {
+    Stdio::start(&["--fixtures", "conformance"])
+}
+
+/// A 2026-07-28 request; its response.
+fn request(s: &mut Stdio, id: impl Into<Value>, method: &str, params: Value) -> Value {
+    s.request(id, method, with_meta(params))
+}
+
+/// A 2026-07-28 `tools/call` that must succeed; its result.
+fn call(s: &mut Stdio, id: u64, tool: &str, args: Value) -> Value {
+    let resp = request(
+        s,
+        id,
+        "tools/call",
+        json!({"name": tool, "arguments": args}),
+    );
+    let result = resp
+        .get("result")
+        .cloned()
+        .unwrap_or_else(|| panic!("{tool}: expected a result: {resp}"));
+    assert_eq!(result["resultType"], "complete", "{resp}");
+    result
+}
+
+/// An error response: echoed id, exact code and `data` (`None`: no data).
+fn refused(resp: &Value, id: &Value, code: i64, data: Option<Value>) {
+    assert_eq!(resp["jsonrpc"], "2.0", "{resp}");
+    assert_eq!(&resp["id"], id, "{resp}");
+    assert!(resp.get("result").is_none(), "{resp}");
+    assert_eq!(error_code(resp), code, "{resp}");
+    assert!(resp["error"]["message"].is_string(), "{resp}");
+    assert_eq!(resp["error"].get("data").cloned(), data, "{resp}");
+}
+
+/// Every message within `window`.
+fn quiet_for(s: &mut Stdio, window: Duration) -> Vec<Value> {
+    let deadline = Instant::now() + window;
+    let mut got = Vec::new();
+    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+        match s.try_recv(left) {
+            Some(m) => got.push(m),
+            None => break,
+        }
+    }
+    got
+}
+
+/// Every stdout line so far is one JSON-RPC 2.0 notification or response (a server
+/// never sends requests in this revision).
+fn assert_only_jsonrpc(lines: &[String]) {
+    assert!(!lines.is_empty());
+    for line in lines {
+        let v: Value = serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {line:?}"));
+        assert_eq!(v["jsonrpc"], "2.0", "{line}");
+        let notification = v["method"].is_string() && v.get("id").is_none();
+        // An error whose request id could not be read omits the id.
+        let response = v.get("method").is_none()
+            && match (v.get("result"), v.get("error")) {
+                (Some(_), None) => v.get("id").is_some(),
+                (None, Some(e)) => e["code"].is_i64() && e["message"].is_string(),
+                _ => false,
+            };
+        assert!(
+            notification || response,
+            "not a notification or response: {line}"
+        );
+    }
+}
+
+/// Open `subscriptions/listen` with `filter`; checks its acknowledgement.
+fn listen(s: &mut Stdio, id: impl Into<Value>, filter: Value) {
+    let id = id.into();
+    s.send_request(
+        id.clone(),
+        "subscriptions/listen",
+        with_meta(json!({"notifications": filter})),
+    );
+    let ack = s.recv();
+    assert_eq!(
+        ack,
+        json!({"jsonrpc": "2.0", "method": "notifications/subscriptions/acknowledged",
+               "params": {"_meta": {SUBSCRIPTION_ID: id}, "notifications": filter}})
+    );
+}
+
+#[test]
+fn discover_first_then_stateless_calls() {
+    let mut s = start();
+    let resp = request(&mut s, 1, "server/discover", json!({}));
+    let result = &resp["result"];
+    assert_eq!(result["resultType"], "complete", "{resp}");
+    assert_eq!(result["supportedVersions"], json!(SUPPORTED), "{resp}");
+    assert_eq!(result["_meta"][SERVER_INFO]["name"], "emcee", "{resp}");
+    assert_eq!(result["ttlMs"], 300_000, "{resp}");
+    assert_eq!(result["cacheScope"], "public", "{resp}");
+    for cap in ["tools", "prompts", "resources", "completions"] {
+        assert!(result["capabilities"][cap].is_object(), "{cap}: {resp}");
+    }
+
+    let r = call(&mut s, 2, "echo", json!({"text": "hi"}));
+    assert_eq!(r["content"], json!([{"type": "text", "text": "hi"}]), "{r}");
+    assert_eq!(r["_meta"][SERVER_INFO]["name"], "emcee", "{r}");
+
+    let r = request(&mut s, "three", "tools/list", json!({}));
+    assert_eq!(r["result"]["resultType"], "complete", "{r}");
+    assert_eq!(r["result"]["ttlMs"], 300_000, "{r}");
+    assert_eq!(r["result"]["cacheScope"], "public", "{r}");
+
+    // Capabilities are per request.
+    let r = request(
+        &mut s,
+        4,
+        "tools/call",
+        json!({"name": "test_missing_capability", "arguments": {}}),
+    );
+    refused(
+        &r,
+        &json!(4),
+        -32021,
+        Some(json!({"requiredCapabilities": {"sampling": {}}})),
+    );
+    let r = request(
+        &mut s,
+        5,
+        "tools/call",
+        json!({"name": "test_missing_capability", "arguments": {},
+               "_meta": {"io.modelcontextprotocol/clientCapabilities": {"sampling": {}}}}),
+    );
+    assert_eq!(r["result"]["resultType"], "complete", "{r}");
+
+    // Unknown resources are -32602, never -32002.
+    let r = request(&mut s, 6, "resources/read", json!({"uri": "test://nope"}));
+    refused(&r, &json!(6), -32602, Some(json!({"uri": "test://nope"})));
+
+    // Progress and logs come only when asked, before the response.
+    s.send_request(
+        7,
+        "tools/call",
+        with_meta(json!({"name": "sleep", "arguments": {"ms": 100},
+            "_meta": {"progressToken": "t7", "io.modelcontextprotocol/logLevel": "debug"}})),
+    );
+    let (resp, before) = s.recv_response(&json!(7));
+    assert_eq!(text(&resp["result"]), "slept 100 ms");
+    assert_eq!(before[0]["method"], "notifications/message", "{before:?}");
+    assert!(before.len() > 1, "{before:?}");
+    for m in &before[1..] {
+        assert_eq!(m["method"], "notifications/progress", "{before:?}");
+        assert_eq!(m["params"]["progressToken"], "t7", "{m}");
+    }
+    let (resp, before) = {
+        s.send_request(
+            8,
+            "tools/call",
+            with_meta(json!({"name": "sleep", "arguments": {"ms": 50}})),
+        );
+        s.recv_response(&json!(8))
+    };
+    assert_eq!(text(&resp["result"]), "slept 50 ms");
+    assert!(before.is_empty(), "nothing asked, nothing sent: {before:?}");
+
+    let lines = s.stdout.clone();
+    let (status, rest, _) = s.finish();
+    assert!(status.success(), "{status:?}");
+    assert!(rest.is_empty(), "{rest:?}");
+    assert_only_jsonrpc(&lines.lock().unwrap());
+}
+
+#[test]
+fn missing_meta_fields_are_invalid_params() {
+    let mut s = start();
+    let without = |key: &str| {
+        let mut p = with_meta(json!({}));
+        p["_meta"].as_object_mut().unwrap().remove(key);
+        p
+    };
+    // Each case as the first request of a fresh process, and again after a
+    // well-formed 2026-07-28 request.
+    let cases = [
+        ("tools/list", json!({})),
+        (
+            "tools/list",
+            without("io.modelcontextprotocol/protocolVersion"),
+        ),
+        (
+            "tools/list",
+            without("io.modelcontextprotocol/clientCapabilities"),
+        ),
+        ("server/discover", json!({})),
+        (
+            "server/discover",
+            without("io.modelcontextprotocol/protocolVersion"),
+        ),
+        (
+            "tools/call",
+            json!({"name": "echo", "arguments": {"text": "x"}}),
+        ),
+    ];
+    let mut wrong = Vec::new();
+    for round in 0..2 {
+        for (i, (method, params)) in cases.iter().enumerate() {
+            let mut fresh;
+            let s = if round == 0 {
+                fresh = start();
+                &mut fresh
+            } else {
+                &mut s
+            };
+            let id = json!(format!("r{round}-{i}"));
+            let r = s.request(id.clone(), method, params.clone());
+            let ok = r["id"] == id
+                && r["error"]["code"] == -32602
+                && r["error"].get("data").is_none()
+                && r.get("result").is_none();
+            if !ok {
+                wrong.push(format!("{method} {params} (round {round}) -> {r}"));
+            }
+        }
+        if round == 0 {
+            let r = call(&mut s, 1, "echo", json!({"text": "x"}));
+            assert_eq!(text(&r), "x");
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "expected -32602 with the id echoed:\n{}",
+        wrong.join("\n")
+    );
+}
+
+#[test]
+fn unsupported_versions_and_removed_methods_are_refused() {
+    let mut s = start();
+    let r = request(
+        &mut s,
+        3,
+        "tools/list",
+        json!({"_meta": {"io.modelcontextprotocol/protocolVersion": "2099-01-01"}}),
+    );
+    refused(
+        &r,
+        &json!(3),
+        -32022,
+        Some(json!({"supported": SUPPORTED, "requested": "2099-01-01"})),
+    );
+    let r = request(
+        &mut s,
+        4,
+        "server/discover",
+        json!({"_meta": {
+        "io.modelcontextprotocol/protocolVersion": "2099-01-01"}}),
+    );
+    refused(
+        &r,
+        &json!(4),
+        -32022,
+        Some(json!({"supported": SUPPORTED, "requested": "2099-01-01"})),
+    );
+
+    for (i, (method, params)) in [
+        ("initialize", json!({})),
+        (
+            "initialize",
+            json!({"protocolVersion": "2025-11-25", "capabilities": {},
+                   "clientInfo": {"name": "t", "version": "1"}}),
+        ),
+        ("ping", json!({})),
+        ("logging/setLevel", json!({"level": "debug"})),
+        ("resources/subscribe", json!({"uri": "test://static-text"})),
+        ("unknown/method", json!({})),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let id = json!(10 + i);
+        let r = request(&mut s, id.clone(), method, params);
+        assert_eq!(r["id"], id, "{method}: {r}");
+        assert_eq!(error_code(&r), -32601, "{method}: {r}");
+    }
+    // Those did not switch the process to the session era.
+    let r = call(&mut s, 20, "echo", json!({"text": "still modern"}));
+    assert_eq!(text(&r), "still modern");
+    assert_only_jsonrpc(&s.stdout.lock().unwrap());
+}
+
+#[test]
+fn listen_delivers_updates_until_cancelled() {
+    let mut s = start();
+    listen(&mut s, "L1", json!({"resourceSubscriptions": ["kv://s"]}));
+
+    s.send_request(
+        2,
+        "tools/call",
+        with_meta(json!({"name": "kv_set", "arguments": {"key": "s", "value": "1"}})),
+    );
+    let (resp, mut seen) = s.recv_response(&json!(2));
+    assert_eq!(resp["result"]["resultType"], "complete", "{resp}");
+    // The update may come just before or just after the response.
+    seen.extend(quiet_for(&mut s, Duration::from_millis(300)));
+    assert_eq!(
+        seen,
+        vec![
+            json!({"jsonrpc": "2.0", "method": "notifications/resources/updated",
+                    "params": {"uri": "kv://s", "_meta": {SUBSCRIPTION_ID: "L1"}}})
+        ]
+    );
+
+    // Another key: nothing.
+    let (_, mut seen) = {
+        s.send_request(
+            3,
+            "tools/call",
+            with_meta(json!({"name": "kv_set", "arguments": {"key": "t", "value": "1"}})),
+        );
+        s.recv_response(&json!(3))
+    };
+    seen.extend(quiet_for(&mut s, Duration::from_millis(300)));
+    assert!(seen.is_empty(), "{seen:?}");
+
+    s.notify("notifications/cancelled", json!({"requestId": "L1"}));
+    let (_, mut seen) = {
+        s.send_request(
+            4,
+            "tools/call",
+            with_meta(json!({"name": "kv_set", "arguments": {"key": "s", "value": "2"}})),
+        );
+        s.recv_response(&json!(4))
+    };
+    seen.extend(quiet_for(&mut s, Duration::from_millis(300)));
+    assert!(
+        seen.is_empty(),
+        "nothing more for a cancelled listen (no update, no result): {seen:?}"
+    );
+    let lines = s.stdout.clone();
+    let (status, rest, _) = s.finish();
+    assert!(status.success(), "{status:?}");
+    assert!(
+        rest.is_empty(),
+        "a cancelled listen gets no final result: {rest:?}"
+    );
+    assert_only_jsonrpc(&lines.lock().unwrap());
+}
+
+#[test]
+fn a_cancelled_call_is_never_answered() {
+    let mut s = start();
+    s.send_request(
+        1,
+        "tools/call",
+        with_meta(json!({"name": "sleep", "arguments": {"ms": 10_000},
+                         "_meta": {"progressToken": "z"}})),
+    );
+    // Let it start, then cancel it.
+    std::thread::sleep(Duration::from_millis(100));
+    s.notify(
+        "notifications/cancelled",
+        json!({"requestId": 1, "reason": "test"}),
+    );
+    // Cancelling an unknown request is ignored.
+    s.notify("notifications/cancelled", json!({"requestId": 999}));
+    let got = quiet_for(&mut s, Duration::from_millis(500));
+    assert!(
+        got.iter().all(|m| m.get("id").is_none()),
+        "no response to a cancelled call: {got:?}"
+    );
+    let r = call(&mut s, 2, "echo", json!({"text": "next"}));
+    assert_eq!(text(&r), "next");
+    let after = quiet_for(&mut s, Duration::from_millis(300));
+    assert!(
+        after.is_empty(),
+        "no more messages for the cancelled call: {after:?}"
+    );
+    let lines = s.stdout.clone();
+    let (status, rest, _) = s.finish();
+    assert!(status.success(), "{status:?}");
+    assert!(
+        rest.iter().all(|m| m["id"] != 1),
+        "never answered: {rest:?}"
+    );
+    let lines = lines.lock().unwrap();
+    assert_only_jsonrpc(&lines);
+    for line in lines.iter() {
+        let v: Value = serde_json::from_str(line).unwrap();
+        if v["method"] == "notifications/progress" {
+            assert_eq!(v["params"]["progressToken"], "z", "{v}");
+        }
+        assert_ne!(v["id"], 1, "the cancelled call was answered: {v}");
+    }
+}
+
+#[test]
+fn eof_ends_open_listens_with_their_result() {
+    let mut s = start();
+    listen(&mut s, 5, json!({"toolsListChanged": true}));
+    listen(&mut s, "five", json!({"promptsListChanged": true}));
+    let r = call(&mut s, 6, "test_trigger_tool_change", json!({}));
+    assert_eq!(r["resultType"], "complete");
+    let got = quiet_for(&mut s, Duration::from_millis(300));
+    assert_eq!(
+        got,
+        vec![
+            json!({"jsonrpc": "2.0", "method": "notifications/tools/list_changed",
+                    "params": {"_meta": {SUBSCRIPTION_ID: 5}}})
+        ]
+    );
+    let lines = s.stdout.clone();
+    let (status, rest, stderr) = s.finish();
+    assert_eq!(status.code(), Some(0), "{}", stderr.join("\n"));
+    assert_eq!(rest.len(), 2, "one final result per listen: {rest:?}");
+    for id in [json!(5), json!("five")] {
+        let r = rest
+            .iter()
+            .find(|m| m["id"] == id)
+            .unwrap_or_else(|| panic!("no final result for listen {id}: {rest:?}"));
+        let result = &r["result"];
+        assert_eq!(result["resultType"], "complete", "{r}");
+        assert_eq!(result["_meta"][SUBSCRIPTION_ID], id, "{r}");
+        assert_eq!(result["_meta"][SERVER_INFO]["name"], "emcee", "{r}");
+    }
+    assert_only_jsonrpc(&lines.lock().unwrap());
+}
+
+#[test]
+fn stdout_carries_only_jsonrpc_messages() {
+    let mut s = Stdio::start(&["--fixtures", "conformance", "--log-level", "trace"]);
+    listen(
+        &mut s,
+        "all",
+        json!({"toolsListChanged": true, "promptsListChanged": true,
+               "resourcesListChanged": true, "resourceSubscriptions": ["kv://k"]}),
+    );
+    request(&mut s, 1, "server/discover", json!({}));
+    s.send_request(
+        2,
+        "tools/call",
+        with_meta(json!({"name": "sleep", "arguments": {"ms": 100},
+            "_meta": {"progressToken": 2, "io.modelcontextprotocol/logLevel": "debug",
+                      "traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}})),
+    );
+    s.recv_response(&json!(2));
+    call(&mut s, 3, "kv_set", json!({"key": "k", "value": "v"}));
+    call(&mut s, 4, "test_logging_tool", json!({}));
+    call(&mut s, 5, "test_trigger_tool_change", json!({}));
+    call(&mut s, 6, "test_trigger_prompt_change", json!({}));
+    let r = request(&mut s, 7, "tools/call", json!({"name": "no_such_tool"}));
+    assert_eq!(error_code(&r), -32602, "{r}");
+    let r = request(&mut s, 8, "ping", json!({}));
+    assert_eq!(error_code(&r), -32601, "{r}");
+    // Not JSON: a parse error without an id, still one JSON-RPC line.
+    s.send_raw("{not json");
+    let r = s.recv();
+    assert!(r.get("id").is_none_or(Value::is_null), "{r}");
+    assert_eq!(error_code(&r), -32700, "{r}");
+    let lines = s.stdout.clone();
+    let (status, rest, stderr) = s.finish();
+    assert_eq!(status.code(), Some(0), "{}", stderr.join("\n"));
+    assert!(
+        rest.iter().any(|m| m["id"] == "all"),
+        "the listen's final result: {rest:?}"
+    );
+    assert!(!stderr.is_empty(), "logs go to stderr");
+    let lines = lines.lock().unwrap();
+    assert_only_jsonrpc(&lines);
+    for line in lines.iter() {
+        assert!(!line.contains("trace_id"), "a log line on stdout: {line}");
+    }
+}

@@ -111,6 +111,22 @@ impl ClientRequest {
 
     /// The method name.
     pub fn method(&self) -> &str {
+        match self {
+            ClientRequest::Unknown(m) => m,
+            known => known.known_method(),
+        }
+    }
+
+    /// The method as a bounded metric label: its name, or `other` for a method
+    /// emcee does not serve (clients choose those strings).
+    pub fn label(&self) -> &'static str {
+        match self {
+            ClientRequest::Unknown(_) => "other",
+            known => known.known_method(),
+        }
+    }
+
+    fn known_method(&self) -> &'static str {
         use ClientRequest as R;
         match self {
             R::Initialize(_) => method::INITIALIZE,
@@ -128,7 +144,7 @@ impl ClientRequest {
             R::Complete(_) => method::COMPLETION_COMPLETE,
             R::SetLevel(_) => method::LOGGING_SET_LEVEL,
             R::Listen(_) => method::SUBSCRIPTIONS_LISTEN,
-            R::Unknown(m) => m,
+            R::Unknown(_) => "other",
         }
     }
 
@@ -278,6 +294,12 @@ mod tests {
         assert!(matches!(r, ClientRequest::Discover));
         let r = ClientRequest::decode("nope/x", None).unwrap();
         assert_eq!(r.method(), "nope/x");
+        assert_eq!(
+            r.label(),
+            "other",
+            "clients choose unknown names: one label"
+        );
+        assert_eq!(ClientRequest::Discover.label(), "server/discover");
         assert!(!r.in_modern_era() && !r.in_session_era());
         let bad = raw(r#"{"arguments":{}}"#);
         let e = ClientRequest::decode("tools/call", Some(&bad)).unwrap_err();

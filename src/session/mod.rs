@@ -390,7 +390,9 @@ impl Session {
     fn finish(&self, req: &Request, era: Option<Era>, reply: Reply, sink: &Sink, started: Instant) {
         let outcome = if reply.is_ok() { "ok" } else { "error" };
         let elapsed = started.elapsed().as_secs_f64();
-        self.service.metrics.request(req.method(), outcome, elapsed);
+        self.service
+            .metrics
+            .request(req.call.label(), outcome, elapsed);
         slog::debug!(self.log, "request"; "method" => req.method(),
             "request_id" => req.id.to_string(), "success" => reply.is_ok(),
             "duration_ms" => elapsed * 1000.0, "trace_id" => req.meta.trace_id());

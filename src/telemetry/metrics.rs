@@ -9,8 +9,6 @@ use prometheus::{
     TextEncoder,
 };
 
-use crate::protocol::mcp::method;
-
 /// Latency buckets in seconds: fine below a millisecond, up to the default call timeout.
 const BUCKETS: &[f64] = &[
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
@@ -73,28 +71,6 @@ pub struct Metrics {
     pub rejected: IntCounterVec,
     /// `mcp_cancelled_total`.
     pub cancelled: IntCounter,
-}
-
-/// The bounded `method` label of a method name.
-pub fn method_label(m: &str) -> &'static str {
-    const KNOWN: &[&str] = &[
-        method::INITIALIZE,
-        method::PING,
-        method::TOOLS_LIST,
-        method::TOOLS_CALL,
-        method::LOGGING_SET_LEVEL,
-        method::RESOURCES_LIST,
-        method::RESOURCES_TEMPLATES_LIST,
-        method::RESOURCES_READ,
-        method::RESOURCES_SUBSCRIBE,
-        method::RESOURCES_UNSUBSCRIBE,
-        method::PROMPTS_LIST,
-        method::PROMPTS_GET,
-        method::COMPLETION_COMPLETE,
-        method::SERVER_DISCOVER,
-        method::SUBSCRIPTIONS_LISTEN,
-    ];
-    KNOWN.iter().find(|k| **k == m).copied().unwrap_or("other")
 }
 
 impl Default for Metrics {
@@ -189,12 +165,12 @@ impl Metrics {
         self.rejected.with_label_values(&[reason]).inc();
     }
 
-    /// Count an answered request.
-    pub fn request(&self, method: &str, outcome: &'static str, seconds: f64) {
-        let m = method_label(method);
-        self.requests.with_label_values(&[m, outcome]).inc();
+    /// Count an answered request. `method` is a bounded label
+    /// (`ClientRequest::label`: unknown methods are all `other`).
+    pub fn request(&self, method: &'static str, outcome: &'static str, seconds: f64) {
+        self.requests.with_label_values(&[method, outcome]).inc();
         self.request_duration
-            .with_label_values(&[m])
+            .with_label_values(&[method])
             .observe(seconds);
     }
 
@@ -209,13 +185,6 @@ impl Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn unknown_methods_share_one_label() {
-        assert_eq!(method_label("tools/call"), "tools/call");
-        assert_eq!(method_label("x/y"), "other");
-        assert_eq!(method_label("a/b/c"), "other");
-    }
 
     #[test]
     fn renders_every_family() {

@@ -44,6 +44,15 @@ fn call(id: usize) -> Vec<u8> {
     .into_bytes()
 }
 
+/// The same call as a 2026-07-28 request: its state rides in `_meta`, and its result
+/// gets `resultType` and the server's identity.
+fn modern_call(id: usize) -> Vec<u8> {
+    format!(
+        r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"echo","arguments":{{"text":"hello world"}},"_meta":{{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{{}},"io.modelcontextprotocol/clientInfo":{{"name":"bench","version":"1"}}}}}}}}"#
+    )
+    .into_bytes()
+}
+
 fn ping(id: usize) -> Vec<u8> {
     format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"ping"}}"#).into_bytes()
 }
@@ -133,14 +142,16 @@ fn dispatch(c: &mut Criterion) {
     let (entry, sink, mut rx) = system.block_on(open_initialized(&root, false));
     let calls: Vec<Vec<u8>> = (0..RING).map(call).collect();
     let pings: Vec<Vec<u8>> = (0..RING).map(ping).collect();
+    let modern: Vec<Vec<u8>> = (0..RING).map(modern_call).collect();
     let mut next = 0usize;
 
     let mut group = c.benchmark_group("dispatch");
     // (name, requests, how many are in flight at once)
-    let cases: [(&str, &[Vec<u8>], usize); 3] = [
+    let cases: [(&str, &[Vec<u8>], usize); 4] = [
         ("ping", &pings, 1),
         ("tools_call_echo", &calls, 1),
         ("tools_call_echo_x32", &calls, PIPELINE),
+        ("tools_call_echo_2026", &modern, 1),
     ];
     for (name, requests, in_flight) in cases {
         group.throughput(Throughput::Elements(in_flight as u64));

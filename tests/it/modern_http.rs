@@ -1177,3 +1177,41 @@ fn a_listener_that_does_not_read_is_dropped_not_buffered() {
     );
     drop(conn);
 }
+
+#[test]
+fn list_pages_share_one_cache_scope() {
+    let s = Server::with_config("[limits]\npage_size = 2\n", &["--fixtures", "conformance"]);
+    let mut names = Vec::new();
+    let mut cursor: Option<String> = None;
+    for page in 0.. {
+        assert!(page < 100, "pagination does not end");
+        let params = match &cursor {
+            Some(c) => json!({"cursor": c}),
+            None => json!({}),
+        };
+        let r = result_of(&s, 10 + page, "tools/list", params);
+        assert_eq!(r["resultType"], "complete", "{r}");
+        assert_eq!(r["cacheScope"], "public", "page {page}: {r}");
+        assert!(r["ttlMs"].as_u64().is_some(), "{r}");
+        let tools = r["tools"].as_array().expect("tools");
+        assert!(tools.len() <= 2, "{r}");
+        names.extend(
+            tools
+                .iter()
+                .map(|t| t["name"].as_str().unwrap_or_default().to_owned()),
+        );
+        match r.get("nextCursor").and_then(Value::as_str) {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => break,
+        }
+    }
+    // Every tool once, in the order of an unpaginated listing of a default server.
+    let all = result_of(&start(), 1, "tools/list", json!({}));
+    let expected: Vec<String> = all["tools"]
+        .as_array()
+        .expect("tools")
+        .iter()
+        .map(|t| t["name"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(names, expected);
+}

@@ -446,7 +446,7 @@ impl Call {
         }
         let duration_ms = self.started.elapsed().as_secs_f64() * 1000.0;
         let json = match (&reply, &self.envelope) {
-            (Ok(raw), Some(envelope)) => encode_result(&self.id, &envelope.wrap(raw)),
+            (Ok(raw), Some(envelope)) => envelope.encode_result(&self.id, raw),
             (Err(e), Some(envelope)) => encode_error(Some(&self.id), &envelope.error(e.clone())),
             (Ok(raw), None) => encode_result(&self.id, raw),
             (Err(e), None) => encode_error(Some(&self.id), e),
@@ -528,10 +528,28 @@ impl Actor for Call {
         }
         // catch_unwind covers both the synchronous start and every poll of the work.
         let guarded = AssertUnwindSafe(work).catch_unwind();
-        ctx.spawn(guarded.into_actor(self).map(|result, act, ctx| {
+        // 2026-07-28 HTTP: the client closing the request's stream is the
+        // cancellation; watched in the same future, so a call costs one task.
+        let closed = self.cancel_on_close.then(|| self.sink.clone());
+        let run = async move {
+            let Some(sink) = closed else {
+                return Some(guarded.await);
+            };
+            let gone = sink.closed();
+            futures::pin_mut!(guarded, gone);
+            match futures::future::select(guarded, gone).await {
+                futures::future::Either::Left((result, _)) => Some(result),
+                futures::future::Either::Right(((), _)) => None,
+            }
+        };
+        ctx.spawn(run.into_actor(self).map(|result, act, ctx| {
             match result {
-                Ok(reply) => act.answer(reply, "ok"),
-                Err(payload) => act.fail(Failure::Panicked(panic_message(payload.as_ref()))),
+                Some(Ok(reply)) => act.answer(reply, "ok"),
+                Some(Err(payload)) => act.fail(Failure::Panicked(panic_message(payload.as_ref()))),
+                None => {
+                    slog::debug!(act.log, "stream closed by the client: call cancelled");
+                    act.cancel_by_client();
+                }
             }
             ctx.stop();
         }));
@@ -539,20 +557,6 @@ impl Actor for Call {
             act.fail(Failure::TimedOut(act.timeout));
             ctx.stop();
         });
-        if self.cancel_on_close {
-            let sink = self.sink.clone();
-            ctx.spawn(
-                async move { sink.closed().await }
-                    .into_actor(self)
-                    .map(|(), act, ctx| {
-                        if !act.answered {
-                            slog::debug!(act.log, "stream closed by the client: call cancelled");
-                            act.cancel_by_client();
-                        }
-                        ctx.stop();
-                    }),
-            );
-        }
     }
 
     fn stopped(&mut self, _ctx: &mut Context<Self>) {

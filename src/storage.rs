@@ -487,14 +487,18 @@ mod tests {
                 kv.set(&format!("one{i}"), b"v").await.unwrap();
             }
             assert_eq!(s.flushes(), 3);
-            // 64 at once: the first flush runs alone, the next covers the other 63.
+            // 64 at once share a few flushes: typically the first runs alone and the
+            // next covers the rest, but a flush that ends while writes are still
+            // being issued lets another start (timing, not a fault). Without
+            // sharing this would be 64.
             let writes = (0..64).map(|i| {
                 let kv = kv.clone();
                 async move { kv.set(&format!("many{i}"), b"v").await }
             });
             let done = futures::future::join_all(writes).await;
             assert!(done.iter().all(Result::is_ok));
-            assert_eq!(s.flushes(), 5);
+            let shared = s.flushes() - 3;
+            assert!((1..=8).contains(&shared), "64 writes took {shared} flushes");
         });
         drop(kv);
         drop(s);

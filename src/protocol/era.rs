@@ -15,7 +15,7 @@ use serde_json::{json, Map, Value};
 use super::request::{
     RequestMeta, META_CLIENT_CAPABILITIES, META_PROTOCOL_VERSION, META_SERVER_INFO,
 };
-use super::{code, ProtocolVersion, Request, RpcError};
+use super::{code, ProtocolVersion, Request, RequestId, RpcError};
 
 /// The 2026-07-28 revision.
 pub const MODERN: ProtocolVersion = ProtocolVersion::V2026_07_28;
@@ -160,7 +160,7 @@ impl Envelope {
 
     /// The final result of a `subscriptions/listen` stream: `_meta` names the
     /// subscription as well as the server.
-    pub fn listen_closed(&self, subscription: &super::RequestId) -> Value {
+    pub fn listen_closed(&self, subscription: &RequestId) -> Value {
         json!({
             "resultType": "complete",
             "_meta": {
@@ -170,17 +170,28 @@ impl Envelope {
         })
     }
 
-    /// `raw` (a JSON object without `resultType`/`_meta`) with the envelope's fields.
-    pub fn wrap(&self, raw: &RawValue) -> Box<RawValue> {
-        let text = raw.get().trim_start();
-        let body = text.strip_prefix('{').unwrap_or(text).trim_start();
-        let joined = if body.starts_with('}') {
-            format!("{{{}}}", self.fields)
-        } else {
-            format!("{{{},{}", self.fields, body)
+    /// The response to `id` with result `raw` (a JSON object without
+    /// `resultType`/`_meta`) completed with the envelope's fields, written in one
+    /// pass (the result is not parsed again).
+    pub fn encode_result(&self, id: &RequestId, raw: &RawValue) -> String {
+        let text = raw.get();
+        let Some(body) = text.trim_start().strip_prefix('{') else {
+            // Not an object (no handler returns one): leave it as it is.
+            return super::jsonrpc::encode_result(id, raw);
         };
-        // Both halves are valid JSON object parts, so the join is valid JSON.
-        RawValue::from_string(joined).unwrap_or_else(|_| raw.to_owned())
+        let body = body.trim_start();
+        let id = serde_json::to_string(id).unwrap_or_else(|_| "null".to_owned());
+        let mut out = String::with_capacity(40 + id.len() + self.fields.len() + text.len());
+        out.push_str(r#"{"jsonrpc":"2.0","id":"#);
+        out.push_str(&id);
+        out.push_str(r#","result":{"#);
+        out.push_str(&self.fields);
+        if !body.starts_with('}') {
+            out.push(',');
+        }
+        out.push_str(body);
+        out.push('}');
+        out
     }
 
     /// A 2026-07-28 error: "resource not found" is -32602 in this revision.
@@ -250,14 +261,18 @@ mod tests {
     #[test]
     fn envelope_splices_result_type_and_server_info() {
         let env = Envelope::new(&json!({"name":"emcee","version":"1"}));
+        let id = RequestId::String("a\"b".into());
         let empty = RawValue::from_string("{}".into()).unwrap();
-        let v: Value = serde_json::from_str(env.wrap(&empty).get()).unwrap();
-        assert_eq!(v["resultType"], "complete");
-        assert_eq!(v["_meta"][META_SERVER_INFO]["name"], "emcee");
+        let v: Value = serde_json::from_str(&env.encode_result(&id, &empty)).unwrap();
+        assert_eq!(v["id"], "a\"b");
+        assert_eq!(v["result"]["resultType"], "complete");
+        assert_eq!(v["result"]["_meta"][META_SERVER_INFO]["name"], "emcee");
         let full = RawValue::from_string(r#"{ "tools":[1]}"#.into()).unwrap();
-        let v: Value = serde_json::from_str(env.wrap(&full).get()).unwrap();
-        assert_eq!(v["tools"][0], 1);
-        assert_eq!(v["resultType"], "complete");
+        let v: Value =
+            serde_json::from_str(&env.encode_result(&RequestId::Number(3), &full)).unwrap();
+        assert_eq!(v["id"], 3);
+        assert_eq!(v["result"]["tools"][0], 1);
+        assert_eq!(v["result"]["resultType"], "complete");
         let e = env.error(RpcError::new(code::RESOURCE_NOT_FOUND, "x"));
         assert_eq!(e.code, code::INVALID_PARAMS);
     }

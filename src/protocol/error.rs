@@ -90,7 +90,15 @@ pub fn decode_params<T: serde::de::DeserializeOwned>(
     params: Option<&RawValue>,
 ) -> Result<T, RpcError> {
     let text = params.map(RawValue::get).unwrap_or("{}");
-    // Decode through `Value` so error messages carry no line/column noise.
-    let value: Value = serde_json::from_str(text).map_err(RpcError::invalid_params)?;
-    serde_json::from_value(value).map_err(RpcError::invalid_params)
+    serde_json::from_str(text).map_err(|e| RpcError::invalid_params(without_position(&e)))
+}
+
+/// A serde_json error's message without its " at line L column C" suffix (the
+/// client sent one JSON value; positions in it are noise).
+fn without_position(e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    match text.rfind(" at line ") {
+        Some(at) => text[..at].to_owned(),
+        None => text,
+    }
 }

@@ -16,8 +16,8 @@ use serde_json::{Map, Value};
 
 use super::error::RpcError;
 use super::mcp::{
-    method, CallToolParams, CancelledParams, GetPromptParams, Implementation, InitializeParams,
-    ListenParams, LoggingLevel, PaginatedParams, ProgressToken, SetLevelParams, UriParams,
+    method, CallToolParams, CancelledParams, GetPromptParams, InitializeParams, ListenParams,
+    LoggingLevel, PaginatedParams, ProgressToken, SetLevelParams, UriParams,
 };
 use super::prompt::CompleteParams;
 
@@ -230,9 +230,10 @@ pub struct RequestMeta {
     /// The client's capabilities, for this request only.
     #[serde(default, rename = "io.modelcontextprotocol/clientCapabilities")]
     pub client_capabilities: Option<Arc<Map<String, Value>>>,
-    /// Who the client is.
+    /// Who the client is, as sent (kept raw: it is for display and logs only, and
+    /// most requests never look at it).
     #[serde(default, rename = "io.modelcontextprotocol/clientInfo")]
-    pub client_info: Option<Implementation>,
+    pub client_info: Option<Box<RawValue>>,
     /// The least severe `notifications/message` the client wants on this request's
     /// stream; none are sent without it.
     #[serde(default, rename = "io.modelcontextprotocol/logLevel")]

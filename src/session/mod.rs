@@ -62,6 +62,19 @@ pub const DEFAULT_CLIENT_LOG_LEVEL: LoggingLevel = LoggingLevel::Info;
 /// 2026-07-28 request that names no log level).
 const NO_CLIENT_LOG: u8 = LoggingLevel::Emergency as u8 + 1;
 
+/// The log threshold of a 2026-07-28 request (fixed for the request: shared, never
+/// written).
+fn request_log_level(level: Option<LoggingLevel>) -> Arc<AtomicU8> {
+    static LEVELS: std::sync::OnceLock<Vec<Arc<AtomicU8>>> = std::sync::OnceLock::new();
+    let levels = LEVELS.get_or_init(|| {
+        (0..=NO_CLIENT_LOG)
+            .map(|n| Arc::new(AtomicU8::new(n)))
+            .collect()
+    });
+    let n = level.map_or(NO_CLIENT_LOG, |l| l as u8);
+    levels[usize::from(n)].clone()
+}
+
 /// What a session serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SessionKind {
@@ -397,9 +410,7 @@ impl Session {
             "request_id" => req.id.to_string(), "success" => reply.is_ok(),
             "duration_ms" => elapsed * 1000.0, "trace_id" => req.meta.trace_id());
         let json = match (era, &reply) {
-            (Some(Era::Modern), Ok(raw)) => {
-                encode_result(&req.id, &self.service.envelope().wrap(raw))
-            }
+            (Some(Era::Modern), Ok(raw)) => self.service.envelope().encode_result(&req.id, raw),
             (Some(Era::Modern), Err(e)) => {
                 encode_error(Some(&req.id), &self.service.envelope().error(e.clone()))
             }
@@ -559,9 +570,7 @@ impl Session {
     ) -> CallContext {
         let (client_log_level, client_capabilities) = match era {
             Some(Era::Modern) => (
-                Arc::new(AtomicU8::new(
-                    req.meta.log_level.map_or(NO_CLIENT_LOG, |l| l as u8),
-                )),
+                request_log_level(req.meta.log_level),
                 era::capabilities(&req.meta),
             ),
             _ => (
@@ -634,19 +643,19 @@ impl Session {
         Ok(())
     }
 
-    /// A logger for one call of `req`.
-    fn call_log(
-        &self,
-        req: &Request,
-        what: slog::OwnedKV<impl slog::SendSyncRefUnwindSafeKV + 'static>,
-    ) -> Logger {
-        let log = self
-            .log
-            .new(slog::o!("request_id" => req.id.to_string(), "method" => req.method().to_owned()));
-        let log = log.new(what);
+    /// A logger for one call of `req`, tagged with `key` = `value` (the tool, URI or
+    /// prompt) and, when the request carries W3C trace context, its trace id.
+    fn call_log(&self, req: &Request, key: &'static str, value: &str) -> Logger {
+        let (id, method) = (req.id.to_string(), req.method().to_owned());
         match req.meta.trace_id() {
-            Some(trace) => log.new(slog::o!("trace_id" => trace.to_owned())),
-            None => log,
+            Some(trace) => self
+                .log
+                .new(slog::o!("request_id" => id, "method" => method,
+                key => value.to_owned(), "trace_id" => trace.to_owned())),
+            None => self
+                .log
+                .new(slog::o!("request_id" => id, "method" => method,
+                key => value.to_owned())),
         }
     }
 
@@ -669,7 +678,7 @@ impl Session {
         let plan = CallPlan {
             kind: CallKind::Tool(Arc::from(params.name.as_str())),
             tool: Some(&tool),
-            log: self.call_log(req, slog::o!("tool" => params.name.clone())),
+            log: self.call_log(req, "tool", &params.name),
             timeout: tool
                 .timeout_override()
                 .unwrap_or(self.service.limits.call_timeout),
@@ -705,7 +714,7 @@ impl Session {
         let plan = CallPlan {
             kind: CallKind::Method(method::RESOURCES_READ),
             tool: None,
-            log: self.call_log(req, slog::o!("uri" => params.uri.clone())),
+            log: self.call_log(req, "uri", &params.uri),
             timeout: self.service.limits.call_timeout,
         };
         let modern = era == Some(Era::Modern);
@@ -747,7 +756,7 @@ impl Session {
         let plan = CallPlan {
             kind: CallKind::Method(method::PROMPTS_GET),
             tool: None,
-            log: self.call_log(req, slog::o!("prompt" => params.name.clone())),
+            log: self.call_log(req, "prompt", &params.name),
             timeout: self.service.limits.call_timeout,
         };
         self.start_call(

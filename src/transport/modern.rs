@@ -149,14 +149,19 @@ pub fn check(headers: &HeaderMap, req: &Request, state: &AppState) -> Result<(),
         let Some(raw) = headers.get(NAME_HEADER) else {
             return Err(mismatch("missing Mcp-Name header"));
         };
-        match decode_value(raw.as_bytes()) {
-            Some(value) if value == name => {}
+        let plain = raw.to_str().ok().map(|t| t.trim_matches([' ', '\t']));
+        match plain.filter(|t| !t.starts_with("=?base64?")) {
+            // The common case, compared without decoding.
+            Some(text) if text == name => {}
+            _ => match decode_value(raw.as_bytes()) {
+                Some(value) if value == name => {}
             Some(value) => {
                 return Err(mismatch(format!(
                     "Header mismatch: Mcp-Name header value {value:?} does not match body value {name:?}"
                 )))
             }
-            None => return Err(mismatch("malformed Mcp-Name header")),
+                None => return Err(mismatch("malformed Mcp-Name header")),
+            },
         }
     }
     if let ClientRequest::ToolsCall(call) = &req.call {
@@ -220,9 +225,16 @@ pub async fn post(
     answer(accept, frames, state).await
 }
 
-/// The code of an encoded JSON-RPC error response (`{"jsonrpc":"2.0","id":…,"error":{"code":N…`).
+/// The code of an encoded JSON-RPC error response (`{"jsonrpc":"2.0","id":…,"error":{"code":N…`);
+/// `None` for a result. The top-level key after the id decides: an id cannot hold an
+/// unescaped quote, and a result's contents come after its `"result":` key.
 fn error_code(json: &str) -> Option<i32> {
-    let at = json.find(r#""error":{"code":"#)? + r#""error":{"code":"#.len();
+    const ERROR: &str = r#""error":{"code":"#;
+    let at = json.find(ERROR)?;
+    if json.find(r#""result":"#).is_some_and(|r| r < at) {
+        return None;
+    }
+    let at = at + ERROR.len();
     let rest = &json[at..];
     let end = rest
         .find(|c: char| c != '-' && !c.is_ascii_digit())
@@ -412,6 +424,10 @@ mod tests {
         let e = crate::protocol::jsonrpc::encode_error(None, &RpcError::new(-32601, "x"));
         assert_eq!(error_code(&e), Some(-32601));
         assert_eq!(error_code(r#"{"jsonrpc":"2.0","id":1,"result":{}}"#), None);
+        // A result whose contents look like an error is still a result.
+        let tricky =
+            r#"{"jsonrpc":"2.0","id":1,"result":{"structuredContent":{"error":{"code":-32602}}}}"#;
+        assert_eq!(error_code(tricky), None);
         assert_eq!(status_of(-32601), StatusCode::NOT_FOUND);
         assert_eq!(status_of(-32022), StatusCode::BAD_REQUEST);
         assert_eq!(status_of(-32603), StatusCode::OK);

@@ -12,8 +12,8 @@
 #   SESSIONS=10000    sessions opened (and then each called once) by the sessions profile
 #   CONCURRENCY=32    requests in flight
 #   REPEAT=3          runs per measurement; the table shows medians
-#   PROFILES="call stdio sessions churn"   also: call-modern (call over
-#                     2026-07-28; emcee and rmcp currently answer it 400)
+#   PROFILES="call call-modern stdio sessions churn"   (call-modern: the call
+#                     profile in the sessionless 2026-07-28 revision)
 #   SERVERS="emcee rmcp floor"
 #   PORT_BASE=18180   emcee, rmcp and floor listen on PORT_BASE, +1, +2
 #   RUN_TIMEOUT=300   seconds one bench run may take before it is killed
@@ -35,7 +35,7 @@ CHURN=${CHURN:-$((REQUESTS >= 10 ? REQUESTS / 10 : 1))}
 SESSIONS=${SESSIONS:-10000}
 CONCURRENCY=${CONCURRENCY:-32}
 REPEAT=${REPEAT:-3}
-PROFILES=${PROFILES:-"call stdio sessions churn"}
+PROFILES=${PROFILES:-"call call-modern stdio sessions churn"}
 SERVERS=${SERVERS:-"emcee rmcp floor"}
 PORT_BASE=${PORT_BASE:-18180}
 RUN_TIMEOUT=${RUN_TIMEOUT:-300}

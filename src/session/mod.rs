@@ -144,6 +144,15 @@ pub struct SessionEnded {
     pub id: Arc<str>,
 }
 
+/// One request being served: what it is, its era, where its answers go, and whether
+/// closing that destination cancels it.
+struct Exchange<'a> {
+    req: &'a Request,
+    era: Option<Era>,
+    sink: &'a Sink,
+    cancel_on_close: bool,
+}
+
 /// What differs between the kinds of call a session starts.
 struct CallPlan<'a> {
     kind: CallKind,
@@ -353,6 +362,12 @@ impl Session {
             }
         };
         let started_call = |r: Result<(), RpcError>| r.err().map(Err);
+        let x = Exchange {
+            req: &req,
+            era,
+            sink,
+            cancel_on_close,
+        };
         let reply: Option<Reply> = match &req.call {
             ClientRequest::Initialize(p) => Some(self.initialize(p)),
             ClientRequest::Ping => Some(reply(&serde_json::json!({}))),
@@ -360,9 +375,7 @@ impl Session {
             ClientRequest::ToolsList(p) => {
                 Some(self.list_page(p, era, "tools", self.service.tools.as_slice(), |t| t.def()))
             }
-            ClientRequest::ToolsCall(p) => {
-                started_call(self.call_tool(&req, p, era, sink, cancel_on_close, ctx))
-            }
+            ClientRequest::ToolsCall(p) => started_call(self.call_tool(&x, p, ctx)),
             ClientRequest::ResourcesList(p) => {
                 let all = self.service.resources.resources();
                 Some(self.list_page(p, era, "resources", all, |r| r.def()))
@@ -371,18 +384,14 @@ impl Session {
                 let all = self.service.resources.templates();
                 Some(self.list_page(p, era, "resourceTemplates", all, |t| t.def()))
             }
-            ClientRequest::ResourcesRead(p) => {
-                started_call(self.read_resource(&req, p, era, sink, cancel_on_close, ctx))
-            }
+            ClientRequest::ResourcesRead(p) => started_call(self.read_resource(&x, p, ctx)),
             ClientRequest::ResourcesSubscribe(p) => Some(self.subscribe(p, true, ctx)),
             ClientRequest::ResourcesUnsubscribe(p) => Some(self.subscribe(p, false, ctx)),
             ClientRequest::PromptsList(p) => {
                 let all = self.service.prompts.prompts();
                 Some(self.list_page(p, era, "prompts", all, |p| p.def()))
             }
-            ClientRequest::PromptsGet(p) => {
-                started_call(self.get_prompt(&req, p, era, sink, cancel_on_close, ctx))
-            }
+            ClientRequest::PromptsGet(p) => started_call(self.get_prompt(&x, p, ctx)),
             ClientRequest::Complete(p) => Some(self.complete(p)),
             ClientRequest::SetLevel(p) => Some(self.set_level(p)),
             ClientRequest::Listen(p) => self.listen(&req, p, sink, ctx).err().map(Err),
@@ -600,17 +609,19 @@ impl Session {
 
     /// Admit `req` (in-flight bounds), then start a Call child actor running the work
     /// that `work` builds from the handler's context.
-    #[allow(clippy::too_many_arguments)]
     fn start_call(
         &mut self,
-        req: &Request,
-        era: Option<Era>,
-        sink: &Sink,
-        cancel_on_close: bool,
+        x: &Exchange<'_>,
         ctx: &mut Context<Self>,
         plan: CallPlan<'_>,
         work: impl FnOnce(CallContext) -> Work,
     ) -> Result<(), RpcError> {
+        let Exchange {
+            req,
+            era,
+            sink,
+            cancel_on_close,
+        } = *x;
         let permits = self.admit(req, plan.tool)?;
         let work = work(self.call_context(req, era, sink, &plan.log));
         self.next_seq += 1;
@@ -662,11 +673,8 @@ impl Session {
     /// `tools/call`: start a Call; `Err` is an immediate JSON-RPC error answer.
     fn call_tool(
         &mut self,
-        req: &Request,
+        x: &Exchange<'_>,
         params: &CallToolParams,
-        era: Option<Era>,
-        sink: &Sink,
-        cancel_on_close: bool,
         ctx: &mut Context<Self>,
     ) -> Result<(), RpcError> {
         let Some(tool) = self.service.tools.get(&params.name).cloned() else {
@@ -678,34 +686,23 @@ impl Session {
         let plan = CallPlan {
             kind: CallKind::Tool(Arc::from(params.name.as_str())),
             tool: Some(&tool),
-            log: self.call_log(req, "tool", &params.name),
+            log: self.call_log(x.req, "tool", &params.name),
             timeout: tool
                 .timeout_override()
                 .unwrap_or(self.service.limits.call_timeout),
         };
         let arguments = params.arguments.clone();
         let handler = tool.clone();
-        self.start_call(
-            req,
-            era,
-            sink,
-            cancel_on_close,
-            ctx,
-            plan,
-            move |call_ctx| {
-                Box::pin(async move { reply(&handler.invoke(call_ctx, arguments).await?) })
-            },
-        )
+        self.start_call(x, ctx, plan, move |call_ctx| {
+            Box::pin(async move { reply(&handler.invoke(call_ctx, arguments).await?) })
+        })
     }
 
     /// `resources/read`: start a Call running the resource's reader.
     fn read_resource(
         &mut self,
-        req: &Request,
+        x: &Exchange<'_>,
         params: &UriParams,
-        era: Option<Era>,
-        sink: &Sink,
-        cancel_on_close: bool,
         ctx: &mut Context<Self>,
     ) -> Result<(), RpcError> {
         let Some(read) = self.service.resources.bind(&params.uri) else {
@@ -714,39 +711,28 @@ impl Session {
         let plan = CallPlan {
             kind: CallKind::Method(method::RESOURCES_READ),
             tool: None,
-            log: self.call_log(req, "uri", &params.uri),
+            log: self.call_log(x.req, "uri", &params.uri),
             timeout: self.service.limits.call_timeout,
         };
-        let modern = era == Some(Era::Modern);
-        self.start_call(
-            req,
-            era,
-            sink,
-            cancel_on_close,
-            ctx,
-            plan,
-            move |call_ctx| {
-                Box::pin(async move {
-                    let contents = read(call_ctx).await?;
-                    let mut result = serde_json::json!({ "contents": contents });
-                    if modern {
-                        // Resource contents may change at any moment (kv values do).
-                        era::add_cache_fields(&mut result, 0, era::CacheScope::Private);
-                    }
-                    reply(&result)
-                })
-            },
-        )
+        let modern = x.era == Some(Era::Modern);
+        self.start_call(x, ctx, plan, move |call_ctx| {
+            Box::pin(async move {
+                let contents = read(call_ctx).await?;
+                let mut result = serde_json::json!({ "contents": contents });
+                if modern {
+                    // Resource contents may change at any moment (kv values do).
+                    era::add_cache_fields(&mut result, 0, era::CacheScope::Private);
+                }
+                reply(&result)
+            })
+        })
     }
 
     /// `prompts/get`: start a Call running the prompt's handler.
     fn get_prompt(
         &mut self,
-        req: &Request,
+        x: &Exchange<'_>,
         params: &GetPromptParams,
-        era: Option<Era>,
-        sink: &Sink,
-        cancel_on_close: bool,
         ctx: &mut Context<Self>,
     ) -> Result<(), RpcError> {
         let get = self
@@ -756,18 +742,12 @@ impl Session {
         let plan = CallPlan {
             kind: CallKind::Method(method::PROMPTS_GET),
             tool: None,
-            log: self.call_log(req, "prompt", &params.name),
+            log: self.call_log(x.req, "prompt", &params.name),
             timeout: self.service.limits.call_timeout,
         };
-        self.start_call(
-            req,
-            era,
-            sink,
-            cancel_on_close,
-            ctx,
-            plan,
-            move |call_ctx| Box::pin(async move { reply(&get(call_ctx).await?) }),
-        )
+        self.start_call(x, ctx, plan, move |call_ctx| {
+            Box::pin(async move { reply(&get(call_ctx).await?) })
+        })
     }
 
     /// One page of a list method: `{key: [def(item)...], nextCursor?}`, plus the cache

@@ -208,8 +208,10 @@ pub struct Limits {
     /// timeout (a JSON-RPC -32603 error for non-tool methods). Default 60 s.
     #[serde(rename = "call_timeout_ms", serialize_with = "ser_ms")]
     pub call_timeout: Duration,
-    /// In-flight requests per session; one more is answered with JSON-RPC -32000
-    /// (server busy) at once. Default 64.
+    /// In-flight requests per session (a session-era session, a stdio connection);
+    /// one more is answered with JSON-RPC -32000 (server busy) at once. 2026-07-28
+    /// HTTP requests have no session: `max_in_flight_total` and
+    /// `max_in_flight_per_tool` bound them. Default 64.
     pub max_in_flight_per_session: usize,
     /// Largest accepted message (a stdio line, an HTTP body) in bytes; a larger one is
     /// rejected (-32600 on stdio, 413 on HTTP) and discarded. Default 4 MiB.

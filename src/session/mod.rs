@@ -526,7 +526,10 @@ impl Session {
     /// per tool); refused at once when any bound is reached.
     fn admit(&self, req: &Request, tool: Option<&Tool>) -> Result<Vec<Permit>, RpcError> {
         let limit = self.service.limits.max_in_flight_per_session;
-        if self.calls.len() >= limit {
+        // The stateless session serves every 2026-07-28 client of its worker: a
+        // per-session bound would be a per-worker one. Those calls are bounded
+        // server-wide and per tool (below).
+        if self.kind != SessionKind::Stateless && self.calls.len() >= limit {
             self.service.metrics.reject(reason::IN_FLIGHT_SESSION);
             return Err(RpcError::new(
                 code::SERVER_BUSY,

@@ -1215,3 +1215,33 @@ fn list_pages_share_one_cache_scope() {
         .collect();
     assert_eq!(names, expected);
 }
+
+#[test]
+fn sessionless_calls_are_bounded_server_wide_not_per_worker() {
+    // One call per session at most, two server-wide: the per-session bound must not
+    // apply to 2026-07-28 requests (they share their worker's stateless session),
+    // the server-wide one must.
+    let s = Server::with_config(
+        "[limits]\nmax_in_flight_per_session = 1\nmax_in_flight_total = 2\n\n[http]\nworkers = 1\n",
+        &["--fixtures", "conformance"],
+    );
+    let a = open_sleep(&s, 1, 1500, json!({"progressToken": "a"}));
+    let b = open_sleep(&s, 2, 1500, json!({"progressToken": "b"}));
+    // A third is refused at once, by the server-wide bound.
+    let r = post(
+        &s,
+        &body(
+            3,
+            "tools/call",
+            json!({"name": "sleep", "arguments": {"ms": 10}}),
+        ),
+    );
+    let refusal = r.json();
+    assert_eq!(refusal["error"]["code"], -32000, "{r:?}");
+    assert_eq!(refusal["error"]["data"]["scope"], "server", "{r:?}");
+    // Both running calls finish normally.
+    for (st, id) in [(a, 1), (b, 2)] {
+        let resp = response_of(st, &json!(id));
+        assert_eq!(resp["result"]["resultType"], "complete", "{resp}");
+    }
+}

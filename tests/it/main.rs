@@ -10,6 +10,7 @@ mod http_util;
 mod modern_http;
 mod modern_stdio;
 mod ops;
+mod py_client;
 mod stdio;
 mod tidy;
 mod ts_client;

@@ -246,3 +246,62 @@ fn healthcheck_exits_0_when_healthy_and_1_when_unreachable() {
     assert_eq!(status.code(), Some(1));
     assert!(stderr.contains("/health"), "{stderr}");
 }
+
+/// A 2026-07-28 `tools/call` through the proxy: no session id, so round-robin.
+fn post_modern(url: &str, id: u64, text: &str) -> (u16, serde_json::Value) {
+    let body = json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+        "params": {"name": "echo", "arguments": {"text": text},
+            "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                "io.modelcontextprotocol/clientCapabilities": {}}}});
+    let resp = match ureq::post(url)
+        .set("content-type", "application/json")
+        .set("accept", "application/json, text/event-stream")
+        .set("mcp-protocol-version", "2026-07-28")
+        .set("mcp-method", "tools/call")
+        .set("mcp-name", "echo")
+        .send_string(&body.to_string())
+    {
+        Ok(r) => r,
+        Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => panic!("POST {url}: {e}"),
+    };
+    let status = resp.status();
+    let text = resp.into_string().expect("body");
+    (status, serde_json::from_str(&text).unwrap_or_default())
+}
+
+#[test]
+fn nginx_spreads_sessionless_requests_over_every_instance() {
+    let a = Server::start(&["--instance-id", "a"]);
+    let b = Server::start(&["--instance-id", "b"]);
+    let addr = |s: &Server| {
+        s.url()
+            .trim_start_matches("http://")
+            .trim_end_matches("/mcp")
+            .to_owned()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let _nginx = start_nginx(dir.path(), &addr(&a), &addr(&b), port);
+    let url = format!("http://127.0.0.1:{port}/mcp");
+    for i in 0..8 {
+        let (status, body) = post_modern(&url, i, &format!("m{i}"));
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["result"]["resultType"], "complete", "{body}");
+        assert_eq!(text(&body["result"]), format!("m{i}"));
+    }
+    // Any instance serves any 2026-07-28 request: both served some.
+    let served = |s: &Server| {
+        let metrics = s.get("/metrics").body;
+        metrics
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix("mcp_requests_total{method=\"tools/call\",outcome=\"ok\"} ")
+                    .and_then(|n| n.trim().parse::<u64>().ok())
+            })
+            .unwrap_or(0)
+    };
+    let (on_a, on_b) = (served(&a), served(&b));
+    assert_eq!(on_a + on_b, 8);
+    assert!(on_a > 0 && on_b > 0, "round-robin: a {on_a}, b {on_b}");
+}

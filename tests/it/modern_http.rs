@@ -1245,3 +1245,25 @@ fn sessionless_calls_are_bounded_server_wide_not_per_worker() {
         assert_eq!(resp["result"]["resultType"], "complete", "{resp}");
     }
 }
+
+#[test]
+fn shutdown_drains_sessionless_calls() {
+    // A 2026-07-28 call in flight at SIGTERM finishes within the grace period; one
+    // past it is answered as cancelled by the shutdown (the stateless sessions are
+    // drained like every other).
+    let mut s = Server::with_config(
+        "[limits]\nshutdown_grace_ms = 1500\n",
+        &["--fixtures", "conformance"],
+    );
+    let short = open_sleep(&s, 1, 400, json!({"progressToken": "s"}));
+    let long = open_sleep(&s, 2, 10_000, json!({"progressToken": "l"}));
+    s.signal("TERM");
+    let done = response_of(short, &json!(1));
+    assert_eq!(done["result"]["resultType"], "complete", "{done}");
+    assert_ne!(done["result"]["isError"], true, "{done}");
+    let cut = response_of(long, &json!(2));
+    assert_eq!(cut["result"]["isError"], true, "{cut}");
+    assert!(text(&cut["result"]).contains("shutting down"), "{cut}");
+    let status = s.wait_exit(Duration::from_secs(10));
+    assert_eq!(status.code(), Some(0), "{}", s.logs());
+}

@@ -259,8 +259,10 @@ async fn read_body(
     Ok(buf.freeze())
 }
 
+/// `(messages owed an answer, has initialize)`. In a batch an item that is not
+/// JSON-RPC is owed an error response too (JSON-RPC 2.0 §6).
 fn count_requests(payload: &Payload) -> (usize, bool) {
-    let is_req = |m: &Result<Message, _>| matches!(m, Ok(Message::Request(_)));
+    let is_req = |m: &Result<Message, _>| matches!(m, Ok(Message::Request(_)) | Err(_));
     let is_init = |m: &Result<Message, _>| matches!(m, Ok(Message::Request(r)) if matches!(r.call, ClientRequest::Initialize(_)));
     match payload {
         Payload::Single(m) => (usize::from(is_req(m)), is_init(m)),

@@ -541,3 +541,32 @@ fn quiet_streams_get_keep_alive_comments() {
         );
     }
 }
+
+#[test]
+fn a_batch_of_invalid_items_is_answered_with_an_error_for_each() {
+    let s = Server::start(&[]);
+    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-03-26", "capabilities": {},
+        "clientInfo": {"name": "t", "version": "1"}}});
+    let r = s.post(None, &init.to_string(), &[]);
+    assert_eq!(r.status, 200, "{r:?}");
+    let session = r.header("mcp-session-id").expect("session id").to_owned();
+    // Not one valid message: JSON-RPC 2.0 still owes an error for each item.
+    let batch = r#"[5, {"foo": 1}, {"id": 2, "method": "ping"}]"#;
+    let r = s.post(
+        Some(&session),
+        batch,
+        &[("mcp-protocol-version", "2025-03-26")],
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    let items = r.json();
+    let items = items
+        .as_array()
+        .unwrap_or_else(|| panic!("an array: {r:?}"));
+    assert_eq!(items.len(), 3, "{r:?}");
+    assert!(items.iter().all(|m| m["error"]["code"] == -32600), "{r:?}");
+    assert!(
+        items.iter().any(|m| m["id"] == 2),
+        "the readable id is kept: {r:?}"
+    );
+}

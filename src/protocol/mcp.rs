@@ -100,7 +100,7 @@ pub struct InitializeParams {
     pub protocol_version: String,
     /// What the client supports (sampling, roots, elicitation...); shared with every
     /// call's context.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::strict::object")]
     pub capabilities: Arc<Map<String, Value>>,
     /// Who the client is.
     #[serde(default)]
@@ -208,8 +208,8 @@ pub enum ProgressToken {
 pub struct CallToolParams {
     /// The tool to call.
     pub name: String,
-    /// Arguments, validated against the tool's `inputSchema`.
-    #[serde(default)]
+    /// Arguments, validated against the tool's `inputSchema` (duplicate keys refused).
+    #[serde(default, deserialize_with = "super::strict::value_opt")]
     pub arguments: Option<Value>,
 }
 
@@ -478,7 +478,7 @@ pub struct GetPromptParams {
     /// The prompt.
     pub name: String,
     /// Its arguments.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::strict::string_map")]
     pub arguments: std::collections::HashMap<String, String>,
 }
 

@@ -11,6 +11,7 @@ pub mod mcp;
 pub mod prompt;
 pub mod request;
 pub mod resource;
+pub mod strict;
 
 pub use jsonrpc::{code, Message, Payload, Rejected, Request, RequestId, RpcError};
 pub use mcp::{CallToolResult, Content, LoggingLevel, ProtocolVersion, ToolDef};

@@ -105,6 +105,6 @@ pub struct CompleteArgument {
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct CompleteContext {
     /// Already-resolved arguments.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::strict::string_map")]
     pub arguments: std::collections::HashMap<String, String>,
 }

@@ -228,7 +228,11 @@ pub struct RequestMeta {
     #[serde(default, rename = "io.modelcontextprotocol/protocolVersion")]
     pub protocol_version: Option<String>,
     /// The client's capabilities, for this request only.
-    #[serde(default, rename = "io.modelcontextprotocol/clientCapabilities")]
+    #[serde(
+        default,
+        rename = "io.modelcontextprotocol/clientCapabilities",
+        deserialize_with = "super::strict::object_opt"
+    )]
     pub client_capabilities: Option<Arc<Map<String, Value>>>,
     /// Who the client is, as sent (kept raw: it is for display and logs only, and
     /// most requests never look at it).

@@ -880,3 +880,38 @@ fn a_stdin_pipe_is_left_in_blocking_mode() {
     assert_eq!(late, Ok(1));
     read.join().unwrap();
 }
+
+#[test]
+fn duplicate_json_keys_are_refused_everywhere() {
+    // serde_json keeps the last of two keys, a gateway may keep the first: a message
+    // that could mean two calls is refused instead (-32602, the id kept).
+    let mut s = Stdio::ready(&[]);
+    for (id, params) in [
+        (
+            1,
+            r#"{"name":"echo","name":"kv_set","arguments":{"text":"a"}}"#,
+        ),
+        (2, r#"{"name":"echo","arguments":{"text":"a","text":"b"}}"#),
+        (
+            3,
+            r#"{"name":"echo","arguments":{"text":"a","x":{"k":1,"k":2}}}"#,
+        ),
+    ] {
+        s.send_raw(&format!(
+            r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{params}}}"#
+        ));
+        let r = s.recv();
+        assert_eq!(
+            (error_code(&r), r["id"].clone()),
+            (-32602, json!(id)),
+            "{r}"
+        );
+        let message = r["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains("duplicate"), "{message}");
+    }
+    // The envelope too.
+    s.send_raw(r#"{"jsonrpc":"2.0","id":4,"id":5,"method":"ping"}"#);
+    assert_eq!(error_code(&s.recv()), -32600);
+    // And a well-formed call still works.
+    assert_eq!(text(&s.call_ok(6, "echo", json!({"text": "ok"}))), "ok");
+}

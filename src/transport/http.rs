@@ -26,6 +26,7 @@ use std::time::Duration;
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{self, HeaderMap, HeaderValue};
+use actix_web::http::uri::Authority;
 use actix_web::http::StatusCode;
 use actix_web::middleware::{from_fn, Next};
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
@@ -97,42 +98,63 @@ async fn method_not_allowed() -> HttpResponse {
         ))
 }
 
-/// The host part of a `Host` header value or an origin's authority, lowercased.
-fn host_of(authority: &str) -> String {
-    let authority = authority.trim().to_ascii_lowercase();
-    if let Some(rest) = authority.strip_prefix('[') {
-        // [v6]:port
-        return match rest.split_once(']') {
-            Some((v6, _)) => format!("[{v6}]"),
-            None => authority,
-        };
+/// The host of a `Host` header value or an origin's authority (`host[:port]`,
+/// `[v6][:port]`), lowercased; `None` unless it parses as exactly that (no userinfo,
+/// nothing after the port or the `]`).
+fn host_of(authority: &str) -> Option<String> {
+    let text = authority.trim();
+    if text.is_empty() || text.contains('@') {
+        return None;
     }
-    match authority.rsplit_once(':') {
-        Some((host, port)) if port.bytes().all(|b| b.is_ascii_digit()) => host.to_owned(),
-        _ => authority,
+    let parsed: Authority = text.parse().ok()?;
+    if parsed.as_str() != text {
+        return None;
     }
+    let host = parsed.host().to_ascii_lowercase();
+    // The port, if any, is all digits (the parser checked it) and the host is all
+    // that comes before it.
+    let rest = &text[parsed.host().len()..];
+    if !(rest.is_empty()
+        || rest
+            .strip_prefix(':')
+            .is_some_and(|p| p.bytes().all(|b| b.is_ascii_digit())))
+    {
+        return None;
+    }
+    Some(host)
 }
 
-fn host_allowed(http: &HttpConfig, host: &str) -> bool {
-    http.allowed_hosts.iter().any(|h| h == "*" || h == host)
+fn host_allowed(http: &HttpConfig, host: Option<&str>) -> bool {
+    host.is_some_and(|host| http.allowed_hosts.iter().any(|h| h == "*" || h == host))
+}
+
+/// The one value of header `name`: `Err` when it is sent twice (a proxy and emcee
+/// could read different ones) or is not visible ASCII.
+fn single<'a>(
+    headers: &'a HeaderMap,
+    name: &header::HeaderName,
+) -> Result<Option<&'a str>, String> {
+    let mut values = headers.get_all(name);
+    let Some(first) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(format!("more than one {name} header"));
+    }
+    first
+        .to_str()
+        .map(Some)
+        .map_err(|_| format!("{name} header is not visible ASCII"))
 }
 
 /// Check `Host` and `Origin`; `Err` names what was refused.
 pub fn check_host_and_origin(http: &HttpConfig, headers: &HeaderMap) -> Result<(), String> {
-    let host = headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("");
-    if !host_allowed(http, &host_of(host)) {
+    let host = single(headers, &header::HOST)?.unwrap_or("");
+    if !host_allowed(http, host_of(host).as_deref()) {
         return Err(format!("host not allowed: {host:?}"));
     }
-    if let Some(origin) = headers.get(header::ORIGIN) {
-        let origin = origin
-            .to_str()
-            .unwrap_or("")
-            .trim()
-            .trim_end_matches('/')
-            .to_ascii_lowercase();
+    if let Some(origin) = single(headers, &header::ORIGIN)? {
+        let origin = origin.trim().trim_end_matches('/').to_ascii_lowercase();
         if http.allowed_origins.contains(&origin) {
             return Ok(());
         }
@@ -140,7 +162,7 @@ pub fn check_host_and_origin(http: &HttpConfig, headers: &HeaderMap) -> Result<(
             .strip_prefix("http://")
             .or_else(|| origin.strip_prefix("https://"))
             .ok_or_else(|| format!("origin not allowed: {origin:?}"))?;
-        if !host_allowed(http, &host_of(authority)) {
+        if !host_allowed(http, host_of(authority).as_deref()) {
             return Err(format!("origin not allowed: {origin:?}"));
         }
     }
@@ -664,6 +686,20 @@ mod tests {
     }
 
     #[test]
+    fn a_repeated_host_or_origin_is_refused() {
+        let http = HttpConfig::default();
+        let mut h = headers(&[("host", "localhost"), ("origin", "http://localhost")]);
+        h.append(
+            header::ORIGIN,
+            HeaderValue::from_static("http://evil.example"),
+        );
+        assert!(check_host_and_origin(&http, &h).is_err());
+        let mut h = headers(&[("host", "localhost")]);
+        h.append(header::HOST, HeaderValue::from_static("evil.example"));
+        assert!(check_host_and_origin(&http, &h).is_err());
+    }
+
+    #[test]
     fn host_and_origin_allowlist() {
         let http = HttpConfig::default();
         let ok =
@@ -681,6 +717,27 @@ mod tests {
         ]));
         assert!(!ok(&[("host", "localhost:8080"), ("origin", "null")]));
         assert!(!ok(&[]), "no Host at all");
+        // Nothing may follow the host: these must not pass as localhost names.
+        assert!(!ok(&[("host", "[::1]evil.com")]));
+        assert!(!ok(&[("host", "localhost@evil.com")]));
+        assert!(!ok(&[("host", "localhost:80x")]));
+        assert!(!ok(&[("host", "localhost/x")]));
+        assert!(!ok(&[
+            ("host", "localhost"),
+            ("origin", "http://[::1]@evil.com")
+        ]));
+        assert!(!ok(&[
+            ("host", "localhost"),
+            ("origin", "http://localhost@evil.com")
+        ]));
+        assert!(!ok(&[
+            ("host", "localhost"),
+            ("origin", "http://[::1]evil.com")
+        ]));
+        assert!(ok(&[
+            ("host", "LOCALHOST:8080"),
+            ("origin", "http://[::1]:3000")
+        ]));
         let any = HttpConfig {
             allowed_hosts: vec!["*".into()],
             ..HttpConfig::default()

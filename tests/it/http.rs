@@ -137,6 +137,16 @@ fn refusals_have_the_right_status_codes() {
     let origin = format!("http://localhost:{}", s.port);
     let r = s.post(Some(&id), &ping(9), &[("Origin", &origin)]);
     assert_eq!(r.status, 200, "Origin {origin}: {r:?}");
+    // Whatever follows a loopback name makes it another host.
+    for (name, value) in [
+        ("Host", "[::1]evil.com"),
+        ("Host", "localhost@evil.com"),
+        ("Origin", "http://[::1]@evil.com"),
+        ("Origin", "http://localhost.evil.com"),
+    ] {
+        let r = s.post(Some(&id), &ping(10), &[(name, value)]);
+        assert_eq!(r.status, 403, "{name}: {value}: {r:?}");
+    }
 
     // Body size: exactly the limit is accepted, one byte more is 413.
     let pad = |n: usize| {

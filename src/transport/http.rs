@@ -54,6 +54,10 @@ pub use crate::transport::state::{AppState, WorkerSession};
 
 /// The MCP endpoint path.
 pub const MCP_PATH: &str = "/mcp";
+/// After the drain, how long open connections (streams with nothing left to say,
+/// answers still being written) get before the server drops them. The whole stop
+/// takes at most `limits.shutdown_grace_ms` + this + the final storage flush.
+pub const SHUTDOWN_MARGIN: Duration = Duration::from_secs(2);
 /// How often the SSE replay log is trimmed to its bounds.
 pub const EVENT_TRIM_EVERY: Duration = Duration::from_secs(1);
 
@@ -599,7 +603,8 @@ async fn trim_events(service: Arc<Service>) {
 /// Shutdown order: not ready (`/health/ready` 503, systemd `STOPPING=1`); no new or
 /// restored sessions (503 + `Retry-After`); drain every session (in-flight calls get
 /// `limits.shutdown_grace`, the rest are answered as cancelled, new calls -32000); stop
-/// the server (open streams close); the caller flushes storage.
+/// the server (open streams close; connections still open after [`SHUTDOWN_MARGIN`]
+/// are dropped); the caller flushes storage. One budget: grace + margin + flush.
 pub async fn serve(
     config: &Config,
     service: Arc<Service>,
@@ -628,7 +633,8 @@ pub async fn serve(
         ext.insert(admin::ConnectionGuard::new(connections.clone()));
     })
     .disable_signals()
-    .shutdown_timeout(config.limits.shutdown_grace.as_secs().max(1))
+    // The drain already gave calls their grace: what is left is streams and writes.
+    .shutdown_timeout(SHUTDOWN_MARGIN.as_secs())
     .bind(config.bind)?;
     // The bound address, with the real port when `--bind` asked for port 0.
     let bound = server

@@ -580,3 +580,29 @@ fn a_batch_of_invalid_items_is_answered_with_an_error_for_each() {
         "the readable id is kept: {r:?}"
     );
 }
+
+#[test]
+fn a_stalled_connection_does_not_stretch_the_stop_past_grace_plus_margin() {
+    use std::io::Write;
+    // With nothing in flight the drain ends at once; a connection still sending its
+    // body must not hold the stop for another grace period (it did: grace 4 s, then
+    // actix's own shutdown timeout, which was the grace again).
+    let mut s = Server::with_config("[limits]\nshutdown_grace_ms = 4000\n", &[]);
+    let mut conn = std::net::TcpStream::connect(&s.addr).expect("connect");
+    write!(
+        conn,
+        "POST /mcp HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
+         Accept: {ACCEPT_BOTH}\r\nContent-Length: 4000\r\n\r\n{{\"jsonrpc\""
+    )
+    .expect("send a partial request");
+    conn.flush().expect("flush");
+    std::thread::sleep(Duration::from_millis(200));
+    let started = Instant::now();
+    s.signal("TERM");
+    let status = s.wait_exit(Duration::from_secs(15));
+    let took = started.elapsed();
+    assert_eq!(status.code(), Some(0), "stderr:\n{}", s.logs());
+    // The budget: grace for calls (none here) + a 2 s margin for connections + flush.
+    assert!(took < Duration::from_millis(3500), "stop took {took:?}");
+    drop(conn);
+}

@@ -200,7 +200,7 @@ impl Root {
     fn forget(&mut self, id: &str, ended: bool) -> Option<Arc<SessionEntry>> {
         if ended {
             if let Err(e) = self.service.storage.delete_session(id) {
-                slog::warn!(self.log, "session record not deleted"; "session" => id, "error" => e.to_string());
+                slog::warn!(self.log, "session record not deleted"; "session" => crate::telemetry::session_tag(id), "error" => e.to_string());
             }
         }
         let entry = self.registry.remove(id)?;
@@ -236,7 +236,7 @@ impl Root {
         let now = now_ms();
         for entry in self.registry.all() {
             if entry.idle_for(now).is_some_and(|idle| idle >= ttl) {
-                slog::info!(self.log, "session idle, reaped"; "session" => entry.id.to_string());
+                slog::info!(self.log, "session idle, reaped"; "session" => crate::telemetry::session_tag(&entry.id));
                 self.forget(&entry.id, true);
                 entry.addr.do_send(Close);
             }
@@ -323,7 +323,7 @@ impl Handler<RestoreSession> for Root {
             Ok(Some(bytes)) => match serde_json::from_slice::<SessionRecord>(&bytes) {
                 Ok(record) => record,
                 Err(e) => {
-                    slog::warn!(self.log, "unreadable session record"; "session" => msg.id.to_string(), "error" => e.to_string());
+                    slog::warn!(self.log, "unreadable session record"; "session" => crate::telemetry::session_tag(&msg.id), "error" => e.to_string());
                     return Ok(None);
                 }
             },

@@ -23,11 +23,18 @@ pub enum RequestId {
     String(String),
 }
 
+/// Longest part of a string id that `Display` shows (ids are client-chosen and reach
+/// logs and error messages).
+const ID_DISPLAY_MAX: usize = 64;
+
 impl fmt::Display for RequestId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             RequestId::Number(n) => write!(f, "{n}"),
-            RequestId::String(s) => write!(f, "{s:?}"),
+            RequestId::String(s) => match s.char_indices().nth(ID_DISPLAY_MAX) {
+                None => f.write_str(s),
+                Some((at, _)) => write!(f, "{}…", &s[..at]),
+            },
         }
     }
 }
@@ -425,6 +432,14 @@ mod tests {
         assert_eq!(items.len(), 2);
         assert!(items[0].is_ok());
         assert!(items[1].is_err());
+    }
+
+    #[test]
+    fn string_ids_display_plain_and_bounded() {
+        assert_eq!(RequestId::String("abc".into()).to_string(), "abc");
+        assert_eq!(RequestId::Number(7).to_string(), "7");
+        let long = RequestId::String("x".repeat(1000)).to_string();
+        assert_eq!(long.chars().count(), ID_DISPLAY_MAX + 1);
     }
 
     #[test]

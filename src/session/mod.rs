@@ -220,7 +220,9 @@ impl Session {
         kind: SessionKind,
         root: Option<Recipient<SessionEnded>>,
     ) -> Session {
-        let log = service.log.new(slog::o!("session" => id.to_string()));
+        let log = service
+            .log
+            .new(slog::o!("session" => crate::telemetry::session_tag(&id)));
         let era =
             matches!(kind, SessionKind::Stateless | SessionKind::Listener).then_some(Era::Modern);
         Session {
@@ -488,7 +490,8 @@ impl Session {
         let version = ProtocolVersion::negotiate(&params.protocol_version);
         slog::info!(self.log, "session initialized";
             "requested_version" => &params.protocol_version, "protocol_version" => version.as_str(),
-            "client" => &params.client_info.name, "client_version" => &params.client_info.version);
+            "client" => %crate::telemetry::clip(&params.client_info.name),
+            "client_version" => %crate::telemetry::clip(&params.client_info.version));
         self.era = Some(Era::Legacy(version));
         self.client = Some(params.clone());
         let service = &self.service;

@@ -9,11 +9,66 @@ pub mod metrics;
 pub use logging::{install_panic_hook, logger};
 pub use metrics::Metrics;
 
+/// Longest client-chosen text a log line carries (client names, request ids);
+/// longer text is cut, so that a client cannot make log lines big.
+pub const LOG_TEXT_MAX: usize = 64;
+
+/// `text` cut to [`LOG_TEXT_MAX`] characters, marked with `…` when cut.
+pub fn clip(text: &str) -> std::borrow::Cow<'_, str> {
+    match text.char_indices().nth(LOG_TEXT_MAX) {
+        None => std::borrow::Cow::Borrowed(text),
+        Some((at, _)) => std::borrow::Cow::Owned(format!("{}…", &text[..at])),
+    }
+}
+
+/// How a session appears in logs: a session id is a bearer credential (whoever
+/// holds it speaks in that session), so logs carry a short tag that cannot be turned
+/// back into it: the instance prefix, if any, and 8 hex digits of a hash. The same id
+/// always gives the same tag (also across restarts), so a session's lines stay
+/// correlated.
+pub fn session_tag(id: &str) -> String {
+    use std::hash::{Hash, Hasher};
+    // Fixed keys: the tag must be the same in every process.
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    id.hash(&mut h);
+    let tag = format!("{:08x}", h.finish() as u32);
+    match id.rsplit_once('-') {
+        Some((instance, _)) => format!("{}-{tag}", clip(instance)),
+        None => tag,
+    }
+}
+
 use std::sync::OnceLock;
+
 use std::time::Instant;
 
 /// Milliseconds since the process started (a monotonic clock for idle tracking).
 pub fn now_ms() -> u64 {
     static START: OnceLock<Instant> = OnceLock::new();
     START.get_or_init(Instant::now).elapsed().as_millis() as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn session_tags_are_short_stable_and_keep_the_instance() {
+        let id = "b2-0123456789abcdef0123456789abcdef";
+        let tag = session_tag(id);
+        assert_eq!(tag, session_tag(id));
+        assert!(tag.starts_with("b2-") && tag.len() == 11, "{tag}");
+        assert!(!tag.contains("0123456789abcdef"));
+        assert_ne!(tag, session_tag("b2-0123456789abcdef0123456789abcdee"));
+        assert_eq!(session_tag("abc").len(), 8);
+    }
+
+    #[test]
+    fn long_client_text_is_clipped() {
+        assert_eq!(clip("short"), "short");
+        let long = "é".repeat(100);
+        let c = clip(&long);
+        assert_eq!(c.chars().count(), LOG_TEXT_MAX + 1);
+        assert!(c.ends_with('…'));
+    }
 }

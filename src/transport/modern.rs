@@ -376,7 +376,7 @@ async fn listen(state: &AppState, request: Box<Request>) -> HttpResponse {
     let log = state
         .service
         .log
-        .new(slog::o!("session" => entry.id.to_string()));
+        .new(slog::o!("session" => crate::telemetry::session_tag(&entry.id)));
     actix_rt::spawn(async move {
         let mut tick = tokio::time::interval(probe);
         tick.reset();

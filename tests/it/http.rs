@@ -606,3 +606,30 @@ fn a_stalled_connection_does_not_stretch_the_stop_past_grace_plus_margin() {
     assert!(took < Duration::from_millis(3500), "stop took {took:?}");
     drop(conn);
 }
+
+#[test]
+fn logs_carry_a_session_tag_not_the_session_id_and_clip_client_names() {
+    let s = Server::start(&[]);
+    let long_name = "n".repeat(5000);
+    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": VERSION, "capabilities": {},
+        "clientInfo": {"name": long_name, "version": "1"}}});
+    let r = s.post(None, &init.to_string(), &[]);
+    assert_eq!(r.status, 200, "{r:?}");
+    let id = r.header("mcp-session-id").expect("session id").to_owned();
+    s.call_ok(&id, 2, "echo", json!({"text": "x"}));
+    let logs = s.logs();
+    // The id is a bearer credential: it never reaches the log.
+    assert!(!logs.contains(&id), "the session id is logged:\n{logs}");
+    let initialized = logs
+        .lines()
+        .find(|l| l.contains("session initialized"))
+        .unwrap_or_else(|| panic!("no 'session initialized' line:\n{logs}"));
+    let line: Value = serde_json::from_str(initialized).expect("a JSON log line");
+    let tag = line["session"].as_str().expect("a session tag");
+    assert_eq!(tag.len(), 8, "{line}");
+    // A client-chosen name is clipped, not logged whole.
+    let client = line["client"].as_str().expect("client");
+    assert!(client.chars().count() <= 65, "{client}");
+    assert!(initialized.len() < 1000, "{initialized}");
+}

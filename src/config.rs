@@ -157,6 +157,12 @@ pub struct FileLimits {
     pub shutdown_grace_ms: Option<u64>,
     /// [`Limits::kv_list_max`].
     pub kv_list_max: Option<usize>,
+    /// [`Limits::max_session_bytes`].
+    pub max_session_bytes: Option<usize>,
+    /// [`Limits::max_subscriptions`].
+    pub max_subscriptions: Option<usize>,
+    /// [`Limits::max_uri_bytes`].
+    pub max_uri_bytes: Option<usize>,
     /// [`Limits::max_sessions`].
     pub max_sessions: Option<usize>,
     /// [`Limits::session_idle_ttl`] in milliseconds.
@@ -224,6 +230,17 @@ pub struct Limits {
     pub shutdown_grace: Duration,
     /// Most keys `kv_list` returns in one call; more sets `truncated`. Default 1000.
     pub kv_list_max: usize,
+    /// Largest `initialize` params a session keeps (in memory and in its saved
+    /// record), as JSON bytes; a larger `initialize` is refused with -32602 naming
+    /// this limit. Bounds what a client makes the server keep per session. Default
+    /// 16 KiB.
+    pub max_session_bytes: usize,
+    /// Resource subscriptions one session (or one `subscriptions/listen` stream) may
+    /// hold; one more is refused with -32602 naming this limit. Default 256.
+    pub max_subscriptions: usize,
+    /// Longest resource URI a subscription may name, in bytes; a longer one is
+    /// refused with -32602 naming this limit. Default 4096.
+    pub max_uri_bytes: usize,
     /// Live sessions (HTTP); one more `initialize` gets 503 with `Retry-After`. Default 10 000.
     pub max_sessions: usize,
     /// A session with no request and no open stream for this long is ended (its id
@@ -281,6 +298,9 @@ impl Default for Limits {
             page_size: 100,
             shutdown_grace: Duration::from_secs(10),
             kv_list_max: 1000,
+            max_session_bytes: 16 * 1024,
+            max_subscriptions: 256,
+            max_uri_bytes: 4096,
             max_sessions: 10_000,
             session_idle_ttl: Duration::from_secs(30 * 60),
             client_request_timeout: Duration::from_secs(60),
@@ -592,6 +612,15 @@ impl Config {
         }
         if let Some(n) = fl.kv_list_max {
             l.kv_list_max = positive("limits.kv_list_max", n)?;
+        }
+        if let Some(n) = fl.max_session_bytes {
+            l.max_session_bytes = positive("limits.max_session_bytes", n)?;
+        }
+        if let Some(n) = fl.max_subscriptions {
+            l.max_subscriptions = positive("limits.max_subscriptions", n)?;
+        }
+        if let Some(n) = fl.max_uri_bytes {
+            l.max_uri_bytes = positive("limits.max_uri_bytes", n)?;
         }
         if let Some(n) = fl.max_sessions {
             l.max_sessions = positive("limits.max_sessions", n)?;

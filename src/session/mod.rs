@@ -487,6 +487,16 @@ impl Session {
         if matches!(self.era, Some(Era::Legacy(_))) {
             return Err(RpcError::invalid_request("session already initialized"));
         }
+        // What the session keeps is bounded in bytes, whatever the client sends.
+        let limit = self.service.limits.max_session_bytes;
+        let size = serde_json::to_vec(params).map_or(usize::MAX, |v| v.len());
+        if size > limit {
+            return Err(over_limit(
+                "limits.max_session_bytes",
+                limit,
+                format!("initialize params of {size} bytes"),
+            ));
+        }
         let version = ProtocolVersion::negotiate(&params.protocol_version);
         slog::info!(self.log, "session initialized";
             "requested_version" => &params.protocol_version, "protocol_version" => version.as_str(),
@@ -809,6 +819,7 @@ impl Session {
 
     fn subscribe(&mut self, params: &UriParams, on: bool, ctx: &mut Context<Self>) -> Reply {
         if on {
+            self.check_subscription(&params.uri, self.subscriptions.len())?;
             if !self.service.resources.exists(&params.uri) {
                 return Err(crate::resources::not_found(&params.uri));
             }
@@ -818,6 +829,27 @@ impl Session {
             self.subscriptions.remove(&params.uri);
         }
         reply(&serde_json::json!({}))
+    }
+
+    /// A new subscription to `uri` when `held` are held already: within the count and
+    /// URI-size limits (-32602 naming the limit otherwise).
+    fn check_subscription(&self, uri: &str, held: usize) -> Result<(), RpcError> {
+        let limits = &self.service.limits;
+        if uri.len() > limits.max_uri_bytes {
+            return Err(over_limit(
+                "limits.max_uri_bytes",
+                limits.max_uri_bytes,
+                format!("a URI of {} bytes", uri.len()),
+            ));
+        }
+        if held >= limits.max_subscriptions && !self.subscriptions.contains(uri) {
+            return Err(over_limit(
+                "limits.max_subscriptions",
+                limits.max_subscriptions,
+                "one more subscription".to_owned(),
+            ));
+        }
+        Ok(())
     }
 
     /// `subscriptions/listen`: acknowledge what will be honoured, then keep the
@@ -831,6 +863,16 @@ impl Session {
         ctx: &mut Context<Self>,
     ) -> Result<(), RpcError> {
         let asked = &params.notifications;
+        let wanted = asked.resource_subscriptions.as_deref().unwrap_or_default();
+        let held: usize = self
+            .listens
+            .iter()
+            .filter_map(|l| l.filter.resource_subscriptions.as_ref())
+            .map(Vec::len)
+            .sum();
+        for (n, uri) in wanted.iter().enumerate() {
+            self.check_subscription(uri, held + n)?;
+        }
         let resources = &self.service.resources;
         let honoured = SubscriptionFilter {
             // The lists are fixed for the server's life: a change would be sent, and
@@ -939,6 +981,12 @@ impl Session {
             }
         }
     }
+}
+
+/// -32602 for a request that would go past `limit` (named by its config key).
+fn over_limit(key: &str, limit: usize, what: String) -> RpcError {
+    RpcError::invalid_params(format!("{what} exceeds {key} ({limit})"))
+        .with_data(serde_json::json!({ "limit": key, "max": limit }))
 }
 
 /// Resolve a pagination cursor into `(start, end, next_cursor)` over `len` items.

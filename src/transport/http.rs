@@ -45,8 +45,8 @@ use crate::sink::{Frame, FrameKind, Sink};
 use crate::telemetry::metrics::reason;
 use crate::transport::admin;
 pub use crate::transport::exchange::{
-    accept_of, busy, header_str, rpc_error, Accept, Refusal, RefusalReason, StreamGuard,
-    JSON_WINDOW, RETRY_AFTER_SECS, SESSION_HEADER, VERSION_HEADER,
+    accept_of, busy, error_code, header_str, rpc_error, Accept, Refusal, RefusalReason,
+    StreamGuard, JSON_WINDOW, RETRY_AFTER_SECS, SESSION_HEADER, VERSION_HEADER,
 };
 use crate::transport::modern;
 use crate::transport::sse::{self, Pump, StreamKind};
@@ -441,11 +441,15 @@ async fn post_mcp(
         // cannot receive them on this request).
         while let Some(f) = frames.recv().await {
             if f.kind == FrameKind::Response {
-                return with_session(
-                    HttpResponse::Ok()
-                        .content_type("application/json")
-                        .body(f.json),
-                );
+                let resp = HttpResponse::Ok()
+                    .content_type("application/json")
+                    .body(f.json.clone());
+                if has_init && error_code(&f.json).is_some() {
+                    // A refused initialize leaves no session behind.
+                    state.root.do_send(CloseSession(entry.id.clone()));
+                    return resp;
+                }
+                return with_session(resp);
             }
         }
         // Every sender is gone without a response: the request was cancelled.

@@ -43,7 +43,8 @@ use crate::session::{Inbound, SessionKind};
 use crate::sink::{Frame, FrameKind, FrameReceiver, Sink};
 use crate::telemetry::metrics::reason;
 use crate::transport::exchange::{
-    busy, Accept, RefusalReason, StreamGuard, JSON_WINDOW, SESSION_HEADER, VERSION_HEADER,
+    busy, error_code, Accept, RefusalReason, StreamGuard, JSON_WINDOW, SESSION_HEADER,
+    VERSION_HEADER,
 };
 use crate::transport::state::{AppState, WorkerSession};
 
@@ -223,23 +224,6 @@ pub async fn post(
         return error_response(Some(&id), &e);
     }
     answer(accept, frames, state).await
-}
-
-/// The code of an encoded JSON-RPC error response (`{"jsonrpc":"2.0","id":…,"error":{"code":N…`);
-/// `None` for a result. The top-level key after the id decides: an id cannot hold an
-/// unescaped quote, and a result's contents come after its `"result":` key.
-fn error_code(json: &str) -> Option<i32> {
-    const ERROR: &str = r#""error":{"code":"#;
-    let at = json.find(ERROR)?;
-    if json.find(r#""result":"#).is_some_and(|r| r < at) {
-        return None;
-    }
-    let at = at + ERROR.len();
-    let rest = &json[at..];
-    let end = rest
-        .find(|c: char| c != '-' && !c.is_ascii_digit())
-        .unwrap_or(rest.len());
-    rest[..end].parse().ok()
 }
 
 fn json_response(f: Frame) -> HttpResponse {

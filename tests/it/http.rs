@@ -633,3 +633,50 @@ fn logs_carry_a_session_tag_not_the_session_id_and_clip_client_names() {
     assert!(client.chars().count() <= 65, "{client}");
     assert!(initialized.len() < 1000, "{initialized}");
 }
+
+/// The server's resident memory, in KiB.
+fn rss_kib(s: &Server) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", s.pid())).expect("status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS")
+}
+
+#[test]
+fn what_a_session_keeps_is_bounded_in_bytes() {
+    let s = Server::start(&[]);
+    let init = |experimental: &str| {
+        json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": VERSION,
+            "capabilities": {"experimental": {"blob": experimental}},
+            "clientInfo": {"name": "t", "version": "1"}}})
+        .to_string()
+    };
+    // Just under limits.max_session_bytes (16 KiB): accepted.
+    let r = s.post(None, &init(&"x".repeat(15_000)), &[]);
+    assert_eq!(r.status, 200, "{r:?}");
+    assert!(r.header("mcp-session-id").is_some());
+    let before = rss_kib(&s);
+    // 200 sessions asking to keep 1 MiB each: refused, naming the limit, and the
+    // server does not grow by what they sent.
+    let big = init(&"x".repeat(1 << 20));
+    for _ in 0..200 {
+        let r = s.post(None, &big, &[]);
+        assert_eq!(r.status, 200, "{r:?}");
+        assert!(r.header("mcp-session-id").is_none(), "no session was kept");
+        let e = r.json();
+        assert_eq!(error_code(&e), -32602, "{e}");
+        assert_eq!(
+            e["error"]["data"]["limit"], "limits.max_session_bytes",
+            "{e}"
+        );
+    }
+    let after = rss_kib(&s);
+    // Before the limit this grew by ~1 MiB per session (200 MiB here).
+    assert!(
+        after < before + 40 * 1024,
+        "RSS {before} KiB -> {after} KiB after 200 refused 1 MiB sessions"
+    );
+}

@@ -1125,7 +1125,7 @@ fn the_session_era_is_served_beside() {
 fn a_listener_that_does_not_read_is_dropped_not_buffered() {
     use std::io::Write;
     let s = Server::with_config(
-        "[limits]\nlisten_queue = 4\n",
+        "[limits]\nlisten_queue = 4\nmax_uri_bytes = 20000\n",
         &["--fixtures", "conformance"],
     );
     // Big notifications fill the socket buffers quickly: each update names a 16 KB URI.

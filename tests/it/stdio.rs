@@ -915,3 +915,44 @@ fn duplicate_json_keys_are_refused_everywhere() {
     // And a well-formed call still works.
     assert_eq!(text(&s.call_ok(6, "echo", json!({"text": "ok"}))), "ok");
 }
+
+#[test]
+fn subscriptions_are_bounded_in_number_and_uri_size() {
+    let mut s = Stdio::start(&[]);
+    s.initialize("2025-11-25");
+    let long = format!("kv://{}", "k".repeat(5000));
+    let r = s.request(1, "resources/subscribe", json!({"uri": long}));
+    assert_eq!(error_code(&r), -32602, "{r}");
+    assert_eq!(r["error"]["data"]["limit"], "limits.max_uri_bytes", "{r}");
+    for i in 0..256 {
+        let r = s.request(
+            100 + i,
+            "resources/subscribe",
+            json!({"uri": format!("kv://k{i}")}),
+        );
+        assert_eq!(r["result"], json!({}), "{r}");
+    }
+    // Subscribing again to a held URI is fine; a new one is one too many.
+    let r = s.request(9, "resources/subscribe", json!({"uri": "kv://k0"}));
+    assert_eq!(r["result"], json!({}), "{r}");
+    let r = s.request(10, "resources/subscribe", json!({"uri": "kv://one-more"}));
+    assert_eq!(error_code(&r), -32602, "{r}");
+    assert_eq!(
+        r["error"]["data"]["limit"], "limits.max_subscriptions",
+        "{r}"
+    );
+    // 2026-07-28 listen streams count the same way.
+    let meta = json!({"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientCapabilities": {}});
+    let uris: Vec<String> = (0..257).map(|i| format!("kv://l{i}")).collect();
+    let r = s.request(
+        11,
+        "subscriptions/listen",
+        json!({"notifications": {"resourceSubscriptions": uris}, "_meta": meta}),
+    );
+    assert_eq!(error_code(&r), -32602, "{r}");
+    assert_eq!(
+        r["error"]["data"]["limit"], "limits.max_subscriptions",
+        "{r}"
+    );
+}

@@ -159,6 +159,8 @@ pub struct FileLimits {
     pub kv_list_max: Option<usize>,
     /// [`Limits::max_session_bytes`].
     pub max_session_bytes: Option<usize>,
+    /// [`Limits::body_timeout`] in milliseconds.
+    pub body_timeout_ms: Option<u64>,
     /// [`Limits::max_subscriptions`].
     pub max_subscriptions: Option<usize>,
     /// [`Limits::max_uri_bytes`].
@@ -230,6 +232,11 @@ pub struct Limits {
     pub shutdown_grace: Duration,
     /// Most keys `kv_list` returns in one call; more sets `truncated`. Default 1000.
     pub kv_list_max: usize,
+    /// An HTTP request body must arrive whole within this long after its headers;
+    /// a slower one (a client trickling bytes to hold a connection) is answered 408
+    /// and its connection closed. Default 10 s.
+    #[serde(rename = "body_timeout_ms", serialize_with = "ser_ms")]
+    pub body_timeout: Duration,
     /// Largest `initialize` params a session keeps (in memory and in its saved
     /// record), as JSON bytes; a larger `initialize` is refused with -32602 naming
     /// this limit. Bounds what a client makes the server keep per session. Default
@@ -299,6 +306,7 @@ impl Default for Limits {
             shutdown_grace: Duration::from_secs(10),
             kv_list_max: 1000,
             max_session_bytes: 16 * 1024,
+            body_timeout: Duration::from_secs(10),
             max_subscriptions: 256,
             max_uri_bytes: 4096,
             max_sessions: 10_000,
@@ -612,6 +620,9 @@ impl Config {
         }
         if let Some(n) = fl.kv_list_max {
             l.kv_list_max = positive("limits.kv_list_max", n)?;
+        }
+        if let Some(ms) = fl.body_timeout_ms {
+            l.body_timeout = Duration::from_millis(positive("limits.body_timeout_ms", ms)?);
         }
         if let Some(n) = fl.max_session_bytes {
             l.max_session_bytes = positive("limits.max_session_bytes", n)?;

@@ -34,7 +34,7 @@ use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
 use tokio::sync::mpsc;
 
-use crate::config::{Config, HttpConfig};
+use crate::config::{Config, HttpConfig, Limits};
 use crate::protocol::jsonrpc::{self, encode_error};
 use crate::protocol::request::ClientRequest;
 use crate::protocol::{code, Message, Payload, ProtocolVersion, RpcError};
@@ -256,7 +256,38 @@ async fn session_of(req: &HttpRequest, state: &AppState) -> Result<Arc<SessionEn
     ))
 }
 
+/// The whole body, within `limits.max_message_bytes` (413) and
+/// `limits.body_timeout` (408, and the connection is closed).
 async fn read_body(
+    req: &HttpRequest,
+    body: web::Payload,
+    limits: &Limits,
+) -> Result<Bytes, HttpResponse> {
+    match tokio::time::timeout(
+        limits.body_timeout,
+        read_body_bytes(req, body, limits.max_message_bytes),
+    )
+    .await
+    {
+        Ok(read) => read.map_err(HttpResponse::from),
+        Err(_) => {
+            let error = RpcError::invalid_request(format!(
+                "the body did not arrive within {} ms (limits.body_timeout_ms)",
+                limits.body_timeout.as_millis()
+            ));
+            let mut resp = HttpResponse::RequestTimeout();
+            resp.force_close();
+            let mut resp = resp
+                .content_type("application/json")
+                .body(encode_error(None, &error));
+            resp.extensions_mut()
+                .insert(RefusalReason(reason::BODY_TIMEOUT));
+            Err(resp)
+        }
+    }
+}
+
+async fn read_body_bytes(
     req: &HttpRequest,
     mut body: web::Payload,
     limit: usize,
@@ -353,9 +384,9 @@ async fn post_mcp(
             RpcError::invalid_request("Accept must allow application/json or text/event-stream"),
         );
     }
-    let bytes = match read_body(&req, body, state.service.limits.max_message_bytes).await {
+    let bytes = match read_body(&req, body, &state.service.limits).await {
         Ok(b) => b,
-        Err(refusal) => return refusal.into(),
+        Err(refused) => return refused,
     };
     let payload = jsonrpc::parse(&bytes);
     if let Payload::Single(Err(rejected)) = &payload {

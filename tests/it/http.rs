@@ -680,3 +680,47 @@ fn what_a_session_keeps_is_bounded_in_bytes() {
         "RSS {before} KiB -> {after} KiB after 200 refused 1 MiB sessions"
     );
 }
+
+#[test]
+fn a_trickled_body_gets_408_within_the_body_timeout() {
+    use std::io::{Read, Write};
+    let s = Server::with_config("[limits]\nbody_timeout_ms = 500\n", &[]);
+    let mut conn = std::net::TcpStream::connect(&s.addr).expect("connect");
+    conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(
+        conn,
+        "POST /mcp HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
+         Accept: {ACCEPT_BOTH}\r\nContent-Length: 4000\r\n\r\n{{"
+    )
+    .unwrap();
+    let started = Instant::now();
+    // One byte every 100 ms: never done in time.
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    for _ in 0..30 {
+        if conn.write_all(b" ").is_err() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        conn.set_nonblocking(true).unwrap();
+        match conn.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => answer.extend_from_slice(&buf[..n]),
+            Err(_) => {}
+        }
+        conn.set_nonblocking(false).unwrap();
+        if !answer.is_empty() {
+            break;
+        }
+    }
+    let took = started.elapsed();
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    assert!(text.contains("limits.body_timeout_ms"), "{text}");
+    assert!(took < Duration::from_secs(2), "took {took:?}");
+    let metrics = s.get("/metrics").body;
+    assert!(
+        metrics.contains("mcp_rejected_total{reason=\"body_timeout\"} 1"),
+        "{metrics}"
+    );
+}

@@ -30,6 +30,8 @@ pub struct SessionEntry {
     /// The actor.
     pub addr: Addr<Session>,
     last_seen_ms: AtomicU64,
+    /// `last_seen_ms` as last written to the session's saved use time.
+    marked_ms: AtomicU64,
     open_streams: AtomicUsize,
     /// What the transport serving this session keeps for it (the HTTP transport:
     /// its SSE streams). Root never looks inside.
@@ -178,6 +180,9 @@ pub struct Root {
     draining: bool,
     /// The HTTP workers' stateless sessions.
     stateless: Vec<Addr<Session>>,
+    /// Saved sessions not live in this process that a client may still restore
+    /// (unexpired records): they count toward `max_sessions`.
+    dormant: usize,
     log: Logger,
 }
 
@@ -190,6 +195,7 @@ impl Root {
             registry,
             draining: false,
             stateless: Vec::new(),
+            dormant: 0,
             log,
         }
     }
@@ -223,6 +229,7 @@ impl Root {
             id,
             addr,
             last_seen_ms: AtomicU64::new(now_ms()),
+            marked_ms: AtomicU64::new(0),
             open_streams: AtomicUsize::new(0),
             transport: OnceLock::new(),
         });
@@ -240,6 +247,60 @@ impl Root {
                 self.forget(&entry.id, true);
                 entry.addr.do_send(Close);
             }
+        }
+        self.mark_live_sessions_used(false);
+        self.expire_records();
+    }
+
+    /// Write each live saved session's last use to storage (those used since the
+    /// last write; `all`: every one, at shutdown), so that after a restart its
+    /// record expires by the same idle TTL as a live session.
+    fn mark_live_sessions_used(&mut self, all: bool) {
+        let (now, unix_now) = (now_ms(), crate::storage::unix_ms());
+        let storage = &self.service.storage;
+        for entry in self.registry.all() {
+            let seen = if entry.open_streams.load(Ordering::Relaxed) > 0 {
+                now
+            } else {
+                entry.last_seen_ms.load(Ordering::Relaxed)
+            };
+            if !all && entry.marked_ms.swap(seen, Ordering::Relaxed) == seen {
+                continue;
+            }
+            if storage.has_session(&entry.id).unwrap_or(false) {
+                let at = unix_now.saturating_sub(now.saturating_sub(seen));
+                if let Err(e) = storage.mark_session_used(&entry.id, at) {
+                    slog::warn!(self.log, "session use not saved"; "error" => e.to_string());
+                }
+            }
+        }
+    }
+
+    /// Delete saved records of sessions that are not live here and were last used
+    /// more than the idle TTL ago (from an earlier run, or reaped while dormant).
+    fn expire_records(&mut self) {
+        let ttl = self.service.limits.session_idle_ttl.as_millis() as u64;
+        let unix_now = crate::storage::unix_ms();
+        let storage = &self.service.storage;
+        let stale = match storage.sessions_unused_since(unix_now.saturating_sub(ttl), unix_now) {
+            Ok(stale) => stale,
+            Err(e) => {
+                slog::warn!(self.log, "session records not swept"; "error" => e.to_string());
+                return;
+            }
+        };
+        let mut expired = 0;
+        for id in stale {
+            if self.registry.get(&id).is_some() {
+                continue;
+            }
+            if storage.delete_session(&id).is_ok() {
+                expired += 1;
+            }
+        }
+        if expired > 0 {
+            self.dormant = self.dormant.saturating_sub(expired);
+            slog::info!(self.log, "expired session records removed"; "count" => expired);
         }
     }
 }
@@ -261,6 +322,10 @@ impl Actor for Root {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
+        // Records saved by an earlier run: the expired go, the rest may be restored
+        // and count toward the cap.
+        self.expire_records();
+        self.dormant = self.service.storage.session_count();
         // Check a few times per TTL, at most once a second, at least every 30 s.
         let ttl = self.service.limits.session_idle_ttl;
         let every = (ttl / 4).clamp(Duration::from_millis(50), Duration::from_secs(30));
@@ -302,7 +367,7 @@ impl Root {
             return Err(RootError::Draining);
         }
         let limit = self.service.limits.max_sessions;
-        if self.registry.len() >= limit {
+        if self.registry.len() + self.dormant >= limit {
             self.service
                 .metrics
                 .reject(crate::telemetry::metrics::reason::SESSION_CAP);
@@ -333,7 +398,23 @@ impl Handler<RestoreSession> for Root {
                 return Ok(None);
             }
         };
-        self.check_cap()?;
+        // A record idle longer than the TTL is expired, even before a sweep sees it.
+        let ttl = self.service.limits.session_idle_ttl.as_millis() as u64;
+        let storage = &self.service.storage;
+        let used = storage.session_used_at(&msg.id).ok().flatten().unwrap_or(0);
+        if crate::storage::unix_ms().saturating_sub(used) > ttl {
+            if storage.delete_session(&msg.id).is_ok() {
+                self.dormant = self.dormant.saturating_sub(1);
+            }
+            slog::info!(self.log, "expired session not restored"; "session" => crate::telemetry::session_tag(&msg.id));
+            return Ok(None);
+        }
+        // It was counted as dormant: restoring it does not take a new place.
+        self.dormant = self.dormant.saturating_sub(1);
+        if let Err(e) = self.check_cap() {
+            self.dormant += 1;
+            return Err(e);
+        }
         let session = Session::new(
             msg.id.clone(),
             self.service.clone(),
@@ -349,7 +430,13 @@ impl Handler<SessionEnded> for Root {
     type Result = ();
 
     fn handle(&mut self, msg: SessionEnded, _ctx: &mut Context<Self>) {
-        self.forget(&msg.id, false);
+        // Stopped without being ended (a crash of its actor, or shutdown): its record,
+        // if any, may still be restored.
+        if self.forget(&msg.id, false).is_some()
+            && self.service.storage.has_session(&msg.id).unwrap_or(false)
+        {
+            self.dormant += 1;
+        }
     }
 }
 
@@ -367,6 +454,9 @@ impl Handler<CloseSession> for Root {
             }
             None => false,
         };
+        if saved && !live {
+            self.dormant = self.dormant.saturating_sub(1);
+        }
         let log = self.log.clone();
         Box::pin(async move {
             if saved {
@@ -390,6 +480,8 @@ impl Handler<DrainAll> for Root {
 
     fn handle(&mut self, msg: DrainAll, _ctx: &mut Context<Self>) -> Self::Result {
         self.draining = true;
+        // After a restart, each saved session lives one idle TTL from its last use.
+        self.mark_live_sessions_used(true);
         let sessions: Vec<Addr<Session>> = self
             .registry
             .all()

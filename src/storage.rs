@@ -45,12 +45,22 @@ pub enum StorageError {
     Sled(#[from] sled::Error),
 }
 
+/// Wall-clock milliseconds since the Unix epoch (what outlives a restart).
+pub fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
 /// Handle to the database; cheap to clone and share between threads.
 #[derive(Clone)]
 pub struct Storage {
     db: sled::Db,
     kv: sled::Tree,
     sessions: sled::Tree,
+    /// When each saved session was last used (unix ms, big-endian), apart from its
+    /// record so that marking use does not rewrite the record.
+    session_seen: sled::Tree,
     events: EventLog,
     commit: Arc<GroupCommit>,
 }
@@ -151,6 +161,7 @@ impl Storage {
         }
         let kv = db.open_tree("kv")?;
         let sessions = db.open_tree("sessions")?;
+        let session_seen = db.open_tree("session_seen")?;
         let by_order = db.open_tree("events")?;
         let by_stream = db.open_tree("event_index")?;
         let next = match by_order.last()? {
@@ -162,6 +173,7 @@ impl Storage {
             db,
             kv,
             sessions,
+            session_seen,
             events: EventLog {
                 by_order,
                 by_stream,
@@ -172,10 +184,49 @@ impl Storage {
         })
     }
 
-    /// Store a session record (the replayable `initialize`); durable when it returns.
+    /// Store a session record (the replayable `initialize`), used now; durable when
+    /// it returns.
     pub async fn save_session(&self, id: &str, record: &[u8]) -> Result<(), StorageError> {
         self.sessions.insert(id, record)?;
+        self.mark_session_used(id, unix_ms())?;
         self.flush().await
+    }
+
+    /// Record that session `id` was used at `at` (unix ms); not flushed (a crash
+    /// loses at most sled's last half second of these, which only shortens a
+    /// session's life).
+    pub fn mark_session_used(&self, id: &str, at: u64) -> Result<(), StorageError> {
+        self.session_seen.insert(id, &at.to_be_bytes())?;
+        Ok(())
+    }
+
+    /// When session `id` was last marked used (unix ms), if ever.
+    pub fn session_used_at(&self, id: &str) -> Result<Option<u64>, StorageError> {
+        Ok(self
+            .session_seen
+            .get(id)?
+            .and_then(|v| v.as_ref().try_into().ok().map(u64::from_be_bytes)))
+    }
+
+    /// The ids of saved sessions last used before `cutoff` (unix ms). A record with
+    /// no use time (saved by an older emcee) is marked used `now` instead: it gets
+    /// one full idle period from here.
+    pub fn sessions_unused_since(
+        &self,
+        cutoff: u64,
+        now: u64,
+    ) -> Result<Vec<String>, StorageError> {
+        let mut stale = Vec::new();
+        for item in self.sessions.iter() {
+            let (key, _) = item?;
+            let id = String::from_utf8_lossy(&key).into_owned();
+            match self.session_used_at(&id)? {
+                Some(at) if at < cutoff => stale.push(id),
+                Some(_) => {}
+                None => self.mark_session_used(&id, now)?,
+            }
+        }
+        Ok(stale)
     }
 
     /// The record of session `id`, if it was saved and not deleted.
@@ -186,7 +237,13 @@ impl Storage {
     /// Forget session `id` (it was deleted or reaped: its id must answer 404).
     pub fn delete_session(&self, id: &str) -> Result<(), StorageError> {
         self.sessions.remove(id)?;
+        self.session_seen.remove(id)?;
         Ok(())
+    }
+
+    /// Whether a record of session `id` is saved.
+    pub fn has_session(&self, id: &str) -> Result<bool, StorageError> {
+        Ok(self.sessions.contains_key(id)?)
     }
 
     /// Number of saved session records.

@@ -651,3 +651,80 @@ fn systemd_gets_ready_watchdog_pings_and_stopping() {
     }
     assert!(s.wait_exit(Duration::from_secs(10)).success());
 }
+
+#[test]
+fn saved_sessions_expire_across_restarts_and_count_toward_the_cap() {
+    use std::time::Instant;
+    // A record unused for longer than the idle TTL is gone after a restart, even
+    // before a sweep sees it; one within it is restored. Times are measured, not
+    // assumed: the TTL is long next to a restart.
+    let ttl = Duration::from_millis(4000);
+    let mut s = Server::with_config(
+        &format!(
+            "[limits]\nsession_idle_ttl_ms = {}\nmax_sessions = 2\n",
+            ttl.as_millis()
+        ),
+        &[],
+    );
+    let old = s.session();
+    let old_at = Instant::now();
+    std::thread::sleep(Duration::from_millis(2500));
+    let fresh = s.session();
+    s.signal("TERM");
+    assert!(s.wait_exit(Duration::from_secs(5)).success());
+    let s = s.restart();
+    assert!(
+        old_at.elapsed() < ttl,
+        "restart too slow to test: {:?}",
+        old_at.elapsed()
+    );
+    // Both records are restorable now: they fill the cap of 2.
+    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {},
+        "clientInfo": {"name": "t", "version": "1"}}});
+    let r = s.post(None, &init.to_string(), &[]);
+    assert_eq!(r.status, 503, "saved sessions count toward the cap: {r:?}");
+    // Past `old`'s TTL (and well within `fresh`'s: it came 2.5 s later).
+    std::thread::sleep((ttl + Duration::from_millis(400)).saturating_sub(old_at.elapsed()));
+    let ping = json!({"jsonrpc": "2.0", "id": 5, "method": "ping"}).to_string();
+    let r = s.post(Some(&old), &ping, &[]);
+    assert_eq!(r.status, 404, "an expired session after a restart: {r:?}");
+    let r = s.post(Some(&fresh), &ping, &[]);
+    assert_eq!(
+        r.status,
+        200,
+        "a session within its TTL: {r:?}\n{}",
+        s.logs()
+    );
+    // The expired one freed its place.
+    let r = s.post(None, &init.to_string(), &[]);
+    assert_eq!(r.status, 200, "{r:?}");
+}
+
+#[test]
+fn expired_records_are_swept_at_start() {
+    let mut s = Server::with_config("[limits]\nsession_idle_ttl_ms = 300\n", &[]);
+    for _ in 0..3 {
+        s.session();
+    }
+    s.signal("KILL");
+    s.wait_exit(Duration::from_secs(5));
+    std::thread::sleep(Duration::from_millis(500));
+    let s = s.restart();
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !s.logs().contains("expired session records removed") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no sweep:\n{}",
+            s.logs()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let line = s
+        .logs()
+        .lines()
+        .find(|l| l.contains("expired session records removed"))
+        .map(str::to_owned)
+        .unwrap_or_default();
+    assert!(line.contains("\"count\":3"), "{line}");
+}

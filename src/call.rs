@@ -370,6 +370,7 @@ pub struct Call {
     _permits: Vec<Permit>,
     envelope: Option<Envelope>,
     cancel_on_close: bool,
+    max_result_bytes: usize,
     /// Set by the first answer; a Call answers at most once.
     answered: bool,
 }
@@ -401,6 +402,8 @@ pub struct CallSpec {
     /// Stop without answering when the client drops the request's stream
     /// (2026-07-28 HTTP: closing the stream is the cancellation).
     pub cancel_on_close: bool,
+    /// Largest result answered as is (`limits.max_result_bytes`).
+    pub max_result_bytes: usize,
 }
 
 impl Call {
@@ -420,6 +423,7 @@ impl Call {
             _permits: spec.permits,
             envelope: spec.envelope,
             cancel_on_close: spec.cancel_on_close,
+            max_result_bytes: spec.max_result_bytes,
             answered: false,
         }
     }
@@ -444,6 +448,24 @@ impl Call {
         if std::mem::replace(&mut self.answered, true) {
             return;
         }
+        let reply = match reply {
+            Ok(raw) if raw.get().len() > self.max_result_bytes => {
+                let why = format!(
+                    "returned {} bytes, more than limits.max_result_bytes ({})",
+                    raw.get().len(),
+                    self.max_result_bytes
+                );
+                slog::warn!(self.log, "result too large, refused"; "bytes" => raw.get().len());
+                match &self.kind {
+                    CallKind::Tool(name) => {
+                        self::reply(&CallToolResult::error(format!("tool `{name}` {why}")))
+                    }
+                    CallKind::Method(m) => Err(RpcError::internal(format!("`{m}` {why}"))
+                        .with_data(serde_json::json!({"limit": "limits.max_result_bytes"}))),
+                }
+            }
+            other => other,
+        };
         let duration_ms = self.started.elapsed().as_secs_f64() * 1000.0;
         let json = match (&reply, &self.envelope) {
             (Ok(raw), Some(envelope)) => envelope.encode_result(&self.id, raw),

@@ -159,6 +159,8 @@ pub struct FileLimits {
     pub kv_list_max: Option<usize>,
     /// [`Limits::max_session_bytes`].
     pub max_session_bytes: Option<usize>,
+    /// [`Limits::max_result_bytes`].
+    pub max_result_bytes: Option<usize>,
     /// [`Limits::body_timeout`] in milliseconds.
     pub body_timeout_ms: Option<u64>,
     /// [`Limits::max_subscriptions`].
@@ -232,6 +234,11 @@ pub struct Limits {
     pub shutdown_grace: Duration,
     /// Most keys `kv_list` returns in one call; more sets `truncated`. Default 1000.
     pub kv_list_max: usize,
+    /// Largest result a call may answer with, in bytes of JSON: a larger tool result
+    /// is replaced by an `isError` result naming this limit (a JSON-RPC -32603 for
+    /// `resources/read` and `prompts/get`); `kv_list` stops listing keys before it.
+    /// Default 4 MiB.
+    pub max_result_bytes: usize,
     /// An HTTP request body must arrive whole within this long after its headers;
     /// a slower one (a client trickling bytes to hold a connection) is answered 408
     /// and its connection closed. Default 10 s.
@@ -306,6 +313,7 @@ impl Default for Limits {
             shutdown_grace: Duration::from_secs(10),
             kv_list_max: 1000,
             max_session_bytes: 16 * 1024,
+            max_result_bytes: 4 * 1024 * 1024,
             body_timeout: Duration::from_secs(10),
             max_subscriptions: 256,
             max_uri_bytes: 4096,
@@ -623,6 +631,9 @@ impl Config {
         }
         if let Some(ms) = fl.body_timeout_ms {
             l.body_timeout = Duration::from_millis(positive("limits.body_timeout_ms", ms)?);
+        }
+        if let Some(n) = fl.max_result_bytes {
+            l.max_result_bytes = positive("limits.max_result_bytes", n)?;
         }
         if let Some(n) = fl.max_session_bytes {
             l.max_session_bytes = positive("limits.max_session_bytes", n)?;

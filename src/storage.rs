@@ -435,13 +435,27 @@ impl Kv {
     /// Keys starting with `prefix`, in byte order, at most `max`; the flag is true
     /// when more keys matched.
     pub fn list(&self, prefix: &str, max: usize) -> Result<(Vec<String>, bool), StorageError> {
+        self.list_within(prefix, max, usize::MAX)
+    }
+
+    /// Like [`Kv::list`], also stopping before the keys' total length passes
+    /// `max_bytes` (`truncated` is then true as well).
+    pub fn list_within(
+        &self,
+        prefix: &str,
+        max: usize,
+        max_bytes: usize,
+    ) -> Result<(Vec<String>, bool), StorageError> {
         let mut keys = Vec::new();
+        let mut bytes = 0usize;
         for item in self.storage.kv.scan_prefix(self.key(prefix)) {
             let (k, _) = item?;
-            if keys.len() == max {
+            let key = &k[self.prefix.len()..];
+            if keys.len() == max || bytes.saturating_add(key.len()) > max_bytes {
                 return Ok((keys, true));
             }
-            keys.push(String::from_utf8_lossy(&k[self.prefix.len()..]).into_owned());
+            bytes += key.len();
+            keys.push(String::from_utf8_lossy(key).into_owned());
         }
         Ok((keys, false))
     }

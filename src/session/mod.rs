@@ -655,6 +655,7 @@ impl Session {
             permits,
             envelope: (era == Some(Era::Modern)).then(|| self.service.envelope().clone()),
             cancel_on_close,
+            max_result_bytes: self.service.limits.max_result_bytes,
         })
         .start();
         if self.kind != SessionKind::Stateless {

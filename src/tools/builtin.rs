@@ -98,7 +98,8 @@ pub struct KvDeleteOutput {
 pub struct KvListOutput {
     /// Matching keys in byte order.
     pub keys: Vec<String>,
-    /// True when more keys matched than `limits.kv_list_max`.
+    /// True when more keys matched than `limits.kv_list_max`, or than fit in
+    /// `limits.max_result_bytes`.
     pub truncated: bool,
 }
 
@@ -145,6 +146,10 @@ pub fn register_resources(resources: &mut ResourceRegistry) {
 /// Register the built-in tools.
 pub fn register(tools: &mut ToolRegistry, limits: &Limits) -> Result<(), DuplicateTool> {
     let kv_list_max = limits.kv_list_max;
+    // The keys appear twice in the result (text and structuredContent) and the text
+    // is escaped twice: a quarter of the result budget keeps ordinary keys within
+    // it. (Whatever still exceeds it is refused by the Call, naming the limit.)
+    let kv_list_bytes = limits.max_result_bytes / 4;
     tools
         .add(
             Tool::new("echo", "Returns `text` unchanged as one text content.", |_ctx, a: EchoArgs| async move {
@@ -213,7 +218,10 @@ pub fn register(tools: &mut ToolRegistry, limits: &Limits) -> Result<(), Duplica
         .add(
             Tool::new("kv_list", "Lists keys, optionally only those starting with `prefix`.", move |ctx, a: KvListArgs| async move {
                 let prefix = a.prefix.unwrap_or_default();
-                let (keys, truncated) = ctx.storage().kv(KV_NAMESPACE).list(&prefix, kv_list_max)?;
+                let (keys, truncated) = ctx
+                    .storage()
+                    .kv(KV_NAMESPACE)
+                    .list_within(&prefix, kv_list_max, kv_list_bytes)?;
                 structured(&KvListOutput { keys, truncated })
             })
             .output::<KvListOutput>()

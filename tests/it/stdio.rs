@@ -956,3 +956,33 @@ fn subscriptions_are_bounded_in_number_and_uri_size() {
         "{r}"
     );
 }
+
+#[test]
+fn results_are_bounded_in_bytes() {
+    let mut s = Stdio::with_config("[limits]\nmax_result_bytes = 4000\n", &[]);
+    s.initialize("2025-11-25");
+    // A tool result past the limit becomes an isError result naming it.
+    let r = s.call(1, "echo", json!({"text": "x".repeat(5000)}));
+    assert_eq!(r["result"]["isError"], true, "{r}");
+    assert!(
+        text(&r["result"]).contains("limits.max_result_bytes"),
+        "{r}"
+    );
+    // Under it, the same tool answers.
+    assert_eq!(
+        text(&s.call_ok(2, "echo", json!({"text": "y".repeat(1000)}))),
+        "y".repeat(1000)
+    );
+    // kv_list stops before the limit and says it truncated.
+    for i in 0..20 {
+        let key = format!("{i:02}{}", "k".repeat(200));
+        s.call_ok(10 + i, "kv_set", json!({"key": key, "value": "v"}));
+    }
+    let r = s.call_ok(50, "kv_list", json!({}));
+    let listed = r["structuredContent"]["keys"]
+        .as_array()
+        .expect("keys")
+        .len();
+    assert!(listed > 0 && listed < 20, "{listed} keys listed: {r}");
+    assert_eq!(r["structuredContent"]["truncated"], true, "{r}");
+}

@@ -161,6 +161,8 @@ pub struct FileLimits {
     pub max_session_bytes: Option<usize>,
     /// [`Limits::max_result_bytes`].
     pub max_result_bytes: Option<usize>,
+    /// [`Limits::max_output_bytes`].
+    pub max_output_bytes: Option<usize>,
     /// [`Limits::body_timeout`] in milliseconds.
     pub body_timeout_ms: Option<u64>,
     /// [`Limits::max_subscriptions`].
@@ -239,6 +241,10 @@ pub struct Limits {
     /// `resources/read` and `prompts/get`); `kv_list` stops listing keys before it.
     /// Default 4 MiB.
     pub max_result_bytes: usize,
+    /// stdio: answers and notifications the client has not read yet; while more than
+    /// this many bytes wait, no new request is read (the calls in flight still
+    /// answer, each within `max_result_bytes`). Default 8 MiB.
+    pub max_output_bytes: usize,
     /// An HTTP request body must arrive whole within this long after its headers;
     /// a slower one (a client trickling bytes to hold a connection) is answered 408
     /// and its connection closed. Default 10 s.
@@ -314,6 +320,7 @@ impl Default for Limits {
             kv_list_max: 1000,
             max_session_bytes: 16 * 1024,
             max_result_bytes: 4 * 1024 * 1024,
+            max_output_bytes: 8 * 1024 * 1024,
             body_timeout: Duration::from_secs(10),
             max_subscriptions: 256,
             max_uri_bytes: 4096,
@@ -631,6 +638,9 @@ impl Config {
         }
         if let Some(ms) = fl.body_timeout_ms {
             l.body_timeout = Duration::from_millis(positive("limits.body_timeout_ms", ms)?);
+        }
+        if let Some(n) = fl.max_output_bytes {
+            l.max_output_bytes = positive("limits.max_output_bytes", n)?;
         }
         if let Some(n) = fl.max_result_bytes {
             l.max_result_bytes = positive("limits.max_result_bytes", n)?;

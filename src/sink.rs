@@ -5,7 +5,10 @@
 //! the receiving end and writes frames in order. Frames are already-encoded JSON text:
 //! each message is serialized once, by its producer.
 
-use tokio::sync::mpsc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, Notify};
 
 /// What a frame carries, so a transport can end a request's stream after its response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,7 +37,47 @@ pub struct Frame {
 /// Sending half; cheap to clone. Sending to a closed transport is a no-op that
 /// reports `false` (the client is gone; there is no one to tell).
 #[derive(Debug, Clone)]
-pub struct Sink(mpsc::UnboundedSender<Frame>);
+pub struct Sink {
+    tx: mpsc::UnboundedSender<Frame>,
+    /// Bytes sent and not yet written, when the transport bounds them.
+    backlog: Option<Arc<Backlog>>,
+}
+
+/// Bytes sent through a sink that its transport has not written yet. A transport
+/// that owns one (stdio) reads no new request while it is over its limit, so a
+/// client that does not read its answers cannot make the server queue without
+/// bound.
+#[derive(Debug, Default)]
+pub struct Backlog {
+    bytes: AtomicUsize,
+    drained: Notify,
+}
+
+impl Backlog {
+    /// Bytes waiting.
+    pub fn bytes(&self) -> usize {
+        self.bytes.load(Ordering::Acquire)
+    }
+
+    /// The transport wrote `n` bytes of frames.
+    pub fn written(&self, n: usize) {
+        self.bytes.fetch_sub(n, Ordering::AcqRel);
+        self.drained.notify_waiters();
+    }
+
+    /// Resolves once at most `limit` bytes wait.
+    pub async fn at_most(&self, limit: usize) {
+        loop {
+            let drained = self.drained.notified();
+            tokio::pin!(drained);
+            drained.as_mut().enable();
+            if self.bytes() <= limit {
+                return;
+            }
+            drained.await;
+        }
+    }
+}
 
 /// Receiving half, owned by a transport.
 pub type FrameReceiver = mpsc::UnboundedReceiver<Frame>;
@@ -46,12 +89,33 @@ impl Sink {
     /// bounded (`max_in_flight_per_session` calls per session, one response each).
     pub fn channel() -> (Sink, FrameReceiver) {
         let (tx, rx) = mpsc::unbounded_channel();
-        (Sink(tx), rx)
+        (Sink { tx, backlog: None }, rx)
+    }
+
+    /// A new channel whose unwritten bytes are counted in `backlog` (the receiver
+    /// reports what it wrote with [`Backlog::written`]).
+    pub fn channel_with_backlog(backlog: Arc<Backlog>) -> (Sink, FrameReceiver) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let sink = Sink {
+            tx,
+            backlog: Some(backlog),
+        };
+        (sink, rx)
     }
 
     /// Send a frame; false when the receiver is gone.
     pub fn send(&self, kind: FrameKind, json: String) -> bool {
-        self.0.send(Frame { kind, json }).is_ok()
+        let n = json.len();
+        if let Some(b) = &self.backlog {
+            b.bytes.fetch_add(n, Ordering::AcqRel);
+        }
+        let sent = self.tx.send(Frame { kind, json }).is_ok();
+        if !sent {
+            if let Some(b) = &self.backlog {
+                b.written(n);
+            }
+        }
+        sent
     }
 
     /// Send a response.
@@ -66,12 +130,12 @@ impl Sink {
 
     /// True once the receiver is gone.
     pub fn is_closed(&self) -> bool {
-        self.0.is_closed()
+        self.tx.is_closed()
     }
 
     /// Resolves once the receiver is gone (the client closed the stream).
     pub async fn closed(&self) {
-        self.0.closed().await
+        self.tx.closed().await
     }
 
     /// A sink that gathers the next `expected` responses into one JSON array (a batch

@@ -36,7 +36,7 @@ use crate::protocol::RpcError;
 use crate::root::{OpenSession, Registry, Root};
 use crate::service::Service;
 use crate::session::{Close, Drain, Inbound, SessionKind, SetStandalone};
-use crate::sink::{Frame, FrameKind, FrameReceiver, Sink};
+use crate::sink::{Backlog, Frame, FrameKind, FrameReceiver, Sink};
 
 /// Most bytes the writer gathers before one write to stdout.
 const WRITE_BATCH_BYTES: usize = 256 * 1024;
@@ -191,9 +191,12 @@ where
     let _connection =
         crate::transport::admin::ConnectionGuard::new(service.metrics.active_connections.clone());
     let limits = service.limits.clone();
-    let (sink, frames) = Sink::channel();
+    // Answers the client has not read yet are bounded: while more than
+    // `limits.max_output_bytes` wait, no new request is read.
+    let backlog = Arc::new(Backlog::default());
+    let (sink, frames) = Sink::channel_with_backlog(backlog.clone());
     let (finish_tx, finish_rx) = futures::channel::oneshot::channel::<()>();
-    let writer = actix_rt::spawn(write_frames(frames, output, finish_rx));
+    let writer = actix_rt::spawn(write_frames(frames, output, finish_rx, backlog.clone()));
 
     let root = Root::new(service, Registry::default()).start();
     let entry = root
@@ -216,7 +219,22 @@ where
         READ_BUFFER_BYTES,
     );
     tokio::pin!(shutdown);
+    let mut waited_for_reader = false;
     loop {
+        if backlog.bytes() > limits.max_output_bytes {
+            if !waited_for_reader {
+                waited_for_reader = true;
+                slog::warn!(log, "the client is not reading its answers: reading paused";
+                    "queued_bytes" => backlog.bytes(), "limit" => limits.max_output_bytes);
+            }
+            tokio::select! {
+                () = backlog.at_most(limits.max_output_bytes) => {}
+                () = &mut shutdown => {
+                    slog::info!(log, "shutdown requested");
+                    break;
+                }
+            }
+        }
         let line = tokio::select! {
             line = lines.next() => line,
             () = &mut shutdown => {
@@ -395,6 +413,7 @@ async fn write_frames<W: AsyncWrite + Unpin>(
     mut frames: FrameReceiver,
     mut out: W,
     mut finish: futures::channel::oneshot::Receiver<()>,
+    backlog: Arc<Backlog>,
 ) -> io::Result<()> {
     let mut buf: Vec<u8> = Vec::with_capacity(16 * 1024);
     let mut finishing = false;
@@ -412,18 +431,28 @@ async fn write_frames<W: AsyncWrite + Unpin>(
             }
         };
         let Some(first) = first else { break };
+        let mut taken = first.json.len();
         push_line(&mut buf, first);
         while buf.len() < WRITE_BATCH_BYTES {
             match frames.try_recv() {
-                Ok(f) => push_line(&mut buf, f),
+                Ok(f) => {
+                    taken += f.json.len();
+                    push_line(&mut buf, f);
+                }
                 Err(_) => break,
             }
         }
         if buf.is_empty() {
+            backlog.written(taken);
             continue;
         }
-        out.write_all(&buf).await?;
-        out.flush().await?;
+        let written = async {
+            out.write_all(&buf).await?;
+            out.flush().await
+        }
+        .await;
+        backlog.written(taken);
+        written?;
         buf.clear();
     }
     out.flush().await

@@ -986,3 +986,60 @@ fn results_are_bounded_in_bytes() {
     assert!(listed > 0 && listed < 20, "{listed} keys listed: {r}");
     assert_eq!(r["structuredContent"]["truncated"], true, "{r}");
 }
+
+#[test]
+fn a_client_that_does_not_read_cannot_grow_the_output_queue() {
+    use std::io::Write;
+    use std::process::{Command, Stdio as Pipe};
+    let dir = tempfile::tempdir().unwrap();
+    let config = crate::util::write_config(dir.path(), "[limits]\nmax_output_bytes = 1048576\n");
+    let mut child = Command::new(crate::util::bin())
+        .args(["stdio", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .arg("--config")
+        .arg(&config)
+        .stdin(Pipe::piped())
+        .stdout(Pipe::piped()) // never read
+        .stderr(Pipe::piped())
+        .spawn()
+        .expect("start emcee stdio");
+    let pid = child.id();
+    let mut stdin = child.stdin.take().unwrap();
+    let sent = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let writer = {
+        let sent = sent.clone();
+        std::thread::spawn(move || {
+            let init = r#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#;
+            if writeln!(stdin, "{init}").is_err() {
+                return;
+            }
+            let text = "x".repeat(20_000);
+            for i in 1..=5_000 {
+                let call = json!({"jsonrpc": "2.0", "id": i, "method": "tools/call",
+                    "params": {"name": "echo", "arguments": {"text": text}}});
+                if writeln!(stdin, "{call}").is_err() {
+                    return;
+                }
+                sent.store(i, std::sync::atomic::Ordering::Relaxed);
+            }
+        })
+    };
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+    let rss_kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS");
+    let written = sent.load(std::sync::atomic::Ordering::Relaxed);
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = writer.join();
+    // The server stopped reading: the client could not even send them all (each
+    // answer is ~20 KB; 5,000 of them would be ~100 MB queued before the bound).
+    assert!(written < 5_000, "the server read every request: {written}");
+    assert!(
+        rss_kib < 64 * 1024,
+        "RSS {rss_kib} KiB with {written} requests sent"
+    );
+}

@@ -211,6 +211,8 @@ pub struct FileHttp {
 pub struct FileStorage {
     /// [`StorageConfig::cache_capacity_bytes`].
     pub cache_capacity_bytes: Option<u64>,
+    /// [`StorageConfig::flush_timeout`] in milliseconds.
+    pub flush_timeout_ms: Option<u64>,
 }
 
 /// Runtime limits. Each is a bound on memory or time; each has a test at its edge.
@@ -344,12 +346,20 @@ impl Default for Limits {
 pub struct StorageConfig {
     /// sled page cache size. sled's own default is 1 GiB; small hosts want little. Default 8 MiB.
     pub cache_capacity_bytes: u64,
+    /// Longest wait for a durable write (a flush). Past it the write fails, storage is
+    /// marked failed (`/health` 503, no systemd watchdog pings, an error log line,
+    /// `mcp_storage_errors_total`), and writes that need a flush fail at once while a
+    /// stuck flush is outstanding. The final flush at exit waits this long too (then
+    /// exit 3). Default 5 s.
+    #[serde(rename = "flush_timeout_ms", serialize_with = "ser_ms")]
+    pub flush_timeout: Duration,
 }
 
 impl Default for StorageConfig {
     fn default() -> Self {
         StorageConfig {
             cache_capacity_bytes: 8 * 1024 * 1024,
+            flush_timeout: Duration::from_secs(5),
         }
     }
 }
@@ -703,6 +713,10 @@ impl Config {
         }
         if let Some(n) = file.storage.cache_capacity_bytes {
             config.storage.cache_capacity_bytes = positive("storage.cache_capacity_bytes", n)?;
+        }
+        if let Some(ms) = file.storage.flush_timeout_ms {
+            config.storage.flush_timeout =
+                Duration::from_millis(positive("storage.flush_timeout_ms", ms)?);
         }
         Ok(config)
     }

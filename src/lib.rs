@@ -98,6 +98,11 @@ pub fn builtin_service(storage: Storage, limits: Limits, log: Logger) -> Result<
 pub fn build_service(config: &Config, log: Logger) -> Result<Arc<Service>, Error> {
     let storage = Storage::open(&config.data_dir, config.storage.cache_capacity_bytes)?;
     let mut service = builtin_service(storage, config.limits.clone(), log)?;
+    service.storage.observe(
+        config.storage.flush_timeout,
+        service.log.clone(),
+        service.metrics.storage_errors.clone(),
+    );
     service.instance = config.instance_id.clone();
     if config.fixtures.faults {
         tools::faults::register(&mut service.tools, &mut service.health)?;

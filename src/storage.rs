@@ -43,12 +43,16 @@ pub enum StorageError {
     /// A read or write failed.
     #[error("storage error: {0}")]
     Sled(#[from] sled::Error),
+    /// Durable writes are failing (a flush failed or did not finish in time, e.g. a
+    /// full disk); refused at once until a flush succeeds again.
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
 }
 
 /// Wall-clock milliseconds since the Unix epoch (what outlives a restart).
 pub fn unix_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
 }
 
@@ -63,6 +67,59 @@ pub struct Storage {
     session_seen: sled::Tree,
     events: EventLog,
     commit: Arc<GroupCommit>,
+    health: Arc<StorageHealth>,
+}
+
+/// Whether durable writes work: the last flush's outcome, and whether a flush
+/// thread is still running (stuck in the kernel on a failing disk, it cannot be
+/// stopped; no second one is started while it runs).
+#[derive(Debug)]
+struct StorageHealth {
+    failure: std::sync::Mutex<Option<String>>,
+    flushing: std::sync::atomic::AtomicBool,
+    timeout: std::sync::Mutex<Duration>,
+    observer: std::sync::OnceLock<(slog::Logger, prometheus::IntCounter)>,
+}
+
+impl Default for StorageHealth {
+    fn default() -> Self {
+        StorageHealth {
+            failure: std::sync::Mutex::new(None),
+            flushing: std::sync::atomic::AtomicBool::new(false),
+            timeout: std::sync::Mutex::new(Duration::from_secs(5)),
+            observer: std::sync::OnceLock::new(),
+        }
+    }
+}
+
+impl StorageHealth {
+    fn failure(&self) -> Option<String> {
+        self.failure.lock().ok().and_then(|f| f.clone())
+    }
+
+    fn fail(&self, why: String) {
+        if let Some((log, errors)) = self.observer.get() {
+            errors.inc();
+            // Logged when storage turns bad, not once per refused write.
+            if self.failure().is_none() {
+                slog::error!(log, "storage failing: durable writes refused"; "error" => &why);
+            }
+        }
+        if let Ok(mut f) = self.failure.lock() {
+            *f = Some(why);
+        }
+    }
+
+    fn recovered(&self) {
+        let was = self.failure.lock().ok().and_then(|mut f| f.take());
+        if let (Some(why), Some((log, _))) = (was, self.observer.get()) {
+            slog::warn!(log, "storage recovered: a flush succeeded"; "after" => why);
+        }
+    }
+
+    fn timeout(&self) -> Duration {
+        self.timeout.lock().map_or(Duration::from_secs(5), |t| *t)
+    }
 }
 
 /// Group commit: flushes asked for while one is running are served together by the
@@ -96,9 +153,7 @@ struct EventLog {
 }
 
 fn wall_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
+    unix_ms()
 }
 
 fn stream_key(session: &str, stream: u64, seq: u64) -> Vec<u8> {
@@ -181,13 +236,37 @@ impl Storage {
                 count: Arc::new(AtomicUsize::new(count)),
             },
             commit: Arc::default(),
+            health: Arc::default(),
         })
+    }
+
+    /// How long a flush may take ([`crate::config::StorageConfig::flush_timeout`]),
+    /// and where storage failures are reported (an error log line when storage turns
+    /// bad; `errors` counts every failed durable write).
+    pub fn observe(&self, timeout: Duration, log: slog::Logger, errors: prometheus::IntCounter) {
+        if let Ok(mut t) = self.health.timeout.lock() {
+            *t = timeout;
+        }
+        let _ = self.health.observer.set((log, errors));
+    }
+
+    /// `r`, with a failed write recorded as a storage failure (health, log, metric).
+    fn checked<T>(&self, r: Result<T, sled::Error>) -> Result<T, StorageError> {
+        r.map_err(|e| {
+            self.health.fail(e.to_string());
+            StorageError::Sled(e)
+        })
+    }
+
+    /// Why durable writes are failing, if they are.
+    pub fn failure(&self) -> Option<String> {
+        self.health.failure()
     }
 
     /// Store a session record (the replayable `initialize`), used now; durable when
     /// it returns.
     pub async fn save_session(&self, id: &str, record: &[u8]) -> Result<(), StorageError> {
-        self.sessions.insert(id, record)?;
+        self.checked(self.sessions.insert(id, record))?;
         self.mark_session_used(id, unix_ms())?;
         self.flush().await
     }
@@ -236,7 +315,7 @@ impl Storage {
 
     /// Forget session `id` (it was deleted or reaped: its id must answer 404).
     pub fn delete_session(&self, id: &str) -> Result<(), StorageError> {
-        self.sessions.remove(id)?;
+        self.checked(self.sessions.remove(id))?;
         self.session_seen.remove(id)?;
         Ok(())
     }
@@ -345,9 +424,12 @@ impl Storage {
 
     /// Health probe: write a probe key and read it back.
     pub fn probe(&self) -> Result<(), StorageError> {
+        if let Some(why) = self.health.failure() {
+            return Err(StorageError::Unavailable(why));
+        }
         let meta = self.db.open_tree("meta")?;
         let stamp = wall_ms().to_be_bytes();
-        meta.insert("health_probe", &stamp)?;
+        self.checked(meta.insert("health_probe", &stamp))?;
         match meta.get("health_probe")? {
             Some(v) if v.as_ref() == stamp => Ok(()),
             _ => Err(StorageError::Sled(sled::Error::ReportableBug(
@@ -365,6 +447,32 @@ impl Storage {
     /// Concurrent callers share flushes (see [`GroupCommit`]): each returns once a
     /// flush that started after its call has finished.
     pub async fn flush(&self) -> Result<(), StorageError> {
+        if let Some(why) = self.health.failure() {
+            if self.health.flushing.load(Ordering::SeqCst) {
+                // The failed flush is still stuck: refuse at once.
+                return Err(StorageError::Unavailable(why));
+            }
+        }
+        let timeout = self.health.timeout();
+        let outcome = match tokio::runtime::Handle::try_current() {
+            Ok(_) => match tokio::time::timeout(timeout, self.group_flush()).await {
+                Ok(outcome) => outcome,
+                Err(_) => Err(StorageError::Unavailable(format!(
+                    "a flush did not finish within {} ms (storage.flush_timeout_ms)",
+                    timeout.as_millis()
+                ))),
+            },
+            Err(_) => self.group_flush().await,
+        };
+        match &outcome {
+            Ok(()) => self.health.recovered(),
+            Err(StorageError::Unavailable(why)) => self.health.fail(why.clone()),
+            Err(e) => self.health.fail(e.to_string()),
+        }
+        outcome
+    }
+
+    async fn group_flush(&self) -> Result<(), StorageError> {
         let commit = &self.commit;
         let ticket = commit.taken.fetch_add(1, Ordering::SeqCst) + 1;
         let _running = commit.running.lock().await;
@@ -373,9 +481,15 @@ impl Storage {
         }
         let covers = commit.taken.load(Ordering::SeqCst);
         let db = self.db.clone();
+        let health = self.health.clone();
         match tokio::runtime::Handle::try_current() {
             Ok(handle) => handle
-                .spawn_blocking(move || db.flush())
+                .spawn_blocking(move || {
+                    health.flushing.store(true, Ordering::SeqCst);
+                    let flushed = db.flush();
+                    health.flushing.store(false, Ordering::SeqCst);
+                    flushed
+                })
                 .await
                 .map_err(|e| StorageError::Sled(sled::Error::ReportableBug(e.to_string())))??,
             Err(_) => db.flush()?,
@@ -414,7 +528,8 @@ impl Kv {
 
     /// Store `value` under `key`; returns once it is on disk.
     pub async fn set(&self, key: &str, value: &[u8]) -> Result<(), StorageError> {
-        self.storage.kv.insert(self.key(key), value)?;
+        let inserted = self.storage.kv.insert(self.key(key), value);
+        self.storage.checked(inserted)?;
         self.storage.flush().await
     }
 
@@ -425,7 +540,8 @@ impl Kv {
 
     /// Remove `key`; returns whether it existed, once the removal is on disk.
     pub async fn delete(&self, key: &str) -> Result<bool, StorageError> {
-        let existed = self.storage.kv.remove(self.key(key))?.is_some();
+        let removed = self.storage.kv.remove(self.key(key));
+        let existed = self.storage.checked(removed)?.is_some();
         if existed {
             self.storage.flush().await?;
         }

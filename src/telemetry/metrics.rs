@@ -73,6 +73,9 @@ pub struct Metrics {
     pub rejected: IntCounterVec,
     /// `mcp_cancelled_total`.
     pub cancelled: IntCounter,
+    /// `mcp_storage_errors_total`: durable writes that failed (a flush errored or
+    /// timed out, or was refused while storage is failing).
+    pub storage_errors: IntCounter,
 }
 
 impl Default for Metrics {
@@ -152,6 +155,10 @@ impl Metrics {
                 "mcp_cancelled_total",
                 "Calls cancelled by the client or at shutdown.",
             ),
+            storage_errors: counter(
+                "mcp_storage_errors_total",
+                "Durable writes that failed (flush error or timeout, or refused while failing).",
+            ),
             registry,
         };
         #[cfg(target_os = "linux")]
@@ -203,6 +210,7 @@ mod tests {
             "mcp_sessions_total 0",
             "mcp_handler_panics_total 0",
             "mcp_cancelled_total 0",
+            "mcp_storage_errors_total 0",
         ] {
             assert!(text.contains(name), "{name} missing in\n{text}");
         }

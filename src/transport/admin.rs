@@ -105,9 +105,10 @@ async fn metrics(state: web::Data<AppState>) -> HttpResponse {
 }
 
 /// Tell systemd we are ready (no-op outside systemd), and start watchdog pings when
-/// `WATCHDOG_USEC` asks for them: a ping only while Root answers within the deadline,
-/// so a wedged actor system gets restarted.
-pub fn notify_systemd_ready(root: Addr<Root>, log: &Logger) {
+/// `WATCHDOG_USEC` asks for them: a ping only while Root answers within the deadline
+/// and storage is not failing, so a wedged actor system or a dead disk gets the
+/// service restarted.
+pub fn notify_systemd_ready(root: Addr<Root>, storage: crate::storage::Storage, log: &Logger) {
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
     let Some(period) = sd_notify::watchdog_enabled().filter(|d| !d.is_zero()) else {
         return;
@@ -119,6 +120,11 @@ pub fn notify_systemd_ready(root: Addr<Root>, log: &Logger) {
         let mut tick = tokio::time::interval(every);
         loop {
             tick.tick().await;
+            if let Some(why) = storage.failure() {
+                // A failing disk is a degraded service: let systemd restart us.
+                slog::error!(log, "storage failing: watchdog ping withheld"; "error" => why);
+                continue;
+            }
             match actix_rt::time::timeout(health::CHECK_DEADLINE, root.send(Ping)).await {
                 Ok(Ok(())) => {
                     let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);

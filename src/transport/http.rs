@@ -687,7 +687,7 @@ pub async fn serve(
     };
     // Listener and storage are up: ready (systemd READY=1, /health/ready 200).
     state.ready.store(true, Ordering::Release);
-    admin::notify_systemd_ready(state.root.clone(), &log);
+    admin::notify_systemd_ready(state.root.clone(), service.storage.clone(), &log);
     shutdown.await;
     slog::info!(log, "shutdown requested");
     // Keep accepting: probes must see /health/ready answer 503, and requests get a

@@ -728,3 +728,116 @@ fn expired_records_are_swept_at_start() {
         .unwrap_or_default();
     assert!(line.contains("\"count\":3"), "{line}");
 }
+
+/// A small tmpfs mounted for one test, unmounted when dropped (also on a panic).
+struct SmallDisk {
+    dir: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    /// Needs root (CI runs as root); anything else fails the test, never skips it.
+    fn mount(size: &str) -> SmallDisk {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let out = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .output()
+            .expect("run mount");
+        assert!(
+            out.status.success(),
+            "mounting a tmpfs needs root: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        SmallDisk { dir }
+    }
+
+    fn path(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+#[test]
+fn a_full_disk_is_reported_refused_at_once_and_does_not_block_exit() {
+    let disk = SmallDisk::mount("3m");
+    let data = disk.path().join("data");
+    let data = data.to_str().expect("utf-8 path").to_owned();
+    let mut s = crate::http_util::Server::launch(crate::http_util::Launch {
+        config: Some("[storage]\nflush_timeout_ms = 1000\n"),
+        args: &["--data-dir", &data],
+        env: &[],
+    });
+    let id = s.session();
+    // Fill it: 300 KB values until a write fails; each answer comes in bounded time.
+    let value = "v".repeat(300_000);
+    let mut failed = None;
+    for i in 0..40 {
+        let started = std::time::Instant::now();
+        let r = s.request(
+            &id,
+            10 + i,
+            "tools/call",
+            json!({"name": "kv_set", "arguments": {"key": format!("k{i}"), "value": value}}),
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(4),
+            "kv_set {i} took {:?}",
+            started.elapsed()
+        );
+        if r["result"]["isError"] == true {
+            failed = Some(r);
+            break;
+        }
+    }
+    let failed = failed.expect("the 3 MB disk never filled");
+    assert!(text(&failed["result"]).contains("storage"), "{failed}");
+    // Reported three ways: /health fails on storage, a metric, an error log line.
+    let health = s.get("/health");
+    assert_eq!(health.status, 503, "{health:?}");
+    assert_eq!(
+        health.json()["checks"]["storage"]["status"],
+        "fail",
+        "{health:?}"
+    );
+    let metrics = s.get("/metrics").body;
+    let errors = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("mcp_storage_errors_total "))
+        .and_then(|n| n.trim().parse::<f64>().ok())
+        .unwrap_or(0.0);
+    assert!(errors >= 1.0, "{metrics}");
+    assert!(s.logs().contains("storage failing"), "{}", s.logs());
+    // What needs storage is refused at once, not left hanging.
+    let started = std::time::Instant::now();
+    let r = s.request(
+        &id,
+        99,
+        "tools/call",
+        json!({"name": "kv_set", "arguments": {"key": "after", "value": "x"}}),
+    );
+    assert_eq!(r["result"]["isError"], true, "{r}");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "took {:?}",
+        started.elapsed()
+    );
+    // SIGTERM ends within its budget, with a non-zero code (the final flush failed).
+    let started = std::time::Instant::now();
+    s.signal("TERM");
+    let status = s.wait_exit(Duration::from_secs(10));
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "stop took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(status.code(), Some(3), "{}", s.logs());
+    drop(disk);
+}

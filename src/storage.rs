@@ -350,6 +350,24 @@ impl Storage {
         Ok(())
     }
 
+    /// The logged events of `stream` after `after_seq`, read lazily in order as the
+    /// iterator is advanced (a replay never holds more than one event it has not
+    /// sent; values are shared with sled's cache, not copied).
+    pub fn events_after_lazily(
+        &self,
+        session: &str,
+        stream: u64,
+        after_seq: u64,
+    ) -> impl Iterator<Item = Result<(u64, sled::IVec), StorageError>> + Send + 'static {
+        let start = stream_key(session, stream, after_seq.saturating_add(1));
+        let end = stream_key(session, stream, u64::MAX);
+        self.events.by_stream.range(start..=end).map(|item| {
+            let (k, v) = item?;
+            let seq = u64::from_be_bytes(k[k.len() - 8..].try_into().unwrap_or([0; 8]));
+            Ok((seq, v))
+        })
+    }
+
     /// Events of one stream after `after_seq`, in order: `(seq, json)`.
     pub fn events_after(
         &self,

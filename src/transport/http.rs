@@ -330,6 +330,52 @@ fn count_requests(payload: &Payload) -> (usize, bool) {
     }
 }
 
+/// Bytes of an event's data handed to the connection at a time.
+const REPLAY_CHUNK: usize = 64 * 1024;
+
+/// An SSE response replaying logged `events` of an ended stream. The body pulls one
+/// event at a time from storage, and a big event in chunks that share sled's copy:
+/// a client that does not read holds at most one chunk of it in this process.
+fn replay_response(
+    entry: Arc<SessionEntry>,
+    stream: u64,
+    events: impl Iterator<Item = Result<(u64, sled::IVec), crate::storage::StorageError>>
+        + Send
+        + 'static,
+    log: &slog::Logger,
+) -> HttpResponse {
+    let log = log.clone();
+    let guard = StreamGuard::new(entry);
+    let body = futures::stream::iter(events)
+        .map(move |item| {
+            let _keep_busy = &guard;
+            let pieces: Vec<Bytes> = match item {
+                Ok((seq, data)) => {
+                    let data = Bytes::from_owner(data);
+                    let head = Bytes::from(format!("id: {}\ndata: ", sse::event_id(stream, seq)));
+                    let chunks = (0..data.len())
+                        .step_by(REPLAY_CHUNK)
+                        .map(|at| data.slice(at..(at + REPLAY_CHUNK).min(data.len())));
+                    std::iter::once(head)
+                        .chain(chunks)
+                        .chain(std::iter::once(Bytes::from_static(b"\n\n")))
+                        .collect()
+                }
+                Err(e) => {
+                    slog::warn!(log, "replay failed"; "error" => e.to_string());
+                    Vec::new()
+                }
+            };
+            futures::stream::iter(pieces.into_iter().map(Ok::<Bytes, Infallible>))
+        })
+        .flatten();
+    HttpResponse::Ok()
+        .content_type("text/event-stream")
+        .insert_header((header::CACHE_CONTROL, "no-cache"))
+        .insert_header(("x-accel-buffering", "no"))
+        .streaming(body)
+}
+
 /// The body of an SSE response: bytes from `rx`, with a guard that keeps the session
 /// "not idle" while the connection is open.
 fn sse_response(
@@ -560,17 +606,13 @@ async fn get_mcp(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
         return match streams.attach(stream, Some(seq), out.clone()) {
             Ok(()) => sse_response(entry, None, rx),
             Err(_) => {
-                // The stream ended: replay what it logged, then end.
-                match state.service.storage.events_after(&entry.id, stream, seq) {
-                    Ok(events) => {
-                        for (seq, json) in events {
-                            let _ = out.send(sse::event(stream, seq, &json));
-                        }
-                        drop(out);
-                        sse_response(entry, None, rx)
-                    }
-                    Err(e) => rpc_error(StatusCode::INTERNAL_SERVER_ERROR, RpcError::internal(e)),
-                }
+                // The stream ended: replay what it logged, then end; read from
+                // storage as the connection takes it, never all at once.
+                let events = state
+                    .service
+                    .storage
+                    .events_after_lazily(&entry.id, stream, seq);
+                replay_response(entry, stream, events, &state.log)
             }
         };
     }

@@ -724,3 +724,54 @@ fn a_trickled_body_gets_408_within_the_body_timeout() {
         "{metrics}"
     );
 }
+
+#[test]
+fn replays_of_a_big_event_are_not_copied_per_connection() {
+    use std::io::Write;
+    // One ended stream whose response is a ~20 MB event (more than the kernel's
+    // socket buffers absorb); 40 clients resume it and never read. Each replay is
+    // read from storage as its connection takes it, in chunks sharing sled's copy:
+    // memory does not grow by a copy per client (it did: ~10 MB each, 400 MB).
+    let s = Server::with_config(
+        "[limits]\nmax_result_bytes = 30000000\n",
+        &["--fixtures", "faults"],
+    );
+    let id = s.session();
+    let call = call_body(1, "fault_big", json!({"bytes": 20_000_000}));
+    let mut st = s.post_open(Some(&id), &call, &[("Accept", "text/event-stream")]);
+    assert_eq!(st.content_type(), "text/event-stream");
+    let first = priming(&mut st);
+    let (stream, _) = first.id_parts();
+    let (resp, _) = st.until_response(&json!(1));
+    assert!(
+        resp["result"]["content"][0]["text"]
+            .as_str()
+            .unwrap_or_default()
+            .len()
+            >= 3_000_000
+    );
+    drop(st);
+    let before = rss_kib(&s);
+    let mut conns = Vec::new();
+    for _ in 0..40 {
+        let mut c = std::net::TcpStream::connect(&s.addr).expect("connect");
+        write!(
+            c,
+            "GET /mcp HTTP/1.1\r\nHost: localhost\r\nAccept: text/event-stream\r\n\
+             Mcp-Session-Id: {id}\r\nMCP-Protocol-Version: {VERSION}\r\nLast-Event-ID: {stream}-0\r\n\r\n"
+        )
+        .expect("send");
+        conns.push(c);
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    let after = rss_kib(&s);
+    assert!(
+        after < before + 100 * 1024,
+        "RSS {before} KiB -> {after} KiB with 40 stalled replays of a 20 MB event"
+    );
+    // A client that reads gets the whole event.
+    let mut r = s.get_stream(&id, Some(&format!("{stream}-0")));
+    let ev = r.next_event().expect("the replayed response");
+    assert!(ev.data.len() >= 20_000_000, "{}", ev.data.len());
+    drop(conns);
+}

@@ -203,6 +203,8 @@ pub struct FileHttp {
     pub allowed_origins: Option<Vec<String>>,
     /// [`HttpConfig::workers`].
     pub workers: Option<usize>,
+    /// [`HttpConfig::max_connections_per_ip`].
+    pub max_connections_per_ip: Option<usize>,
 }
 
 /// `[storage]` table.
@@ -375,6 +377,11 @@ pub struct HttpConfig {
     pub allowed_origins: Vec<String>,
     /// HTTP worker threads. Default: the number of CPUs.
     pub workers: usize,
+    /// Open connections one client address may hold; a request on one more is
+    /// answered 429 with `Retry-After` and its connection closed, so one client
+    /// cannot take every file descriptor. Behind a proxy every connection comes from
+    /// the proxy's address: raise it there. Default 256.
+    pub max_connections_per_ip: usize,
 }
 
 impl Default for HttpConfig {
@@ -385,6 +392,7 @@ impl Default for HttpConfig {
                 .to_vec(),
             allowed_origins: Vec::new(),
             workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            max_connections_per_ip: 256,
         }
     }
 }
@@ -710,6 +718,9 @@ impl Config {
         }
         if let Some(n) = fh.workers {
             config.http.workers = positive("http.workers", n)?;
+        }
+        if let Some(n) = fh.max_connections_per_ip {
+            config.http.max_connections_per_ip = positive("http.max_connections_per_ip", n)?;
         }
         if let Some(n) = file.storage.cache_capacity_bytes {
             config.storage.cache_capacity_bytes = positive("storage.cache_capacity_bytes", n)?;

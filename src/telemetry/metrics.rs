@@ -41,6 +41,8 @@ pub mod reason {
     pub const UNSUPPORTED_VERSION: &str = "unsupported_version";
     /// A method the server does not serve (-32601, HTTP 404 in 2026-07-28).
     pub const UNKNOWN_METHOD: &str = "unknown_method";
+    /// One client address held `http.max_connections_per_ip` connections (429).
+    pub const CONNECTION_LIMIT: &str = "connection_limit";
     /// An HTTP body did not arrive within `limits.body_timeout_ms` (408).
     pub const BODY_TIMEOUT: &str = "body_timeout";
     /// A `subscriptions/listen` client read too slowly; its stream was dropped.

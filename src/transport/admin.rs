@@ -8,6 +8,8 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 
+use std::sync::Arc;
+
 use actix::prelude::*;
 use actix_web::dev::ServerHandle;
 use actix_web::{web, App, HttpResponse, HttpServer};
@@ -17,6 +19,51 @@ use slog::Logger;
 use crate::health::{self, HealthReport};
 use crate::root::{Ping, Root};
 use crate::transport::state::AppState;
+
+/// Open connections per client address (`http.max_connections_per_ip`).
+#[derive(Debug, Default)]
+pub struct PerAddress {
+    open: std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>,
+}
+
+/// One connection of an address, counted while it lives; `over` when the address
+/// already held its limit as it connected (its requests are refused with 429).
+#[derive(Debug)]
+pub struct AddressGuard {
+    table: Arc<PerAddress>,
+    ip: std::net::IpAddr,
+    /// The address was over its limit with this connection.
+    pub over: bool,
+}
+
+impl PerAddress {
+    /// Count a new connection from `ip`; `limit` decides whether it is one too many.
+    pub fn connected(table: &Arc<PerAddress>, ip: std::net::IpAddr, limit: usize) -> AddressGuard {
+        let n = table.open.lock().map_or(0, |mut m| {
+            let n = m.entry(ip).or_insert(0);
+            *n += 1;
+            *n
+        });
+        AddressGuard {
+            table: table.clone(),
+            ip,
+            over: n > limit,
+        }
+    }
+}
+
+impl Drop for AddressGuard {
+    fn drop(&mut self) {
+        if let Ok(mut m) = self.table.open.lock() {
+            if let Some(n) = m.get_mut(&self.ip) {
+                *n -= 1;
+                if *n == 0 {
+                    m.remove(&self.ip);
+                }
+            }
+        }
+    }
+}
 
 /// Decrements the open-connections gauge when its connection closes.
 pub struct ConnectionGuard(IntGauge);

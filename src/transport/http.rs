@@ -200,6 +200,26 @@ async fn guard_host_and_origin(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<actix_web::body::BoxBody>, actix_web::Error> {
+    // One address over `http.max_connections_per_ip`: refuse, and close this
+    // connection to give its descriptor back.
+    if req
+        .conn_data::<admin::AddressGuard>()
+        .is_some_and(|g| g.over)
+    {
+        let error = RpcError::new(
+            crate::protocol::code::SERVER_BUSY,
+            "too many connections from this address (http.max_connections_per_ip); retry later",
+        );
+        let mut resp = HttpResponse::TooManyRequests();
+        resp.force_close()
+            .insert_header((header::RETRY_AFTER, RETRY_AFTER_SECS.to_string()));
+        let mut resp = resp
+            .content_type("application/json")
+            .body(encode_error(None, &error));
+        resp.extensions_mut()
+            .insert(RefusalReason(reason::CONNECTION_LIMIT));
+        return Ok(req.into_response(resp));
+    }
     let refused = req
         .app_data::<web::Data<AppState>>()
         .map(|s| check_host_and_origin(&s.http, req.headers()));
@@ -692,6 +712,8 @@ pub async fn serve(
     let app_state = state.clone();
     let admin_here = config.admin_bind.is_none();
     let connections = service.metrics.active_connections.clone();
+    let per_address = Arc::new(admin::PerAddress::default());
+    let per_ip_limit = config.http.max_connections_per_ip;
     let server = HttpServer::new(move || {
         let app = App::new().configure(routes(app_state.clone()));
         if admin_here {
@@ -705,6 +727,13 @@ pub async fn serve(
         // DESIGN §8: without TCP_NODELAY, multi-write SSE answers stall on delayed ACKs.
         if let Some(tcp) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() {
             let _ = tcp.set_nodelay(true);
+            if let Ok(peer) = tcp.peer_addr() {
+                ext.insert(admin::PerAddress::connected(
+                    &per_address,
+                    peer.ip(),
+                    per_ip_limit,
+                ));
+            }
         }
         // Lives as long as the connection: the gauge follows open connections.
         ext.insert(admin::ConnectionGuard::new(connections.clone()));

@@ -775,3 +775,45 @@ fn replays_of_a_big_event_are_not_copied_per_connection() {
     assert!(ev.data.len() >= 20_000_000, "{}", ev.data.len());
     drop(conns);
 }
+
+#[test]
+fn one_address_cannot_hold_more_than_its_connections() {
+    use std::io::{Read, Write};
+    let s = Server::with_config("[http]\nmax_connections_per_ip = 4\n", &[]);
+    // Four idle connections from 127.0.0.1 take the address's share.
+    let held: Vec<std::net::TcpStream> = (0..4)
+        .map(|_| std::net::TcpStream::connect(&s.addr).expect("connect"))
+        .collect();
+    std::thread::sleep(Duration::from_millis(100));
+    let mut fifth = std::net::TcpStream::connect(&s.addr).expect("connect");
+    fifth
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    write!(
+        fifth,
+        "POST /mcp HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
+         Accept: {ACCEPT_BOTH}\r\nContent-Length: 2\r\n\r\n{{}}"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    let _ = fifth.read_to_string(&mut answer); // the server closes it
+    assert!(answer.starts_with("HTTP/1.1 429"), "{answer}");
+    assert!(
+        answer.to_ascii_lowercase().contains("retry-after"),
+        "{answer}"
+    );
+    assert!(answer.contains("http.max_connections_per_ip"), "{answer}");
+    // Give one back: a new connection is served again.
+    drop(held);
+    std::thread::sleep(Duration::from_millis(200));
+    let id = s.session();
+    assert_eq!(
+        text(&s.call_ok(&id, 1, "echo", json!({"text": "ok"}))),
+        "ok"
+    );
+    let metrics = s.get("/metrics").body;
+    assert!(
+        metrics.contains("mcp_rejected_total{reason=\"connection_limit\"} 1"),
+        "{metrics}"
+    );
+}

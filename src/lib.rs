@@ -143,6 +143,7 @@ pub async fn run(
                 "tools" => service.tools.len());
             let result = transport::stdio::serve_stdio(service.clone(), shutdown).await;
             service.storage.flush().await?;
+            service.storage.record_clean_stop();
             slog::info!(log, "stopped");
             Ok(result?)
         }
@@ -150,6 +151,7 @@ pub async fn run(
             let service = build_service(&config, log.clone())?;
             let result = transport::http::serve(&config, service.clone(), shutdown).await;
             service.storage.flush().await?;
+            service.storage.record_clean_stop();
             slog::info!(log, "stopped");
             Ok(result?)
         }

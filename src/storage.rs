@@ -30,6 +30,15 @@ pub enum StorageError {
         /// sled's error.
         source: sled::Error,
     },
+    /// The data files are damaged: they are shorter than at the last clean stop, or
+    /// sled failed reading them.
+    #[error("storage at {path} is damaged ({detail}); restore it from a backup, or move it away to start empty")]
+    Corrupt {
+        /// The data directory.
+        path: PathBuf,
+        /// What was found.
+        detail: String,
+    },
     /// The directory holds data of another on-disk format.
     #[error("storage at {path} has format {found:?}, this build reads format {expected:?}")]
     Format {
@@ -68,7 +77,12 @@ pub struct Storage {
     events: EventLog,
     commit: Arc<GroupCommit>,
     health: Arc<StorageHealth>,
+    /// The data directory (`None` for a temporary database).
+    dir: Option<PathBuf>,
 }
+
+/// Written beside sled's files at a clean stop: the `db` file's length then.
+const CLEAN_STOP_FILE: &str = "emcee-clean-stop";
 
 /// Whether durable writes work: the last flush's outcome, and whether a flush
 /// thread is still running (stuck in the kernel on a failing disk, it cannot be
@@ -174,16 +188,67 @@ impl std::fmt::Debug for Storage {
 impl Storage {
     /// Open (or create) the database in `dir` with a page cache of `cache_bytes`.
     pub fn open(dir: &Path, cache_bytes: u64) -> Result<Storage, StorageError> {
-        let open_err = |source| StorageError::Open {
+        let corrupt = |detail: String| StorageError::Corrupt {
             path: dir.to_owned(),
-            source,
+            detail,
         };
-        let db = sled::Config::new()
-            .path(dir)
-            .cache_capacity(cache_bytes)
-            .open()
-            .map_err(open_err)?;
-        Self::init(db, dir)
+        // sled does not notice a truncated file (it recovers what is left, silently):
+        // compare with the length recorded at the last clean stop.
+        let stop = dir.join(CLEAN_STOP_FILE);
+        if let Some(recorded) = std::fs::read_to_string(&stop)
+            .ok()
+            .and_then(|t| t.trim().parse::<u64>().ok())
+        {
+            let now = std::fs::metadata(dir.join("db")).map_or(0, |m| m.len());
+            if now < recorded {
+                return Err(corrupt(format!(
+                    "the db file is {now} bytes, {recorded} at the last clean stop"
+                )));
+            }
+        }
+        // The record holds for one start: a crash after this is sled's to recover.
+        let _ = std::fs::remove_file(&stop);
+        // Some damage makes sled panic while it reads the files: that is a damaged
+        // data directory (exit 3), not a crash of emcee.
+        let opened = std::panic::catch_unwind(|| {
+            sled::Config::new()
+                .path(dir)
+                .cache_capacity(cache_bytes)
+                .open()
+        });
+        let db = match opened {
+            Ok(Ok(db)) => db,
+            Ok(Err(source)) => {
+                return Err(StorageError::Open {
+                    path: dir.to_owned(),
+                    source,
+                })
+            }
+            Err(panic) => {
+                let what = panic
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+                    .unwrap_or_default();
+                return Err(corrupt(format!("sled failed reading it: {what}")));
+            }
+        };
+        let dir = dir.to_owned();
+        Self::init(db, &dir).map(|s| s.with_dir(dir))
+    }
+
+    fn with_dir(mut self, dir: PathBuf) -> Storage {
+        self.dir = Some(dir);
+        self
+    }
+
+    /// After the final flush of a clean stop: record the db file's length, so that
+    /// the next start notices a file cut short in between (see [`Storage::open`]).
+    pub fn record_clean_stop(&self) {
+        let Some(dir) = &self.dir else { return };
+        if let Ok(meta) = std::fs::metadata(dir.join("db")) {
+            let _ = std::fs::write(dir.join(CLEAN_STOP_FILE), meta.len().to_string());
+        }
     }
 
     /// A throw-away in-memory database (tests, examples).
@@ -237,6 +302,7 @@ impl Storage {
             },
             commit: Arc::default(),
             health: Arc::default(),
+            dir: None,
         })
     }
 

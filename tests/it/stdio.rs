@@ -1043,3 +1043,58 @@ fn a_client_that_does_not_read_cannot_grow_the_output_queue() {
         "RSS {rss_kib} KiB with {written} requests sent"
     );
 }
+
+/// Fill a data dir in `dir` with 200 keys of 2 KB and stop cleanly (EOF).
+fn filled_data_dir(dir: &std::path::Path) {
+    let mut s = Stdio::start_in(dir, &[], &[]);
+    s.initialize("2025-11-25");
+    for i in 0..200 {
+        s.call_ok(
+            i,
+            "kv_set",
+            json!({"key": format!("k{i}"), "value": "v".repeat(2000)}),
+        );
+    }
+    let (status, _, _) = s.finish();
+    assert!(status.success());
+}
+
+/// Start `emcee stdio` on the damaged data dir of `dir`: it must refuse with exit 3
+/// and one clear line, not serve what is left nor crash.
+fn refuses_damaged(dir: &std::path::Path) {
+    let out = std::process::Command::new(crate::util::bin())
+        .args(["stdio", "--data-dir"])
+        .arg(dir.join("data"))
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run emcee stdio");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "stderr:\n{stderr}");
+    assert!(stderr.contains("is damaged"), "stderr:\n{stderr}");
+    assert!(out.stdout.is_empty(), "nothing on stdout");
+}
+
+#[test]
+fn a_data_file_cut_short_since_the_last_clean_stop_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    filled_data_dir(dir.path());
+    let db = dir.path().join("data").join("db");
+    let len = std::fs::metadata(&db).unwrap().len();
+    let f = std::fs::OpenOptions::new().write(true).open(&db).unwrap();
+    f.set_len(len / 2).unwrap();
+    drop(f);
+    refuses_damaged(dir.path());
+}
+
+#[test]
+fn a_data_file_sled_cannot_read_is_exit_3_not_a_crash() {
+    use std::io::{Seek, SeekFrom, Write};
+    let dir = tempfile::tempdir().unwrap();
+    filled_data_dir(dir.path());
+    let db = dir.path().join("data").join("db");
+    let mut f = std::fs::OpenOptions::new().write(true).open(&db).unwrap();
+    f.seek(SeekFrom::Start(100)).unwrap();
+    f.write_all(&[0xff; 64]).unwrap();
+    drop(f);
+    refuses_damaged(dir.path());
+}

@@ -179,6 +179,8 @@ pub struct FileLimits {
     pub event_log_max: Option<usize>,
     /// [`Limits::event_ttl`] in milliseconds.
     pub event_ttl_ms: Option<u64>,
+    /// [`Limits::event_log_bytes`].
+    pub event_log_bytes: Option<u64>,
     /// [`Limits::sse_keepalive`] in milliseconds.
     pub sse_keepalive_ms: Option<u64>,
     /// [`Limits::stream_probe`] in milliseconds.
@@ -278,6 +280,10 @@ pub struct Limits {
     /// SSE events kept for `Last-Event-ID` replay, process-wide; the oldest go first.
     /// Default 10 000.
     pub event_log_max: usize,
+    /// Bytes of SSE event JSON the replay log keeps (oldest dropped first, checked
+    /// every second): what the session era can make the server keep on disk for
+    /// `Last-Event-ID`. Default 64 MiB.
+    pub event_log_bytes: u64,
     /// SSE events older than this are dropped from the replay log. Default 5 min.
     #[serde(rename = "event_ttl_ms", serialize_with = "ser_ms")]
     pub event_ttl: Duration,
@@ -335,6 +341,7 @@ impl Default for Limits {
             event_ttl: Duration::from_secs(5 * 60),
             sse_keepalive: Duration::from_secs(15),
             stream_probe: Duration::from_millis(250),
+            event_log_bytes: 64 * 1024 * 1024,
             listen_queue: 256,
             max_in_flight_total: 4096,
             max_in_flight_per_tool: 1024,
@@ -684,6 +691,9 @@ impl Config {
         }
         if let Some(n) = fl.event_log_max {
             l.event_log_max = n;
+        }
+        if let Some(n) = fl.event_log_bytes {
+            l.event_log_bytes = positive("limits.event_log_bytes", n)?;
         }
         if let Some(ms) = fl.event_ttl_ms {
             l.event_ttl = Duration::from_millis(ms);

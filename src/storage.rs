@@ -164,6 +164,8 @@ struct EventLog {
     by_stream: sled::Tree,
     next: Arc<AtomicU64>,
     count: Arc<AtomicUsize>,
+    /// Bytes of logged event JSON.
+    bytes: Arc<AtomicU64>,
 }
 
 fn wall_ms() -> u64 {
@@ -289,6 +291,10 @@ impl Storage {
             None => 0,
         };
         let count = by_order.len();
+        let mut bytes = 0u64;
+        for item in by_stream.iter().values() {
+            bytes += item?.len() as u64;
+        }
         Ok(Storage {
             db,
             kv,
@@ -299,6 +305,7 @@ impl Storage {
                 by_stream,
                 next: Arc::new(AtomicU64::new(next)),
                 count: Arc::new(AtomicUsize::new(count)),
+                bytes: Arc::new(AtomicU64::new(bytes)),
             },
             commit: Arc::default(),
             health: Arc::default(),
@@ -413,6 +420,7 @@ impl Storage {
         ev.by_stream.insert(key, json.as_bytes())?;
         ev.by_order.insert(order.to_be_bytes(), value)?;
         ev.count.fetch_add(1, Ordering::Relaxed);
+        ev.bytes.fetch_add(json.len() as u64, Ordering::Relaxed);
         Ok(())
     }
 
@@ -471,21 +479,35 @@ impl Storage {
     }
 
     /// Drop the oldest events until at most `max` remain and none is older than `ttl`.
-    pub fn trim_events(&self, max: usize, ttl: Duration) -> Result<usize, StorageError> {
+    pub fn trim_events(
+        &self,
+        max: usize,
+        max_bytes: u64,
+        ttl: Duration,
+    ) -> Result<usize, StorageError> {
         let ev = &self.events;
         let cutoff = wall_ms().saturating_sub(ttl.as_millis() as u64);
         let mut removed = 0;
         while let Some((k, v)) = ev.by_order.first()? {
             let ts = u64::from_be_bytes(v[..8].try_into().unwrap_or([0; 8]));
-            if ev.count.load(Ordering::Relaxed) <= max && ts >= cutoff {
+            let within = ev.count.load(Ordering::Relaxed) <= max
+                && ev.bytes.load(Ordering::Relaxed) <= max_bytes;
+            if within && ts >= cutoff {
                 break;
             }
             ev.by_order.remove(&k)?;
-            ev.by_stream.remove(&v[8..])?;
+            if let Some(json) = ev.by_stream.remove(&v[8..])? {
+                ev.bytes.fetch_sub(json.len() as u64, Ordering::Relaxed);
+            }
             ev.count.fetch_sub(1, Ordering::Relaxed);
             removed += 1;
         }
         Ok(removed)
+    }
+
+    /// Bytes of logged event JSON.
+    pub fn event_bytes(&self) -> u64 {
+        self.events.bytes.load(Ordering::Relaxed)
     }
 
     /// The key/value API of one namespace (e.g. a tool's name).
@@ -709,7 +731,10 @@ mod tests {
         assert!(s.has_stream("s1", 8).unwrap());
         assert!(!s.has_stream("s1", 9).unwrap());
         assert_eq!(s.event_count(), 5);
-        assert_eq!(s.trim_events(3, Duration::from_secs(60)).unwrap(), 2);
+        assert_eq!(
+            s.trim_events(3, u64::MAX, Duration::from_secs(60)).unwrap(),
+            2
+        );
         assert_eq!(s.event_count(), 3);
         assert_eq!(
             s.events_after("s1", 7, 0).unwrap(),
@@ -717,10 +742,34 @@ mod tests {
         );
         std::thread::sleep(Duration::from_millis(5));
         assert_eq!(
-            s.trim_events(10, Duration::from_millis(1)).unwrap(),
+            s.trim_events(10, u64::MAX, Duration::from_millis(1))
+                .unwrap(),
             3,
             "all past the ttl"
         );
+        assert_eq!(s.event_bytes(), 0);
+    }
+
+    #[test]
+    fn the_replay_log_is_bounded_in_bytes_and_counts_them_across_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let s = Storage::open(dir.path(), 1 << 20).unwrap();
+            for seq in 1..=10 {
+                s.append_event("s", 1, seq, &"x".repeat(1000)).unwrap();
+            }
+            assert_eq!(s.event_bytes(), 10_000);
+            // Oldest first, until at most 3,500 bytes are kept.
+            assert_eq!(
+                s.trim_events(100, 3_500, Duration::from_secs(60)).unwrap(),
+                7
+            );
+            assert_eq!(s.event_bytes(), 3_000);
+            assert_eq!(s.events_after("s", 1, 0).unwrap()[0].0, 8);
+            s.flush_blocking().unwrap();
+        }
+        let s = Storage::open(dir.path(), 1 << 20).unwrap();
+        assert_eq!(s.event_bytes(), 3_000, "counted again at open");
     }
 
     /// Regression: sled's `flush_async` hung forever under overlapping flushes; the

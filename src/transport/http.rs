@@ -682,10 +682,11 @@ async fn trim_events(service: Arc<Service>) {
     loop {
         every.tick().await;
         let limits = &service.limits;
-        match service
-            .storage
-            .trim_events(limits.event_log_max, limits.event_ttl)
-        {
+        match service.storage.trim_events(
+            limits.event_log_max,
+            limits.event_log_bytes,
+            limits.event_ttl,
+        ) {
             Ok(0) => {}
             Ok(n) => slog::debug!(service.log, "replay log trimmed"; "removed" => n),
             Err(e) => {

@@ -3,8 +3,11 @@
 //! 2026-07-28 path is `transport::modern`.
 //!
 //! Request path, in order, each step answering before any work when it fails:
-//! 1. Host and Origin against the allowlist → 403 (middleware, every `/mcp` request);
-//! 2. `Content-Type` and `Content-Encoding` (415), `Accept` (406), body size (413);
+//! 1. (middleware, every `/mcp` request) a connection beyond the address's
+//!    `http.max_connections_per_ip` → 429 + `Retry-After`, connection closed; then
+//!    Host and Origin (one each, parsed as authorities) against the allowlist → 403;
+//! 2. `Content-Type` and `Content-Encoding` (415), `Accept` (406), body size (413),
+//!    body not complete within `limits.body_timeout_ms` (408, connection closed);
 //! 3. parse: malformed JSON → 400 with -32700, not JSON-RPC → 400 with -32600;
 //! 4. era ([`modern::is_modern`]): a request naming 2026-07-28 (in `_meta` or the
 //!    `MCP-Protocol-Version` header), or one without `Mcp-Session-Id` other than

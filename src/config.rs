@@ -262,10 +262,11 @@ pub struct Limits {
     /// 16 KiB.
     pub max_session_bytes: usize,
     /// Resource subscriptions one session (or one `subscriptions/listen` stream) may
-    /// hold; one more is refused with -32602 naming this limit. Default 256.
+    /// hold; one more is refused with -32602 naming this limit. Default 64.
     pub max_subscriptions: usize,
     /// Longest resource URI a subscription may name, in bytes; a longer one is
-    /// refused with -32602 naming this limit. Default 4096.
+    /// refused with -32602 naming this limit. Default 2048. (So subscriptions hold at
+    /// most 128 KiB per session.)
     pub max_uri_bytes: usize,
     /// Live sessions (HTTP); one more `initialize` gets 503 with `Retry-After`. Default 10 000.
     pub max_sessions: usize,
@@ -332,8 +333,8 @@ impl Default for Limits {
             max_result_bytes: 4 * 1024 * 1024,
             max_output_bytes: 8 * 1024 * 1024,
             body_timeout: Duration::from_secs(10),
-            max_subscriptions: 256,
-            max_uri_bytes: 4096,
+            max_subscriptions: 64,
+            max_uri_bytes: 2048,
             max_sessions: 10_000,
             session_idle_ttl: Duration::from_secs(30 * 60),
             client_request_timeout: Duration::from_secs(60),

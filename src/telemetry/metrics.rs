@@ -165,8 +165,7 @@ impl Metrics {
         };
         #[cfg(target_os = "linux")]
         {
-            let pc = prometheus::process_collector::ProcessCollector::for_self();
-            let _ = metrics.registry.register(Box::new(pc));
+            let _ = metrics.registry.register(Box::new(ProcessMetrics::new()));
         }
         metrics
     }
@@ -193,9 +192,155 @@ impl Metrics {
     }
 }
 
+/// The standard `process_*` metrics, read from `/proc/self` at each scrape. Unlike
+/// prometheus' own process collector, CPU time keeps its sub-second part (that one
+/// divides clock ticks in whole numbers, so a lightly loaded server reads 0 for
+/// minutes).
+#[cfg(target_os = "linux")]
+struct ProcessMetrics {
+    descs: Vec<prometheus::core::Desc>,
+    cpu: prometheus::Counter,
+    rss: IntGauge,
+    vsize: IntGauge,
+    fds: IntGauge,
+    max_fds: IntGauge,
+    threads: IntGauge,
+    start: prometheus::Gauge,
+}
+
+#[cfg(target_os = "linux")]
+impl ProcessMetrics {
+    fn new() -> ProcessMetrics {
+        use prometheus::core::Collector;
+        let gauge =
+            |name: &str, help: &str| IntGauge::new(name, help).expect("static metric definition");
+        let cpu = prometheus::Counter::new(
+            "process_cpu_seconds_total",
+            "Total user and system CPU time spent in seconds.",
+        )
+        .expect("static metric definition");
+        let start = prometheus::Gauge::new(
+            "process_start_time_seconds",
+            "Start time of the process since unix epoch in seconds.",
+        )
+        .expect("static metric definition");
+        let rss = gauge(
+            "process_resident_memory_bytes",
+            "Resident memory size in bytes.",
+        );
+        let vsize = gauge(
+            "process_virtual_memory_bytes",
+            "Virtual memory size in bytes.",
+        );
+        let fds = gauge("process_open_fds", "Number of open file descriptors.");
+        let max_fds = gauge(
+            "process_max_fds",
+            "Maximum number of open file descriptors.",
+        );
+        let threads = gauge("process_threads", "Number of OS threads in the process.");
+        let mut descs = Vec::new();
+        descs.extend(cpu.desc().into_iter().cloned());
+        descs.extend(start.desc().into_iter().cloned());
+        for g in [&rss, &vsize, &fds, &max_fds, &threads] {
+            descs.extend(g.desc().into_iter().cloned());
+        }
+        ProcessMetrics {
+            descs,
+            cpu,
+            rss,
+            vsize,
+            fds,
+            max_fds,
+            threads,
+            start,
+        }
+    }
+
+    fn refresh(&self) {
+        let Ok(me) = procfs::process::Process::myself() else {
+            return;
+        };
+        let tps = procfs::ticks_per_second() as f64;
+        if let Ok(stat) = me.stat() {
+            let cpu = (stat.utime + stat.stime) as f64 / tps;
+            let delta = cpu - self.cpu.get();
+            if delta > 0.0 {
+                self.cpu.inc_by(delta);
+            }
+            self.vsize.set(stat.vsize as i64);
+            self.rss.set(stat.rss as i64 * procfs::page_size() as i64);
+            self.threads.set(stat.num_threads);
+            if let Ok(boot) = procfs::boot_time_secs() {
+                self.start.set(boot as f64 + stat.starttime as f64 / tps);
+            }
+        }
+        if let Ok(n) = me.fd_count() {
+            self.fds.set(n as i64);
+        }
+        if let Ok(limits) = me.limits() {
+            if let procfs::process::LimitValue::Value(n) = limits.max_open_files.soft_limit {
+                self.max_fds.set(n as i64);
+            }
+        }
+    }
+}
+
+#[cfg(target_os = "linux")]
+impl prometheus::core::Collector for ProcessMetrics {
+    fn desc(&self) -> Vec<&prometheus::core::Desc> {
+        self.descs.iter().collect()
+    }
+
+    fn collect(&self) -> Vec<prometheus::proto::MetricFamily> {
+        self.refresh();
+        let mut families = Vec::new();
+        families.extend(self.cpu.collect());
+        families.extend(self.start.collect());
+        for g in [
+            &self.rss,
+            &self.vsize,
+            &self.fds,
+            &self.max_fds,
+            &self.threads,
+        ] {
+            families.extend(g.collect());
+        }
+        families
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn cpu_seconds_move_below_a_second() {
+        let m = Metrics::new();
+        let cpu = |m: &Metrics| -> f64 {
+            m.render()
+                .lines()
+                .find_map(|l| l.strip_prefix("process_cpu_seconds_total "))
+                .and_then(|v| v.trim().parse().ok())
+                .expect("process_cpu_seconds_total")
+        };
+        let burn = || {
+            let until = std::time::Instant::now() + std::time::Duration::from_millis(60);
+            let mut x = 0u64;
+            while std::time::Instant::now() < until {
+                x = x.wrapping_mul(31).wrapping_add(7);
+            }
+            std::hint::black_box(x);
+        };
+        burn();
+        let before = cpu(&m);
+        burn();
+        let after = cpu(&m);
+        // 60 ms of CPU shows: whole-second counting would read the same twice.
+        assert!(after > before, "{before} -> {after}");
+        assert!(m.render().contains("process_resident_memory_bytes"));
+        assert!(m.render().contains("process_open_fds"));
+    }
 
     #[test]
     fn renders_every_family() {

@@ -80,8 +80,43 @@ pub fn schema_of<T: JsonSchema>() -> Value {
         obj.remove("$schema");
         obj.remove("title");
         obj.entry("type").or_insert_with(|| Value::from("object"));
+        if let Some(Value::Object(props)) = obj.get_mut("properties") {
+            for prop in props.values_mut() {
+                without_null(prop);
+            }
+        }
     }
     value
+}
+
+/// An optional argument (`Option<T>`) is optional by being left out of `required`;
+/// schemars also admits `null` in its type (`["string", "null"]`, or an `anyOf` with
+/// `{"type": "null"}`), which some model providers reject. Drop that `null`: the
+/// handler still accepts an explicit `null` (serde reads it as `None`).
+fn without_null(prop: &mut Value) {
+    let Some(obj) = prop.as_object_mut() else {
+        return;
+    };
+    if let Some(Value::Array(types)) = obj.get_mut("type") {
+        types.retain(|t| t != "null");
+        if types.len() == 1 {
+            let only = types.remove(0);
+            obj.insert("type".to_owned(), only);
+        }
+    }
+    let single = match obj.get_mut("anyOf") {
+        Some(Value::Array(options)) => {
+            options.retain(|o| o.get("type").and_then(Value::as_str) != Some("null"));
+            (options.len() == 1).then(|| options.remove(0))
+        }
+        _ => None,
+    };
+    if let Some(Value::Object(only)) = single {
+        obj.remove("anyOf");
+        for (k, v) in only {
+            obj.entry(k).or_insert(v);
+        }
+    }
 }
 
 /// Decode tool arguments into `A`, naming the offending field on failure.
@@ -314,6 +349,30 @@ mod tests {
     struct Args {
         text: String,
         n: Option<u32>,
+    }
+
+    #[test]
+    fn optional_arguments_are_not_typed_null() {
+        #[derive(serde::Deserialize, JsonSchema)]
+        #[allow(dead_code)]
+        struct Args {
+            name: String,
+            /// A text, or nothing.
+            prefix: Option<String>,
+            nested: Option<Inner>,
+        }
+        #[derive(serde::Deserialize, JsonSchema)]
+        #[allow(dead_code)]
+        struct Inner {
+            n: u8,
+        }
+        let schema = schema_of::<Args>();
+        assert_eq!(schema["properties"]["prefix"]["type"], "string", "{schema}");
+        assert!(!schema.to_string().contains("\"null\""), "{schema}");
+        assert_eq!(schema["required"], serde_json::json!(["name"]), "{schema}");
+        // And null is still read as "absent".
+        let args: Args = decode_args(serde_json::json!({"name": "a", "prefix": null})).unwrap();
+        assert!(args.prefix.is_none());
     }
 
     #[test]

@@ -28,7 +28,7 @@ use slog::Logger;
 
 use crate::gate::Permit;
 use crate::protocol::era::Envelope;
-use crate::protocol::jsonrpc::{encode_error, encode_notification, encode_result};
+use crate::protocol::jsonrpc::encode_notification;
 use crate::protocol::mcp::{method, LogMessageParams, ProgressParams, ProgressToken};
 use crate::protocol::{CallToolResult, LoggingLevel, RequestId, RpcError};
 use crate::sink::Sink;
@@ -467,12 +467,7 @@ impl Call {
             other => other,
         };
         let duration_ms = self.started.elapsed().as_secs_f64() * 1000.0;
-        let json = match (&reply, &self.envelope) {
-            (Ok(raw), Some(envelope)) => envelope.encode_result(&self.id, raw),
-            (Err(e), Some(envelope)) => encode_error(Some(&self.id), &envelope.error(e.clone())),
-            (Ok(raw), None) => encode_result(&self.id, raw),
-            (Err(e), None) => encode_error(Some(&self.id), e),
-        };
+        let json = crate::protocol::era::encode_reply(&self.id, &reply, self.envelope.as_ref());
         let outcome = match (outcome, &reply) {
             ("ok", Err(_)) => "error",
             ("ok", reply) if is_error_result(reply) => "tool_error",

@@ -168,10 +168,6 @@ struct EventLog {
     bytes: Arc<AtomicU64>,
 }
 
-fn wall_ms() -> u64 {
-    unix_ms()
-}
-
 fn stream_key(session: &str, stream: u64, seq: u64) -> Vec<u8> {
     let mut k = Vec::with_capacity(session.len() + 17);
     k.extend_from_slice(session.as_bytes());
@@ -415,7 +411,7 @@ impl Storage {
         let key = stream_key(session, stream, seq);
         let order = ev.next.fetch_add(1, Ordering::Relaxed);
         let mut value = Vec::with_capacity(8 + key.len());
-        value.extend_from_slice(&wall_ms().to_be_bytes());
+        value.extend_from_slice(&unix_ms().to_be_bytes());
         value.extend_from_slice(&key);
         ev.by_stream.insert(key, json.as_bytes())?;
         ev.by_order.insert(order.to_be_bytes(), value)?;
@@ -449,15 +445,9 @@ impl Storage {
         stream: u64,
         after_seq: u64,
     ) -> Result<Vec<(u64, String)>, StorageError> {
-        let start = stream_key(session, stream, after_seq.saturating_add(1));
-        let end = stream_key(session, stream, u64::MAX);
-        let mut out = Vec::new();
-        for item in self.events.by_stream.range(start..=end) {
-            let (k, v) = item?;
-            let seq = u64::from_be_bytes(k[k.len() - 8..].try_into().unwrap_or([0; 8]));
-            out.push((seq, String::from_utf8_lossy(&v).into_owned()));
-        }
-        Ok(out)
+        self.events_after_lazily(session, stream, after_seq)
+            .map(|item| item.map(|(seq, v)| (seq, String::from_utf8_lossy(&v).into_owned())))
+            .collect()
     }
 
     /// True if the log holds any event of this stream.
@@ -486,7 +476,7 @@ impl Storage {
         ttl: Duration,
     ) -> Result<usize, StorageError> {
         let ev = &self.events;
-        let cutoff = wall_ms().saturating_sub(ttl.as_millis() as u64);
+        let cutoff = unix_ms().saturating_sub(ttl.as_millis() as u64);
         let mut removed = 0;
         while let Some((k, v)) = ev.by_order.first()? {
             let ts = u64::from_be_bytes(v[..8].try_into().unwrap_or([0; 8]));
@@ -534,7 +524,7 @@ impl Storage {
             return Err(StorageError::Unavailable(why));
         }
         let meta = self.db.open_tree("meta")?;
-        let stamp = wall_ms().to_be_bytes();
+        let stamp = unix_ms().to_be_bytes();
         self.checked(meta.insert("health_probe", &stamp))?;
         match meta.get("health_probe")? {
             Some(v) if v.as_ref() == stamp => Ok(()),

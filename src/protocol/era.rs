@@ -203,6 +203,22 @@ impl Envelope {
     }
 }
 
+/// The response to `id` with `reply`: completed by `envelope` in 2026-07-28, as is
+/// in the session era (`None`).
+pub fn encode_reply(
+    id: &RequestId,
+    reply: &Result<Box<RawValue>, RpcError>,
+    envelope: Option<&Envelope>,
+) -> String {
+    use super::jsonrpc::{encode_error, encode_result};
+    match (reply, envelope) {
+        (Ok(raw), Some(envelope)) => envelope.encode_result(id, raw),
+        (Err(e), Some(envelope)) => encode_error(Some(id), &envelope.error(e.clone())),
+        (Ok(raw), None) => encode_result(id, raw),
+        (Err(e), None) => encode_error(Some(id), e),
+    }
+}
+
 /// The client's capabilities of a 2026-07-28 request (checked present).
 pub fn capabilities(meta: &RequestMeta) -> Arc<Map<String, Value>> {
     meta.client_capabilities.clone().unwrap_or_default()

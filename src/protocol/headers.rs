@@ -3,6 +3,8 @@
 //! `x-mcp-header` annotations of a tool's `inputSchema` that name `Mcp-Param-*`
 //! headers. Pure functions; the HTTP transport applies them.
 
+use std::borrow::Cow;
+
 use base64::Engine;
 use serde_json::Value;
 
@@ -10,9 +12,10 @@ use serde_json::Value;
 pub const X_MCP_HEADER: &str = "x-mcp-header";
 
 /// Decode a header value: `=?base64?{standard Base64 of UTF-8}?=`, or plain visible
-/// ASCII (spaces and tabs allowed inside) with surrounding whitespace trimmed.
-/// `None` when the value is malformed or holds characters a header may not.
-pub fn decode_value(raw: &[u8]) -> Option<String> {
+/// ASCII (spaces and tabs allowed inside) with surrounding whitespace trimmed (then
+/// borrowed, not copied). `None` when the value is malformed or holds characters a
+/// header may not.
+pub fn decode_value(raw: &[u8]) -> Option<Cow<'_, str>> {
     let text = std::str::from_utf8(raw).ok()?.trim_matches([' ', '\t']);
     if let Some(inner) = text
         .strip_prefix("=?base64?")
@@ -21,11 +24,11 @@ pub fn decode_value(raw: &[u8]) -> Option<String> {
         let bytes = base64::engine::general_purpose::STANDARD
             .decode(inner)
             .ok()?;
-        return String::from_utf8(bytes).ok();
+        return String::from_utf8(bytes).ok().map(Cow::Owned);
     }
     text.bytes()
         .all(|b| b == b'\t' || (0x20..=0x7e).contains(&b))
-        .then(|| text.to_owned())
+        .then_some(Cow::Borrowed(text))
 }
 
 /// The JSON type an annotated argument has.

@@ -420,15 +420,8 @@ impl Session {
         slog::debug!(self.log, "request"; "method" => req.method(),
             "request_id" => req.id.to_string(), "success" => reply.is_ok(),
             "duration_ms" => elapsed * 1000.0, "trace_id" => req.meta.trace_id());
-        let json = match (era, &reply) {
-            (Some(Era::Modern), Ok(raw)) => self.service.envelope().encode_result(&req.id, raw),
-            (Some(Era::Modern), Err(e)) => {
-                encode_error(Some(&req.id), &self.service.envelope().error(e.clone()))
-            }
-            (_, Ok(raw)) => encode_result(&req.id, raw),
-            (_, Err(e)) => encode_error(Some(&req.id), e),
-        };
-        sink.response(json);
+        let envelope = (era == Some(Era::Modern)).then(|| self.service.envelope());
+        sink.response(era::encode_reply(&req.id, &reply, envelope));
     }
 
     /// Durability (DESIGN §3): a session the client is told exists is on disk first.
@@ -820,7 +813,8 @@ impl Session {
 
     fn subscribe(&mut self, params: &UriParams, on: bool, ctx: &mut Context<Self>) -> Reply {
         if on {
-            self.check_subscription(&params.uri, self.subscriptions.len())?;
+            let new = !self.subscriptions.contains(&params.uri);
+            self.check_subscription(&params.uri, self.subscriptions.len(), new)?;
             if !self.service.resources.exists(&params.uri) {
                 return Err(crate::resources::not_found(&params.uri));
             }
@@ -832,9 +826,9 @@ impl Session {
         reply(&serde_json::json!({}))
     }
 
-    /// A new subscription to `uri` when `held` are held already: within the count and
-    /// URI-size limits (-32602 naming the limit otherwise).
-    fn check_subscription(&self, uri: &str, held: usize) -> Result<(), RpcError> {
+    /// A subscription to `uri` when `held` are held already (`new`: it is not one of
+    /// them): within the count and URI-size limits (-32602 naming the limit otherwise).
+    fn check_subscription(&self, uri: &str, held: usize, new: bool) -> Result<(), RpcError> {
         let limits = &self.service.limits;
         if uri.len() > limits.max_uri_bytes {
             return Err(over_limit(
@@ -843,7 +837,7 @@ impl Session {
                 format!("a URI of {} bytes", uri.len()),
             ));
         }
-        if held >= limits.max_subscriptions && !self.subscriptions.contains(uri) {
+        if new && held >= limits.max_subscriptions {
             return Err(over_limit(
                 "limits.max_subscriptions",
                 limits.max_subscriptions,
@@ -872,7 +866,7 @@ impl Session {
             .map(Vec::len)
             .sum();
         for (n, uri) in wanted.iter().enumerate() {
-            self.check_subscription(uri, held + n)?;
+            self.check_subscription(uri, held + n, true)?;
         }
         let resources = &self.service.resources;
         let honoured = SubscriptionFilter {

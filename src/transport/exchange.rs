@@ -159,3 +159,16 @@ pub fn error_code(json: &str) -> Option<i32> {
         .unwrap_or(rest.len());
     rest[..end].parse().ok()
 }
+
+/// A `text/event-stream` answer streaming `body` (not cached, not buffered by a
+/// proxy: `X-Accel-Buffering: no`).
+pub fn event_stream<S>(body: S) -> HttpResponse
+where
+    S: futures::Stream<Item = Result<bytes::Bytes, std::convert::Infallible>> + 'static,
+{
+    HttpResponse::Ok()
+        .content_type("text/event-stream")
+        .insert_header((header::CACHE_CONTROL, "no-cache"))
+        .insert_header(("x-accel-buffering", "no"))
+        .streaming(body)
+}

@@ -392,11 +392,7 @@ fn replay_response(
             futures::stream::iter(pieces.into_iter().map(Ok::<Bytes, Infallible>))
         })
         .flatten();
-    HttpResponse::Ok()
-        .content_type("text/event-stream")
-        .insert_header((header::CACHE_CONTROL, "no-cache"))
-        .insert_header(("x-accel-buffering", "no"))
-        .streaming(body)
+    crate::transport::exchange::event_stream(body)
 }
 
 /// The body of an SSE response: bytes from `rx`, with a guard that keeps the session
@@ -413,11 +409,7 @@ fn sse_response(
             .await
             .map(|b| (Ok::<Bytes, Infallible>(b), (rx, guard)))
     });
-    HttpResponse::Ok()
-        .content_type("text/event-stream")
-        .insert_header((header::CACHE_CONTROL, "no-cache"))
-        .insert_header(("x-accel-buffering", "no"))
-        .streaming(head.chain(tail))
+    crate::transport::exchange::event_stream(head.chain(tail))
 }
 
 async fn post_mcp(

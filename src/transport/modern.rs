@@ -26,7 +26,7 @@
 use std::convert::Infallible;
 use std::sync::Arc;
 
-use actix_web::http::header::{self, HeaderMap};
+use actix_web::http::header::HeaderMap;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse};
 use bytes::Bytes;
@@ -43,8 +43,8 @@ use crate::session::{Inbound, SessionKind};
 use crate::sink::{Frame, FrameKind, FrameReceiver, Sink};
 use crate::telemetry::metrics::reason;
 use crate::transport::exchange::{
-    busy, error_code, Accept, RefusalReason, StreamGuard, JSON_WINDOW, SESSION_HEADER,
-    VERSION_HEADER,
+    busy, error_code, event_stream, Accept, RefusalReason, StreamGuard, JSON_WINDOW,
+    SESSION_HEADER, VERSION_HEADER,
 };
 use crate::transport::state::{AppState, WorkerSession};
 
@@ -101,13 +101,22 @@ fn refusal_reason(code: i32) -> &'static str {
 
 /// An error answer to `id` with the status its code calls for.
 fn error_response(id: Option<&crate::protocol::RequestId>, error: &RpcError) -> HttpResponse {
-    let status = status_of(error.code);
+    json_answer(
+        encode_error_omitting_unknown_id(id, error),
+        Some(error.code),
+    )
+}
+
+/// An encoded JSON-RPC message as a JSON answer; `code` (of an error response)
+/// decides the status, and a refusal is marked for `mcp_rejected_total`.
+fn json_answer(json: String, code: Option<i32>) -> HttpResponse {
+    let status = code.map_or(StatusCode::OK, status_of);
     let mut resp = HttpResponse::build(status)
         .content_type("application/json")
-        .body(encode_error_omitting_unknown_id(id, error));
-    if status != StatusCode::OK {
+        .body(json);
+    if let (Some(code), false) = (code, status == StatusCode::OK) {
         resp.extensions_mut()
-            .insert(RefusalReason(refusal_reason(error.code)));
+            .insert(RefusalReason(refusal_reason(code)));
     }
     resp
 }
@@ -150,19 +159,14 @@ pub fn check(headers: &HeaderMap, req: &Request, state: &AppState) -> Result<(),
         let Some(raw) = headers.get(NAME_HEADER) else {
             return Err(mismatch("missing Mcp-Name header"));
         };
-        let plain = raw.to_str().ok().map(|t| t.trim_matches([' ', '\t']));
-        match plain.filter(|t| !t.starts_with("=?base64?")) {
-            // The common case, compared without decoding.
-            Some(text) if text == name => {}
-            _ => match decode_value(raw.as_bytes()) {
-                Some(value) if value == name => {}
+        match decode_value(raw.as_bytes()) {
+            Some(value) if value == name => {}
             Some(value) => {
                 return Err(mismatch(format!(
                     "Header mismatch: Mcp-Name header value {value:?} does not match body value {name:?}"
                 )))
             }
-                None => return Err(mismatch("malformed Mcp-Name header")),
-            },
+            None => return Err(mismatch("malformed Mcp-Name header")),
         }
     }
     if let ClientRequest::ToolsCall(call) = &req.call {
@@ -228,15 +232,7 @@ pub async fn post(
 
 fn json_response(f: Frame) -> HttpResponse {
     let code = error_code(&f.json);
-    let status = code.map_or(StatusCode::OK, status_of);
-    let mut resp = HttpResponse::build(status)
-        .content_type("application/json")
-        .body(f.json);
-    if let (Some(code), false) = (code, status == StatusCode::OK) {
-        resp.extensions_mut()
-            .insert(RefusalReason(refusal_reason(code)));
-    }
-    resp
+    json_answer(f.json, code)
 }
 
 /// JSON or a per-request SSE stream, as the first frame decides.
@@ -263,7 +259,7 @@ async fn answer(accept: Accept, mut frames: FrameReceiver, state: &AppState) -> 
     } else {
         None
     };
-    sse(request_stream(
+    event_stream(request_stream(
         first,
         frames,
         state.service.limits.stream_probe,
@@ -311,17 +307,6 @@ fn request_stream(
         futures::future::ready(Some(Ok(bytes)))
     });
     head.chain(events)
-}
-
-fn sse<S>(body: S) -> HttpResponse
-where
-    S: futures::Stream<Item = Result<Bytes, Infallible>> + 'static,
-{
-    HttpResponse::Ok()
-        .content_type("text/event-stream")
-        .insert_header((header::CACHE_CONTROL, "no-cache"))
-        .insert_header(("x-accel-buffering", "no"))
-        .streaming(body)
 }
 
 /// `subscriptions/listen`: a listener session under Root, and its stream.
@@ -396,7 +381,7 @@ async fn listen(state: &AppState, request: Box<Request>) -> HttpResponse {
             .map(|b| (Ok::<Bytes, Infallible>(b), (rx, guard)))
     });
     let head = futures::stream::iter([Ok(Bytes::from_static(b": listening\n\n"))]);
-    sse(head.chain(body))
+    event_stream(head.chain(body))
 }
 
 #[cfg(test)]

@@ -112,11 +112,24 @@ fn post(
     session: Option<&str>,
     body: serde_json::Value,
 ) -> (u16, Option<String>, serde_json::Value) {
+    let session: Vec<(&str, &str)> = session
+        .map(|id| ("mcp-session-id", id))
+        .into_iter()
+        .collect();
+    post_with(url, &session, body)
+}
+
+/// POST `body` with `headers` besides the content type and accept ones.
+fn post_with(
+    url: &str,
+    headers: &[(&str, &str)],
+    body: serde_json::Value,
+) -> (u16, Option<String>, serde_json::Value) {
     let mut req = ureq::post(url)
         .set("content-type", "application/json")
         .set("accept", "application/json, text/event-stream");
-    if let Some(id) = session {
-        req = req.set("mcp-session-id", id);
+    for (name, value) in headers {
+        req = req.set(name, value);
     }
     let resp = match req.send_string(&body.to_string()) {
         Ok(r) => r,
@@ -253,21 +266,13 @@ fn post_modern(url: &str, id: u64, text: &str) -> (u16, serde_json::Value) {
         "params": {"name": "echo", "arguments": {"text": text},
             "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28",
                 "io.modelcontextprotocol/clientCapabilities": {}}}});
-    let resp = match ureq::post(url)
-        .set("content-type", "application/json")
-        .set("accept", "application/json, text/event-stream")
-        .set("mcp-protocol-version", "2026-07-28")
-        .set("mcp-method", "tools/call")
-        .set("mcp-name", "echo")
-        .send_string(&body.to_string())
-    {
-        Ok(r) => r,
-        Err(ureq::Error::Status(_, r)) => r,
-        Err(e) => panic!("POST {url}: {e}"),
-    };
-    let status = resp.status();
-    let text = resp.into_string().expect("body");
-    (status, serde_json::from_str(&text).unwrap_or_default())
+    let headers = [
+        ("mcp-protocol-version", "2026-07-28"),
+        ("mcp-method", "tools/call"),
+        ("mcp-name", "echo"),
+    ];
+    let (status, _, answer) = post_with(url, &headers, body);
+    (status, answer)
 }
 
 #[test]

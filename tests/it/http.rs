@@ -232,13 +232,7 @@ fn the_session_cap_answers_503_with_retry_after() {
     let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
         "protocolVersion": VERSION, "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}});
     let r = s.post(None, &init.to_string(), &[]);
-    assert_eq!(r.status, 503, "{r:?}");
-    let retry = r.header("retry-after").expect("Retry-After header");
-    assert!(
-        retry.parse::<u64>().is_ok_and(|n| n > 0),
-        "Retry-After: {retry}"
-    );
-    assert!(r.header("mcp-session-id").is_none(), "{r:?}");
+    crate::http_util::assert_busy(&r);
     assert_eq!(s.delete(&a).status, 200);
     let (c, _) = s.initialize_with(json!({}));
     assert_eq!(s.request(&c, 2, "ping", json!({}))["result"], json!({}));
@@ -634,16 +628,6 @@ fn logs_carry_a_session_tag_not_the_session_id_and_clip_client_names() {
     assert!(initialized.len() < 1000, "{initialized}");
 }
 
-/// The server's resident memory, in KiB.
-fn rss_kib(s: &Server) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{}/status", s.pid())).expect("status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS")
-}
-
 #[test]
 fn what_a_session_keeps_is_bounded_in_bytes() {
     let s = Server::start(&[]);
@@ -658,7 +642,7 @@ fn what_a_session_keeps_is_bounded_in_bytes() {
     let r = s.post(None, &init(&"x".repeat(15_000)), &[]);
     assert_eq!(r.status, 200, "{r:?}");
     assert!(r.header("mcp-session-id").is_some());
-    let before = rss_kib(&s);
+    let before = crate::util::rss_kib(s.pid());
     // 200 sessions asking to keep 1 MiB each: refused, naming the limit, and the
     // server does not grow by what they sent.
     let big = init(&"x".repeat(1 << 20));
@@ -673,7 +657,7 @@ fn what_a_session_keeps_is_bounded_in_bytes() {
             "{e}"
         );
     }
-    let after = rss_kib(&s);
+    let after = crate::util::rss_kib(s.pid());
     // Before the limit this grew by ~1 MiB per session (200 MiB here).
     assert!(
         after < before + 40 * 1024,
@@ -751,7 +735,7 @@ fn replays_of_a_big_event_are_not_copied_per_connection() {
             >= 3_000_000
     );
     drop(st);
-    let before = rss_kib(&s);
+    let before = crate::util::rss_kib(s.pid());
     let mut conns = Vec::new();
     for _ in 0..40 {
         let mut c = std::net::TcpStream::connect(&s.addr).expect("connect");
@@ -764,7 +748,7 @@ fn replays_of_a_big_event_are_not_copied_per_connection() {
         conns.push(c);
     }
     std::thread::sleep(Duration::from_millis(1500));
-    let after = rss_kib(&s);
+    let after = crate::util::rss_kib(s.pid());
     assert!(
         after < before + 100 * 1024,
         "RSS {before} KiB -> {after} KiB with 40 stalled replays of a 20 MB event"

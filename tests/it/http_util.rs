@@ -706,3 +706,14 @@ pub fn call_body(id: impl Into<Value>, tool: &str, args: Value) -> String {
         "params": {"name": tool, "arguments": args}})
     .to_string()
 }
+
+/// A 503 refusal: `Retry-After` of at least a second, and no session minted.
+pub fn assert_busy(r: &Reply) {
+    assert_eq!(r.status, 503, "{r:?}");
+    let retry = r.header("retry-after").expect("Retry-After header");
+    assert!(
+        retry.parse::<u64>().is_ok_and(|n| n > 0),
+        "Retry-After: {retry}"
+    );
+    assert!(r.header("mcp-session-id").is_none(), "{r:?}");
+}

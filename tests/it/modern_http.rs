@@ -8,46 +8,12 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use crate::http_util::{call_body, text, Reply, Server, Streaming, ACCEPT_BOTH};
-
-/// The revision under test.
-const MODERN: &str = "2026-07-28";
-/// Every version emcee serves, newest first.
-const SUPPORTED: [&str; 5] = [
-    "2026-07-28",
-    "2025-11-25",
-    "2025-06-18",
-    "2025-03-26",
-    "2024-11-05",
-];
-const SERVER_INFO: &str = "io.modelcontextprotocol/serverInfo";
-const SUBSCRIPTION_ID: &str = "io.modelcontextprotocol/subscriptionId";
-
-/// The required per-request `_meta`, declaring `capabilities`.
-fn meta_with(capabilities: Value) -> Value {
-    json!({
-        "io.modelcontextprotocol/protocolVersion": MODERN,
-        "io.modelcontextprotocol/clientCapabilities": capabilities,
-        "io.modelcontextprotocol/clientInfo": {"name": "t", "version": "1"},
-    })
-}
-
-fn meta() -> Value {
-    meta_with(json!({}))
-}
+use crate::util::{with_meta, MODERN, SERVER_INFO, SUBSCRIPTION_ID, SUPPORTED};
 
 /// A 2026-07-28 request body: `params` plus the usual `_meta` (fields of a `_meta`
 /// already in `params` win).
 fn body(id: impl Into<Value>, method: &str, params: Value) -> Value {
-    let mut params = params;
-    let map = params.as_object_mut().expect("params is an object");
-    let mut m = meta();
-    if let Some(Value::Object(given)) = map.remove("_meta") {
-        for (k, v) in given {
-            m[k] = v;
-        }
-    }
-    map.insert("_meta".into(), m);
-    json!({"jsonrpc": "2.0", "id": id.into(), "method": method, "params": params})
+    json!({"jsonrpc": "2.0", "id": id.into(), "method": method, "params": with_meta(params)})
 }
 
 /// A POST to `/mcp` with the headers a 2026-07-28 client derives from its body,
@@ -1064,13 +1030,7 @@ fn listen_streams_count_against_the_session_cap() {
     let first = listen(&s, 2, json!({"toolsListChanged": true}));
     let b = body(3, "subscriptions/listen", json!({"notifications": {}}));
     let r = post(&s, &b);
-    assert_eq!(r.status, 503, "{r:?}");
-    let retry = r.header("retry-after").expect("Retry-After header");
-    assert!(
-        retry.parse::<u64>().is_ok_and(|n| n > 0),
-        "Retry-After: {retry}"
-    );
-    assert!(r.header("mcp-session-id").is_none(), "{r:?}");
+    crate::http_util::assert_busy(&r);
     assert_eq!(r.json()["error"]["code"], -32000, "{r:?}");
     // Ordinary requests are still served while the cap is reached.
     assert_eq!(text(&call(&s, 4, "echo", json!({"text": "b"}))), "b");

@@ -7,41 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::util::{error_code, text, Stdio};
-
-const MODERN: &str = "2026-07-28";
-const SUPPORTED: [&str; 5] = [
-    "2026-07-28",
-    "2025-11-25",
-    "2025-06-18",
-    "2025-03-26",
-    "2024-11-05",
-];
-const SUBSCRIPTION_ID: &str = "io.modelcontextprotocol/subscriptionId";
-const SERVER_INFO: &str = "io.modelcontextprotocol/serverInfo";
-
-/// The required per-request `_meta`.
-fn meta() -> Value {
-    json!({
-        "io.modelcontextprotocol/protocolVersion": MODERN,
-        "io.modelcontextprotocol/clientCapabilities": {},
-        "io.modelcontextprotocol/clientInfo": {"name": "t", "version": "1"},
-    })
-}
-
-/// `params` with the usual `_meta` (fields of a `_meta` already there win).
-fn with_meta(params: Value) -> Value {
-    let mut params = params;
-    let map = params.as_object_mut().expect("params is an object");
-    let mut m = meta();
-    if let Some(Value::Object(given)) = map.remove("_meta") {
-        for (k, v) in given {
-            m[k] = v;
-        }
-    }
-    map.insert("_meta".into(), m);
-    params
-}
+use crate::util::{error_code, text, with_meta, Stdio, SERVER_INFO, SUBSCRIPTION_ID, SUPPORTED};
 
 fn start() -> Stdio {
     Stdio::start(&["--fixtures", "conformance"])

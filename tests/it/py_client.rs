@@ -13,7 +13,6 @@
 
 use std::ffi::OsStr;
 use std::fs;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::Mutex;
@@ -21,6 +20,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::http_util::Server;
+use crate::util::{describe, drain};
 
 /// Serializes creating the venv if both tests need it at once.
 static VENV_SETUP: Mutex<()> = Mutex::new(());
@@ -52,27 +52,6 @@ fn venv_python(venv: &Path) -> PathBuf {
     } else {
         venv.join("bin").join("python")
     }
-}
-
-fn describe(output: &Output) -> String {
-    format!(
-        "status: {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
-
-/// Drain a child pipe on a thread so a chatty child cannot block on a full pipe.
-fn drain<R: Read + Send + 'static>(pipe: Option<R>) -> thread::JoinHandle<Vec<u8>> {
-    thread::spawn(move || {
-        let mut buf = Vec::new();
-        if let Some(mut pipe) = pipe {
-            // A read error just truncates what we can show; the exit status decides.
-            let _ = pipe.read_to_end(&mut buf);
-        }
-        buf
-    })
 }
 
 /// SIGKILL the process group `child` leads (it and anything it spawned, such as the

@@ -1025,12 +1025,7 @@ fn a_client_that_does_not_read_cannot_grow_the_output_queue() {
         })
     };
     std::thread::sleep(std::time::Duration::from_secs(3));
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
-    let rss_kib: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS");
+    let rss_kib = crate::util::rss_kib(pid);
     let written = sent.load(std::sync::atomic::Ordering::Relaxed);
     let _ = child.kill();
     let _ = child.wait();

@@ -10,13 +10,15 @@
 //! A missing `node` or `npm` is a test failure, never a silent skip.
 
 use std::ffi::OsStr;
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
+
+use crate::util::{describe, drain};
 
 /// Serializes `npm ci` if several tests in this binary need `tests/clients`.
 static NPM_INSTALL: Mutex<()> = Mutex::new(());
@@ -36,15 +38,6 @@ fn npm_program() -> &'static str {
     } else {
         "npm"
     }
-}
-
-fn describe(output: &Output) -> String {
-    format!(
-        "status: {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
 }
 
 /// The npm packages the client scripts import (SDK v1 and the v2 client).
@@ -82,18 +75,6 @@ fn ensure_sdk_installed(dir: &Path) {
             scope.join(name).display()
         );
     }
-}
-
-/// Drain a child pipe on a thread so a chatty child cannot block on a full pipe.
-fn drain<R: Read + Send + 'static>(pipe: Option<R>) -> thread::JoinHandle<Vec<u8>> {
-    thread::spawn(move || {
-        let mut buf = Vec::new();
-        if let Some(mut pipe) = pipe {
-            // A read error just truncates what we can show; the exit status decides.
-            let _ = pipe.read_to_end(&mut buf);
-        }
-        buf
-    })
 }
 
 /// Wait for `child`, killing it if it outlives `timeout`. The flag is true if it was killed.

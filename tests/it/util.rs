@@ -315,3 +315,75 @@ pub fn run(args: &[&str], env: &[(&str, &str)]) -> (ExitStatus, String, String) 
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
+
+/// The resident memory of process `pid`, in KiB.
+pub fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS")
+}
+
+/// A finished child's status and both outputs, for a failure message.
+pub fn describe(output: &std::process::Output) -> String {
+    format!(
+        "status: {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// Drain a child pipe on a thread so a chatty child cannot block on a full pipe.
+pub fn drain<R: std::io::Read + Send + 'static>(
+    pipe: Option<R>,
+) -> std::thread::JoinHandle<Vec<u8>> {
+    std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        if let Some(mut pipe) = pipe {
+            // A read error just truncates what we can show; the exit status decides.
+            let _ = pipe.read_to_end(&mut buf);
+        }
+        buf
+    })
+}
+
+/// The 2026-07-28 revision.
+pub const MODERN: &str = "2026-07-28";
+/// Every version emcee serves, newest first.
+pub const SUPPORTED: [&str; 5] = [
+    "2026-07-28",
+    "2025-11-25",
+    "2025-06-18",
+    "2025-03-26",
+    "2024-11-05",
+];
+/// `_meta` key of the server's identity on 2026-07-28 results.
+pub const SERVER_INFO: &str = "io.modelcontextprotocol/serverInfo";
+/// `_meta` key of a listen stream's notifications.
+pub const SUBSCRIPTION_ID: &str = "io.modelcontextprotocol/subscriptionId";
+
+/// The required per-request 2026-07-28 `_meta`, declaring no capabilities.
+pub fn meta() -> Value {
+    json!({
+        "io.modelcontextprotocol/protocolVersion": MODERN,
+        "io.modelcontextprotocol/clientCapabilities": {},
+        "io.modelcontextprotocol/clientInfo": {"name": "t", "version": "1"},
+    })
+}
+
+/// `params` with the usual 2026-07-28 `_meta` (fields of a `_meta` already there win).
+pub fn with_meta(params: Value) -> Value {
+    let mut params = params;
+    let map = params.as_object_mut().expect("params is an object");
+    let mut m = meta();
+    if let Some(Value::Object(given)) = map.remove("_meta") {
+        for (k, v) in given {
+            m[k] = v;
+        }
+    }
+    map.insert("_meta".into(), m);
+    params
+}

@@ -217,6 +217,8 @@ pub struct FileStorage {
     pub cache_capacity_bytes: Option<u64>,
     /// [`StorageConfig::flush_timeout`] in milliseconds.
     pub flush_timeout_ms: Option<u64>,
+    /// [`StorageConfig::retry`] in milliseconds.
+    pub retry_ms: Option<u64>,
 }
 
 /// Runtime limits. Each is a bound on memory or time; each has a test at its edge.
@@ -363,6 +365,11 @@ pub struct StorageConfig {
     /// exit 3). Default 5 s.
     #[serde(rename = "flush_timeout_ms", serialize_with = "ser_ms")]
     pub flush_timeout: Duration,
+    /// While storage is failing (or the data directory is held by another process),
+    /// how often to test whether the disk takes writes again and, if it does, reopen
+    /// the database. Default 2 s.
+    #[serde(rename = "retry_ms", serialize_with = "ser_ms")]
+    pub retry: Duration,
 }
 
 impl Default for StorageConfig {
@@ -370,6 +377,7 @@ impl Default for StorageConfig {
         StorageConfig {
             cache_capacity_bytes: 8 * 1024 * 1024,
             flush_timeout: Duration::from_secs(5),
+            retry: Duration::from_secs(2),
         }
     }
 }
@@ -739,6 +747,9 @@ impl Config {
         if let Some(ms) = file.storage.flush_timeout_ms {
             config.storage.flush_timeout =
                 Duration::from_millis(positive("storage.flush_timeout_ms", ms)?);
+        }
+        if let Some(ms) = file.storage.retry_ms {
+            config.storage.retry = Duration::from_millis(positive("storage.retry_ms", ms)?);
         }
         Ok(config)
     }

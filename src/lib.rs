@@ -47,7 +47,7 @@ use slog::Logger;
 
 use crate::config::{Config, Limits, Mode};
 use crate::service::{ServerInfo, Service};
-use crate::storage::{Storage, StorageError};
+use crate::storage::{Recovery, Storage, StorageError};
 use crate::tools::{DuplicateTool, ToolRegistry};
 
 /// A failure that stops the process; `main` maps each to an exit code.
@@ -95,8 +95,17 @@ pub fn builtin_service(storage: Storage, limits: Limits, log: Logger) -> Result<
 
 /// Open storage and assemble the service the binary serves: the built-in tools plus
 /// the enabled fixture sets.
+///
+/// Over stdio a data directory held by another process is not fatal: the tools that
+/// need no storage work, the others answer `isError` with the explanation, and the
+/// directory is opened once it is free (an MCP client would otherwise only see
+/// "connection closed"). `serve` exits 3 with the same explanation.
 pub fn build_service(config: &Config, log: Logger) -> Result<Arc<Service>, Error> {
-    let storage = Storage::open(&config.data_dir, config.storage.cache_capacity_bytes)?;
+    let (dir, cache) = (&config.data_dir, config.storage.cache_capacity_bytes);
+    let storage = match config.mode {
+        Mode::Stdio => Storage::open_or_wait(dir, cache)?,
+        _ => Storage::open(dir, cache)?,
+    };
     let mut service = builtin_service(storage, config.limits.clone(), log)?;
     service.storage.observe(
         config.storage.flush_timeout,
@@ -141,21 +150,80 @@ pub async fn run(
             let service = build_service(&config, log.clone())?;
             slog::info!(log, "serving stdio"; "data_dir" => config.data_dir.display().to_string(),
                 "tools" => service.tools.len());
+            let watch = tokio::spawn(watch_storage(service.clone(), config.storage.retry));
             let result = transport::stdio::serve_stdio(service.clone(), shutdown).await;
-            service.storage.flush().await?;
-            service.storage.record_clean_stop();
+            watch.abort();
+            // Never opened (held by another process): nothing was written to flush.
+            if service.storage.is_open() {
+                service.storage.flush().await?;
+                service.storage.record_clean_stop();
+            }
             slog::info!(log, "stopped");
             Ok(result?)
         }
         Mode::Serve => {
             let service = build_service(&config, log.clone())?;
-            let result = transport::http::serve(&config, service.clone(), shutdown).await;
+            // A storage that needs a new process to recover stops the server like a
+            // SIGTERM, with exit code 3: the supervisor (systemd `Restart=on-failure`,
+            // compose `restart: unless-stopped`) starts a new one.
+            let (restart, restart_needed) = tokio::sync::oneshot::channel();
+            let watched = service.clone();
+            let retry = config.storage.retry;
+            let watch = tokio::spawn(async move {
+                watch_storage(watched, retry).await;
+                let _ = restart.send(());
+            });
+            let restarting = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let stop = {
+                let restarting = restarting.clone();
+                let log = log.clone();
+                async move {
+                    tokio::pin!(shutdown);
+                    tokio::select! {
+                        _ = &mut shutdown => {}
+                        Ok(()) = restart_needed => {
+                            restarting.store(true, std::sync::atomic::Ordering::SeqCst);
+                            slog::warn!(log, "stopping so that a new process reopens storage (exit code 3)");
+                        }
+                    }
+                }
+            };
+            let result = transport::http::serve(&config, service.clone(), stop).await;
+            watch.abort();
+            if restarting.load(std::sync::atomic::Ordering::SeqCst) {
+                let why = service.storage.failure().unwrap_or_default();
+                return Err(Error::Storage(StorageError::Unavailable(why)));
+            }
             service.storage.flush().await?;
             service.storage.record_clean_stop();
             slog::info!(log, "stopped");
             Ok(result?)
         }
         Mode::Config | Mode::Healthcheck => Ok(()),
+    }
+}
+
+/// While storage is failing, test every `every` whether it works again
+/// ([`Storage::try_recover`]; success is logged there). Returns when the disk takes
+/// writes again but only a new process can reopen the database (logged here).
+/// Failed attempts are logged at debug only: the failure itself was logged once, and
+/// `/health` shows it.
+async fn watch_storage(service: Arc<Service>, every: std::time::Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        match service.storage.try_recover().await {
+            Recovery::Healthy | Recovery::Recovered => {}
+            Recovery::Failing(why) => {
+                slog::debug!(service.log, "storage still failing"; "error" => why)
+            }
+            Recovery::RestartNeeded => {
+                slog::warn!(service.log, "storage: the disk takes writes again, but the database can only be reopened by a new process";
+                    "data_dir" => service.storage.dir().map(|d| d.display().to_string()));
+                return;
+            }
+        }
     }
 }
 

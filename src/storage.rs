@@ -30,6 +30,14 @@ pub enum StorageError {
         /// sled's error.
         source: sled::Error,
     },
+    /// Another process (another emcee on the same `--data-dir`) holds the database.
+    #[error("storage at {path} is held by another process{holder}; stop it, or give this process its own --data-dir")]
+    Held {
+        /// The data directory.
+        path: PathBuf,
+        /// " (pid N)" when the holder is known, else empty.
+        holder: String,
+    },
     /// The data files are damaged: they are shorter than at the last clean stop, or
     /// sled failed reading them.
     #[error("storage at {path} is damaged ({detail}); restore it from a backup, or move it away to start empty")]
@@ -66,20 +74,59 @@ pub fn unix_ms() -> u64 {
 }
 
 /// Handle to the database; cheap to clone and share between threads.
+///
+/// The sled database sits behind an indirection so that a data directory held by
+/// another process at start can be opened once it is free (see
+/// [`Storage::try_recover`]).
 #[derive(Clone)]
 pub struct Storage {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    /// The open database; `None` while it is being reopened, or while the data
+    /// directory is held by another process.
+    trees: std::sync::RwLock<Option<Arc<Trees>>>,
+    /// Counters of the replay log (kept across a reopen, recounted by it).
+    events: EventCounters,
+    commit: GroupCommit,
+    health: StorageHealth,
+    /// The data directory (`None` for a temporary database).
+    dir: Option<PathBuf>,
+    cache_bytes: u64,
+}
+
+/// One open sled database and its trees.
+struct Trees {
     db: sled::Db,
+    meta: sled::Tree,
     kv: sled::Tree,
     sessions: sled::Tree,
     /// When each saved session was last used (unix ms, big-endian), apart from its
     /// record so that marking use does not rewrite the record.
     session_seen: sled::Tree,
-    events: EventLog,
-    commit: Arc<GroupCommit>,
-    health: Arc<StorageHealth>,
-    /// The data directory (`None` for a temporary database).
-    dir: Option<PathBuf>,
+    /// The SSE replay log: global seq (u64 BE) → ts_ms (u64 BE) + index key.
+    by_order: sled::Tree,
+    /// The replay log by stream: session \0 stream (u64 BE) seq (u64 BE) → JSON text.
+    by_stream: sled::Tree,
 }
+
+/// What [`Storage::try_recover`] found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Recovery {
+    /// Storage was not failing.
+    Healthy,
+    /// Storage works again.
+    Recovered,
+    /// The disk takes writes again, but the database can only be reopened by a new
+    /// process.
+    RestartNeeded,
+    /// Still failing, and why.
+    Failing(String),
+}
+
+/// Appended to the failure once the disk takes writes again.
+const RESTART_HINT: &str = "the disk takes writes again: restart emcee to reopen the database";
 
 /// Written beside sled's files at a clean stop: the `db` file's length then.
 const CLEAN_STOP_FILE: &str = "emcee-clean-stop";
@@ -124,10 +171,10 @@ impl StorageHealth {
         }
     }
 
-    fn recovered(&self) {
+    fn recovered(&self, how: &str) {
         let was = self.failure.lock().ok().and_then(|mut f| f.take());
         if let (Some(why), Some((log, _))) = (was, self.observer.get()) {
-            slog::warn!(log, "storage recovered: a flush succeeded"; "after" => why);
+            slog::warn!(log, "storage recovered"; "how" => how, "after" => why);
         }
     }
 
@@ -154,18 +201,14 @@ struct GroupCommit {
     flushes: AtomicU64,
 }
 
-/// The SSE replay log. Events are not flushed one by one: a crash loses at most the
-/// last half second of replayable events, never an acknowledged write.
-#[derive(Clone)]
-struct EventLog {
-    /// global seq (u64 BE) → ts_ms (u64 BE) + index key.
-    by_order: sled::Tree,
-    /// session \0 stream (u64 BE) seq (u64 BE) → JSON text.
-    by_stream: sled::Tree,
-    next: Arc<AtomicU64>,
-    count: Arc<AtomicUsize>,
+/// Counters of the SSE replay log. Events are not flushed one by one: a crash loses
+/// at most the last half second of replayable events, never an acknowledged write.
+#[derive(Default)]
+struct EventCounters {
+    next: AtomicU64,
+    count: AtomicUsize,
     /// Bytes of logged event JSON.
-    bytes: Arc<AtomicU64>,
+    bytes: AtomicU64,
 }
 
 fn stream_key(session: &str, stream: u64, seq: u64) -> Vec<u8> {
@@ -186,10 +229,6 @@ impl std::fmt::Debug for Storage {
 impl Storage {
     /// Open (or create) the database in `dir` with a page cache of `cache_bytes`.
     pub fn open(dir: &Path, cache_bytes: u64) -> Result<Storage, StorageError> {
-        let corrupt = |detail: String| StorageError::Corrupt {
-            path: dir.to_owned(),
-            detail,
-        };
         // sled does not notice a truncated file (it recovers what is left, silently):
         // compare with the length recorded at the last clean stop.
         let stop = dir.join(CLEAN_STOP_FILE);
@@ -199,53 +238,33 @@ impl Storage {
         {
             let now = std::fs::metadata(dir.join("db")).map_or(0, |m| m.len());
             if now < recorded {
-                return Err(corrupt(format!(
-                    "the db file is {now} bytes, {recorded} at the last clean stop"
-                )));
+                return Err(StorageError::Corrupt {
+                    path: dir.to_owned(),
+                    detail: format!(
+                        "the db file is {now} bytes, {recorded} at the last clean stop"
+                    ),
+                });
             }
         }
+        let trees = Trees::open(dir, cache_bytes)?;
         // The record holds for one start: a crash after this is sled's to recover.
         let _ = std::fs::remove_file(&stop);
-        // Some damage makes sled panic while it reads the files: that is a damaged
-        // data directory (exit 3), not a crash of emcee.
-        let opened = std::panic::catch_unwind(|| {
-            sled::Config::new()
-                .path(dir)
-                .cache_capacity(cache_bytes)
-                .open()
-        });
-        let db = match opened {
-            Ok(Ok(db)) => db,
-            Ok(Err(source)) => {
-                return Err(StorageError::Open {
-                    path: dir.to_owned(),
-                    source,
-                })
-            }
-            Err(panic) => {
-                let what = panic
-                    .downcast_ref::<String>()
-                    .cloned()
-                    .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
-                    .unwrap_or_default();
-                return Err(corrupt(format!("sled failed reading it: {what}")));
-            }
-        };
-        let dir = dir.to_owned();
-        Self::init(db, &dir).map(|s| s.with_dir(dir))
+        Storage::new(Some(trees), Some(dir.to_owned()), cache_bytes)
     }
 
-    fn with_dir(mut self, dir: PathBuf) -> Storage {
-        self.dir = Some(dir);
-        self
-    }
-
-    /// After the final flush of a clean stop: record the db file's length, so that
-    /// the next start notices a file cut short in between (see [`Storage::open`]).
-    pub fn record_clean_stop(&self) {
-        let Some(dir) = &self.dir else { return };
-        if let Ok(meta) = std::fs::metadata(dir.join("db")) {
-            let _ = std::fs::write(dir.join(CLEAN_STOP_FILE), meta.len().to_string());
+    /// Like [`Storage::open`], except that a data directory held by another process
+    /// is not an error: storage starts unavailable, every operation on it is refused
+    /// with [`StorageError::Held`]'s explanation, and [`Storage::try_recover`] opens
+    /// it once the other process has let go (`emcee stdio`: the tools that need no
+    /// storage keep working).
+    pub fn open_or_wait(dir: &Path, cache_bytes: u64) -> Result<Storage, StorageError> {
+        match Storage::open(dir, cache_bytes) {
+            Err(held @ StorageError::Held { .. }) => {
+                let storage = Storage::new(None, Some(dir.to_owned()), cache_bytes)?;
+                storage.shared.health.fail(held.to_string());
+                Ok(storage)
+            }
+            other => other,
         }
     }
 
@@ -258,84 +277,159 @@ impl Storage {
                 path: PathBuf::from("<temporary>"),
                 source,
             })?;
-        Self::init(db, Path::new("<temporary>"))
+        Storage::new(Some(Trees::init(db, Path::new("<temporary>"))?), None, 0)
     }
 
-    fn init(db: sled::Db, dir: &Path) -> Result<Storage, StorageError> {
-        let meta = db.open_tree("meta")?;
-        match meta.get("format")? {
-            None => {
-                meta.insert("format", FORMAT_VERSION)?;
-                db.flush()?;
-            }
-            Some(found) if found.as_ref() == FORMAT_VERSION => {}
-            Some(found) => {
-                return Err(StorageError::Format {
-                    path: dir.to_owned(),
-                    found: String::from_utf8_lossy(&found).into_owned(),
-                    expected: String::from_utf8_lossy(FORMAT_VERSION).into_owned(),
-                })
-            }
-        }
-        let kv = db.open_tree("kv")?;
-        let sessions = db.open_tree("sessions")?;
-        let session_seen = db.open_tree("session_seen")?;
-        let by_order = db.open_tree("events")?;
-        let by_stream = db.open_tree("event_index")?;
-        let next = match by_order.last()? {
-            Some((k, _)) => u64::from_be_bytes(k.as_ref().try_into().unwrap_or([0; 8])) + 1,
-            None => 0,
-        };
-        let count = by_order.len();
-        let mut bytes = 0u64;
-        for item in by_stream.iter().values() {
-            bytes += item?.len() as u64;
+    fn new(
+        trees: Option<Trees>,
+        dir: Option<PathBuf>,
+        cache_bytes: u64,
+    ) -> Result<Storage, StorageError> {
+        let events = EventCounters::default();
+        if let Some(trees) = &trees {
+            events.recount(trees)?;
         }
         Ok(Storage {
-            db,
-            kv,
-            sessions,
-            session_seen,
-            events: EventLog {
-                by_order,
-                by_stream,
-                next: Arc::new(AtomicU64::new(next)),
-                count: Arc::new(AtomicUsize::new(count)),
-                bytes: Arc::new(AtomicU64::new(bytes)),
-            },
-            commit: Arc::default(),
-            health: Arc::default(),
-            dir: None,
+            shared: Arc::new(Shared {
+                trees: std::sync::RwLock::new(trees.map(Arc::new)),
+                events,
+                commit: GroupCommit::default(),
+                health: StorageHealth::default(),
+                dir,
+                cache_bytes,
+            }),
         })
+    }
+
+    /// The open database, or why there is none.
+    fn trees(&self) -> Result<Arc<Trees>, StorageError> {
+        let open = self.shared.trees.read().ok().and_then(|t| t.clone());
+        open.ok_or_else(|| {
+            StorageError::Unavailable(
+                self.failure()
+                    .unwrap_or_else(|| "storage is being reopened".to_owned()),
+            )
+        })
+    }
+
+    /// The data directory (`None` for a temporary database).
+    pub fn dir(&self) -> Option<&Path> {
+        self.shared.dir.as_deref()
+    }
+
+    /// Whether a database is open (false while the data directory is held by another
+    /// process).
+    pub fn is_open(&self) -> bool {
+        self.shared.trees.read().is_ok_and(|t| t.is_some())
+    }
+
+    /// After the final flush of a clean stop: record the db file's length, so that
+    /// the next start notices a file cut short in between (see [`Storage::open`]).
+    pub fn record_clean_stop(&self) {
+        let Some(dir) = &self.shared.dir else { return };
+        if !self.is_open() {
+            return;
+        }
+        if let Ok(meta) = std::fs::metadata(dir.join("db")) {
+            let _ = std::fs::write(dir.join(CLEAN_STOP_FILE), meta.len().to_string());
+        }
     }
 
     /// How long a flush may take ([`crate::config::StorageConfig::flush_timeout`]),
     /// and where storage failures are reported (an error log line when storage turns
-    /// bad; `errors` counts every failed durable write).
+    /// bad; `errors` counts every failed durable write). A failure found while
+    /// opening (a held data directory) is logged here.
     pub fn observe(&self, timeout: Duration, log: slog::Logger, errors: prometheus::IntCounter) {
-        if let Ok(mut t) = self.health.timeout.lock() {
+        let health = &self.shared.health;
+        if let Ok(mut t) = health.timeout.lock() {
             *t = timeout;
         }
-        let _ = self.health.observer.set((log, errors));
+        if let Some(why) = health.failure() {
+            slog::error!(log, "storage unavailable"; "error" => why);
+            errors.inc();
+        }
+        let _ = health.observer.set((log, errors));
     }
 
     /// `r`, with a failed write recorded as a storage failure (health, log, metric).
     fn checked<T>(&self, r: Result<T, sled::Error>) -> Result<T, StorageError> {
         r.map_err(|e| {
-            self.health.fail(e.to_string());
+            self.shared.health.fail(e.to_string());
             StorageError::Sled(e)
         })
     }
 
     /// Why durable writes are failing, if they are.
     pub fn failure(&self) -> Option<String> {
-        self.health.failure()
+        self.shared.health.failure()
+    }
+
+    /// Try to get durable writes back after a failure; see [`Recovery`].
+    ///
+    /// - No database open (the data directory was held by another process): open it.
+    /// - A database open but failing: a probe write and a flush tell whether it
+    ///   works again (a slow disk that caught up).
+    /// - Otherwise sled 0.34 is failing for good: after an I/O error (a full disk) it
+    ///   refuses every write, its flushes wait for ever, and closing it hangs in its
+    ///   final flush with the data directory still locked, so it cannot be reopened
+    ///   in this process. Once a test write of one segment's size (512 KiB) succeeds
+    ///   in the data directory (space was freed), the answer is
+    ///   [`Recovery::RestartNeeded`]: a new process opens it (sled recovers what was
+    ///   acknowledged).
+    pub async fn try_recover(&self) -> Recovery {
+        let Some(why) = self.failure() else {
+            return Recovery::Healthy;
+        };
+        let Some(dir) = self.shared.dir.clone() else {
+            return Recovery::Failing(why);
+        };
+        let shared = self.shared.clone();
+        if !self.is_open() {
+            let opened = tokio::task::spawn_blocking(move || {
+                let trees = Trees::open(&dir, shared.cache_bytes)?;
+                shared.events.recount(&trees)?;
+                if let Ok(mut open) = shared.trees.write() {
+                    *open = Some(Arc::new(trees));
+                }
+                shared.health.recovered("the data directory was opened");
+                Ok::<_, StorageError>(())
+            })
+            .await;
+            return match opened {
+                Ok(Ok(())) => Recovery::Recovered,
+                Ok(Err(e)) => Recovery::Failing(e.to_string()),
+                Err(e) => Recovery::Failing(e.to_string()),
+            };
+        }
+        if !shared.health.flushing.load(Ordering::SeqCst) {
+            let stamp = unix_ms().to_be_bytes();
+            let wrote = self
+                .trees()
+                .and_then(|t| Ok(t.meta.insert("health_probe", &stamp)?));
+            if wrote.is_ok() && self.flush().await.is_ok() {
+                return Recovery::Recovered;
+            }
+        }
+        let test = tokio::task::spawn_blocking(move || test_write(&dir)).await;
+        match test {
+            Ok(Ok(())) => {
+                if !why.ends_with(RESTART_HINT) {
+                    if let Ok(mut failure) = self.shared.health.failure.lock() {
+                        *failure = Some(format!("{why}; {RESTART_HINT}"));
+                    }
+                }
+                Recovery::RestartNeeded
+            }
+            Ok(Err(e)) => Recovery::Failing(format!("{why} (a test write fails: {e})")),
+            Err(e) => Recovery::Failing(e.to_string()),
+        }
     }
 
     /// Store a session record (the replayable `initialize`), used now; durable when
     /// it returns.
     pub async fn save_session(&self, id: &str, record: &[u8]) -> Result<(), StorageError> {
-        self.checked(self.sessions.insert(id, record))?;
+        let trees = self.trees()?;
+        self.checked(trees.sessions.insert(id, record))?;
         self.mark_session_used(id, unix_ms())?;
         self.flush().await
     }
@@ -344,13 +438,14 @@ impl Storage {
     /// loses at most sled's last half second of these, which only shortens a
     /// session's life).
     pub fn mark_session_used(&self, id: &str, at: u64) -> Result<(), StorageError> {
-        self.session_seen.insert(id, &at.to_be_bytes())?;
+        self.trees()?.session_seen.insert(id, &at.to_be_bytes())?;
         Ok(())
     }
 
     /// When session `id` was last marked used (unix ms), if ever.
     pub fn session_used_at(&self, id: &str) -> Result<Option<u64>, StorageError> {
         Ok(self
+            .trees()?
             .session_seen
             .get(id)?
             .and_then(|v| v.as_ref().try_into().ok().map(u64::from_be_bytes)))
@@ -365,7 +460,7 @@ impl Storage {
         now: u64,
     ) -> Result<Vec<String>, StorageError> {
         let mut stale = Vec::new();
-        for item in self.sessions.iter() {
+        for item in self.trees()?.sessions.iter() {
             let (key, _) = item?;
             let id = String::from_utf8_lossy(&key).into_owned();
             match self.session_used_at(&id)? {
@@ -379,24 +474,25 @@ impl Storage {
 
     /// The record of session `id`, if it was saved and not deleted.
     pub fn load_session(&self, id: &str) -> Result<Option<Vec<u8>>, StorageError> {
-        Ok(self.sessions.get(id)?.map(|v| v.to_vec()))
+        Ok(self.trees()?.sessions.get(id)?.map(|v| v.to_vec()))
     }
 
     /// Forget session `id` (it was deleted or reaped: its id must answer 404).
     pub fn delete_session(&self, id: &str) -> Result<(), StorageError> {
-        self.checked(self.sessions.remove(id))?;
-        self.session_seen.remove(id)?;
+        let trees = self.trees()?;
+        self.checked(trees.sessions.remove(id))?;
+        trees.session_seen.remove(id)?;
         Ok(())
     }
 
     /// Whether a record of session `id` is saved.
     pub fn has_session(&self, id: &str) -> Result<bool, StorageError> {
-        Ok(self.sessions.contains_key(id)?)
+        Ok(self.trees()?.sessions.contains_key(id)?)
     }
 
-    /// Number of saved session records.
+    /// Number of saved session records (0 while no database is open).
     pub fn session_count(&self) -> usize {
-        self.sessions.len()
+        self.trees().map_or(0, |t| t.sessions.len())
     }
 
     /// Append an SSE event to the replay log.
@@ -407,14 +503,15 @@ impl Storage {
         seq: u64,
         json: &str,
     ) -> Result<(), StorageError> {
-        let ev = &self.events;
+        let trees = self.trees()?;
+        let ev = &self.shared.events;
         let key = stream_key(session, stream, seq);
         let order = ev.next.fetch_add(1, Ordering::Relaxed);
         let mut value = Vec::with_capacity(8 + key.len());
         value.extend_from_slice(&unix_ms().to_be_bytes());
         value.extend_from_slice(&key);
-        ev.by_stream.insert(key, json.as_bytes())?;
-        ev.by_order.insert(order.to_be_bytes(), value)?;
+        trees.by_stream.insert(key, json.as_bytes())?;
+        trees.by_order.insert(order.to_be_bytes(), value)?;
         ev.count.fetch_add(1, Ordering::Relaxed);
         ev.bytes.fetch_add(json.len() as u64, Ordering::Relaxed);
         Ok(())
@@ -431,11 +528,17 @@ impl Storage {
     ) -> impl Iterator<Item = Result<(u64, sled::IVec), StorageError>> + Send + 'static {
         let start = stream_key(session, stream, after_seq.saturating_add(1));
         let end = stream_key(session, stream, u64::MAX);
-        self.events.by_stream.range(start..=end).map(|item| {
-            let (k, v) = item?;
-            let seq = u64::from_be_bytes(k[k.len() - 8..].try_into().unwrap_or([0; 8]));
-            Ok((seq, v))
-        })
+        let (range, unavailable) = match self.trees() {
+            Ok(trees) => (Some(trees.by_stream.range(start..=end)), None),
+            Err(e) => (None, Some(Err(e))),
+        };
+        unavailable
+            .into_iter()
+            .chain(range.into_iter().flatten().map(|item| {
+                let (k, v) = item?;
+                let seq = u64::from_be_bytes(k[k.len() - 8..].try_into().unwrap_or([0; 8]));
+                Ok((seq, v))
+            }))
     }
 
     /// Events of one stream after `after_seq`, in order: `(seq, json)`.
@@ -455,7 +558,7 @@ impl Storage {
         let start = stream_key(session, stream, 0);
         let end = stream_key(session, stream, u64::MAX);
         Ok(self
-            .events
+            .trees()?
             .by_stream
             .range(start..=end)
             .next()
@@ -465,7 +568,7 @@ impl Storage {
 
     /// Number of events in the replay log.
     pub fn event_count(&self) -> usize {
-        self.events.count.load(Ordering::Relaxed)
+        self.shared.events.count.load(Ordering::Relaxed)
     }
 
     /// Drop the oldest events until at most `max` remain and none is older than `ttl`.
@@ -475,18 +578,19 @@ impl Storage {
         max_bytes: u64,
         ttl: Duration,
     ) -> Result<usize, StorageError> {
-        let ev = &self.events;
+        let trees = self.trees()?;
+        let ev = &self.shared.events;
         let cutoff = unix_ms().saturating_sub(ttl.as_millis() as u64);
         let mut removed = 0;
-        while let Some((k, v)) = ev.by_order.first()? {
+        while let Some((k, v)) = trees.by_order.first()? {
             let ts = u64::from_be_bytes(v[..8].try_into().unwrap_or([0; 8]));
             let within = ev.count.load(Ordering::Relaxed) <= max
                 && ev.bytes.load(Ordering::Relaxed) <= max_bytes;
             if within && ts >= cutoff {
                 break;
             }
-            ev.by_order.remove(&k)?;
-            if let Some(json) = ev.by_stream.remove(&v[8..])? {
+            trees.by_order.remove(&k)?;
+            if let Some(json) = trees.by_stream.remove(&v[8..])? {
                 ev.bytes.fetch_sub(json.len() as u64, Ordering::Relaxed);
             }
             ev.count.fetch_sub(1, Ordering::Relaxed);
@@ -497,7 +601,7 @@ impl Storage {
 
     /// Bytes of logged event JSON.
     pub fn event_bytes(&self) -> u64 {
-        self.events.bytes.load(Ordering::Relaxed)
+        self.shared.events.bytes.load(Ordering::Relaxed)
     }
 
     /// The key/value API of one namespace (e.g. a tool's name).
@@ -520,13 +624,13 @@ impl Storage {
 
     /// Health probe: write a probe key and read it back.
     pub fn probe(&self) -> Result<(), StorageError> {
-        if let Some(why) = self.health.failure() {
+        if let Some(why) = self.failure() {
             return Err(StorageError::Unavailable(why));
         }
-        let meta = self.db.open_tree("meta")?;
+        let trees = self.trees()?;
         let stamp = unix_ms().to_be_bytes();
-        self.checked(meta.insert("health_probe", &stamp))?;
-        match meta.get("health_probe")? {
+        self.checked(trees.meta.insert("health_probe", &stamp))?;
+        match trees.meta.get("health_probe")? {
             Some(v) if v.as_ref() == stamp => Ok(()),
             _ => Err(StorageError::Sled(sled::Error::ReportableBug(
                 "health probe read back a different value".into(),
@@ -543,13 +647,15 @@ impl Storage {
     /// Concurrent callers share flushes (see [`GroupCommit`]): each returns once a
     /// flush that started after its call has finished.
     pub async fn flush(&self) -> Result<(), StorageError> {
-        if let Some(why) = self.health.failure() {
-            if self.health.flushing.load(Ordering::SeqCst) {
-                // The failed flush is still stuck: refuse at once.
+        let health = &self.shared.health;
+        if let Some(why) = health.failure() {
+            if health.flushing.load(Ordering::SeqCst) || !self.is_open() {
+                // The failed flush is still stuck, or there is nothing to flush to:
+                // refuse at once.
                 return Err(StorageError::Unavailable(why));
             }
         }
-        let timeout = self.health.timeout();
+        let timeout = health.timeout();
         let outcome = match tokio::runtime::Handle::try_current() {
             Ok(_) => match tokio::time::timeout(timeout, self.group_flush()).await {
                 Ok(outcome) => outcome,
@@ -561,34 +667,36 @@ impl Storage {
             Err(_) => self.group_flush().await,
         };
         match &outcome {
-            Ok(()) => self.health.recovered(),
-            Err(StorageError::Unavailable(why)) => self.health.fail(why.clone()),
-            Err(e) => self.health.fail(e.to_string()),
+            Ok(()) => health.recovered("a flush succeeded"),
+            Err(StorageError::Unavailable(why)) => health.fail(why.clone()),
+            Err(e) => health.fail(e.to_string()),
         }
         outcome
     }
 
     async fn group_flush(&self) -> Result<(), StorageError> {
-        let commit = &self.commit;
+        let commit = &self.shared.commit;
         let ticket = commit.taken.fetch_add(1, Ordering::SeqCst) + 1;
         let _running = commit.running.lock().await;
         if commit.done.load(Ordering::SeqCst) >= ticket {
             return Ok(()); // A flush that started after our write has finished.
         }
         let covers = commit.taken.load(Ordering::SeqCst);
-        let db = self.db.clone();
-        let health = self.health.clone();
+        let trees = self.trees()?;
         match tokio::runtime::Handle::try_current() {
-            Ok(handle) => handle
-                .spawn_blocking(move || {
-                    health.flushing.store(true, Ordering::SeqCst);
-                    let flushed = db.flush();
-                    health.flushing.store(false, Ordering::SeqCst);
-                    flushed
-                })
-                .await
-                .map_err(|e| StorageError::Sled(sled::Error::ReportableBug(e.to_string())))??,
-            Err(_) => db.flush()?,
+            Ok(handle) => {
+                let shared = self.shared.clone();
+                handle
+                    .spawn_blocking(move || {
+                        shared.health.flushing.store(true, Ordering::SeqCst);
+                        let flushed = trees.db.flush();
+                        shared.health.flushing.store(false, Ordering::SeqCst);
+                        flushed
+                    })
+                    .await
+                    .map_err(|e| StorageError::Sled(sled::Error::ReportableBug(e.to_string())))??
+            }
+            Err(_) => trees.db.flush()?,
         };
         commit.flushes.fetch_add(1, Ordering::Relaxed);
         commit.done.fetch_max(covers, Ordering::SeqCst);
@@ -597,14 +705,137 @@ impl Storage {
 
     /// Flushes (fsyncs) done by [`Storage::flush`] so far.
     pub fn flushes(&self) -> u64 {
-        self.commit.flushes.load(Ordering::Relaxed)
+        self.shared.commit.flushes.load(Ordering::Relaxed)
     }
 
     /// Blocking flush, for shutdown paths outside an async context.
     pub fn flush_blocking(&self) -> Result<(), StorageError> {
-        self.db.flush()?;
+        self.trees()?.db.flush()?;
         Ok(())
     }
+}
+
+impl Trees {
+    /// Open sled in `dir`: a damaged directory is [`StorageError::Corrupt`], one held
+    /// by another process [`StorageError::Held`].
+    fn open(dir: &Path, cache_bytes: u64) -> Result<Trees, StorageError> {
+        // Some damage makes sled panic while it reads the files: that is a damaged
+        // data directory (exit 3), not a crash of emcee.
+        let opened = std::panic::catch_unwind(|| {
+            sled::Config::new()
+                .path(dir)
+                .cache_capacity(cache_bytes)
+                .open()
+        });
+        let db = match opened {
+            Ok(Ok(db)) => db,
+            // sled's only report of a held lock is this message.
+            Ok(Err(sled::Error::Io(e))) if e.to_string().contains("could not acquire lock") => {
+                return Err(StorageError::Held {
+                    path: dir.to_owned(),
+                    holder: lock_holder(&dir.join("db"))
+                        .map_or_else(String::new, |pid| format!(" (pid {pid})")),
+                })
+            }
+            Ok(Err(source)) => {
+                return Err(StorageError::Open {
+                    path: dir.to_owned(),
+                    source,
+                })
+            }
+            Err(panic) => {
+                let what = panic
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+                    .unwrap_or_default();
+                return Err(StorageError::Corrupt {
+                    path: dir.to_owned(),
+                    detail: format!("sled failed reading it: {what}"),
+                });
+            }
+        };
+        Trees::init(db, dir)
+    }
+
+    fn init(db: sled::Db, dir: &Path) -> Result<Trees, StorageError> {
+        let meta = db.open_tree("meta")?;
+        match meta.get("format")? {
+            None => {
+                meta.insert("format", FORMAT_VERSION)?;
+                db.flush()?;
+            }
+            Some(found) if found.as_ref() == FORMAT_VERSION => {}
+            Some(found) => {
+                return Err(StorageError::Format {
+                    path: dir.to_owned(),
+                    found: String::from_utf8_lossy(&found).into_owned(),
+                    expected: String::from_utf8_lossy(FORMAT_VERSION).into_owned(),
+                })
+            }
+        }
+        Ok(Trees {
+            kv: db.open_tree("kv")?,
+            sessions: db.open_tree("sessions")?,
+            session_seen: db.open_tree("session_seen")?,
+            by_order: db.open_tree("events")?,
+            by_stream: db.open_tree("event_index")?,
+            meta,
+            db,
+        })
+    }
+}
+
+impl EventCounters {
+    /// Count what the log of `trees` holds; the next sequence number never goes back.
+    fn recount(&self, trees: &Trees) -> Result<(), StorageError> {
+        let next = match trees.by_order.last()? {
+            Some((k, _)) => u64::from_be_bytes(k.as_ref().try_into().unwrap_or([0; 8])) + 1,
+            None => 0,
+        };
+        let mut bytes = 0u64;
+        for item in trees.by_stream.iter().values() {
+            bytes += item?.len() as u64;
+        }
+        self.next.fetch_max(next, Ordering::Relaxed);
+        self.count.store(trees.by_order.len(), Ordering::Relaxed);
+        self.bytes.store(bytes, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+/// Write and sync a file of one sled segment's size (512 KiB) in `dir`, then remove
+/// it: whether the disk takes writes again.
+fn test_write(dir: &Path) -> std::io::Result<()> {
+    use std::io::Write;
+    let path = dir.join("emcee-test-write");
+    let written = std::fs::File::create(&path).and_then(|mut f| {
+        f.write_all(&vec![0u8; 512 * 1024])?;
+        f.sync_all()
+    });
+    let _ = std::fs::remove_file(&path);
+    written
+}
+
+/// The pid holding the `flock` on `file`, read from `/proc/locks` (Linux); `None`
+/// where it cannot be known.
+fn lock_holder(file: &Path) -> Option<u32> {
+    use std::os::unix::fs::MetadataExt;
+    let inode = std::fs::metadata(file).ok()?.ino();
+    let locks = std::fs::read_to_string("/proc/locks").ok()?;
+    // "1: FLOCK  ADVISORY  WRITE 4242 08:01:1234 0 EOF": pid, then major:minor:inode.
+    locks.lines().find_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let at = fields.iter().position(|f| *f == "FLOCK")?;
+        let pid = fields.get(at + 3)?.parse().ok()?;
+        let ino = fields
+            .get(at + 4)?
+            .rsplit(':')
+            .next()?
+            .parse::<u64>()
+            .ok()?;
+        (ino == inode).then_some(pid)
+    })
 }
 
 /// A namespace of the `kv` tree. Writes are durable when they return.
@@ -624,19 +855,24 @@ impl Kv {
 
     /// Store `value` under `key`; returns once it is on disk.
     pub async fn set(&self, key: &str, value: &[u8]) -> Result<(), StorageError> {
-        let inserted = self.storage.kv.insert(self.key(key), value);
+        let inserted = self.storage.trees()?.kv.insert(self.key(key), value);
         self.storage.checked(inserted)?;
         self.storage.flush().await
     }
 
     /// The value under `key`, if any.
     pub fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
-        Ok(self.storage.kv.get(self.key(key))?.map(|v| v.to_vec()))
+        Ok(self
+            .storage
+            .trees()?
+            .kv
+            .get(self.key(key))?
+            .map(|v| v.to_vec()))
     }
 
     /// Remove `key`; returns whether it existed, once the removal is on disk.
     pub async fn delete(&self, key: &str) -> Result<bool, StorageError> {
-        let removed = self.storage.kv.remove(self.key(key));
+        let removed = self.storage.trees()?.kv.remove(self.key(key));
         let existed = self.storage.checked(removed)?.is_some();
         if existed {
             self.storage.flush().await?;
@@ -660,7 +896,7 @@ impl Kv {
     ) -> Result<(Vec<String>, bool), StorageError> {
         let mut keys = Vec::new();
         let mut bytes = 0usize;
-        for item in self.storage.kv.scan_prefix(self.key(prefix)) {
+        for item in self.storage.trees()?.kv.scan_prefix(self.key(prefix)) {
             let (k, _) = item?;
             let key = &k[self.prefix.len()..];
             if keys.len() == max || bytes.saturating_add(key.len()) > max_bytes {
@@ -845,13 +1081,40 @@ mod tests {
         {
             let s = Storage::open(dir.path(), 1 << 20).unwrap();
             assert_eq!(s.kv("t").get("k").unwrap().as_deref(), Some(&b"v"[..]));
-            s.db.open_tree("meta")
-                .unwrap()
-                .insert("format", "999")
-                .unwrap();
+            s.trees().unwrap().meta.insert("format", "999").unwrap();
             s.flush_blocking().unwrap();
         }
         let err = Storage::open(dir.path(), 1 << 20).unwrap_err().to_string();
         assert!(err.contains("999"), "{err}");
+    }
+
+    #[test]
+    fn a_held_directory_names_its_holder_and_is_opened_once_free() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = Storage::open(dir.path(), 1 << 20).unwrap();
+        block_on(first.kv("t").set("k", b"v")).unwrap();
+        let err = Storage::open(dir.path(), 1 << 20).unwrap_err().to_string();
+        assert!(
+            err.contains(&format!(
+                "held by another process (pid {})",
+                std::process::id()
+            )),
+            "{err}"
+        );
+        let waiting = Storage::open_or_wait(dir.path(), 1 << 20).unwrap();
+        assert!(!waiting.is_open());
+        let refused = waiting.kv("t").get("k").unwrap_err().to_string();
+        assert!(refused.contains("--data-dir"), "{refused}");
+        actix_rt::System::new().block_on(async {
+            assert!(matches!(waiting.try_recover().await, Recovery::Failing(_)));
+            drop(first);
+            assert_eq!(waiting.try_recover().await, Recovery::Recovered);
+            assert_eq!(waiting.try_recover().await, Recovery::Healthy);
+        });
+        assert_eq!(
+            waiting.kv("t").get("k").unwrap().as_deref(),
+            Some(&b"v"[..])
+        );
+        assert!(waiting.failure().is_none());
     }
 }

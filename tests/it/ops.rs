@@ -765,24 +765,14 @@ impl Drop for SmallDisk {
     }
 }
 
-#[test]
-fn a_full_disk_is_reported_refused_at_once_and_does_not_block_exit() {
-    let disk = SmallDisk::mount("3m");
-    let data = disk.path().join("data");
-    let data = data.to_str().expect("utf-8 path").to_owned();
-    let mut s = crate::http_util::Server::launch(crate::http_util::Launch {
-        config: Some("[storage]\nflush_timeout_ms = 1000\n"),
-        args: &["--data-dir", &data],
-        env: &[],
-    });
-    let id = s.session();
-    // Fill it: 300 KB values until a write fails; each answer comes in bounded time.
+/// Write `key` = `value` with kv_set until a write fails; each answer comes in
+/// bounded time. Returns the failed answer.
+fn fill_disk(s: &mut crate::http_util::Server, id: &str, from: u64) -> Value {
     let value = "v".repeat(300_000);
-    let mut failed = None;
-    for i in 0..40 {
+    for i in from..from + 40 {
         let started = std::time::Instant::now();
         let r = s.request(
-            &id,
+            id,
             10 + i,
             "tools/call",
             json!({"name": "kv_set", "arguments": {"key": format!("k{i}"), "value": value}}),
@@ -793,11 +783,27 @@ fn a_full_disk_is_reported_refused_at_once_and_does_not_block_exit() {
             started.elapsed()
         );
         if r["result"]["isError"] == true {
-            failed = Some(r);
-            break;
+            return r;
         }
     }
-    let failed = failed.expect("the 3 MB disk never filled");
+    panic!("the disk never filled");
+}
+
+#[test]
+fn a_full_disk_is_reported_refused_at_once_restarts_once_freed_and_does_not_block_exit() {
+    let disk = SmallDisk::mount("3m");
+    // Something else on the disk, deleted later to free space.
+    let ballast = disk.path().join("ballast");
+    std::fs::write(&ballast, vec![0u8; 1_000_000]).expect("ballast");
+    let data = disk.path().join("data");
+    let data = data.to_str().expect("utf-8 path").to_owned();
+    let mut s = crate::http_util::Server::launch(crate::http_util::Launch {
+        config: Some("[storage]\nflush_timeout_ms = 1000\nretry_ms = 200\n"),
+        args: &["--data-dir", &data],
+        env: &[("EMCEE_LOG", "debug")],
+    });
+    let id = s.session();
+    let failed = fill_disk(&mut s, &id, 0);
     assert!(text(&failed["result"]).contains("storage"), "{failed}");
     // Reported three ways: /health fails on storage, a metric, an error log line.
     let health = s.get("/health");
@@ -815,7 +821,9 @@ fn a_full_disk_is_reported_refused_at_once_and_does_not_block_exit() {
         .unwrap_or(0.0);
     assert!(errors >= 1.0, "{metrics}");
     assert!(s.logs().contains("storage failing"), "{}", s.logs());
-    // What needs storage is refused at once, not left hanging.
+    // What needs storage is refused at once, not left hanging, and keeps failing
+    // while the disk is full (retries see no room).
+    std::thread::sleep(Duration::from_millis(600));
     let started = std::time::Instant::now();
     let r = s.request(
         &id,
@@ -829,7 +837,54 @@ fn a_full_disk_is_reported_refused_at_once_and_does_not_block_exit() {
         "took {:?}",
         started.elapsed()
     );
-    // SIGTERM ends within its budget, with a non-zero code (the final flush failed).
+    assert_eq!(s.get("/health").status, 503);
+    // Space freed: sled cannot reopen in this process, so it stops (exit 3, as
+    // the unit's Restart=on-failure expects) and a new process serves what was
+    // acknowledged, the session included.
+    std::fs::remove_file(&ballast).expect("free space");
+    let started = std::time::Instant::now();
+    let status = s.wait_exit(Duration::from_secs(10));
+    assert_eq!(status.code(), Some(3), "{}", s.logs());
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "stop took {:?}",
+        started.elapsed()
+    );
+    assert!(
+        s.logs().contains("reopened by a new process"),
+        "{}",
+        s.logs()
+    );
+    let mut s = crate::http_util::Server::launch(crate::http_util::Launch {
+        config: Some("[storage]\nflush_timeout_ms = 1000\nretry_ms = 200\n"),
+        args: &["--data-dir", &data],
+        env: &[],
+    });
+    assert_eq!(s.get("/health").status, 200, "{}", s.logs());
+    let r = s.request(
+        &id,
+        101,
+        "tools/call",
+        json!({"name": "kv_get", "arguments": {"key": "k0"}}),
+    );
+    let kept = r["result"]["structuredContent"]["value"]
+        .as_str()
+        .map(str::len);
+    assert_eq!(
+        kept,
+        Some(300_000),
+        "an acknowledged write is kept, in the restored session"
+    );
+    let r = s.request(
+        &id,
+        102,
+        "tools/call",
+        json!({"name": "kv_set", "arguments": {"key": "after", "value": "x"}}),
+    );
+    assert_eq!(r["result"]["structuredContent"]["key"], "after", "{r}");
+    // Full again: SIGTERM ends within its budget, with a non-zero code (the final
+    // flush failed).
+    fill_disk(&mut s, &id, 200);
     let started = std::time::Instant::now();
     s.signal("TERM");
     let status = s.wait_exit(Duration::from_secs(10));

@@ -1093,3 +1093,76 @@ fn a_data_file_sled_cannot_read_is_exit_3_not_a_crash() {
     drop(f);
     refuses_damaged(dir.path());
 }
+
+/// Two MCP clients configured with the same `--data-dir`: the second still serves,
+/// explains the held directory in every storage-backed answer (the directory, the
+/// holder's pid, the fix), and takes the directory over once the first is gone.
+#[test]
+fn a_held_data_dir_is_explained_and_taken_over_once_free() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mut first = Stdio::start_in(tmp.path(), &[], &[]);
+    first.initialize("2025-11-25");
+    let config = crate::util::write_config(tmp.path(), "[storage]\nretry_ms = 100\n");
+    let config = config.to_str().expect("utf-8 path");
+    let mut second = Stdio::start_in(tmp.path(), &["--config", config], &[]);
+    second.initialize("2025-11-25");
+    let echo = second.call_ok(1, "echo", json!({"text": "still here"}));
+    assert_eq!(text(&echo), "still here");
+    let refused = second.call_ok(2, "kv_set", json!({"key": "k", "value": "v"}));
+    assert_eq!(refused["isError"], true, "{refused}");
+    let why = text(&refused);
+    let data = tmp.path().join("data");
+    assert!(why.contains(data.to_str().unwrap()), "{why}");
+    assert!(why.contains(&format!("pid {}", first.pid())), "{why}");
+    assert!(why.contains("--data-dir"), "{why}");
+    let logged = second.stderr.lock().unwrap().join("\n");
+    assert!(logged.contains("storage unavailable"), "{logged}");
+    // The first client goes away: the second opens the directory by itself.
+    let (status, _, _) = first.finish();
+    assert!(status.success());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut id = 3;
+    loop {
+        let r = second.call_ok(id, "kv_set", json!({"key": "k", "value": "v"}));
+        if r["isError"] != true {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never taken over: {r}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        id += 1;
+    }
+    let got = second.call_ok(id + 1, "kv_get", json!({"key": "k"}));
+    assert_eq!(got["structuredContent"]["value"], "v", "{got}");
+    let (status, _, _) = second.finish();
+    assert!(status.success());
+}
+
+/// `serve` on a held data dir stops at once with exit code 3 and the same
+/// explanation.
+#[test]
+fn serve_on_a_held_data_dir_exits_3_naming_the_holder() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mut first = Stdio::start_in(tmp.path(), &[], &[]);
+    first.initialize("2025-11-25");
+    let data = tmp.path().join("data");
+    let (status, _, stderr) = crate::util::run(
+        &[
+            "serve",
+            "--bind",
+            "127.0.0.1:0",
+            "--data-dir",
+            data.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains(&format!("held by another process (pid {})", first.pid())),
+        "{stderr}"
+    );
+    assert!(stderr.contains("--data-dir"), "{stderr}");
+    assert!(first.finish().0.success());
+}

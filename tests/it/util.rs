@@ -230,6 +230,11 @@ impl Stdio {
         s
     }
 
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Send a signal to the server.
     pub fn signal(&self, sig: &str) {
         send_signal(self.child.id(), sig);

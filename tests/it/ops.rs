@@ -800,7 +800,7 @@ fn a_full_disk_is_reported_refused_at_once_restarts_once_freed_and_does_not_bloc
     let mut s = crate::http_util::Server::launch(crate::http_util::Launch {
         config: Some("[storage]\nflush_timeout_ms = 1000\nretry_ms = 200\n"),
         args: &["--data-dir", &data],
-        env: &[("EMCEE_LOG", "debug")],
+        env: &[],
     });
     let id = s.session();
     let failed = fill_disk(&mut s, &id, 0);

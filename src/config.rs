@@ -187,6 +187,8 @@ pub struct FileLimits {
     pub stream_probe_ms: Option<u64>,
     /// [`Limits::listen_queue`].
     pub listen_queue: Option<usize>,
+    /// [`Limits::sse_buffer_bytes`].
+    pub sse_buffer_bytes: Option<usize>,
     /// [`Limits::max_in_flight_total`].
     pub max_in_flight_total: Option<usize>,
     /// [`Limits::max_in_flight_per_tool`].
@@ -306,6 +308,12 @@ pub struct Limits {
     /// notification of a few hundred bytes, so this bounds a listener's memory.
     /// Default 256.
     pub listen_queue: usize,
+    /// Bytes a session-era SSE connection may hold that its client has not read (one
+    /// event is always taken, however big); past it the connection is closed (logged,
+    /// `mcp_rejected_total{reason="sse_slow"}`) and the client resumes from the replay
+    /// log with `Last-Event-ID`. Replays are read from the log as the client reads,
+    /// so this bounds a connection's memory. Default 1 MiB.
+    pub sse_buffer_bytes: usize,
     /// Calls in flight in the whole server; one more is refused with JSON-RPC -32000 at
     /// once. Default 4096.
     pub max_in_flight_total: usize,
@@ -346,6 +354,7 @@ impl Default for Limits {
             stream_probe: Duration::from_millis(250),
             event_log_bytes: 64 * 1024 * 1024,
             listen_queue: 256,
+            sse_buffer_bytes: 1024 * 1024,
             max_in_flight_total: 4096,
             max_in_flight_per_tool: 1024,
             blocking_threads: 8,
@@ -715,6 +724,9 @@ impl Config {
         }
         if let Some(n) = fl.listen_queue {
             l.listen_queue = positive("limits.listen_queue", n)?;
+        }
+        if let Some(n) = fl.sse_buffer_bytes {
+            l.sse_buffer_bytes = positive("limits.sse_buffer_bytes", n)?;
         }
         if let Some(n) = fl.max_in_flight_total {
             l.max_in_flight_total = positive("limits.max_in_flight_total", n)?;

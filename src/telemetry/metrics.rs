@@ -47,6 +47,9 @@ pub mod reason {
     pub const BODY_TIMEOUT: &str = "body_timeout";
     /// A `subscriptions/listen` client read too slowly; its stream was dropped.
     pub const LISTENER_SLOW: &str = "listener_slow";
+    /// A session-era SSE connection whose client did not read `limits.sse_buffer_bytes`
+    /// was closed (the client resumes with `Last-Event-ID`).
+    pub const SSE_SLOW: &str = "sse_slow";
 }
 
 /// Every metric emcee exports.

@@ -35,7 +35,6 @@ use actix_web::middleware::{from_fn, Next};
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
-use tokio::sync::mpsc;
 
 use crate::config::{Config, HttpConfig, Limits};
 use crate::protocol::jsonrpc::{self, encode_error};
@@ -356,22 +355,19 @@ fn count_requests(payload: &Payload) -> (usize, bool) {
 /// Bytes of an event's data handed to the connection at a time.
 const REPLAY_CHUNK: usize = 64 * 1024;
 
-/// An SSE response replaying logged `events` of an ended stream. The body pulls one
-/// event at a time from storage, and a big event in chunks that share sled's copy:
-/// a client that does not read holds at most one chunk of it in this process.
-fn replay_response(
-    entry: Arc<SessionEntry>,
+/// The SSE events of a replay from the log: the body pulls one event at a time from
+/// storage, and a big event in chunks that share sled's copy, so a client that does
+/// not read holds at most one chunk of it in this process.
+fn replay_body(
     stream: u64,
     events: impl Iterator<Item = Result<(u64, sled::IVec), crate::storage::StorageError>>
         + Send
         + 'static,
     log: &slog::Logger,
-) -> HttpResponse {
+) -> impl futures::Stream<Item = Result<Bytes, Infallible>> {
     let log = log.clone();
-    let guard = StreamGuard::new(entry);
-    let body = futures::stream::iter(events)
+    futures::stream::iter(events)
         .map(move |item| {
-            let _keep_busy = &guard;
             let pieces: Vec<Bytes> = match item {
                 Ok((seq, data)) => {
                     let data = Bytes::from_owner(data);
@@ -391,25 +387,27 @@ fn replay_response(
             };
             futures::stream::iter(pieces.into_iter().map(Ok::<Bytes, Infallible>))
         })
-        .flatten();
-    crate::transport::exchange::event_stream(body)
+        .flatten()
 }
 
-/// The body of an SSE response: bytes from `rx`, with a guard that keeps the session
-/// "not idle" while the connection is open.
+/// An SSE response: `head`, then what the pump sends to `rx` until it lets the
+/// connection go, with a guard that keeps the session "not idle" while the connection
+/// is open.
 fn sse_response(
     entry: Arc<SessionEntry>,
-    first: Option<Bytes>,
-    rx: mpsc::UnboundedReceiver<Bytes>,
+    head: impl futures::Stream<Item = Result<Bytes, Infallible>> + 'static,
+    rx: Option<sse::OutRx>,
 ) -> HttpResponse {
     let guard = StreamGuard::new(entry);
-    let head = futures::stream::iter(first.map(Ok::<Bytes, Infallible>));
     let tail = futures::stream::unfold((rx, guard), |(mut rx, guard)| async move {
-        rx.recv()
-            .await
-            .map(|b| (Ok::<Bytes, Infallible>(b), (rx, guard)))
+        let bytes = rx.as_mut()?.recv().await?;
+        Some((Ok::<Bytes, Infallible>(bytes), (rx, guard)))
     });
     crate::transport::exchange::event_stream(head.chain(tail))
+}
+
+fn priming(stream: u64) -> impl futures::Stream<Item = Result<Bytes, Infallible>> {
+    futures::stream::iter([Ok(sse::priming(stream))])
 }
 
 async fn post_mcp(
@@ -566,18 +564,9 @@ async fn post_mcp(
         }
     }
     let stream = sse::streams_of(&entry).allocate();
-    let (out, rx) = mpsc::unbounded_channel();
-    Pump {
-        session: entry.clone(),
-        streams: sse::streams_of(&entry),
-        storage: state.service.storage.clone(),
-        stream,
-        kind: StreamKind::Request,
-        keepalive: state.service.limits.sse_keepalive,
-        log: state.log.clone(),
-    }
-    .start(first, frames, Some(out));
-    with_session(sse_response(entry, Some(sse::priming(stream)), rx))
+    let (out, rx) = sse::connection(state.service.limits.sse_buffer_bytes);
+    pump(&state, &entry, stream, StreamKind::Request).start(first, frames, Some(out));
+    with_session(sse_response(entry, priming(stream), Some(rx)))
 }
 
 /// 405 for `GET`/`DELETE` without `Mcp-Session-Id`: 2026-07-28 has no session
@@ -613,47 +602,54 @@ async fn get_mcp(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     };
     entry.touch();
     let streams = sse::streams_of(&entry);
-    let (out, rx) = mpsc::unbounded_channel();
+    let (out, rx) = sse::connection(state.service.limits.sse_buffer_bytes);
     if let Some(last) = header_str(&req, "last-event-id") {
         let Some((stream, seq)) = sse::parse_event_id(last) else {
             return bad_request(format!("malformed Last-Event-ID: {last:?}"));
         };
-        return match streams.attach(stream, Some(seq), out.clone()) {
-            Ok(()) => sse_response(entry, None, rx),
-            Err(_) => {
-                // The stream ended: replay what it logged, then end; read from
-                // storage as the connection takes it, never all at once.
-                let events = state
-                    .service
-                    .storage
-                    .events_after_lazily(&entry.id, stream, seq);
-                replay_response(entry, stream, events, &state.log)
-            }
+        // What was missed is read from the log as the connection takes it, never
+        // all at once: up to what the pump had logged when it took the connection
+        // (it sends the rest live), or all of it if the stream ended.
+        let (upto, rx) = match streams.attach(stream, out).await {
+            Ok(logged) => (logged, Some(rx)),
+            Err(sse::NotLive) => (u64::MAX, None),
         };
+        let missed = state
+            .service
+            .storage
+            .events_after_lazily(&entry.id, stream, seq)
+            .take_while(move |e| e.as_ref().map_or(true, |(at, _)| *at <= upto));
+        let missed = replay_body(stream, missed, &state.log);
+        return sse_response(entry, missed, rx);
     }
     if let Some(stream) = streams.standalone() {
         // One standalone connection at a time: a new GET takes over and the older
         // connection ends (a client that reconnects is never locked out by a
         // connection the server has not yet noticed is dead).
-        if streams.attach(stream, None, out.clone()).is_ok() {
-            return sse_response(entry, Some(sse::priming(stream)), rx);
+        if streams.attach(stream, out.clone()).await.is_ok() {
+            return sse_response(entry, priming(stream), Some(rx));
         }
     }
     let stream = streams.allocate();
     streams.set_standalone(stream);
     let (sink, frames) = Sink::channel();
     entry.addr.do_send(SetStandalone(sink));
+    pump(&state, &entry, stream, StreamKind::Standalone).start(None, frames, Some(out));
+    sse_response(entry, priming(stream), Some(rx))
+}
+
+/// The pump of a new stream of `entry`.
+fn pump(state: &AppState, entry: &Arc<SessionEntry>, stream: u64, kind: StreamKind) -> Pump {
     Pump {
-        session: entry.clone(),
-        streams: sse::streams_of(&entry),
+        session: entry.id.clone(),
+        streams: sse::streams_of(entry),
         storage: state.service.storage.clone(),
         stream,
-        kind: StreamKind::Standalone,
+        kind,
         keepalive: state.service.limits.sse_keepalive,
         log: state.log.clone(),
+        metrics: state.service.metrics.clone(),
     }
-    .start(None, frames, Some(out));
-    sse_response(entry, Some(sse::priming(stream)), rx)
 }
 
 async fn delete_mcp(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {

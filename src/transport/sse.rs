@@ -6,12 +6,18 @@
 //! it numbers the frames a request's sink produces, appends them to the replay log
 //! (sled), and forwards them to the HTTP connection currently attached, if any. A
 //! dropped connection detaches; the call goes on and its events are kept. `GET` with
-//! `Last-Event-ID` re-attaches: the pump replays what the client missed from the log,
-//! then continues live, in order, because one task does both. A request stream ends
-//! after its response; the standalone (GET) stream lives as long as the session.
+//! `Last-Event-ID` re-attaches: the pump answers with the last seq it logged and sends
+//! only later events to the new connection, whose body first reads the missed events
+//! from the log, lazily, up to that seq: in order, and nothing is held in memory for a
+//! client that does not read. A request stream ends after its response; the
+//! standalone (GET) stream lives as long as the session.
+//!
+//! A connection holds at most `limits.sse_buffer_bytes` its client has not read (plus
+//! one event, however big); past that the pump drops it, and the client resumes from
+//! the log with `Last-Event-ID`.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -53,12 +59,72 @@ pub fn priming(stream: u64) -> Bytes {
     ))
 }
 
-/// The receiving end an HTTP response body reads.
-pub type Out = mpsc::UnboundedSender<Bytes>;
+/// The sending half of one SSE connection. Bytes its client has not read yet are
+/// counted; a send that would pass the connection's limit fails instead (one event
+/// is always taken by an empty connection, however big).
+#[derive(Clone)]
+pub struct Out {
+    tx: mpsc::UnboundedSender<Bytes>,
+    queued: Arc<AtomicUsize>,
+    max: usize,
+}
+
+/// The receiving half of one SSE connection: what its response body reads.
+pub struct OutRx {
+    rx: mpsc::UnboundedReceiver<Bytes>,
+    queued: Arc<AtomicUsize>,
+}
+
+/// Why a send to a connection failed.
+#[derive(Debug, PartialEq, Eq)]
+enum SendError {
+    /// The client has not read `max` bytes.
+    Behind,
+    /// The connection is gone.
+    Closed,
+}
+
+/// A connection that holds at most `max` unread bytes (plus one event).
+pub fn connection(max: usize) -> (Out, OutRx) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let queued = Arc::new(AtomicUsize::new(0));
+    (
+        Out {
+            tx,
+            queued: queued.clone(),
+            max,
+        },
+        OutRx { rx, queued },
+    )
+}
+
+impl Out {
+    fn send(&self, bytes: Bytes) -> Result<(), SendError> {
+        let queued = self.queued.load(Ordering::Acquire);
+        if queued > 0 && queued + bytes.len() > self.max {
+            return Err(SendError::Behind);
+        }
+        self.queued.fetch_add(bytes.len(), Ordering::AcqRel);
+        self.tx.send(bytes).map_err(|_| SendError::Closed)
+    }
+}
+
+impl OutRx {
+    /// The next bytes to write; `None` once the pump let the connection go.
+    pub async fn recv(&mut self) -> Option<Bytes> {
+        let bytes = self.rx.recv().await?;
+        self.queued.fetch_sub(bytes.len(), Ordering::AcqRel);
+        Some(bytes)
+    }
+}
 
 enum Control {
-    /// Replay events after `after` (none when `None`), then send live events to `out`.
-    Attach { after: Option<u64>, out: Out },
+    /// Send live events to `out` from now on; answer with the last seq logged (the
+    /// new connection reads what it missed up to there from the log).
+    Attach {
+        out: Out,
+        logged: tokio::sync::oneshot::Sender<u64>,
+    },
 }
 
 struct Live {
@@ -82,13 +148,20 @@ impl Connection {
         }
     }
 
-    /// Send to the connection; a connection whose client went away is dropped.
-    fn send(&self, bytes: Bytes) {
-        if let Ok(mut c) = self.0.lock() {
-            if c.as_ref().is_some_and(|o| o.send(bytes).is_err()) {
-                *c = None;
-            }
+    /// Send to the connection; a connection whose client went away, or is too far
+    /// behind, is dropped (`Err(Behind)` then: the caller reports it).
+    fn send(&self, bytes: Bytes) -> Result<(), SendError> {
+        let Ok(mut c) = self.0.lock() else {
+            return Err(SendError::Closed);
+        };
+        let Some(out) = c.as_ref() else {
+            return Ok(());
+        };
+        let sent = out.send(bytes);
+        if sent.is_err() {
+            *c = None;
         }
+        sent
     }
 }
 
@@ -155,15 +228,21 @@ impl StreamTable {
         }
     }
 
-    /// Attach `out` to a live stream, replacing (and so ending) the connection it had;
-    /// `after` replays missed events first.
-    pub fn attach(&self, stream: u64, after: Option<u64>, out: Out) -> Result<(), NotLive> {
-        let live = self.live.lock().map_err(|_| NotLive)?;
-        let entry = live.get(&stream).ok_or(NotLive)?;
-        entry
-            .control
-            .send(Control::Attach { after, out })
-            .map_err(|_| NotLive)
+    /// Attach `out` to a live stream, replacing (and so ending) the connection it had.
+    /// Returns the last seq logged: `out` gets the events after it, the log has the
+    /// rest. A stream that ended meanwhile answers too (its log is then complete and
+    /// `out` gets nothing).
+    pub async fn attach(&self, stream: u64, out: Out) -> Result<u64, NotLive> {
+        let (logged, answer) = tokio::sync::oneshot::channel();
+        {
+            let live = self.live.lock().map_err(|_| NotLive)?;
+            let entry = live.get(&stream).ok_or(NotLive)?;
+            entry
+                .control
+                .send(Control::Attach { out, logged })
+                .map_err(|_| NotLive)?;
+        }
+        answer.await.map_err(|_| NotLive)
     }
 
     fn insert(&self, stream: u64, live: Live) {
@@ -195,8 +274,8 @@ pub enum StreamKind {
 
 /// Everything a pump needs.
 pub struct Pump {
-    /// The session.
-    pub session: Arc<SessionEntry>,
+    /// The session's id.
+    pub session: Arc<str>,
     /// The session's live streams ([`streams_of`]).
     pub streams: Arc<StreamTable>,
     /// Where events are logged for replay.
@@ -209,6 +288,8 @@ pub struct Pump {
     pub keepalive: Duration,
     /// Logger.
     pub log: Logger,
+    /// Counts connections dropped for being too far behind.
+    pub metrics: Arc<crate::telemetry::metrics::Metrics>,
 }
 
 impl Pump {
@@ -245,15 +326,13 @@ impl Pump {
             } else {
                 tokio::select! {
                     f = frames.recv() => f,
-                    Some(Control::Attach { after, out }) = control.recv() => {
-                        if let Some(after) = after {
-                            self.replay(after, &out);
-                        }
+                    Some(Control::Attach { out, logged }) = control.recv() => {
                         conn.set(out);
+                        let _ = logged.send(seq);
                         continue;
                     }
                     _ = keepalive.tick() => {
-                        conn.send(Bytes::from_static(KEEPALIVE));
+                        self.sent(conn.send(Bytes::from_static(KEEPALIVE)));
                         continue;
                     }
                 }
@@ -265,13 +344,13 @@ impl Pump {
                 continue;
             }
             seq += 1;
-            if let Err(e) =
-                self.storage
-                    .append_event(&self.session.id, self.stream, seq, &frame.json)
+            if let Err(e) = self
+                .storage
+                .append_event(&self.session, self.stream, seq, &frame.json)
             {
                 slog::warn!(self.log, "event not logged for replay"; "error" => e.to_string());
             }
-            conn.send(event(self.stream, seq, &frame.json));
+            self.sent(conn.send(event(self.stream, seq, &frame.json)));
             keepalive.reset();
             if frame.kind == FrameKind::Response && self.kind == StreamKind::Request {
                 break;
@@ -281,22 +360,18 @@ impl Pump {
         // log, which now holds every event of the stream, the response included.
         self.streams.remove(self.stream);
         control.close();
-        while let Some(Control::Attach { after, out }) = control.recv().await {
-            self.replay(after.unwrap_or(seq), &out);
+        while let Some(Control::Attach { logged, .. }) = control.recv().await {
+            let _ = logged.send(seq);
         }
     }
 
-    fn replay(&self, after: u64, out: &Out) {
-        match self
-            .storage
-            .events_after(&self.session.id, self.stream, after)
-        {
-            Ok(events) => {
-                for (seq, json) in events {
-                    let _ = out.send(event(self.stream, seq, &json));
-                }
-            }
-            Err(e) => slog::warn!(self.log, "replay failed"; "error" => e.to_string()),
+    /// Report a connection dropped for being too far behind.
+    fn sent(&self, sent: Result<(), SendError>) {
+        if sent == Err(SendError::Behind) {
+            self.metrics
+                .reject(crate::telemetry::metrics::reason::SSE_SLOW);
+            slog::info!(self.log, "SSE connection dropped: the client does not read; it resumes with Last-Event-ID";
+                "session" => crate::telemetry::session_tag(&self.session), "stream" => self.stream);
         }
     }
 }
@@ -310,6 +385,91 @@ mod tests {
         assert_eq!(parse_event_id(&event_id(3, 17)), Some((3, 17)));
         assert_eq!(parse_event_id("x-1"), None);
         assert_eq!(parse_event_id("12"), None);
+    }
+
+    #[test]
+    fn a_connection_holds_at_most_its_limit_plus_one_event() {
+        let (out, mut rx) = connection(100);
+        assert_eq!(
+            out.send(Bytes::from(vec![b'x'; 500])),
+            Ok(()),
+            "one event always fits"
+        );
+        assert_eq!(out.send(Bytes::from_static(b"y")), Err(SendError::Behind));
+        futures::executor::block_on(async {
+            assert_eq!(rx.recv().await.map(|b| b.len()), Some(500));
+        });
+        assert_eq!(out.send(Bytes::from(vec![b'x'; 60])), Ok(()));
+        assert_eq!(
+            out.send(Bytes::from(vec![b'x'; 40])),
+            Ok(()),
+            "up to the limit"
+        );
+        assert_eq!(out.send(Bytes::from_static(b"y")), Err(SendError::Behind));
+        drop(rx);
+        futures::executor::block_on(async {
+            let (out, rx) = connection(100);
+            drop(rx);
+            assert_eq!(out.send(Bytes::from_static(b"y")), Err(SendError::Closed));
+        });
+    }
+
+    /// A client that stops reading loses its connection, not events: a resume gets
+    /// the missed ones from the log (up to the seq the pump answers) and the rest live.
+    #[test]
+    fn a_slow_connection_is_dropped_and_resumes_from_the_log_then_live() {
+        actix_rt::System::new().block_on(async {
+            let storage = Storage::temporary().unwrap();
+            let metrics = Arc::new(crate::telemetry::metrics::Metrics::new());
+            let streams = Arc::new(StreamTable::default());
+            let stream = streams.allocate();
+            let (sink, frames) = crate::sink::Sink::channel();
+            let (out, mut rx) = connection(300);
+            Pump {
+                session: Arc::from("s1"),
+                streams: streams.clone(),
+                storage: storage.clone(),
+                stream,
+                kind: StreamKind::Standalone,
+                keepalive: Duration::from_secs(60),
+                log: Logger::root(slog::Discard, slog::o!()),
+                metrics: metrics.clone(),
+            }
+            .start(None, frames, Some(out));
+            let note = |n: u32| {
+                format!(
+                    r#"{{"jsonrpc":"2.0","method":"n","params":{{"n":{n},"pad":"{}"}}}}"#,
+                    "p".repeat(60)
+                )
+            };
+            for n in 1..=10 {
+                assert!(sink.notification(note(n)));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            // What fitted, then the end of the connection.
+            let mut got = 0;
+            let second = Duration::from_secs(1);
+            while let Ok(Some(bytes)) = tokio::time::timeout(second, rx.recv()).await {
+                assert!(bytes.starts_with(format!("id: {stream}-").as_bytes()));
+                got += 1;
+            }
+            assert!((1..10).contains(&got), "{got} events before the drop");
+            assert!(metrics
+                .render()
+                .contains(r#"mcp_rejected_total{reason="sse_slow"} 1"#));
+            // Resume: the pump says what it logged; the log has all of it.
+            let (out, mut rx) = connection(300);
+            assert_eq!(streams.attach(stream, out).await, Ok(10));
+            let logged = storage.events_after("s1", stream, 0).unwrap();
+            assert_eq!(logged.len(), 10);
+            assert_eq!(logged[9].1, note(10));
+            assert!(sink.notification(note(11)));
+            let live = rx.recv().await.unwrap();
+            assert!(
+                live.starts_with(format!("id: {stream}-11\n").as_bytes()),
+                "{live:?}"
+            );
+        });
     }
 
     #[test]

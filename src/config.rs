@@ -181,6 +181,10 @@ pub struct FileLimits {
     pub event_ttl_ms: Option<u64>,
     /// [`Limits::event_log_bytes`].
     pub event_log_bytes: Option<u64>,
+    /// [`Limits::event_log_session_max`].
+    pub event_log_session_max: Option<usize>,
+    /// [`Limits::event_log_session_bytes`].
+    pub event_log_session_bytes: Option<u64>,
     /// [`Limits::sse_keepalive`] in milliseconds.
     pub sse_keepalive_ms: Option<u64>,
     /// [`Limits::stream_probe`] in milliseconds.
@@ -289,6 +293,13 @@ pub struct Limits {
     /// every second): what the session era can make the server keep on disk for
     /// `Last-Event-ID`. Default 64 MiB.
     pub event_log_bytes: u64,
+    /// Events one session may keep in the replay log; past it, that session's oldest
+    /// are dropped as it logs more (never another session's, never its newest), so
+    /// one session cannot push another's results out. Default 1,000.
+    pub event_log_session_max: usize,
+    /// Bytes of events one session may keep in the replay log (its newest event is
+    /// kept whatever its size). Default 8 MiB: two results of `max_result_bytes`.
+    pub event_log_session_bytes: u64,
     /// SSE events older than this are dropped from the replay log. Default 5 min.
     #[serde(rename = "event_ttl_ms", serialize_with = "ser_ms")]
     pub event_ttl: Duration,
@@ -353,6 +364,8 @@ impl Default for Limits {
             sse_keepalive: Duration::from_secs(15),
             stream_probe: Duration::from_millis(250),
             event_log_bytes: 64 * 1024 * 1024,
+            event_log_session_max: 1_000,
+            event_log_session_bytes: 8 * 1024 * 1024,
             listen_queue: 256,
             sse_buffer_bytes: 1024 * 1024,
             max_in_flight_total: 4096,
@@ -712,6 +725,12 @@ impl Config {
         }
         if let Some(n) = fl.event_log_bytes {
             l.event_log_bytes = positive("limits.event_log_bytes", n)?;
+        }
+        if let Some(n) = fl.event_log_session_max {
+            l.event_log_session_max = positive("limits.event_log_session_max", n)?;
+        }
+        if let Some(n) = fl.event_log_session_bytes {
+            l.event_log_session_bytes = positive("limits.event_log_session_bytes", n)?;
         }
         if let Some(ms) = fl.event_ttl_ms {
             l.event_ttl = Duration::from_millis(ms);

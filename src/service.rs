@@ -92,6 +92,7 @@ impl Service {
         limits: crate::config::Limits,
         log: Logger,
     ) -> Service {
+        storage.set_event_share(limits.event_log_session_bytes, limits.event_log_session_max);
         Service {
             info,
             tools,

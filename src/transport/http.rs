@@ -356,38 +356,38 @@ fn count_requests(payload: &Payload) -> (usize, bool) {
 const REPLAY_CHUNK: usize = 64 * 1024;
 
 /// The SSE events of a replay from the log: the body pulls one event at a time from
-/// storage, and a big event in chunks that share sled's copy, so a client that does
-/// not read holds at most one chunk of it in this process.
+/// storage, and a big event in chunks (sharing sled's copy, or read from its file),
+/// so a client that does not read holds at most one chunk of it in this process.
 fn replay_body(
     stream: u64,
-    events: impl Iterator<Item = Result<(u64, sled::IVec), crate::storage::StorageError>>
+    events: impl Iterator<Item = Result<(u64, crate::storage::Event), crate::storage::StorageError>>
         + Send
         + 'static,
     log: &slog::Logger,
 ) -> impl futures::Stream<Item = Result<Bytes, Infallible>> {
     let log = log.clone();
-    futures::stream::iter(events)
-        .map(move |item| {
-            let pieces: Vec<Bytes> = match item {
-                Ok((seq, data)) => {
-                    let data = Bytes::from_owner(data);
-                    let head = Bytes::from(format!("id: {}\ndata: ", sse::event_id(stream, seq)));
-                    let chunks = (0..data.len())
-                        .step_by(REPLAY_CHUNK)
-                        .map(|at| data.slice(at..(at + REPLAY_CHUNK).min(data.len())));
+    let pieces = events.flat_map(move |item| {
+        let event = item.map_err(|e| e.to_string()).and_then(|(seq, event)| {
+            let chunks = event.chunks(REPLAY_CHUNK).map_err(|e| e.to_string())?;
+            Ok((seq, chunks))
+        });
+        let pieces: Box<dyn Iterator<Item = Bytes> + Send> = match event {
+            Ok((seq, chunks)) => {
+                let head = Bytes::from(format!("id: {}\ndata: ", sse::event_id(stream, seq)));
+                Box::new(
                     std::iter::once(head)
                         .chain(chunks)
-                        .chain(std::iter::once(Bytes::from_static(b"\n\n")))
-                        .collect()
-                }
-                Err(e) => {
-                    slog::warn!(log, "replay failed"; "error" => e.to_string());
-                    Vec::new()
-                }
-            };
-            futures::stream::iter(pieces.into_iter().map(Ok::<Bytes, Infallible>))
-        })
-        .flatten()
+                        .chain(std::iter::once(Bytes::from_static(b"\n\n"))),
+                )
+            }
+            Err(e) => {
+                slog::warn!(log, "replay failed"; "error" => e);
+                Box::new(std::iter::empty())
+            }
+        };
+        pieces
+    });
+    futures::stream::iter(pieces.map(Ok::<Bytes, Infallible>))
 }
 
 /// An SSE response: `head`, then what the pump sends to `rx` until it lets the

@@ -144,16 +144,26 @@ fn state_directory_is_the_default_data_dir_under_systemd() {
 }
 
 #[test]
-fn a_data_dir_held_by_another_server_exits_3_with_one_line() {
+/// `serve` on a data dir another process holds exits 3 with one line naming the
+/// holder and the fix (`stdio` keeps serving instead: see the stdio tests).
+fn a_data_dir_held_by_another_process_stops_serve_with_exit_3_and_one_line() {
     let dir = tempfile::tempdir().unwrap();
     let mut first = Stdio::start_in(dir.path(), &[], &[]);
     first.initialize("2025-11-25");
     let data = dir.path().join("data");
-    let (status, _, stderr) = run(&["stdio", "--data-dir", data.to_str().unwrap()], &[]);
+    let data = data.to_str().unwrap();
+    let (status, _, stderr) = run(&["serve", "--bind", "127.0.0.1:0", "--data-dir", data], &[]);
     assert_eq!(status.code(), Some(3), "{stderr}");
-    one_line_error(&stderr, data.to_str().unwrap());
+    one_line_error(&stderr, data);
     let v: Value = serde_json::from_str(stderr.trim()).expect("the error is a JSON log line");
     assert_eq!(v["level"], "critical");
+    let text = v["msg"].as_str().unwrap_or_default().to_owned() + &v.to_string();
+    assert!(
+        text.contains(&format!("held by another process (pid {})", first.pid())),
+        "{stderr}"
+    );
+    assert!(text.contains("--data-dir"), "{stderr}");
+    assert!(first.finish().0.success());
 }
 
 #[test]

@@ -801,3 +801,40 @@ fn one_address_cannot_hold_more_than_its_connections() {
         "{metrics}"
     );
 }
+
+/// One session flooding the replay log drops its own oldest events, not another
+/// session's finished stream (before, 12,000 tiny calls made a victim's resume
+/// answer 200 with no events: its result was lost).
+#[test]
+fn a_noisy_session_cannot_evict_another_sessions_replay() {
+    let s = Server::with_config(
+        "[limits]\nevent_log_max = 100\nevent_log_session_max = 20\n",
+        &[],
+    );
+    let sse_call = |id: &str, n: u64| {
+        let call = call_body(n, "echo", json!({"text": format!("answer {n}")}));
+        let mut st = s.post_open(Some(id), &call, &[("Accept", "text/event-stream")]);
+        let (stream, _) = priming(&mut st).id_parts();
+        let (resp, _) = st.until_response(&json!(n));
+        assert_eq!(text(&resp["result"]), format!("answer {n}"));
+        stream
+    };
+    let victim = s.session();
+    let kept = sse_call(&victim, 1);
+    let noisy = s.session();
+    let streams: Vec<u64> = (2..300).map(|n| sse_call(&noisy, n)).collect();
+    // Give the periodic trim (every second) its turn.
+    std::thread::sleep(Duration::from_millis(1500));
+    let mut r = s.get_stream(&victim, Some(&format!("{kept}-0")));
+    let (resp, _) = r.until_response(&json!(1));
+    assert_eq!(text(&resp["result"]), "answer 1");
+    // The noisy session kept only its share: its newest, not its first.
+    let mut r = s.get_stream(&noisy, Some(&format!("{}-0", streams[297])));
+    let (resp, _) = r.until_response(&json!(299));
+    assert_eq!(text(&resp["result"]), "answer 299");
+    let mut r = s.get_stream(&noisy, Some(&format!("{}-0", streams[0])));
+    assert!(
+        r.rest().is_empty(),
+        "the noisy session's oldest were dropped"
+    );
+}

@@ -1139,30 +1139,3 @@ fn a_held_data_dir_is_explained_and_taken_over_once_free() {
     let (status, _, _) = second.finish();
     assert!(status.success());
 }
-
-/// `serve` on a held data dir stops at once with exit code 3 and the same
-/// explanation.
-#[test]
-fn serve_on_a_held_data_dir_exits_3_naming_the_holder() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let mut first = Stdio::start_in(tmp.path(), &[], &[]);
-    first.initialize("2025-11-25");
-    let data = tmp.path().join("data");
-    let (status, _, stderr) = crate::util::run(
-        &[
-            "serve",
-            "--bind",
-            "127.0.0.1:0",
-            "--data-dir",
-            data.to_str().unwrap(),
-        ],
-        &[],
-    );
-    assert_eq!(status.code(), Some(3), "{stderr}");
-    assert!(
-        stderr.contains(&format!("held by another process (pid {})", first.pid())),
-        "{stderr}"
-    );
-    assert!(stderr.contains("--data-dir"), "{stderr}");
-    assert!(first.finish().0.success());
-}

@@ -1,17 +1,21 @@
 //! Storage: one sled database with typed trees (DESIGN §3).
 //!
 //! Trees: `meta` (on-disk format version), `kv` (the namespaced key/value API for
-//! tools), `events` + `event_index` (the SSE replay log: events in arrival order, and
-//! an index by session/stream/seq).
+//! tools), `sessions` + `session_seen` (saved sessions and when each was last used),
+//! `events` + `event_index` + `event_session` (the SSE replay log, see [`events`]).
 //!
 //! Durability contract: sled syncs in the background every 500 ms, so every write
 //! that a client will be told succeeded is flushed (`flush_async`) before this module
 //! returns. Reads never flush.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+mod events;
+
+pub use events::Event;
 
 /// On-disk format written to `meta/format`. Bump on incompatible changes.
 pub const FORMAT_VERSION: &[u8] = b"1";
@@ -88,7 +92,7 @@ struct Shared {
     /// directory is held by another process.
     trees: std::sync::RwLock<Option<Arc<Trees>>>,
     /// Counters of the replay log (kept across a reopen, recounted by it).
-    events: EventCounters,
+    events: events::EventLog,
     commit: GroupCommit,
     health: StorageHealth,
     /// The data directory (`None` for a temporary database).
@@ -107,8 +111,11 @@ struct Trees {
     session_seen: sled::Tree,
     /// The SSE replay log: global seq (u64 BE) → ts_ms (u64 BE) + index key.
     by_order: sled::Tree,
-    /// The replay log by stream: session \0 stream (u64 BE) seq (u64 BE) → JSON text.
+    /// The replay log by stream: session \0 stream (u64 BE) seq (u64 BE) → the
+    /// event (its JSON, or where a big one is kept: see [`events`]).
     by_stream: sled::Tree,
+    /// The replay log by session: session \0 global seq (u64 BE) → nothing.
+    by_session: sled::Tree,
 }
 
 /// What [`Storage::try_recover`] found.
@@ -127,6 +134,9 @@ pub enum Recovery {
 
 /// Appended to the failure once the disk takes writes again.
 const RESTART_HINT: &str = "the disk takes writes again: restart emcee to reopen the database";
+
+/// sled's only report of a data directory held by another process.
+const HELD: &str = "could not acquire lock";
 
 /// Written beside sled's files at a clean stop: the `db` file's length then.
 const CLEAN_STOP_FILE: &str = "emcee-clean-stop";
@@ -201,25 +211,6 @@ struct GroupCommit {
     flushes: AtomicU64,
 }
 
-/// Counters of the SSE replay log. Events are not flushed one by one: a crash loses
-/// at most the last half second of replayable events, never an acknowledged write.
-#[derive(Default)]
-struct EventCounters {
-    next: AtomicU64,
-    count: AtomicUsize,
-    /// Bytes of logged event JSON.
-    bytes: AtomicU64,
-}
-
-fn stream_key(session: &str, stream: u64, seq: u64) -> Vec<u8> {
-    let mut k = Vec::with_capacity(session.len() + 17);
-    k.extend_from_slice(session.as_bytes());
-    k.push(NS_SEP);
-    k.extend_from_slice(&stream.to_be_bytes());
-    k.extend_from_slice(&seq.to_be_bytes());
-    k
-}
-
 impl std::fmt::Debug for Storage {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Storage").finish_non_exhaustive()
@@ -285,7 +276,7 @@ impl Storage {
         dir: Option<PathBuf>,
         cache_bytes: u64,
     ) -> Result<Storage, StorageError> {
-        let events = EventCounters::default();
+        let events = events::EventLog::new(dir.as_deref());
         if let Some(trees) = &trees {
             events.recount(trees)?;
         }
@@ -477,11 +468,13 @@ impl Storage {
         Ok(self.trees()?.sessions.get(id)?.map(|v| v.to_vec()))
     }
 
-    /// Forget session `id` (it was deleted or reaped: its id must answer 404).
+    /// Forget session `id` (it was deleted or reaped: its id must answer 404), and
+    /// its replay events.
     pub fn delete_session(&self, id: &str) -> Result<(), StorageError> {
         let trees = self.trees()?;
         self.checked(trees.sessions.remove(id))?;
         trees.session_seen.remove(id)?;
+        self.delete_events_of(id)?;
         Ok(())
     }
 
@@ -493,115 +486,6 @@ impl Storage {
     /// Number of saved session records (0 while no database is open).
     pub fn session_count(&self) -> usize {
         self.trees().map_or(0, |t| t.sessions.len())
-    }
-
-    /// Append an SSE event to the replay log.
-    pub fn append_event(
-        &self,
-        session: &str,
-        stream: u64,
-        seq: u64,
-        json: &str,
-    ) -> Result<(), StorageError> {
-        let trees = self.trees()?;
-        let ev = &self.shared.events;
-        let key = stream_key(session, stream, seq);
-        let order = ev.next.fetch_add(1, Ordering::Relaxed);
-        let mut value = Vec::with_capacity(8 + key.len());
-        value.extend_from_slice(&unix_ms().to_be_bytes());
-        value.extend_from_slice(&key);
-        trees.by_stream.insert(key, json.as_bytes())?;
-        trees.by_order.insert(order.to_be_bytes(), value)?;
-        ev.count.fetch_add(1, Ordering::Relaxed);
-        ev.bytes.fetch_add(json.len() as u64, Ordering::Relaxed);
-        Ok(())
-    }
-
-    /// The logged events of `stream` after `after_seq`, read lazily in order as the
-    /// iterator is advanced (a replay never holds more than one event it has not
-    /// sent; values are shared with sled's cache, not copied).
-    pub fn events_after_lazily(
-        &self,
-        session: &str,
-        stream: u64,
-        after_seq: u64,
-    ) -> impl Iterator<Item = Result<(u64, sled::IVec), StorageError>> + Send + 'static {
-        let start = stream_key(session, stream, after_seq.saturating_add(1));
-        let end = stream_key(session, stream, u64::MAX);
-        let (range, unavailable) = match self.trees() {
-            Ok(trees) => (Some(trees.by_stream.range(start..=end)), None),
-            Err(e) => (None, Some(Err(e))),
-        };
-        unavailable
-            .into_iter()
-            .chain(range.into_iter().flatten().map(|item| {
-                let (k, v) = item?;
-                let seq = u64::from_be_bytes(k[k.len() - 8..].try_into().unwrap_or([0; 8]));
-                Ok((seq, v))
-            }))
-    }
-
-    /// Events of one stream after `after_seq`, in order: `(seq, json)`.
-    pub fn events_after(
-        &self,
-        session: &str,
-        stream: u64,
-        after_seq: u64,
-    ) -> Result<Vec<(u64, String)>, StorageError> {
-        self.events_after_lazily(session, stream, after_seq)
-            .map(|item| item.map(|(seq, v)| (seq, String::from_utf8_lossy(&v).into_owned())))
-            .collect()
-    }
-
-    /// True if the log holds any event of this stream.
-    pub fn has_stream(&self, session: &str, stream: u64) -> Result<bool, StorageError> {
-        let start = stream_key(session, stream, 0);
-        let end = stream_key(session, stream, u64::MAX);
-        Ok(self
-            .trees()?
-            .by_stream
-            .range(start..=end)
-            .next()
-            .transpose()?
-            .is_some())
-    }
-
-    /// Number of events in the replay log.
-    pub fn event_count(&self) -> usize {
-        self.shared.events.count.load(Ordering::Relaxed)
-    }
-
-    /// Drop the oldest events until at most `max` remain and none is older than `ttl`.
-    pub fn trim_events(
-        &self,
-        max: usize,
-        max_bytes: u64,
-        ttl: Duration,
-    ) -> Result<usize, StorageError> {
-        let trees = self.trees()?;
-        let ev = &self.shared.events;
-        let cutoff = unix_ms().saturating_sub(ttl.as_millis() as u64);
-        let mut removed = 0;
-        while let Some((k, v)) = trees.by_order.first()? {
-            let ts = u64::from_be_bytes(v[..8].try_into().unwrap_or([0; 8]));
-            let within = ev.count.load(Ordering::Relaxed) <= max
-                && ev.bytes.load(Ordering::Relaxed) <= max_bytes;
-            if within && ts >= cutoff {
-                break;
-            }
-            trees.by_order.remove(&k)?;
-            if let Some(json) = trees.by_stream.remove(&v[8..])? {
-                ev.bytes.fetch_sub(json.len() as u64, Ordering::Relaxed);
-            }
-            ev.count.fetch_sub(1, Ordering::Relaxed);
-            removed += 1;
-        }
-        Ok(removed)
-    }
-
-    /// Bytes of logged event JSON.
-    pub fn event_bytes(&self) -> u64 {
-        self.shared.events.bytes.load(Ordering::Relaxed)
     }
 
     /// The key/value API of one namespace (e.g. a tool's name).
@@ -721,16 +605,29 @@ impl Trees {
     fn open(dir: &Path, cache_bytes: u64) -> Result<Trees, StorageError> {
         // Some damage makes sled panic while it reads the files: that is a damaged
         // data directory (exit 3), not a crash of emcee.
-        let opened = std::panic::catch_unwind(|| {
-            sled::Config::new()
-                .path(dir)
-                .cache_capacity(cache_bytes)
-                .open()
-        });
+        let open = || {
+            std::panic::catch_unwind(|| {
+                sled::Config::new()
+                    .path(dir)
+                    .cache_capacity(cache_bytes)
+                    .open()
+            })
+        };
+        // A database closed a moment ago may still be locked while sled's background
+        // threads let go of its file: a held lock is tried again for half a second.
+        let mut opened = open();
+        for _ in 0..10 {
+            match &opened {
+                Ok(Err(sled::Error::Io(e))) if e.to_string().contains(HELD) => {
+                    std::thread::sleep(Duration::from_millis(50));
+                    opened = open();
+                }
+                _ => break,
+            }
+        }
         let db = match opened {
             Ok(Ok(db)) => db,
-            // sled's only report of a held lock is this message.
-            Ok(Err(sled::Error::Io(e))) if e.to_string().contains("could not acquire lock") => {
+            Ok(Err(sled::Error::Io(e))) if e.to_string().contains(HELD) => {
                 return Err(StorageError::Held {
                     path: dir.to_owned(),
                     holder: lock_holder(&dir.join("db"))
@@ -780,27 +677,10 @@ impl Trees {
             session_seen: db.open_tree("session_seen")?,
             by_order: db.open_tree("events")?,
             by_stream: db.open_tree("event_index")?,
+            by_session: db.open_tree("event_session")?,
             meta,
             db,
         })
-    }
-}
-
-impl EventCounters {
-    /// Count what the log of `trees` holds; the next sequence number never goes back.
-    fn recount(&self, trees: &Trees) -> Result<(), StorageError> {
-        let next = match trees.by_order.last()? {
-            Some((k, _)) => u64::from_be_bytes(k.as_ref().try_into().unwrap_or([0; 8])) + 1,
-            None => 0,
-        };
-        let mut bytes = 0u64;
-        for item in trees.by_stream.iter().values() {
-            bytes += item?.len() as u64;
-        }
-        self.next.fetch_max(next, Ordering::Relaxed);
-        self.count.store(trees.by_order.len(), Ordering::Relaxed);
-        self.bytes.store(bytes, Ordering::Relaxed);
-        Ok(())
     }
 }
 
@@ -939,63 +819,6 @@ mod tests {
         assert!(block_on(a.delete("k1")).unwrap());
         assert!(!block_on(a.delete("k1")).unwrap());
         assert_eq!(a.get("k1").unwrap(), None);
-    }
-
-    #[test]
-    fn event_log_replays_by_stream_and_trims_oldest_first() {
-        let s = Storage::temporary().unwrap();
-        for seq in 1..=3 {
-            s.append_event("s1", 7, seq, &format!("e{seq}")).unwrap();
-        }
-        s.append_event("s1", 8, 1, "other stream").unwrap();
-        s.append_event("s2", 7, 1, "other session").unwrap();
-        assert_eq!(
-            s.events_after("s1", 7, 1).unwrap(),
-            vec![(2, "e2".to_owned()), (3, "e3".to_owned())]
-        );
-        assert_eq!(s.events_after("s1", 7, 0).unwrap().len(), 3);
-        assert!(s.has_stream("s1", 8).unwrap());
-        assert!(!s.has_stream("s1", 9).unwrap());
-        assert_eq!(s.event_count(), 5);
-        assert_eq!(
-            s.trim_events(3, u64::MAX, Duration::from_secs(60)).unwrap(),
-            2
-        );
-        assert_eq!(s.event_count(), 3);
-        assert_eq!(
-            s.events_after("s1", 7, 0).unwrap(),
-            vec![(3, "e3".to_owned())]
-        );
-        std::thread::sleep(Duration::from_millis(5));
-        assert_eq!(
-            s.trim_events(10, u64::MAX, Duration::from_millis(1))
-                .unwrap(),
-            3,
-            "all past the ttl"
-        );
-        assert_eq!(s.event_bytes(), 0);
-    }
-
-    #[test]
-    fn the_replay_log_is_bounded_in_bytes_and_counts_them_across_reopening() {
-        let dir = tempfile::tempdir().unwrap();
-        {
-            let s = Storage::open(dir.path(), 1 << 20).unwrap();
-            for seq in 1..=10 {
-                s.append_event("s", 1, seq, &"x".repeat(1000)).unwrap();
-            }
-            assert_eq!(s.event_bytes(), 10_000);
-            // Oldest first, until at most 3,500 bytes are kept.
-            assert_eq!(
-                s.trim_events(100, 3_500, Duration::from_secs(60)).unwrap(),
-                7
-            );
-            assert_eq!(s.event_bytes(), 3_000);
-            assert_eq!(s.events_after("s", 1, 0).unwrap()[0].0, 8);
-            s.flush_blocking().unwrap();
-        }
-        let s = Storage::open(dir.path(), 1 << 20).unwrap();
-        assert_eq!(s.event_bytes(), 3_000, "counted again at open");
     }
 
     /// Regression: sled's `flush_async` hung forever under overlapping flushes; the

@@ -157,6 +157,8 @@ pub struct FileLimits {
     pub shutdown_grace_ms: Option<u64>,
     /// [`Limits::kv_list_max`].
     pub kv_list_max: Option<usize>,
+    /// [`Limits::kv_max_bytes`].
+    pub kv_max_bytes: Option<u64>,
     /// [`Limits::max_session_bytes`].
     pub max_session_bytes: Option<usize>,
     /// [`Limits::max_result_bytes`].
@@ -250,6 +252,10 @@ pub struct Limits {
     pub shutdown_grace: Duration,
     /// Most keys `kv_list` returns in one call; more sets `truncated`. Default 1000.
     pub kv_list_max: usize,
+    /// Bytes of keys and values the built-in kv tools may keep on disk, all clients
+    /// together; a `kv_set` past it is an `isError` result naming this limit (delete
+    /// keys to make room). Default 64 MiB.
+    pub kv_max_bytes: u64,
     /// Largest result a call may answer with, in bytes of JSON: a larger tool result
     /// is replaced by an `isError` result naming this limit (a JSON-RPC -32603 for
     /// `resources/read` and `prompts/get`); `kv_list` stops listing keys before it.
@@ -350,6 +356,7 @@ impl Default for Limits {
             page_size: 100,
             shutdown_grace: Duration::from_secs(10),
             kv_list_max: 1000,
+            kv_max_bytes: 64 * 1024 * 1024,
             max_session_bytes: 16 * 1024,
             max_result_bytes: 4 * 1024 * 1024,
             max_output_bytes: 8 * 1024 * 1024,
@@ -691,6 +698,9 @@ impl Config {
         }
         if let Some(n) = fl.kv_list_max {
             l.kv_list_max = positive("limits.kv_list_max", n)?;
+        }
+        if let Some(n) = fl.kv_max_bytes {
+            l.kv_max_bytes = positive("limits.kv_max_bytes", n)?;
         }
         if let Some(ms) = fl.body_timeout_ms {
             l.body_timeout = Duration::from_millis(positive("limits.body_timeout_ms", ms)?);

@@ -90,6 +90,11 @@ pub fn builtin_service(storage: Storage, limits: Limits, log: Logger) -> Result<
     );
     tools::builtin::register(&mut service.tools, &service.limits)?;
     tools::builtin::register_resources(&mut service.resources);
+    service.storage.set_kv_quota(
+        tools::builtin::KV_NAMESPACE,
+        service.limits.kv_max_bytes,
+        "limits.kv_max_bytes",
+    );
     Ok(service)
 }
 

@@ -61,6 +61,19 @@ pub enum StorageError {
         /// What this build writes.
         expected: String,
     },
+    /// A namespace's quota would be passed ([`Storage::set_kv_quota`]); nothing was
+    /// written.
+    #[error("the store is full: it holds {used} bytes of keys and values, this write adds {adding}, the limit is {quota} ({limit})")]
+    Full {
+        /// Bytes held.
+        used: u64,
+        /// Bytes the refused write would have added.
+        adding: u64,
+        /// The quota.
+        quota: u64,
+        /// The setting that sets it.
+        limit: &'static str,
+    },
     /// A read or write failed.
     #[error("storage error: {0}")]
     Sled(#[from] sled::Error),
@@ -98,6 +111,8 @@ struct Shared {
     /// The data directory (`None` for a temporary database).
     dir: Option<PathBuf>,
     cache_bytes: u64,
+    /// Bytes held by each kv namespace (its prefix) used so far.
+    kv_usage: std::sync::Mutex<std::collections::HashMap<Vec<u8>, Arc<KvUsage>>>,
 }
 
 /// One open sled database and its trees.
@@ -288,6 +303,7 @@ impl Storage {
                 health: StorageHealth::default(),
                 dir,
                 cache_bytes,
+                kv_usage: std::sync::Mutex::default(),
             }),
         })
     }
@@ -500,10 +516,46 @@ impl Storage {
         let mut prefix = Vec::with_capacity(namespace.len() + 1);
         prefix.extend_from_slice(namespace.as_bytes());
         prefix.push(NS_SEP);
+        let usage = self.kv_usage(&prefix);
         Kv {
             storage: self.clone(),
             prefix,
+            usage,
         }
+    }
+
+    /// Bound what namespace `namespace` may hold: keys and values together at most
+    /// `max_bytes`; a write past it fails with [`StorageError::Full`] naming `limit`
+    /// (the setting an operator changes).
+    pub fn set_kv_quota(&self, namespace: &str, max_bytes: u64, limit: &'static str) {
+        let usage = self.kv(namespace).usage;
+        usage.quota.store(max_bytes, Ordering::Relaxed);
+        let _ = usage.limit.set(limit);
+    }
+
+    /// The byte count of a namespace, counted once at its first use.
+    fn kv_usage(&self, prefix: &[u8]) -> Arc<KvUsage> {
+        let Ok(mut all) = self.shared.kv_usage.lock() else {
+            return Arc::default();
+        };
+        if let Some(usage) = all.get(prefix) {
+            return usage.clone();
+        }
+        let Ok(trees) = self.trees() else {
+            return Arc::default(); // Counted once a database is open.
+        };
+        let bytes = trees
+            .kv
+            .scan_prefix(prefix)
+            .flatten()
+            .map(|(k, v)| (k.len() - prefix.len() + v.len()) as u64)
+            .sum();
+        let usage = Arc::new(KvUsage {
+            bytes: AtomicU64::new(bytes),
+            ..KvUsage::default()
+        });
+        all.insert(prefix.to_vec(), usage.clone());
+        usage
     }
 
     /// Health probe: write a probe key and read it back.
@@ -723,6 +775,25 @@ fn lock_holder(file: &Path) -> Option<u32> {
 pub struct Kv {
     storage: Storage,
     prefix: Vec<u8>,
+    usage: Arc<KvUsage>,
+}
+
+/// Bytes of keys and values a namespace holds, and its quota.
+#[derive(Debug)]
+struct KvUsage {
+    bytes: AtomicU64,
+    quota: AtomicU64,
+    limit: std::sync::OnceLock<&'static str>,
+}
+
+impl Default for KvUsage {
+    fn default() -> Self {
+        KvUsage {
+            bytes: AtomicU64::new(0),
+            quota: AtomicU64::new(u64::MAX),
+            limit: std::sync::OnceLock::new(),
+        }
+    }
 }
 
 impl Kv {
@@ -733,10 +804,50 @@ impl Kv {
         k
     }
 
-    /// Store `value` under `key`; returns once it is on disk.
+    /// Store `value` under `key`; returns once it is on disk. Past the namespace's
+    /// quota ([`Storage::set_kv_quota`]) nothing is written and the error says so.
     pub async fn set(&self, key: &str, value: &[u8]) -> Result<(), StorageError> {
-        let inserted = self.storage.trees()?.kv.insert(self.key(key), value);
-        self.storage.checked(inserted)?;
+        let trees = self.storage.trees()?;
+        let key = self.key(key);
+        let adding = (key.len() - self.prefix.len() + value.len()) as u64;
+        let size = |old: &sled::IVec| (key.len() - self.prefix.len() + old.len()) as u64;
+        // What the write grows the namespace by is reserved before it, so concurrent
+        // writes cannot pass the quota together; replacing a value needs room only
+        // for the difference.
+        let replaced = trees.kv.get(&key)?.map_or(0, |old| size(&old));
+        let grows = adding.saturating_sub(replaced);
+        let usage = &self.usage;
+        let quota = usage.quota.load(Ordering::Relaxed);
+        usage
+            .bytes
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
+                used.checked_add(grows).filter(|total| *total <= quota)
+            })
+            .map_err(|used| StorageError::Full {
+                used,
+                adding,
+                quota,
+                limit: usage
+                    .limit
+                    .get()
+                    .copied()
+                    .unwrap_or("the namespace's quota"),
+            })?;
+        let old = match self.storage.checked(trees.kv.insert(&key, value)) {
+            Ok(old) => old.map_or(0, |old| size(&old)),
+            Err(e) => {
+                usage.bytes.fetch_sub(grows, Ordering::AcqRel);
+                return Err(e);
+            }
+        };
+        // Now counted: used + grows; held: used + adding - old.
+        let held = i128::from(adding) - i128::from(old) - i128::from(grows);
+        match u64::try_from(held) {
+            Ok(more) => usage.bytes.fetch_add(more, Ordering::AcqRel),
+            Err(_) => usage
+                .bytes
+                .fetch_sub(u64::try_from(-held).unwrap_or(0), Ordering::AcqRel),
+        };
         self.storage.flush().await
     }
 
@@ -753,7 +864,12 @@ impl Kv {
     /// Remove `key`; returns whether it existed, once the removal is on disk.
     pub async fn delete(&self, key: &str) -> Result<bool, StorageError> {
         let removed = self.storage.trees()?.kv.remove(self.key(key));
-        let existed = self.storage.checked(removed)?.is_some();
+        let removed = self.storage.checked(removed)?;
+        if let Some(old) = &removed {
+            let freed = (key.len() + old.len()) as u64;
+            self.usage.bytes.fetch_sub(freed, Ordering::AcqRel);
+        }
+        let existed = removed.is_some();
         if existed {
             self.storage.flush().await?;
         }
@@ -939,5 +1055,41 @@ mod tests {
             Some(&b"v"[..])
         );
         assert!(waiting.failure().is_none());
+    }
+
+    #[test]
+    fn a_kv_quota_bounds_keys_and_values_and_counts_across_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let s = Storage::open(dir.path(), 1 << 20).unwrap();
+            s.set_kv_quota("q", 100, "limits.test");
+            let kv = s.kv("q");
+            block_on(kv.set("a", &[b'x'; 49])).unwrap(); // 50 bytes
+            block_on(kv.set("b", &[b'x'; 49])).unwrap(); // 100: at the quota
+            let full = block_on(kv.set("c", b"")).unwrap_err().to_string();
+            assert!(
+                full.contains("limits.test") && full.contains("100"),
+                "{full}"
+            );
+            assert_eq!(kv.get("c").unwrap(), None, "nothing written");
+            // Replacing needs room only for the difference; shrinking frees room.
+            block_on(kv.set("a", &[b'y'; 49])).unwrap();
+            block_on(kv.set("a", &[b'y'; 9])).unwrap(); // 60
+            block_on(kv.set("c", &[b'z'; 39])).unwrap(); // 100
+            assert!(block_on(kv.set("d", b"")).is_err());
+            assert!(block_on(kv.delete("b")).unwrap()); // 50
+            block_on(kv.set("d", &[b'w'; 49])).unwrap(); // 100
+                                                         // Other namespaces are not counted.
+            block_on(s.kv("other").set("k", &[b'x'; 1000])).unwrap();
+            s.flush_blocking().unwrap();
+        }
+        let s = Storage::open(dir.path(), 1 << 20).unwrap();
+        s.set_kv_quota("q", 100, "limits.test");
+        assert!(
+            block_on(s.kv("q").set("e", b"")).is_err(),
+            "counted at open"
+        );
+        s.set_kv_quota("q", 101, "limits.test");
+        block_on(s.kv("q").set("e", b"")).unwrap();
     }
 }

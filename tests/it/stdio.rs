@@ -1139,3 +1139,22 @@ fn a_held_data_dir_is_explained_and_taken_over_once_free() {
     let (status, _, _) = second.finish();
     assert!(status.success());
 }
+
+/// The built-in kv store is bounded in bytes, all keys and values together.
+#[test]
+fn kv_set_past_kv_max_bytes_is_refused_naming_the_limit() {
+    let mut s = Stdio::with_config("[limits]\nkv_max_bytes = 1000\n", &[]);
+    s.initialize("2025-11-25");
+    let value = "v".repeat(900);
+    let ok = s.call_ok(1, "kv_set", json!({"key": "a", "value": value}));
+    assert_ne!(ok["isError"], true, "{ok}");
+    let full = s.call_ok(2, "kv_set", json!({"key": "b", "value": value}));
+    assert_eq!(full["isError"], true, "{full}");
+    assert!(text(&full).contains("limits.kv_max_bytes"), "{full}");
+    let gone = s.call_ok(3, "kv_get", json!({"key": "b"}));
+    assert_eq!(gone["isError"], true, "nothing was written: {gone}");
+    // Deleting makes room.
+    s.call_ok(4, "kv_delete", json!({"key": "a"}));
+    let ok = s.call_ok(5, "kv_set", json!({"key": "b", "value": value}));
+    assert_ne!(ok["isError"], true, "{ok}");
+}

@@ -117,7 +117,9 @@ start_server() {
     accepts "$port" && die "127.0.0.1:$port is already taken (set PORT_BASE)"
     local data="$SCRATCH/data-$name-$RANDOM"
     case $name in
-        emcee) "${PIN_SERVER[@]}" "$EMCEE" serve --bind "127.0.0.1:$port" \
+        emcee) # The sessions profile opens more sessions than the default cap.
+               printf '[limits]\nmax_sessions = %d\n' $((SESSIONS + 100)) >"$SCRATCH/emcee.toml"
+               "${PIN_SERVER[@]}" "$EMCEE" serve --bind "127.0.0.1:$port" --config "$SCRATCH/emcee.toml" \
                    --data-dir "$data" --log-level warning 2>>"$OUT/$name.log" & ;;
         rmcp) "${PIN_SERVER[@]}" "$RMCP" http "127.0.0.1:$port" 2>>"$OUT/$name.log" & ;;
         floor) "${PIN_SERVER[@]}" "$FLOOR" "127.0.0.1:$port" 2>>"$OUT/$name.log" & ;;

@@ -195,6 +195,8 @@ pub struct FileLimits {
     pub listen_queue: Option<usize>,
     /// [`Limits::sse_buffer_bytes`].
     pub sse_buffer_bytes: Option<usize>,
+    /// [`Limits::max_body_bytes_total`].
+    pub max_body_bytes_total: Option<usize>,
     /// [`Limits::max_in_flight_total`].
     pub max_in_flight_total: Option<usize>,
     /// [`Limits::max_in_flight_per_tool`].
@@ -215,6 +217,8 @@ pub struct FileHttp {
     pub workers: Option<usize>,
     /// [`HttpConfig::max_connections_per_ip`].
     pub max_connections_per_ip: Option<usize>,
+    /// [`HttpConfig::max_connections`].
+    pub max_connections: Option<usize>,
 }
 
 /// `[storage]` table.
@@ -276,13 +280,16 @@ pub struct Limits {
     /// 16 KiB.
     pub max_session_bytes: usize,
     /// Resource subscriptions one session (or one `subscriptions/listen` stream) may
-    /// hold; one more is refused with -32602 naming this limit. Default 64.
+    /// hold; one more is refused with -32602 naming this limit. Default 16.
     pub max_subscriptions: usize,
     /// Longest resource URI a subscription may name, in bytes; a longer one is
     /// refused with -32602 naming this limit. Default 2048. (So subscriptions hold at
-    /// most 128 KiB per session.)
+    /// most 32 KiB per session.)
     pub max_uri_bytes: usize,
-    /// Live sessions (HTTP); one more `initialize` gets 503 with `Retry-After`. Default 10 000.
+    /// Live sessions (HTTP) plus saved ones that may be restored; one more
+    /// `initialize` gets 503 with `Retry-After`. Default 2,000: with the other
+    /// per-session bounds about 160 MiB at most (SECURITY.md); raise it on a host
+    /// with the memory for more.
     pub max_sessions: usize,
     /// A session with no request and no open stream for this long is ended (its id
     /// then answers 404). Default 30 min.
@@ -331,6 +338,12 @@ pub struct Limits {
     /// log with `Last-Event-ID`. Replays are read from the log as the client reads,
     /// so this bounds a connection's memory. Default 1 MiB.
     pub sse_buffer_bytes: usize,
+    /// Bytes all HTTP request bodies being read may hold together (each is reserved
+    /// as it arrives, its declared length at once); a body that would pass it gets
+    /// 503 + `Retry-After` (`mcp_rejected_total{reason="body_budget"}`). With
+    /// `max_message_bytes` per body this bounds what slow uploads can hold. Default
+    /// 64 MiB.
+    pub max_body_bytes_total: usize,
     /// Calls in flight in the whole server; one more is refused with JSON-RPC -32000 at
     /// once. Default 4096.
     pub max_in_flight_total: usize,
@@ -361,9 +374,9 @@ impl Default for Limits {
             max_result_bytes: 4 * 1024 * 1024,
             max_output_bytes: 8 * 1024 * 1024,
             body_timeout: Duration::from_secs(10),
-            max_subscriptions: 64,
+            max_subscriptions: 16,
             max_uri_bytes: 2048,
-            max_sessions: 10_000,
+            max_sessions: 2_000,
             session_idle_ttl: Duration::from_secs(30 * 60),
             client_request_timeout: Duration::from_secs(60),
             event_log_max: 10_000,
@@ -375,6 +388,7 @@ impl Default for Limits {
             event_log_session_bytes: 8 * 1024 * 1024,
             listen_queue: 256,
             sse_buffer_bytes: 1024 * 1024,
+            max_body_bytes_total: 64 * 1024 * 1024,
             max_in_flight_total: 4096,
             max_in_flight_per_tool: 1024,
             blocking_threads: 8,
@@ -427,6 +441,10 @@ pub struct HttpConfig {
     /// cannot take every file descriptor. Behind a proxy every connection comes from
     /// the proxy's address: raise it there. Default 256.
     pub max_connections_per_ip: usize,
+    /// Open MCP connections in all (split evenly between workers); past it no new
+    /// connection is accepted until one closes (they wait in the kernel's accept
+    /// queue). Bounds what connections can hold in memory. Default 1024.
+    pub max_connections: usize,
 }
 
 impl Default for HttpConfig {
@@ -438,6 +456,7 @@ impl Default for HttpConfig {
             allowed_origins: Vec::new(),
             workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
             max_connections_per_ip: 256,
+            max_connections: 1024,
         }
     }
 }
@@ -757,6 +776,9 @@ impl Config {
         if let Some(n) = fl.sse_buffer_bytes {
             l.sse_buffer_bytes = positive("limits.sse_buffer_bytes", n)?;
         }
+        if let Some(n) = fl.max_body_bytes_total {
+            l.max_body_bytes_total = positive("limits.max_body_bytes_total", n)?;
+        }
         if let Some(n) = fl.max_in_flight_total {
             l.max_in_flight_total = positive("limits.max_in_flight_total", n)?;
         }
@@ -781,6 +803,9 @@ impl Config {
         }
         if let Some(n) = fh.max_connections_per_ip {
             config.http.max_connections_per_ip = positive("http.max_connections_per_ip", n)?;
+        }
+        if let Some(n) = fh.max_connections {
+            config.http.max_connections = positive("http.max_connections", n)?;
         }
         if let Some(n) = file.storage.cache_capacity_bytes {
             config.storage.cache_capacity_bytes = positive("storage.cache_capacity_bytes", n)?;

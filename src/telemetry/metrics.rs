@@ -50,6 +50,8 @@ pub mod reason {
     /// A session-era SSE connection whose client did not read `limits.sse_buffer_bytes`
     /// was closed (the client resumes with `Last-Event-ID`).
     pub const SSE_SLOW: &str = "sse_slow";
+    /// Request bodies being read held `limits.max_body_bytes_total` (503).
+    pub const BODY_BUDGET: &str = "body_budget";
 }
 
 /// Every metric emcee exports.

@@ -36,7 +36,7 @@ use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
 
-use crate::config::{Config, HttpConfig, Limits};
+use crate::config::{Config, HttpConfig};
 use crate::protocol::jsonrpc::{self, encode_error};
 use crate::protocol::request::ClientRequest;
 use crate::protocol::{code, Message, Payload, ProtocolVersion, RpcError};
@@ -278,20 +278,28 @@ async fn session_of(req: &HttpRequest, state: &AppState) -> Result<Arc<SessionEn
     ))
 }
 
-/// The whole body, within `limits.max_message_bytes` (413) and
-/// `limits.body_timeout` (408, and the connection is closed).
+/// The whole body, within `limits.max_message_bytes` (413), `limits.body_timeout`
+/// (408, and the connection is closed) and the bytes all bodies being read may hold
+/// together, `limits.max_body_bytes_total` (503 + `Retry-After`).
 async fn read_body(
     req: &HttpRequest,
     body: web::Payload,
-    limits: &Limits,
+    state: &AppState,
 ) -> Result<Bytes, HttpResponse> {
+    let limits = &state.service.limits;
     match tokio::time::timeout(
         limits.body_timeout,
-        read_body_bytes(req, body, limits.max_message_bytes),
+        read_body_bytes(req, body, limits.max_message_bytes, &state.bodies),
     )
     .await
     {
-        Ok(read) => read.map_err(HttpResponse::from),
+        Ok(read) => read.map_err(|(refusal, reason)| {
+            let mut resp = HttpResponse::from(refusal);
+            if let Some(reason) = reason {
+                resp.extensions_mut().insert(RefusalReason(reason));
+            }
+            resp
+        }),
         Err(_) => {
             let error = RpcError::invalid_request(format!(
                 "the body did not arrive within {} ms (limits.body_timeout_ms)",
@@ -309,29 +317,63 @@ async fn read_body(
     }
 }
 
+/// A body refused while reading, and its `mcp_rejected_total` reason when the status
+/// does not imply it.
+type BodyRefusal = (Refusal, Option<&'static str>);
+
 async fn read_body_bytes(
     req: &HttpRequest,
     mut body: web::Payload,
     limit: usize,
-) -> Result<Bytes, Refusal> {
+    budget: &Arc<tokio::sync::Semaphore>,
+) -> Result<Bytes, BodyRefusal> {
     let too_large = || {
-        Refusal::new(
+        let refusal = Refusal::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             RpcError::invalid_request(format!(
                 "body larger than {limit} bytes (limits.max_message_bytes)"
             )),
-        )
+        );
+        (refusal, None)
     };
-    if let Some(len) = header_str(req, "content-length").and_then(|v| v.parse::<usize>().ok()) {
+    // Bytes being read are reserved from the budget all bodies share (the whole
+    // declared length at once when there is one) and given back when this returns.
+    let reserve = |held: &mut Option<tokio::sync::OwnedSemaphorePermit>, n: usize| {
+        let more = u32::try_from(n)
+            .ok()
+            .and_then(|n| budget.clone().try_acquire_many_owned(n).ok());
+        match (held.as_mut(), more) {
+            (_, None) => Err((
+                Refusal::busy("request bodies being read hold all of limits.max_body_bytes_total"),
+                Some(reason::BODY_BUDGET),
+            )),
+            (Some(held), Some(more)) => {
+                held.merge(more);
+                Ok(())
+            }
+            (None, Some(more)) => {
+                *held = Some(more);
+                Ok(())
+            }
+        }
+    };
+    let mut held = None;
+    let declared = header_str(req, "content-length").and_then(|v| v.parse::<usize>().ok());
+    if let Some(len) = declared {
         if len > limit {
             return Err(too_large());
         }
+        reserve(&mut held, len)?;
     }
     let mut buf = BytesMut::new();
     while let Some(chunk) = body.next().await {
-        let chunk = chunk.map_err(|e| bad_request_refusal(format!("cannot read body: {e}")))?;
+        let chunk =
+            chunk.map_err(|e| (bad_request_refusal(format!("cannot read body: {e}")), None))?;
         if buf.len() + chunk.len() > limit {
             return Err(too_large());
+        }
+        if declared.is_none() {
+            reserve(&mut held, chunk.len())?;
         }
         buf.extend_from_slice(&chunk);
     }
@@ -443,7 +485,7 @@ async fn post_mcp(
             RpcError::invalid_request("Accept must allow application/json or text/event-stream"),
         );
     }
-    let bytes = match read_body(&req, body, &state.service.limits).await {
+    let bytes = match read_body(&req, body, &state).await {
         Ok(b) => b,
         Err(refused) => return refused,
     };
@@ -715,6 +757,9 @@ pub async fn serve(
         }
     })
     .workers(config.http.workers)
+    // Past it a worker stops accepting until a connection closes (clients wait in
+    // the kernel's accept queue): what connections hold is bounded by their number.
+    .max_connections(config.http.max_connections.div_ceil(config.http.workers))
     .on_connect(move |conn, ext| {
         // DESIGN §8: without TCP_NODELAY, multi-write SSE answers stall on delayed ACKs.
         if let Some(tcp) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() {

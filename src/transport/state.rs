@@ -24,6 +24,9 @@ pub struct AppState {
     /// False while starting and while draining: `/health/ready` answers 503.
     pub(crate) ready: Arc<AtomicBool>,
     pub(crate) log: Logger,
+    /// Bytes request bodies being read may hold together, one permit a byte
+    /// (`limits.max_body_bytes_total`).
+    pub(crate) bodies: Arc<tokio::sync::Semaphore>,
 }
 
 impl AppState {
@@ -32,7 +35,12 @@ impl AppState {
         let registry = Registry::default();
         let log = service.log.new(slog::o!("transport" => "http"));
         let root = Root::new(service.clone(), registry.clone()).start();
+        let bodies = service
+            .limits
+            .max_body_bytes_total
+            .min(tokio::sync::Semaphore::MAX_PERMITS);
         AppState {
+            bodies: Arc::new(tokio::sync::Semaphore::new(bodies)),
             service,
             root,
             registry,

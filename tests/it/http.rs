@@ -838,3 +838,70 @@ fn a_noisy_session_cannot_evict_another_sessions_replay() {
         "the noisy session's oldest were dropped"
     );
 }
+
+/// Memory per session is bounded whatever a client sends: 200 sessions each at every
+/// per-session limit (initialize params just under `max_session_bytes`, clientInfo
+/// text, `max_subscriptions` subscriptions of `max_uri_bytes` URIs) add at most
+/// 100 KiB each, sled's share of its page cache included (SECURITY.md states the
+/// formula; before the limits, 200 sessions
+/// asking to keep 4 MiB took RSS from 7 MB to 1.7 GB).
+#[test]
+fn two_hundred_maximal_sessions_stay_within_the_stated_memory() {
+    let s = Server::start(&[]);
+    let old = "2025-03-26"; // batches: a session's 16 subscriptions in one POST
+    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": old,
+        "capabilities": {"experimental": {"blob": "x".repeat(14_000)}},
+        "clientInfo": {"name": "n".repeat(1000), "version": "v".repeat(1000)}}})
+    .to_string();
+    let subscribe = |n: usize| {
+        let uri = format!("kv://{n:04}-{}", "u".repeat(2048 - 10));
+        json!({"jsonrpc": "2.0", "id": n + 10, "method": "resources/subscribe", "params": {"uri": uri}})
+    };
+    let batch = Value::Array((0..16).map(subscribe).collect()).to_string();
+    // Warm up (first allocations of pools and caches), then measure.
+    let mut sessions = Vec::new();
+    let mut open = |count: usize| {
+        for _ in 0..count {
+            let r = s.post(None, &init, &[]);
+            assert_eq!(r.status, 200, "{r:?}");
+            let id = r.header("mcp-session-id").expect("a session").to_owned();
+            let headers = [("MCP-Protocol-Version", old)];
+            let body = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+            assert_eq!(s.post(Some(&id), &body.to_string(), &headers).status, 202);
+            let r = s.post(Some(&id), &batch, &headers);
+            assert_eq!(r.status, 200, "{r:?}");
+            let answers = r.json();
+            let answers = answers.as_array().expect("a batch answer");
+            assert_eq!(answers.len(), 16);
+            assert!(
+                answers.iter().all(|a| a.get("result").is_some()),
+                "{answers:?}"
+            );
+            sessions.push(id);
+        }
+    };
+    open(20);
+    let before = crate::util::rss_kib(s.pid());
+    open(200);
+    let after = crate::util::rss_kib(s.pid());
+    let per_session = after.saturating_sub(before) / 200;
+    eprintln!("RSS {before} KiB -> {after} KiB: {per_session} KiB per maximal session");
+    assert!(
+        per_session <= 100,
+        "{per_session} KiB per maximal session (RSS {before} -> {after} KiB)"
+    );
+    // And the next subscription is refused, naming the limit.
+    let more = json!({"jsonrpc": "2.0", "id": 99, "method": "resources/subscribe",
+        "params": {"uri": "kv://one-more"}});
+    let r = s.post(
+        Some(&sessions[0]),
+        &more.to_string(),
+        &[("MCP-Protocol-Version", old)],
+    );
+    assert_eq!(
+        r.json()["error"]["data"]["limit"],
+        "limits.max_subscriptions",
+        "{r:?}"
+    );
+}

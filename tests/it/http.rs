@@ -905,3 +905,37 @@ fn two_hundred_maximal_sessions_stay_within_the_stated_memory() {
         "{r:?}"
     );
 }
+
+/// Bodies being read share one byte budget: a slow upload holding it makes the next
+/// body a 503 at once, and the budget comes back when the upload ends.
+#[test]
+fn bodies_being_read_share_max_body_bytes_total() {
+    use std::io::Write;
+    let s = Server::with_config("[limits]\nmax_body_bytes_total = 10000\n", &[]);
+    let mut slow = std::net::TcpStream::connect(&s.addr).expect("connect");
+    write!(
+        slow,
+        "POST /mcp HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
+         Accept: {ACCEPT_BOTH}\r\nContent-Length: 8000\r\n\r\n{{"
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": VERSION, "capabilities": {"experimental": {"pad": "p".repeat(3000)}},
+        "clientInfo": {"name": "t", "version": "1"}}})
+    .to_string();
+    let r = s.post(None, &init, &[]);
+    assert_eq!(r.status, 503, "{r:?}");
+    assert!(r.header("retry-after").is_some(), "{r:?}");
+    assert!(r.body.contains("limits.max_body_bytes_total"), "{r:?}");
+    let metrics = s.get("/metrics").body;
+    assert!(
+        metrics.contains("mcp_rejected_total{reason=\"body_budget\"} 1"),
+        "{metrics}"
+    );
+    // The slow upload goes away: its share comes back.
+    drop(slow);
+    std::thread::sleep(Duration::from_millis(200));
+    let r = s.post(None, &init, &[]);
+    assert_eq!(r.status, 200, "{r:?}");
+}

@@ -939,3 +939,32 @@ fn bodies_being_read_share_max_body_bytes_total() {
     let r = s.post(None, &init, &[]);
     assert_eq!(r.status, 200, "{r:?}");
 }
+
+/// Past `http.max_connections` a new connection is not served until one closes.
+#[test]
+fn connections_past_max_connections_wait_for_one_to_close() {
+    use std::io::{Read, Write};
+    let s = Server::with_config("[http]\nworkers = 1\nmax_connections = 2\n", &[]);
+    let held: Vec<std::net::TcpStream> = (0..2)
+        .map(|_| std::net::TcpStream::connect(&s.addr).expect("connect"))
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let mut third = std::net::TcpStream::connect(&s.addr).expect("the kernel queues it");
+    third
+        .write_all(b"GET /health/live HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    third
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let mut buf = [0u8; 64];
+    assert!(
+        third.read(&mut buf).is_err(),
+        "served past http.max_connections"
+    );
+    drop(held);
+    third
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let n = third.read(&mut buf).expect("served once one closed");
+    assert!(buf[..n].starts_with(b"HTTP/1.1 200"), "{:?}", &buf[..n]);
+}

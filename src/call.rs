@@ -154,6 +154,9 @@ pub struct CallContext {
     pub(crate) client_capabilities: Arc<serde_json::Map<String, Value>>,
     /// A 2026-07-28 request: the server sends the client no requests.
     pub(crate) modern: bool,
+    /// A 2026-07-28 `tools/call`, `prompts/get` or `resources/read`: the client's
+    /// answers so far and the questions asked (multi-round-trip requests).
+    pub(crate) inputs: Option<Arc<crate::mrtr::Inputs>>,
     pub(crate) client_request_timeout: Duration,
     pub(crate) notifier: crate::notify::Notifier,
     pub(crate) blocking: Arc<tokio::sync::Semaphore>,
@@ -166,12 +169,40 @@ impl CallContext {
         &self.client_capabilities
     }
 
-    /// Send a request to the client on this call's stream and await its answer
-    /// (`sampling/createMessage`, `elicitation/create`, `roots/list`), for at most
-    /// `limits.client_request_timeout`. Fails at once if the client did not declare
-    /// `capability`.
+    /// Ask the client for input (`sampling/createMessage`, `elicitation/create`,
+    /// `roots/list`) and await its answer. Fails at once if the client did not
+    /// declare `capability` (-32021 in 2026-07-28, -32600 in the session era).
+    ///
+    /// The same call serves both protocol eras:
+    /// - session era: a request to the client on this call's stream, answered within
+    ///   `limits.client_request_timeout`;
+    /// - 2026-07-28: if the retry of this request carries the answer, it is returned
+    ///   at once; otherwise the call ends with an `input_required` result asking the
+    ///   client (its questions are keyed `<method>-<n>` in ask order; see
+    ///   [`CallContext::request_client_keyed`] to name them), and the client's retry
+    ///   runs the handler again from the start. So code before an ask must be safe
+    ///   to run more than once (read, compute; write only after the last ask), and
+    ///   several questions asked at once (`futures::join!`) go to the client in one
+    ///   round. Answers of earlier rounds ride in the sealed `requestState`.
     pub async fn request_client(
         &self,
+        method: &str,
+        capability: &str,
+        params: Value,
+    ) -> Result<Value, RpcError> {
+        let key = match &self.inputs {
+            Some(inputs) => inputs.auto_key(method),
+            None => String::new(),
+        };
+        self.request_client_keyed(&key, method, capability, params)
+            .await
+    }
+
+    /// [`CallContext::request_client`] with the key this question has in a
+    /// 2026-07-28 `inputRequests` (ignored in the session era).
+    pub async fn request_client_keyed(
+        &self,
+        key: &str,
         method: &str,
         capability: &str,
         params: Value,
@@ -183,16 +214,19 @@ impl CallContext {
                     &[capability],
                 ));
             }
-            // 2026-07-28 servers send no requests: client input comes back through
-            // multi-round-trip results, which emcee does not offer yet.
-            return Err(RpcError::internal(format!(
-                "{method} is not available to 2026-07-28 requests yet (input_required results are not implemented)"
-            )));
-        }
-        if !self.client_capabilities.contains_key(capability) {
-            return Err(RpcError::invalid_request(format!(
-                "the client did not declare the `{capability}` capability needed for {method}"
-            )));
+            let Some(inputs) = &self.inputs else {
+                return Err(RpcError::internal(format!(
+                    "{method}: only tools/call, prompts/get and resources/read may ask the client for input"
+                )));
+            };
+            match inputs.answer(key, method) {
+                Some(Ok(answer)) => return Ok(answer),
+                Some(Err(malformed)) => inputs.fail(malformed),
+                None => inputs.ask(key, method, params),
+            }
+            // The call ends here (input_required, or the malformed answer's error):
+            // this handler run never resumes.
+            return futures::future::pending().await;
         }
         let (id, rx) = self.peer.register();
         let sent = self.sink.send(

@@ -95,6 +95,9 @@ pub struct CommonArgs {
     /// TOML configuration file.
     #[arg(long, env = "EMCEE_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// Secret file sealing 2026-07-28 `requestState` ([mrtr] key_file).
+    #[arg(long, env = "EMCEE_MRTR_KEY_FILE", value_name = "FILE")]
+    pub mrtr_key_file: Option<PathBuf>,
 }
 
 /// Flags of `serve`.
@@ -139,6 +142,9 @@ pub struct FileConfig {
     /// See [`HttpConfig`].
     #[serde(default)]
     pub http: FileHttp,
+    /// See [`MrtrConfig`].
+    #[serde(default)]
+    pub mrtr: FileMrtr,
 }
 
 /// `[limits]` table: each key overrides one [`Limits`] field.
@@ -425,6 +431,71 @@ impl Default for StorageConfig {
     }
 }
 
+/// 2026-07-28 multi-round-trip requests (`[mrtr]`): how `requestState` is sealed.
+#[derive(Debug, Clone, Serialize)]
+pub struct MrtrConfig {
+    /// A file whose bytes are the HMAC secret (its SHA-256 is the key). Instances
+    /// that share it accept each other's `requestState`. Default: none, a random key
+    /// per process (a retry reaching another instance or a restarted process is
+    /// refused with -32602; logged once at start).
+    pub key_file: Option<PathBuf>,
+    /// A `requestState` is refused this long after it was issued. Default 10 min.
+    #[serde(rename = "state_ttl_ms", serialize_with = "ser_ms")]
+    pub state_ttl: Duration,
+    /// Longest `requestState`, which carries the client's answers of earlier rounds;
+    /// a call whose answers would need more fails with a message naming this.
+    /// Default 64 KiB.
+    pub max_state_bytes: usize,
+}
+
+impl MrtrConfig {
+    /// The sealer these settings describe, and whether its key is shared: the key
+    /// file's secret (at least 32 bytes, else an error), or a random key of this
+    /// process when there is no file (the caller warns that states do not outlive it).
+    pub fn sealer(&self) -> Result<(crate::mrtr::Mrtr, bool), ConfigError> {
+        let Some(path) = &self.key_file else {
+            let random = crate::mrtr::Mrtr::random(self.state_ttl, self.max_state_bytes);
+            return Ok((random, false));
+        };
+        let secret = std::fs::read(path).map_err(|source| ConfigError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        if secret.len() < 32 {
+            return Err(bad(
+                "mrtr.key_file",
+                format!("{} holds {} bytes; use at least 32 random bytes (head -c 32 /dev/urandom > FILE)", path.display(), secret.len()),
+            ));
+        }
+        Ok((
+            crate::mrtr::Mrtr::new(&secret, self.state_ttl, self.max_state_bytes),
+            true,
+        ))
+    }
+}
+
+impl Default for MrtrConfig {
+    fn default() -> Self {
+        MrtrConfig {
+            key_file: None,
+            state_ttl: Duration::from_secs(600),
+            max_state_bytes: 64 * 1024,
+        }
+    }
+}
+
+/// `[mrtr]` table.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileMrtr {
+    /// [`MrtrConfig::key_file`].
+    pub key_file: Option<PathBuf>,
+    /// [`MrtrConfig::state_ttl`] in milliseconds.
+    pub state_ttl_ms: Option<u64>,
+    /// [`MrtrConfig::max_state_bytes`].
+    pub max_state_bytes: Option<usize>,
+}
+
 /// HTTP settings (DESIGN §1: Host and Origin validation against an allowlist).
 #[derive(Debug, Clone, Serialize)]
 pub struct HttpConfig {
@@ -571,6 +642,8 @@ pub struct Config {
     pub storage: StorageConfig,
     /// HTTP settings.
     pub http: HttpConfig,
+    /// Multi-round-trip request settings.
+    pub mrtr: MrtrConfig,
 }
 
 impl Default for Config {
@@ -588,6 +661,7 @@ impl Default for Config {
             limits: Limits::default(),
             storage: StorageConfig::default(),
             http: HttpConfig::default(),
+            mrtr: MrtrConfig::default(),
         }
     }
 }
@@ -684,6 +758,7 @@ impl Config {
             }
             config.instance_id = Some(id);
         }
+        let mrtr_key_file = common.mrtr_key_file.clone();
         if let Some(dir) = common.data_dir.or(file.data_dir) {
             if dir.as_os_str().is_empty() {
                 return Err(bad("data dir", "must not be empty"));
@@ -816,6 +891,13 @@ impl Config {
         }
         if let Some(ms) = file.storage.retry_ms {
             config.storage.retry = Duration::from_millis(positive("storage.retry_ms", ms)?);
+        }
+        config.mrtr.key_file = mrtr_key_file.or(file.mrtr.key_file);
+        if let Some(ms) = file.mrtr.state_ttl_ms {
+            config.mrtr.state_ttl = Duration::from_millis(positive("mrtr.state_ttl_ms", ms)?);
+        }
+        if let Some(n) = file.mrtr.max_state_bytes {
+            config.mrtr.max_state_bytes = positive("mrtr.max_state_bytes", n)?;
         }
         Ok(config)
     }

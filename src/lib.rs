@@ -27,6 +27,7 @@ pub mod call;
 pub mod config;
 pub mod gate;
 pub mod health;
+pub mod mrtr;
 pub mod notify;
 pub mod prompts;
 pub mod protocol;
@@ -118,6 +119,11 @@ pub fn build_service(config: &Config, log: Logger) -> Result<Arc<Service>, Error
         service.metrics.storage_errors.clone(),
     );
     service.instance = config.instance_id.clone();
+    let (sealer, shared) = config.mrtr.sealer()?;
+    if !shared {
+        slog::warn!(service.log, "2026-07-28 requestState is sealed with a random key of this process: a retry that reaches another instance or a restart is refused; set [mrtr] key_file (or EMCEE_MRTR_KEY_FILE) to a file of 32+ random bytes shared by the instances");
+    }
+    service.mrtr = Arc::new(sealer);
     if config.fixtures.faults {
         tools::faults::register(&mut service.tools, &mut service.health)?;
     }

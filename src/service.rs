@@ -65,6 +65,8 @@ pub struct Service {
     pub notifier: Notifier,
     /// The database.
     pub storage: Storage,
+    /// Seals the `requestState` of 2026-07-28 multi-round-trip requests.
+    pub mrtr: Arc<crate::mrtr::Mrtr>,
     /// Runtime limits.
     pub limits: Limits,
     /// Root logger of the process.
@@ -100,6 +102,10 @@ impl Service {
             prompts: PromptRegistry::default(),
             notifier: Notifier::default(),
             storage,
+            mrtr: Arc::new(crate::mrtr::Mrtr::random(
+                crate::config::MrtrConfig::default().state_ttl,
+                crate::config::MrtrConfig::default().max_state_bytes,
+            )),
             in_flight: Gate::new(limits.max_in_flight_total),
             blocking: Arc::new(tokio::sync::Semaphore::new(limits.blocking_threads)),
             instance: None,

@@ -145,6 +145,8 @@ pub fn add_cache_fields(result: &mut Value, ttl_ms: u64, scope: CacheScope) {
 pub struct Envelope {
     /// `"resultType":"complete","_meta":{…}` without braces.
     fields: Arc<str>,
+    /// `"_meta":{…}` alone, for results that carry their own `resultType`.
+    meta_only: Arc<str>,
     server_info: Arc<Value>,
 }
 
@@ -154,6 +156,7 @@ impl Envelope {
         let meta = json!({ META_SERVER_INFO: server_info });
         Envelope {
             fields: Arc::from(format!(r#""resultType":"complete","_meta":{meta}"#)),
+            meta_only: Arc::from(format!(r#""_meta":{meta}"#)),
             server_info: Arc::new(server_info.clone()),
         }
     }
@@ -185,7 +188,12 @@ impl Envelope {
         out.push_str(r#"{"jsonrpc":"2.0","id":"#);
         out.push_str(&id);
         out.push_str(r#","result":{"#);
-        out.push_str(&self.fields);
+        // A result that says what it is (`input_required`) keeps its `resultType`.
+        if body.starts_with(r#""resultType""#) {
+            out.push_str(&self.meta_only);
+        } else {
+            out.push_str(&self.fields);
+        }
         if !body.starts_with('}') {
             out.push(',');
         }

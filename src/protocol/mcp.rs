@@ -211,6 +211,18 @@ pub struct CallToolParams {
     /// Arguments, validated against the tool's `inputSchema` (duplicate keys refused).
     #[serde(default, deserialize_with = "super::strict::value_opt")]
     pub arguments: Option<Value>,
+    /// 2026-07-28 multi-round-trip requests: the client's answers to the
+    /// `inputRequests` of an `input_required` result, by key (duplicate keys refused).
+    #[serde(
+        default,
+        rename = "inputResponses",
+        deserialize_with = "super::strict::value_opt"
+    )]
+    pub input_responses: Option<Value>,
+    /// 2026-07-28 multi-round-trip requests: the `requestState` of the
+    /// `input_required` result this request answers, echoed.
+    #[serde(default, rename = "requestState")]
+    pub request_state: Option<String>,
 }
 
 /// One content block of a tool result or prompt message.
@@ -470,6 +482,18 @@ pub struct SubscriptionFilter {
 pub struct UriParams {
     /// The URI.
     pub uri: String,
+    /// 2026-07-28 multi-round-trip requests: the client's answers to the
+    /// `inputRequests` of an `input_required` result, by key (duplicate keys refused).
+    #[serde(
+        default,
+        rename = "inputResponses",
+        deserialize_with = "super::strict::value_opt"
+    )]
+    pub input_responses: Option<Value>,
+    /// 2026-07-28 multi-round-trip requests: the `requestState` of the
+    /// `input_required` result this request answers, echoed.
+    #[serde(default, rename = "requestState")]
+    pub request_state: Option<String>,
 }
 
 /// `prompts/get` params.
@@ -480,6 +504,18 @@ pub struct GetPromptParams {
     /// Its arguments.
     #[serde(default, deserialize_with = "super::strict::string_map")]
     pub arguments: std::collections::HashMap<String, String>,
+    /// 2026-07-28 multi-round-trip requests: the client's answers to the
+    /// `inputRequests` of an `input_required` result, by key (duplicate keys refused).
+    #[serde(
+        default,
+        rename = "inputResponses",
+        deserialize_with = "super::strict::value_opt"
+    )]
+    pub input_responses: Option<Value>,
+    /// 2026-07-28 multi-round-trip requests: the `requestState` of the
+    /// `input_required` result this request answers, echoed.
+    #[serde(default, rename = "requestState")]
+    pub request_state: Option<String>,
 }
 
 #[cfg(test)]

@@ -160,6 +160,8 @@ struct CallPlan<'a> {
     tool: Option<&'a Tool>,
     log: Logger,
     timeout: std::time::Duration,
+    /// 2026-07-28: the client's input so far (multi-round-trip requests).
+    inputs: Option<Arc<crate::mrtr::Inputs>>,
 }
 
 struct Running {
@@ -584,7 +586,7 @@ impl Session {
         req: &Request,
         era: Option<Era>,
         sink: &Sink,
-        log: &Logger,
+        plan: &CallPlan<'_>,
     ) -> CallContext {
         let (client_log_level, client_capabilities) = match era {
             Some(Era::Modern) => (
@@ -609,11 +611,30 @@ impl Session {
             peer: self.peer.clone(),
             client_capabilities,
             modern: era == Some(Era::Modern),
+            inputs: plan.inputs.clone(),
             client_request_timeout: self.service.limits.client_request_timeout,
             notifier: self.service.notifier.clone(),
             blocking: self.service.blocking.clone(),
-            log: log.clone(),
+            log: plan.log.clone(),
         }
+    }
+
+    /// A 2026-07-28 call's client input: what a retry answers (its `requestState`
+    /// verified: -32602 if tampered with, expired or another request's). `None` in
+    /// the session era, where the client is asked in-stream.
+    fn inputs(
+        &self,
+        era: Option<Era>,
+        binding: crate::mrtr::Binding,
+        responses: Option<&serde_json::Value>,
+        state: Option<&str>,
+    ) -> Result<Option<Arc<crate::mrtr::Inputs>>, RpcError> {
+        if era != Some(Era::Modern) {
+            return Ok(None);
+        }
+        let inputs =
+            crate::mrtr::Inputs::new(self.service.mrtr.clone(), binding, responses, state)?;
+        Ok(Some(Arc::new(inputs)))
     }
 
     /// Admit `req` (in-flight bounds), then start a Call child actor running the work
@@ -632,7 +653,10 @@ impl Session {
             cancel_on_close,
         } = *x;
         let permits = self.admit(req, plan.tool)?;
-        let work = work(self.call_context(req, era, sink, &plan.log));
+        let mut work = work(self.call_context(req, era, sink, &plan));
+        if let Some(inputs) = &plan.inputs {
+            work = crate::mrtr::until_input(work, inputs.clone());
+        }
         self.next_seq += 1;
         let seq = self.next_seq;
         let addr = Call::new(CallSpec {
@@ -693,6 +717,8 @@ impl Session {
                 params.name
             )));
         };
+        let binding =
+            crate::mrtr::Binding::new(method::TOOLS_CALL, &params.name, &params.arguments);
         let plan = CallPlan {
             kind: CallKind::Tool(Arc::from(params.name.as_str())),
             tool: Some(&tool),
@@ -700,6 +726,12 @@ impl Session {
             timeout: tool
                 .timeout_override()
                 .unwrap_or(self.service.limits.call_timeout),
+            inputs: self.inputs(
+                x.era,
+                binding,
+                params.input_responses.as_ref(),
+                params.request_state.as_deref(),
+            )?,
         };
         let arguments = params.arguments.clone();
         let handler = tool.clone();
@@ -718,11 +750,18 @@ impl Session {
         let Some(read) = self.service.resources.bind(&params.uri) else {
             return Err(crate::resources::not_found(&params.uri));
         };
+        let binding = crate::mrtr::Binding::new(method::RESOURCES_READ, &params.uri, &());
         let plan = CallPlan {
             kind: CallKind::Method(method::RESOURCES_READ),
             tool: None,
             log: self.call_log(x.req, "uri", &params.uri),
             timeout: self.service.limits.call_timeout,
+            inputs: self.inputs(
+                x.era,
+                binding,
+                params.input_responses.as_ref(),
+                params.request_state.as_deref(),
+            )?,
         };
         let modern = x.era == Some(Era::Modern);
         self.start_call(x, ctx, plan, move |call_ctx| {
@@ -749,11 +788,20 @@ impl Session {
             .service
             .prompts
             .bind(&params.name, params.arguments.clone())?;
+        // Sorted, so that equal arguments give equal digests.
+        let arguments: std::collections::BTreeMap<_, _> = params.arguments.iter().collect();
+        let binding = crate::mrtr::Binding::new(method::PROMPTS_GET, &params.name, &arguments);
         let plan = CallPlan {
             kind: CallKind::Method(method::PROMPTS_GET),
             tool: None,
             log: self.call_log(x.req, "prompt", &params.name),
             timeout: self.service.limits.call_timeout,
+            inputs: self.inputs(
+                x.era,
+                binding,
+                params.input_responses.as_ref(),
+                params.request_state.as_deref(),
+            )?,
         };
         self.start_call(x, ctx, plan, move |call_ctx| {
             Box::pin(async move { reply(&get(call_ctx).await?) })

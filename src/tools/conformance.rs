@@ -281,7 +281,201 @@ fn register_tools(tools: &mut ToolRegistry) -> Result<(), DuplicateTool> {
                 content(vec![Content::text("Reconnection test completed successfully")])
             },
         ))?;
-    register_2026_tools(tools)
+    register_2026_tools(tools)?;
+    register_input_required_tools(tools)
+}
+
+/// One question to the client, keyed (2026-07-28 `inputRequests` key; in the session
+/// era the same call asks in-stream).
+async fn ask(
+    ctx: &CallContext,
+    key: &str,
+    method: &str,
+    params: Value,
+) -> Result<Value, ToolError> {
+    let capability = match method {
+        "elicitation/create" => "elicitation",
+        "sampling/createMessage" => "sampling",
+        _ => "roots",
+    };
+    Ok(ctx
+        .request_client_keyed(key, method, capability, params)
+        .await?)
+}
+
+fn elicitation(message: &str, property: &str, kind: &str) -> Value {
+    json!({"message": message, "requestedSchema": {
+        "type": "object", "properties": {property: {"type": kind}}, "required": [property]}})
+}
+
+fn sampling(text: &str) -> Value {
+    json!({"messages": [{"role": "user", "content": {"type": "text", "text": text}}], "maxTokens": 100})
+}
+
+/// The multi-round-trip fixtures (`input-required-result-*` scenarios): each asks
+/// with the same handler API as the session-era tools.
+fn register_input_required_tools(tools: &mut ToolRegistry) -> Result<(), DuplicateTool> {
+    let elicit_name = |ctx: CallContext, _a: Value| async move {
+        let answer = ask(
+            &ctx,
+            "user_name",
+            "elicitation/create",
+            elicitation("What is your name?", "name", "string"),
+        )
+        .await?;
+        let name = answer["content"]["name"]
+            .as_str()
+            .unwrap_or("stranger")
+            .to_owned();
+        content(vec![Content::text(format!("Hello, {name}!"))])
+    };
+    tools
+        .add(Tool::raw(
+            "test_input_required_result_elicitation",
+            "Asks the client for a name (elicitation), then greets.",
+            no_args(),
+            elicit_name,
+        ))?
+        .add(Tool::raw(
+            "test_input_required_result_tampered_state",
+            "Asks for a name; a retry with an altered requestState is refused.",
+            no_args(),
+            elicit_name,
+        ))?
+        .add(Tool::raw(
+            "test_input_required_result_sampling",
+            "Asks the client's model a question (sampling), then answers with it.",
+            no_args(),
+            |ctx, _a| async move {
+                let answer = ask(
+                    &ctx,
+                    "capital_question",
+                    "sampling/createMessage",
+                    sampling("What is the capital of France?"),
+                )
+                .await?;
+                let text = answer["content"]["text"].as_str().unwrap_or("").to_owned();
+                content(vec![Content::text(format!("The model says: {text}"))])
+            },
+        ))?
+        .add(Tool::raw(
+            "test_input_required_result_list_roots",
+            "Asks the client for its roots, then lists them.",
+            no_args(),
+            |ctx, _a| async move {
+                let answer = ask(&ctx, "client_roots", "roots/list", json!({})).await?;
+                let count = answer["roots"].as_array().map_or(0, Vec::len);
+                content(vec![Content::text(format!(
+                    "The client has {count} root(s)."
+                ))])
+            },
+        ))?
+        .add(Tool::raw(
+            "test_input_required_result_request_state",
+            "Asks for a confirmation; the round's state rides in requestState.",
+            no_args(),
+            |ctx, _a| async move {
+                let answer = ask(
+                    &ctx,
+                    "confirm",
+                    "elicitation/create",
+                    elicitation("Proceed?", "ok", "boolean"),
+                )
+                .await?;
+                let ok = answer["content"]["ok"].as_bool().unwrap_or(false);
+                content(vec![Content::text(format!("state-ok, confirmed={ok}"))])
+            },
+        ))?
+        .add(Tool::raw(
+            "test_input_required_result_multiple_inputs",
+            "Asks for a name, a greeting and the roots in one round.",
+            no_args(),
+            |ctx, _a| async move {
+                let (name, greeting, roots) = futures::join!(
+                    ask(
+                        &ctx,
+                        "user_name",
+                        "elicitation/create",
+                        elicitation("What is your name?", "name", "string")
+                    ),
+                    ask(
+                        &ctx,
+                        "greeting",
+                        "sampling/createMessage",
+                        sampling("Write a greeting.")
+                    ),
+                    ask(&ctx, "client_roots", "roots/list", json!({})),
+                );
+                let (name, greeting, roots) = (name?, greeting?, roots?);
+                content(vec![Content::text(format!(
+                    "{} {}; {} root(s)",
+                    greeting["content"]["text"].as_str().unwrap_or("Hello"),
+                    name["content"]["name"].as_str().unwrap_or("stranger"),
+                    roots["roots"].as_array().map_or(0, Vec::len)
+                ))])
+            },
+        ))?
+        .add(Tool::raw(
+            "test_input_required_result_multi_round",
+            "Asks for a name, then (next round) a colour.",
+            no_args(),
+            |ctx, _a| async move {
+                let name = ask(
+                    &ctx,
+                    "step1",
+                    "elicitation/create",
+                    elicitation("What is your name?", "name", "string"),
+                )
+                .await?;
+                let color = ask(
+                    &ctx,
+                    "step2",
+                    "elicitation/create",
+                    elicitation("Favourite colour?", "color", "string"),
+                )
+                .await?;
+                content(vec![Content::text(format!(
+                    "{} likes {}",
+                    name["content"]["name"].as_str().unwrap_or("someone"),
+                    color["content"]["color"].as_str().unwrap_or("no colour")
+                ))])
+            },
+        ))?
+        .add(Tool::raw(
+            "test_input_required_result_capabilities",
+            "Asks only what the request's client capabilities allow.",
+            no_args(),
+            |ctx, _a| async move {
+                let caps = ctx.client_capabilities().clone();
+                let mut said = Vec::new();
+                if caps.contains_key("elicitation") {
+                    let a = ask(
+                        &ctx,
+                        "user_name",
+                        "elicitation/create",
+                        elicitation("What is your name?", "name", "string"),
+                    )
+                    .await?;
+                    said.push(format!("name={}", a["content"]["name"]));
+                }
+                if caps.contains_key("sampling") {
+                    let a = ask(
+                        &ctx,
+                        "greeting",
+                        "sampling/createMessage",
+                        sampling("Write a greeting."),
+                    )
+                    .await?;
+                    said.push(format!("greeting={}", a["content"]["text"]));
+                }
+                if caps.contains_key("roots") {
+                    let a = ask(&ctx, "client_roots", "roots/list", json!({})).await?;
+                    said.push(format!("roots={}", a["roots"]));
+                }
+                content(vec![Content::text(said.join("; "))])
+            },
+        ))?;
+    Ok(())
 }
 
 /// The fixtures the 2026-07-28 scenarios add.
@@ -401,6 +595,28 @@ fn text_message(text: String) -> PromptMessage {
 
 fn register_prompts(prompts: &mut PromptRegistry) {
     prompts
+        .add(Prompt::new(
+            "test_input_required_result_prompt",
+            "Asks the client for context (elicitation), then builds the prompt with it.",
+            |ctx, _args| async move {
+                let answer = ctx
+                    .request_client_keyed(
+                        "user_context",
+                        "elicitation/create",
+                        "elicitation",
+                        elicitation("What context should the prompt use?", "context", "string"),
+                    )
+                    .await?;
+                let context = answer["content"]["context"]
+                    .as_str()
+                    .unwrap_or("none")
+                    .to_owned();
+                Ok(GetPromptResult {
+                    description: None,
+                    messages: vec![text_message(format!("Context: {context}"))],
+                })
+            },
+        ))
         .add(Prompt::new(
             "test_simple_prompt",
             "A simple prompt without arguments",

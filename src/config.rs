@@ -899,6 +899,9 @@ impl Config {
         if let Some(n) = file.mrtr.max_state_bytes {
             config.mrtr.max_state_bytes = positive("mrtr.max_state_bytes", n)?;
         }
+        if config.mrtr.key_file.is_some() {
+            config.mrtr.sealer()?; // A missing or short key file is a configuration error.
+        }
         Ok(config)
     }
 }

@@ -9,6 +9,7 @@ mod http;
 mod http_util;
 mod modern_http;
 mod modern_stdio;
+mod mrtr;
 mod ops;
 mod py_client;
 mod stdio;

@@ -1,0 +1,252 @@
+//! 2026-07-28 multi-round-trip requests over HTTP and stdio (`--fixtures
+//! conformance`): one handler asks the client in-stream in the session era and with
+//! an `input_required` result in 2026-07-28; the sealed `requestState` is refused
+//! when tampered with, expired, bound to another request or sealed by another key,
+//! and accepted by another instance sharing the key file.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::http_util::{text, Launch, Server};
+use crate::util::{error_code, meta, with_meta, Stdio, MODERN};
+
+const ELICIT: &str = "test_input_required_result_elicitation";
+
+/// `_meta` declaring `capabilities`.
+fn declaring(capabilities: Value) -> Value {
+    let mut m = meta();
+    m["io.modelcontextprotocol/clientCapabilities"] = capabilities;
+    m
+}
+
+/// A 2026-07-28 POST with the headers its body implies; the response body.
+fn post(s: &Server, id: u64, method: &str, params: Value) -> Value {
+    let name = params["name"]
+        .as_str()
+        .or(params["uri"].as_str())
+        .unwrap_or_default()
+        .to_owned();
+    let body = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": with_meta(params)});
+    let mut headers = vec![("MCP-Protocol-Version", MODERN), ("Mcp-Method", method)];
+    if !name.is_empty() {
+        headers.push(("Mcp-Name", name.as_str()));
+    }
+    let r = s.post(None, &body.to_string(), &headers);
+    r.json()
+}
+
+fn elicit_params(extra: Value) -> Value {
+    let mut p = json!({"name": ELICIT, "arguments": {},
+        "_meta": declaring(json!({"elicitation": {}}))});
+    for (k, v) in extra.as_object().expect("an object") {
+        p[k] = v.clone();
+    }
+    p
+}
+
+fn alice() -> Value {
+    json!({"user_name": {"action": "accept", "content": {"name": "Alice"}}})
+}
+
+/// Round one: the question and its state.
+fn round_one(s: &Server) -> String {
+    let r = post(s, 1, "tools/call", elicit_params(json!({})));
+    let result = &r["result"];
+    assert_eq!(result["resultType"], "input_required", "{r}");
+    assert_eq!(
+        result["inputRequests"]["user_name"]["method"], "elicitation/create",
+        "{r}"
+    );
+    assert!(result.get("content").is_none(), "{r}");
+    result["requestState"]
+        .as_str()
+        .unwrap_or_else(|| panic!("a requestState: {r}"))
+        .to_owned()
+}
+
+#[test]
+fn one_handler_asks_in_stream_in_the_session_era_and_by_input_required_in_2026() {
+    // Session era, stdio: the same handler sends elicitation/create in-stream.
+    let mut s = Stdio::start(&["--fixtures", "conformance"]);
+    let init = s.request(
+        0,
+        "initialize",
+        json!({"protocolVersion": "2025-11-25", "capabilities": {"elicitation": {}},
+            "clientInfo": {"name": "t", "version": "1"}}),
+    );
+    assert!(init.get("result").is_some(), "{init}");
+    s.notify("notifications/initialized", json!({}));
+    s.send_call(1, ELICIT, json!({}));
+    let ask = s.recv();
+    assert_eq!(ask["method"], "elicitation/create", "{ask}");
+    s.send(&json!({"jsonrpc": "2.0", "id": ask["id"],
+        "result": {"action": "accept", "content": {"name": "Alice"}}}));
+    let done = s.recv();
+    assert_eq!(text(&done["result"]), "Hello, Alice!", "{done}");
+    // 2026-07-28 on the same stdio connection: input_required, then the retry.
+    let r = s.request(2, "tools/call", with_meta(elicit_params(json!({}))));
+    assert_eq!(r["result"]["resultType"], "input_required", "{r}");
+    let state = r["result"]["requestState"].as_str().unwrap().to_owned();
+    let r = s.request(
+        3,
+        "tools/call",
+        with_meta(elicit_params(
+            json!({"inputResponses": alice(), "requestState": state}),
+        )),
+    );
+    assert_eq!(r["result"]["resultType"], "complete", "{r}");
+    assert_eq!(text(&r["result"]), "Hello, Alice!", "{r}");
+    assert!(s.finish().0.success());
+
+    // 2026-07-28 over HTTP: the same two rounds.
+    let s = Server::start(&["--fixtures", "conformance"]);
+    let state = round_one(&s);
+    let r = post(
+        &s,
+        2,
+        "tools/call",
+        elicit_params(json!({"inputResponses": alice(), "requestState": state})),
+    );
+    assert_eq!(r["result"]["resultType"], "complete", "{r}");
+    assert_eq!(text(&r["result"]), "Hello, Alice!", "{r}");
+}
+
+#[test]
+fn a_sealed_state_is_refused_when_tampered_bound_elsewhere_or_from_another_key() {
+    let s = Server::start(&["--fixtures", "conformance"]);
+    let state = round_one(&s);
+    let retry = |state: &str, name: &str| {
+        let mut p = elicit_params(json!({"inputResponses": alice(), "requestState": state}));
+        p["name"] = name.into();
+        post(&s, 2, "tools/call", p)
+    };
+    let r = retry(&format!("{state}-TAMPERED"), ELICIT);
+    assert_eq!(error_code(&r), -32602, "{r}");
+    let mut flipped = state.clone().into_bytes();
+    let at = flipped.len() - 5;
+    flipped[at] = if flipped[at] == b'x' { b'y' } else { b'x' };
+    let r = retry(&String::from_utf8(flipped).unwrap(), ELICIT);
+    assert_eq!(error_code(&r), -32602, "{r}");
+    // Bound to the elicitation tool: another tool's retry cannot use it.
+    let r = retry(&state, "test_input_required_result_tampered_state");
+    assert_eq!(error_code(&r), -32602, "{r}");
+    assert!(
+        r["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("another request"),
+        "{r}"
+    );
+    // Another server (another random key) refuses it.
+    let other = Server::start(&["--fixtures", "conformance"]);
+    let r = post(
+        &other,
+        2,
+        "tools/call",
+        elicit_params(json!({"inputResponses": alice(), "requestState": state})),
+    );
+    assert_eq!(error_code(&r), -32602, "{r}");
+    // The state is never logged.
+    assert!(!s.logs().contains(&state[..40]), "{}", s.logs());
+    assert!(s.logs().contains("random key"), "one warning: {}", s.logs());
+}
+
+#[test]
+fn a_state_expires_and_instances_sharing_a_key_file_accept_each_others() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("mrtr.key");
+    std::fs::write(&key, [7u8; 32]).unwrap();
+    let key = key.to_str().unwrap();
+    let config = "[mrtr]\nstate_ttl_ms = 1500\n";
+    let launch = || {
+        Server::launch(Launch {
+            config: Some(config),
+            args: &["--fixtures", "conformance"],
+            env: &[("EMCEE_MRTR_KEY_FILE", key)],
+        })
+    };
+    let (a, b) = (launch(), launch());
+    assert!(!a.logs().contains("random key"), "{}", a.logs());
+    let state = round_one(&a);
+    let r = post(
+        &b,
+        2,
+        "tools/call",
+        elicit_params(json!({"inputResponses": alice(), "requestState": state})),
+    );
+    assert_eq!(text(&r["result"]), "Hello, Alice!", "another instance: {r}");
+    std::thread::sleep(Duration::from_millis(1700));
+    let r = post(
+        &a,
+        3,
+        "tools/call",
+        elicit_params(json!({"inputResponses": alice(), "requestState": state})),
+    );
+    assert_eq!(error_code(&r), -32602, "{r}");
+    assert!(
+        r["error"]["message"].as_str().unwrap().contains("expired"),
+        "{r}"
+    );
+    // A key file too short to be a key is a configuration error.
+    std::fs::write(dir.path().join("short.key"), b"short").unwrap();
+    let short = dir.path().join("short.key");
+    let (status, _, stderr) =
+        crate::util::run(&["config", "--mrtr-key-file", short.to_str().unwrap()], &[]);
+    assert_eq!(status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("mrtr.key_file"), "{stderr}");
+}
+
+#[test]
+fn undeclared_capabilities_and_malformed_answers_are_protocol_errors() {
+    let s = Server::start(&["--fixtures", "conformance"]);
+    // No elicitation declared: -32021 naming it, not a question.
+    let mut p = elicit_params(json!({}));
+    p["_meta"] = declaring(json!({}));
+    let r = post(&s, 1, "tools/call", p);
+    assert_eq!(error_code(&r), -32021, "{r}");
+    // An answer that is not an elicitation result: -32602.
+    let state = round_one(&s);
+    let r = post(
+        &s,
+        2,
+        "tools/call",
+        elicit_params(json!({"inputResponses": {"user_name": 12345}, "requestState": state})),
+    );
+    assert_eq!(error_code(&r), -32602, "{r}");
+    // Answers for keys nobody asked are ignored; a missing answer is asked again.
+    let r = post(
+        &s,
+        3,
+        "tools/call",
+        elicit_params(json!({"inputResponses": {"other": {"action": "decline"}}})),
+    );
+    assert_eq!(r["result"]["resultType"], "input_required", "{r}");
+    // Methods other than tools/call, prompts/get, resources/read never ask.
+    let r = post(&s, 4, "tools/list", json!({}));
+    assert_eq!(r["result"]["resultType"], "complete", "{r}");
+    // prompts/get asks and completes too.
+    let prompt = |extra: Value| {
+        let mut p = json!({"name": "test_input_required_result_prompt",
+            "_meta": declaring(json!({"elicitation": {}}))});
+        for (k, v) in extra.as_object().unwrap() {
+            p[k] = v.clone();
+        }
+        p
+    };
+    let r = post(&s, 5, "prompts/get", prompt(json!({})));
+    assert_eq!(r["result"]["resultType"], "input_required", "{r}");
+    let state = r["result"]["requestState"].as_str().unwrap().to_owned();
+    let answer = json!({"user_context": {"action": "accept", "content": {"context": "tests"}}});
+    let r = post(
+        &s,
+        6,
+        "prompts/get",
+        prompt(json!({"inputResponses": answer, "requestState": state})),
+    );
+    assert_eq!(r["result"]["resultType"], "complete", "{r}");
+    assert_eq!(
+        r["result"]["messages"][0]["content"]["text"], "Context: tests",
+        "{r}"
+    );
+}

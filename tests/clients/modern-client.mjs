@@ -113,8 +113,15 @@ async function main() {
 
   const client = new Client(
     { name: "emcee-ts-sdk-v2-test", version: "0.0.0" },
-    { capabilities: {}, versionNegotiation: { mode: { pin: PROTOCOL_VERSION } } },
+    { capabilities: { elicitation: {} }, versionNegotiation: { mode: { pin: PROTOCOL_VERSION } } },
   );
+  // 2026-07-28 servers send no requests: an elicitation comes back as an input_required
+  // result, which the SDK fulfils with this handler and retries (multi-round trip).
+  const elicited = [];
+  client.setRequestHandler("elicitation/create", async (request) => {
+    elicited.push(request.params?.message);
+    return { action: "accept", content: { name: "Ada" } };
+  });
   // Protocol-level problems the SDK does not throw for land here; any of them fails the run.
   const protocolErrors = [];
   client.onerror = (e) => protocolErrors.push(describeError(e));
@@ -163,6 +170,11 @@ async function main() {
     }
 
     // tools/call echo, non-ASCII text.
+    const greeted = await client.callTool({ name: "test_input_required_result_elicitation", arguments: {} });
+    check(textOf(greeted) === "Hello, Ada!", "an elicitation completes through input_required and a retry", greeted);
+    check(elicited.length === 1 && elicited[0] === "What is your name?",
+      "the client's elicitation handler answered the server's question once", elicited);
+
     const echoed = await client.callTool({ name: "echo", arguments: { text: "héllo v2" } });
     check(echoed.isError !== true, "echo is not an error", echoed);
     check(textOf(echoed) === "héllo v2", "echo returns its text unchanged", echoed);

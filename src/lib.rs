@@ -104,6 +104,7 @@ pub fn build_service(config: &Config, log: Logger) -> Result<Arc<Service>, Error
         service.metrics.storage_errors.clone(),
     );
     service.instance = config.instance_id.clone();
+    service.log_calls = config.log_calls;
     if config.fixtures.faults {
         tools::faults::register(&mut service.tools, &mut service.health)?;
     }
@@ -136,27 +137,34 @@ pub async fn run(
     } else {
         futures::future::Either::Right(shutdown)
     };
-    match config.mode {
-        Mode::Stdio => {
-            let service = build_service(&config, log.clone())?;
-            slog::info!(log, "serving stdio"; "data_dir" => config.data_dir.display().to_string(),
-                "tools" => service.tools.len());
-            let result = transport::stdio::serve_stdio(service.clone(), shutdown).await;
-            service.storage.flush().await?;
-            service.storage.record_clean_stop();
-            slog::info!(log, "stopped");
-            Ok(result?)
-        }
-        Mode::Serve => {
-            let service = build_service(&config, log.clone())?;
-            let result = transport::http::serve(&config, service.clone(), shutdown).await;
-            service.storage.flush().await?;
-            service.storage.record_clean_stop();
-            slog::info!(log, "stopped");
-            Ok(result?)
-        }
-        Mode::Config | Mode::Healthcheck => Ok(()),
+    if matches!(config.mode, Mode::Config | Mode::Healthcheck) {
+        return Ok(());
     }
+    let service = build_service(&config, log.clone())?;
+    // Summaries of suppressed refusal lines are written once their window is over.
+    let refusals = {
+        let service = service.clone();
+        actix_rt::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+                service.refusals.flush(false);
+            }
+        })
+    };
+    let result = if config.mode == Mode::Stdio {
+        slog::info!(log, "serving stdio"; "data_dir" => config.data_dir.display().to_string(),
+            "tools" => service.tools.len());
+        transport::stdio::serve_stdio(service.clone(), shutdown).await
+    } else {
+        transport::http::serve(&config, service.clone(), shutdown).await
+    };
+    refusals.abort();
+    service.refusals.flush(true);
+    service.storage.flush().await?;
+    service.storage.record_clean_stop();
+    slog::info!(log, "stopped");
+    Ok(result?)
 }
 
 /// Resolves on SIGTERM or SIGINT.

@@ -79,6 +79,10 @@ pub struct Service {
     pub blocking: Arc<tokio::sync::Semaphore>,
     /// Prefix of minted session ids (`{instance}-…`), for proxy affinity.
     pub instance: Option<String>,
+    /// One `info` line per finished call (`log_calls`). Default on.
+    pub log_calls: bool,
+    /// Refusals: counted in `mcp_rejected_total{reason}` and logged, floods summed up.
+    pub refusals: crate::telemetry::Refusals,
     /// The 2026-07-28 result envelope, made from `info` at first use.
     envelope: std::sync::OnceLock<Envelope>,
 }
@@ -92,6 +96,8 @@ impl Service {
         limits: crate::config::Limits,
         log: Logger,
     ) -> Service {
+        let metrics = Arc::new(Metrics::new());
+        let refusals = crate::telemetry::Refusals::new(&metrics, &limits, log.clone());
         Service {
             info,
             tools,
@@ -102,9 +108,11 @@ impl Service {
             in_flight: Gate::new(limits.max_in_flight_total),
             blocking: Arc::new(tokio::sync::Semaphore::new(limits.blocking_threads)),
             instance: None,
+            log_calls: true,
+            refusals,
             limits,
             log,
-            metrics: Arc::new(Metrics::new()),
+            metrics,
             health: HealthChecks::default(),
             envelope: std::sync::OnceLock::new(),
         }

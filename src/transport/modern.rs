@@ -359,7 +359,7 @@ async fn listen(state: &AppState, request: Box<Request>) -> HttpResponse {
                             if let Err(mpsc::error::TrySendError::Full(_)) = sent {
                                 service.refusals.refuse(Refused::new(
                                     reason::LISTENER_SLOW,
-                                    &format!("listen stream dropped: the client left {queue} messages unread (limits.listen_queue)"),
+                                    &format!("listen stream dropped: the client does not read ({queue} messages unread, limits.listen_queue)"),
                                 ));
                             }
                             break;

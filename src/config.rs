@@ -208,6 +208,8 @@ pub struct FileLimits {
     pub refusal_log_burst: Option<usize>,
     /// [`Limits::refusal_log_interval`] in milliseconds.
     pub refusal_log_interval_ms: Option<u64>,
+    /// [`Limits::log_queue_bytes`].
+    pub log_queue_bytes: Option<usize>,
 }
 
 /// `[http]` table.
@@ -336,6 +338,11 @@ pub struct Limits {
     /// The window of `refusal_log_burst`. Default 10 s.
     #[serde(rename = "refusal_log_interval_ms", serialize_with = "ser_ms")]
     pub refusal_log_interval: Duration,
+    /// Bytes of log lines waiting for the thread that writes stderr; a line that
+    /// finds the queue full is dropped and counted in `mcp_log_dropped_total`
+    /// (serving never waits for stderr). A call line is about 400 bytes (error texts
+    /// are clipped). Default 1 MiB.
+    pub log_queue_bytes: usize,
 }
 
 fn ser_ms<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -371,6 +378,7 @@ impl Default for Limits {
             blocking_threads: 8,
             refusal_log_burst: 10,
             refusal_log_interval: Duration::from_secs(10),
+            log_queue_bytes: crate::telemetry::logging::LOG_QUEUE_BYTES,
         }
     }
 }
@@ -808,6 +816,9 @@ impl Config {
         }
         if let Some(n) = fl.refusal_log_burst {
             l.refusal_log_burst = n;
+        }
+        if let Some(n) = fl.log_queue_bytes {
+            l.log_queue_bytes = positive("limits.log_queue_bytes", n)?;
         }
         if let Some(ms) = fl.refusal_log_interval_ms {
             l.refusal_log_interval =

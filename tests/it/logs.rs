@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use crate::http_util::{call_body, Server, ACCEPT_BOTH};
-use crate::util::{bin, Stdio};
+use crate::util::{bin, with_meta, Stdio, MODERN};
 
 const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 
@@ -194,6 +194,27 @@ fn http_calls_carry_the_session_tag_and_the_trace_header() {
         !s.logs().contains(&id),
         "the session id never reaches the log"
     );
+
+    // A 2026-07-28 call has no session: its line has no `session` tag.
+    let modern = json!({"jsonrpc": "2.0", "id": 8, "method": "tools/call",
+        "params": with_meta(json!({"name": "echo", "arguments": {"text": "hi"}}))});
+    let r = s.post(
+        None,
+        &modern.to_string(),
+        &[
+            ("MCP-Protocol-Version", MODERN),
+            ("Mcp-Method", "tools/call"),
+            ("Mcp-Name", "echo"),
+        ],
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    let logs = await_logs(&s, Duration::from_secs(5), |logs| {
+        logs.iter()
+            .any(|v| v["msg"] == "call finished" && v["request_id"] == "8")
+    });
+    let line = call_line(&logs, "8");
+    assert_eq!(line["outcome"], "ok", "{line}");
+    assert!(line.get("session").is_none(), "{line}");
 }
 
 #[test]

@@ -3,7 +3,7 @@
 //! # Layout
 //! - [`protocol`]: JSON-RPC 2.0 and MCP wire types of both eras; no IO.
 //! - [`config`]: flags, environment and TOML file → a validated [`config::Config`].
-//! - [`telemetry`]: slog JSON logging on stderr.
+//! - [`telemetry`]: slog JSON logging on stderr, metrics, the refusal log.
 //! - [`storage`]: sled trees; every acknowledged write is flushed first.
 //! - [`tools`]: the typed tool API, the registry, built-in and fixture tools.
 //! - [`resources`], [`prompts`]: resources and templates; prompts and completion.

@@ -1,4 +1,6 @@
-//! Telemetry: the JSON log on stderr (slog) and the Prometheus metrics (`/metrics`).
+//! Telemetry: the JSON log on stderr (slog, written by a thread of its own), the
+//! Prometheus metrics (`/metrics`) and the refusal log (counted and logged in one
+//! place, floods summed up).
 //!
 //! Architecture invariant: nothing here writes to stdout; stdout belongs to the stdio
 //! transport's writer.

@@ -20,6 +20,9 @@
 #   STOP_GRACE=15     seconds a server gets to exit on SIGTERM before SIGKILL
 #   OUT=benches/compare/target/results/<time>   raw JSON of every run
 #   SKIP_BUILD=1      use the binaries already in target/release
+#   LOG_LEVEL=warning emcee's --log-level; at info (or below) emcee writes one line
+#                     per call (log_calls) to $OUT/emcee.log, as under journald;
+#                     EMCEE_LOG_CALLS=false in the environment turns those lines off
 #
 # Every server is started fresh for every run (so RSS and memory per session
 # are not skewed by earlier runs), pinned to CPU 0 while the load generator
@@ -41,6 +44,7 @@ PORT_BASE=${PORT_BASE:-18180}
 RUN_TIMEOUT=${RUN_TIMEOUT:-300}
 STOP_GRACE=${STOP_GRACE:-15}
 OUT=${OUT:-"$COMPARE/target/results/$(date +%Y%m%d-%H%M%S)"}
+LOG_LEVEL=${LOG_LEVEL:-warning}
 
 EMCEE="$ROOT/target/release/emcee"
 RMCP="$COMPARE/target/release/rmcp-echo"
@@ -120,7 +124,7 @@ start_server() {
         emcee) # The sessions profile opens more sessions than the default cap.
                printf '[limits]\nmax_sessions = %d\n' $((SESSIONS + 100)) >"$SCRATCH/emcee.toml"
                "${PIN_SERVER[@]}" "$EMCEE" serve --bind "127.0.0.1:$port" --config "$SCRATCH/emcee.toml" \
-                   --data-dir "$data" --log-level warning 2>>"$OUT/$name.log" & ;;
+                   --data-dir "$data" --log-level "$LOG_LEVEL" 2>>"$OUT/$name.log" & ;;
         rmcp) "${PIN_SERVER[@]}" "$RMCP" http "127.0.0.1:$port" 2>>"$OUT/$name.log" & ;;
         floor) "${PIN_SERVER[@]}" "$FLOOR" "127.0.0.1:$port" 2>>"$OUT/$name.log" & ;;
     esac
@@ -138,7 +142,7 @@ start_server() {
 stdio_cmd() {
     local data="$SCRATCH/stdio-$1-$RANDOM"
     case $1 in
-        emcee) echo "${PIN_SERVER[*]} $EMCEE stdio --data-dir $data --log-level warning" ;;
+        emcee) echo "${PIN_SERVER[*]} $EMCEE stdio --data-dir $data --log-level $LOG_LEVEL" ;;
         rmcp) echo "${PIN_SERVER[*]} $RMCP stdio" ;;
         *) ;;
     esac
@@ -292,7 +296,7 @@ PY
 # ---------------------------------------------------------------- main
 mkdir -p "$OUT"
 log "results in $OUT"
-log "REQUESTS=$REQUESTS CHURN=$CHURN SESSIONS=$SESSIONS CONCURRENCY=$CONCURRENCY REPEAT=$REPEAT"
+log "REQUESTS=$REQUESTS CHURN=$CHURN SESSIONS=$SESSIONS CONCURRENCY=$CONCURRENCY REPEAT=$REPEAT LOG_LEVEL=$LOG_LEVEL EMCEE_LOG_CALLS=${EMCEE_LOG_CALLS:-}"
 for profile in $PROFILES; do
     for name in $SERVERS; do
         for rep in $(seq "$REPEAT"); do

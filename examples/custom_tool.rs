@@ -57,6 +57,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         service,
         emcee::shutdown_signal(),
     ))?;
-    // Exit now rather than wait for the stdin thread, parked in read(2).
+    // Write the log lines still queued, then exit now rather than wait for the
+    // stdin thread, parked in read(2).
+    emcee::telemetry::logging::flush(std::time::Duration::from_secs(2));
     std::process::exit(0)
 }

@@ -11,6 +11,11 @@
 //!
 //! Cancellation is an actor stop: stopping drops the handler's future, wherever it
 //! is awaiting. On stop the Call tells its session, which forgets it.
+//!
+//! However it ends, a call leaves one `info` line "call finished" (unless
+//! `log_calls` is off; a panic or a timeout is logged at `warn` either way) with its
+//! `outcome` (the `mcp_requests_total` label), `duration_ms`, `success` and, when it
+//! failed, `error`: never its arguments or its result ([`log_finished`]).
 
 use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
@@ -72,6 +77,17 @@ impl std::fmt::Display for Failure {
             Failure::Panicked(msg) => write!(f, "failed: the handler panicked: {msg}"),
             Failure::TimedOut(d) => write!(f, "timed out after {} ms", d.as_millis()),
             Failure::Shutdown => write!(f, "was cancelled: the server is shutting down"),
+        }
+    }
+}
+
+impl Failure {
+    /// What the call line's `error` says.
+    fn log_text(&self) -> String {
+        match self {
+            Failure::Panicked(msg) => msg.clone(),
+            Failure::TimedOut(_) => self.to_string(),
+            Failure::Shutdown => "cancelled: the server is shutting down".to_owned(),
         }
     }
 }
@@ -405,6 +421,7 @@ pub struct Call {
     envelope: Option<Envelope>,
     cancel_on_close: bool,
     max_result_bytes: usize,
+    log_calls: bool,
     /// Set by the first answer; a Call answers at most once.
     answered: bool,
 }
@@ -438,6 +455,8 @@ pub struct CallSpec {
     pub cancel_on_close: bool,
     /// Largest result answered as is (`limits.max_result_bytes`).
     pub max_result_bytes: usize,
+    /// Log a line at `info` for every finished call (`log_calls`).
+    pub log_calls: bool,
 }
 
 impl Call {
@@ -458,6 +477,7 @@ impl Call {
             envelope: spec.envelope,
             cancel_on_close: spec.cancel_on_close,
             max_result_bytes: spec.max_result_bytes,
+            log_calls: spec.log_calls,
             answered: false,
         }
     }
@@ -478,7 +498,8 @@ impl Call {
         }
     }
 
-    fn answer(&mut self, reply: Reply, outcome: &'static str) {
+    /// Answer with `reply`; `failure` is why the handler's own reply is missing.
+    fn answer(&mut self, reply: Reply, outcome: &'static str, failure: Option<String>) {
         if std::mem::replace(&mut self.answered, true) {
             return;
         }
@@ -500,7 +521,6 @@ impl Call {
             }
             other => other,
         };
-        let duration_ms = self.started.elapsed().as_secs_f64() * 1000.0;
         let json = crate::protocol::era::encode_reply(&self.id, &reply, self.envelope.as_ref());
         let outcome = match (outcome, &reply) {
             ("ok", Err(_)) => "error",
@@ -508,8 +528,15 @@ impl Call {
             (outcome, _) => outcome,
         };
         self.record(outcome);
-        slog::debug!(self.log, "call finished";
-            "duration_ms" => duration_ms, "success" => outcome == "ok", "outcome" => outcome);
+        if self.log_calls || failure.is_some() {
+            let error = match (failure, &reply) {
+                (Some(why), _) => Some(why),
+                (None, Err(e)) => Some(e.message.clone()),
+                (None, reply) if outcome == "tool_error" => error_text(reply),
+                (None, _) => None,
+            };
+            log_finished(&self.log, outcome, self.started, error.as_deref());
+        }
         self.sink.response(json);
     }
 
@@ -517,15 +544,8 @@ impl Call {
         if self.answered {
             return;
         }
-        let error = failure.to_string();
-        let duration_ms = self.started.elapsed().as_secs_f64() * 1000.0;
-        match failure {
-            Failure::Shutdown => slog::info!(self.log, "call failed";
-                "error" => error, "duration_ms" => duration_ms, "success" => false),
-            _ => slog::warn!(self.log, "call failed";
-                "error" => error, "duration_ms" => duration_ms, "success" => false),
-        }
         let reply = self.kind.failure_reply(&failure);
+        let error = failure.log_text();
         let outcome = match failure {
             Failure::Panicked(_) => {
                 self.metrics.handler_panics.inc();
@@ -537,7 +557,7 @@ impl Call {
                 "shutdown"
             }
         };
-        self.answer(reply, outcome);
+        self.answer(reply, outcome, Some(error));
     }
 }
 
@@ -547,15 +567,87 @@ impl Call {
         if !std::mem::replace(&mut self.answered, true) {
             self.metrics.cancelled.inc();
             self.record("cancelled");
+            if self.log_calls {
+                log_finished(
+                    &self.log,
+                    "cancelled",
+                    self.started,
+                    Some("cancelled by the client"),
+                );
+            }
         }
-        slog::debug!(self.log, "call cancelled by client";
-            "duration_ms" => self.started.elapsed().as_secs_f64() * 1000.0);
+    }
+}
+
+/// The line every finished call leaves: `outcome` as in `mcp_requests_total`
+/// (`ok`, `tool_error`, `error`, `timeout`, `panic`, `shutdown`, `cancelled`),
+/// `duration_ms`, `success`, and `error` (clipped to [`LOG_ERROR_MAX`]) when it
+/// failed. `log` carries the rest: session, method, request id, tool/uri/prompt and
+/// trace id. `info`, except a panic or a timeout: `warn`.
+///
+/// [`LOG_ERROR_MAX`]: crate::telemetry::LOG_ERROR_MAX
+pub(crate) fn log_finished(log: &Logger, outcome: &str, started: Instant, error: Option<&str>) {
+    use crate::telemetry::{clip_to, Maybe, LOG_ERROR_MAX};
+    let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let error = Maybe(
+        "error",
+        error.map(|e| clip_to(e, LOG_ERROR_MAX).into_owned()),
+    );
+    let success = outcome == "ok";
+    if matches!(outcome, "panic" | "timeout") {
+        slog::warn!(log, "call finished"; "outcome" => outcome, "success" => success,
+            "duration_ms" => duration_ms, error);
+    } else {
+        slog::info!(log, "call finished"; "outcome" => outcome, "success" => success,
+            "duration_ms" => duration_ms, error);
     }
 }
 
 fn is_error_result(reply: &Reply) -> bool {
     // `CallToolResult` serializes `isError` last, and only when true.
     matches!(reply, Ok(raw) if raw.get().ends_with(",\"isError\":true}"))
+}
+
+/// The first text content of an `isError` result: why the tool failed. Read only on
+/// that path; the contents after the first text are skipped, not kept.
+fn error_text(reply: &Reply) -> Option<String> {
+    use serde::de::{IgnoredAny, SeqAccess, Visitor};
+    #[derive(serde::Deserialize)]
+    struct Content {
+        text: Option<String>,
+    }
+    struct FirstText(Option<String>);
+    impl<'de> serde::Deserialize<'de> for FirstText {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct Seq;
+            impl<'de> Visitor<'de> for Seq {
+                type Value = FirstText;
+                fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                    f.write_str("a content array")
+                }
+                fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<FirstText, A::Error> {
+                    let mut first = None;
+                    while first.is_none() {
+                        match seq.next_element::<Content>()? {
+                            Some(c) => first = c.text,
+                            None => return Ok(FirstText(None)),
+                        }
+                    }
+                    while seq.next_element::<IgnoredAny>()?.is_some() {}
+                    Ok(FirstText(first))
+                }
+            }
+            d.deserialize_seq(Seq)
+        }
+    }
+    #[derive(serde::Deserialize)]
+    struct ErrorResult {
+        content: FirstText,
+    }
+    let raw = reply.as_ref().ok()?;
+    serde_json::from_str::<ErrorResult>(raw.get())
+        .ok()
+        .and_then(|r| r.content.0)
 }
 
 fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
@@ -595,12 +687,9 @@ impl Actor for Call {
         };
         ctx.spawn(run.into_actor(self).map(|result, act, ctx| {
             match result {
-                Some(Ok(reply)) => act.answer(reply, "ok"),
+                Some(Ok(reply)) => act.answer(reply, "ok", None),
                 Some(Err(payload)) => act.fail(Failure::Panicked(panic_message(payload.as_ref()))),
-                None => {
-                    slog::debug!(act.log, "stream closed by the client: call cancelled");
-                    act.cancel_by_client();
-                }
+                None => act.cancel_by_client(),
             }
             ctx.stop();
         }));

@@ -60,6 +60,11 @@ pub struct Cli {
     /// Log level: trace, debug, info, warning, error, critical.
     #[arg(long, global = true, env = "EMCEE_LOG", value_name = "LEVEL")]
     pub log_level: Option<String>,
+    /// One info line per finished tool call, resource read and prompt get: true or
+    /// false (default true; off for benchmark runs).
+    #[arg(long, global = true, env = "EMCEE_LOG_CALLS", value_name = "BOOL",
+          value_parser = clap::builder::BoolishValueParser::new())]
+    pub log_calls: Option<bool>,
     /// What to run.
     #[command(subcommand)]
     pub command: CliCommand,
@@ -112,6 +117,10 @@ pub struct ServeArgs {
     /// Instance id (a-z, 0-9, up to 16): prefixes session ids for proxy affinity.
     #[arg(long, env = "EMCEE_INSTANCE_ID", value_name = "ID")]
     pub instance_id: Option<String>,
+    /// Comma-separated host names accepted in Host and Origin ("*": any), replacing
+    /// `http.allowed_hosts`.
+    #[arg(long, env = "EMCEE_ALLOWED_HOSTS", value_name = "LIST")]
+    pub allowed_hosts: Option<String>,
     /// Shared flags.
     #[command(flatten)]
     pub common: CommonArgs,
@@ -131,6 +140,8 @@ pub struct FileConfig {
     pub data_dir: Option<PathBuf>,
     /// See [`Config::log_level`].
     pub log_level: Option<String>,
+    /// See [`Config::log_calls`].
+    pub log_calls: Option<bool>,
     /// Fixture sets, as a list.
     pub fixtures: Option<Vec<String>>,
     /// See [`Limits`].
@@ -209,6 +220,12 @@ pub struct FileLimits {
     pub max_in_flight_per_tool: Option<usize>,
     /// [`Limits::blocking_threads`].
     pub blocking_threads: Option<usize>,
+    /// [`Limits::refusal_log_burst`].
+    pub refusal_log_burst: Option<usize>,
+    /// [`Limits::refusal_log_interval`] in milliseconds.
+    pub refusal_log_interval_ms: Option<u64>,
+    /// [`Limits::log_queue_bytes`].
+    pub log_queue_bytes: Option<usize>,
 }
 
 /// `[http]` table.
@@ -360,6 +377,18 @@ pub struct Limits {
     /// threads off the event loop; more wait their turn, within their call timeout.
     /// Default 8.
     pub blocking_threads: usize,
+    /// Refusals of one reason logged one line each per `refusal_log_interval`; the
+    /// rest of that window are only counted (`mcp_rejected_total`) and summed up in
+    /// one line when it ends. 0 logs only the summaries. Default 10.
+    pub refusal_log_burst: usize,
+    /// The window of `refusal_log_burst`. Default 10 s.
+    #[serde(rename = "refusal_log_interval_ms", serialize_with = "ser_ms")]
+    pub refusal_log_interval: Duration,
+    /// Bytes of log lines waiting for the thread that writes stderr; a line that
+    /// finds the queue full is dropped and counted in `mcp_log_dropped_total`
+    /// (serving never waits for stderr). A call line is about 400 bytes (error texts
+    /// are clipped). Default 1 MiB.
+    pub log_queue_bytes: usize,
 }
 
 fn ser_ms<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -398,6 +427,9 @@ impl Default for Limits {
             max_in_flight_total: 4096,
             max_in_flight_per_tool: 1024,
             blocking_threads: 8,
+            refusal_log_burst: 10,
+            refusal_log_interval: Duration::from_secs(10),
+            log_queue_bytes: crate::telemetry::logging::LOG_QUEUE_BYTES,
         }
     }
 }
@@ -532,6 +564,64 @@ impl Default for HttpConfig {
     }
 }
 
+/// What to tell an operator at start about `allowed_hosts` for a server bound to
+/// some address (issue 11: a public bind that refuses every client with 403 must
+/// not be silent).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostWarning {
+    /// The bind is not loopback, but every allowed host is: clients that reach the
+    /// machine by another name or address get 403.
+    LoopbackHostsOnly,
+    /// `"*"` is allowed: Host/Origin checks, hence DNS-rebinding protection, are off.
+    AnyHost,
+}
+
+impl HostWarning {
+    /// The warning's text, naming the key (and the variable and flag) to set.
+    pub fn message(&self) -> &'static str {
+        match self {
+            HostWarning::LoopbackHostsOnly => {
+                "listening on a non-loopback address, but http.allowed_hosts names only \
+                 loopback hosts: clients that reach this machine by another name or address \
+                 get 403 host not allowed; add the names clients use to http.allowed_hosts \
+                 (or EMCEE_ALLOWED_HOSTS, --allowed-hosts)"
+            }
+            HostWarning::AnyHost => {
+                "http.allowed_hosts contains \"*\": Host and Origin are not checked, so \
+                 DNS-rebinding protection is off (a web page a local user visits can call \
+                 this server); list the host names clients use instead"
+            }
+        }
+    }
+}
+
+/// A loopback host name: `localhost`, `*.localhost`, or a loopback IP literal
+/// (`127.0.0.1`, `[::1]`).
+fn is_loopback_host(host: &str) -> bool {
+    let host = host.trim_end_matches('.');
+    if host == "localhost" || host.ends_with(".localhost") {
+        return true;
+    }
+    let literal = host.trim_start_matches('[').trim_end_matches(']');
+    literal
+        .parse::<std::net::IpAddr>()
+        .is_ok_and(|ip| ip.is_loopback())
+}
+
+impl HttpConfig {
+    /// What to warn about at start, serving on `bind` with this allowlist.
+    pub fn host_warnings(&self, bind: SocketAddr) -> Vec<HostWarning> {
+        let mut warnings = Vec::new();
+        if self.allowed_hosts.iter().any(|h| h == "*") {
+            warnings.push(HostWarning::AnyHost);
+        } else if !bind.ip().is_loopback() && self.allowed_hosts.iter().all(|h| is_loopback_host(h))
+        {
+            warnings.push(HostWarning::LoopbackHostsOnly);
+        }
+        warnings
+    }
+}
+
 /// Which fixture sets are exposed.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Fixtures {
@@ -634,6 +724,9 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// stderr log level.
     pub log_level: LogLevel,
+    /// One `info` line per finished call (`tools/call`, `resources/read`,
+    /// `prompts/get`). Default on.
+    pub log_calls: bool,
     /// Fixture sets.
     pub fixtures: Fixtures,
     /// Runtime limits.
@@ -657,6 +750,7 @@ impl Default for Config {
             instance_id: None,
             data_dir: default_data_dir(),
             log_level: LogLevel::Info,
+            log_calls: true,
             fixtures: Fixtures::default(),
             limits: Limits::default(),
             storage: StorageConfig::default(),
@@ -768,6 +862,9 @@ impl Config {
         if let Some(level) = cli.log_level.or(file.log_level) {
             config.log_level = LogLevel::parse(&level)?;
         }
+        if let Some(on) = cli.log_calls.or(file.log_calls) {
+            config.log_calls = on;
+        }
         config.fixtures = match (common.fixtures, file.fixtures) {
             (Some(list), _) => Fixtures::parse(list.split(','))?,
             (None, Some(list)) => Fixtures::parse(list.iter().map(String::as_str))?,
@@ -863,8 +960,28 @@ impl Config {
         if let Some(n) = fl.blocking_threads {
             l.blocking_threads = positive("limits.blocking_threads", n)?;
         }
+        if let Some(n) = fl.refusal_log_burst {
+            l.refusal_log_burst = n;
+        }
+        if let Some(n) = fl.log_queue_bytes {
+            l.log_queue_bytes = positive("limits.log_queue_bytes", n)?;
+        }
+        if let Some(ms) = fl.refusal_log_interval_ms {
+            l.refusal_log_interval =
+                Duration::from_millis(positive("limits.refusal_log_interval_ms", ms)?);
+        }
         let fh = file.http;
-        if let Some(hosts) = fh.allowed_hosts {
+        let hosts = match serve.allowed_hosts {
+            Some(list) => Some(
+                list.split(',')
+                    .map(str::trim)
+                    .filter(|h| !h.is_empty())
+                    .map(String::from)
+                    .collect(),
+            ),
+            None => fh.allowed_hosts,
+        };
+        if let Some(hosts) = hosts {
             config.http.allowed_hosts = hosts.iter().map(|h| h.to_ascii_lowercase()).collect();
         }
         if let Some(origins) = fh.allowed_origins {
@@ -968,6 +1085,62 @@ mod tests {
         assert_eq!(c.bind.to_string(), "127.0.0.1:9001");
         assert_eq!(c.data_dir, PathBuf::from("/tmp/flag"));
         assert!(!c.fixtures.faults);
+    }
+
+    #[test]
+    fn log_calls_and_allowed_hosts_follow_the_precedence() {
+        assert!(resolve(&["serve"]).unwrap().log_calls);
+        let f = file("log_calls = false\n[http]\nallowed_hosts = [\"a.example\"]\n");
+        let path = f.path().to_str().unwrap();
+        let c = resolve(&["serve", "--config", path]).unwrap();
+        assert!(!c.log_calls);
+        assert_eq!(c.http.allowed_hosts, ["a.example"]);
+        let c = resolve(&[
+            "--log-calls",
+            "true",
+            "serve",
+            "--config",
+            path,
+            "--allowed-hosts",
+            "B.example, localhost",
+        ])
+        .unwrap();
+        assert!(c.log_calls);
+        assert_eq!(c.http.allowed_hosts, ["b.example", "localhost"]);
+        assert!(!resolve(&["stdio", "--log-calls", "off"]).unwrap().log_calls);
+        assert!(Cli::try_parse_from(["emcee", "stdio", "--log-calls", "maybe"]).is_err());
+    }
+
+    #[test]
+    fn host_warnings_name_exposed_binds_and_the_wildcard() {
+        let any: SocketAddr = "0.0.0.0:8080".parse().unwrap();
+        let local: SocketAddr = "127.0.0.1:8080".parse().unwrap();
+        let http = HttpConfig::default();
+        assert_eq!(http.host_warnings(any), [HostWarning::LoopbackHostsOnly]);
+        assert_eq!(
+            http.host_warnings("[::]:8080".parse().unwrap()),
+            [HostWarning::LoopbackHostsOnly]
+        );
+        assert!(http.host_warnings(local).is_empty());
+        let named = HttpConfig {
+            allowed_hosts: vec!["localhost".into(), "mcp.example.com".into()],
+            ..HttpConfig::default()
+        };
+        assert!(named.host_warnings(any).is_empty());
+        let loopbacks = HttpConfig {
+            allowed_hosts: vec!["app.localhost".into(), "127.0.0.2".into(), "::1".into()],
+            ..HttpConfig::default()
+        };
+        assert_eq!(
+            loopbacks.host_warnings(any),
+            [HostWarning::LoopbackHostsOnly]
+        );
+        let star = HttpConfig {
+            allowed_hosts: vec!["*".into()],
+            ..HttpConfig::default()
+        };
+        assert_eq!(star.host_warnings(local), [HostWarning::AnyHost]);
+        assert_eq!(star.host_warnings(any), [HostWarning::AnyHost]);
     }
 
     #[test]

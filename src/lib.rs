@@ -3,7 +3,7 @@
 //! # Layout
 //! - [`protocol`]: JSON-RPC 2.0 and MCP wire types of both eras; no IO.
 //! - [`config`]: flags, environment and TOML file → a validated [`config::Config`].
-//! - [`telemetry`]: slog JSON logging on stderr.
+//! - [`telemetry`]: slog JSON logging on stderr, metrics, the refusal log.
 //! - [`storage`]: sled trees; every acknowledged write is flushed first.
 //! - [`tools`]: the typed tool API, the registry, built-in and fixture tools.
 //! - [`resources`], [`prompts`]: resources and templates; prompts and completion.
@@ -119,9 +119,11 @@ pub fn build_service(config: &Config, log: Logger) -> Result<Arc<Service>, Error
         service.metrics.storage_errors.clone(),
     );
     service.instance = config.instance_id.clone();
+    service.log_calls = config.log_calls;
     let (sealer, shared) = config.mrtr.sealer()?;
     if !shared {
-        slog::warn!(service.log, "2026-07-28 requestState is sealed with a random key of this process: a retry that reaches another instance or a restart is refused; set [mrtr] key_file (or EMCEE_MRTR_KEY_FILE) to a file of 32+ random bytes shared by the instances");
+        slog::warn!(service.log, "2026-07-28 requestState is sealed with a random key of this process: a retry that reaches another instance or a restart is refused; set mrtr.key_file to a file of 32+ random bytes shared by the instances";
+            "key" => "mrtr.key_file", "env" => "EMCEE_MRTR_KEY_FILE");
     }
     service.mrtr = Arc::new(sealer);
     if config.fixtures.faults {
@@ -156,62 +158,70 @@ pub async fn run(
     } else {
         futures::future::Either::Right(shutdown)
     };
-    match config.mode {
-        Mode::Stdio => {
-            let service = build_service(&config, log.clone())?;
-            slog::info!(log, "serving stdio"; "data_dir" => config.data_dir.display().to_string(),
-                "tools" => service.tools.len());
-            let watch = tokio::spawn(watch_storage(service.clone(), config.storage.retry));
-            let result = transport::stdio::serve_stdio(service.clone(), shutdown).await;
-            watch.abort();
-            // Never opened (held by another process): nothing was written to flush.
-            if service.storage.is_open() {
-                service.storage.flush().await?;
-                service.storage.record_clean_stop();
+    if matches!(config.mode, Mode::Config | Mode::Healthcheck) {
+        return Ok(());
+    }
+    let service = build_service(&config, log.clone())?;
+    // Summaries of suppressed refusal lines are written once their window is over.
+    let refusals = {
+        let service = service.clone();
+        actix_rt::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+                service.refusals.flush(false);
             }
-            slog::info!(log, "stopped");
-            Ok(result?)
-        }
-        Mode::Serve => {
-            let service = build_service(&config, log.clone())?;
-            // A storage that needs a new process to recover stops the server like a
-            // SIGTERM, with exit code 3: the supervisor (systemd `Restart=on-failure`,
-            // compose `restart: unless-stopped`) starts a new one.
-            let (restart, restart_needed) = tokio::sync::oneshot::channel();
-            let watched = service.clone();
-            let retry = config.storage.retry;
-            let watch = tokio::spawn(async move {
-                watch_storage(watched, retry).await;
-                let _ = restart.send(());
-            });
-            let restarting = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-            let stop = {
-                let restarting = restarting.clone();
-                let log = log.clone();
-                async move {
-                    tokio::pin!(shutdown);
-                    tokio::select! {
-                        _ = &mut shutdown => {}
-                        Ok(()) = restart_needed => {
-                            restarting.store(true, std::sync::atomic::Ordering::SeqCst);
-                            slog::warn!(log, "stopping so that a new process reopens storage (exit code 3)");
-                        }
+        })
+    };
+    // Storage that fails is retried; one that only a new process can reopen stops
+    // `serve` like a SIGTERM, with exit code 3: the supervisor (systemd
+    // `Restart=on-failure`, compose `restart: unless-stopped`) starts a new one.
+    // `stdio` keeps serving (its storage errors say to restart it).
+    let (restart, restart_needed) = tokio::sync::oneshot::channel();
+    let watch = {
+        let service = service.clone();
+        let retry = config.storage.retry;
+        tokio::spawn(async move {
+            watch_storage(service, retry).await;
+            let _ = restart.send(());
+        })
+    };
+    let restarting = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let result = if config.mode == Mode::Stdio {
+        slog::info!(log, "serving stdio"; "data_dir" => config.data_dir.display().to_string(),
+            "tools" => service.tools.len());
+        transport::stdio::serve_stdio(service.clone(), shutdown).await
+    } else {
+        let stop = {
+            let restarting = restarting.clone();
+            let log = log.clone();
+            async move {
+                tokio::pin!(shutdown);
+                tokio::select! {
+                    _ = &mut shutdown => {}
+                    Ok(()) = restart_needed => {
+                        restarting.store(true, std::sync::atomic::Ordering::SeqCst);
+                        slog::warn!(log, "stopping so that a new process reopens storage (exit code 3)");
                     }
                 }
-            };
-            let result = transport::http::serve(&config, service.clone(), stop).await;
-            watch.abort();
-            if restarting.load(std::sync::atomic::Ordering::SeqCst) {
-                let why = service.storage.failure().unwrap_or_default();
-                return Err(Error::Storage(StorageError::Unavailable(why)));
             }
-            service.storage.flush().await?;
-            service.storage.record_clean_stop();
-            slog::info!(log, "stopped");
-            Ok(result?)
-        }
-        Mode::Config | Mode::Healthcheck => Ok(()),
+        };
+        transport::http::serve(&config, service.clone(), stop).await
+    };
+    watch.abort();
+    refusals.abort();
+    service.refusals.flush(true);
+    if restarting.load(std::sync::atomic::Ordering::SeqCst) {
+        let why = service.storage.failure().unwrap_or_default();
+        return Err(Error::Storage(StorageError::Unavailable(why)));
     }
+    // Never opened (held by another process): nothing was written to flush.
+    if service.storage.is_open() {
+        service.storage.flush().await?;
+        service.storage.record_clean_stop();
+    }
+    slog::info!(log, "stopped");
+    Ok(result?)
 }
 
 /// While storage is failing, test every `every` whether it works again

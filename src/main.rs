@@ -71,8 +71,11 @@ fn healthcheck(config: &Config) -> i32 {
     }
 }
 
+/// How long the exit waits for queued log lines to reach stderr.
+const LOG_FLUSH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
 fn serve(config: Config) -> i32 {
-    let log = telemetry::logger(config.log_level);
+    let log = telemetry::logging::logger_queued(config.log_level, config.limits.log_queue_bytes);
     telemetry::install_panic_hook(log.clone());
     let system = actix::System::new();
     let result = system.block_on(emcee::run(config, log.clone(), emcee::shutdown_signal()));
@@ -86,6 +89,8 @@ fn serve(config: Config) -> i32 {
     // Exit while the runtime is still alive: when stdin is a terminal or a file, dropping
     // it would wait for the blocking thread parked in read(2) on stdin, which only
     // returns when the client closes it.
-    // Storage and stdout were flushed by `run`; stderr is unbuffered per line.
+    // Storage and stdout were flushed by `run`; the log lines still queued are
+    // written now.
+    telemetry::logging::flush(LOG_FLUSH_TIMEOUT);
     std::process::exit(code);
 }

@@ -359,18 +359,14 @@ impl Handler<AdoptStateless> for Root {
 }
 
 impl Root {
+    /// The session cap and the drain. The transport that asked counts and logs the
+    /// refusal (`mcp_rejected_total`), where the client's address is known.
     fn check_cap(&self) -> Result<(), RootError> {
         if self.draining {
-            self.service
-                .metrics
-                .reject(crate::telemetry::metrics::reason::SHUTTING_DOWN);
             return Err(RootError::Draining);
         }
         let limit = self.service.limits.max_sessions;
         if self.registry.len() + self.dormant >= limit {
-            self.service
-                .metrics
-                .reject(crate::telemetry::metrics::reason::SESSION_CAP);
             return Err(RootError::Full(limit));
         }
         Ok(())

@@ -81,6 +81,10 @@ pub struct Service {
     pub blocking: Arc<tokio::sync::Semaphore>,
     /// Prefix of minted session ids (`{instance}-…`), for proxy affinity.
     pub instance: Option<String>,
+    /// One `info` line per finished call (`log_calls`). Default on.
+    pub log_calls: bool,
+    /// Refusals: counted in `mcp_rejected_total{reason}` and logged, floods summed up.
+    pub refusals: Arc<crate::telemetry::Refusals>,
     /// The 2026-07-28 result envelope, made from `info` at first use.
     envelope: std::sync::OnceLock<Envelope>,
 }
@@ -95,6 +99,12 @@ impl Service {
         log: Logger,
     ) -> Service {
         storage.set_event_share(limits.event_log_session_bytes, limits.event_log_session_max);
+        let metrics = Arc::new(Metrics::new());
+        let refusals = Arc::new(crate::telemetry::Refusals::new(
+            &metrics,
+            &limits,
+            log.clone(),
+        ));
         Service {
             info,
             tools,
@@ -109,9 +119,11 @@ impl Service {
             in_flight: Gate::new(limits.max_in_flight_total),
             blocking: Arc::new(tokio::sync::Semaphore::new(limits.blocking_threads)),
             instance: None,
+            log_calls: true,
+            refusals,
             limits,
             log,
-            metrics: Arc::new(Metrics::new()),
+            metrics,
             health: HealthChecks::default(),
             envelope: std::sync::OnceLock::new(),
         }

@@ -242,22 +242,56 @@ pub struct RequestMeta {
     /// stream; none are sent without it.
     #[serde(default, rename = "io.modelcontextprotocol/logLevel")]
     pub log_level: Option<LoggingLevel>,
-    /// W3C trace context.
-    #[serde(default)]
+    /// W3C trace context (`traceparent`). A value that is not a string is ignored,
+    /// as W3C asks of a malformed one: trace context never fails a request.
+    #[serde(default, deserialize_with = "string_or_nothing")]
     pub traceparent: Option<String>,
     /// W3C trace state.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "string_or_nothing")]
     pub tracestate: Option<String>,
 }
 
+/// A string, or `None` for any other JSON value.
+fn string_or_nothing<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Ok(match Value::deserialize(d)? {
+        Value::String(s) => Some(s),
+        _ => None,
+    })
+}
+
 impl RequestMeta {
-    /// The 32-hex-digit trace id of a well-formed `traceparent`
-    /// (`version-traceid-parentid-flags`).
+    /// The trace id of a well-formed `traceparent`, else `None`.
     pub fn trace_id(&self) -> Option<&str> {
-        let mut parts = self.traceparent.as_deref()?.split('-');
-        let (_version, trace) = (parts.next()?, parts.next()?);
-        (trace.len() == 32 && trace.bytes().all(|b| b.is_ascii_hexdigit())).then_some(trace)
+        trace_id_of(self.traceparent.as_deref()?)
     }
+}
+
+/// The 32-hex-digit trace id of a W3C `traceparent`
+/// (`00-<32 hex trace id>-<16 hex parent id>-<2 hex flags>`, 55 characters,
+/// lowercase); `None` unless it is well formed: version `ff` and all-zero ids are
+/// invalid, and a later version may append `-…` fields after the first 55 characters.
+pub fn trace_id_of(traceparent: &str) -> Option<&str> {
+    let b = traceparent.as_bytes();
+    let hex = |range: std::ops::Range<usize>| {
+        b[range]
+            .iter()
+            .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(c))
+    };
+    let zero = |range: std::ops::Range<usize>| b[range].iter().all(|c| *c == b'0');
+    let shaped = b.len() >= 55
+        && b[2] == b'-'
+        && b[35] == b'-'
+        && b[52] == b'-'
+        && hex(0..2)
+        && hex(3..35)
+        && hex(36..52)
+        && hex(53..55);
+    if !shaped || &b[..2] == b"ff" || zero(3..35) || zero(36..52) {
+        return None;
+    }
+    // Version 00 is exactly 55 characters; later ones may add fields after a `-`.
+    let length_ok = b.len() == 55 || (&b[..2] != b"00" && b[55] == b'-');
+    length_ok.then(|| &traceparent[3..35])
 }
 
 #[derive(Deserialize)]
@@ -342,6 +376,34 @@ mod tests {
             Some("4bf92f3577b34da6a3ce929d0e0e4736")
         );
         assert!(decode_meta(Some(&raw(r#"{"_meta":5}"#))).is_err());
+        let odd = decode_meta(Some(&raw(r#"{"_meta":{"traceparent":5}}"#))).unwrap();
+        assert_eq!(odd.traceparent, None, "a non-string traceparent is ignored");
         assert!(decode_meta(None).unwrap().protocol_version.is_none());
+    }
+
+    #[test]
+    fn only_well_formed_traceparents_give_a_trace_id() {
+        const T: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+        let ok = format!("00-{T}-00f067aa0ba902b7-01");
+        assert_eq!(trace_id_of(&ok), Some(T));
+        assert_eq!(
+            trace_id_of(&format!("01-{T}-00f067aa0ba902b7-01-extra")),
+            Some(T)
+        );
+        for bad in [
+            String::new(),
+            format!("00-{T}-00f067aa0ba902b7-01-extra"),
+            format!("00-{T}-00f067aa0ba902b7-1"),
+            format!("ff-{T}-00f067aa0ba902b7-01"),
+            format!("00-{}-00f067aa0ba902b7-01", T.to_uppercase()),
+            format!("00-{}-00f067aa0ba902b7-01", "0".repeat(32)),
+            format!("00-{T}-0000000000000000-01"),
+            format!("00-{T}x00f067aa0ba902b7-01"),
+            format!("00-{}-00f067aa0ba902b7-01", &T[..31]),
+            format!("0g-{T}-00f067aa0ba902b7-01"),
+            "00-é".repeat(14),
+        ] {
+            assert_eq!(trace_id_of(&bad), None, "{bad}");
+        }
     }
 }

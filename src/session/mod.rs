@@ -222,9 +222,14 @@ impl Session {
         kind: SessionKind,
         root: Option<Recipient<SessionEnded>>,
     ) -> Session {
-        let log = service
-            .log
-            .new(slog::o!("session" => crate::telemetry::session_tag(&id)));
+        // 2026-07-28 requests have no session: the stateless session's lines carry
+        // no `session` tag.
+        let log = match kind {
+            SessionKind::Stateless => service.log.new(slog::o!()),
+            _ => service
+                .log
+                .new(slog::o!("session" => crate::telemetry::session_tag(&id))),
+        };
         let era =
             matches!(kind, SessionKind::Stateless | SessionKind::Listener).then_some(Era::Modern);
         Session {
@@ -349,8 +354,8 @@ impl Session {
     ) {
         let started = Instant::now();
         if self.draining {
-            self.service.metrics.reject(reason::SHUTTING_DOWN);
             let e = RpcError::new(code::SERVER_BUSY, "server is shutting down");
+            self.refuse(reason::SHUTTING_DOWN, &e);
             let era = self.era;
             self.finish(&req, era, Err(e), sink, started);
             return;
@@ -420,8 +425,22 @@ impl Session {
             .metrics
             .request(req.call.label(), outcome, elapsed);
         slog::debug!(self.log, "request"; "method" => req.method(),
-            "request_id" => req.id.to_string(), "success" => reply.is_ok(),
+            "request_id" => %crate::telemetry::clip(&req.id.to_string()), "success" => reply.is_ok(),
             "duration_ms" => elapsed * 1000.0, "trace_id" => req.meta.trace_id());
+        if let (Err(e), true) = (&reply, self.service.log_calls) {
+            // A call refused before it started (unknown tool, bad prompt arguments,
+            // a bound reached...) leaves its call line too.
+            let called = match &req.call {
+                ClientRequest::ToolsCall(p) => Some(("tool", p.name.as_str())),
+                ClientRequest::ResourcesRead(p) => Some(("uri", p.uri.as_str())),
+                ClientRequest::PromptsGet(p) => Some(("prompt", p.name.as_str())),
+                _ => None,
+            };
+            if let Some((key, name)) = called {
+                let log = self.call_log(req, key, name);
+                crate::call::log_finished(&log, "error", started, Some(&e.message));
+            }
+        }
         let envelope = (era == Some(Era::Modern)).then(|| self.service.envelope());
         sink.response(era::encode_reply(&req.id, &reply, envelope));
     }
@@ -529,6 +548,14 @@ impl Session {
         reply(&serde_json::json!({}))
     }
 
+    /// Count and log a refusal of this session's (a bound reached, draining): a
+    /// JSON-RPC error, so no HTTP status or client address.
+    fn refuse(&self, reason: &'static str, e: &RpcError) {
+        self.service
+            .refusals
+            .refuse(crate::telemetry::Refused::new(reason, &e.message));
+    }
+
     /// Check the in-flight limit and id reuse before starting a Call.
     /// Returns the permits the Call holds while it runs (server-wide and, for a tool,
     /// per tool); refused at once when any bound is reached.
@@ -538,12 +565,13 @@ impl Session {
         // per-session bound would be a per-worker one. Those calls are bounded
         // server-wide and per tool (below).
         if self.kind != SessionKind::Stateless && self.calls.len() >= limit {
-            self.service.metrics.reject(reason::IN_FLIGHT_SESSION);
-            return Err(RpcError::new(
+            let e = RpcError::new(
                 code::SERVER_BUSY,
                 format!("too many requests in flight in this session (limit {limit})"),
             )
-            .with_data(serde_json::json!({ "limit": limit })));
+            .with_data(serde_json::json!({ "limit": limit }));
+            self.refuse(reason::IN_FLIGHT_SESSION, &e);
+            return Err(e);
         }
         if self.kind != SessionKind::Stateless && self.by_id.contains_key(&req.id) {
             return Err(RpcError::invalid_request(format!(
@@ -552,12 +580,13 @@ impl Session {
             )));
         }
         let busy = |reason: &'static str, scope: &str, limit: usize| {
-            self.service.metrics.reject(reason);
-            RpcError::new(
+            let e = RpcError::new(
                 code::SERVER_BUSY,
                 format!("too many requests in flight ({scope} limit {limit}); retry later"),
             )
-            .with_data(serde_json::json!({ "limit": limit, "scope": scope }))
+            .with_data(serde_json::json!({ "limit": limit, "scope": scope }));
+            self.refuse(reason, &e);
+            e
         };
         let mut permits = Vec::with_capacity(2);
         let total = &self.service.in_flight;
@@ -673,6 +702,7 @@ impl Session {
             envelope: (era == Some(Era::Modern)).then(|| self.service.envelope().clone()),
             cancel_on_close,
             max_result_bytes: self.service.limits.max_result_bytes,
+            log_calls: self.service.log_calls,
         })
         .start();
         if self.kind != SessionKind::Stateless {
@@ -690,17 +720,19 @@ impl Session {
 
     /// A logger for one call of `req`, tagged with `key` = `value` (the tool, URI or
     /// prompt) and, when the request carries W3C trace context, its trace id.
+    /// Client-chosen text (the id, a URI, an unknown name) is clipped.
     fn call_log(&self, req: &Request, key: &'static str, value: &str) -> Logger {
-        let (id, method) = (req.id.to_string(), req.method().to_owned());
+        use crate::telemetry::clip;
+        let id = clip(&req.id.to_string()).into_owned();
+        let (method, value) = (req.method().to_owned(), clip(value).into_owned());
         match req.meta.trace_id() {
             Some(trace) => self
                 .log
                 .new(slog::o!("request_id" => id, "method" => method,
-                key => value.to_owned(), "trace_id" => trace.to_owned())),
+                key => value, "trace_id" => trace.to_owned())),
             None => self
                 .log
-                .new(slog::o!("request_id" => id, "method" => method,
-                key => value.to_owned())),
+                .new(slog::o!("request_id" => id, "method" => method, key => value)),
         }
     }
 

@@ -1,9 +1,19 @@
 //! slog + slog-json on stderr: one JSON object a line with `ts`, `level`, `msg`,
 //! `service`, `version`, and whatever keys the call site adds (`session`, `method`,
 //! `tool`, `duration_ms`, `success`, ...).
+//!
+//! The caller formats its line; a dedicated thread writes it ([`logger`]): lines go
+//! through a queue bounded in bytes (`limits.log_queue_bytes`) and the thread
+//! writes whatever has gathered in one `write(2)`, so that a call line costs the serving thread no
+//! system call, and a stderr that blocks (a stuck journald, a full pipe) never
+//! stalls serving. A line that finds the queue full is dropped and counted
+//! (`mcp_log_dropped_total`, [`dropped_lines`]). [`flush`] waits until everything
+//! queued is written: the binary calls it before it exits.
 
 use std::io::{LineWriter, Write};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::time::Duration;
 
 use slog::{o, Drain, FnValue, Logger, PushFnValue};
 
@@ -31,16 +41,187 @@ fn level_name(level: slog::Level) -> &'static str {
     }
 }
 
-/// The root logger: JSON lines on stderr, filtered at `level`.
+/// Default of `limits.log_queue_bytes`: bytes of lines waiting for the writer
+/// thread (about 3,000 lines).
+pub const LOG_QUEUE_BYTES: usize = 1024 * 1024;
+/// After a write, the writer thread waits this long before it takes more lines:
+/// under load lines gather meanwhile (one write for many), and a writer that is
+/// not waiting on the queue costs the loggers no wake-up.
+const BATCH_PAUSE: Duration = Duration::from_millis(1);
+/// A line is formatted into a buffer of this capacity (kept between lines).
+const LINE_CAPACITY: usize = 512;
+
+/// The root logger: JSON lines on stderr, filtered at `level`, written by a thread
+/// of its own through a queue of [`LOG_QUEUE_BYTES`].
 pub fn logger(level: LogLevel) -> Logger {
-    logger_to(std::io::stderr(), level)
+    logger_queued(level, LOG_QUEUE_BYTES)
 }
 
-/// A root logger writing JSON lines to `out` (tests pass a buffer).
+/// [`logger`] with a queue of `bytes` (`limits.log_queue_bytes`). The process's
+/// stderr writer is started by the first call; later calls share it.
+pub fn logger_queued(level: LogLevel, bytes: usize) -> Logger {
+    let queue = STDERR_QUEUE.get_or_init(|| LogQueue::start(std::io::stderr(), bytes));
+    build(queue.writer(), level)
+}
+
+/// Lines the stderr writer dropped because its queue was full.
+pub fn dropped_lines() -> u64 {
+    STDERR_QUEUE
+        .get()
+        .map_or(0, |q| q.0.dropped.load(Ordering::Relaxed))
+}
+
+/// Wait (at most `timeout`) until every line queued so far is written to stderr.
+pub fn flush(timeout: Duration) {
+    if let Some(queue) = STDERR_QUEUE.get() {
+        queue.flush(timeout);
+    }
+}
+
+static STDERR_QUEUE: OnceLock<LogQueue> = OnceLock::new();
+
+/// Lines waiting for the writer thread, appended whole, and how far it got.
+#[derive(Debug, Default)]
+struct Pending {
+    bytes: Vec<u8>,
+    /// Lines appended so far, and lines written so far (for `flush`).
+    queued: u64,
+    written: u64,
+    /// The writer thread waits on `ready`: the next line wakes it.
+    writer_idle: bool,
+}
+
+#[derive(Debug)]
+struct Shared {
+    pending: Mutex<Pending>,
+    ready: Condvar,
+    written: Condvar,
+    capacity: usize,
+    dropped: AtomicU64,
+}
+
+/// A bounded queue of lines (in bytes) and the thread that writes them.
+#[derive(Debug, Clone)]
+struct LogQueue(Arc<Shared>);
+
+impl LogQueue {
+    fn start<W: Write + Send + 'static>(out: W, capacity: usize) -> LogQueue {
+        let shared = Arc::new(Shared {
+            pending: Mutex::new(Pending::default()),
+            ready: Condvar::new(),
+            written: Condvar::new(),
+            capacity: capacity.max(1),
+            dropped: AtomicU64::new(0),
+        });
+        let theirs = shared.clone();
+        let spawned = std::thread::Builder::new()
+            .name("emcee-log".into())
+            .spawn(move || write_lines(&theirs, out));
+        if let Err(e) = spawned {
+            // No writer: lines pile up to the bound, then are dropped and counted.
+            let _ = writeln!(std::io::stderr(), "emcee: cannot start the log writer: {e}");
+        }
+        LogQueue(shared)
+    }
+
+    fn writer(&self) -> QueueWriter {
+        QueueWriter {
+            line: Vec::with_capacity(LINE_CAPACITY),
+            queue: self.0.clone(),
+        }
+    }
+
+    fn flush(&self, timeout: Duration) {
+        let Ok(pending) = self.0.pending.lock() else {
+            return;
+        };
+        let target = pending.queued;
+        if pending.writer_idle {
+            self.0.ready.notify_one();
+        }
+        let _ = self
+            .0
+            .written
+            .wait_timeout_while(pending, timeout, |p| p.written < target);
+    }
+}
+
+/// The `Write` the JSON drain formats into: each record, on its flush, goes to the
+/// queue whole, or is dropped (and counted) when the queue is full.
+struct QueueWriter {
+    line: Vec<u8>,
+    queue: Arc<Shared>,
+}
+
+impl Write for QueueWriter {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.line.extend_from_slice(b);
+        Ok(b.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        if self.line.is_empty() {
+            return Ok(());
+        }
+        if let Ok(mut pending) = self.queue.pending.lock() {
+            if pending.bytes.len() + self.line.len() > self.queue.capacity {
+                self.queue.dropped.fetch_add(1, Ordering::Relaxed);
+            } else {
+                pending.bytes.extend_from_slice(&self.line);
+                pending.queued += 1;
+                if pending.writer_idle {
+                    pending.writer_idle = false;
+                    self.queue.ready.notify_one();
+                }
+            }
+        }
+        self.line.clear();
+        Ok(())
+    }
+}
+
+/// The writer thread: wait for lines, take all that are queued, write them at once,
+/// pause, repeat.
+fn write_lines<W: Write>(shared: &Shared, mut out: W) {
+    let mut batch = Vec::new();
+    loop {
+        let queued = {
+            let Ok(mut pending) = shared.pending.lock() else {
+                return;
+            };
+            while pending.bytes.is_empty() {
+                pending.writer_idle = true;
+                pending = match shared.ready.wait(pending) {
+                    Ok(p) => p,
+                    Err(_) => return,
+                };
+            }
+            pending.writer_idle = false;
+            std::mem::swap(&mut pending.bytes, &mut batch);
+            pending.queued
+        };
+        // A failing stderr (closed, full disk) loses these lines; nothing to tell.
+        let _ = out.write_all(&batch).and_then(|()| out.flush());
+        batch.clear();
+        if let Ok(mut pending) = shared.pending.lock() {
+            pending.written = queued;
+        }
+        shared.written.notify_all();
+        std::thread::sleep(BATCH_PAUSE);
+    }
+}
+
+/// A root logger writing JSON lines to `out` synchronously, one `write` per line
+/// (tests pass a buffer; benches a sink).
 pub fn logger_to<W: Write + Send + 'static>(out: W, level: LogLevel) -> Logger {
     // LineWriter: one write(2) per record instead of one per JSON token.
-    let json = slog_json::Json::new(LineWriter::new(out))
+    build(LineWriter::new(out), level)
+}
+
+fn build<W: Write + Send + 'static>(out: W, level: LogLevel) -> Logger {
+    let json = slog_json::Json::new(out)
         .set_newlines(true)
+        .set_flush(true)
         .add_key_value(o!(
             "ts" => FnValue(|_| {
                 time::OffsetDateTime::now_utc()
@@ -92,6 +273,68 @@ mod tests {
         fn flush(&mut self) -> std::io::Result<()> {
             Ok(())
         }
+    }
+
+    #[test]
+    fn the_writer_thread_writes_every_line_in_order_and_flush_waits_for_them() {
+        let buf = Buf::default();
+        let queue = LogQueue::start(buf.clone(), 1 << 20);
+        let log = build(queue.writer(), LogLevel::Info);
+        for i in 0..100 {
+            slog::info!(log, "line"; "i" => i);
+        }
+        queue.flush(Duration::from_secs(5));
+        let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+        let seen: Vec<i64> = text
+            .lines()
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).unwrap()["i"]
+                    .as_i64()
+                    .unwrap()
+            })
+            .collect();
+        assert_eq!(seen, (0..100).collect::<Vec<_>>());
+        assert_eq!(queue.0.dropped.load(Ordering::Relaxed), 0);
+    }
+
+    /// A stderr that blocks until told to go on.
+    struct Stuck(Arc<Mutex<std::sync::mpsc::Receiver<()>>>, Buf);
+    impl Write for Stuck {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            let _ = self.0.lock().unwrap().recv();
+            self.1.write(b)
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_blocked_stderr_drops_and_counts_lines_instead_of_blocking_the_logger() {
+        let (go, wait) = std::sync::mpsc::channel();
+        let buf = Buf::default();
+        // Room for about four lines.
+        let queue = LogQueue::start(Stuck(Arc::new(Mutex::new(wait)), buf.clone()), 600);
+        let log = build(queue.writer(), LogLevel::Info);
+        let started = std::time::Instant::now();
+        for i in 0..50 {
+            slog::info!(log, "line"; "i" => i);
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "logging never waits"
+        );
+        let dropped = queue.0.dropped.load(Ordering::Relaxed);
+        assert!(dropped >= 40, "{dropped}");
+        for _ in 0..100 {
+            let _ = go.send(());
+        }
+        queue.flush(Duration::from_secs(5));
+        let written = String::from_utf8(buf.0.lock().unwrap().clone())
+            .unwrap()
+            .lines()
+            .count() as u64;
+        assert_eq!(written + dropped, 50);
     }
 
     #[test]

@@ -172,6 +172,7 @@ impl Metrics {
         {
             let _ = metrics.registry.register(Box::new(ProcessMetrics::new()));
         }
+        let _ = metrics.registry.register(Box::new(LogDropped::new()));
         metrics
     }
 
@@ -194,6 +195,44 @@ impl Metrics {
         let mut buf = Vec::new();
         let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buf);
         String::from_utf8(buf).unwrap_or_default()
+    }
+}
+
+/// `mcp_log_dropped_total`: log lines dropped because the stderr writer's queue
+/// (`limits.log_queue_bytes`) was full, read at each scrape.
+struct LogDropped {
+    counter: IntCounter,
+    /// One scrape at a time moves the counter.
+    sync: std::sync::Mutex<()>,
+}
+
+impl LogDropped {
+    fn new() -> LogDropped {
+        LogDropped {
+            counter: IntCounter::new(
+                "mcp_log_dropped_total",
+                "Log lines dropped because the log writer's queue was full.",
+            )
+            .expect("static metric definition"),
+            sync: std::sync::Mutex::new(()),
+        }
+    }
+}
+
+impl prometheus::core::Collector for LogDropped {
+    fn desc(&self) -> Vec<&prometheus::core::Desc> {
+        self.counter.desc()
+    }
+
+    fn collect(&self) -> Vec<prometheus::proto::MetricFamily> {
+        if let Ok(_one) = self.sync.lock() {
+            let now = crate::telemetry::logging::dropped_lines();
+            let seen = self.counter.get();
+            if now > seen {
+                self.counter.inc_by(now - seen);
+            }
+        }
+        self.counter.collect()
     }
 }
 
@@ -363,6 +402,7 @@ mod tests {
             "mcp_handler_panics_total 0",
             "mcp_cancelled_total 0",
             "mcp_storage_errors_total 0",
+            "mcp_log_dropped_total 0",
         ] {
             assert!(text.contains(name), "{name} missing in\n{text}");
         }

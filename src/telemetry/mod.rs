@@ -1,23 +1,53 @@
-//! Telemetry: the JSON log on stderr (slog) and the Prometheus metrics (`/metrics`).
+//! Telemetry: the JSON log on stderr (slog, written by a thread of its own), the
+//! Prometheus metrics (`/metrics`) and the refusal log (counted and logged in one
+//! place, floods summed up).
 //!
 //! Architecture invariant: nothing here writes to stdout; stdout belongs to the stdio
 //! transport's writer.
 
 pub mod logging;
 pub mod metrics;
+pub mod refusals;
 
 pub use logging::{install_panic_hook, logger};
 pub use metrics::Metrics;
+pub use refusals::{Refusals, Refused};
 
 /// Longest client-chosen text a log line carries (client names, request ids);
 /// longer text is cut, so that a client cannot make log lines big.
 pub const LOG_TEXT_MAX: usize = 64;
 
+/// Longest error text a log line carries (an `isError` result's text, a JSON-RPC
+/// error message, a refusal's reason): errors often quote what the client sent.
+pub const LOG_ERROR_MAX: usize = 256;
+
 /// `text` cut to [`LOG_TEXT_MAX`] characters, marked with `…` when cut.
 pub fn clip(text: &str) -> std::borrow::Cow<'_, str> {
-    match text.char_indices().nth(LOG_TEXT_MAX) {
+    clip_to(text, LOG_TEXT_MAX)
+}
+
+/// `text` cut to `max` characters, marked with `…` when cut.
+pub fn clip_to(text: &str, max: usize) -> std::borrow::Cow<'_, str> {
+    match text.char_indices().nth(max) {
         None => std::borrow::Cow::Borrowed(text),
         Some((at, _)) => std::borrow::Cow::Owned(format!("{}…", &text[..at])),
+    }
+}
+
+/// A log field left out of the line when its value is `None` (slog writes `None`
+/// as `null`): `slog::info!(log, "msg"; Maybe("error", error))`.
+pub struct Maybe<V>(pub &'static str, pub Option<V>);
+
+impl<V: slog::Value> slog::KV for Maybe<V> {
+    fn serialize(
+        &self,
+        record: &slog::Record<'_>,
+        serializer: &mut dyn slog::Serializer,
+    ) -> slog::Result {
+        match &self.1 {
+            Some(value) => value.serialize(record, self.0, serializer),
+            None => Ok(()),
+        }
     }
 }
 

@@ -13,7 +13,8 @@ use actix_web::{HttpRequest, HttpResponse};
 
 use crate::protocol::jsonrpc::encode_error;
 use crate::protocol::RpcError;
-use crate::root::SessionEntry;
+use crate::root::{RootError, SessionEntry};
+use crate::telemetry::metrics::reason;
 
 /// Session id header.
 pub const SESSION_HEADER: &str = "mcp-session-id";
@@ -30,12 +31,34 @@ pub const RETRY_AFTER_SECS: u32 = 5;
 pub struct Refusal {
     status: StatusCode,
     error: RpcError,
+    reason: Option<&'static str>,
 }
 
 impl Refusal {
     /// A refusal with this status and error.
     pub fn new(status: StatusCode, error: RpcError) -> Refusal {
-        Refusal { status, error }
+        Refusal {
+            status,
+            error,
+            reason: None,
+        }
+    }
+
+    /// The same refusal, counted and logged under `reason` instead of the one its
+    /// status implies.
+    pub fn because(mut self, reason: &'static str) -> Refusal {
+        self.reason = Some(reason);
+        self
+    }
+
+    /// 503 for a session Root would not open or restore: the session cap, or the
+    /// server is draining.
+    pub fn no_session(e: RootError) -> Refusal {
+        let why = match e {
+            RootError::Full(_) => reason::SESSION_CAP,
+            _ => reason::SHUTTING_DOWN,
+        };
+        Refusal::busy(e).because(why)
     }
 
     /// 503 with `Retry-After`: a bound is reached or the server is draining.
@@ -60,14 +83,33 @@ pub fn busy(why: impl std::fmt::Display) -> HttpResponse {
 #[derive(Debug, Clone, Copy)]
 pub struct RefusalReason(pub &'static str);
 
+/// Set on a refused response: the error message the client got, for the log line
+/// of the refusal (`telemetry::refusals`).
+#[derive(Debug, Clone)]
+pub struct RefusalDetail(pub String);
+
+/// Mark `resp` as refused for `error` (its message goes to the refusal's log line).
+pub fn with_detail(mut resp: HttpResponse, error: &RpcError) -> HttpResponse {
+    resp.extensions_mut()
+        .insert(RefusalDetail(error.message.clone()));
+    resp
+}
+
 impl From<Refusal> for HttpResponse {
     fn from(r: Refusal) -> HttpResponse {
         let mut resp = HttpResponse::build(r.status);
         if r.status == StatusCode::SERVICE_UNAVAILABLE {
             resp.insert_header((header::RETRY_AFTER, RETRY_AFTER_SECS.to_string()));
         }
-        resp.content_type("application/json")
-            .body(encode_error(None, &r.error))
+        let mut resp = with_detail(
+            resp.content_type("application/json")
+                .body(encode_error(None, &r.error)),
+            &r.error,
+        );
+        if let Some(reason) = r.reason {
+            resp.extensions_mut().insert(RefusalReason(reason));
+        }
+        resp
     }
 }
 

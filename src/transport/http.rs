@@ -47,8 +47,9 @@ use crate::sink::{Frame, FrameKind, Sink};
 use crate::telemetry::metrics::reason;
 use crate::transport::admin;
 pub use crate::transport::exchange::{
-    accept_of, busy, error_code, header_str, rpc_error, Accept, Refusal, RefusalReason,
-    StreamGuard, JSON_WINDOW, RETRY_AFTER_SECS, SESSION_HEADER, VERSION_HEADER,
+    accept_of, busy, error_code, header_str, rpc_error, with_detail, Accept, Refusal,
+    RefusalDetail, RefusalReason, StreamGuard, JSON_WINDOW, RETRY_AFTER_SECS, SESSION_HEADER,
+    VERSION_HEADER,
 };
 use crate::transport::modern;
 use crate::transport::sse::{self, Pump, StreamKind};
@@ -95,13 +96,14 @@ fn bad_request(message: impl Into<String>) -> HttpResponse {
 }
 
 async fn method_not_allowed() -> HttpResponse {
-    HttpResponse::MethodNotAllowed()
-        .insert_header((header::ALLOW, "GET, POST, DELETE"))
-        .content_type("application/json")
-        .body(encode_error(
-            None,
-            &RpcError::new(-32000, "method not allowed"),
-        ))
+    let error = RpcError::new(-32000, "method not allowed");
+    with_detail(
+        HttpResponse::MethodNotAllowed()
+            .insert_header((header::ALLOW, "GET, POST, DELETE"))
+            .content_type("application/json")
+            .body(encode_error(None, &error)),
+        &error,
+    )
 }
 
 /// The host of a `Host` header value or an origin's authority (`host[:port]`,
@@ -175,13 +177,17 @@ pub fn check_host_and_origin(http: &HttpConfig, headers: &HeaderMap) -> Result<(
     Ok(())
 }
 
-/// Count every refused `/mcp` request in `mcp_rejected_total{reason}`, by status.
-/// (503 at the session cap is counted where it is decided, in Root.)
+/// Count every refused `/mcp` request in `mcp_rejected_total{reason}` (the reason
+/// its response is marked with, else the one its status implies) and log it with
+/// its status, the client's address and the error it was told, within the refusal
+/// log's flood control (`telemetry::refusals`): the one place for HTTP refusals.
 async fn count_refusals(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let state = req.app_data::<web::Data<AppState>>().cloned();
+    let client = req.peer_addr();
+    let method = req.method().clone();
     let resp = next.call(req).await?;
     let marked = resp.response().extensions().get::<RefusalReason>().copied();
     let reason = match resp.status() {
@@ -189,11 +195,22 @@ async fn count_refusals(
         StatusCode::FORBIDDEN => Some(reason::FORBIDDEN),
         StatusCode::PAYLOAD_TOO_LARGE => Some(reason::TOO_LARGE),
         StatusCode::NOT_FOUND => Some(reason::UNKNOWN_SESSION),
+        StatusCode::SERVICE_UNAVAILABLE => Some(reason::SHUTTING_DOWN),
         s if s.is_client_error() => Some(reason::BAD_REQUEST),
         _ => None,
     };
     if let (Some(reason), Some(state)) = (reason, state) {
-        state.service.metrics.reject(reason);
+        let extensions = resp.response().extensions();
+        let detail = extensions
+            .get::<RefusalDetail>()
+            .map_or("", |d| d.0.as_str());
+        state.service.refusals.refuse(crate::telemetry::Refused {
+            reason,
+            status: Some(resp.status().as_u16()),
+            client,
+            method: Some(method.as_str()),
+            detail,
+        });
     }
     Ok(resp)
 }
@@ -215,9 +232,11 @@ async fn guard_host_and_origin(
         let mut resp = HttpResponse::TooManyRequests();
         resp.force_close()
             .insert_header((header::RETRY_AFTER, RETRY_AFTER_SECS.to_string()));
-        let mut resp = resp
-            .content_type("application/json")
-            .body(encode_error(None, &error));
+        let mut resp = with_detail(
+            resp.content_type("application/json")
+                .body(encode_error(None, &error)),
+            &error,
+        );
         resp.extensions_mut()
             .insert(RefusalReason(reason::CONNECTION_LIMIT));
         return Ok(req.into_response(resp));
@@ -266,7 +285,9 @@ async fn session_of(req: &HttpRequest, state: &AppState) -> Result<Arc<SessionEn
     };
     match state.root.send(restore).await {
         Ok(Ok(Some(entry))) => return Ok(entry),
-        Ok(Err(e @ (RootError::Full(_) | RootError::Draining))) => return Err(Refusal::busy(e)),
+        Ok(Err(e @ (RootError::Full(_) | RootError::Draining))) => {
+            return Err(Refusal::no_session(e))
+        }
         _ => {}
     }
     Err(Refusal::new(
@@ -307,9 +328,11 @@ async fn read_body(
             ));
             let mut resp = HttpResponse::RequestTimeout();
             resp.force_close();
-            let mut resp = resp
-                .content_type("application/json")
-                .body(encode_error(None, &error));
+            let mut resp = with_detail(
+                resp.content_type("application/json")
+                    .body(encode_error(None, &error)),
+                &error,
+            );
             resp.extensions_mut()
                 .insert(RefusalReason(reason::BODY_TIMEOUT));
             Err(resp)
@@ -489,17 +512,21 @@ async fn post_mcp(
         Ok(b) => b,
         Err(refused) => return refused,
     };
-    let payload = jsonrpc::parse(&bytes);
+    let mut payload = jsonrpc::parse(&bytes);
     if let Payload::Single(Err(rejected)) = &payload {
         if matches!(
             rejected.error.code,
             code::PARSE_ERROR | code::INVALID_REQUEST
         ) {
-            return HttpResponse::BadRequest()
-                .content_type("application/json")
-                .body(encode_error(rejected.id.as_ref(), &rejected.error));
+            return with_detail(
+                HttpResponse::BadRequest()
+                    .content_type("application/json")
+                    .body(encode_error(rejected.id.as_ref(), &rejected.error)),
+                &rejected.error,
+            );
         }
     }
+    trace_from_header(&req, &mut payload);
     if modern::is_modern(req.headers(), &payload) {
         return modern::post(&req, &state, accept, payload).await;
     }
@@ -528,7 +555,7 @@ async fn post_mcp(
         {
             Ok(Ok(entry)) => entry,
             Ok(Err(e @ (RootError::Full(_) | RootError::Draining))) => {
-                return Refusal::busy(e).into()
+                return Refusal::no_session(e).into()
             }
             Ok(Err(e)) => {
                 return rpc_error(StatusCode::INTERNAL_SERVER_ERROR, RpcError::internal(e))
@@ -614,15 +641,37 @@ async fn post_mcp(
 /// 405 for `GET`/`DELETE` without `Mcp-Session-Id`: 2026-07-28 has no session
 /// streams and nothing to delete.
 fn no_session_method() -> HttpResponse {
-    HttpResponse::MethodNotAllowed()
-        .insert_header((header::ALLOW, "POST"))
-        .content_type("application/json")
-        .body(encode_error(
-            None,
-            &RpcError::invalid_request(
-                "GET and DELETE need an Mcp-Session-Id (session era); 2026-07-28 requests are POSTs",
-            ),
-        ))
+    let error = RpcError::invalid_request(
+        "GET and DELETE need an Mcp-Session-Id (session era); 2026-07-28 requests are POSTs",
+    );
+    with_detail(
+        HttpResponse::MethodNotAllowed()
+            .insert_header((header::ALLOW, "POST"))
+            .content_type("application/json")
+            .body(encode_error(None, &error)),
+        &error,
+    )
+}
+
+/// W3C trace context from the HTTP `traceparent` header, for the requests of
+/// `payload` whose `_meta` has none (a `_meta.traceparent`, set by the MCP client
+/// for that request, wins over the header, which a proxy may have set for the
+/// whole HTTP exchange). Only the log lines read it.
+fn trace_from_header(req: &HttpRequest, payload: &mut Payload) {
+    let Some(traceparent) = header_str(req, "traceparent") else {
+        return;
+    };
+    let adopt = |m: &mut Result<Message, _>| {
+        if let Ok(Message::Request(r)) = m {
+            if r.meta.traceparent.is_none() {
+                r.meta.traceparent = Some(traceparent.to_owned());
+            }
+        }
+    };
+    match payload {
+        Payload::Single(m) => adopt(m),
+        Payload::Batch(items) => items.iter_mut().for_each(adopt),
+    }
 }
 
 async fn get_mcp(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
@@ -690,7 +739,7 @@ fn pump(state: &AppState, entry: &Arc<SessionEntry>, stream: u64, kind: StreamKi
         kind,
         keepalive: state.service.limits.sse_keepalive,
         log: state.log.clone(),
-        metrics: state.service.metrics.clone(),
+        refusals: state.service.refusals.clone(),
     }
 }
 
@@ -743,6 +792,12 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let state = AppState::new(service.clone(), config.http.clone());
     let log = state.log.clone();
+    // Before binding: a misconfiguration is reported even when the bind fails.
+    for warning in config.http.host_warnings(config.bind) {
+        slog::warn!(log, "{}", warning.message(); "bind" => config.bind.to_string(),
+            "key" => "http.allowed_hosts", "env" => "EMCEE_ALLOWED_HOSTS",
+            "allowed_hosts" => config.http.allowed_hosts.join(","));
+    }
     let app_state = state.clone();
     let admin_here = config.admin_bind.is_none();
     let connections = service.metrics.active_connections.clone();

@@ -42,9 +42,10 @@ use crate::root::{OpenSession, RootError, SessionEntry};
 use crate::session::{Inbound, SessionKind};
 use crate::sink::{Frame, FrameKind, FrameReceiver, Sink};
 use crate::telemetry::metrics::reason;
+use crate::telemetry::Refused;
 use crate::transport::exchange::{
-    busy, error_code, event_stream, Accept, RefusalReason, StreamGuard, JSON_WINDOW,
-    SESSION_HEADER, VERSION_HEADER,
+    busy, error_code, event_stream, with_detail, Accept, Refusal, RefusalReason, StreamGuard,
+    JSON_WINDOW, SESSION_HEADER, VERSION_HEADER,
 };
 use crate::transport::state::{AppState, WorkerSession};
 
@@ -101,9 +102,12 @@ fn refusal_reason(code: i32) -> &'static str {
 
 /// An error answer to `id` with the status its code calls for.
 fn error_response(id: Option<&crate::protocol::RequestId>, error: &RpcError) -> HttpResponse {
-    json_answer(
-        encode_error_omitting_unknown_id(id, error),
-        Some(error.code),
+    with_detail(
+        json_answer(
+            encode_error_omitting_unknown_id(id, error),
+            Some(error.code),
+        ),
+        error,
     )
 }
 
@@ -322,7 +326,7 @@ async fn listen(state: &AppState, request: Box<Request>) -> HttpResponse {
     let entry: Arc<SessionEntry> = match opened {
         Ok(Ok(entry)) => entry,
         Ok(Err(e @ (RootError::Full(_) | RootError::Draining))) => {
-            return busy(e);
+            return Refusal::no_session(e).into();
         }
         Ok(Err(e)) => return error_response(Some(&id), &RpcError::internal(e)),
         Err(e) => return error_response(Some(&id), &RpcError::internal(e)),
@@ -341,11 +345,7 @@ async fn listen(state: &AppState, request: Box<Request>) -> HttpResponse {
     let queue = state.service.limits.listen_queue;
     let (tx, rx) = mpsc::channel::<Bytes>(queue);
     let probe = state.service.limits.stream_probe;
-    let metrics = state.service.metrics.clone();
-    let log = state
-        .service
-        .log
-        .new(slog::o!("session" => crate::telemetry::session_tag(&entry.id)));
+    let service = state.service.clone();
     actix_rt::spawn(async move {
         let mut tick = tokio::time::interval(probe);
         tick.reset();
@@ -357,9 +357,10 @@ async fn listen(state: &AppState, request: Box<Request>) -> HttpResponse {
                         let sent = tx.try_send(sse_event(&f.json));
                         if end || sent.is_err() {
                             if let Err(mpsc::error::TrySendError::Full(_)) = sent {
-                                metrics.reject(reason::LISTENER_SLOW);
-                                slog::warn!(log, "listen stream dropped: the client does not read";
-                                    "queued" => queue);
+                                service.refusals.refuse(Refused::new(
+                                    reason::LISTENER_SLOW,
+                                    &format!("listen stream dropped: the client does not read ({queue} messages unread, limits.listen_queue)"),
+                                ));
                             }
                             break;
                         }

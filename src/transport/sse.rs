@@ -288,8 +288,8 @@ pub struct Pump {
     pub keepalive: Duration,
     /// Logger.
     pub log: Logger,
-    /// Counts connections dropped for being too far behind.
-    pub metrics: Arc<crate::telemetry::metrics::Metrics>,
+    /// Counts and logs connections dropped for being too far behind.
+    pub refusals: Arc<crate::telemetry::Refusals>,
 }
 
 impl Pump {
@@ -368,10 +368,14 @@ impl Pump {
     /// Report a connection dropped for being too far behind.
     fn sent(&self, sent: Result<(), SendError>) {
         if sent == Err(SendError::Behind) {
-            self.metrics
-                .reject(crate::telemetry::metrics::reason::SSE_SLOW);
-            slog::info!(self.log, "SSE connection dropped: the client does not read; it resumes with Last-Event-ID";
-                "session" => crate::telemetry::session_tag(&self.session), "stream" => self.stream);
+            let why = format!(
+                "SSE connection of session {} dropped: the client does not read (limits.sse_buffer_bytes); it resumes with Last-Event-ID",
+                crate::telemetry::session_tag(&self.session)
+            );
+            self.refusals.refuse(crate::telemetry::Refused::new(
+                crate::telemetry::metrics::reason::SSE_SLOW,
+                &why,
+            ));
         }
     }
 }
@@ -420,7 +424,10 @@ mod tests {
     fn a_slow_connection_is_dropped_and_resumes_from_the_log_then_live() {
         actix_rt::System::new().block_on(async {
             let storage = Storage::temporary().unwrap();
-            let metrics = Arc::new(crate::telemetry::metrics::Metrics::new());
+            let metrics = crate::telemetry::metrics::Metrics::new();
+            let log = Logger::root(slog::Discard, slog::o!());
+            let limits = crate::config::Limits::default();
+            let refusals = Arc::new(crate::telemetry::Refusals::new(&metrics, &limits, log));
             let streams = Arc::new(StreamTable::default());
             let stream = streams.allocate();
             let (sink, frames) = crate::sink::Sink::channel();
@@ -433,7 +440,7 @@ mod tests {
                 kind: StreamKind::Standalone,
                 keepalive: Duration::from_secs(60),
                 log: Logger::root(slog::Discard, slog::o!()),
-                metrics: metrics.clone(),
+                refusals,
             }
             .start(None, frames, Some(out));
             let note = |n: u32| {

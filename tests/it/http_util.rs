@@ -338,6 +338,8 @@ impl Server {
         }
         cmd.args(&args)
             .env_remove("EMCEE_LOG")
+            .env_remove("EMCEE_LOG_CALLS")
+            .env_remove("EMCEE_ALLOWED_HOSTS")
             .env_remove("EMCEE_CONFIG")
             .env_remove("EMCEE_DATA_DIR")
             .env_remove("EMCEE_BIND")

@@ -7,6 +7,7 @@ mod crash;
 mod deploy;
 mod http;
 mod http_util;
+mod logs;
 mod modern_http;
 mod modern_stdio;
 mod mrtr;

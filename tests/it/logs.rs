@@ -1,0 +1,432 @@
+//! What an operator reads on stderr (issue 11): one line per finished call with its
+//! outcome and why it failed, every HTTP refusal with a bounded number of lines
+//! under a flood, and the start-up warnings about `http.allowed_hosts`.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio as Pipe};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::http_util::{call_body, Server, ACCEPT_BOTH};
+use crate::util::{bin, with_meta, Stdio, MODERN};
+
+const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+
+fn parse(lines: &[String]) -> Vec<Value> {
+    lines
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect()
+}
+
+/// The "call finished" line of request `id`; fails unless there is exactly one.
+fn call_line<'a>(logs: &'a [Value], id: &str) -> &'a Value {
+    let found: Vec<&Value> = logs
+        .iter()
+        .filter(|v| v["msg"] == "call finished" && v["request_id"] == id)
+        .collect();
+    assert_eq!(found.len(), 1, "call lines of request {id}: {logs:#?}");
+    found[0]
+}
+
+fn server_logs(s: &Server) -> Vec<Value> {
+    parse(&s.stderr.lock().unwrap())
+}
+
+/// Wait until `pred` holds for the server's log lines.
+fn await_logs(s: &Server, within: Duration, pred: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+    let deadline = Instant::now() + within;
+    loop {
+        let logs = server_logs(s);
+        if pred(&logs) {
+            return logs;
+        }
+        assert!(Instant::now() < deadline, "logs:\n{}", s.logs());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn every_finished_call_leaves_one_info_line_saying_how_it_ended() {
+    let mut s = Stdio::with_config(
+        "[limits]\ncall_timeout_ms = 300\n",
+        &["--fixtures", "faults"],
+    );
+    s.initialize("2025-11-25");
+    let traced = json!({"traceparent": format!("00-{TRACE}-00f067aa0ba902b7-01")});
+    s.request(
+        1,
+        "tools/call",
+        json!({"name": "echo", "arguments": {"text": "SECRET-ARGUMENT"}, "_meta": traced}),
+    );
+    s.call_ok(2, "kv_get", json!({"key": "missing"}));
+    s.call_ok(3, "echo", json!({"txt": "typo"}));
+    s.call(4, "no_such_tool", json!({}));
+    s.call_ok(5, "fault_hang", json!({}));
+    s.call_ok(6, "fault_panic", json!({}));
+    s.request(7, "resources/read", json!({"uri": "kv://missing"}));
+    s.request(
+        8,
+        "tools/call",
+        json!({"name": "echo", "arguments": {"text": "x"},
+               "_meta": {"traceparent": format!("00-{TRACE}-0000000000000000-01")}}),
+    );
+    let (status, _, stderr) = s.finish();
+    assert!(status.success());
+    let logs = parse(&stderr);
+
+    let ok = call_line(&logs, "1");
+    assert_eq!(ok["level"], "info");
+    assert_eq!(ok["tool"], "echo");
+    assert_eq!(ok["method"], "tools/call");
+    assert_eq!(ok["outcome"], "ok");
+    assert_eq!(ok["success"], true);
+    assert_eq!(ok["trace_id"], TRACE);
+    assert!(ok["duration_ms"].as_f64().is_some(), "{ok}");
+    assert!(ok["session"].as_str().is_some_and(|t| t.len() == 8), "{ok}");
+    assert!(ok.get("error").is_none(), "{ok}");
+
+    let missing = call_line(&logs, "2");
+    assert_eq!(
+        (&missing["outcome"], &missing["success"]),
+        (&json!("tool_error"), &json!(false))
+    );
+    assert!(
+        missing["error"]
+            .as_str()
+            .unwrap()
+            .contains("no value for key `missing`"),
+        "{missing}"
+    );
+    let bad_arg = call_line(&logs, "3");
+    assert_eq!(bad_arg["outcome"], "tool_error");
+    assert!(
+        bad_arg["error"].as_str().unwrap().contains("txt"),
+        "{bad_arg}"
+    );
+    let unknown = call_line(&logs, "4");
+    assert_eq!(unknown["tool"], "no_such_tool");
+    assert_eq!(unknown["outcome"], "error");
+    assert!(
+        unknown["error"].as_str().unwrap().contains("unknown tool"),
+        "{unknown}"
+    );
+    let hung = call_line(&logs, "5");
+    assert_eq!(hung["level"], "warning");
+    assert_eq!(hung["outcome"], "timeout");
+    assert_eq!(hung["error"], "timed out after 300 ms");
+    let panicked = call_line(&logs, "6");
+    assert_eq!(panicked["level"], "warning");
+    assert_eq!(panicked["outcome"], "panic");
+    assert!(
+        panicked["error"]
+            .as_str()
+            .unwrap()
+            .contains("deliberate panic"),
+        "{panicked}"
+    );
+    let read = call_line(&logs, "7");
+    assert_eq!(read["uri"], "kv://missing");
+    assert_eq!(read["method"], "resources/read");
+    assert_eq!(read["outcome"], "error");
+    let invalid_trace = call_line(&logs, "8");
+    assert!(
+        invalid_trace.get("trace_id").is_none(),
+        "an all-zero parent id is not W3C trace context: {invalid_trace}"
+    );
+    assert!(
+        !stderr.iter().any(|l| l.contains("SECRET-ARGUMENT")),
+        "arguments are never logged: {stderr:#?}"
+    );
+}
+
+#[test]
+fn log_calls_off_leaves_no_call_lines_but_still_reports_a_panic() {
+    for (flags, env) in [
+        (&["--log-calls", "false"][..], &[][..]),
+        (&[][..], &[("EMCEE_LOG_CALLS", "false")][..]),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut args = vec!["--fixtures", "faults"];
+        args.extend_from_slice(flags);
+        let mut s = Stdio::start_in(dir.path(), &args, env);
+        s.initialize("2025-11-25");
+        s.call_ok(1, "echo", json!({"text": "x"}));
+        s.call_ok(2, "kv_get", json!({"key": "missing"}));
+        s.call(3, "no_such_tool", json!({}));
+        s.call_ok(4, "fault_panic", json!({}));
+        let (status, _, stderr) = s.finish();
+        assert!(status.success());
+        let logs = parse(&stderr);
+        let calls: Vec<&Value> = logs
+            .iter()
+            .filter(|v| v["msg"] == "call finished")
+            .collect();
+        assert_eq!(calls.len(), 1, "{flags:?} {env:?}: {calls:#?}");
+        assert_eq!(calls[0]["outcome"], "panic");
+        assert_eq!(calls[0]["level"], "warning");
+    }
+}
+
+#[test]
+fn http_calls_carry_the_session_tag_and_the_trace_header() {
+    let s = Server::start(&[]);
+    let id = s.session();
+    let traceparent = format!("00-{TRACE}-00f067aa0ba902b7-01");
+    let r = s.post(
+        Some(&id),
+        &call_body(7, "echo", json!({"text": "hi"})),
+        &[("traceparent", traceparent.as_str())],
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    let logs = await_logs(&s, Duration::from_secs(5), |logs| {
+        logs.iter().any(|v| v["msg"] == "call finished")
+    });
+    let line = call_line(&logs, "7");
+    assert_eq!(
+        line["trace_id"], TRACE,
+        "the HTTP traceparent header: {line}"
+    );
+    let tag = line["session"].as_str().unwrap();
+    assert!(tag.len() == 8 && !id.contains(tag), "{line}");
+    assert!(
+        !s.logs().contains(&id),
+        "the session id never reaches the log"
+    );
+
+    // A 2026-07-28 call has no session: its line has no `session` tag.
+    let modern = json!({"jsonrpc": "2.0", "id": 8, "method": "tools/call",
+        "params": with_meta(json!({"name": "echo", "arguments": {"text": "hi"}}))});
+    let r = s.post(
+        None,
+        &modern.to_string(),
+        &[
+            ("MCP-Protocol-Version", MODERN),
+            ("Mcp-Method", "tools/call"),
+            ("Mcp-Name", "echo"),
+        ],
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    let logs = await_logs(&s, Duration::from_secs(5), |logs| {
+        logs.iter()
+            .any(|v| v["msg"] == "call finished" && v["request_id"] == "8")
+    });
+    let line = call_line(&logs, "8");
+    assert_eq!(line["outcome"], "ok", "{line}");
+    assert!(line.get("session").is_none(), "{line}");
+}
+
+#[test]
+fn a_refusal_flood_is_a_few_lines_and_a_summary() {
+    const FLOOD: u64 = 500;
+    const BURST: usize = 5;
+    let s = Server::with_config(
+        "[limits]\nrefusal_log_burst = 5\nrefusal_log_interval_ms = 1000\n",
+        &[],
+    );
+    let started = Instant::now();
+    let ping = json!({"jsonrpc": "2.0", "id": 1, "method": "ping"}).to_string();
+    for _ in 0..FLOOD {
+        let r = s.post(None, &ping, &[("Host", "evil.example")]);
+        assert_eq!(r.status, 403);
+    }
+    let refused = |logs: &[Value]| -> (usize, u64, usize) {
+        let lines = logs
+            .iter()
+            .filter(|v| v["msg"] == "request refused" && v["reason"] == "forbidden")
+            .count();
+        let summaries: Vec<&Value> = logs
+            .iter()
+            .filter(|v| v["suppressed"].is_u64() && v["reason"] == "forbidden")
+            .collect();
+        let suppressed = summaries
+            .iter()
+            .map(|v| v["suppressed"].as_u64().unwrap())
+            .sum();
+        (lines, suppressed, summaries.len())
+    };
+    // Every refusal is accounted for: logged, or summed up once its window ends.
+    let logs = await_logs(&s, Duration::from_secs(10), |logs| {
+        let (lines, suppressed, _) = refused(logs);
+        lines as u64 + suppressed == FLOOD
+    });
+    let windows = (started.elapsed().as_millis() / 1000) as usize + 2;
+    let (lines, _, summaries) = refused(&logs);
+    assert!(
+        lines <= BURST * windows && summaries >= 1 && summaries <= windows,
+        "{lines} lines and {summaries} summaries over at most {windows} windows"
+    );
+    let first = logs.iter().find(|v| v["msg"] == "request refused").unwrap();
+    assert_eq!(first["level"], "warning");
+    assert_eq!(first["status"], 403);
+    assert_eq!(first["http_method"], "POST");
+    assert!(
+        first["client"].as_str().unwrap().starts_with("127.0.0.1:"),
+        "{first}"
+    );
+    assert!(
+        first["error"].as_str().unwrap().contains("evil.example"),
+        "{first}"
+    );
+    let summary = logs.iter().find(|v| v["suppressed"].is_u64()).unwrap();
+    let msg = summary["msg"].as_str().unwrap();
+    assert!(
+        msg.starts_with(&format!(
+            "suppressed {} refusals of reason forbidden in the last",
+            summary["suppressed"]
+        )),
+        "{summary}"
+    );
+    assert!(
+        s.get("/metrics").body.contains(&format!(
+            "mcp_rejected_total{{reason=\"forbidden\"}} {FLOOD}"
+        )),
+        "the metric counts them all"
+    );
+}
+
+#[test]
+fn each_kind_of_http_refusal_is_logged_with_status_and_reason() {
+    let s = Server::start(&[]);
+    let ping = json!({"jsonrpc": "2.0", "id": 1, "method": "ping"}).to_string();
+    // (status, reason, headers) of POSTs refused by each check in turn.
+    type Case<'a> = (u16, &'a str, &'a [(&'a str, &'a str)]);
+    let cases: [Case; 4] = [
+        (415, "bad_request", &[("Content-Type", "text/plain")]),
+        (406, "bad_request", &[("Accept", "text/html")]),
+        (
+            404,
+            "unknown_session",
+            &[
+                ("Mcp-Session-Id", "nope"),
+                ("MCP-Protocol-Version", "2025-11-25"),
+            ],
+        ),
+        (400, "bad_request", &[]),
+    ];
+    for (status, _, headers) in &cases {
+        let body = if *status == 400 { "{not json" } else { &ping };
+        let r = s.post(None, body, headers);
+        assert_eq!(r.status, *status, "{r:?}");
+    }
+    let r = s.send("PUT", &[("Accept", ACCEPT_BOTH)], None);
+    assert_eq!(r.status, 405);
+    let logs = await_logs(&s, Duration::from_secs(5), |logs| {
+        logs.iter()
+            .filter(|v| v["msg"] == "request refused")
+            .count()
+            == cases.len() + 1
+    });
+    let refusals: Vec<&Value> = logs
+        .iter()
+        .filter(|v| v["msg"] == "request refused")
+        .collect();
+    for ((status, reason, _), line) in cases.iter().zip(&refusals) {
+        assert_eq!(line["status"], *status, "{line}");
+        assert_eq!(line["reason"], *reason, "{line}");
+        assert_eq!(line["http_method"], "POST", "{line}");
+        assert_eq!(line["level"], "info", "{line}");
+        assert!(
+            line["error"].as_str().is_some_and(|e| !e.is_empty()),
+            "{line}"
+        );
+        assert!(line["client"].as_str().unwrap().starts_with("127.0.0.1:"));
+    }
+    assert_eq!(refusals[4]["status"], 405);
+    assert_eq!(refusals[4]["http_method"], "PUT");
+}
+
+/// The start-up warnings of `emcee serve` with `args`: the `warning` lines logged
+/// before it serves or fails to bind.
+fn startup_warnings(args: &[&str], config: Option<&str>) -> Vec<Value> {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = Command::new(bin());
+    cmd.arg("serve")
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .args(args);
+    if let Some(text) = config {
+        cmd.arg("--config")
+            .arg(crate::util::write_config(dir.path(), text));
+    }
+    let mut child = cmd
+        .env_remove("EMCEE_LOG")
+        .env_remove("EMCEE_CONFIG")
+        .env_remove("EMCEE_BIND")
+        .env_remove("EMCEE_ALLOWED_HOSTS")
+        .stdin(Pipe::null())
+        .stdout(Pipe::null())
+        .stderr(Pipe::piped())
+        .spawn()
+        .expect("spawn emcee serve");
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    // Until it serves, or fails to bind (the line after the warnings either way).
+    let mut lines = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while let Ok(line) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+        let v: Value = serde_json::from_str(&line).unwrap();
+        let last = v["msg"] == "serving http" || v["level"] == "critical";
+        lines.push(v);
+        if last {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        lines
+            .iter()
+            .any(|v| v["msg"] == "serving http" || v["level"] == "critical"),
+        "{lines:#?}"
+    );
+    // Other start-up warnings (the random requestState key) are not this test's.
+    lines
+        .into_iter()
+        .filter(|v| v["level"] == "warning" && v["key"] == "http.allowed_hosts")
+        .collect()
+}
+
+#[test]
+fn startup_warns_about_a_public_bind_with_loopback_hosts_and_about_any_host() {
+    // 192.0.2.1 (TEST-NET-1) is not this machine's: the bind fails, nothing listens,
+    // and the warnings come before the bind.
+    let public = ["--bind", "192.0.2.1:8080"];
+    let w = startup_warnings(&public, None);
+    assert_eq!(w.len(), 1, "{w:#?}");
+    assert_eq!(w[0]["key"], "http.allowed_hosts");
+    assert_eq!(w[0]["env"], "EMCEE_ALLOWED_HOSTS");
+    assert!(
+        w[0]["msg"]
+            .as_str()
+            .unwrap()
+            .contains("names only loopback hosts"),
+        "{w:#?}"
+    );
+    let named = startup_warnings(
+        &[&public[..], &["--allowed-hosts", "mcp.example.com"]].concat(),
+        None,
+    );
+    assert!(named.is_empty(), "{named:#?}");
+
+    let local = ["--bind", "127.0.0.1:0"];
+    assert!(startup_warnings(&local, None).is_empty());
+    let any = startup_warnings(&local, Some("[http]\nallowed_hosts = [\"*\"]\n"));
+    assert_eq!(any.len(), 1, "{any:#?}");
+    assert!(
+        any[0]["msg"]
+            .as_str()
+            .unwrap()
+            .contains("DNS-rebinding protection is off"),
+        "{any:#?}"
+    );
+}

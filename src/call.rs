@@ -173,6 +173,8 @@ pub struct CallContext {
     /// A 2026-07-28 `tools/call`, `prompts/get` or `resources/read`: the client's
     /// answers so far and the questions asked (multi-round-trip requests).
     pub(crate) inputs: Option<Arc<crate::mrtr::Inputs>>,
+    /// A tool that may run as a task (tasks extension).
+    pub(crate) task: Option<Arc<crate::tasks::TaskSlot>>,
     pub(crate) client_request_timeout: Duration,
     pub(crate) notifier: crate::notify::Notifier,
     pub(crate) blocking: Arc<tokio::sync::Semaphore>,
@@ -206,9 +208,13 @@ impl CallContext {
         capability: &str,
         params: Value,
     ) -> Result<Value, RpcError> {
-        let key = match &self.inputs {
-            Some(inputs) => inputs.auto_key(method),
-            None => String::new(),
+        let key = match (&self.task, &self.inputs) {
+            (Some(slot), _) if slot.id.get().is_some() => {
+                let n = slot.next_key.fetch_add(1, Ordering::Relaxed);
+                format!("{}-{n}", method.split('/').next().unwrap_or(method))
+            }
+            (_, Some(inputs)) => inputs.auto_key(method),
+            _ => String::new(),
         };
         self.request_client_keyed(&key, method, capability, params)
             .await
@@ -223,6 +229,21 @@ impl CallContext {
         capability: &str,
         params: Value,
     ) -> Result<Value, RpcError> {
+        if let Some((slot, id)) = self
+            .task
+            .as_ref()
+            .and_then(|s| s.id.get().map(|id| (s, id)))
+        {
+            // A running task asks through its record: `input_required` until
+            // `tasks/update` answers.
+            if !self.client_capabilities.contains_key(capability) {
+                return Err(crate::protocol::era::missing_capability(
+                    method,
+                    &[capability],
+                ));
+            }
+            return slot.tasks.ask(id, key, method, params).await;
+        }
         if self.modern {
             if !self.client_capabilities.contains_key(capability) {
                 return Err(crate::protocol::era::missing_capability(
@@ -268,6 +289,43 @@ impl CallContext {
         };
         let raw = outcome?;
         serde_json::from_str(raw.get()).map_err(RpcError::internal)
+    }
+
+    /// Turn this call into a task (tasks extension) if it may be one: when the tool
+    /// supports tasks and the 2026-07-28 request declared the extension, the task is
+    /// created durably and the call is answered at once with `resultType: "task"`;
+    /// the handler goes on, and what it returns becomes the task's result. Otherwise
+    /// nothing happens (the call is answered with the handler's result as usual), or
+    /// -32021 for a tool that can only run as a task. Called for the handler before
+    /// it starts, unless the tool is declared with
+    /// [`Tool::task_begun_by_handler`](crate::tools::Tool::task_begun_by_handler).
+    /// Questions asked after it (`request_client`) park the task in `input_required`
+    /// until `tasks/update` answers them.
+    pub async fn begin_task(&self) -> Result<(), RpcError> {
+        let Some(slot) = &self.task else {
+            return Ok(());
+        };
+        if slot.id.get().is_some() {
+            return Ok(());
+        }
+        if !slot.declared {
+            return match slot.support {
+                crate::tasks::TaskSupport::Required => {
+                    Err(crate::tasks::missing_extension("this tool"))
+                }
+                _ => Ok(()),
+            };
+        }
+        let task = slot.tasks.create().await?;
+        let answer = crate::tasks::created(&task)?;
+        let _ = slot.id.set(task.task_id.clone());
+        let begin = slot.begin.lock().ok().and_then(|mut b| b.take());
+        if let Some(begin) = begin {
+            let _ = begin.send((task.task_id, Ok(answer)));
+        }
+        // Let the Call send the answer before the handler goes on.
+        actix_rt::task::yield_now().await;
+        Ok(())
     }
 
     /// Run blocking code (file IO, a subprocess, heavy CPU) off the event loop, on at
@@ -424,6 +482,27 @@ pub struct Call {
     log_calls: bool,
     /// Set by the first answer; a Call answers at most once.
     answered: bool,
+    /// A tool that may run as a task: how it learns that it became one.
+    task_slot: Option<Arc<crate::tasks::TaskSlot>>,
+    /// How long it may run once it is a task.
+    task_timeout: Duration,
+    /// Set once the call became a task: its end goes to the task's record.
+    task_id: Option<String>,
+    timer: Option<SpawnHandle>,
+}
+
+/// How the first phase of a call ended.
+enum Ran {
+    Done(std::thread::Result<Reply>),
+    /// The client closed the request's stream.
+    Gone,
+    /// The handler began a task: its id, the answer to send now, and the rest of
+    /// the work.
+    Task(
+        String,
+        Reply,
+        LocalBoxFuture<'static, std::thread::Result<Reply>>,
+    ),
 }
 
 /// Everything a Call needs.
@@ -457,6 +536,10 @@ pub struct CallSpec {
     pub max_result_bytes: usize,
     /// Log a line at `info` for every finished call (`log_calls`).
     pub log_calls: bool,
+    /// A tool that may run as a task (tasks extension).
+    pub task: Option<Arc<crate::tasks::TaskSlot>>,
+    /// How long it may run as a task (`limits.task_timeout`).
+    pub task_timeout: Duration,
 }
 
 impl Call {
@@ -479,7 +562,42 @@ impl Call {
             max_result_bytes: spec.max_result_bytes,
             log_calls: spec.log_calls,
             answered: false,
+            task_slot: spec.task,
+            task_timeout: spec.task_timeout,
+            task_id: None,
+            timer: None,
         }
+    }
+
+    /// The handler began a task: answer the request with the task handle now; from
+    /// here on the call's end is the task's, its timeout the task timeout, and
+    /// `tasks/cancel` reaches it.
+    fn became_task(&mut self, id: String, answer: Reply, ctx: &mut Context<Self>) {
+        let json = crate::protocol::era::encode_reply(&self.id, &answer, self.envelope.as_ref());
+        self.sink.response(json);
+        if let Some(slot) = &self.task_slot {
+            slot.tasks.attach(&id, ctx.address().recipient());
+        }
+        slog::debug!(self.log, "call became a task"; "task" => crate::telemetry::clip(&id).into_owned());
+        self.task_id = Some(id);
+        if let Some(timer) = self.timer.take() {
+            ctx.cancel_future(timer);
+        }
+        self.timeout = self.task_timeout;
+        self.timer = Some(ctx.run_later(self.timeout, |act, ctx| {
+            act.fail(Failure::TimedOut(act.timeout));
+            ctx.stop();
+        }));
+    }
+
+    /// Where a task's end goes: its record (written on the arbiter: the Call stops).
+    fn end_task(&self, end: crate::tasks::End) -> bool {
+        let (Some(id), Some(slot)) = (&self.task_id, &self.task_slot) else {
+            return false;
+        };
+        let (id, tasks) = (id.clone(), slot.tasks.clone());
+        actix_rt::spawn(async move { tasks.finish(&id, end).await });
+        true
     }
 
     /// Record the request's outcome in the metrics.
@@ -537,7 +655,9 @@ impl Call {
             };
             log_finished(&self.log, outcome, self.started, error.as_deref());
         }
-        self.sink.response(json);
+        if !self.end_task(crate::tasks::End::Replied(reply)) {
+            self.sink.response(json);
+        }
     }
 
     fn fail(&mut self, failure: Failure) {
@@ -562,9 +682,18 @@ impl Call {
 }
 
 impl Call {
+    /// The handler's outcome: its reply, or a panic.
+    fn finish(&mut self, result: std::thread::Result<Reply>) {
+        match result {
+            Ok(reply) => self.answer(reply, "ok", None),
+            Err(payload) => self.fail(Failure::Panicked(panic_message(payload.as_ref()))),
+        }
+    }
+
     /// The client cancelled: count it; no answer is sent.
     fn cancel_by_client(&mut self) {
         if !std::mem::replace(&mut self.answered, true) {
+            self.end_task(crate::tasks::End::Cancelled);
             self.metrics.cancelled.inc();
             self.record("cancelled");
             if self.log_calls {
@@ -672,31 +801,67 @@ impl Actor for Call {
         // catch_unwind covers both the synchronous start and every poll of the work.
         let guarded = AssertUnwindSafe(work).catch_unwind();
         // 2026-07-28 HTTP: the client closing the request's stream is the
-        // cancellation; watched in the same future, so a call costs one task.
+        // cancellation; watched in the same future, so a call costs one task. A
+        // tool that may run as a task tells us here when it became one.
         let closed = self.cancel_on_close.then(|| self.sink.clone());
+        let begin = self.task_slot.as_ref().map(|slot| {
+            let (tx, rx) = oneshot::channel();
+            if let Ok(mut begin) = slot.begin.lock() {
+                *begin = Some(tx);
+            }
+            rx
+        });
         let run = async move {
-            let Some(sink) = closed else {
-                return Some(guarded.await);
+            let mut guarded = guarded;
+            let gone = async move {
+                match closed {
+                    Some(sink) => sink.closed().await,
+                    None => futures::future::pending().await,
+                }
             };
-            let gone = sink.closed();
-            futures::pin_mut!(guarded, gone);
-            match futures::future::select(guarded, gone).await {
-                futures::future::Either::Left((result, _)) => Some(result),
-                futures::future::Either::Right(((), _)) => None,
+            let begun = async move {
+                match begin {
+                    Some(rx) => match rx.await {
+                        Ok(begun) => begun,
+                        Err(_) => futures::future::pending().await,
+                    },
+                    None => futures::future::pending().await,
+                }
+            };
+            futures::pin_mut!(gone, begun);
+            use futures::future::{select, Either};
+            let step = match select(&mut guarded, select(gone, begun)).await {
+                Either::Left((result, _)) => Ok(result),
+                Either::Right((Either::Left(((), _)), _)) => Err(None),
+                Either::Right((Either::Right(((id, answer), _)), _)) => Err(Some((id, answer))),
+            };
+            match step {
+                Ok(result) => Ran::Done(result),
+                Err(None) => Ran::Gone,
+                Err(Some((id, answer))) => Ran::Task(id, answer, Box::pin(guarded)),
             }
         };
-        ctx.spawn(run.into_actor(self).map(|result, act, ctx| {
-            match result {
-                Some(Ok(reply)) => act.answer(reply, "ok", None),
-                Some(Err(payload)) => act.fail(Failure::Panicked(panic_message(payload.as_ref()))),
-                None => act.cancel_by_client(),
+        ctx.spawn(run.into_actor(self).map(|ran, act, ctx| match ran {
+            Ran::Done(result) => {
+                act.finish(result);
+                ctx.stop();
             }
-            ctx.stop();
+            Ran::Gone => {
+                act.cancel_by_client();
+                ctx.stop();
+            }
+            Ran::Task(id, answer, rest) => {
+                act.became_task(id, answer, ctx);
+                ctx.spawn(rest.into_actor(act).map(|result, act, ctx| {
+                    act.finish(result);
+                    ctx.stop();
+                }));
+            }
         }));
-        ctx.run_later(self.timeout, |act, ctx| {
+        self.timer = Some(ctx.run_later(self.timeout, |act, ctx| {
             act.fail(Failure::TimedOut(act.timeout));
             ctx.stop();
-        });
+        }));
     }
 
     fn stopped(&mut self, _ctx: &mut Context<Self>) {

@@ -176,6 +176,16 @@ pub struct FileLimits {
     pub kv_list_max: Option<usize>,
     /// [`Limits::kv_max_bytes`].
     pub kv_max_bytes: Option<u64>,
+    /// [`Limits::max_tasks`].
+    pub max_tasks: Option<usize>,
+    /// [`Limits::task_store_bytes`].
+    pub task_store_bytes: Option<u64>,
+    /// [`Limits::task_ttl`] in milliseconds.
+    pub task_ttl_ms: Option<u64>,
+    /// [`Limits::task_timeout`] in milliseconds.
+    pub task_timeout_ms: Option<u64>,
+    /// [`Limits::task_poll_interval`] in milliseconds.
+    pub task_poll_interval_ms: Option<u64>,
     /// [`Limits::max_session_bytes`].
     pub max_session_bytes: Option<usize>,
     /// [`Limits::max_result_bytes`].
@@ -283,6 +293,23 @@ pub struct Limits {
     /// together; a `kv_set` past it is an `isError` result naming this limit (delete
     /// keys to make room). Default 64 MiB.
     pub kv_max_bytes: u64,
+    /// Tasks (tasks extension) kept, running or ended within their TTL; one more
+    /// `tools/call` that would become a task is refused with -32000. Default 1,000.
+    pub max_tasks: usize,
+    /// Bytes of task records (results included) kept; past it new tasks are refused
+    /// with -32000 and a result that does not fit fails its task. Default 64 MiB.
+    pub task_store_bytes: u64,
+    /// How long a task (and its result) is kept after its creation (`ttlMs`).
+    /// Default 1 h.
+    #[serde(rename = "task_ttl_ms", serialize_with = "ser_ms")]
+    pub task_ttl: Duration,
+    /// A task running longer is stopped and `failed` (instead of `call_timeout_ms`,
+    /// which bounds the call until it becomes a task). Default 1 h.
+    #[serde(rename = "task_timeout_ms", serialize_with = "ser_ms")]
+    pub task_timeout: Duration,
+    /// How often clients are told to poll a task (`pollIntervalMs`). Default 1 s.
+    #[serde(rename = "task_poll_interval_ms", serialize_with = "ser_ms")]
+    pub task_poll_interval: Duration,
     /// Largest result a call may answer with, in bytes of JSON: a larger tool result
     /// is replaced by an `isError` result naming this limit (a JSON-RPC -32603 for
     /// `resources/read` and `prompts/get`); `kv_list` stops listing keys before it.
@@ -405,6 +432,11 @@ impl Default for Limits {
             shutdown_grace: Duration::from_secs(10),
             kv_list_max: 1000,
             kv_max_bytes: 64 * 1024 * 1024,
+            max_tasks: 1_000,
+            task_store_bytes: 64 * 1024 * 1024,
+            task_ttl: Duration::from_secs(3600),
+            task_timeout: Duration::from_secs(3600),
+            task_poll_interval: Duration::from_secs(1),
             max_session_bytes: 16 * 1024,
             max_result_bytes: 4 * 1024 * 1024,
             max_output_bytes: 8 * 1024 * 1024,
@@ -892,6 +924,22 @@ impl Config {
         }
         if let Some(n) = fl.kv_max_bytes {
             l.kv_max_bytes = positive("limits.kv_max_bytes", n)?;
+        }
+        if let Some(n) = fl.max_tasks {
+            l.max_tasks = positive("limits.max_tasks", n)?;
+        }
+        if let Some(n) = fl.task_store_bytes {
+            l.task_store_bytes = positive("limits.task_store_bytes", n)?;
+        }
+        if let Some(ms) = fl.task_ttl_ms {
+            l.task_ttl = Duration::from_millis(positive("limits.task_ttl_ms", ms)?);
+        }
+        if let Some(ms) = fl.task_timeout_ms {
+            l.task_timeout = Duration::from_millis(positive("limits.task_timeout_ms", ms)?);
+        }
+        if let Some(ms) = fl.task_poll_interval_ms {
+            l.task_poll_interval =
+                Duration::from_millis(positive("limits.task_poll_interval_ms", ms)?);
         }
         if let Some(ms) = fl.body_timeout_ms {
             l.body_timeout = Duration::from_millis(positive("limits.body_timeout_ms", ms)?);

@@ -37,6 +37,7 @@ pub mod service;
 pub mod session;
 pub mod sink;
 pub mod storage;
+pub mod tasks;
 pub mod telemetry;
 pub mod tools;
 pub mod transport;
@@ -162,14 +163,30 @@ pub async fn run(
         return Ok(());
     }
     let service = build_service(&config, log.clone())?;
-    // Summaries of suppressed refusal lines are written once their window is over.
+    // Tasks an earlier process left running are failed; nothing runs them now.
+    if service.storage.is_open() {
+        match service.tasks.recover().await {
+            Ok(0) => {}
+            Ok(n) => {
+                slog::warn!(log, "tasks left running by an earlier process marked failed"; "count" => n)
+            }
+            Err(e) => slog::error!(log, "tasks not recovered"; "error" => e.message),
+        }
+    }
+    // Summaries of suppressed refusal lines are written once their window is over;
+    // tasks past their TTL are forgotten.
     let refusals = {
         let service = service.clone();
         actix_rt::spawn(async move {
             let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+            let mut ticks = 0u64;
             loop {
                 tick.tick().await;
                 service.refusals.flush(false);
+                ticks += 1;
+                if ticks.is_multiple_of(30) {
+                    service.tasks.expire();
+                }
             }
         })
     };

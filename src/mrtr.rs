@@ -350,7 +350,7 @@ pub fn until_input(
 }
 
 /// An answer must have the shape of the result of the method that asked.
-fn check_answer(key: &str, method: &str, value: &Value) -> Result<(), RpcError> {
+pub(crate) fn check_answer(key: &str, method: &str, value: &Value) -> Result<(), RpcError> {
     let object = value.as_object();
     let fits = match method {
         "elicitation/create" => object

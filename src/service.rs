@@ -67,6 +67,8 @@ pub struct Service {
     pub storage: Storage,
     /// Seals the `requestState` of 2026-07-28 multi-round-trip requests.
     pub mrtr: Arc<crate::mrtr::Mrtr>,
+    /// The tasks extension's tasks.
+    pub tasks: Arc<crate::tasks::Tasks>,
     /// Runtime limits.
     pub limits: Limits,
     /// Root logger of the process.
@@ -111,6 +113,11 @@ impl Service {
             resources: ResourceRegistry::default(),
             prompts: PromptRegistry::default(),
             notifier: Notifier::default(),
+            tasks: Arc::new(crate::tasks::Tasks::new(
+                storage.clone(),
+                &limits,
+                log.clone(),
+            )),
             storage,
             mrtr: Arc::new(crate::mrtr::Mrtr::random(
                 crate::config::MrtrConfig::default().state_ttl,
@@ -157,7 +164,12 @@ impl Service {
                 list_changed: modern,
             }),
             completions: self.prompts.has_completions().then(Default::default),
-            extensions: modern.then(Default::default),
+            // The tasks extension is served to 2026-07-28 requests.
+            extensions: modern.then(|| {
+                let mut extensions = serde_json::Map::new();
+                extensions.insert(crate::tasks::EXTENSION.to_owned(), serde_json::json!({}));
+                extensions
+            }),
         }
     }
 }

@@ -439,6 +439,12 @@ pub mod method {
     pub const SERVER_DISCOVER: &str = "server/discover";
     /// Open the long-lived notification stream (2026-07-28).
     pub const SUBSCRIPTIONS_LISTEN: &str = "subscriptions/listen";
+    /// Tasks extension: a task's state.
+    pub const TASKS_GET: &str = "tasks/get";
+    /// Tasks extension: answers to a task's input requests.
+    pub const TASKS_UPDATE: &str = "tasks/update";
+    /// Tasks extension: ask a task to stop.
+    pub const TASKS_CANCEL: &str = "tasks/cancel";
     /// First message of a listen stream.
     pub const SUBSCRIPTIONS_ACKNOWLEDGED: &str = "notifications/subscriptions/acknowledged";
     /// The tool list changed.
@@ -494,6 +500,30 @@ pub struct UriParams {
     /// `input_required` result this request answers, echoed.
     #[serde(default, rename = "requestState")]
     pub request_state: Option<String>,
+}
+
+/// `tasks/get`, `tasks/cancel` params (tasks extension).
+#[derive(Debug, Clone, Deserialize)]
+pub struct TaskParams {
+    /// The task.
+    #[serde(rename = "taskId")]
+    pub task_id: String,
+}
+
+/// `tasks/update` params (tasks extension).
+#[derive(Debug, Clone, Deserialize)]
+pub struct TaskUpdateParams {
+    /// The task.
+    #[serde(rename = "taskId")]
+    pub task_id: String,
+    /// Answers to the task's outstanding `inputRequests`, by key (duplicate keys
+    /// refused).
+    #[serde(
+        default,
+        rename = "inputResponses",
+        deserialize_with = "super::strict::value_opt"
+    )]
+    pub input_responses: Option<Value>,
 }
 
 /// `prompts/get` params.

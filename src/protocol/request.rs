@@ -17,7 +17,8 @@ use serde_json::{Map, Value};
 use super::error::RpcError;
 use super::mcp::{
     method, CallToolParams, CancelledParams, GetPromptParams, InitializeParams, ListenParams,
-    LoggingLevel, PaginatedParams, ProgressToken, SetLevelParams, UriParams,
+    LoggingLevel, PaginatedParams, ProgressToken, SetLevelParams, TaskParams, TaskUpdateParams,
+    UriParams,
 };
 use super::prompt::CompleteParams;
 
@@ -54,6 +55,12 @@ pub enum ClientRequest {
     SetLevel(SetLevelParams),
     /// `subscriptions/listen` (2026-07-28).
     Listen(ListenParams),
+    /// `tasks/get` (2026-07-28, tasks extension).
+    TasksGet(TaskParams),
+    /// `tasks/update` (2026-07-28, tasks extension).
+    TasksUpdate(TaskUpdateParams),
+    /// `tasks/cancel` (2026-07-28, tasks extension).
+    TasksCancel(TaskParams),
     /// A method emcee does not serve (answered -32601).
     Unknown(String),
 }
@@ -105,6 +112,9 @@ impl ClientRequest {
             method::COMPLETION_COMPLETE => R::Complete(params(raw)?),
             method::LOGGING_SET_LEVEL => R::SetLevel(params(raw)?),
             method::SUBSCRIPTIONS_LISTEN => R::Listen(params(raw)?),
+            method::TASKS_GET => R::TasksGet(params(raw)?),
+            method::TASKS_UPDATE => R::TasksUpdate(params(raw)?),
+            method::TASKS_CANCEL => R::TasksCancel(params(raw)?),
             other => R::Unknown(other.to_owned()),
         })
     }
@@ -144,6 +154,9 @@ impl ClientRequest {
             R::Complete(_) => method::COMPLETION_COMPLETE,
             R::SetLevel(_) => method::LOGGING_SET_LEVEL,
             R::Listen(_) => method::SUBSCRIPTIONS_LISTEN,
+            R::TasksGet(_) => method::TASKS_GET,
+            R::TasksUpdate(_) => method::TASKS_UPDATE,
+            R::TasksCancel(_) => method::TASKS_CANCEL,
             R::Unknown(_) => "other",
         }
     }
@@ -155,6 +168,8 @@ impl ClientRequest {
             ClientRequest::ToolsCall(p) => Some(&p.name),
             ClientRequest::PromptsGet(p) => Some(&p.name),
             ClientRequest::ResourcesRead(p) => Some(&p.uri),
+            ClientRequest::TasksGet(p) | ClientRequest::TasksCancel(p) => Some(&p.task_id),
+            ClientRequest::TasksUpdate(p) => Some(&p.task_id),
             _ => None,
         }
     }
@@ -177,7 +192,12 @@ impl ClientRequest {
     pub fn in_session_era(&self) -> bool {
         !matches!(
             self,
-            ClientRequest::Discover | ClientRequest::Listen(_) | ClientRequest::Unknown(_)
+            ClientRequest::Discover
+                | ClientRequest::Listen(_)
+                | ClientRequest::TasksGet(_)
+                | ClientRequest::TasksUpdate(_)
+                | ClientRequest::TasksCancel(_)
+                | ClientRequest::Unknown(_)
         )
     }
 }

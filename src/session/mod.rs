@@ -162,6 +162,8 @@ struct CallPlan<'a> {
     timeout: std::time::Duration,
     /// 2026-07-28: the client's input so far (multi-round-trip requests).
     inputs: Option<Arc<crate::mrtr::Inputs>>,
+    /// A tool that may run as a task (tasks extension, 2026-07-28).
+    task: Option<Arc<crate::tasks::TaskSlot>>,
 }
 
 struct Running {
@@ -404,6 +406,9 @@ impl Session {
             ClientRequest::Complete(p) => Some(self.complete(p)),
             ClientRequest::SetLevel(p) => Some(self.set_level(p)),
             ClientRequest::Listen(p) => self.listen(&req, p, sink, ctx).err().map(Err),
+            ClientRequest::TasksGet(_)
+            | ClientRequest::TasksUpdate(_)
+            | ClientRequest::TasksCancel(_) => Some(self.task_request(&req)),
             ClientRequest::Unknown(m) => Some(Err(RpcError::method_not_found(m))),
         };
         let Some(reply) = reply else { return };
@@ -641,10 +646,59 @@ impl Session {
             client_capabilities,
             modern: era == Some(Era::Modern),
             inputs: plan.inputs.clone(),
+            task: plan.task.clone(),
             client_request_timeout: self.service.limits.client_request_timeout,
             notifier: self.service.notifier.clone(),
             blocking: self.service.blocking.clone(),
             log: plan.log.clone(),
+        }
+    }
+
+    /// The task link of a call of `tool`: `None` for a tool that never runs as a
+    /// task or in the session era; -32021 at once for a tool that only runs as a task
+    /// when the request did not declare the extension.
+    fn task_slot(
+        &self,
+        x: &Exchange<'_>,
+        tool: &Tool,
+    ) -> Result<Option<Arc<crate::tasks::TaskSlot>>, RpcError> {
+        use crate::tasks::{TaskSlot, TaskSupport};
+        let (support, _) = tool.task_support();
+        if support == TaskSupport::Forbidden || x.era != Some(Era::Modern) {
+            return Ok(None);
+        }
+        let declared = crate::tasks::declared(&era::capabilities(&x.req.meta));
+        if support == TaskSupport::Required && !declared {
+            return Err(crate::tasks::missing_extension(&format!(
+                "tool `{}`",
+                tool.def().name
+            )));
+        }
+        Ok(Some(Arc::new(TaskSlot::new(
+            self.service.tasks.clone(),
+            support,
+            declared,
+        ))))
+    }
+
+    /// `tasks/get`, `tasks/update`, `tasks/cancel`: for requests that declare the
+    /// extension (-32021 otherwise); an unknown task is -32602.
+    fn task_request(&self, req: &Request) -> Reply {
+        if !crate::tasks::declared(&era::capabilities(&req.meta)) {
+            return Err(crate::tasks::missing_extension(req.method()));
+        }
+        let tasks = &self.service.tasks;
+        match &req.call {
+            ClientRequest::TasksGet(p) => reply(&tasks.get(&p.task_id)?),
+            ClientRequest::TasksUpdate(p) => {
+                tasks.update(&p.task_id, p.input_responses.as_ref())?;
+                reply(&serde_json::json!({}))
+            }
+            ClientRequest::TasksCancel(p) => {
+                tasks.cancel(&p.task_id)?;
+                reply(&serde_json::json!({}))
+            }
+            other => Err(RpcError::method_not_found(other.method())),
         }
     }
 
@@ -702,6 +756,8 @@ impl Session {
             envelope: (era == Some(Era::Modern)).then(|| self.service.envelope().clone()),
             cancel_on_close,
             max_result_bytes: self.service.limits.max_result_bytes,
+            task: plan.task.clone(),
+            task_timeout: self.service.limits.task_timeout,
             log_calls: self.service.log_calls,
         })
         .start();
@@ -764,11 +820,18 @@ impl Session {
                 params.input_responses.as_ref(),
                 params.request_state.as_deref(),
             )?,
+            task: self.task_slot(x, &tool)?,
         };
         let arguments = params.arguments.clone();
         let handler = tool.clone();
+        let begins_at_once = plan.task.is_some() && !tool.task_support().1;
         self.start_call(x, ctx, plan, move |call_ctx| {
-            Box::pin(async move { reply(&handler.invoke(call_ctx, arguments).await?) })
+            Box::pin(async move {
+                if begins_at_once {
+                    call_ctx.begin_task().await?;
+                }
+                reply(&handler.invoke(call_ctx, arguments).await?)
+            })
         })
     }
 
@@ -794,6 +857,7 @@ impl Session {
                 params.input_responses.as_ref(),
                 params.request_state.as_deref(),
             )?,
+            task: None,
         };
         let modern = x.era == Some(Era::Modern);
         self.start_call(x, ctx, plan, move |call_ctx| {
@@ -834,6 +898,7 @@ impl Session {
                 params.input_responses.as_ref(),
                 params.request_state.as_deref(),
             )?,
+            task: None,
         };
         self.start_call(x, ctx, plan, move |call_ctx| {
             Box::pin(async move { reply(&get(call_ctx).await?) })

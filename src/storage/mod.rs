@@ -2,7 +2,8 @@
 //!
 //! Trees: `meta` (on-disk format version), `kv` (the namespaced key/value API for
 //! tools), `sessions` + `session_seen` (saved sessions and when each was last used),
-//! `events` + `event_index` + `event_session` (the SSE replay log, see [`events`]).
+//! `events` + `event_index` + `event_session` (the SSE replay log, see [`events`]),
+//! `tasks` (records of the tasks extension, see [`crate::tasks`]).
 //!
 //! Durability contract: sled syncs in the background every 500 ms, so every write
 //! that a client will be told succeeded is flushed (`flush_async`) before this module
@@ -131,6 +132,8 @@ struct Trees {
     by_stream: sled::Tree,
     /// The replay log by session: session \0 global seq (u64 BE) → nothing.
     by_session: sled::Tree,
+    /// Tasks (the tasks extension): task id → record.
+    tasks: sled::Tree,
 }
 
 /// What [`Storage::try_recover`] found.
@@ -504,6 +507,37 @@ impl Storage {
         self.trees().map_or(0, |t| t.sessions.len())
     }
 
+    /// Store task `id`'s record (not flushed: call [`Storage::flush`] for what must
+    /// be durable).
+    pub fn put_task(&self, id: &str, record: &[u8]) -> Result<(), StorageError> {
+        let trees = self.trees()?;
+        self.checked(trees.tasks.insert(id, record))?;
+        Ok(())
+    }
+
+    /// Task `id`'s record, if it is stored.
+    pub fn get_task(&self, id: &str) -> Result<Option<Vec<u8>>, StorageError> {
+        Ok(self.trees()?.tasks.get(id)?.map(|v| v.to_vec()))
+    }
+
+    /// Forget task `id`.
+    pub fn delete_task(&self, id: &str) -> Result<(), StorageError> {
+        self.trees()?.tasks.remove(id)?;
+        Ok(())
+    }
+
+    /// Every stored task: `(id, record)`.
+    pub fn all_tasks(&self) -> Result<Vec<(String, Vec<u8>)>, StorageError> {
+        self.trees()?
+            .tasks
+            .iter()
+            .map(|item| {
+                let (k, v) = item?;
+                Ok((String::from_utf8_lossy(&k).into_owned(), v.to_vec()))
+            })
+            .collect()
+    }
+
     /// The key/value API of one namespace (e.g. a tool's name).
     ///
     /// # Panics
@@ -730,6 +764,7 @@ impl Trees {
             by_order: db.open_tree("events")?,
             by_stream: db.open_tree("event_index")?,
             by_session: db.open_tree("event_session")?,
+            tasks: db.open_tree("tasks")?,
             meta,
             db,
         })

@@ -160,7 +160,7 @@ pub fn register(tools: &mut ToolRegistry, limits: &Limits) -> Result<(), Duplica
         .add(
             Tool::new(
                 "sleep",
-                "Waits `ms` milliseconds, then says so. Sends progress when asked.",
+                "Waits `ms` milliseconds, then says so. Sends progress when asked. Runs as a task for clients with the tasks extension.",
                 |ctx, a: SleepArgs| async move {
                     ctx.notify_log(LoggingLevel::Debug, Some("sleep"), json!(format!("sleeping {} ms", a.ms)));
                     let total = a.ms as f64;
@@ -177,6 +177,7 @@ pub fn register(tools: &mut ToolRegistry, limits: &Limits) -> Result<(), Duplica
                     Ok(CallToolResult::text(format!("slept {} ms", a.ms)))
                 },
             )
+            .task(crate::tasks::TaskSupport::Optional)
             .annotations(json!({"readOnlyHint": true, "openWorldHint": false})),
         )?
         .add(

@@ -282,7 +282,8 @@ fn register_tools(tools: &mut ToolRegistry) -> Result<(), DuplicateTool> {
             },
         ))?;
     register_2026_tools(tools)?;
-    register_input_required_tools(tools)
+    register_input_required_tools(tools)?;
+    register_task_tools(tools)
 }
 
 /// One question to the client, keyed (2026-07-28 `inputRequests` key; in the session
@@ -475,6 +476,115 @@ fn register_input_required_tools(tools: &mut ToolRegistry) -> Result<(), Duplica
                 content(vec![Content::text(said.join("; "))])
             },
         ))?;
+    Ok(())
+}
+
+/// The tasks extension fixtures (`tasks-*` scenarios).
+fn register_task_tools(tools: &mut ToolRegistry) -> Result<(), DuplicateTool> {
+    use crate::tasks::TaskSupport;
+    let name_schema = json!({"type": "object", "properties": {"name": {"type": "string"}}});
+    let compute_schema = json!({"type": "object", "properties": {
+        "seconds": {"type": "number", "minimum": 0}, "label": {"type": "string"}}});
+    let file_schema = json!({"type": "object", "properties": {"filename": {"type": "string"}}});
+    tools
+        .add(Tool::raw(
+            "greet",
+            "Says hello to `name` (never a task).",
+            name_schema,
+            |_ctx, a| async move {
+                let name = a["name"].as_str().unwrap_or("World").to_owned();
+                content(vec![Content::text(format!("Hello, {name}!"))])
+            },
+        ))?
+        .add(
+            Tool::raw(
+                "slow_compute",
+                "Works `seconds` seconds, then answers (a task for clients with the tasks extension).",
+                compute_schema,
+                |_ctx, a| async move {
+                    let seconds = a["seconds"].as_f64().unwrap_or(1.0).clamp(0.0, 3600.0);
+                    actix_rt::time::sleep(Duration::from_secs_f64(seconds)).await;
+                    let label = a["label"].as_str().unwrap_or("compute").to_owned();
+                    content(vec![Content::text(format!("{label}: done after {seconds} s"))])
+                },
+            )
+            .task(TaskSupport::Optional),
+        )?
+        .add(
+            Tool::raw(
+                "failing_job",
+                "Fails as a tool after about a second; only runs as a task.",
+                no_args(),
+                |_ctx, _a| async move {
+                    actix_rt::time::sleep(Duration::from_secs(1)).await;
+                    Err(ToolError::Failed("the job failed, as it always does".into()))
+                },
+            )
+            .task(TaskSupport::Required),
+        )?
+        .add(
+            Tool::raw(
+                "protocol_error_job",
+                "Ends with a JSON-RPC error (a task for clients with the tasks extension).",
+                no_args(),
+                |_ctx, _a| async move {
+                    actix_rt::time::sleep(STEP).await;
+                    Err(ToolError::Protocol(crate::protocol::RpcError::internal(
+                        "protocol_error_job: a protocol-level failure",
+                    )))
+                },
+            )
+            .task(TaskSupport::Optional),
+        )?
+        .add(
+            Tool::raw(
+                "confirm_delete",
+                "Asks the client to confirm (elicitation inside the task), then deletes nothing.",
+                file_schema,
+                |ctx, a| async move {
+                    let file = a["filename"].as_str().unwrap_or("file").to_owned();
+                    let answer = ask(&ctx, "confirm", "elicitation/create", elicitation(&format!("Delete {file}?"), "confirm", "boolean")).await?;
+                    let confirmed = answer["action"] == "accept";
+                    content(vec![Content::text(format!("{file}: {}", if confirmed { "deleted" } else { "kept" }))])
+                },
+            )
+            .task(TaskSupport::Optional),
+        )?
+        .add(
+            Tool::raw(
+                "multi_input",
+                "Asks two questions at once inside the task.",
+                no_args(),
+                |ctx, _a| async move {
+                    let (first, second) = futures::join!(
+                        ask(&ctx, "first", "elicitation/create", elicitation("First name?", "name", "string")),
+                        ask(&ctx, "second", "elicitation/create", elicitation("Second name?", "name", "string")),
+                    );
+                    let (first, second) = (first?, second?);
+                    content(vec![Content::text(format!(
+                        "{} and {}",
+                        first["content"]["name"].as_str().unwrap_or("?"),
+                        second["content"]["name"].as_str().unwrap_or("?")
+                    ))])
+                },
+            )
+            .task(TaskSupport::Optional),
+        )?
+        .add(
+            Tool::raw(
+                "test_tool_with_task",
+                "Asks for a name (multi-round trip), then works on as a task.",
+                no_args(),
+                |ctx, _a| async move {
+                    let answer = ask(&ctx, "user_name", "elicitation/create", elicitation("What is your name?", "name", "string")).await?;
+                    let name = answer["content"]["name"].as_str().unwrap_or("stranger").to_owned();
+                    ctx.begin_task().await?;
+                    actix_rt::time::sleep(STEP).await;
+                    content(vec![Content::text(format!("Task done for {name}"))])
+                },
+            )
+            .task_begun_by_handler(TaskSupport::Required),
+        )?;
     Ok(())
 }
 

@@ -57,6 +57,9 @@ type DynHandler = dyn Fn(CallContext, Value) -> LocalBoxFuture<'static, ToolRepl
 pub struct Tool {
     def: ToolDef,
     timeout: Option<Duration>,
+    task: crate::tasks::TaskSupport,
+    /// The handler calls `begin_task` itself (after gathering input).
+    task_begun_by_handler: bool,
     concurrency: Option<usize>,
     gate: OnceLock<Arc<Gate>>,
     header_params: OnceLock<Vec<HeaderParam>>,
@@ -200,6 +203,8 @@ impl Tool {
                 annotations: None,
             },
             timeout: None,
+            task: crate::tasks::TaskSupport::Forbidden,
+            task_begun_by_handler: false,
             concurrency: None,
             gate: OnceLock::new(),
             header_params: OnceLock::new(),
@@ -266,6 +271,31 @@ impl Tool {
     /// The timeout override, if any.
     pub fn timeout_override(&self) -> Option<Duration> {
         self.timeout
+    }
+
+    /// Whether this tool may run as a task (tasks extension): for a 2026-07-28
+    /// request that declares the extension, the call is answered with a task handle
+    /// at once and the handler runs on; its result is fetched with `tasks/get`.
+    /// [`TaskSupport::Required`]: a request without the extension gets -32021.
+    ///
+    /// [`TaskSupport::Required`]: crate::tasks::TaskSupport::Required
+    pub fn task(mut self, support: crate::tasks::TaskSupport) -> Tool {
+        self.task = support;
+        self
+    }
+
+    /// Like [`Tool::task`], but the task begins where the handler calls
+    /// [`CallContext::begin_task`](crate::call::CallContext::begin_task), so that it
+    /// can gather the client's input through multi-round-trip requests first.
+    pub fn task_begun_by_handler(mut self, support: crate::tasks::TaskSupport) -> Tool {
+        self.task = support;
+        self.task_begun_by_handler = true;
+        self
+    }
+
+    /// Whether this tool may run as a task, and whether its handler begins it.
+    pub fn task_support(&self) -> (crate::tasks::TaskSupport, bool) {
+        (self.task, self.task_begun_by_handler)
     }
 
     /// Start the handler. `arguments` absent means `{}`. Execution failures are

@@ -5,9 +5,8 @@
 # - `--requirements 2025-11-25` (the session era): every scenario must pass;
 # - `--requirements 2026-07-28`: every scenario must pass except those listed in
 #   expected-failures-2026-07-28.yaml (the suite itself fails the run on an unexpected
-#   failure and on a stale entry), and the not-scored `tasks-*` extension scenarios
-#   (the next issue's). The other not-scored scenarios (JSON Schema 2020-12, header
-#   validation) must pass too: this script checks that.
+#   failure and on a stale entry). The not-scored scenarios (the `tasks-*` extension,
+#   JSON Schema 2020-12, header validation) must pass too: this script checks that.
 #
 # Usage: tests/conformance/run.sh [path/to/emcee] [extra suite flags, e.g. -o DIR]
 set -euo pipefail
@@ -55,9 +54,9 @@ run() {
   local passed failed unexpected
   passed=$(grep -cE '^✓ [^ ]+: [0-9]+ passed' "$out" || true)
   failed=$(grep -cE '^✗ [^ ]+: [0-9]+ passed' "$out" || true)
-  # Failing scenarios that neither the baseline nor the tasks extension explains.
+  # Failing scenarios the baseline does not explain.
   unexpected=$(grep -E '^✗ [^ ]+: [0-9]+ passed' "$out" | sed -E 's/^✗ ([^:]+):.*/\1/' \
-    | grep -vE '^tasks-' | grep -vxF -f <(sed -nE 's/^  - ([a-z0-9-]+).*/\1/p' "$here/expected-failures-$rev.yaml" 2>/dev/null || true) || true)
+    | grep -vxF -f <(sed -nE 's/^  - ([a-z0-9-]+).*/\1/p' "$here/expected-failures-$rev.yaml" 2>/dev/null || true) || true)
   echo "conformance $rev: $passed scenarios passed, $failed failed in ${elapsed_ms} ms (suite exit $status)"
   if [ "$status" -ne 0 ] || [ -n "$unexpected" ]; then
     echo "conformance $rev: FAILED${unexpected:+ (unexpected: $(echo $unexpected))}" >&2

@@ -1,9 +1,8 @@
 //! The official MCP conformance suite (`tests/conformance/run.sh`, pinned in
 //! `tests/conformance/package.json`) against `emcee serve --fixtures conformance`, for
-//! both eras: every 2025-11-25 scenario passes, and every 2026-07-28 scenario
-//! (multi-round-trip requests included; the baseline
-//! `tests/conformance/expected-failures-2026-07-28.yaml` is empty) except the
-//! not-scored `tasks-*` extension scenarios.
+//! both eras: every 2025-11-25 scenario passes, and every 2026-07-28 scenario,
+//! multi-round-trip requests and the `tasks-*` extension scenarios included (the
+//! baseline `tests/conformance/expected-failures-2026-07-28.yaml` is empty).
 //! The script installs the suite and Node 22 itself.
 
 use std::process::Command;
@@ -26,10 +25,10 @@ fn official_conformance_suite_passes_both_eras() {
         stdout.contains("conformance 2025-11-25: 33 scenarios passed, 0 failed"),
         "{stdout}"
     );
-    // 50 scenarios: 37 scored, all passing (the 14 input-required-result-* ones
-    // included), and 13 not scored (9 tasks-* that fail, 4 that pass).
+    // 50 scenarios: 37 scored (the 14 input-required-result-* ones included) and 13
+    // not scored (10 tasks-*, 3 others), all passing.
     assert!(
-        stdout.contains("conformance 2026-07-28: 41 scenarios passed, 9 failed"),
+        stdout.contains("conformance 2026-07-28: 50 scenarios passed, 0 failed"),
         "{stdout}"
     );
     for required in [
@@ -42,6 +41,9 @@ fn official_conformance_suite_passes_both_eras() {
         "✓ input-required-result-multi-round:",
         "✓ input-required-result-tampered-state:",
         "✓ input-required-result-non-tool-request:",
+        "✓ tasks-lifecycle:",
+        "✓ tasks-mrtr-input:",
+        "✓ tasks-mrtr-composition:",
     ] {
         assert!(stdout.contains(required), "missing {required}\n{stdout}");
     }

@@ -14,6 +14,7 @@ mod mrtr;
 mod ops;
 mod py_client;
 mod stdio;
+mod tasks;
 mod tidy;
 mod ts_client;
 mod util;

@@ -230,7 +230,11 @@ fn server_discover_describes_the_server_without_a_session() {
     for cap in ["tools", "prompts", "resources", "completions"] {
         assert!(caps[cap].is_object(), "capability {cap}: {v}");
     }
-    assert_eq!(caps["extensions"], json!({"io.modelcontextprotocol/tasks": {}}), "{v}");
+    assert_eq!(
+        caps["extensions"],
+        json!({"io.modelcontextprotocol/tasks": {}}),
+        "{v}"
+    );
     assert_server_info(result);
     assert_eq!(result["ttlMs"], 300_000, "{v}");
     assert_eq!(result["cacheScope"], "public", "{v}");

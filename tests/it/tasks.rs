@@ -1,0 +1,197 @@
+//! The tasks extension over HTTP and stdio: the built-in `sleep` becomes a task for
+//! a 2026-07-28 request that declares `io.modelcontextprotocol/tasks` (an ordinary
+//! result otherwise); `tasks/get`, `tasks/update`, `tasks/cancel`; a task running
+//! when the process is killed is `failed` after the restart.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::http_util::{text, Server};
+use crate::util::{error_code, meta, with_meta, Stdio, MODERN};
+
+const EXT: &str = "io.modelcontextprotocol/tasks";
+
+/// `_meta` declaring the tasks extension (and elicitation).
+fn with_ext() -> Value {
+    let mut m = meta();
+    m["io.modelcontextprotocol/clientCapabilities"] =
+        json!({"elicitation": {}, "extensions": {EXT: {}}});
+    m
+}
+
+/// One way to send 2026-07-28 requests: HTTP POSTs or one stdio connection.
+trait Client {
+    fn send(&mut self, id: u64, method: &str, params: Value) -> Value;
+}
+
+impl Client for Server {
+    fn send(&mut self, id: u64, method: &str, params: Value) -> Value {
+        let name = params["name"]
+            .as_str()
+            .or(params["taskId"].as_str())
+            .unwrap_or_default()
+            .to_owned();
+        let body =
+            json!({"jsonrpc": "2.0", "id": id, "method": method, "params": with_meta(params)});
+        let mut headers = vec![("MCP-Protocol-Version", MODERN), ("Mcp-Method", method)];
+        if !name.is_empty() {
+            headers.push(("Mcp-Name", name.as_str()));
+        }
+        self.post(None, &body.to_string(), &headers).json()
+    }
+}
+
+impl Client for Stdio {
+    fn send(&mut self, id: u64, method: &str, params: Value) -> Value {
+        self.request(id, method, with_meta(params))
+    }
+}
+
+fn call(c: &mut dyn Client, id: u64, tool: &str, args: Value, m: Value) -> Value {
+    c.send(
+        id,
+        "tools/call",
+        json!({"name": tool, "arguments": args, "_meta": m}),
+    )
+}
+
+fn task_op(c: &mut dyn Client, id: u64, method: &str, task: &str) -> Value {
+    c.send(id, method, json!({"taskId": task, "_meta": with_ext()}))
+}
+
+/// Poll until the task leaves `working`/`input_required` or `status` is reached.
+fn wait_for(c: &mut dyn Client, task: &str, status: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut id = 1000;
+    loop {
+        let r = task_op(c, id, "tasks/get", task);
+        let s = r["result"]["status"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        if s == status || matches!(s.as_str(), "completed" | "failed" | "cancelled") {
+            return r;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "task never reached {status}: {r}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+        id += 1;
+    }
+}
+
+/// The lifecycle every transport must show.
+fn lifecycle(c: &mut dyn Client) {
+    // Without the extension: the ordinary result, and no task methods.
+    let r = call(c, 1, "sleep", json!({"ms": 10}), meta());
+    assert_eq!(r["result"]["resultType"], "complete", "{r}");
+    assert_eq!(text(&r["result"]), "slept 10 ms", "{r}");
+    let r = c.send(2, "tasks/get", json!({"taskId": "x"}));
+    assert_eq!(error_code(&r), -32021, "{r}");
+    assert_eq!(
+        r["error"]["data"]["requiredCapabilities"]["extensions"][EXT],
+        json!({}),
+        "{r}"
+    );
+    // With it: a task, durably there at once, completed with the tool's result.
+    let r = call(c, 3, "sleep", json!({"ms": 300}), with_ext());
+    let created = &r["result"];
+    assert_eq!(created["resultType"], "task", "{r}");
+    let task = created["taskId"].as_str().expect("a taskId").to_owned();
+    assert_eq!(task.len(), 32, "128 bits in hex: {task}");
+    assert!(task.chars().all(|c| c.is_ascii_hexdigit()), "{task}");
+    assert_eq!(created["status"], "working", "{r}");
+    assert!(created["ttlMs"].as_u64().unwrap() > 0, "{r}");
+    assert!(created.get("requestState").is_none(), "{r}");
+    let r = task_op(c, 4, "tasks/get", &task);
+    assert_eq!(r["result"]["resultType"], "complete", "{r}");
+    assert_eq!(r["result"]["status"], "working", "{r}");
+    let done = wait_for(c, &task, "completed");
+    assert_eq!(done["result"]["status"], "completed", "{done}");
+    assert_eq!(text(&done["result"]["result"]), "slept 300 ms", "{done}");
+    // Unknown ids are invalid params; cancelling an ended task is an empty ack.
+    let r = task_op(c, 5, "tasks/get", "0123456789abcdef0123456789abcdef");
+    assert_eq!(error_code(&r), -32602, "{r}");
+    let r = task_op(c, 6, "tasks/cancel", &task);
+    assert_eq!(
+        r["result"],
+        json!({"resultType": "complete", "_meta": r["result"]["_meta"]}),
+        "{r}"
+    );
+    // Cancel stops a running task (its Call actor).
+    let r = call(c, 7, "sleep", json!({"ms": 30_000}), with_ext());
+    let long = r["result"]["taskId"].as_str().unwrap().to_owned();
+    let r = task_op(c, 8, "tasks/cancel", &long);
+    assert!(r.get("result").is_some(), "{r}");
+    let cancelled = wait_for(c, &long, "cancelled");
+    assert_eq!(cancelled["result"]["status"], "cancelled", "{cancelled}");
+    // A question inside a task parks it until tasks/update answers.
+    let r = call(
+        c,
+        9,
+        "confirm_delete",
+        json!({"filename": "a.txt"}),
+        with_ext(),
+    );
+    let asking = r["result"]["taskId"].as_str().unwrap().to_owned();
+    let waiting = wait_for(c, &asking, "input_required");
+    assert_eq!(
+        waiting["result"]["inputRequests"]["confirm"]["method"], "elicitation/create",
+        "{waiting}"
+    );
+    let r = c.send(
+        10,
+        "tasks/update",
+        json!({"taskId": asking, "inputResponses": {"confirm": {"action": "accept", "content": {"confirm": true}}},
+            "_meta": with_ext()}),
+    );
+    assert!(r.get("result").is_some(), "{r}");
+    let done = wait_for(c, &asking, "completed");
+    assert_eq!(text(&done["result"]["result"]), "a.txt: deleted", "{done}");
+    // A tool that only runs as a task: -32021 without the extension.
+    let r = call(c, 11, "failing_job", json!({}), meta());
+    assert_eq!(error_code(&r), -32021, "{r}");
+}
+
+#[test]
+fn tasks_over_http() {
+    let mut s = Server::start(&["--fixtures", "conformance"]);
+    lifecycle(&mut s);
+}
+
+#[test]
+fn tasks_over_stdio() {
+    let mut s = Stdio::start(&["--fixtures", "conformance"]);
+    lifecycle(&mut s);
+    assert!(s.finish().0.success());
+}
+
+#[test]
+fn a_task_running_when_the_process_is_killed_is_failed_after_the_restart() {
+    let mut s = Server::start(&[]);
+    let r = call(&mut s, 1, "sleep", json!({"ms": 60_000}), with_ext());
+    let task = r["result"]["taskId"].as_str().expect("a task").to_owned();
+    let done = call(&mut s, 2, "sleep", json!({"ms": 1}), with_ext());
+    let finished = done["result"]["taskId"].as_str().unwrap().to_owned();
+    wait_for(&mut s, &finished, "completed");
+    s.signal("KILL");
+    assert!(!s.wait_exit(Duration::from_secs(5)).success());
+    let mut s = s.restart();
+    let r = task_op(&mut s, 3, "tasks/get", &task);
+    assert_eq!(r["result"]["status"], "failed", "{r}");
+    assert!(
+        r["result"]["statusMessage"]
+            .as_str()
+            .unwrap()
+            .contains("stopped"),
+        "{r}"
+    );
+    assert_eq!(r["result"]["error"]["code"], -32603, "{r}");
+    // A result written before the kill is still there.
+    let r = task_op(&mut s, 4, "tasks/get", &finished);
+    assert_eq!(r["result"]["status"], "completed", "{r}");
+    assert_eq!(text(&r["result"]["result"]), "slept 1 ms", "{r}");
+    assert!(s.logs().contains("marked failed"), "{}", s.logs());
+}

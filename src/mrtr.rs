@@ -132,7 +132,7 @@ impl Mrtr {
             serde_json::from_slice(&payload).map_err(|_| refuse("cannot be read"))?;
         if state.method != binding.method
             || state.name != binding.name
-            || state.digest != binding.digest
+            || state.digest != binding.digest()
         {
             return Err(refuse(
                 "belongs to another request (method, name or arguments differ)",
@@ -166,25 +166,33 @@ struct State {
 }
 
 /// What a state is bound to: the method, the tool/prompt name or resource URI, and
-/// a digest of the arguments.
-#[derive(Debug, Clone)]
+/// a digest of the arguments (computed only when a state is sealed or opened: most
+/// calls never need it).
+#[derive(Debug)]
 pub struct Binding {
     method: &'static str,
     name: String,
-    digest: String,
+    arguments: Value,
+    digest: std::sync::OnceLock<String>,
 }
 
 impl Binding {
-    /// A binding to `method` on `name` with `arguments` (any serializable form; JSON
-    /// objects serialize with sorted keys, so equal arguments give equal digests).
-    pub fn new(method: &'static str, name: &str, arguments: &impl Serialize) -> Binding {
-        let text = serde_json::to_vec(arguments).unwrap_or_default();
-        let digest = Sha256::digest(&text);
+    /// A binding to `method` on `name` with `arguments` (JSON objects serialize with
+    /// sorted keys, so equal arguments give equal digests).
+    pub fn new(method: &'static str, name: &str, arguments: Value) -> Binding {
         Binding {
             method,
             name: name.to_owned(),
-            digest: URL_SAFE_NO_PAD.encode(digest),
+            arguments,
+            digest: std::sync::OnceLock::new(),
         }
+    }
+
+    fn digest(&self) -> &str {
+        self.digest.get_or_init(|| {
+            let text = serde_json::to_vec(&self.arguments).unwrap_or_default();
+            URL_SAFE_NO_PAD.encode(Sha256::digest(&text))
+        })
     }
 }
 
@@ -311,7 +319,7 @@ impl Inputs {
         let state = State {
             method: self.binding.method.to_owned(),
             name: self.binding.name.clone(),
-            digest: self.binding.digest.clone(),
+            digest: self.binding.digest().to_owned(),
             expires: crate::storage::unix_ms().saturating_add(self.mrtr.ttl.as_millis() as u64),
             answers: self.answers.clone(),
             asked,
@@ -384,7 +392,7 @@ mod tests {
     }
 
     fn binding(args: Value) -> Binding {
-        Binding::new("tools/call", "t", &args)
+        Binding::new("tools/call", "t", args)
     }
 
     fn state_of(reply: &Reply) -> String {

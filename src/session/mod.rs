@@ -708,7 +708,7 @@ impl Session {
     fn inputs(
         &self,
         era: Option<Era>,
-        binding: crate::mrtr::Binding,
+        binding: impl FnOnce() -> crate::mrtr::Binding,
         responses: Option<&serde_json::Value>,
         state: Option<&str>,
     ) -> Result<Option<Arc<crate::mrtr::Inputs>>, RpcError> {
@@ -716,7 +716,7 @@ impl Session {
             return Ok(None);
         }
         let inputs =
-            crate::mrtr::Inputs::new(self.service.mrtr.clone(), binding, responses, state)?;
+            crate::mrtr::Inputs::new(self.service.mrtr.clone(), binding(), responses, state)?;
         Ok(Some(Arc::new(inputs)))
     }
 
@@ -805,8 +805,10 @@ impl Session {
                 params.name
             )));
         };
-        let binding =
-            crate::mrtr::Binding::new(method::TOOLS_CALL, &params.name, &params.arguments);
+        let binding = || {
+            let arguments = params.arguments.clone().unwrap_or(serde_json::Value::Null);
+            crate::mrtr::Binding::new(method::TOOLS_CALL, &params.name, arguments)
+        };
         let plan = CallPlan {
             kind: CallKind::Tool(Arc::from(params.name.as_str())),
             tool: Some(&tool),
@@ -845,7 +847,9 @@ impl Session {
         let Some(read) = self.service.resources.bind(&params.uri) else {
             return Err(crate::resources::not_found(&params.uri));
         };
-        let binding = crate::mrtr::Binding::new(method::RESOURCES_READ, &params.uri, &());
+        let binding = || {
+            crate::mrtr::Binding::new(method::RESOURCES_READ, &params.uri, serde_json::Value::Null)
+        };
         let plan = CallPlan {
             kind: CallKind::Method(method::RESOURCES_READ),
             tool: None,
@@ -884,9 +888,15 @@ impl Session {
             .service
             .prompts
             .bind(&params.name, params.arguments.clone())?;
-        // Sorted, so that equal arguments give equal digests.
-        let arguments: std::collections::BTreeMap<_, _> = params.arguments.iter().collect();
-        let binding = crate::mrtr::Binding::new(method::PROMPTS_GET, &params.name, &arguments);
+        let binding = || {
+            // Sorted (a JSON object), so that equal arguments give equal digests.
+            let arguments = params
+                .arguments
+                .iter()
+                .map(|(k, v)| (k.clone(), serde_json::Value::from(v.as_str())))
+                .collect::<serde_json::Map<_, _>>();
+            crate::mrtr::Binding::new(method::PROMPTS_GET, &params.name, arguments.into())
+        };
         let plan = CallPlan {
             kind: CallKind::Method(method::PROMPTS_GET),
             tool: None,

@@ -156,6 +156,18 @@ pub struct FileConfig {
     /// See [`MrtrConfig`].
     #[serde(default)]
     pub mrtr: FileMrtr,
+    /// `[[tools.command]]`: programs served as tools.
+    #[serde(default)]
+    pub tools: FileTools,
+}
+
+/// `[tools]` table.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileTools {
+    /// `[[tools.command]]` entries.
+    #[serde(default)]
+    pub command: Vec<crate::tools::command::CommandTool>,
 }
 
 /// `[limits]` table: each key overrides one [`Limits`] field.
@@ -769,6 +781,8 @@ pub struct Config {
     pub http: HttpConfig,
     /// Multi-round-trip request settings.
     pub mrtr: MrtrConfig,
+    /// Programs served as tools (`[[tools.command]]`).
+    pub command_tools: Vec<crate::tools::command::CommandTool>,
 }
 
 impl Default for Config {
@@ -788,6 +802,7 @@ impl Default for Config {
             storage: StorageConfig::default(),
             http: HttpConfig::default(),
             mrtr: MrtrConfig::default(),
+            command_tools: Vec::new(),
         }
     }
 }
@@ -1067,6 +1082,17 @@ impl Config {
         if config.mrtr.key_file.is_some() {
             config.mrtr.sealer()?; // A missing or short key file is a configuration error.
         }
+        let mut names = std::collections::HashSet::new();
+        for tool in &file.tools.command {
+            tool.validate().map_err(|e| bad("tools.command", e))?;
+            if !names.insert(tool.name.clone()) {
+                return Err(bad(
+                    "tools.command",
+                    format!("two command tools are named `{}`", tool.name),
+                ));
+            }
+        }
+        config.command_tools = file.tools.command;
         Ok(config)
     }
 }

@@ -127,6 +127,11 @@ pub fn build_service(config: &Config, log: Logger) -> Result<Arc<Service>, Error
             "key" => "mrtr.key_file", "env" => "EMCEE_MRTR_KEY_FILE");
     }
     service.mrtr = Arc::new(sealer);
+    tools::command::register(
+        &mut service.tools,
+        &config.command_tools,
+        config.limits.call_timeout,
+    )?;
     if config.fixtures.faults {
         tools::faults::register(&mut service.tools, &mut service.health)?;
     }

@@ -6,6 +6,7 @@
 //! becomes a result with `isError: true` naming the field and the problem.
 
 pub mod builtin;
+pub mod command;
 pub mod conformance;
 pub mod faults;
 

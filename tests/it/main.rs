@@ -2,6 +2,7 @@
 
 mod bench;
 mod cli;
+mod command_tools;
 mod conformance;
 mod crash;
 mod deploy;

@@ -232,6 +232,11 @@ impl Stdio {
         s
     }
 
+    /// Keep `dir` (a temp dir the server uses) alive as long as the server.
+    pub fn keep(&mut self, dir: tempfile::TempDir) {
+        self._tmp = Some(dir);
+    }
+
     /// The server's process id.
     pub fn pid(&self) -> u32 {
         self.child.id()

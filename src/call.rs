@@ -15,7 +15,7 @@
 //! However it ends, a call leaves one `info` line "call finished" (unless
 //! `log_calls` is off; a panic or a timeout is logged at `warn` either way) with its
 //! `outcome` (the `mcp_requests_total` label), `duration_ms`, `success` and, when it
-//! failed, `error`: never its arguments or its result ([`log_finished`]).
+//! failed, `error`: never its arguments or its result (`log_finished`).
 
 use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;

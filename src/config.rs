@@ -100,7 +100,7 @@ pub struct CommonArgs {
     /// TOML configuration file.
     #[arg(long, env = "EMCEE_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Secret file sealing 2026-07-28 `requestState` ([mrtr] key_file).
+    /// Secret file sealing 2026-07-28 `requestState` (`[mrtr] key_file`).
     #[arg(long, env = "EMCEE_MRTR_KEY_FILE", value_name = "FILE")]
     pub mrtr_key_file: Option<PathBuf>,
 }

@@ -9,15 +9,42 @@
 //! - [`resources`], [`prompts`]: resources and templates; prompts and completion.
 //! - [`health`]: the checks behind `/health`.
 //! - [`notify`]: change broadcasts (resource updates, list changes) to subscribed sessions.
+//! - [`server`]: [`Server`], the builder and `serve` an embedder uses; [`prelude`].
 //! - [`service`]: a server definition (tools, storage, limits), shared by all sessions.
 //! - [`root`], [`session`], [`call`]: the actors: Root → Session → Call.
 //! - [`gate`]: bounded in-flight counters (per session, per tool, total).
 //! - [`sink`]: the outbound channel from actors to a transport.
-//! - [`transport`]: stdio (and, next, Streamable HTTP).
-//! - [`bench`]: `emcee bench`, a load generator for MCP servers (HTTP and stdio).
+//! - [`transport`]: stdio and Streamable HTTP.
+//! - [`bench`](mod@bench): `emcee bench`, a load generator for MCP servers (HTTP and stdio).
 //!
 //! The binary (`src/main.rs`) parses the configuration, starts logging and calls
-//! [`run`]; tests and embedders call the same functions.
+//! [`run`], which serves [`binary_server`]; an embedder builds its own [`Server`]
+//! and serves it the same way. A complete server:
+//!
+//! ```no_run
+//! use emcee::prelude::*;
+//!
+//! /// The arguments of `add`; its input schema is generated from this type.
+//! #[derive(Deserialize, JsonSchema)]
+//! struct Add {
+//!     /// First addend.
+//!     a: i64,
+//!     /// Second addend.
+//!     b: i64,
+//! }
+//!
+//! fn main() -> Result<(), emcee::Error> {
+//!     let server = Server::builder()
+//!         .info("adder", "1.0.0")
+//!         .tool(Tool::new("add", "Adds two integers.", |_ctx, x: Add| async move {
+//!             let sum = x.a.checked_add(x.b).ok_or(ToolError::Failed("overflow".into()))?;
+//!             Ok(CallToolResult::text(sum.to_string()))
+//!         }))
+//!         .build()?;
+//!     // Or Transport::Http(HttpOptions::new("127.0.0.1:8080".parse().unwrap())).
+//!     emcee::block_on(server.serve(Transport::Stdio, emcee::shutdown_signal()))
+//! }
+//! ```
 
 #![warn(missing_docs)]
 #![warn(clippy::print_stdout)]
@@ -29,10 +56,12 @@ pub mod gate;
 pub mod health;
 pub mod mrtr;
 pub mod notify;
+pub mod prelude;
 pub mod prompts;
 pub mod protocol;
 pub mod resources;
 pub mod root;
+pub mod server;
 pub mod service;
 pub mod session;
 pub mod sink;
@@ -43,13 +72,14 @@ pub mod tools;
 pub mod transport;
 
 use std::future::Future;
-use std::sync::Arc;
 
 use slog::Logger;
 
+pub use crate::server::{HttpOptions, Server, ServerBuilder, StorageOptions, Transport};
+
 use crate::config::{Config, Limits, Mode};
 use crate::service::{ServerInfo, Service};
-use crate::storage::{Recovery, Storage, StorageError};
+use crate::storage::{Storage, StorageError};
 use crate::tools::{DuplicateTool, ToolRegistry};
 
 /// A failure that stops the process; `main` maps each to an exit code.
@@ -100,52 +130,43 @@ pub fn builtin_service(storage: Storage, limits: Limits, log: Logger) -> Result<
     Ok(service)
 }
 
-/// Open storage and assemble the service the binary serves: the built-in tools plus
-/// the enabled fixture sets.
-///
-/// Over stdio a data directory held by another process is not fatal: the tools that
-/// need no storage work, the others answer `isError` with the explanation, and the
-/// directory is opened once it is free (an MCP client would otherwise only see
-/// "connection closed"). `serve` exits 3 with the same explanation.
-pub fn build_service(config: &Config, log: Logger) -> Result<Arc<Service>, Error> {
-    let (dir, cache) = (&config.data_dir, config.storage.cache_capacity_bytes);
-    let storage = match config.mode {
-        Mode::Stdio => Storage::open_or_wait(dir, cache)?,
-        _ => Storage::open(dir, cache)?,
-    };
-    let mut service = builtin_service(storage, config.limits.clone(), log)?;
-    service.storage.observe(
-        config.storage.flush_timeout,
-        service.log.clone(),
-        service.metrics.storage_errors.clone(),
-    );
-    service.instance = config.instance_id.clone();
-    service.log_calls = config.log_calls;
-    let (sealer, shared) = config.mrtr.sealer()?;
-    if !shared {
-        slog::warn!(service.log, "2026-07-28 requestState is sealed with a random key of this process: a retry that reaches another instance or a restart is refused; set mrtr.key_file to a file of 32+ random bytes shared by the instances";
-            "key" => "mrtr.key_file", "env" => "EMCEE_MRTR_KEY_FILE");
+/// The server the binary serves: the built-in tools and `kv://` resources, the
+/// command tools of the configuration, and the enabled fixture sets, with the
+/// configuration's limits and storage.
+pub fn binary_server(config: &Config, log: Logger) -> Result<Server, Error> {
+    let mut builder = Server::builder()
+        .limits(config.limits.clone())
+        .storage(StorageOptions::Dir(
+            config.data_dir.clone(),
+            config.storage.clone(),
+        ))
+        .mrtr(config.mrtr.clone())
+        .logger(log)
+        .log_calls(config.log_calls);
+    {
+        let (tools, resources, prompts, health) = builder.registries();
+        tools::builtin::register(tools, &config.limits)?;
+        tools::builtin::register_resources(resources);
+        tools::command::register(tools, &config.command_tools, config.limits.call_timeout)?;
+        if config.fixtures.faults {
+            tools::faults::register(tools, health)?;
+        }
+        if config.fixtures.conformance {
+            tools::conformance::register(tools, resources, prompts)?;
+        }
     }
-    service.mrtr = Arc::new(sealer);
-    tools::command::register(
-        &mut service.tools,
-        &config.command_tools,
-        config.limits.call_timeout,
-    )?;
-    if config.fixtures.faults {
-        tools::faults::register(&mut service.tools, &mut service.health)?;
-    }
-    if config.fixtures.conformance {
-        tools::conformance::register(
-            &mut service.tools,
-            &mut service.resources,
-            &mut service.prompts,
-        )?;
-    }
-    Ok(Arc::new(service))
+    let kv_max_bytes = config.limits.kv_max_bytes;
+    Ok(builder.build()?.extend(move |service| {
+        service.storage.set_kv_quota(
+            tools::builtin::KV_NAMESPACE,
+            kv_max_bytes,
+            "limits.kv_max_bytes",
+        );
+    }))
 }
 
-/// Run the configured mode until `shutdown` resolves (or stdin closes, on stdio).
+/// Run the configured mode until `shutdown` resolves (or stdin closes, on stdio):
+/// [`binary_server`] served over the configured transport.
 ///
 /// Must be called inside an actix `System`. Storage is flushed before returning.
 pub async fn run(
@@ -153,121 +174,31 @@ pub async fn run(
     log: Logger,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), Error> {
-    // The uptime clock (`telemetry::now_ms`) starts now.
-    telemetry::now_ms();
-    // Poll `shutdown` once before serving, so that the signal handlers it installs on
-    // its first poll are in place before any request is answered: a SIGTERM then is
-    // a graceful shutdown, never the default action (death).
-    let mut shutdown = Box::pin(shutdown);
-    let shutdown = if futures::poll!(shutdown.as_mut()).is_ready() {
-        futures::future::Either::Left(std::future::ready(()))
-    } else {
-        futures::future::Either::Right(shutdown)
+    let transport = match config.mode {
+        Mode::Stdio => Transport::Stdio,
+        Mode::Serve => Transport::Http(HttpOptions {
+            bind: config.bind,
+            admin_bind: config.admin_bind,
+            instance_id: config.instance_id.clone(),
+            http: config.http.clone(),
+        }),
+        Mode::Config | Mode::Healthcheck => return Ok(()),
     };
-    if matches!(config.mode, Mode::Config | Mode::Healthcheck) {
-        return Ok(());
-    }
-    let service = build_service(&config, log.clone())?;
-    // Tasks an earlier process left running are failed; nothing runs them now.
-    if service.storage.is_open() {
-        match service.tasks.recover().await {
-            Ok(0) => {}
-            Ok(n) => {
-                slog::warn!(log, "tasks left running by an earlier process marked failed"; "count" => n)
-            }
-            Err(e) => slog::error!(log, "tasks not recovered"; "error" => e.message),
-        }
-    }
-    // Summaries of suppressed refusal lines are written once their window is over;
-    // tasks past their TTL are forgotten.
-    let refusals = {
-        let service = service.clone();
-        actix_rt::spawn(async move {
-            let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
-            let mut ticks = 0u64;
-            loop {
-                tick.tick().await;
-                service.refusals.flush(false);
-                ticks += 1;
-                if ticks.is_multiple_of(30) {
-                    service.tasks.expire();
-                }
-            }
-        })
-    };
-    // Storage that fails is retried; one that only a new process can reopen stops
-    // `serve` like a SIGTERM, with exit code 3: the supervisor (systemd
-    // `Restart=on-failure`, compose `restart: unless-stopped`) starts a new one.
-    // `stdio` keeps serving (its storage errors say to restart it).
-    let (restart, restart_needed) = tokio::sync::oneshot::channel();
-    let watch = {
-        let service = service.clone();
-        let retry = config.storage.retry;
-        tokio::spawn(async move {
-            watch_storage(service, retry).await;
-            let _ = restart.send(());
-        })
-    };
-    let restarting = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let result = if config.mode == Mode::Stdio {
-        slog::info!(log, "serving stdio"; "data_dir" => config.data_dir.display().to_string(),
-            "tools" => service.tools.len());
-        transport::stdio::serve_stdio(service.clone(), shutdown).await
-    } else {
-        let stop = {
-            let restarting = restarting.clone();
-            let log = log.clone();
-            async move {
-                tokio::pin!(shutdown);
-                tokio::select! {
-                    _ = &mut shutdown => {}
-                    Ok(()) = restart_needed => {
-                        restarting.store(true, std::sync::atomic::Ordering::SeqCst);
-                        slog::warn!(log, "stopping so that a new process reopens storage (exit code 3)");
-                    }
-                }
-            }
-        };
-        transport::http::serve(&config, service.clone(), stop).await
-    };
-    watch.abort();
-    refusals.abort();
-    service.refusals.flush(true);
-    if restarting.load(std::sync::atomic::Ordering::SeqCst) {
-        let why = service.storage.failure().unwrap_or_default();
-        return Err(Error::Storage(StorageError::Unavailable(why)));
-    }
-    // Never opened (held by another process): nothing was written to flush.
-    if service.storage.is_open() {
-        service.storage.flush().await?;
-        service.storage.record_clean_stop();
-    }
-    slog::info!(log, "stopped");
-    Ok(result?)
+    binary_server(&config, log)?
+        .serve(transport, shutdown)
+        .await
 }
 
-/// While storage is failing, test every `every` whether it works again
-/// ([`Storage::try_recover`]; success is logged there). Returns when the disk takes
-/// writes again but only a new process can reopen the database (logged here).
-/// Failed attempts are logged at debug only: the failure itself was logged once, and
-/// `/health` shows it.
-async fn watch_storage(service: Arc<Service>, every: std::time::Duration) {
-    let mut tick = tokio::time::interval(every);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        match service.storage.try_recover().await {
-            Recovery::Healthy | Recovery::Recovered => {}
-            Recovery::Failing(why) => {
-                slog::debug!(service.log, "storage still failing"; "error" => why)
-            }
-            Recovery::RestartNeeded => {
-                slog::warn!(service.log, "storage: the disk takes writes again, but the database can only be reopened by a new process";
-                    "data_dir" => service.storage.dir().map(|d| d.display().to_string()));
-                return;
-            }
-        }
-    }
+/// Run `future` (a [`Server::serve`]) on a new actix `System` on this thread; then
+/// write the log lines still queued. Meant for `main`: the runtime is not dropped
+/// (dropping it would wait for its blocking threads, and over stdio on a terminal
+/// one is parked in `read(2)` until the user types), so return from `main` soon after.
+pub fn block_on<F: Future>(future: F) -> F::Output {
+    let system = actix::System::new();
+    let output = system.block_on(future);
+    telemetry::logging::flush(std::time::Duration::from_secs(2));
+    std::mem::forget(system);
+    output
 }
 
 /// Resolves on SIGTERM or SIGINT.

@@ -69,6 +69,9 @@ pub struct Service {
     pub mrtr: Arc<crate::mrtr::Mrtr>,
     /// The tasks extension's tasks.
     pub tasks: Arc<crate::tasks::Tasks>,
+    /// While storage fails, how often to test whether it works again (`None`: a
+    /// temporary database, never retried).
+    pub storage_retry: Option<std::time::Duration>,
     /// Runtime limits.
     pub limits: Limits,
     /// Root logger of the process.
@@ -123,6 +126,7 @@ impl Service {
                 crate::config::MrtrConfig::default().state_ttl,
                 crate::config::MrtrConfig::default().max_state_bytes,
             )),
+            storage_retry: None,
             in_flight: Gate::new(limits.max_in_flight_total),
             blocking: Arc::new(tokio::sync::Semaphore::new(limits.blocking_threads)),
             instance: None,

@@ -36,7 +36,7 @@ use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
 
-use crate::config::{Config, HttpConfig};
+use crate::config::HttpConfig;
 use crate::protocol::jsonrpc::{self, encode_error};
 use crate::protocol::request::ClientRequest;
 use crate::protocol::{code, Message, Payload, ProtocolVersion, RpcError};
@@ -786,7 +786,7 @@ async fn trim_events(service: Arc<Service>) {
 /// the server (open streams close; connections still open after [`SHUTDOWN_MARGIN`]
 /// are dropped); the caller flushes storage. One budget: grace + margin + flush.
 pub async fn serve(
-    config: &Config,
+    config: &crate::server::HttpOptions,
     service: Arc<Service>,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> std::io::Result<()> {
@@ -860,7 +860,7 @@ pub async fn serve(
     let _ = state
         .root
         .send(DrainAll {
-            grace: config.limits.shutdown_grace,
+            grace: service.limits.shutdown_grace,
         })
         .await;
     handle.stop(true).await;

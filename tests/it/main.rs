@@ -6,6 +6,7 @@ mod command_tools;
 mod conformance;
 mod crash;
 mod deploy;
+mod examples;
 mod http;
 mod http_util;
 mod logs;

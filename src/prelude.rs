@@ -1,0 +1,15 @@
+//! What a server built on emcee needs, in one import: `use emcee::prelude::*;`.
+
+pub use crate::call::CallContext;
+pub use crate::config::{HttpConfig, Limits, LogLevel, MrtrConfig, StorageConfig};
+pub use crate::prompts::Prompt;
+pub use crate::protocol::prompt::{GetPromptResult, PromptMessage};
+pub use crate::protocol::{CallToolResult, Content, RpcError};
+pub use crate::resources::{Resource, Template};
+pub use crate::server::{HttpOptions, Server, ServerBuilder, StorageOptions, Transport};
+pub use crate::tasks::TaskSupport;
+pub use crate::tools::{Tool, ToolError, ToolOutcome};
+pub use crate::{block_on, shutdown_signal, Error};
+
+pub use schemars::JsonSchema;
+pub use serde::{Deserialize, Serialize};

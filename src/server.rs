@@ -1,0 +1,497 @@
+//! [`Server`]: build an MCP server from tools, resources and prompts, then serve it
+//! over stdio or Streamable HTTP with the same runtime as the `emcee` binary
+//! (actors, logs, metrics, health, drain, flush).
+//!
+//! ```no_run
+//! use emcee::prelude::*;
+//!
+//! #[derive(Deserialize, JsonSchema)]
+//! struct Add {
+//!     /// First addend.
+//!     a: i64,
+//!     /// Second addend.
+//!     b: i64,
+//! }
+//!
+//! fn main() -> Result<(), emcee::Error> {
+//!     let server = Server::builder()
+//!         .info("adder", "1.0.0")
+//!         .tool(Tool::new("add", "Adds two integers.", |_ctx, x: Add| async move {
+//!             Ok(CallToolResult::text((x.a + x.b).to_string()))
+//!         }))
+//!         .build()?;
+//!     emcee::block_on(server.serve(Transport::Stdio, emcee::shutdown_signal()))
+//! }
+//! ```
+
+use std::collections::HashSet;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use slog::Logger;
+
+use crate::config::{HttpConfig, Limits, LogLevel, MrtrConfig, StorageConfig};
+use crate::health::HealthChecks;
+use crate::prompts::{Prompt, PromptRegistry};
+use crate::resources::{Resource, ResourceRegistry, Template};
+use crate::service::{ServerInfo, Service};
+use crate::storage::{Recovery, Storage, StorageError};
+use crate::tools::{Tool, ToolRegistry};
+use crate::Error;
+
+/// Where a server keeps its state.
+#[derive(Debug, Clone, Default)]
+pub enum StorageOptions {
+    /// In memory, gone when the process ends (tests, examples, stateless tools).
+    #[default]
+    Temporary,
+    /// A sled database in this directory, with these settings.
+    Dir(PathBuf, StorageConfig),
+}
+
+/// How to serve over Streamable HTTP.
+#[derive(Debug, Clone)]
+pub struct HttpOptions {
+    /// Address of the MCP endpoint (`/mcp`), and of `/health` and `/metrics` unless
+    /// `admin_bind` is set.
+    pub bind: SocketAddr,
+    /// `/health` and `/metrics` on their own listener.
+    pub admin_bind: Option<SocketAddr>,
+    /// Prefix of session ids (proxy affinity across instances).
+    pub instance_id: Option<String>,
+    /// Allowed hosts and origins, workers, connection bounds.
+    pub http: HttpConfig,
+}
+
+impl HttpOptions {
+    /// Serve on `bind` with the default HTTP settings (localhost hosts only).
+    pub fn new(bind: SocketAddr) -> HttpOptions {
+        HttpOptions {
+            bind,
+            admin_bind: None,
+            instance_id: None,
+            http: HttpConfig::default(),
+        }
+    }
+}
+
+/// Which transport [`Server::serve`] serves.
+#[derive(Debug, Clone)]
+pub enum Transport {
+    /// Newline-delimited JSON-RPC on stdin/stdout, until stdin closes.
+    Stdio,
+    /// Streamable HTTP.
+    Http(HttpOptions),
+}
+
+/// Builds a [`Server`]; see the [module docs](self).
+pub struct ServerBuilder {
+    info: ServerInfo,
+    tools: ToolRegistry,
+    resources: ResourceRegistry,
+    prompts: PromptRegistry,
+    health: HealthChecks,
+    limits: Limits,
+    storage: StorageOptions,
+    mrtr: MrtrConfig,
+    log: Option<Logger>,
+    log_calls: bool,
+    names: HashSet<(&'static str, String)>,
+    errors: Vec<String>,
+}
+
+/// A server ready to serve: its definition, checked. Gates and pools are sized
+/// from its limits when it is served.
+pub struct Server {
+    info: ServerInfo,
+    tools: ToolRegistry,
+    resources: ResourceRegistry,
+    prompts: PromptRegistry,
+    health: HealthChecks,
+    limits: Limits,
+    storage: StorageOptions,
+    mrtr: MrtrConfig,
+    log: Logger,
+    log_calls: bool,
+    /// Adjusts the service before it is shared (the binary's fixtures).
+    extend: Option<Extend>,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("name", &self.info.name)
+            .field("tools", &self.tools.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A last adjustment of the service before it is shared.
+type Extend = Box<dyn FnOnce(&mut Service)>;
+
+/// Definitions that cannot be served together (two tools, resources or prompts
+/// with one name).
+#[derive(Debug, thiserror::Error)]
+#[error("invalid server definition: {}", .0.join("; "))]
+pub struct BuildError(pub Vec<String>);
+
+impl From<BuildError> for Error {
+    fn from(e: BuildError) -> Error {
+        Error::Config(crate::config::ConfigError::Value {
+            name: "server definition",
+            message: e.0.join("; "),
+        })
+    }
+}
+
+impl Server {
+    /// An empty definition: no tools, in-memory storage, default limits, logs at
+    /// `info` on stderr.
+    pub fn builder() -> ServerBuilder {
+        ServerBuilder {
+            info: ServerInfo::default(),
+            tools: ToolRegistry::new(),
+            resources: ResourceRegistry::default(),
+            prompts: PromptRegistry::default(),
+            health: HealthChecks::default(),
+            limits: Limits::default(),
+            storage: StorageOptions::Temporary,
+            mrtr: MrtrConfig::default(),
+            log: None,
+            log_calls: true,
+            names: HashSet::new(),
+            errors: Vec::new(),
+        }
+    }
+}
+
+impl ServerBuilder {
+    /// The name and version clients see (`serverInfo`).
+    pub fn info(mut self, name: impl Into<String>, version: impl Into<String>) -> Self {
+        self.info.name = name.into();
+        self.info.version = version.into();
+        self
+    }
+
+    /// Usage hints for the model (`instructions`).
+    pub fn instructions(mut self, text: impl Into<String>) -> Self {
+        self.info.instructions = Some(text.into());
+        self
+    }
+
+    fn claim(&mut self, kind: &'static str, name: &str) -> bool {
+        let fresh = self.names.insert((kind, name.to_owned()));
+        if !fresh {
+            self.errors.push(format!("two {kind}s are named `{name}`"));
+        }
+        fresh
+    }
+
+    /// Add a tool.
+    pub fn tool(mut self, tool: Tool) -> Self {
+        if self.claim("tool", &tool.def().name) {
+            if let Err(e) = self.tools.add(tool) {
+                self.errors.push(e.to_string());
+            }
+        }
+        self
+    }
+
+    /// Add a resource (a fixed URI).
+    pub fn resource(mut self, resource: Resource) -> Self {
+        if self.claim("resource", &resource.def().uri) {
+            self.resources.add(resource);
+        }
+        self
+    }
+
+    /// Add a resource template (`kv://{key}`).
+    pub fn template(mut self, template: Template) -> Self {
+        if self.claim("template", &template.def().uri_template) {
+            self.resources.add_template(template);
+        }
+        self
+    }
+
+    /// Add a prompt.
+    pub fn prompt(mut self, prompt: Prompt) -> Self {
+        if self.claim("prompt", &prompt.def().name) {
+            self.prompts.add(prompt);
+        }
+        self
+    }
+
+    /// A check `/health` runs (`Ok(())`: the dependency is usable; `Err(why)`: it
+    /// is not, and `/health` answers 503 naming it).
+    pub fn health_check<F, Fut>(mut self, name: impl Into<String>, check: F) -> Self
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), String>> + 'static,
+    {
+        self.health.add(name, check);
+        self
+    }
+
+    /// The runtime limits (bounds on memory and time; see [`Limits`]).
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Where state is kept (default: in memory).
+    pub fn storage(mut self, storage: StorageOptions) -> Self {
+        self.storage = storage;
+        self
+    }
+
+    /// How 2026-07-28 `requestState` is sealed (default: a random key per process).
+    pub fn mrtr(mut self, mrtr: MrtrConfig) -> Self {
+        self.mrtr = mrtr;
+        self
+    }
+
+    /// The logger (default: JSON lines at `info` on stderr).
+    pub fn logger(mut self, log: Logger) -> Self {
+        self.log = Some(log);
+        self
+    }
+
+    /// One `info` line per finished call (default on).
+    pub fn log_calls(mut self, on: bool) -> Self {
+        self.log_calls = on;
+        self
+    }
+
+    /// The registries, for the binary's built-in and fixture sets (which register
+    /// themselves; the tool registry refuses duplicate names on its own).
+    pub(crate) fn registries(
+        &mut self,
+    ) -> (
+        &mut ToolRegistry,
+        &mut ResourceRegistry,
+        &mut PromptRegistry,
+        &mut HealthChecks,
+    ) {
+        (
+            &mut self.tools,
+            &mut self.resources,
+            &mut self.prompts,
+            &mut self.health,
+        )
+    }
+
+    /// The checked definition; two tools, resources, templates or prompts with one
+    /// name are an error.
+    pub fn build(self) -> Result<Server, BuildError> {
+        if !self.errors.is_empty() {
+            return Err(BuildError(self.errors));
+        }
+        let log = self.log.unwrap_or_else(|| {
+            crate::telemetry::logging::logger_queued(LogLevel::Info, self.limits.log_queue_bytes)
+        });
+        Ok(Server {
+            info: self.info,
+            tools: self.tools,
+            resources: self.resources,
+            prompts: self.prompts,
+            health: self.health,
+            limits: self.limits,
+            storage: self.storage,
+            mrtr: self.mrtr,
+            log,
+            log_calls: self.log_calls,
+            extend: None,
+        })
+    }
+}
+
+impl Server {
+    /// Adjust the service once it exists, before it is served (the binary's
+    /// built-in tools need the limits and the storage).
+    pub(crate) fn extend(mut self, f: impl FnOnce(&mut Service) + 'static) -> Server {
+        self.extend = Some(Box::new(f));
+        self
+    }
+
+    /// The logger this server logs to.
+    pub fn logger(&self) -> &Logger {
+        &self.log
+    }
+
+    /// Open storage and assemble the shared service.
+    fn service(self, stdio: bool, instance: Option<String>) -> Result<Arc<Service>, Error> {
+        let (storage, retry) = match &self.storage {
+            StorageOptions::Temporary => (Storage::temporary()?, None),
+            // Over stdio a data directory held by another process is not fatal: the
+            // tools that need no storage work, the others explain (an MCP client
+            // would otherwise only see "connection closed"); HTTP exits 3.
+            StorageOptions::Dir(dir, settings) => {
+                let cache = settings.cache_capacity_bytes;
+                let storage = if stdio {
+                    Storage::open_or_wait(dir, cache)?
+                } else {
+                    Storage::open(dir, cache)?
+                };
+                (storage, Some(settings.clone()))
+            }
+        };
+        let mut service = Service::new(self.info, self.tools, storage, self.limits, self.log);
+        service.resources = self.resources;
+        service.prompts = self.prompts;
+        service.health = self.health;
+        service.instance = instance;
+        service.log_calls = self.log_calls;
+        if let Some(settings) = &retry {
+            service.storage.observe(
+                settings.flush_timeout,
+                service.log.clone(),
+                service.metrics.storage_errors.clone(),
+            );
+        }
+        service.storage_retry = retry.map(|s| s.retry);
+        let (sealer, shared) = self.mrtr.sealer()?;
+        if !shared {
+            slog::warn!(service.log, "2026-07-28 requestState is sealed with a random key of this process: a retry that reaches another instance or a restart is refused; set mrtr.key_file to a file of 32+ random bytes shared by the instances";
+                "key" => "mrtr.key_file", "env" => "EMCEE_MRTR_KEY_FILE");
+        }
+        service.mrtr = Arc::new(sealer);
+        if let Some(extend) = self.extend {
+            extend(&mut service);
+        }
+        Ok(Arc::new(service))
+    }
+
+    /// Serve until `shutdown` resolves (or, on stdio, stdin closes); then drain the
+    /// calls, flush storage and return. Must run inside an actix `System` (see
+    /// [`crate::block_on`]).
+    ///
+    /// Storage that fails is retried; one that only a new process can reopen stops
+    /// HTTP serving like a `shutdown`, with [`Error::Storage`] (exit code 3 in the
+    /// binary, which the shipped unit restarts); stdio keeps serving.
+    pub async fn serve(
+        self,
+        transport: Transport,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<(), Error> {
+        // The uptime clock (`telemetry::now_ms`) starts now.
+        crate::telemetry::now_ms();
+        // Poll `shutdown` once before serving, so that the signal handlers it
+        // installs on its first poll are in place before any request is answered: a
+        // SIGTERM then is a graceful shutdown, never the default action (death).
+        let mut shutdown = Box::pin(shutdown);
+        let shutdown = if futures::poll!(shutdown.as_mut()).is_ready() {
+            futures::future::Either::Left(std::future::ready(()))
+        } else {
+            futures::future::Either::Right(shutdown)
+        };
+        let stdio = matches!(transport, Transport::Stdio);
+        let instance = match &transport {
+            Transport::Http(h) => h.instance_id.clone(),
+            Transport::Stdio => None,
+        };
+        let log = self.log.clone();
+        let service = self.service(stdio, instance)?;
+        // Tasks an earlier process left running are failed; nothing runs them now.
+        if service.storage.is_open() {
+            match service.tasks.recover().await {
+                Ok(0) => {}
+                Ok(n) => {
+                    slog::warn!(log, "tasks left running by an earlier process marked failed"; "count" => n)
+                }
+                Err(e) => slog::error!(log, "tasks not recovered"; "error" => e.message),
+            }
+        }
+        // Summaries of suppressed refusal lines are written once their window is
+        // over; tasks past their TTL are forgotten.
+        let housekeeping = {
+            let service = service.clone();
+            actix_rt::spawn(async move {
+                let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+                let mut ticks = 0u64;
+                loop {
+                    tick.tick().await;
+                    service.refusals.flush(false);
+                    ticks += 1;
+                    if ticks.is_multiple_of(30) {
+                        service.tasks.expire();
+                    }
+                }
+            })
+        };
+        let (restart, restart_needed) = tokio::sync::oneshot::channel();
+        let watch = service.storage_retry.map(|retry| {
+            let service = service.clone();
+            tokio::spawn(async move {
+                watch_storage(service, retry).await;
+                let _ = restart.send(());
+            })
+        });
+        let restarting = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let result = match transport {
+            Transport::Stdio => {
+                slog::info!(log, "serving stdio"; "tools" => service.tools.len(),
+                    "data_dir" => service.storage.dir().map(|d| d.display().to_string()));
+                crate::transport::stdio::serve_stdio(service.clone(), shutdown).await
+            }
+            Transport::Http(options) => {
+                let stop = {
+                    let restarting = restarting.clone();
+                    let log = log.clone();
+                    async move {
+                        tokio::pin!(shutdown);
+                        tokio::select! {
+                            _ = &mut shutdown => {}
+                            Ok(()) = restart_needed => {
+                                restarting.store(true, std::sync::atomic::Ordering::SeqCst);
+                                slog::warn!(log, "stopping so that a new process reopens storage (exit code 3)");
+                            }
+                        }
+                    }
+                };
+                crate::transport::http::serve(&options, service.clone(), stop).await
+            }
+        };
+        if let Some(watch) = watch {
+            watch.abort();
+        }
+        housekeeping.abort();
+        service.refusals.flush(true);
+        if restarting.load(std::sync::atomic::Ordering::SeqCst) {
+            let why = service.storage.failure().unwrap_or_default();
+            return Err(Error::Storage(StorageError::Unavailable(why)));
+        }
+        // Never opened (held by another process): nothing was written to flush.
+        if service.storage.is_open() {
+            service.storage.flush().await?;
+            service.storage.record_clean_stop();
+        }
+        slog::info!(log, "stopped");
+        Ok(result?)
+    }
+}
+
+/// While storage is failing, test every `every` whether it works again
+/// ([`Storage::try_recover`]; success is logged there). Returns when the disk takes
+/// writes again but only a new process can reopen the database (logged here).
+/// Failed attempts are logged at debug only: the failure itself was logged once, and
+/// `/health` shows it.
+async fn watch_storage(service: Arc<Service>, every: std::time::Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        match service.storage.try_recover().await {
+            Recovery::Healthy | Recovery::Recovered => {}
+            Recovery::Failing(why) => {
+                slog::debug!(service.log, "storage still failing"; "error" => why)
+            }
+            Recovery::RestartNeeded => {
+                slog::warn!(service.log, "storage: the disk takes writes again, but the database can only be reopened by a new process";
+                    "data_dir" => service.storage.dir().map(|d| d.display().to_string()));
+                return;
+            }
+        }
+    }
+}

@@ -495,3 +495,54 @@ async fn watch_storage(service: Arc<Service>, every: std::time::Duration) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::CallToolResult;
+
+    fn echo(name: &str) -> Tool {
+        Tool::raw(
+            name,
+            "d",
+            serde_json::json!({"type": "object"}),
+            |_ctx, _a| async { Ok(CallToolResult::text("x")) },
+        )
+    }
+
+    #[test]
+    fn duplicate_names_of_any_kind_are_refused_at_build() {
+        let quiet = Logger::root(slog::Discard, slog::o!());
+        let ok = Server::builder()
+            .logger(quiet.clone())
+            .tool(echo("a"))
+            .tool(echo("b"))
+            .build();
+        assert!(ok.is_ok());
+        let err = Server::builder()
+            .logger(quiet.clone())
+            .tool(echo("a"))
+            .tool(echo("a"))
+            .build()
+            .unwrap_err();
+        assert!(err.to_string().contains("two tools are named `a`"), "{err}");
+        let prompt = || {
+            Prompt::new("p", "d", |_ctx, _args| async {
+                Ok(crate::protocol::prompt::GetPromptResult {
+                    description: None,
+                    messages: Vec::new(),
+                })
+            })
+        };
+        let err = Server::builder()
+            .logger(quiet)
+            .prompt(prompt())
+            .prompt(prompt())
+            .build()
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("two prompts are named `p`"),
+            "{err}"
+        );
+    }
+}

@@ -20,10 +20,11 @@ use actix::prelude::*;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use emcee::config::{Limits, LogLevel};
 use emcee::protocol::jsonrpc;
-use emcee::root::{CloseSession, OpenSession, Ping, Registry, Root, SessionEntry};
+use emcee::internals::{
+    CloseSession, FrameKind, FrameReceiver, Inbound, OpenSession, Ping, Registry, Root,
+    SessionEntry, SessionKind, Sink,
+};
 use emcee::service::Service;
-use emcee::session::{Inbound, SessionKind};
-use emcee::sink::{FrameKind, FrameReceiver, Sink};
 use emcee::storage::Storage;
 use emcee::telemetry::logging::logger_to;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};

@@ -11,9 +11,9 @@
 //! - [`notify`]: change broadcasts (resource updates, list changes) to subscribed sessions.
 //! - [`server`]: [`Server`], the builder and `serve` an embedder uses; [`prelude`].
 //! - [`service`]: a server definition (tools, storage, limits), shared by all sessions.
-//! - [`root`], [`session`], [`call`]: the actors: Root → Session → Call.
-//! - [`gate`]: bounded in-flight counters (per session, per tool, total).
-//! - [`sink`]: the outbound channel from actors to a transport.
+//! - `root`, `session`, [`call`]: the actors: Root → Session → Call (`root`,
+//!   `session`, `gate` (bounded in-flight counters) and `sink` (the outbound channel
+//!   from actors to a transport) are private).
 //! - [`transport`]: stdio and Streamable HTTP.
 //! - [`bench`](mod@bench): `emcee bench`, a load generator for MCP servers (HTTP and stdio).
 //!
@@ -52,7 +52,7 @@
 pub mod bench;
 pub mod call;
 pub mod config;
-pub mod gate;
+mod gate;
 pub mod health;
 pub mod mrtr;
 pub mod notify;
@@ -60,11 +60,11 @@ pub mod prelude;
 pub mod prompts;
 pub mod protocol;
 pub mod resources;
-pub mod root;
+mod root;
 pub mod server;
 pub mod service;
-pub mod session;
-pub mod sink;
+mod session;
+mod sink;
 pub mod storage;
 pub mod tasks;
 pub mod telemetry;
@@ -76,6 +76,16 @@ use std::future::Future;
 use slog::Logger;
 
 pub use crate::server::{HttpOptions, Server, ServerBuilder, StorageOptions, Transport};
+
+/// The actors and channels inside the runtime, for emcee's own benchmarks
+/// (`benches/dispatch.rs`): not part of the API, no stability promise.
+#[doc(hidden)]
+pub mod internals {
+    pub use crate::gate::{Gate, Permit};
+    pub use crate::root::{CloseSession, OpenSession, Ping, Registry, Root, SessionEntry};
+    pub use crate::session::{Inbound, SessionKind};
+    pub use crate::sink::{FrameKind, FrameReceiver, Sink};
+}
 
 use crate::config::{Config, Limits, Mode};
 use crate::service::{ServerInfo, Service};

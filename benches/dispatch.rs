@@ -19,11 +19,11 @@ use std::time::Instant;
 use actix::prelude::*;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use emcee::config::{Limits, LogLevel};
-use emcee::protocol::jsonrpc;
 use emcee::internals::{
     CloseSession, FrameKind, FrameReceiver, Inbound, OpenSession, Ping, Registry, Root,
     SessionEntry, SessionKind, Sink,
 };
+use emcee::protocol::jsonrpc;
 use emcee::service::Service;
 use emcee::storage::Storage;
 use emcee::telemetry::logging::logger_to;

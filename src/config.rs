@@ -9,7 +9,6 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
 use serde::{Deserialize, Serialize};
 
 /// Default HTTP bind address: loopback only.
@@ -53,77 +52,30 @@ fn bad(name: &'static str, message: impl Into<String>) -> ConfigError {
     }
 }
 
-/// Command line of the `emcee` binary.
-#[derive(Debug, Parser)]
-#[command(name = "emcee", version, about = "A production MCP server runtime")]
-pub struct Cli {
-    /// Log level: trace, debug, info, warning, error, critical.
-    #[arg(long, global = true, env = "EMCEE_LOG", value_name = "LEVEL")]
-    pub log_level: Option<String>,
-    /// One info line per finished tool call, resource read and prompt get: true or
-    /// false (default true; off for benchmark runs).
-    #[arg(long, global = true, env = "EMCEE_LOG_CALLS", value_name = "BOOL",
-          value_parser = clap::builder::BoolishValueParser::new())]
-    pub log_calls: Option<bool>,
-    /// What to run.
-    #[command(subcommand)]
-    pub command: CliCommand,
-}
-
-/// Subcommands.
-#[derive(Debug, Subcommand)]
-pub enum CliCommand {
-    /// Serve MCP over stdin/stdout (newline-delimited JSON-RPC).
-    Stdio(CommonArgs),
-    /// Serve MCP over Streamable HTTP.
-    Serve(ServeArgs),
-    /// Print the effective configuration as JSON and exit.
-    Config(ServeArgs),
-    /// Probe a running server's /health (exit 0 healthy, 1 not); for container
-    /// health checks without curl. Reads the same configuration as `serve`.
-    Healthcheck(ServeArgs),
-    /// Load-generate against an MCP server (HTTP or stdio) and report throughput,
-    /// latency percentiles, errors by kind and the server's RSS and CPU.
-    #[command(after_long_help = crate::bench::args::BENCH_HELP)]
-    Bench(crate::bench::BenchArgs),
-}
-
-/// Flags shared by every serving subcommand.
-#[derive(Debug, Args, Clone, Default)]
-pub struct CommonArgs {
-    /// Directory of the sled database.
-    #[arg(long, env = "EMCEE_DATA_DIR", value_name = "DIR")]
-    pub data_dir: Option<PathBuf>,
-    /// Comma-separated fixture sets to expose (known: faults, conformance).
-    #[arg(long, env = "EMCEE_FIXTURES", value_name = "LIST")]
-    pub fixtures: Option<String>,
+/// What the command line (or an embedder) sets, over the file and the defaults
+/// (flags and environment variables: the binary's `cli` module fills it).
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
     /// TOML configuration file.
-    #[arg(long, env = "EMCEE_CONFIG", value_name = "FILE")]
-    pub config: Option<PathBuf>,
-    /// Secret file sealing 2026-07-28 `requestState` (`[mrtr] key_file`).
-    #[arg(long, env = "EMCEE_MRTR_KEY_FILE", value_name = "FILE")]
-    pub mrtr_key_file: Option<PathBuf>,
-}
-
-/// Flags of `serve`.
-#[derive(Debug, Args, Clone, Default)]
-pub struct ServeArgs {
-    /// Address to listen on.
-    #[arg(long, env = "EMCEE_BIND", value_name = "ADDR")]
+    pub config_file: Option<PathBuf>,
+    /// See [`Config::log_level`].
+    pub log_level: Option<String>,
+    /// See [`Config::log_calls`].
+    pub log_calls: Option<bool>,
+    /// See [`Config::bind`].
     pub bind: Option<String>,
-    /// Serve /health and /metrics on this address instead of --bind.
-    #[arg(long, env = "EMCEE_ADMIN_BIND", value_name = "ADDR")]
+    /// See [`Config::admin_bind`].
     pub admin_bind: Option<String>,
-    /// Instance id (a-z, 0-9, up to 16): prefixes session ids for proxy affinity.
-    #[arg(long, env = "EMCEE_INSTANCE_ID", value_name = "ID")]
+    /// See [`Config::instance_id`].
     pub instance_id: Option<String>,
-    /// Comma-separated host names accepted in Host and Origin ("*": any), replacing
-    /// `http.allowed_hosts`.
-    #[arg(long, env = "EMCEE_ALLOWED_HOSTS", value_name = "LIST")]
+    /// Comma-separated, replacing [`HttpConfig::allowed_hosts`].
     pub allowed_hosts: Option<String>,
-    /// Shared flags.
-    #[command(flatten)]
-    pub common: CommonArgs,
+    /// See [`Config::data_dir`].
+    pub data_dir: Option<PathBuf>,
+    /// Comma-separated fixture sets (known: faults, conformance).
+    pub fixtures: Option<String>,
+    /// See [`MrtrConfig::key_file`].
+    pub mrtr_key_file: Option<PathBuf>,
 }
 
 /// The TOML config file as written. Every field is optional; unknown keys are errors.
@@ -849,24 +801,11 @@ pub fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
 }
 
 impl Config {
-    /// Resolve parsed flags (with their env fallbacks) against the config file and defaults.
-    /// `bench` has no server configuration: it is run from its own flags
-    /// ([`crate::bench::run`]) and is an error here.
-    pub fn resolve(cli: Cli) -> Result<Config, ConfigError> {
-        let (mode, serve, common) = match cli.command {
-            CliCommand::Bench(_) => {
-                return Err(bad(
-                    "command",
-                    "`bench` has no server configuration (run it with emcee::bench::run)",
-                ))
-            }
-            CliCommand::Stdio(common) => (Mode::Stdio, ServeArgs::default(), common),
-            CliCommand::Serve(a) => (Mode::Serve, a.clone(), a.common),
-            CliCommand::Config(a) => (Mode::Config, a.clone(), a.common),
-            CliCommand::Healthcheck(a) => (Mode::Healthcheck, a.clone(), a.common),
-        };
-        let (bind, admin_bind) = (serve.bind, serve.admin_bind);
-        let file = match &common.config {
+    /// Resolve `mode` with the overrides (flags and their environment fallbacks)
+    /// against the config file they name and the defaults.
+    pub fn resolve(mode: Mode, o: Overrides) -> Result<Config, ConfigError> {
+        let (bind, admin_bind) = (o.bind, o.admin_bind);
+        let file = match &o.config_file {
             Some(path) => read_file(path)?,
             None => FileConfig::default(),
         };
@@ -885,7 +824,7 @@ impl Config {
                     .map_err(|e| bad("admin bind", format!("`{b}`: {e} (expected IP:PORT)")))?,
             );
         }
-        if let Some(id) = serve.instance_id.or(file.instance_id) {
+        if let Some(id) = o.instance_id.or(file.instance_id) {
             let ok = !id.is_empty()
                 && id.len() <= 16
                 && id
@@ -899,20 +838,20 @@ impl Config {
             }
             config.instance_id = Some(id);
         }
-        let mrtr_key_file = common.mrtr_key_file.clone();
-        if let Some(dir) = common.data_dir.or(file.data_dir) {
+        let mrtr_key_file = o.mrtr_key_file.clone();
+        if let Some(dir) = o.data_dir.or(file.data_dir) {
             if dir.as_os_str().is_empty() {
                 return Err(bad("data dir", "must not be empty"));
             }
             config.data_dir = dir;
         }
-        if let Some(level) = cli.log_level.or(file.log_level) {
+        if let Some(level) = o.log_level.or(file.log_level) {
             config.log_level = LogLevel::parse(&level)?;
         }
-        if let Some(on) = cli.log_calls.or(file.log_calls) {
+        if let Some(on) = o.log_calls.or(file.log_calls) {
             config.log_calls = on;
         }
-        config.fixtures = match (common.fixtures, file.fixtures) {
+        config.fixtures = match (o.fixtures, file.fixtures) {
             (Some(list), _) => Fixtures::parse(list.split(','))?,
             (None, Some(list)) => Fixtures::parse(list.iter().map(String::as_str))?,
             (None, None) => Fixtures::default(),
@@ -1034,7 +973,7 @@ impl Config {
                 Duration::from_millis(positive("limits.refusal_log_interval_ms", ms)?);
         }
         let fh = file.http;
-        let hosts = match serve.allowed_hosts {
+        let hosts = match o.allowed_hosts {
             Some(list) => Some(
                 list.split(',')
                     .map(str::trim)
@@ -1107,83 +1046,8 @@ fn positive<T: PartialEq + Default + Copy>(name: &'static str, n: T) -> Result<T
 
 #[cfg(test)]
 mod tests {
+
     use super::*;
-    use std::io::Write;
-
-    fn resolve(args: &[&str]) -> Result<Config, ConfigError> {
-        let cli = Cli::try_parse_from(std::iter::once("emcee").chain(args.iter().copied()))
-            .expect("flags parse");
-        Config::resolve(cli)
-    }
-
-    fn file(text: &str) -> tempfile::NamedTempFile {
-        let mut f = tempfile::NamedTempFile::new().unwrap();
-        f.write_all(text.as_bytes()).unwrap();
-        f
-    }
-
-    #[test]
-    fn defaults_need_nothing() {
-        let c = resolve(&["serve"]).unwrap();
-        assert_eq!(c.bind.to_string(), DEFAULT_BIND);
-        assert_eq!(c.log_level, LogLevel::Info);
-        assert_eq!(c.fixtures, Fixtures::default());
-        assert_eq!(c.limits.call_timeout, Duration::from_secs(60));
-    }
-
-    #[test]
-    fn file_overrides_defaults_and_flags_override_file() {
-        let f = file(
-            "bind = \"127.0.0.1:9000\"\ndata_dir = \"/tmp/from-file\"\nfixtures = [\"faults\"]\n\
-             [limits]\ncall_timeout_ms = 1500\npage_size = 2\n",
-        );
-        let path = f.path().to_str().unwrap();
-        let c = resolve(&["serve", "--config", path]).unwrap();
-        assert_eq!(c.bind.to_string(), "127.0.0.1:9000");
-        assert_eq!(c.data_dir, PathBuf::from("/tmp/from-file"));
-        assert!(c.fixtures.faults);
-        assert_eq!(c.limits.call_timeout, Duration::from_millis(1500));
-        assert_eq!(c.limits.page_size, 2);
-        let c = resolve(&[
-            "serve",
-            "--config",
-            path,
-            "--bind",
-            "127.0.0.1:9001",
-            "--data-dir",
-            "/tmp/flag",
-            "--fixtures",
-            "",
-        ])
-        .unwrap();
-        assert_eq!(c.bind.to_string(), "127.0.0.1:9001");
-        assert_eq!(c.data_dir, PathBuf::from("/tmp/flag"));
-        assert!(!c.fixtures.faults);
-    }
-
-    #[test]
-    fn log_calls_and_allowed_hosts_follow_the_precedence() {
-        assert!(resolve(&["serve"]).unwrap().log_calls);
-        let f = file("log_calls = false\n[http]\nallowed_hosts = [\"a.example\"]\n");
-        let path = f.path().to_str().unwrap();
-        let c = resolve(&["serve", "--config", path]).unwrap();
-        assert!(!c.log_calls);
-        assert_eq!(c.http.allowed_hosts, ["a.example"]);
-        let c = resolve(&[
-            "--log-calls",
-            "true",
-            "serve",
-            "--config",
-            path,
-            "--allowed-hosts",
-            "B.example, localhost",
-        ])
-        .unwrap();
-        assert!(c.log_calls);
-        assert_eq!(c.http.allowed_hosts, ["b.example", "localhost"]);
-        assert!(!resolve(&["stdio", "--log-calls", "off"]).unwrap().log_calls);
-        assert!(Cli::try_parse_from(["emcee", "stdio", "--log-calls", "maybe"]).is_err());
-    }
 
     #[test]
     fn host_warnings_name_exposed_binds_and_the_wildcard() {
@@ -1215,35 +1079,5 @@ mod tests {
         };
         assert_eq!(star.host_warnings(local), [HostWarning::AnyHost]);
         assert_eq!(star.host_warnings(any), [HostWarning::AnyHost]);
-    }
-
-    #[test]
-    fn bad_values_name_the_problem() {
-        let e = resolve(&["serve", "--bind", "nowhere"])
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("bind") && e.contains("nowhere"), "{e}");
-        let e = resolve(&["stdio", "--fixtures", "faults,bogus"])
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("bogus"), "{e}");
-        let e = resolve(&["--log-level", "loud", "stdio"])
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("loud"), "{e}");
-        let f = file("[limits]\npage_size = 0\n");
-        let e = resolve(&["stdio", "--config", f.path().to_str().unwrap()])
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("limits.page_size"), "{e}");
-        let f = file("colour = \"blue\"\n");
-        let e = resolve(&["stdio", "--config", f.path().to_str().unwrap()])
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("colour") && !e.contains('\n'), "{e}");
-        let e = resolve(&["stdio", "--config", "/nonexistent/emcee.toml"])
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("/nonexistent/emcee.toml"), "{e}");
     }
 }

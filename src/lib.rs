@@ -15,7 +15,6 @@
 //!   `session`, `gate` (bounded in-flight counters) and `sink` (the outbound channel
 //!   from actors to a transport) are private).
 //! - [`transport`]: stdio and Streamable HTTP.
-//! - [`bench`](mod@bench): `emcee bench`, a load generator for MCP servers (HTTP and stdio).
 //!
 //! The binary (`src/main.rs`) parses the configuration, starts logging and calls
 //! [`run`], which serves [`binary_server`]; an embedder builds its own [`Server`]
@@ -49,7 +48,6 @@
 #![warn(missing_docs)]
 #![warn(clippy::print_stdout)]
 
-pub mod bench;
 pub mod call;
 pub mod config;
 mod gate;

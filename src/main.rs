@@ -4,8 +4,12 @@
 
 use std::io::Write;
 
+mod bench;
+mod cli;
+
 use clap::Parser;
-use emcee::config::{Cli, CliCommand, Config, Mode};
+use cli::Cli;
+use emcee::config::{Config, Mode};
 use emcee::telemetry;
 
 fn main() {
@@ -25,18 +29,17 @@ fn main() {
             }
         },
         // `bench` is a client: its flags are its whole configuration.
-        Ok(Cli {
-            command: CliCommand::Bench(args),
-            ..
-        }) => emcee::bench::run(args),
-        Ok(cli) => match Config::resolve(cli) {
-            Err(e) => {
-                eprintln!("emcee: {e}");
-                2
-            }
-            Ok(config) if config.mode == Mode::Config => print_config(&config),
-            Ok(config) if config.mode == Mode::Healthcheck => healthcheck(&config),
-            Ok(config) => serve(config),
+        Ok(cli) => match cli.into_parts() {
+            Err(bench) => bench::run(bench),
+            Ok((mode, overrides)) => match Config::resolve(mode, overrides) {
+                Err(e) => {
+                    eprintln!("emcee: {e}");
+                    2
+                }
+                Ok(config) if config.mode == Mode::Config => print_config(&config),
+                Ok(config) if config.mode == Mode::Healthcheck => healthcheck(&config),
+                Ok(config) => serve(config),
+            },
         },
     };
     std::process::exit(code);

@@ -464,7 +464,7 @@ pub fn split_command(cmd: &str) -> Result<Vec<String>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{Cli, CliCommand};
+    use crate::cli::{Cli, CliCommand};
     use clap::Parser;
 
     fn parse(args: &[&str]) -> Result<BenchArgs, String> {

@@ -360,7 +360,7 @@ pub fn fmt_bytes(b: u64) -> String {
 mod tests {
     use super::*;
     use crate::bench::args::{BenchArgs, Plan};
-    use crate::config::{Cli, CliCommand};
+    use crate::cli::{Cli, CliCommand};
     use clap::Parser;
 
     fn plan(args: &[&str]) -> Plan {

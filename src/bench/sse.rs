@@ -23,11 +23,6 @@ pub struct SseParser {
 pub type EventData = Vec<u8>;
 
 impl SseParser {
-    /// A parser at the start of a stream.
-    pub fn new() -> SseParser {
-        SseParser::default()
-    }
-
     /// Add body bytes.
     pub fn feed(&mut self, bytes: &[u8]) {
         if self.start > 0 && self.start == self.pending.len() {
@@ -129,7 +124,7 @@ mod tests {
     fn events_are_parsed_across_any_split() {
         let bytes = STREAM.as_bytes();
         for split in 0..bytes.len() {
-            let mut p = SseParser::new();
+            let mut p = SseParser::default();
             let mut events = Vec::new();
             for part in [&bytes[..split], &bytes[split..]] {
                 p.feed(part);

@@ -1,0 +1,226 @@
+//! The `emcee` command line (clap): subcommands, flags and their `EMCEE_*`
+//! environment fallbacks, turned into the library's [`Overrides`]. Binary-only, like
+//! the load generator (`bench`): an embedder of the library compiles neither.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use emcee::config::{Mode, Overrides};
+
+/// Command line of the `emcee` binary.
+#[derive(Debug, Parser)]
+#[command(name = "emcee", version, about = "A production MCP server runtime")]
+pub struct Cli {
+    /// Log level: trace, debug, info, warning, error, critical.
+    #[arg(long, global = true, env = "EMCEE_LOG", value_name = "LEVEL")]
+    pub log_level: Option<String>,
+    /// One info line per finished tool call, resource read and prompt get: true or
+    /// false (default true; off for benchmark runs).
+    #[arg(long, global = true, env = "EMCEE_LOG_CALLS", value_name = "BOOL",
+          value_parser = clap::builder::BoolishValueParser::new())]
+    pub log_calls: Option<bool>,
+    /// What to run.
+    #[command(subcommand)]
+    pub command: CliCommand,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum CliCommand {
+    /// Serve MCP over stdin/stdout (newline-delimited JSON-RPC).
+    Stdio(CommonArgs),
+    /// Serve MCP over Streamable HTTP.
+    Serve(ServeArgs),
+    /// Print the effective configuration as JSON and exit.
+    Config(ServeArgs),
+    /// Probe a running server's /health (exit 0 healthy, 1 not); for container
+    /// health checks without curl. Reads the same configuration as `serve`.
+    Healthcheck(ServeArgs),
+    /// Load-generate against an MCP server (HTTP or stdio) and report throughput,
+    /// latency percentiles, errors by kind and the server's RSS and CPU.
+    #[command(after_long_help = crate::bench::args::BENCH_HELP)]
+    Bench(crate::bench::BenchArgs),
+}
+
+/// Flags shared by every serving subcommand.
+#[derive(Debug, Args, Clone, Default)]
+pub struct CommonArgs {
+    /// Directory of the sled database.
+    #[arg(long, env = "EMCEE_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Comma-separated fixture sets to expose (known: faults, conformance).
+    #[arg(long, env = "EMCEE_FIXTURES", value_name = "LIST")]
+    pub fixtures: Option<String>,
+    /// TOML configuration file.
+    #[arg(long, env = "EMCEE_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Secret file sealing 2026-07-28 `requestState` (`[mrtr] key_file`).
+    #[arg(long, env = "EMCEE_MRTR_KEY_FILE", value_name = "FILE")]
+    pub mrtr_key_file: Option<PathBuf>,
+}
+
+/// Flags of `serve`.
+#[derive(Debug, Args, Clone, Default)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "EMCEE_BIND", value_name = "ADDR")]
+    pub bind: Option<String>,
+    /// Serve /health and /metrics on this address instead of --bind.
+    #[arg(long, env = "EMCEE_ADMIN_BIND", value_name = "ADDR")]
+    pub admin_bind: Option<String>,
+    /// Instance id (a-z, 0-9, up to 16): prefixes session ids for proxy affinity.
+    #[arg(long, env = "EMCEE_INSTANCE_ID", value_name = "ID")]
+    pub instance_id: Option<String>,
+    /// Comma-separated host names accepted in Host and Origin ("*": any), replacing
+    /// `http.allowed_hosts`.
+    #[arg(long, env = "EMCEE_ALLOWED_HOSTS", value_name = "LIST")]
+    pub allowed_hosts: Option<String>,
+    /// Shared flags.
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+impl Cli {
+    /// The mode and the overrides of a serving subcommand, or the load generator's
+    /// own arguments for `bench`.
+    #[allow(clippy::result_large_err)]
+    pub fn into_parts(self) -> Result<(Mode, Overrides), crate::bench::BenchArgs> {
+        let (mode, serve, common) = match self.command {
+            CliCommand::Bench(args) => return Err(args),
+            CliCommand::Stdio(common) => (Mode::Stdio, ServeArgs::default(), common),
+            CliCommand::Serve(a) => (Mode::Serve, a.clone(), a.common),
+            CliCommand::Config(a) => (Mode::Config, a.clone(), a.common),
+            CliCommand::Healthcheck(a) => (Mode::Healthcheck, a.clone(), a.common),
+        };
+        Ok((
+            mode,
+            Overrides {
+                config_file: common.config,
+                log_level: self.log_level,
+                log_calls: self.log_calls,
+                bind: serve.bind,
+                admin_bind: serve.admin_bind,
+                instance_id: serve.instance_id,
+                allowed_hosts: serve.allowed_hosts,
+                data_dir: common.data_dir,
+                fixtures: common.fixtures,
+                mrtr_key_file: common.mrtr_key_file,
+            },
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use emcee::config::{Config, ConfigError, Fixtures, LogLevel, DEFAULT_BIND};
+    use std::io::Write;
+    use std::path::PathBuf;
+    use std::time::Duration;
+
+    fn resolve(args: &[&str]) -> Result<Config, ConfigError> {
+        let cli = Cli::try_parse_from(std::iter::once("emcee").chain(args.iter().copied()))
+            .expect("flags parse");
+        let (mode, overrides) = cli.into_parts().expect("a serving subcommand");
+        Config::resolve(mode, overrides)
+    }
+
+    fn file(text: &str) -> tempfile::NamedTempFile {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        f.write_all(text.as_bytes()).unwrap();
+        f
+    }
+
+    #[test]
+    fn defaults_need_nothing() {
+        let c = resolve(&["serve"]).unwrap();
+        assert_eq!(c.bind.to_string(), DEFAULT_BIND);
+        assert_eq!(c.log_level, LogLevel::Info);
+        assert_eq!(c.fixtures, Fixtures::default());
+        assert_eq!(c.limits.call_timeout, Duration::from_secs(60));
+    }
+
+    #[test]
+    fn file_overrides_defaults_and_flags_override_file() {
+        let f = file(
+            "bind = \"127.0.0.1:9000\"\ndata_dir = \"/tmp/from-file\"\nfixtures = [\"faults\"]\n\
+             [limits]\ncall_timeout_ms = 1500\npage_size = 2\n",
+        );
+        let path = f.path().to_str().unwrap();
+        let c = resolve(&["serve", "--config", path]).unwrap();
+        assert_eq!(c.bind.to_string(), "127.0.0.1:9000");
+        assert_eq!(c.data_dir, PathBuf::from("/tmp/from-file"));
+        assert!(c.fixtures.faults);
+        assert_eq!(c.limits.call_timeout, Duration::from_millis(1500));
+        assert_eq!(c.limits.page_size, 2);
+        let c = resolve(&[
+            "serve",
+            "--config",
+            path,
+            "--bind",
+            "127.0.0.1:9001",
+            "--data-dir",
+            "/tmp/flag",
+            "--fixtures",
+            "",
+        ])
+        .unwrap();
+        assert_eq!(c.bind.to_string(), "127.0.0.1:9001");
+        assert_eq!(c.data_dir, PathBuf::from("/tmp/flag"));
+        assert!(!c.fixtures.faults);
+    }
+
+    #[test]
+    fn log_calls_and_allowed_hosts_follow_the_precedence() {
+        assert!(resolve(&["serve"]).unwrap().log_calls);
+        let f = file("log_calls = false\n[http]\nallowed_hosts = [\"a.example\"]\n");
+        let path = f.path().to_str().unwrap();
+        let c = resolve(&["serve", "--config", path]).unwrap();
+        assert!(!c.log_calls);
+        assert_eq!(c.http.allowed_hosts, ["a.example"]);
+        let c = resolve(&[
+            "--log-calls",
+            "true",
+            "serve",
+            "--config",
+            path,
+            "--allowed-hosts",
+            "B.example, localhost",
+        ])
+        .unwrap();
+        assert!(c.log_calls);
+        assert_eq!(c.http.allowed_hosts, ["b.example", "localhost"]);
+        assert!(!resolve(&["stdio", "--log-calls", "off"]).unwrap().log_calls);
+        assert!(Cli::try_parse_from(["emcee", "stdio", "--log-calls", "maybe"]).is_err());
+    }
+
+    #[test]
+    fn bad_values_name_the_problem() {
+        let e = resolve(&["serve", "--bind", "nowhere"])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("bind") && e.contains("nowhere"), "{e}");
+        let e = resolve(&["stdio", "--fixtures", "faults,bogus"])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("bogus"), "{e}");
+        let e = resolve(&["--log-level", "loud", "stdio"])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("loud"), "{e}");
+        let f = file("[limits]\npage_size = 0\n");
+        let e = resolve(&["stdio", "--config", f.path().to_str().unwrap()])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("limits.page_size"), "{e}");
+        let f = file("colour = \"blue\"\n");
+        let e = resolve(&["stdio", "--config", f.path().to_str().unwrap()])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("colour") && !e.contains('\n'), "{e}");
+        let e = resolve(&["stdio", "--config", "/nonexistent/emcee.toml"])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("/nonexistent/emcee.toml"), "{e}");
+    }
+}

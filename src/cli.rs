@@ -19,9 +19,26 @@ pub struct Cli {
     #[arg(long, global = true, env = "EMCEE_LOG_CALLS", value_name = "BOOL",
           value_parser = clap::builder::BoolishValueParser::new())]
     pub log_calls: Option<bool>,
+    /// Set one `[limits]` key (repeatable), e.g. `--limit call_timeout_ms=5000`; wins
+    /// over the file and over `EMCEE_LIMIT_<KEY>` variables.
+    #[arg(long = "limit", global = true, value_name = "KEY=VALUE")]
+    pub limits: Vec<String>,
     /// What to run.
     #[command(subcommand)]
     pub command: CliCommand,
+}
+
+/// `EMCEE_LIMIT_<KEY>` variables as `[limits]` keys (`EMCEE_LIMIT_CALL_TIMEOUT_MS`
+/// sets `call_timeout_ms`), sorted.
+fn limit_variables() -> Vec<(String, String)> {
+    let mut found: Vec<(String, String)> = std::env::vars()
+        .filter_map(|(name, value)| {
+            let key = name.strip_prefix("EMCEE_LIMIT_")?;
+            Some((key.to_ascii_lowercase(), value))
+        })
+        .collect();
+    found.sort();
+    found
 }
 
 /// Subcommands.
@@ -85,6 +102,12 @@ impl Cli {
     /// own arguments for `bench`.
     #[allow(clippy::result_large_err)]
     pub fn into_parts(self) -> Result<(Mode, Overrides), crate::bench::BenchArgs> {
+        // Environment first, flags after: a later value wins.
+        let mut limits = limit_variables();
+        for flag in &self.limits {
+            let (key, value) = flag.split_once('=').unwrap_or((flag.as_str(), ""));
+            limits.push((key.trim().to_owned(), value.to_owned()));
+        }
         let (mode, serve, common) = match self.command {
             CliCommand::Bench(args) => return Err(args),
             CliCommand::Stdio(common) => (Mode::Stdio, ServeArgs::default(), common),
@@ -105,6 +128,7 @@ impl Cli {
                 data_dir: common.data_dir,
                 fixtures: common.fixtures,
                 mrtr_key_file: common.mrtr_key_file,
+                limits,
             },
         ))
     }
@@ -222,5 +246,49 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("/nonexistent/emcee.toml"), "{e}");
+        let f = file(
+            "[limits]
+call_timeout_ms = \"soon\"\ncolour = 1\n",
+        );
+        let e = resolve(&["stdio", "--config", f.path().to_str().unwrap()])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("limits"), "{e}");
+        let e = resolve(&["stdio", "--limit", "colour=1"])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("colour"), "unknown keys are refused: {e}");
+        let e = resolve(&["stdio", "--limit", "page_size=many"])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("limits.page_size") && e.contains("many"), "{e}");
+    }
+
+    /// Every limit can be set by the file, then `EMCEE_LIMIT_<KEY>`, then `--limit`.
+    #[test]
+    fn every_limit_is_settable_by_file_env_and_flag_in_that_order() {
+        let f = file("[limits]\npage_size = 3\ncall_timeout_ms = 1000\nmax_tasks = 9\n");
+        let path = f.path().to_str().unwrap();
+        let c = resolve(&["stdio", "--config", path]).unwrap();
+        assert_eq!(c.limits.page_size, 3);
+        assert_eq!(c.limits.call_timeout, Duration::from_millis(1000));
+        // The environment is read by into_parts: give it as overrides in the same
+        // order the binary does (variables, then flags).
+        let cli =
+            Cli::try_parse_from(["emcee", "--limit", "page_size=5", "stdio", "--config", path])
+                .unwrap();
+        let (mode, mut o) = cli.into_parts().unwrap();
+        o.limits.insert(0, ("page_size".into(), "4".into()));
+        o.limits
+            .insert(0, ("call_timeout_ms".into(), "2000".into()));
+        let c = Config::resolve(mode, o).unwrap();
+        assert_eq!(c.limits.page_size, 5, "the flag wins over the variable");
+        assert_eq!(
+            c.limits.call_timeout,
+            Duration::from_millis(2000),
+            "the variable over the file"
+        );
+        assert_eq!(c.limits.max_tasks, 9, "the file over the default");
+        assert_eq!(c.limits.max_sessions, 2000, "the default");
     }
 }

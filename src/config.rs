@@ -76,6 +76,9 @@ pub struct Overrides {
     pub fixtures: Option<String>,
     /// See [`MrtrConfig::key_file`].
     pub mrtr_key_file: Option<PathBuf>,
+    /// `[limits]` keys and values, in precedence order (later wins): the binary puts
+    /// `EMCEE_LIMIT_<KEY>` variables first, then `--limit KEY=VALUE` flags.
+    pub limits: Vec<(String, String)>,
 }
 
 /// The TOML config file as written. Every field is optional; unknown keys are errors.
@@ -98,7 +101,7 @@ pub struct FileConfig {
     pub fixtures: Option<Vec<String>>,
     /// See [`Limits`].
     #[serde(default)]
-    pub limits: FileLimits,
+    pub limits: toml::Table,
     /// See [`StorageConfig`].
     #[serde(default)]
     pub storage: FileStorage,
@@ -120,86 +123,6 @@ pub struct FileTools {
     /// `[[tools.command]]` entries.
     #[serde(default)]
     pub command: Vec<crate::tools::command::CommandTool>,
-}
-
-/// `[limits]` table: each key overrides one [`Limits`] field.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FileLimits {
-    /// [`Limits::call_timeout`] in milliseconds.
-    pub call_timeout_ms: Option<u64>,
-    /// [`Limits::max_in_flight_per_session`].
-    pub max_in_flight_per_session: Option<usize>,
-    /// [`Limits::max_message_bytes`].
-    pub max_message_bytes: Option<usize>,
-    /// [`Limits::page_size`].
-    pub page_size: Option<usize>,
-    /// [`Limits::shutdown_grace`] in milliseconds.
-    pub shutdown_grace_ms: Option<u64>,
-    /// [`Limits::kv_list_max`].
-    pub kv_list_max: Option<usize>,
-    /// [`Limits::kv_max_bytes`].
-    pub kv_max_bytes: Option<u64>,
-    /// [`Limits::max_tasks`].
-    pub max_tasks: Option<usize>,
-    /// [`Limits::task_store_bytes`].
-    pub task_store_bytes: Option<u64>,
-    /// [`Limits::task_ttl`] in milliseconds.
-    pub task_ttl_ms: Option<u64>,
-    /// [`Limits::task_timeout`] in milliseconds.
-    pub task_timeout_ms: Option<u64>,
-    /// [`Limits::task_poll_interval`] in milliseconds.
-    pub task_poll_interval_ms: Option<u64>,
-    /// [`Limits::max_session_bytes`].
-    pub max_session_bytes: Option<usize>,
-    /// [`Limits::max_result_bytes`].
-    pub max_result_bytes: Option<usize>,
-    /// [`Limits::max_output_bytes`].
-    pub max_output_bytes: Option<usize>,
-    /// [`Limits::body_timeout`] in milliseconds.
-    pub body_timeout_ms: Option<u64>,
-    /// [`Limits::max_subscriptions`].
-    pub max_subscriptions: Option<usize>,
-    /// [`Limits::max_uri_bytes`].
-    pub max_uri_bytes: Option<usize>,
-    /// [`Limits::max_sessions`].
-    pub max_sessions: Option<usize>,
-    /// [`Limits::session_idle_ttl`] in milliseconds.
-    pub session_idle_ttl_ms: Option<u64>,
-    /// [`Limits::client_request_timeout`] in milliseconds.
-    pub client_request_timeout_ms: Option<u64>,
-    /// [`Limits::event_log_max`].
-    pub event_log_max: Option<usize>,
-    /// [`Limits::event_ttl`] in milliseconds.
-    pub event_ttl_ms: Option<u64>,
-    /// [`Limits::event_log_bytes`].
-    pub event_log_bytes: Option<u64>,
-    /// [`Limits::event_log_session_max`].
-    pub event_log_session_max: Option<usize>,
-    /// [`Limits::event_log_session_bytes`].
-    pub event_log_session_bytes: Option<u64>,
-    /// [`Limits::sse_keepalive`] in milliseconds.
-    pub sse_keepalive_ms: Option<u64>,
-    /// [`Limits::stream_probe`] in milliseconds.
-    pub stream_probe_ms: Option<u64>,
-    /// [`Limits::listen_queue`].
-    pub listen_queue: Option<usize>,
-    /// [`Limits::sse_buffer_bytes`].
-    pub sse_buffer_bytes: Option<usize>,
-    /// [`Limits::max_body_bytes_total`].
-    pub max_body_bytes_total: Option<usize>,
-    /// [`Limits::max_in_flight_total`].
-    pub max_in_flight_total: Option<usize>,
-    /// [`Limits::max_in_flight_per_tool`].
-    pub max_in_flight_per_tool: Option<usize>,
-    /// [`Limits::blocking_threads`].
-    pub blocking_threads: Option<usize>,
-    /// [`Limits::refusal_log_burst`].
-    pub refusal_log_burst: Option<usize>,
-    /// [`Limits::refusal_log_interval`] in milliseconds.
-    pub refusal_log_interval_ms: Option<u64>,
-    /// [`Limits::log_queue_bytes`].
-    pub log_queue_bytes: Option<usize>,
 }
 
 /// `[http]` table.
@@ -231,11 +154,16 @@ pub struct FileStorage {
 }
 
 /// Runtime limits. Each is a bound on memory or time; each has a test at its edge.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct Limits {
     /// A call running longer is stopped; the caller gets an `isError` result naming the
     /// timeout (a JSON-RPC -32603 error for non-tool methods). Default 60 s.
-    #[serde(rename = "call_timeout_ms", serialize_with = "ser_ms")]
+    #[serde(
+        rename = "call_timeout_ms",
+        serialize_with = "ser_ms",
+        deserialize_with = "de_ms"
+    )]
     pub call_timeout: Duration,
     /// In-flight requests per session (a session-era session, a stdio connection);
     /// one more is answered with JSON-RPC -32000 (server busy) at once. 2026-07-28
@@ -249,7 +177,11 @@ pub struct Limits {
     pub page_size: usize,
     /// On shutdown (EOF, SIGTERM) in-flight calls get this long to finish; the rest
     /// are answered as cancelled. Default 10 s.
-    #[serde(rename = "shutdown_grace_ms", serialize_with = "ser_ms")]
+    #[serde(
+        rename = "shutdown_grace_ms",
+        serialize_with = "ser_ms",
+        deserialize_with = "de_ms"
+    )]
     pub shutdown_grace: Duration,
     /// Most keys `kv_list` returns in one call; more sets `truncated`. Default 1000.
     pub kv_list_max: usize,
@@ -265,14 +197,26 @@ pub struct Limits {
     pub task_store_bytes: u64,
     /// How long a task (and its result) is kept after its creation (`ttlMs`).
     /// Default 1 h.
-    #[serde(rename = "task_ttl_ms", serialize_with = "ser_ms")]
+    #[serde(
+        rename = "task_ttl_ms",
+        serialize_with = "ser_ms",
+        deserialize_with = "de_ms"
+    )]
     pub task_ttl: Duration,
     /// A task running longer is stopped and `failed` (instead of `call_timeout_ms`,
     /// which bounds the call until it becomes a task). Default 1 h.
-    #[serde(rename = "task_timeout_ms", serialize_with = "ser_ms")]
+    #[serde(
+        rename = "task_timeout_ms",
+        serialize_with = "ser_ms",
+        deserialize_with = "de_ms"
+    )]
     pub task_timeout: Duration,
     /// How often clients are told to poll a task (`pollIntervalMs`). Default 1 s.
-    #[serde(rename = "task_poll_interval_ms", serialize_with = "ser_ms")]
+    #[serde(
+        rename = "task_poll_interval_ms",
+        serialize_with = "ser_ms",
+        deserialize_with = "de_ms"
+    )]
     pub task_poll_interval: Duration,
     /// Largest result a call may answer with, in bytes of JSON: a larger tool result
     /// is replaced by an `isError` result naming this limit (a JSON-RPC -32603 for
@@ -286,7 +230,11 @@ pub struct Limits {
     /// An HTTP request body must arrive whole within this long after its headers;
     /// a slower one (a client trickling bytes to hold a connection) is answered 408
     /// and its connection closed. Default 10 s.
-    #[serde(rename = "body_timeout_ms", serialize_with = "ser_ms")]
+    #[serde(
+        rename = "body_timeout_ms",
+        serialize_with = "ser_ms",
+        deserialize_with = "de_ms"
+    )]
     pub body_timeout: Duration,
     /// Largest `initialize` params a session keeps (in memory and in its saved
     /// record), as JSON bytes; a larger `initialize` is refused with -32602 naming
@@ -307,11 +255,19 @@ pub struct Limits {
     pub max_sessions: usize,
     /// A session with no request and no open stream for this long is ended (its id
     /// then answers 404). Default 30 min.
-    #[serde(rename = "session_idle_ttl_ms", serialize_with = "ser_ms")]
+    #[serde(
+        rename = "session_idle_ttl_ms",
+        serialize_with = "ser_ms",
+        deserialize_with = "de_ms"
+    )]
     pub session_idle_ttl: Duration,
     /// How long a handler waits for the client to answer a server → client request
     /// (sampling, elicitation, roots) before it gets an error. Default 60 s.
-    #[serde(rename = "client_request_timeout_ms", serialize_with = "ser_ms")]
+    #[serde(
+        rename = "client_request_timeout_ms",
+        serialize_with = "ser_ms",
+        deserialize_with = "de_ms"
+    )]
     pub client_request_timeout: Duration,
     /// SSE events kept for `Last-Event-ID` replay, process-wide; the oldest go first.
     /// Default 10 000.
@@ -328,17 +284,29 @@ pub struct Limits {
     /// kept whatever its size). Default 8 MiB: two results of `max_result_bytes`.
     pub event_log_session_bytes: u64,
     /// SSE events older than this are dropped from the replay log. Default 5 min.
-    #[serde(rename = "event_ttl_ms", serialize_with = "ser_ms")]
+    #[serde(
+        rename = "event_ttl_ms",
+        serialize_with = "ser_ms",
+        deserialize_with = "de_ms"
+    )]
     pub event_ttl: Duration,
     /// An SSE stream with nothing to say for this long gets a keep-alive comment. Default 15 s.
-    #[serde(rename = "sse_keepalive_ms", serialize_with = "ser_ms")]
+    #[serde(
+        rename = "sse_keepalive_ms",
+        serialize_with = "ser_ms",
+        deserialize_with = "de_ms"
+    )]
     pub sse_keepalive: Duration,
     /// 2026-07-28 HTTP streams (a slow request's SSE answer, `subscriptions/listen`)
     /// write a 3-byte comment this often: the server notices a client that closed
     /// the stream only when a write fails, and a closed request stream cancels its
     /// call, so this bounds how long a cancelled call runs on (about two periods).
     /// Default 250 ms.
-    #[serde(rename = "stream_probe_ms", serialize_with = "ser_ms")]
+    #[serde(
+        rename = "stream_probe_ms",
+        serialize_with = "ser_ms",
+        deserialize_with = "de_ms"
+    )]
     pub stream_probe: Duration,
     /// Messages a `subscriptions/listen` stream (2026-07-28 HTTP) may have waiting
     /// for a client that does not read; one more and the stream is closed (logged,
@@ -373,7 +341,11 @@ pub struct Limits {
     /// one line when it ends. 0 logs only the summaries. Default 10.
     pub refusal_log_burst: usize,
     /// The window of `refusal_log_burst`. Default 10 s.
-    #[serde(rename = "refusal_log_interval_ms", serialize_with = "ser_ms")]
+    #[serde(
+        rename = "refusal_log_interval_ms",
+        serialize_with = "ser_ms",
+        deserialize_with = "de_ms"
+    )]
     pub refusal_log_interval: Duration,
     /// Bytes of log lines waiting for the thread that writes stderr; a line that
     /// finds the queue full is dropped and counted in `mcp_log_dropped_total`
@@ -384,6 +356,39 @@ pub struct Limits {
 
 fn ser_ms<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_u64(d.as_millis() as u64)
+}
+
+fn de_ms<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    u64::deserialize(d).map(Duration::from_millis)
+}
+
+/// Limits that may be 0 (every other must be greater than 0).
+const ZERO_ALLOWED: [&str; 4] = [
+    "shutdown_grace_ms",
+    "event_log_max",
+    "event_ttl_ms",
+    "refusal_log_burst",
+];
+
+impl Limits {
+    /// The limits of `table` (the `[limits]` keys, each one optional) over the
+    /// defaults; a key that is unknown, of the wrong type or 0 where 0 makes no
+    /// sense is an error naming it.
+    pub fn from_table(table: toml::Table) -> Result<Limits, ConfigError> {
+        let limits = Limits::deserialize(toml::Value::Table(table))
+            .map_err(|e| bad("limits", e.message().to_owned()))?;
+        if let Ok(toml::Value::Table(all)) = toml::Value::try_from(&limits) {
+            for (key, value) in all {
+                if value.as_integer() == Some(0) && !ZERO_ALLOWED.contains(&key.as_str()) {
+                    return Err(ConfigError::Value {
+                        name: "limits",
+                        message: format!("limits.{key} must be greater than 0"),
+                    });
+                }
+            }
+        }
+        Ok(limits)
+    }
 }
 
 impl Default for Limits {
@@ -856,122 +861,19 @@ impl Config {
             (None, Some(list)) => Fixtures::parse(list.iter().map(String::as_str))?,
             (None, None) => Fixtures::default(),
         };
-        let fl = file.limits;
-        let l = &mut config.limits;
-        if let Some(ms) = fl.call_timeout_ms {
-            l.call_timeout = Duration::from_millis(positive("limits.call_timeout_ms", ms)?);
+        // `[limits]` from the file, then each override (environment, then flags).
+        let mut limits = file.limits;
+        for (key, value) in &o.limits {
+            let number = value
+                .trim()
+                .parse::<i64>()
+                .map_err(|_| ConfigError::Value {
+                    name: "limits",
+                    message: format!("limits.{key} = {value:?}: expected a whole number"),
+                })?;
+            limits.insert(key.clone(), toml::Value::Integer(number));
         }
-        if let Some(n) = fl.max_in_flight_per_session {
-            l.max_in_flight_per_session = positive("limits.max_in_flight_per_session", n)?;
-        }
-        if let Some(n) = fl.max_message_bytes {
-            l.max_message_bytes = positive("limits.max_message_bytes", n)?;
-        }
-        if let Some(n) = fl.page_size {
-            l.page_size = positive("limits.page_size", n)?;
-        }
-        if let Some(ms) = fl.shutdown_grace_ms {
-            l.shutdown_grace = Duration::from_millis(ms);
-        }
-        if let Some(n) = fl.kv_list_max {
-            l.kv_list_max = positive("limits.kv_list_max", n)?;
-        }
-        if let Some(n) = fl.kv_max_bytes {
-            l.kv_max_bytes = positive("limits.kv_max_bytes", n)?;
-        }
-        if let Some(n) = fl.max_tasks {
-            l.max_tasks = positive("limits.max_tasks", n)?;
-        }
-        if let Some(n) = fl.task_store_bytes {
-            l.task_store_bytes = positive("limits.task_store_bytes", n)?;
-        }
-        if let Some(ms) = fl.task_ttl_ms {
-            l.task_ttl = Duration::from_millis(positive("limits.task_ttl_ms", ms)?);
-        }
-        if let Some(ms) = fl.task_timeout_ms {
-            l.task_timeout = Duration::from_millis(positive("limits.task_timeout_ms", ms)?);
-        }
-        if let Some(ms) = fl.task_poll_interval_ms {
-            l.task_poll_interval =
-                Duration::from_millis(positive("limits.task_poll_interval_ms", ms)?);
-        }
-        if let Some(ms) = fl.body_timeout_ms {
-            l.body_timeout = Duration::from_millis(positive("limits.body_timeout_ms", ms)?);
-        }
-        if let Some(n) = fl.max_output_bytes {
-            l.max_output_bytes = positive("limits.max_output_bytes", n)?;
-        }
-        if let Some(n) = fl.max_result_bytes {
-            l.max_result_bytes = positive("limits.max_result_bytes", n)?;
-        }
-        if let Some(n) = fl.max_session_bytes {
-            l.max_session_bytes = positive("limits.max_session_bytes", n)?;
-        }
-        if let Some(n) = fl.max_subscriptions {
-            l.max_subscriptions = positive("limits.max_subscriptions", n)?;
-        }
-        if let Some(n) = fl.max_uri_bytes {
-            l.max_uri_bytes = positive("limits.max_uri_bytes", n)?;
-        }
-        if let Some(n) = fl.max_sessions {
-            l.max_sessions = positive("limits.max_sessions", n)?;
-        }
-        if let Some(ms) = fl.session_idle_ttl_ms {
-            l.session_idle_ttl = Duration::from_millis(positive("limits.session_idle_ttl_ms", ms)?);
-        }
-        if let Some(ms) = fl.client_request_timeout_ms {
-            l.client_request_timeout =
-                Duration::from_millis(positive("limits.client_request_timeout_ms", ms)?);
-        }
-        if let Some(n) = fl.event_log_max {
-            l.event_log_max = n;
-        }
-        if let Some(n) = fl.event_log_bytes {
-            l.event_log_bytes = positive("limits.event_log_bytes", n)?;
-        }
-        if let Some(n) = fl.event_log_session_max {
-            l.event_log_session_max = positive("limits.event_log_session_max", n)?;
-        }
-        if let Some(n) = fl.event_log_session_bytes {
-            l.event_log_session_bytes = positive("limits.event_log_session_bytes", n)?;
-        }
-        if let Some(ms) = fl.event_ttl_ms {
-            l.event_ttl = Duration::from_millis(ms);
-        }
-        if let Some(ms) = fl.sse_keepalive_ms {
-            l.sse_keepalive = Duration::from_millis(positive("limits.sse_keepalive_ms", ms)?);
-        }
-        if let Some(ms) = fl.stream_probe_ms {
-            l.stream_probe = Duration::from_millis(positive("limits.stream_probe_ms", ms)?);
-        }
-        if let Some(n) = fl.listen_queue {
-            l.listen_queue = positive("limits.listen_queue", n)?;
-        }
-        if let Some(n) = fl.sse_buffer_bytes {
-            l.sse_buffer_bytes = positive("limits.sse_buffer_bytes", n)?;
-        }
-        if let Some(n) = fl.max_body_bytes_total {
-            l.max_body_bytes_total = positive("limits.max_body_bytes_total", n)?;
-        }
-        if let Some(n) = fl.max_in_flight_total {
-            l.max_in_flight_total = positive("limits.max_in_flight_total", n)?;
-        }
-        if let Some(n) = fl.max_in_flight_per_tool {
-            l.max_in_flight_per_tool = positive("limits.max_in_flight_per_tool", n)?;
-        }
-        if let Some(n) = fl.blocking_threads {
-            l.blocking_threads = positive("limits.blocking_threads", n)?;
-        }
-        if let Some(n) = fl.refusal_log_burst {
-            l.refusal_log_burst = n;
-        }
-        if let Some(n) = fl.log_queue_bytes {
-            l.log_queue_bytes = positive("limits.log_queue_bytes", n)?;
-        }
-        if let Some(ms) = fl.refusal_log_interval_ms {
-            l.refusal_log_interval =
-                Duration::from_millis(positive("limits.refusal_log_interval_ms", ms)?);
-        }
+        config.limits = Limits::from_table(limits)?;
         let fh = file.http;
         let hosts = match o.allowed_hosts {
             Some(list) => Some(

@@ -133,6 +133,19 @@ fn precedence_is_defaults_then_file_then_env_then_flags() {
     assert_eq!(flags["bind"], "127.0.0.1:9002");
     assert_eq!(flags["data_dir"], "/tmp/flag-dir");
     assert_eq!(flags["log_level"], "error");
+
+    // Every [limits] key: EMCEE_LIMIT_<KEY> over the file, --limit over both.
+    let limit_env = [
+        ("EMCEE_CONFIG", config),
+        ("EMCEE_LIMIT_PAGE_SIZE", "8"),
+        ("EMCEE_LIMIT_MAX_TASKS", "5"),
+    ];
+    let from_env = show(&["config"], &limit_env);
+    assert_eq!(from_env["limits"]["page_size"], 8);
+    assert_eq!(from_env["limits"]["max_tasks"], 5);
+    let flagged = show(&["config", "--limit", "page_size=9"], &limit_env);
+    assert_eq!(flagged["limits"]["page_size"], 9);
+    assert_eq!(flagged["limits"]["max_tasks"], 5);
 }
 
 #[test]

@@ -4,6 +4,7 @@ pub use crate::call::CallContext;
 pub use crate::config::{HttpConfig, Limits, LogLevel, MrtrConfig, StorageConfig};
 pub use crate::prompts::Prompt;
 pub use crate::protocol::prompt::{GetPromptResult, PromptMessage};
+pub use crate::protocol::resource::ResourceContents;
 pub use crate::protocol::{CallToolResult, Content, RpcError};
 pub use crate::resources::{Resource, Template};
 pub use crate::server::{HttpOptions, Server, ServerBuilder, StorageOptions, Transport};

@@ -51,3 +51,215 @@ fn custom_tool_serves_its_typed_tool_over_stdio() {
     let status = child.wait().unwrap();
     assert!(status.success(), "{status}");
 }
+
+/// A stdio example run for a test: send lines, read JSON lines.
+struct Run {
+    child: std::process::Child,
+    stdin: Option<std::process::ChildStdin>,
+    out: std::io::BufReader<std::process::ChildStdout>,
+}
+
+impl Run {
+    fn start(name: &str, args: &[&str]) -> Run {
+        let mut child = std::process::Command::new(example(name))
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("run examples/{name}: {e}"));
+        let stdin = child.stdin.take();
+        let out = std::io::BufReader::new(child.stdout.take().unwrap());
+        Run { child, stdin, out }
+    }
+
+    fn send(&mut self, message: serde_json::Value) {
+        use std::io::Write;
+        writeln!(self.stdin.as_mut().unwrap(), "{message}").unwrap();
+    }
+
+    fn recv(&mut self) -> serde_json::Value {
+        use std::io::BufRead;
+        let mut line = String::new();
+        self.out.read_line(&mut line).unwrap();
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line:?}"))
+    }
+
+    /// Send a request; the messages before its response, and the response.
+    fn request(
+        &mut self,
+        message: serde_json::Value,
+    ) -> (Vec<serde_json::Value>, serde_json::Value) {
+        let id = message["id"].clone();
+        self.send(message);
+        let mut before = Vec::new();
+        loop {
+            let m = self.recv();
+            if m["id"] == id && m.get("method").is_none() {
+                return (before, m);
+            }
+            before.push(m);
+        }
+    }
+
+    fn initialize(&mut self, capabilities: serde_json::Value) {
+        let (_, r) = self.request(json!({"jsonrpc":"2.0","id":0,"method":"initialize","params":{
+            "protocolVersion":"2025-11-25","capabilities":capabilities,"clientInfo":{"name":"t","version":"1"}}}));
+        assert!(r.get("result").is_some(), "{r}");
+        self.send(json!({"jsonrpc":"2.0","method":"notifications/initialized"}));
+    }
+
+    fn finish(mut self) {
+        drop(self.stdin.take());
+        assert!(self.child.wait().unwrap().success());
+    }
+}
+
+#[test]
+fn notes_keeps_notes_and_tells_subscribers() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("notes");
+    let mut s = Run::start("notes", &[data.to_str().unwrap()]);
+    s.initialize(json!({}));
+    let (_, r) = s.request(json!({"jsonrpc":"2.0","id":1,"method":"resources/subscribe","params":{"uri":"note://todo"}}));
+    assert_eq!(r["result"], json!({}), "{r}");
+    let (before, r) = s.request(json!({"jsonrpc":"2.0","id":2,"method":"tools/call",
+        "params":{"name":"note_add","arguments":{"title":"todo","text":"buy milk"}}}));
+    assert_eq!(text(&r["result"]), "saved todo", "{r}");
+    let updated = |m: &serde_json::Value| {
+        m["method"] == "notifications/resources/updated" && m["params"]["uri"] == "note://todo"
+    };
+    // Before the response or right after it.
+    if !before.iter().any(updated) {
+        let next = s.recv();
+        assert!(updated(&next), "{before:?} then {next}");
+    }
+    let (_, r) = s.request(
+        json!({"jsonrpc":"2.0","id":3,"method":"resources/read","params":{"uri":"note://todo"}}),
+    );
+    assert_eq!(r["result"]["contents"][0]["text"], "buy milk", "{r}");
+    s.finish();
+}
+
+#[test]
+fn ask_name_asks_in_both_protocol_eras_with_one_handler() {
+    let mut s = Run::start("ask_name", &[]);
+    s.initialize(json!({"elicitation": {}}));
+    // Session era: a request on the call's stream.
+    s.send(json!({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"greet","arguments":{}}}));
+    let ask = s.recv();
+    assert_eq!(ask["method"], "elicitation/create", "{ask}");
+    s.send(json!({"jsonrpc":"2.0","id":ask["id"],"result":{"action":"accept","content":{"name":"Ada"}}}));
+    let done = s.recv();
+    assert_eq!(text(&done["result"]), "Hello, Ada!", "{done}");
+    // 2026-07-28: input_required, then the retry.
+    let meta = json!({"io.modelcontextprotocol/protocolVersion":"2026-07-28",
+        "io.modelcontextprotocol/clientCapabilities":{"elicitation":{}},
+        "io.modelcontextprotocol/clientInfo":{"name":"t","version":"1"}});
+    let (_, r) = s.request(json!({"jsonrpc":"2.0","id":2,"method":"tools/call",
+        "params":{"name":"greet","arguments":{},"_meta":meta}}));
+    assert_eq!(r["result"]["resultType"], "input_required", "{r}");
+    let key = r["result"]["inputRequests"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .next()
+        .unwrap()
+        .clone();
+    let (_, r) = s.request(json!({"jsonrpc":"2.0","id":3,"method":"tools/call",
+        "params":{"name":"greet","arguments":{},"_meta":meta,
+            "inputResponses":{key:{"action":"accept","content":{"name":"Grace"}}},
+            "requestState":r["result"]["requestState"]}}));
+    assert_eq!(text(&r["result"]), "Hello, Grace!", "{r}");
+    s.finish();
+}
+
+/// A fake weather service on 127.0.0.1 answering until `stop` is set.
+fn weather_service(stop: std::sync::Arc<std::sync::atomic::AtomicBool>) -> std::net::SocketAddr {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+            let Ok((mut conn, _)) = listener.accept() else {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+                continue;
+            };
+            let _ = conn.set_nonblocking(false);
+            let mut buf = [0u8; 1024];
+            let n = conn.read(&mut buf).unwrap_or(0);
+            let request = String::from_utf8_lossy(&buf[..n]);
+            let body = if request.starts_with("GET /forecast?city=Oslo") {
+                "Oslo: snow, -3 C"
+            } else {
+                "ok"
+            };
+            let _ = write!(
+                conn,
+                "HTTP/1.0 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    addr
+}
+
+#[test]
+fn weather_calls_its_dependency_and_its_health_check_follows_it() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let service = weather_service(stop.clone());
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let bind = format!("127.0.0.1:{port}");
+    let mut child = std::process::Command::new(example("weather"))
+        .args([bind.as_str(), &service.to_string()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("run examples/weather");
+    let get = |path: &str| -> (u16, String) {
+        match ureq::get(&format!("http://{bind}{path}")).call() {
+            Ok(r) => (r.status(), r.into_string().unwrap_or_default()),
+            Err(ureq::Error::Status(code, r)) => (code, r.into_string().unwrap_or_default()),
+            Err(e) => (0, e.to_string()),
+        }
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while get("/health").0 != 200 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "weather never healthy: {:?}",
+            get("/health")
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let call = json!({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"forecast","arguments":{"city":"Oslo"},
+        "_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28",
+            "io.modelcontextprotocol/clientCapabilities":{},
+            "io.modelcontextprotocol/clientInfo":{"name":"t","version":"1"}}}});
+    let answer = ureq::post(&format!("http://{bind}/mcp"))
+        .set("Content-Type", "application/json")
+        .set("Accept", "application/json, text/event-stream")
+        .set("MCP-Protocol-Version", "2026-07-28")
+        .set("Mcp-Method", "tools/call")
+        .set("Mcp-Name", "forecast")
+        .send_string(&call.to_string())
+        .expect("forecast answered")
+        .into_string()
+        .unwrap();
+    let answer: serde_json::Value = serde_json::from_str(&answer).unwrap();
+    assert_eq!(text(&answer["result"]), "Oslo: snow, -3 C", "{answer}");
+    // The dependency goes away: /health says so, by name.
+    stop.store(true, Ordering::SeqCst);
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    let (status, body) = get("/health");
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("weather_service"), "{body}");
+    crate::util::send_signal(child.id(), "TERM");
+    assert!(child.wait().unwrap().success());
+}

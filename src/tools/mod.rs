@@ -220,7 +220,7 @@ impl Tool {
         let name = name.into();
         let tool_name: Arc<str> = Arc::from(name.as_str());
         let handler = Arc::new(handler);
-        let constraints = Constraints::compile(&input_schema).map(Arc::new);
+        let constraints = Constraints::compile(&input_schema);
         let dyn_handler =
             move |ctx: CallContext, args: Value| -> LocalBoxFuture<'static, ToolReply> {
                 let handler = handler.clone();

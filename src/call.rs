@@ -1,4 +1,5 @@
-//! The Call actor: one child actor per in-flight call (DESIGN §2).
+//! The Call actor: one child actor per in-flight call (DESIGN §2). What the handler
+//! itself sees of its call, [`CallContext`], is in `call/context.rs`.
 //!
 //! A Call owns the handler's future. It answers exactly once, or not at all when
 //! the client cancelled:
@@ -15,13 +16,7 @@
 //! However it ends, a call leaves one `info` line "call finished" (unless
 //! `log_calls` is off; a panic or a timeout is logged at `warn` either way) with its
 //! `outcome` (the `mcp_requests_total` label), `duration_ms`, `success` and, when it
-//! failed, `error`: never its arguments or its result ([`log_finished`]).
-//!
-//! What the handler itself sees of its call, [`CallContext`], is in `call/context.rs`.
-
-mod context;
-
-pub use context::CallContext;
+//! failed, `error`: never its arguments or its result (`log_finished`).
 
 use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
@@ -41,6 +36,10 @@ use crate::protocol::era::Envelope;
 use crate::protocol::{CallToolResult, RequestId, RpcError};
 use crate::sink::Sink;
 use crate::telemetry::Metrics;
+
+mod context;
+
+pub use context::CallContext;
 
 /// A call's reply: the raw `result` JSON or a JSON-RPC error.
 pub type Reply = Result<Box<RawValue>, RpcError>;

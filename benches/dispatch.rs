@@ -1,6 +1,8 @@
 //! In-process dispatch costs, no network: Root → Session → Call for one `tools/call`
 //! (and `ping`, answered by the Session itself, so the difference is the Call actor),
 //! session create/teardown, and the stdio transport over in-memory pipes.
+//! `dispatch/tools_call_kv_get` is a call whose argument is checked against a schema
+//! constraint (`minLength`), plus a sled read.
 //!
 //! Run with: `cargo bench --bench dispatch`
 //!
@@ -53,6 +55,17 @@ fn modern_call(id: usize) -> Vec<u8> {
     )
     .into_bytes()
 }
+
+/// A `kv_get` of a key the bench stored first: a tool whose argument carries a schema
+/// constraint (`key`: `minLength` 1), read from sled (in memory).
+fn kv_get(id: usize) -> Vec<u8> {
+    format!(
+        r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"kv_get","arguments":{{"key":"bench"}}}}}}"#
+    )
+    .into_bytes()
+}
+
+const KV_SET: &[u8] = br#"{"jsonrpc":"2.0","id":"set","method":"tools/call","params":{"name":"kv_set","arguments":{"key":"bench","value":"hello world"}}}"#;
 
 fn ping(id: usize) -> Vec<u8> {
     format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"ping"}}"#).into_bytes()
@@ -144,15 +157,21 @@ fn dispatch(c: &mut Criterion) {
     let calls: Vec<Vec<u8>> = (0..RING).map(call).collect();
     let pings: Vec<Vec<u8>> = (0..RING).map(ping).collect();
     let modern: Vec<Vec<u8>> = (0..RING).map(modern_call).collect();
+    let kv_gets: Vec<Vec<u8>> = (0..RING).map(kv_get).collect();
+    system.block_on(async {
+        deliver(&entry, KV_SET, &sink).await;
+        response(&mut rx).await;
+    });
     let mut next = 0usize;
 
     let mut group = c.benchmark_group("dispatch");
     // (name, requests, how many are in flight at once)
-    let cases: [(&str, &[Vec<u8>], usize); 4] = [
+    let cases: [(&str, &[Vec<u8>], usize); 5] = [
         ("ping", &pings, 1),
         ("tools_call_echo", &calls, 1),
         ("tools_call_echo_x32", &calls, PIPELINE),
         ("tools_call_echo_2026", &modern, 1),
+        ("tools_call_kv_get", &kv_gets, 1),
     ];
     for (name, requests, in_flight) in cases {
         group.throughput(Throughput::Elements(in_flight as u64));

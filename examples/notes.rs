@@ -43,8 +43,8 @@ fn main() -> Result<(), emcee::Error> {
                         Some("text/plain"),
                         String::from_utf8_lossy(&text),
                     )]),
-                    Ok(None) => Err(RpcError::new(-32002, format!("no note {title:?}"))),
-                    Err(e) => Err(RpcError::internal(e)),
+                    Ok(None) => Err(RpcError::new(-32002, format!("no note {title:?}")).into()),
+                    Err(e) => Err(e.into()),
                 }
             })
             .description("A note, by title")

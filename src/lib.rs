@@ -88,7 +88,7 @@ pub mod internals {
 use crate::config::{Config, Limits, Mode};
 use crate::service::{ServerInfo, Service};
 use crate::storage::{Storage, StorageError};
-use crate::tools::{DuplicateTool, ToolRegistry};
+use crate::tools::{DuplicateName, ToolRegistry};
 
 /// A failure that stops the process; `main` maps each to an exit code.
 #[derive(Debug, thiserror::Error)]
@@ -99,9 +99,9 @@ pub enum Error {
     /// Storage could not be opened or flushed (exit 3).
     #[error(transparent)]
     Storage(#[from] StorageError),
-    /// Two tools share a name (exit 2).
+    /// Two tools, resources, templates or prompts share a name (exit 2).
     #[error(transparent)]
-    DuplicateTool(#[from] DuplicateTool),
+    DuplicateName(#[from] DuplicateName),
     /// A transport failed (exit 1).
     #[error("transport error: {0}")]
     Io(#[from] std::io::Error),
@@ -111,7 +111,7 @@ impl Error {
     /// The process exit code for this error.
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::Config(_) | Error::DuplicateTool(_) => 2,
+            Error::Config(_) | Error::DuplicateName(_) => 2,
             Error::Storage(_) => 3,
             Error::Io(_) => 1,
         }
@@ -129,7 +129,7 @@ pub fn builtin_service(storage: Storage, limits: Limits, log: Logger) -> Result<
         log,
     );
     tools::builtin::register(&mut service.tools, &service.limits)?;
-    tools::builtin::register_resources(&mut service.resources);
+    tools::builtin::register_resources(&mut service.resources)?;
     service.storage.set_kv_quota(
         tools::builtin::KV_NAMESPACE,
         service.limits.kv_max_bytes,
@@ -154,7 +154,7 @@ pub fn binary_server(config: &Config, log: Logger) -> Result<Server, Error> {
     {
         let (tools, resources, prompts, health) = builder.registries();
         tools::builtin::register(tools, &config.limits)?;
-        tools::builtin::register_resources(resources);
+        tools::builtin::register_resources(resources)?;
         tools::command::register(tools, &config.command_tools, config.limits.call_timeout)?;
         if config.fixtures.faults {
             tools::faults::register(tools, health)?;

@@ -5,11 +5,12 @@ pub use crate::config::{HttpConfig, Limits, LogLevel, MrtrConfig, StorageConfig}
 pub use crate::prompts::Prompt;
 pub use crate::protocol::prompt::{GetPromptResult, PromptMessage};
 pub use crate::protocol::resource::ResourceContents;
+pub use crate::protocol::ToolAnnotations;
 pub use crate::protocol::{CallToolResult, Content, RpcError};
 pub use crate::resources::{Resource, Template};
 pub use crate::server::{HttpOptions, Server, ServerBuilder, StorageOptions, Transport};
 pub use crate::tasks::TaskSupport;
-pub use crate::tools::{Tool, ToolError, ToolOutcome};
+pub use crate::tools::{DuplicateName, Json, Tool, ToolError, ToolOutcome};
 pub use crate::{block_on, shutdown_signal, Error};
 
 pub use schemars::JsonSchema;

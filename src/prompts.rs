@@ -3,6 +3,11 @@
 //! A prompt declares its arguments; `prompts/get` refuses a missing required argument
 //! with -32602 before the handler runs. Completers are registered per prompt argument
 //! or per resource-template variable and return candidate values for a prefix.
+//!
+//! Prompt handlers fail with the tools' [`ToolError`] (`?` on any `Display` error);
+//! the failure becomes the JSON-RPC error of `prompts/get`
+//! ([`ToolError::into_rpc_error`]). A second prompt with the same name is refused
+//! with [`DuplicateName`].
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -13,15 +18,19 @@ pub use crate::protocol::prompt::{
     CompletionRef, GetPromptResult, PromptArgument, PromptDef, PromptMessage, Role,
 };
 use crate::protocol::RpcError;
+use crate::tools::{DuplicateName, NameKind, ToolError};
 use futures::future::LocalBoxFuture;
 
 /// Most completion values returned at once (the MCP limit).
 pub const MAX_COMPLETION_VALUES: usize = 100;
 
 /// What a prompt handler returns.
-pub type PromptOutcome = Result<GetPromptResult, RpcError>;
+pub type PromptOutcome = Result<GetPromptResult, ToolError>;
 
-type Getter = dyn Fn(CallContext, HashMap<String, String>) -> LocalBoxFuture<'static, PromptOutcome>
+/// What a bound `prompts/get` answers: the prompt, or the method's JSON-RPC error.
+pub type PromptReply = Result<GetPromptResult, RpcError>;
+
+type Getter = dyn Fn(CallContext, HashMap<String, String>) -> LocalBoxFuture<'static, PromptReply>
     + Send
     + Sync;
 
@@ -45,7 +54,10 @@ impl Prompt {
                 description: Some(description.into()),
                 arguments: Vec::new(),
             },
-            get: Box::new(move |ctx, args| Box::pin(get(ctx, args))),
+            get: Box::new(move |ctx, args| {
+                let get = get(ctx, args);
+                Box::pin(async move { get.await.map_err(ToolError::into_rpc_error) })
+            }),
         }
     }
 
@@ -71,7 +83,7 @@ impl Prompt {
 }
 
 /// A bound `prompts/get`.
-pub type BoundGet = Box<dyn FnOnce(CallContext) -> LocalBoxFuture<'static, PromptOutcome>>;
+pub type BoundGet = Box<dyn FnOnce(CallContext) -> LocalBoxFuture<'static, PromptReply>>;
 
 type Completer = dyn Fn(&str, &HashMap<String, String>) -> Vec<String> + Send + Sync;
 
@@ -93,17 +105,18 @@ impl std::fmt::Debug for PromptRegistry {
 }
 
 impl PromptRegistry {
-    /// Register a prompt (a later one with the same name replaces it).
-    pub fn add(&mut self, prompt: Prompt) -> &mut Self {
+    /// Register a prompt; names are unique (a second one is refused, the first kept).
+    pub fn add(&mut self, prompt: Prompt) -> Result<&mut Self, DuplicateName> {
         let name = prompt.def.name.clone();
-        match self.by_name.get(&name) {
-            Some(&i) => self.prompts[i] = Arc::new(prompt),
-            None => {
-                self.by_name.insert(name, self.prompts.len());
-                self.prompts.push(Arc::new(prompt));
-            }
+        if self.by_name.contains_key(&name) {
+            return Err(DuplicateName {
+                kind: NameKind::Prompt,
+                name,
+            });
         }
-        self
+        self.by_name.insert(name, self.prompts.len());
+        self.prompts.push(Arc::new(prompt));
+        Ok(self)
     }
 
     /// Register a completer for `argument` of `reference`: `complete(prefix, context)`
@@ -196,12 +209,28 @@ mod tests {
             })
             .argument("a", "A", true)
             .argument("b", "B", false),
-        );
+        )
+        .expect("registered");
         assert!(r.bind("p", HashMap::new()).is_err());
         assert!(r
             .bind("p", HashMap::from([("a".to_owned(), "1".to_owned())]))
             .is_ok());
         assert_eq!(r.bind("nope", HashMap::new()).err().unwrap().code, -32602);
+    }
+
+    #[test]
+    fn duplicate_names_are_refused_and_the_first_kept() {
+        let mut r = PromptRegistry::default();
+        let prompt = |description: &str| {
+            Prompt::new("p", description, |_ctx, _args| async {
+                Err(ToolError::Failed("unused".into()))
+            })
+        };
+        r.add(prompt("first")).expect("first");
+        let e = r.add(prompt("second")).expect_err("refused");
+        assert_eq!((e.kind, e.name.as_str()), (NameKind::Prompt, "p"));
+        assert_eq!(r.prompts().len(), 1);
+        assert_eq!(r.prompts()[0].def().description.as_deref(), Some("first"));
     }
 
     #[test]

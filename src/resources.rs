@@ -3,6 +3,12 @@
 //! A resource is a URI plus an async reader. A template (`test://item/{id}`, RFC 6570
 //! level 1: `{name}` matches one or more characters other than `/`) matches URIs
 //! and passes the variables to its reader. Reading an unknown URI is JSON-RPC -32002.
+//!
+//! Readers fail with the tools' [`ToolError`] (`?` on any `Display` error); the
+//! failure becomes the JSON-RPC error of `resources/read` ([`ToolError::into_rpc_error`]:
+//! -32603 for a failure, the error itself for [`ToolError::Protocol`], e.g.
+//! [`not_found`]'s -32002). A second resource with the same URI, or a second template
+//! with the same URI template, is refused with [`DuplicateName`].
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -13,12 +19,16 @@ pub use crate::protocol::resource::{
     ResourceContents, ResourceDef, TemplateDef, RESOURCE_NOT_FOUND,
 };
 use crate::protocol::RpcError;
+use crate::tools::{DuplicateName, NameKind, ToolError};
 use futures::future::LocalBoxFuture;
 
 /// What a reader returns.
-pub type ReadOutcome = Result<Vec<ResourceContents>, RpcError>;
+pub type ReadOutcome = Result<Vec<ResourceContents>, ToolError>;
 
-type Reader = dyn Fn(CallContext, String, HashMap<String, String>) -> LocalBoxFuture<'static, ReadOutcome>
+/// What a bound read answers: the contents, or the JSON-RPC error of `resources/read`.
+pub type ReadReply = Result<Vec<ResourceContents>, RpcError>;
+
+type Reader = dyn Fn(CallContext, String, HashMap<String, String>) -> LocalBoxFuture<'static, ReadReply>
     + Send
     + Sync;
 
@@ -27,7 +37,10 @@ where
     F: Fn(CallContext, String, HashMap<String, String>) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = ReadOutcome> + 'static,
 {
-    Box::new(move |ctx, uri, vars| Box::pin(read(ctx, uri, vars)))
+    Box::new(move |ctx, uri, vars| {
+        let read = read(ctx, uri, vars);
+        Box::pin(async move { read.await.map_err(ToolError::into_rpc_error) })
+    })
 }
 
 /// A readable resource.
@@ -200,26 +213,38 @@ impl std::fmt::Debug for ResourceRegistry {
 }
 
 /// A read ready to run: the reader bound to its URI and variables.
-pub type BoundRead = Box<dyn FnOnce(CallContext) -> LocalBoxFuture<'static, ReadOutcome>>;
+pub type BoundRead = Box<dyn FnOnce(CallContext) -> LocalBoxFuture<'static, ReadReply>>;
 
 impl ResourceRegistry {
-    /// Register a resource (a later one with the same URI replaces it).
-    pub fn add(&mut self, resource: Resource) -> &mut Self {
+    /// Register a resource; URIs are unique (a second one is refused, the first kept).
+    pub fn add(&mut self, resource: Resource) -> Result<&mut Self, DuplicateName> {
         let uri = resource.def.uri.clone();
-        match self.by_uri.get(&uri) {
-            Some(&i) => self.resources[i] = Arc::new(resource),
-            None => {
-                self.by_uri.insert(uri, self.resources.len());
-                self.resources.push(Arc::new(resource));
-            }
+        if self.by_uri.contains_key(&uri) {
+            return Err(DuplicateName {
+                kind: NameKind::Resource,
+                name: uri,
+            });
         }
-        self
+        self.by_uri.insert(uri, self.resources.len());
+        self.resources.push(Arc::new(resource));
+        Ok(self)
     }
 
-    /// Register a template.
-    pub fn add_template(&mut self, template: Template) -> &mut Self {
+    /// Register a template; URI templates are unique (a second one is refused).
+    pub fn add_template(&mut self, template: Template) -> Result<&mut Self, DuplicateName> {
+        let uri_template = &template.def.uri_template;
+        if self
+            .templates
+            .iter()
+            .any(|t| &t.def.uri_template == uri_template)
+        {
+            return Err(DuplicateName {
+                kind: NameKind::Template,
+                name: uri_template.clone(),
+            });
+        }
         self.templates.push(Arc::new(template));
-        self
+        Ok(self)
     }
 
     /// True when there is nothing to list or read.
@@ -267,6 +292,30 @@ pub fn not_found(uri: &str) -> RpcError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn text(uri: &str) -> Resource {
+        Resource::new(uri, "r", |_ctx, uri| async move {
+            Ok(vec![ResourceContents::text(uri, None, "x")])
+        })
+    }
+
+    #[test]
+    fn duplicate_uris_and_templates_are_refused() {
+        let mut r = ResourceRegistry::default();
+        r.add(text("test://a")).expect("first");
+        let e = r.add(text("test://a")).expect_err("refused");
+        assert_eq!((e.kind, e.name.as_str()), (NameKind::Resource, "test://a"));
+        assert_eq!(r.resources().len(), 1);
+        let template = || {
+            Template::new("test://t/{id}", "t", |_ctx, _uri, _vars| async {
+                Ok(vec![])
+            })
+        };
+        r.add_template(template()).expect("first");
+        let e = r.add_template(template()).expect_err("refused");
+        assert_eq!(e.kind, NameKind::Template);
+        assert_eq!(r.templates().len(), 1);
+    }
 
     #[test]
     fn templates_match_level_one_variables() {

@@ -24,7 +24,6 @@
 //! }
 //! ```
 
-use std::collections::HashSet;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -98,7 +97,6 @@ pub struct ServerBuilder {
     mrtr: MrtrConfig,
     log: Option<Logger>,
     log_calls: bool,
-    names: HashSet<(&'static str, String)>,
     errors: Vec<String>,
 }
 
@@ -161,7 +159,6 @@ impl Server {
             mrtr: MrtrConfig::default(),
             log: None,
             log_calls: true,
-            names: HashSet::new(),
             errors: Vec::new(),
         }
     }
@@ -181,44 +178,34 @@ impl ServerBuilder {
         self
     }
 
-    fn claim(&mut self, kind: &'static str, name: &str) -> bool {
-        let fresh = self.names.insert((kind, name.to_owned()));
-        if !fresh {
-            self.errors.push(format!("two {kind}s are named `{name}`"));
-        }
-        fresh
-    }
-
     /// Add a tool.
     pub fn tool(mut self, tool: Tool) -> Self {
-        if self.claim("tool", &tool.def().name) {
-            if let Err(e) = self.tools.add(tool) {
-                self.errors.push(e.to_string());
-            }
+        if let Err(e) = self.tools.add(tool) {
+            self.errors.push(e.to_string());
         }
         self
     }
 
     /// Add a resource (a fixed URI).
     pub fn resource(mut self, resource: Resource) -> Self {
-        if self.claim("resource", &resource.def().uri) {
-            self.resources.add(resource);
+        if let Err(e) = self.resources.add(resource) {
+            self.errors.push(e.to_string());
         }
         self
     }
 
     /// Add a resource template (`kv://{key}`).
     pub fn template(mut self, template: Template) -> Self {
-        if self.claim("template", &template.def().uri_template) {
-            self.resources.add_template(template);
+        if let Err(e) = self.resources.add_template(template) {
+            self.errors.push(e.to_string());
         }
         self
     }
 
     /// Add a prompt.
     pub fn prompt(mut self, prompt: Prompt) -> Self {
-        if self.claim("prompt", &prompt.def().name) {
-            self.prompts.add(prompt);
+        if let Err(e) = self.prompts.add(prompt) {
+            self.errors.push(e.to_string());
         }
         self
     }
@@ -525,7 +512,7 @@ mod tests {
             .tool(echo("a"))
             .build()
             .unwrap_err();
-        assert!(err.to_string().contains("two tools are named `a`"), "{err}");
+        assert!(err.to_string().contains("`a`"), "{err}");
         let prompt = || {
             Prompt::new("p", "d", |_ctx, _args| async {
                 Ok(crate::protocol::prompt::GetPromptResult {
@@ -540,9 +527,6 @@ mod tests {
             .prompt(prompt())
             .build()
             .unwrap_err();
-        assert!(
-            err.to_string().contains("two prompts are named `p`"),
-            "{err}"
-        );
+        assert!(err.to_string().contains("prompt named `p`"), "{err}");
     }
 }

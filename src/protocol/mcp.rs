@@ -182,7 +182,72 @@ pub struct ToolDef {
     pub output_schema: Option<Value>,
     /// Behaviour hints (`readOnlyHint`, `destructiveHint`, ...).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub annotations: Option<Value>,
+    pub annotations: Option<ToolAnnotations>,
+}
+
+/// A tool's behaviour hints (MCP `ToolAnnotations`). Every field is optional and left
+/// out of the wire when `None`, so a client applies the spec's defaults to it
+/// (`readOnlyHint` false, `destructiveHint` true, `idempotentHint` false,
+/// `openWorldHint` true). Hints are not guarantees: clients must not trust them from
+/// servers they do not trust.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ToolAnnotations {
+    /// A human-readable title for the tool.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    /// `readOnlyHint`: the tool does not modify its environment.
+    #[serde(rename = "readOnlyHint", skip_serializing_if = "Option::is_none")]
+    pub read_only: Option<bool>,
+    /// `destructiveHint`: the tool may destroy or overwrite data (meaningful only
+    /// when it is not read-only).
+    #[serde(rename = "destructiveHint", skip_serializing_if = "Option::is_none")]
+    pub destructive: Option<bool>,
+    /// `idempotentHint`: calling it again with the same arguments has no further
+    /// effect (meaningful only when it is not read-only).
+    #[serde(rename = "idempotentHint", skip_serializing_if = "Option::is_none")]
+    pub idempotent: Option<bool>,
+    /// `openWorldHint`: the tool reaches an open world (the web, other systems);
+    /// `false` for a closed domain such as its own store.
+    #[serde(rename = "openWorldHint", skip_serializing_if = "Option::is_none")]
+    pub open_world: Option<bool>,
+}
+
+impl ToolAnnotations {
+    /// No hints (the spec's defaults apply).
+    pub fn new() -> ToolAnnotations {
+        ToolAnnotations::default()
+    }
+
+    /// Set `title`.
+    pub fn title(mut self, title: impl Into<String>) -> ToolAnnotations {
+        self.title = Some(title.into());
+        self
+    }
+
+    /// Set `readOnlyHint`.
+    pub fn read_only(mut self, yes: bool) -> ToolAnnotations {
+        self.read_only = Some(yes);
+        self
+    }
+
+    /// Set `destructiveHint`.
+    pub fn destructive(mut self, yes: bool) -> ToolAnnotations {
+        self.destructive = Some(yes);
+        self
+    }
+
+    /// Set `idempotentHint`.
+    pub fn idempotent(mut self, yes: bool) -> ToolAnnotations {
+        self.idempotent = Some(yes);
+        self
+    }
+
+    /// Set `openWorldHint`.
+    pub fn open_world(mut self, yes: bool) -> ToolAnnotations {
+        self.open_world = Some(yes);
+        self
+    }
 }
 
 /// Params of list methods (`tools/list`, ...).

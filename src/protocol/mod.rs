@@ -14,4 +14,4 @@ pub mod resource;
 pub mod strict;
 
 pub use jsonrpc::{code, Message, Payload, Rejected, Request, RequestId, RpcError};
-pub use mcp::{CallToolResult, Content, LoggingLevel, ProtocolVersion, ToolDef};
+pub use mcp::{CallToolResult, Content, LoggingLevel, ProtocolVersion, ToolAnnotations, ToolDef};

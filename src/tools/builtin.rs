@@ -3,8 +3,10 @@
 //! are also resources (`kv://{key}`) that clients can read and subscribe to.
 //!
 //! kv writes are durable when the call answers (storage flushes first). kv tools
-//! return `structuredContent` (declared by `outputSchema`) and, as MCP recommends,
-//! the same JSON as their text content.
+//! return [`Json`] results: `structuredContent` (its `outputSchema` generated from the
+//! output type) and, as MCP recommends, the same JSON as their text content. A kv
+//! key must be non-empty: the schema says so (`minLength: 1`) and the call is
+//! checked against it before the handler runs.
 
 use std::time::Duration;
 
@@ -15,7 +17,7 @@ use serde_json::json;
 use crate::config::Limits;
 use crate::protocol::{CallToolResult, LoggingLevel};
 use crate::resources::{ResourceContents, ResourceRegistry, Template};
-use crate::tools::{DuplicateTool, Tool, ToolError, ToolOutcome, ToolRegistry};
+use crate::tools::{DuplicateName, Json, Tool, ToolAnnotations, ToolError, ToolRegistry};
 
 /// The kv namespace of the built-in tools.
 pub const KV_NAMESPACE: &str = "kv";
@@ -103,18 +105,19 @@ pub struct KvListOutput {
     pub truncated: bool,
 }
 
-fn structured<T: Serialize>(value: &T) -> ToolOutcome {
-    let v = serde_json::to_value(value).map_err(|e| ToolError::Failed(e.to_string()))?;
-    Ok(CallToolResult::text(v.to_string()).with_structured(v))
+/// Hints of a tool that only reads emcee's own state.
+fn reads() -> ToolAnnotations {
+    ToolAnnotations::new().read_only(true).open_world(false)
 }
 
-fn non_empty(key: &str) -> Result<(), ToolError> {
-    if key.is_empty() {
-        return Err(ToolError::InvalidArguments(
-            "`key` must not be empty".into(),
-        ));
-    }
-    Ok(())
+/// Hints of a kv write: it overwrites (or removes) a value; the same call twice
+/// leaves the same state.
+fn overwrites() -> ToolAnnotations {
+    ToolAnnotations::new()
+        .read_only(false)
+        .destructive(true)
+        .idempotent(true)
+        .open_world(false)
 }
 
 /// The resource URI of a kv key (`kv://{key}`).
@@ -124,7 +127,7 @@ pub fn kv_uri(key: &str) -> String {
 
 /// Register the built-in resource template `kv://{key}`: a kv value as a text
 /// resource; `kv_set`/`kv_delete` notify its subscribers.
-pub fn register_resources(resources: &mut ResourceRegistry) {
+pub fn register_resources(resources: &mut ResourceRegistry) -> Result<(), DuplicateName> {
     resources.add_template(
         Template::new("kv://{key}", "kv", |ctx, uri, vars| async move {
             let key = vars.get("key").cloned().unwrap_or_default();
@@ -134,17 +137,18 @@ pub fn register_resources(resources: &mut ResourceRegistry) {
                     Some("text/plain"),
                     String::from_utf8_lossy(&v),
                 )]),
-                Ok(None) => Err(crate::resources::not_found(&uri)),
-                Err(e) => Err(crate::protocol::RpcError::internal(e)),
+                Ok(None) => Err(crate::resources::not_found(&uri).into()),
+                Err(e) => Err(e.into()),
             }
         })
         .description("The value stored under a key by kv_set (keys without `/`)")
         .mime_type("text/plain"),
-    );
+    )?;
+    Ok(())
 }
 
 /// Register the built-in tools.
-pub fn register(tools: &mut ToolRegistry, limits: &Limits) -> Result<(), DuplicateTool> {
+pub fn register(tools: &mut ToolRegistry, limits: &Limits) -> Result<(), DuplicateName> {
     let kv_list_max = limits.kv_list_max;
     // The keys appear twice in the result (text and structuredContent) and the text
     // is escaped twice: a quarter of the result budget keeps ordinary keys within
@@ -155,7 +159,7 @@ pub fn register(tools: &mut ToolRegistry, limits: &Limits) -> Result<(), Duplica
             Tool::new("echo", "Returns `text` unchanged as one text content.", |_ctx, a: EchoArgs| async move {
                 Ok(CallToolResult::text(a.text))
             })
-            .annotations(json!({"readOnlyHint": true, "idempotentHint": true, "openWorldHint": false})),
+            .annotations(reads().idempotent(true)),
         )?
         .add(
             Tool::new(
@@ -178,43 +182,37 @@ pub fn register(tools: &mut ToolRegistry, limits: &Limits) -> Result<(), Duplica
                 },
             )
             .task(crate::tasks::TaskSupport::Optional)
-            .annotations(json!({"readOnlyHint": true, "openWorldHint": false})),
+            .annotations(reads()),
         )?
         .add(
             Tool::new("kv_set", "Stores `value` under `key`; durable when answered.", |ctx, a: KvSetArgs| async move {
-                non_empty(&a.key)?;
                 ctx.storage().kv(KV_NAMESPACE).set(&a.key, a.value.as_bytes()).await?;
                 ctx.resource_updated(&kv_uri(&a.key));
-                structured(&KvSetOutput { key: a.key })
+                Ok(Json(KvSetOutput { key: a.key }))
             })
-            .output::<KvSetOutput>()
-            .annotations(json!({"readOnlyHint": false, "destructiveHint": true, "idempotentHint": true, "openWorldHint": false})),
+            .annotations(overwrites()),
         )?
         .add(
             Tool::new("kv_get", "Returns the value stored under `key`; an error if there is none.", |ctx, a: KeyArgs| async move {
-                non_empty(&a.key)?;
                 match ctx.storage().kv(KV_NAMESPACE).get(&a.key)? {
-                    Some(v) => structured(&KvGetOutput {
+                    Some(v) => Ok(Json(KvGetOutput {
                         key: a.key,
                         value: String::from_utf8_lossy(&v).into_owned(),
-                    }),
+                    })),
                     None => Err(ToolError::Failed(format!("no value for key `{}`", a.key))),
                 }
             })
-            .output::<KvGetOutput>()
-            .annotations(json!({"readOnlyHint": true, "openWorldHint": false})),
+            .annotations(reads()),
         )?
         .add(
             Tool::new("kv_delete", "Removes `key`; says whether it existed.", |ctx, a: KeyArgs| async move {
-                non_empty(&a.key)?;
                 let deleted = ctx.storage().kv(KV_NAMESPACE).delete(&a.key).await?;
                 if deleted {
                     ctx.resource_updated(&kv_uri(&a.key));
                 }
-                structured(&KvDeleteOutput { key: a.key, deleted })
+                Ok(Json(KvDeleteOutput { key: a.key, deleted }))
             })
-            .output::<KvDeleteOutput>()
-            .annotations(json!({"readOnlyHint": false, "destructiveHint": true, "idempotentHint": true, "openWorldHint": false})),
+            .annotations(overwrites()),
         )?
         .add(
             Tool::new("kv_list", "Lists keys, optionally only those starting with `prefix`.", move |ctx, a: KvListArgs| async move {
@@ -223,10 +221,9 @@ pub fn register(tools: &mut ToolRegistry, limits: &Limits) -> Result<(), Duplica
                     .storage()
                     .kv(KV_NAMESPACE)
                     .list_within(&prefix, kv_list_max, kv_list_bytes)?;
-                structured(&KvListOutput { keys, truncated })
+                Ok(Json(KvListOutput { keys, truncated }))
             })
-            .output::<KvListOutput>()
-            .annotations(json!({"readOnlyHint": true, "openWorldHint": false})),
+            .annotations(reads()),
         )?;
     Ok(())
 }

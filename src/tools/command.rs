@@ -450,7 +450,7 @@ pub fn register(
     registry: &mut super::ToolRegistry,
     tools: &[CommandTool],
     default_timeout: Duration,
-) -> Result<(), super::DuplicateTool> {
+) -> Result<(), super::DuplicateName> {
     for tool in tools {
         registry.add(tool.clone().into_tool(default_timeout))?;
     }

@@ -12,7 +12,7 @@ use crate::notify::Change;
 use crate::prompts::{CompletionRef, GetPromptResult, Prompt, PromptMessage, PromptRegistry, Role};
 use crate::protocol::{CallToolResult, Content, LoggingLevel};
 use crate::resources::{Resource, ResourceContents, ResourceRegistry, Template};
-use crate::tools::{DuplicateTool, Tool, ToolError, ToolOutcome, ToolRegistry};
+use crate::tools::{DuplicateName, Tool, ToolError, ToolOutcome, ToolRegistry};
 
 /// A 1×1 red PNG.
 pub const PNG_BASE64: &str =
@@ -80,14 +80,14 @@ pub fn register(
     tools: &mut ToolRegistry,
     resources: &mut ResourceRegistry,
     prompts: &mut PromptRegistry,
-) -> Result<(), DuplicateTool> {
+) -> Result<(), DuplicateName> {
     register_tools(tools)?;
-    register_resources(resources);
-    register_prompts(prompts);
+    register_resources(resources)?;
+    register_prompts(prompts)?;
     Ok(())
 }
 
-fn register_tools(tools: &mut ToolRegistry) -> Result<(), DuplicateTool> {
+fn register_tools(tools: &mut ToolRegistry) -> Result<(), DuplicateName> {
     tools
         .add(Tool::raw("test_simple_text", "Returns simple text content.", no_args(), |_ctx, _a| async {
             content(vec![Content::text("This is a simple text response for testing.")])
@@ -315,7 +315,7 @@ fn sampling(text: &str) -> Value {
 
 /// The multi-round-trip fixtures (`input-required-result-*` scenarios): each asks
 /// with the same handler API as the session-era tools.
-fn register_input_required_tools(tools: &mut ToolRegistry) -> Result<(), DuplicateTool> {
+fn register_input_required_tools(tools: &mut ToolRegistry) -> Result<(), DuplicateName> {
     let elicit_name = |ctx: CallContext, _a: Value| async move {
         let answer = ask(
             &ctx,
@@ -480,7 +480,7 @@ fn register_input_required_tools(tools: &mut ToolRegistry) -> Result<(), Duplica
 }
 
 /// The tasks extension fixtures (`tasks-*` scenarios).
-fn register_task_tools(tools: &mut ToolRegistry) -> Result<(), DuplicateTool> {
+fn register_task_tools(tools: &mut ToolRegistry) -> Result<(), DuplicateName> {
     use crate::tasks::TaskSupport;
     let name_schema = json!({"type": "object", "properties": {"name": {"type": "string"}}});
     let compute_schema = json!({"type": "object", "properties": {
@@ -589,7 +589,7 @@ fn register_task_tools(tools: &mut ToolRegistry) -> Result<(), DuplicateTool> {
 }
 
 /// The fixtures the 2026-07-28 scenarios add.
-fn register_2026_tools(tools: &mut ToolRegistry) -> Result<(), DuplicateTool> {
+fn register_2026_tools(tools: &mut ToolRegistry) -> Result<(), DuplicateName> {
     tools
         .add(Tool::raw(
             "test_missing_capability",
@@ -658,7 +658,7 @@ fn register_2026_tools(tools: &mut ToolRegistry) -> Result<(), DuplicateTool> {
     Ok(())
 }
 
-fn register_resources(resources: &mut ResourceRegistry) {
+fn register_resources(resources: &mut ResourceRegistry) -> Result<(), DuplicateName> {
     resources
         .add(
             Resource::new("test://static-text", "static-text", |_ctx, uri| async move {
@@ -670,21 +670,21 @@ fn register_resources(resources: &mut ResourceRegistry) {
             })
             .description("A static text resource")
             .mime_type("text/plain"),
-        )
+        )?
         .add(
             Resource::new("test://static-binary", "static-binary", |_ctx, uri| async move {
                 Ok(vec![ResourceContents::blob(uri, Some("image/png"), PNG_BASE64)])
             })
             .description("A static binary resource (a PNG)")
             .mime_type("image/png"),
-        )
+        )?
         .add(
             Resource::new("test://watched-resource", "watched-resource", |_ctx, uri| async move {
                 Ok(vec![ResourceContents::text(uri, Some("text/plain"), "Watched resource content.")])
             })
             .description("A resource clients can subscribe to")
             .mime_type("text/plain"),
-        )
+        )?
         .add_template(
             Template::new("test://template/{id}/data", "template-data", |_ctx, uri, vars: HashMap<String, String>| async move {
                 let id = vars.get("id").cloned().unwrap_or_default();
@@ -693,7 +693,8 @@ fn register_resources(resources: &mut ResourceRegistry) {
             })
             .description("Data for an id")
             .mime_type("application/json"),
-        );
+        )?;
+    Ok(())
 }
 
 fn text_message(text: String) -> PromptMessage {
@@ -703,7 +704,7 @@ fn text_message(text: String) -> PromptMessage {
     }
 }
 
-fn register_prompts(prompts: &mut PromptRegistry) {
+fn register_prompts(prompts: &mut PromptRegistry) -> Result<(), DuplicateName> {
     prompts
         .add(Prompt::new(
             "test_input_required_result_prompt",
@@ -726,7 +727,7 @@ fn register_prompts(prompts: &mut PromptRegistry) {
                     messages: vec![text_message(format!("Context: {context}"))],
                 })
             },
-        ))
+        ))?
         .add(Prompt::new(
             "test_simple_prompt",
             "A simple prompt without arguments",
@@ -736,7 +737,7 @@ fn register_prompts(prompts: &mut PromptRegistry) {
                     messages: vec![text_message("This is a simple prompt for testing.".into())],
                 })
             },
-        ))
+        ))?
         .add(
             Prompt::new(
                 "test_prompt_with_arguments",
@@ -755,7 +756,7 @@ fn register_prompts(prompts: &mut PromptRegistry) {
             )
             .argument("arg1", "First test argument", true)
             .argument("arg2", "Second test argument", true),
-        )
+        )?
         .add(
             Prompt::new(
                 "test_prompt_with_embedded_resource",
@@ -779,7 +780,7 @@ fn register_prompts(prompts: &mut PromptRegistry) {
                 },
             )
             .argument("resourceUri", "URI of the resource to embed", true),
-        )
+        )?
         .add(Prompt::new(
             "test_prompt_with_image",
             "A prompt with an image",
@@ -795,7 +796,7 @@ fn register_prompts(prompts: &mut PromptRegistry) {
                     ],
                 })
             },
-        ))
+        ))?
         .completer(
             CompletionRef::Prompt {
                 name: "test_prompt_with_arguments".into(),
@@ -809,4 +810,5 @@ fn register_prompts(prompts: &mut PromptRegistry) {
                     .collect()
             },
         );
+    Ok(())
 }

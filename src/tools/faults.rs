@@ -12,7 +12,7 @@ use serde::Deserialize;
 
 use crate::health::HealthChecks;
 use crate::protocol::CallToolResult;
-use crate::tools::{DuplicateTool, Tool, ToolError, ToolRegistry};
+use crate::tools::{DuplicateName, Tool, ToolError, ToolRegistry};
 
 /// Largest text `fault_big` produces (64 MiB).
 pub const FAULT_BIG_MAX_BYTES: u64 = 64 * 1024 * 1024;
@@ -52,7 +52,7 @@ pub const FIXTURE_CHECK: &str = "fixture_dependency";
 
 /// Register the fault fixtures, and the `fixture_dependency` health check that
 /// `fault_health {healthy}` turns on and off.
-pub fn register(tools: &mut ToolRegistry, health: &mut HealthChecks) -> Result<(), DuplicateTool> {
+pub fn register(tools: &mut ToolRegistry, health: &mut HealthChecks) -> Result<(), DuplicateName> {
     let healthy = Arc::new(AtomicBool::new(true));
     let flag = healthy.clone();
     health.add(FIXTURE_CHECK, move || {
@@ -102,7 +102,7 @@ pub fn register(tools: &mut ToolRegistry, health: &mut HealthChecks) -> Result<(
         .add(Tool::new(
             "fault_hang",
             "Never finishes unless cancelled or timed out (fixture).",
-            |_ctx, _a: NoArgs| async move { futures::future::pending().await },
+            |_ctx, _a: NoArgs| async move { futures::future::pending::<super::ToolOutcome>().await },
         ))?
         .add(Tool::new(
             "fault_big",

@@ -1,14 +1,52 @@
 //! Tools: the registry, the typed handler API, and the built-in tool sets.
 //!
 //! A tool is a name, a JSON Schema generated from its argument type (schemars), and an
-//! async handler. Arguments are validated by deserializing them into that same type, so
-//! the advertised `inputSchema` and the validation cannot drift apart; a bad argument
-//! becomes a result with `isError: true` naming the field and the problem.
+//! async handler. Arguments are checked twice before the handler runs: against the
+//! validation keywords of the schema (`minLength`, `maximum`, `pattern`..., compiled
+//! once when the tool is created, see `constraints.rs`), then by deserializing them
+//! into the same type the schema came from, so the advertised `inputSchema` and the
+//! validation cannot drift apart; a bad argument becomes a result with
+//! `isError: true` naming the field and the problem.
+//!
+//! A handler returns `Result<R, ToolError>` where `R` is a [`CallToolResult`] or a
+//! [`Json<T>`]: `Json<T>` gives the tool an `outputSchema` generated from `T` and
+//! answers with `structuredContent` plus its JSON text ([`IntoToolResult`]).
+//! Behaviour hints are a typed [`ToolAnnotations`]. Every handler, tool, resource or
+//! prompt, fails with [`ToolError`], and every registry refuses a second use of a
+//! name with [`DuplicateName`].
+//!
+//! A short tool with all of it:
+//! ```
+//! use emcee::tools::{Json, Tool, ToolAnnotations};
+//! use schemars::JsonSchema;
+//! use serde::{Deserialize, Serialize};
+//!
+//! #[derive(Deserialize, JsonSchema)]
+//! struct Args {
+//!     /// Who to greet.
+//!     #[schemars(length(min = 1, max = 64))]
+//!     name: String,
+//! }
+//!
+//! #[derive(Serialize, JsonSchema)]
+//! struct Greeting {
+//!     text: String,
+//! }
+//!
+//! let tool = Tool::new("greet", "Greets someone.", |_ctx, a: Args| async move {
+//!     Ok(Json(Greeting { text: format!("Hello, {}!", a.name) }))
+//! })
+//! .annotations(ToolAnnotations::new().read_only(true).open_world(false));
+//! assert!(tool.def().output_schema.is_some());
+//! ```
 
 pub mod builtin;
 pub mod command;
 pub mod conformance;
+mod constraints;
+mod error;
 pub mod faults;
+mod output;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -23,27 +61,11 @@ use serde_json::Value;
 use crate::call::CallContext;
 use crate::gate::{Gate, Permit};
 use crate::protocol::headers::{header_params, HeaderParam};
+pub use crate::protocol::ToolAnnotations;
 use crate::protocol::{CallToolResult, ToolDef};
-use crate::storage::StorageError;
-
-/// Why a tool call failed; becomes a result with `isError: true`.
-#[derive(Debug, thiserror::Error)]
-pub enum ToolError {
-    /// The arguments do not match the input schema.
-    #[error("invalid arguments: {0}")]
-    InvalidArguments(String),
-    /// The tool ran and failed.
-    #[error("{0}")]
-    Failed(String),
-    /// Storage failed.
-    #[error("{0}")]
-    Storage(#[from] StorageError),
-    /// A protocol error: the call is answered with this JSON-RPC error instead of a
-    /// result (e.g. -32021 when the request lacks a client capability the tool
-    /// needs).
-    #[error("{0}")]
-    Protocol(#[from] crate::protocol::RpcError),
-}
+use constraints::Constraints;
+pub use error::{DuplicateName, NameKind, ToolError};
+pub use output::{IntoToolResult, Json};
 
 /// What a tool handler returns.
 pub type ToolOutcome = Result<CallToolResult, ToolError>;
@@ -76,19 +98,29 @@ impl std::fmt::Debug for Tool {
     }
 }
 
-/// The JSON Schema of `T`, in the shape MCP wants for `inputSchema`/`outputSchema`:
-/// an object schema without the `$schema` and `title` noise.
+/// The JSON Schema of `T`, in the shape MCP wants for `inputSchema`: an object
+/// schema without the `$schema` and `title` noise, whose optional properties do not
+/// admit `null` (some model providers reject it; the handler still reads an explicit
+/// `null` as `None`).
 pub fn schema_of<T: JsonSchema>() -> Value {
+    let mut value = output_schema_of::<T>();
+    if let Some(Value::Object(props)) = value.get_mut("properties") {
+        for prop in props.values_mut() {
+            without_null(prop);
+        }
+    }
+    value
+}
+
+/// The JSON Schema of `T` for `outputSchema`: like [`schema_of`], but an `Option`
+/// field keeps `null` in its type, since `T` may serialize `None` as `null` (and
+/// clients validate `structuredContent` against this schema).
+pub fn output_schema_of<T: JsonSchema>() -> Value {
     let mut value = schemars::schema_for!(T).to_value();
     if let Some(obj) = value.as_object_mut() {
         obj.remove("$schema");
         obj.remove("title");
         obj.entry("type").or_insert_with(|| Value::from("object"));
-        if let Some(Value::Object(props)) = obj.get_mut("properties") {
-            for prop in props.values_mut() {
-                without_null(prop);
-            }
-        }
     }
     value
 }
@@ -142,26 +174,39 @@ pub fn decode_args<A: DeserializeOwned>(args: Value) -> Result<A, ToolError> {
 }
 
 impl Tool {
-    /// A tool whose arguments are the typed `A`; its `inputSchema` is generated from `A`.
-    pub fn new<A, F, Fut>(
+    /// A tool whose arguments are the typed `A`; its `inputSchema` is generated from `A`
+    /// (schemars validation attributes such as `#[schemars(length(min = 1))]` are
+    /// advertised and checked before the handler runs). The handler returns a
+    /// [`CallToolResult`] or a [`Json<T>`]; with `Json<T>` the tool's `outputSchema`
+    /// is generated from `T`.
+    pub fn new<A, R, F, Fut>(
         name: impl Into<String>,
         description: impl Into<String>,
         handler: F,
     ) -> Tool
     where
         A: DeserializeOwned + JsonSchema + 'static,
+        R: IntoToolResult,
         F: Fn(CallContext, A) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = ToolOutcome> + 'static,
+        Fut: Future<Output = Result<R, ToolError>> + 'static,
     {
         let handler = Arc::new(handler);
-        Tool::raw(name, description, schema_of::<A>(), move |ctx, args| {
+        let mut tool = Tool::raw(name, description, schema_of::<A>(), move |ctx, args| {
             let handler = handler.clone();
-            async move { handler(ctx, decode_args::<A>(args)?).await }
-        })
+            async move {
+                handler(ctx, decode_args::<A>(args)?)
+                    .await?
+                    .into_tool_result()
+            }
+        });
+        tool.def.output_schema = R::output_schema();
+        tool
     }
 
     /// A tool with a hand-written `inputSchema`, whose handler gets the raw arguments
-    /// object (the schema is advertised as is; the handler validates what it reads).
+    /// object. The schema is advertised as is; its validation keywords (`minLength`,
+    /// `minimum`, `enum`...) are checked before the handler runs, and the handler
+    /// checks the types of what it reads.
     pub fn raw<F, Fut>(
         name: impl Into<String>,
         description: impl Into<String>,
@@ -175,22 +220,30 @@ impl Tool {
         let name = name.into();
         let tool_name: Arc<str> = Arc::from(name.as_str());
         let handler = Arc::new(handler);
+        let constraints = Constraints::compile(&input_schema);
         let dyn_handler =
             move |ctx: CallContext, args: Value| -> LocalBoxFuture<'static, ToolReply> {
                 let handler = handler.clone();
                 let tool_name = tool_name.clone();
+                let checked = match &constraints {
+                    _ if !args.is_object() => Err(ToolError::InvalidArguments(
+                        "`arguments` must be a JSON object".into(),
+                    )),
+                    Some(c) => c.check(&args).map_err(ToolError::InvalidArguments),
+                    None => Ok(()),
+                };
                 Box::pin(async move {
-                    let outcome = if args.is_object() {
-                        handler(ctx, args).await
-                    } else {
-                        Err(ToolError::InvalidArguments(
-                            "`arguments` must be a JSON object".into(),
-                        ))
+                    let outcome = match checked {
+                        Ok(()) => handler(ctx, args).await,
+                        Err(e) => Err(e),
                     };
                     match outcome {
                         Ok(result) => Ok(result),
                         Err(ToolError::Protocol(e)) => Err(e),
-                        Err(e) => Ok(CallToolResult::error(format!("tool `{tool_name}`: {e}"))),
+                        Err(e) => Ok(CallToolResult::error(format!(
+                            "tool `{tool_name}`: {}",
+                            e.message()
+                        ))),
                     }
                 })
             };
@@ -219,14 +272,15 @@ impl Tool {
         self
     }
 
-    /// Declare `structuredContent`'s schema from `T`.
+    /// Declare `structuredContent`'s schema from `T`, for a handler that builds its
+    /// [`CallToolResult`] itself. Not needed with [`Json<T>`], which declares it.
     pub fn output<T: JsonSchema>(mut self) -> Tool {
-        self.def.output_schema = Some(schema_of::<T>());
+        self.def.output_schema = Some(output_schema_of::<T>());
         self
     }
 
-    /// Behaviour hints, e.g. `json!({"readOnlyHint": true})`.
-    pub fn annotations(mut self, annotations: Value) -> Tool {
+    /// Behaviour hints: `ToolAnnotations::new().read_only(true).open_world(false)`.
+    pub fn annotations(mut self, annotations: ToolAnnotations) -> Tool {
         self.def.annotations = Some(annotations);
         self
     }
@@ -314,11 +368,6 @@ impl Tool {
     }
 }
 
-/// A tool name is already taken.
-#[derive(Debug, thiserror::Error)]
-#[error("a tool named `{0}` is already registered")]
-pub struct DuplicateTool(pub String);
-
 /// All tools of a server, in registration order (the order of `tools/list`).
 #[derive(Debug, Default)]
 pub struct ToolRegistry {
@@ -332,11 +381,14 @@ impl ToolRegistry {
         ToolRegistry::default()
     }
 
-    /// Register a tool; names are unique.
-    pub fn add(&mut self, tool: Tool) -> Result<&mut ToolRegistry, DuplicateTool> {
+    /// Register a tool; names are unique (a second one is refused, the first kept).
+    pub fn add(&mut self, tool: Tool) -> Result<&mut ToolRegistry, DuplicateName> {
         let name = tool.def.name.clone();
         if self.by_name.contains_key(&name) {
-            return Err(DuplicateTool(name));
+            return Err(DuplicateName {
+                kind: NameKind::Tool,
+                name,
+            });
         }
         self.by_name.insert(name, self.tools.len());
         self.tools.push(Arc::new(tool));
@@ -420,16 +472,59 @@ mod tests {
         let e = decode_args::<Args>(serde_json::json!({"text": 5}))
             .err()
             .unwrap();
-        assert!(e.to_string().contains("`text`"), "{e}");
+        assert!(e.message().contains("`text`"), "{e:?}");
         let e = decode_args::<Args>(serde_json::json!({})).err().unwrap();
-        assert!(e.to_string().contains("missing field `text`"), "{e}");
+        assert!(e.message().contains("missing field `text`"), "{e:?}");
         let e = decode_args::<Args>(serde_json::json!({"text": "a", "x": 1}))
             .err()
             .unwrap();
-        assert!(e.to_string().contains("unknown field `x`"), "{e}");
+        assert!(e.message().contains("unknown field `x`"), "{e:?}");
         let e = decode_args::<Args>(serde_json::json!([1])).err().unwrap();
-        assert!(e.to_string().contains("must be a JSON object"), "{e}");
+        assert!(e.message().contains("must be a JSON object"), "{e:?}");
         assert!(decode_args::<Args>(serde_json::json!({"text": "a"})).is_ok());
+    }
+
+    #[test]
+    fn typed_output_declares_the_output_schema() {
+        #[derive(serde::Serialize, JsonSchema)]
+        struct Out {
+            n: u32,
+        }
+        let typed = Tool::new("t", "d", |_ctx, _a: Args| async { Ok(Json(Out { n: 1 })) });
+        assert_eq!(
+            typed.def().output_schema,
+            Some(output_schema_of::<Out>()),
+            "{:?}",
+            typed.def()
+        );
+        let plain = Tool::new("p", "d", |_ctx, _a: Args| async {
+            Ok(CallToolResult::text(""))
+        });
+        assert!(plain.def().output_schema.is_none());
+    }
+
+    #[test]
+    fn annotations_are_typed_and_serialized_as_mcp_hints() {
+        let tool = Tool::new("t", "d", |_ctx, _a: Args| async {
+            Ok(CallToolResult::text(""))
+        })
+        .annotations(
+            ToolAnnotations::new()
+                .title("T")
+                .read_only(false)
+                .destructive(true)
+                .idempotent(true)
+                .open_world(false),
+        );
+        let def = serde_json::to_value(tool.def()).expect("json");
+        assert_eq!(
+            def["annotations"],
+            serde_json::json!({"title": "T", "readOnlyHint": false, "destructiveHint": true,
+                               "idempotentHint": true, "openWorldHint": false})
+        );
+        // Unset hints are left out, so clients apply the spec's defaults.
+        let sparse = serde_json::to_value(ToolAnnotations::new().read_only(true)).expect("json");
+        assert_eq!(sparse, serde_json::json!({"readOnlyHint": true}));
     }
 
     #[test]
@@ -441,7 +536,9 @@ mod tests {
             })
         };
         r.add(mk()).unwrap();
-        assert!(r.add(mk()).is_err());
+        let e = r.add(mk()).err().unwrap();
+        assert_eq!(e.kind, NameKind::Tool);
+        assert_eq!(e.to_string(), "a tool named `t` is already registered");
         assert_eq!(r.len(), 1);
     }
 }

@@ -15,6 +15,7 @@ mod modern_stdio;
 mod mrtr;
 mod ops;
 mod py_client;
+mod registries;
 mod stdio;
 mod tasks;
 mod tidy;

@@ -170,6 +170,61 @@ fn echo_sleep_and_kv_tools_answer() {
 }
 
 #[test]
+fn kv_tools_advertise_typed_output_hints_and_constraints() {
+    let mut s = Stdio::ready(&[]);
+    let r = s.request(1, "tools/list", json!({}))["result"].clone();
+    let tool = |name: &str| {
+        r["tools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["name"] == name)
+            .cloned()
+            .unwrap()
+    };
+    // outputSchema generated from the handler's `Json<T>` return type.
+    let get = tool("kv_get");
+    assert_eq!(get["outputSchema"]["type"], "object", "{get}");
+    assert_eq!(
+        get["outputSchema"]["required"],
+        json!(["key", "value"]),
+        "{get}"
+    );
+    assert_eq!(
+        get["outputSchema"]["properties"]["value"]["type"], "string",
+        "{get}"
+    );
+    assert_eq!(
+        tool("kv_list")["outputSchema"]["properties"]["truncated"]["type"],
+        "boolean"
+    );
+    assert!(tool("echo").get("outputSchema").is_none());
+    // Typed annotations, as MCP's hint names; unset hints are left out.
+    assert_eq!(
+        get["annotations"],
+        json!({"readOnlyHint": true, "openWorldHint": false})
+    );
+    assert_eq!(
+        tool("kv_set")["annotations"],
+        json!({"readOnlyHint": false, "destructiveHint": true, "idempotentHint": true, "openWorldHint": false})
+    );
+    // The constraint that is enforced is the one advertised.
+    assert_eq!(
+        get["inputSchema"]["properties"]["key"]["minLength"], 1,
+        "{get}"
+    );
+
+    // The result carries structuredContent matching the schema, and its JSON text.
+    s.call_ok(2, "kv_set", json!({"key": "k", "value": "v"}));
+    let got = s.call_ok(3, "kv_get", json!({"key": "k"}));
+    assert_eq!(got["structuredContent"], json!({"key": "k", "value": "v"}));
+    assert_eq!(
+        got["content"],
+        json!([{"type": "text", "text": r#"{"key":"k","value":"v"}"#}])
+    );
+}
+
+#[test]
 fn kv_list_stops_at_its_limit() {
     let mut s = Stdio::with_config("[limits]\nkv_list_max = 2\n", &[]);
     s.initialize("2025-11-25");
@@ -201,11 +256,14 @@ fn bad_tool_arguments_are_is_error_results_naming_the_problem() {
             "unknown field `extra`",
         ),
         ("sleep", json!({"ms": -1}), "`ms`"),
+        // Schema constraints (`minLength: 1`), checked before the handler runs.
         (
             "kv_set",
             json!({"key": "", "value": "v"}),
-            "`key` must not be empty",
+            "tool `kv_set`: invalid arguments: `key`: must be at least 1 character long (minLength 1)",
         ),
+        ("kv_get", json!({"key": ""}), "`key`: must be at least 1 character long (minLength 1)"),
+        ("kv_delete", json!({"key": ""}), "`key`: must be at least 1 character long (minLength 1)"),
         ("echo", json!([1, 2]), "must be a JSON object"),
     ];
     for (i, (tool, args, needle)) in cases.into_iter().enumerate() {

@@ -28,7 +28,6 @@ use actix::prelude::*;
 use futures::channel::oneshot;
 use futures::future::LocalBoxFuture;
 use futures::FutureExt;
-use serde_json::value::RawValue;
 use slog::Logger;
 
 use crate::gate::Permit;
@@ -41,16 +40,10 @@ mod context;
 
 pub use context::CallContext;
 
-/// A call's reply: the raw `result` JSON or a JSON-RPC error.
-pub type Reply = Result<Box<RawValue>, RpcError>;
+pub use crate::protocol::{reply, Reply};
 
 /// The work a Call runs.
 pub type Work = LocalBoxFuture<'static, Reply>;
-
-/// Encode a serializable result as a reply.
-pub fn reply<T: serde::Serialize>(value: &T) -> Reply {
-    serde_json::value::to_raw_value(value).map_err(RpcError::internal)
-}
 
 /// What kind of call: decides how failures are reported.
 #[derive(Debug, Clone)]
@@ -291,7 +284,9 @@ impl Call {
         let json = crate::protocol::era::encode_reply(&self.id, &answer, self.envelope.as_ref());
         self.sink.response(json);
         if let Some(slot) = &self.task_slot {
-            slot.tasks.attach(&id, ctx.address().recipient());
+            let call = ctx.address();
+            slot.tasks
+                .attach(&id, Box::new(move || call.do_send(Cancel::Client)));
         }
         slog::debug!(self.log, "call became a task"; "task" => crate::telemetry::clip(&id).into_owned());
         self.task_id = Some(id);

@@ -6,6 +6,7 @@
 //! - [`telemetry`]: slog JSON logging on stderr, metrics, the refusal log.
 //! - [`storage`]: sled trees; every acknowledged write is flushed first.
 //! - [`tools`]: the typed tool API, the registry, built-in and fixture tools.
+//! - [`handler`]: the one error type of tool, resource and prompt handlers.
 //! - [`resources`], [`prompts`]: resources and templates; prompts and completion.
 //! - [`health`]: the checks behind `/health`.
 //! - [`notify`]: change broadcasts (resource updates, list changes) to subscribed sessions.
@@ -51,6 +52,7 @@
 pub mod call;
 pub mod config;
 mod gate;
+pub mod handler;
 pub mod health;
 pub mod mrtr;
 pub mod notify;

@@ -36,7 +36,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
-use crate::call::Reply;
+use crate::protocol::Reply;
 use crate::protocol::RpcError;
 
 /// Version tag of sealed states.
@@ -68,6 +68,24 @@ impl Mrtr {
             ttl,
             max_state_bytes,
         }
+    }
+
+    /// The sealer `config` describes, and whether its key is shared: the key file's
+    /// secret, or a random key of this process when there is no file (the caller
+    /// warns that states then do not outlive it).
+    pub fn from_config(
+        config: &crate::config::MrtrConfig,
+    ) -> Result<(Mrtr, bool), crate::config::ConfigError> {
+        Ok(match config.secret()? {
+            Some(secret) => (
+                Mrtr::new(&secret, config.state_ttl, config.max_state_bytes),
+                true,
+            ),
+            None => (
+                Mrtr::random(config.state_ttl, config.max_state_bytes),
+                false,
+            ),
+        })
     }
 
     /// A random key: states are accepted by this process only, until it exits.
@@ -325,7 +343,7 @@ impl Inputs {
             asked,
         };
         let sealed = self.mrtr.seal(&state)?;
-        crate::call::reply(&serde_json::json!({
+        crate::protocol::reply(&serde_json::json!({
             "resultType": "input_required",
             "inputRequests": questions,
             "requestState": sealed,
@@ -338,9 +356,9 @@ impl Inputs {
 /// malformed answer. Questions asked together (`join!`) all make it into the result:
 /// they are recorded in the same poll.
 pub fn until_input(
-    mut work: crate::call::Work,
+    mut work: futures::future::LocalBoxFuture<'static, Reply>,
     inputs: std::sync::Arc<Inputs>,
-) -> crate::call::Work {
+) -> futures::future::LocalBoxFuture<'static, Reply> {
     Box::pin(futures::future::poll_fn(move |cx| {
         match work.as_mut().poll(cx) {
             std::task::Poll::Ready(reply) => std::task::Poll::Ready(reply),

@@ -14,11 +14,11 @@ use std::future::Future;
 use std::sync::Arc;
 
 use crate::call::CallContext;
+use crate::handler::{DuplicateName, NameKind, ToolError};
 pub use crate::protocol::prompt::{
     CompletionRef, GetPromptResult, PromptArgument, PromptDef, PromptMessage, Role,
 };
 use crate::protocol::RpcError;
-use crate::tools::{DuplicateName, NameKind, ToolError};
 use futures::future::LocalBoxFuture;
 
 /// Most completion values returned at once (the MCP limit).

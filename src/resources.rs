@@ -15,11 +15,11 @@ use std::future::Future;
 use std::sync::Arc;
 
 use crate::call::CallContext;
+use crate::handler::{DuplicateName, NameKind, ToolError};
 pub use crate::protocol::resource::{
     ResourceContents, ResourceDef, TemplateDef, RESOURCE_NOT_FOUND,
 };
 use crate::protocol::RpcError;
-use crate::tools::{DuplicateName, NameKind, ToolError};
 use futures::future::LocalBoxFuture;
 
 /// What a reader returns.

@@ -25,13 +25,12 @@
 //! ```
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use slog::Logger;
 
-use crate::config::{HttpConfig, Limits, LogLevel, MrtrConfig, StorageConfig};
+use crate::config::{Limits, LogLevel, MrtrConfig, StorageConfig};
 use crate::health::HealthChecks;
 use crate::prompts::{Prompt, PromptRegistry};
 use crate::resources::{Resource, ResourceRegistry, Template};
@@ -50,31 +49,7 @@ pub enum StorageOptions {
     Dir(PathBuf, StorageConfig),
 }
 
-/// How to serve over Streamable HTTP.
-#[derive(Debug, Clone)]
-pub struct HttpOptions {
-    /// Address of the MCP endpoint (`/mcp`), and of `/health` and `/metrics` unless
-    /// `admin_bind` is set.
-    pub bind: SocketAddr,
-    /// `/health` and `/metrics` on their own listener.
-    pub admin_bind: Option<SocketAddr>,
-    /// Prefix of session ids (proxy affinity across instances).
-    pub instance_id: Option<String>,
-    /// Allowed hosts and origins, workers, connection bounds.
-    pub http: HttpConfig,
-}
-
-impl HttpOptions {
-    /// Serve on `bind` with the default HTTP settings (localhost hosts only).
-    pub fn new(bind: SocketAddr) -> HttpOptions {
-        HttpOptions {
-            bind,
-            admin_bind: None,
-            instance_id: None,
-            http: HttpConfig::default(),
-        }
-    }
-}
+pub use crate::transport::http::HttpOptions;
 
 /// Which transport [`Server::serve`] serves.
 #[derive(Debug, Clone)]
@@ -338,7 +313,7 @@ impl Server {
             );
         }
         service.storage_retry = retry.map(|s| s.retry);
-        let (sealer, shared) = self.mrtr.sealer()?;
+        let (sealer, shared) = crate::mrtr::Mrtr::from_config(&self.mrtr)?;
         if !shared {
             slog::warn!(service.log, "2026-07-28 requestState is sealed with a random key of this process: a retry that reaches another instance or a restart is refused; set mrtr.key_file to a file of 32+ random bytes shared by the instances";
                 "key" => "mrtr.key_file", "env" => "EMCEE_MRTR_KEY_FILE");

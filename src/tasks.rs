@@ -27,13 +27,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use actix::Recipient;
 use futures::channel::oneshot;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::call::{Cancel, Reply};
 use crate::config::Limits;
+use crate::protocol::Reply;
 use crate::protocol::{code, RpcError};
 use crate::storage::{unix_ms, Storage};
 
@@ -123,10 +122,13 @@ struct Stored {
     task: Task,
 }
 
+/// How to stop a running task (its Call actor stops, dropping the handler).
+pub type Stop = Box<dyn Fn() + Send + Sync>;
+
 /// A running task's handles: how to stop it, and who waits for which answer.
 #[derive(Default)]
 struct Live {
-    cancel: Option<Recipient<Cancel>>,
+    cancel: Option<Arc<Stop>>,
     waiters: HashMap<String, (String, oneshot::Sender<Value>)>,
 }
 
@@ -346,10 +348,10 @@ impl Tasks {
         Ok(stored.task)
     }
 
-    /// The Call actor running task `id`, for `tasks/cancel`.
-    pub fn attach(&self, id: &str, cancel: Recipient<Cancel>) {
+    /// How to stop the Call running task `id`, for `tasks/cancel`.
+    pub fn attach(&self, id: &str, stop: Stop) {
         if let Ok(mut live) = self.live.lock() {
-            live.entry(id.to_owned()).or_default().cancel = Some(cancel);
+            live.entry(id.to_owned()).or_default().cancel = Some(Arc::new(stop));
         }
     }
 
@@ -439,8 +441,8 @@ impl Tasks {
             .lock()
             .ok()
             .and_then(|live| live.get(id).and_then(|l| l.cancel.clone()));
-        if let Some(cancel) = cancel {
-            cancel.do_send(Cancel::Client);
+        if let Some(stop) = cancel {
+            stop();
         }
         Ok(())
     }
@@ -500,7 +502,7 @@ pub fn created(task: &Task) -> Reply {
         with_type.extend(std::mem::take(map));
         *map = with_type;
     }
-    crate::call::reply(&value)
+    crate::protocol::reply(&value)
 }
 
 /// A tool call's link to the tasks: whether it may become one, and the channel its
@@ -564,7 +566,7 @@ mod tests {
             assert_eq!(v["resultType"], "task");
             assert_eq!(v["taskId"], task.task_id.as_str());
             assert!(v.get("result").is_none() && v.get("requestState").is_none());
-            let result = crate::call::reply(&serde_json::json!({"content": []}));
+            let result = crate::protocol::reply(&serde_json::json!({"content": []}));
             tasks.finish(&task.task_id, End::Replied(result)).await;
             let done = tasks.get(&task.task_id).unwrap();
             assert_eq!(done.status, Status::Completed);

@@ -159,7 +159,7 @@ impl CallContext {
     /// nothing happens (the call is answered with the handler's result as usual), or
     /// -32021 for a tool that can only run as a task. Called for the handler before
     /// it starts, unless the tool is declared with
-    /// [`Tool::task_begun_by_handler`](crate::tools::Tool::task_begun_by_handler).
+    /// `Tool::task_begun_by_handler`.
     /// Questions asked after it (`request_client`) park the task in `input_required`
     /// until `tasks/update` answers them.
     pub async fn begin_task(&self) -> Result<(), RpcError> {

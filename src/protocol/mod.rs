@@ -15,3 +15,11 @@ pub mod strict;
 
 pub use jsonrpc::{code, Message, Payload, Rejected, Request, RequestId, RpcError};
 pub use mcp::{CallToolResult, Content, LoggingLevel, ProtocolVersion, ToolAnnotations, ToolDef};
+
+/// A request's answer: the raw `result` JSON or a JSON-RPC error.
+pub type Reply = Result<Box<serde_json::value::RawValue>, RpcError>;
+
+/// Encode a serializable result as a reply.
+pub fn reply<T: serde::Serialize>(value: &T) -> Reply {
+    serde_json::value::to_raw_value(value).map_err(RpcError::internal)
+}

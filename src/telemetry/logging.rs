@@ -43,7 +43,7 @@ fn level_name(level: slog::Level) -> &'static str {
 
 /// Default of `limits.log_queue_bytes`: bytes of lines waiting for the writer
 /// thread (about 3,000 lines).
-pub const LOG_QUEUE_BYTES: usize = 1024 * 1024;
+pub const LOG_QUEUE_BYTES: usize = crate::config::LOG_QUEUE_BYTES;
 /// After a write, the writer thread waits this long before it takes more lines:
 /// under load lines gather meanwhile (one write for many), and a writer that is
 /// not waiting on the queue costs the loggers no wake-up.

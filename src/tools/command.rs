@@ -26,194 +26,25 @@
 //! is an `isError` result carrying the end of its stderr.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use tokio::io::AsyncReadExt;
 
 use super::{Tool, ToolError, ToolOutcome};
+use crate::config::command::{pieces, Piece};
+pub use crate::config::command::{CommandTool, InputProperty, Kind, Output};
 use crate::protocol::CallToolResult;
 
-/// One `[[tools.command]]` table.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct CommandTool {
-    /// The tool's name.
-    pub name: String,
-    /// What it does (shown to the model).
-    #[serde(default)]
-    pub description: String,
-    /// The program, then its arguments; `{name}` is replaced by argument `name`.
-    pub argv: Vec<String>,
-    /// The arguments: name → type, description, whether required.
-    #[serde(default)]
-    pub input: BTreeMap<String, InputProperty>,
-    /// Working directory (default: emcee's).
-    #[serde(default)]
-    pub cwd: Option<PathBuf>,
-    /// Environment variables passed through from emcee's environment (no others).
-    #[serde(default = "default_env")]
-    pub env: Vec<String>,
-    /// Longest run; then the process group is killed (default: `limits.call_timeout_ms`).
-    #[serde(default)]
-    pub timeout_ms: Option<u64>,
-    /// Most bytes of stdout kept (and of stderr); more is an `isError` result.
-    #[serde(default = "default_output_cap")]
-    pub max_output_bytes: usize,
-    /// Exit codes that mean success.
-    #[serde(default = "default_ok_codes")]
-    pub ok_exit_codes: Vec<i32>,
-    /// `text` (default) or `json`: stdout parsed into `structuredContent` too.
-    #[serde(default)]
-    pub output: Output,
+/// The runtime side of a [`CommandTool`] declaration.
+trait Run {
+    fn schema(&self) -> Value;
+    fn arguments(&self, args: &Value) -> Result<BTreeMap<String, String>, ToolError>;
+    fn argv(&self, values: &BTreeMap<String, String>) -> Vec<String>;
 }
 
-/// What stdout is.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Output {
-    /// Plain text.
-    #[default]
-    Text,
-    /// A JSON value, also returned as `structuredContent` (an object) .
-    Json,
-}
-
-/// One argument of a command tool.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct InputProperty {
-    /// `string`, `integer`, `number` or `boolean`.
-    #[serde(rename = "type")]
-    pub kind: Kind,
-    /// Shown to the model.
-    #[serde(default)]
-    pub description: Option<String>,
-    /// Whether a call must give it.
-    #[serde(default)]
-    pub required: bool,
-}
-
-/// The type of an argument.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Kind {
-    /// A JSON string.
-    String,
-    /// A JSON integer.
-    Integer,
-    /// A JSON number.
-    Number,
-    /// A JSON boolean.
-    Boolean,
-}
-
-fn default_env() -> Vec<String> {
-    vec!["PATH".to_owned()]
-}
-
-fn default_output_cap() -> usize {
-    1024 * 1024
-}
-
-fn default_ok_codes() -> Vec<i32> {
-    vec![0]
-}
-
-/// A piece of an argv element: literal text, or the value of an argument.
-#[derive(Debug, PartialEq, Eq)]
-enum Piece<'a> {
-    Text(std::borrow::Cow<'a, str>),
-    Arg(&'a str),
-}
-
-/// An argv element's pieces: `{name}` (a name of letters, digits and `_`) is an
-/// argument; `{{` and `}}` are literal braces; any other brace is literal too (so
-/// `${HOME:-x}` or a JSON template stay as written).
-fn pieces(element: &str) -> Vec<Piece<'_>> {
-    let mut out = Vec::new();
-    let mut text = String::new();
-    let mut rest = element;
-    while let Some(at) = rest.find(['{', '}']) {
-        text.push_str(&rest[..at]);
-        let tail = &rest[at..];
-        if tail.starts_with("{{") || tail.starts_with("}}") {
-            text.push_str(&tail[..1]);
-            rest = &tail[2..];
-            continue;
-        }
-        if let Some(close) = tail.find('}').filter(|_| tail.starts_with('{')) {
-            let name = &tail[1..close];
-            let ident = !name.is_empty()
-                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-                && !name.starts_with(|c: char| c.is_ascii_digit());
-            if ident {
-                if !text.is_empty() {
-                    out.push(Piece::Text(std::mem::take(&mut text).into()));
-                }
-                out.push(Piece::Arg(name));
-                rest = &tail[close + 1..];
-                continue;
-            }
-        }
-        text.push_str(&tail[..1]);
-        rest = &tail[1..];
-    }
-    text.push_str(rest);
-    if !text.is_empty() || out.is_empty() {
-        out.push(Piece::Text(text.into()));
-    }
-    out
-}
-
-/// The argument names an argv element uses.
-fn placeholders(element: &str) -> Vec<&str> {
-    pieces(element)
-        .into_iter()
-        .filter_map(|p| match p {
-            Piece::Arg(name) => Some(name),
-            Piece::Text(_) => None,
-        })
-        .collect()
-}
-
-impl CommandTool {
-    /// Check the declaration: a program, placeholders naming declared arguments.
-    pub fn validate(&self) -> Result<(), String> {
-        if self.name.trim().is_empty() {
-            return Err("a command tool needs a name".into());
-        }
-        let Some(program) = self.argv.first() else {
-            return Err(format!("command tool `{}`: argv is empty", self.name));
-        };
-        if !placeholders(program).is_empty() {
-            return Err(format!(
-                "command tool `{}`: the program (argv[0]) cannot be templated",
-                self.name
-            ));
-        }
-        for element in &self.argv {
-            for name in placeholders(element) {
-                if !self.input.contains_key(name) {
-                    return Err(format!(
-                        "command tool `{}`: argv names {{{name}}}, which is not an input",
-                        self.name
-                    ));
-                }
-            }
-        }
-        if self.max_output_bytes == 0 {
-            return Err(format!(
-                "command tool `{}`: max_output_bytes must be > 0",
-                self.name
-            ));
-        }
-        Ok(())
-    }
-
+impl Run for CommandTool {
     /// The tool's `inputSchema`.
     fn schema(&self) -> Value {
         let mut properties = Map::new();
@@ -295,115 +126,114 @@ impl CommandTool {
             })
             .collect()
     }
+}
 
-    /// The tool: `default_timeout` unless the declaration sets one.
-    pub fn into_tool(self, default_timeout: Duration) -> Tool {
-        let schema = self.schema();
-        let name = self.name.clone();
-        let description = self.description.clone();
-        let timeout = self
-            .timeout_ms
-            .map_or(default_timeout, Duration::from_millis);
-        let spec = std::sync::Arc::new(self);
-        Tool::raw(name, description, schema, move |_ctx, args| {
-            let spec = spec.clone();
-            async move { spec.run(&args, timeout).await }
-        })
-        // The tool's own limit: its process group is killed when it passes.
-        .timeout(timeout + Duration::from_millis(500))
+/// The tool `spec` declares: `default_timeout` unless the declaration sets one.
+pub fn tool(spec: CommandTool, default_timeout: Duration) -> Tool {
+    let schema = spec.schema();
+    let name = spec.name.clone();
+    let description = spec.description.clone();
+    let timeout = spec
+        .timeout_ms
+        .map_or(default_timeout, Duration::from_millis);
+    let spec = std::sync::Arc::new(spec);
+    Tool::raw(name, description, schema, move |_ctx, args| {
+        let spec = spec.clone();
+        async move { run(&spec, &args, timeout).await }
+    })
+    // The tool's own limit: its process group is killed when it passes.
+    .timeout(timeout + Duration::from_millis(500))
+}
+
+async fn run(spec: &CommandTool, args: &Value, timeout: Duration) -> ToolOutcome {
+    let values = spec.arguments(args)?;
+    let argv = spec.argv(&values);
+    let (program, rest) = argv
+        .split_first()
+        .ok_or_else(|| ToolError::Failed("empty argv".into()))?;
+    let mut command = tokio::process::Command::new(program);
+    command
+        .args(rest)
+        .env_clear()
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true);
+    for name in &spec.env {
+        if let Some(value) = std::env::var_os(name) {
+            command.env(name, value);
+        }
     }
-
-    async fn run(&self, args: &Value, timeout: Duration) -> ToolOutcome {
-        let values = self.arguments(args)?;
-        let argv = self.argv(&values);
-        let (program, rest) = argv
-            .split_first()
-            .ok_or_else(|| ToolError::Failed("empty argv".into()))?;
-        let mut command = tokio::process::Command::new(program);
-        command
-            .args(rest)
-            .env_clear()
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0)
-            .kill_on_drop(true);
-        for name in &self.env {
-            if let Some(value) = std::env::var_os(name) {
-                command.env(name, value);
-            }
-        }
-        if let Some(cwd) = &self.cwd {
-            command.current_dir(cwd);
-        }
-        let mut child = command
-            .spawn()
-            .map_err(|e| ToolError::Failed(format!("cannot start `{program}`: {e}")))?;
-        // From here, dropping this future (timeout, cancellation) kills the group.
-        let group = Group(child.id());
-        let cap = self.max_output_bytes;
-        let stdout = child.stdout.take();
-        let stderr = child.stderr.take();
-        let read = async {
-            let (out, err) = tokio::join!(read_capped(stdout, cap), read_capped(stderr, cap));
-            let status = child.wait().await;
-            (out, err, status)
-        };
-        let (out, err, status) = match tokio::time::timeout(timeout, read).await {
-            Ok(done) => done,
-            Err(_) => {
-                drop(group);
-                return Err(ToolError::Failed(format!(
-                    "`{program}` did not finish within {} ms; it was killed",
-                    timeout.as_millis()
-                )));
-            }
-        };
-        drop(group);
-        let (out, out_over) = out;
-        let (err, _) = err;
-        if out_over {
+    if let Some(cwd) = &spec.cwd {
+        command.current_dir(cwd);
+    }
+    let mut child = command
+        .spawn()
+        .map_err(|e| ToolError::Failed(format!("cannot start `{program}`: {e}")))?;
+    // From here, dropping this future (timeout, cancellation) kills the group.
+    let group = Group(child.id());
+    let cap = spec.max_output_bytes;
+    let stdout = child.stdout.take();
+    let stderr = child.stderr.take();
+    let read = async {
+        let (out, err) = tokio::join!(read_capped(stdout, cap), read_capped(stderr, cap));
+        let status = child.wait().await;
+        (out, err, status)
+    };
+    let (out, err, status) = match tokio::time::timeout(timeout, read).await {
+        Ok(done) => done,
+        Err(_) => {
+            drop(group);
             return Err(ToolError::Failed(format!(
-                "`{program}` wrote more than {cap} bytes (max_output_bytes); it was killed"
+                "`{program}` did not finish within {} ms; it was killed",
+                timeout.as_millis()
             )));
         }
-        let status = status.map_err(|e| ToolError::Failed(format!("`{program}`: {e}")))?;
-        let stdout = String::from_utf8_lossy(&out).into_owned();
-        match status.code() {
-            Some(code) if self.ok_exit_codes.contains(&code) => {}
-            code => {
-                let why = match code {
-                    Some(code) => format!("exit code {code}"),
-                    None => "killed by a signal".to_owned(),
-                };
-                let stderr = String::from_utf8_lossy(&err);
-                let tail: String = stderr
-                    .chars()
-                    .rev()
-                    .take(2000)
-                    .collect::<Vec<_>>()
-                    .into_iter()
-                    .rev()
-                    .collect();
-                return Err(ToolError::Failed(format!(
-                    "`{program}` failed ({why}): {}",
-                    tail.trim_end()
-                )));
-            }
+    };
+    drop(group);
+    let (out, out_over) = out;
+    let (err, _) = err;
+    if out_over {
+        return Err(ToolError::Failed(format!(
+            "`{program}` wrote more than {cap} bytes (max_output_bytes); it was killed"
+        )));
+    }
+    let status = status.map_err(|e| ToolError::Failed(format!("`{program}`: {e}")))?;
+    let stdout = String::from_utf8_lossy(&out).into_owned();
+    match status.code() {
+        Some(code) if spec.ok_exit_codes.contains(&code) => {}
+        code => {
+            let why = match code {
+                Some(code) => format!("exit code {code}"),
+                None => "killed by a signal".to_owned(),
+            };
+            let stderr = String::from_utf8_lossy(&err);
+            let tail: String = stderr
+                .chars()
+                .rev()
+                .take(2000)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect();
+            return Err(ToolError::Failed(format!(
+                "`{program}` failed ({why}): {}",
+                tail.trim_end()
+            )));
         }
-        match self.output {
-            Output::Text => Ok(CallToolResult::text(stdout)),
-            Output::Json => {
-                let value: Value = serde_json::from_str(&stdout).map_err(|e| {
-                    ToolError::Failed(format!("`{program}` did not print JSON: {e}"))
-                })?;
-                let mut result = CallToolResult::text(stdout);
-                result.structured_content = Some(match value {
-                    Value::Object(_) => value,
-                    other => json!({"result": other}),
-                });
-                Ok(result)
-            }
+    }
+    match spec.output {
+        Output::Text => Ok(CallToolResult::text(stdout)),
+        Output::Json => {
+            let value: Value = serde_json::from_str(&stdout)
+                .map_err(|e| ToolError::Failed(format!("`{program}` did not print JSON: {e}")))?;
+            let mut result = CallToolResult::text(stdout);
+            result.structured_content = Some(match value {
+                Value::Object(_) => value,
+                other => json!({"result": other}),
+            });
+            Ok(result)
         }
     }
 }
@@ -452,7 +282,7 @@ pub fn register(
     default_timeout: Duration,
 ) -> Result<(), super::DuplicateName> {
     for tool in tools {
-        registry.add(tool.clone().into_tool(default_timeout))?;
+        registry.add(self::tool(tool.clone(), default_timeout))?;
     }
     Ok(())
 }

@@ -44,7 +44,6 @@ pub mod builtin;
 pub mod command;
 pub mod conformance;
 mod constraints;
-mod error;
 pub mod faults;
 mod output;
 
@@ -60,11 +59,11 @@ use serde_json::Value;
 
 use crate::call::CallContext;
 use crate::gate::{Gate, Permit};
+pub use crate::handler::{DuplicateName, NameKind, ToolError};
 use crate::protocol::headers::{header_params, HeaderParam};
 pub use crate::protocol::ToolAnnotations;
 use crate::protocol::{CallToolResult, ToolDef};
 use constraints::Constraints;
-pub use error::{DuplicateName, NameKind, ToolError};
 pub use output::{IntoToolResult, Json};
 
 /// What a tool handler returns.

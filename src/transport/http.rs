@@ -778,6 +778,32 @@ async fn trim_events(service: Arc<Service>) {
     }
 }
 
+/// How to serve over Streamable HTTP.
+#[derive(Debug, Clone)]
+pub struct HttpOptions {
+    /// Address of the MCP endpoint (`/mcp`), and of `/health` and `/metrics` unless
+    /// `admin_bind` is set.
+    pub bind: std::net::SocketAddr,
+    /// `/health` and `/metrics` on their own listener.
+    pub admin_bind: Option<std::net::SocketAddr>,
+    /// Prefix of session ids (proxy affinity across instances).
+    pub instance_id: Option<String>,
+    /// Allowed hosts and origins, workers, connection bounds.
+    pub http: HttpConfig,
+}
+
+impl HttpOptions {
+    /// Serve on `bind` with the default HTTP settings (localhost hosts only).
+    pub fn new(bind: std::net::SocketAddr) -> HttpOptions {
+        HttpOptions {
+            bind,
+            admin_bind: None,
+            instance_id: None,
+            http: HttpConfig::default(),
+        }
+    }
+}
+
 /// Serve HTTP until `shutdown` resolves; then drain sessions and stop.
 ///
 /// Shutdown order: not ready (`/health/ready` 503, systemd `STOPPING=1`); no new or
@@ -786,7 +812,7 @@ async fn trim_events(service: Arc<Service>) {
 /// the server (open streams close; connections still open after [`SHUTDOWN_MARGIN`]
 /// are dropped); the caller flushes storage. One budget: grace + margin + flush.
 pub async fn serve(
-    config: &crate::server::HttpOptions,
+    config: &HttpOptions,
     service: Arc<Service>,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> std::io::Result<()> {

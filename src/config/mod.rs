@@ -11,8 +11,13 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub mod command;
+
 /// Default HTTP bind address: loopback only.
 pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
+
+/// Default of [`Limits::log_queue_bytes`].
+pub const LOG_QUEUE_BYTES: usize = 1024 * 1024;
 /// Default data directory when neither config nor `$STATE_DIRECTORY` names one.
 pub const DEFAULT_DATA_DIR: &str = "./emcee-data";
 
@@ -122,7 +127,7 @@ pub struct FileConfig {
 pub struct FileTools {
     /// `[[tools.command]]` entries.
     #[serde(default)]
-    pub command: Vec<crate::tools::command::CommandTool>,
+    pub command: Vec<command::CommandTool>,
 }
 
 /// `[http]` table.
@@ -430,7 +435,7 @@ impl Default for Limits {
             blocking_threads: 8,
             refusal_log_burst: 10,
             refusal_log_interval: Duration::from_secs(10),
-            log_queue_bytes: crate::telemetry::logging::LOG_QUEUE_BYTES,
+            log_queue_bytes: LOG_QUEUE_BYTES,
         }
     }
 }
@@ -482,13 +487,10 @@ pub struct MrtrConfig {
 }
 
 impl MrtrConfig {
-    /// The sealer these settings describe, and whether its key is shared: the key
-    /// file's secret (at least 32 bytes, else an error), or a random key of this
-    /// process when there is no file (the caller warns that states do not outlive it).
-    pub fn sealer(&self) -> Result<(crate::mrtr::Mrtr, bool), ConfigError> {
+    /// The secret in `key_file`, if one is named: at least 32 bytes, else an error.
+    pub fn secret(&self) -> Result<Option<Vec<u8>>, ConfigError> {
         let Some(path) = &self.key_file else {
-            let random = crate::mrtr::Mrtr::random(self.state_ttl, self.max_state_bytes);
-            return Ok((random, false));
+            return Ok(None);
         };
         let secret = std::fs::read(path).map_err(|source| ConfigError::Read {
             path: path.clone(),
@@ -497,13 +499,14 @@ impl MrtrConfig {
         if secret.len() < 32 {
             return Err(bad(
                 "mrtr.key_file",
-                format!("{} holds {} bytes; use at least 32 random bytes (head -c 32 /dev/urandom > FILE)", path.display(), secret.len()),
+                format!(
+                    "{} holds {} bytes; use at least 32 random bytes (head -c 32 /dev/urandom > FILE)",
+                    path.display(),
+                    secret.len()
+                ),
             ));
         }
-        Ok((
-            crate::mrtr::Mrtr::new(&secret, self.state_ttl, self.max_state_bytes),
-            true,
-        ))
+        Ok(Some(secret))
     }
 }
 
@@ -739,7 +742,7 @@ pub struct Config {
     /// Multi-round-trip request settings.
     pub mrtr: MrtrConfig,
     /// Programs served as tools (`[[tools.command]]`).
-    pub command_tools: Vec<crate::tools::command::CommandTool>,
+    pub command_tools: Vec<command::CommandTool>,
 }
 
 impl Default for Config {
@@ -921,7 +924,7 @@ impl Config {
             config.mrtr.max_state_bytes = positive("mrtr.max_state_bytes", n)?;
         }
         if config.mrtr.key_file.is_some() {
-            config.mrtr.sealer()?; // A missing or short key file is a configuration error.
+            config.mrtr.secret()?; // A missing or short key file is a configuration error.
         }
         let mut names = std::collections::HashSet::new();
         for tool in &file.tools.command {

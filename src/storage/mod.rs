@@ -114,6 +114,8 @@ struct Shared {
     cache_bytes: u64,
     /// Bytes held by each kv namespace (its prefix) used so far.
     kv_usage: std::sync::Mutex<std::collections::HashMap<Vec<u8>, Arc<KvUsage>>>,
+    /// The quota of each kv namespace that has one, and the setting naming it.
+    kv_quotas: std::sync::Mutex<std::collections::HashMap<Vec<u8>, (u64, &'static str)>>,
 }
 
 /// One open sled database and its trees.
@@ -307,6 +309,7 @@ impl Storage {
                 dir,
                 cache_bytes,
                 kv_usage: std::sync::Mutex::default(),
+                kv_quotas: std::sync::Mutex::default(),
             }),
         })
     }
@@ -547,9 +550,7 @@ impl Storage {
             !namespace.as_bytes().contains(&NS_SEP),
             "kv namespace must not contain NUL"
         );
-        let mut prefix = Vec::with_capacity(namespace.len() + 1);
-        prefix.extend_from_slice(namespace.as_bytes());
-        prefix.push(NS_SEP);
+        let prefix = kv_prefix(namespace);
         let usage = self.kv_usage(&prefix);
         Kv {
             storage: self.clone(),
@@ -562,9 +563,12 @@ impl Storage {
     /// `max_bytes`; a write past it fails with [`StorageError::Full`] naming `limit`
     /// (the setting an operator changes).
     pub fn set_kv_quota(&self, namespace: &str, max_bytes: u64, limit: &'static str) {
-        let usage = self.kv(namespace).usage;
-        usage.quota.store(max_bytes, Ordering::Relaxed);
-        let _ = usage.limit.set(limit);
+        if let Ok(mut quotas) = self.shared.kv_quotas.lock() {
+            quotas.insert(kv_prefix(namespace), (max_bytes, limit));
+        }
+        // A namespace already counted takes it now; one counted later (a data
+        // directory opened once another process let go) takes it when counted.
+        self.kv(namespace).usage.limit_to(max_bytes, limit);
     }
 
     /// The byte count of a namespace, counted once at its first use.
@@ -575,8 +579,18 @@ impl Storage {
         if let Some(usage) = all.get(prefix) {
             return usage.clone();
         }
+        let usage = Arc::new(KvUsage::default());
+        let quota = self
+            .shared
+            .kv_quotas
+            .lock()
+            .ok()
+            .and_then(|q| q.get(prefix).copied());
+        if let Some((max_bytes, limit)) = quota {
+            usage.limit_to(max_bytes, limit);
+        }
         let Ok(trees) = self.trees() else {
-            return Arc::default(); // Counted once a database is open.
+            return usage; // Counted once a database is open.
         };
         let bytes = trees
             .kv
@@ -584,10 +598,7 @@ impl Storage {
             .flatten()
             .map(|(k, v)| (k.len() - prefix.len() + v.len()) as u64)
             .sum();
-        let usage = Arc::new(KvUsage {
-            bytes: AtomicU64::new(bytes),
-            ..KvUsage::default()
-        });
+        usage.bytes.store(bytes, Ordering::Relaxed);
         all.insert(prefix.to_vec(), usage.clone());
         usage
     }
@@ -819,6 +830,21 @@ struct KvUsage {
     bytes: AtomicU64,
     quota: AtomicU64,
     limit: std::sync::OnceLock<&'static str>,
+}
+
+impl KvUsage {
+    fn limit_to(&self, max_bytes: u64, limit: &'static str) {
+        self.quota.store(max_bytes, Ordering::Relaxed);
+        let _ = self.limit.set(limit);
+    }
+}
+
+/// The keys of kv namespace `namespace` start with this.
+fn kv_prefix(namespace: &str) -> Vec<u8> {
+    let mut prefix = Vec::with_capacity(namespace.len() + 1);
+    prefix.extend_from_slice(namespace.as_bytes());
+    prefix.push(NS_SEP);
+    prefix
 }
 
 impl Default for KvUsage {
@@ -1083,6 +1109,7 @@ mod tests {
         );
         let waiting = Storage::open_or_wait(dir.path(), 1 << 20).unwrap();
         assert!(!waiting.is_open());
+        waiting.set_kv_quota("t", 5, "limits.test");
         let refused = waiting.kv("t").get("k").unwrap_err().to_string();
         assert!(refused.contains("--data-dir"), "{refused}");
         actix_rt::System::new().block_on(async {
@@ -1096,6 +1123,13 @@ mod tests {
             Some(&b"v"[..])
         );
         assert!(waiting.failure().is_none());
+        // The quota set while the directory was held holds once it is open, counting
+        // what the directory already has ("k" + "v": 2 of 5 bytes).
+        block_on(waiting.kv("t").set("a", b"b")).unwrap();
+        let full = block_on(waiting.kv("t").set("c", b"dd"))
+            .unwrap_err()
+            .to_string();
+        assert!(full.contains("limits.test"), "{full}");
     }
 
     #[test]

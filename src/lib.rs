@@ -132,11 +132,6 @@ pub fn builtin_service(storage: Storage, limits: Limits, log: Logger) -> Result<
     );
     tools::builtin::register(&mut service.tools, &service.limits)?;
     tools::builtin::register_resources(&mut service.resources)?;
-    service.storage.set_kv_quota(
-        tools::builtin::KV_NAMESPACE,
-        service.limits.kv_max_bytes,
-        "limits.kv_max_bytes",
-    );
     Ok(service)
 }
 
@@ -165,14 +160,7 @@ pub fn binary_server(config: &Config, log: Logger) -> Result<Server, Error> {
             tools::conformance::register(tools, resources, prompts)?;
         }
     }
-    let kv_max_bytes = config.limits.kv_max_bytes;
-    Ok(builder.build()?.extend(move |service| {
-        service.storage.set_kv_quota(
-            tools::builtin::KV_NAMESPACE,
-            kv_max_bytes,
-            "limits.kv_max_bytes",
-        );
-    }))
+    Ok(builder.build()?)
 }
 
 /// Run the configured mode until `shutdown` resolves (or stdin closes, on stdio):

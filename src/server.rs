@@ -60,8 +60,8 @@ pub enum Transport {
     Http(HttpOptions),
 }
 
-/// Builds a [`Server`]; see the [module docs](self).
-pub struct ServerBuilder {
+/// What a server is made of, as the builder collects it and the server keeps it.
+struct Definition {
     info: ServerInfo,
     tools: ToolRegistry,
     resources: ResourceRegistry,
@@ -70,39 +70,31 @@ pub struct ServerBuilder {
     limits: Limits,
     storage: StorageOptions,
     mrtr: MrtrConfig,
-    log: Option<Logger>,
     log_calls: bool,
+}
+
+/// Builds a [`Server`]; see the [module docs](self).
+pub struct ServerBuilder {
+    def: Definition,
+    log: Option<Logger>,
     errors: Vec<String>,
 }
 
 /// A server ready to serve: its definition, checked. Gates and pools are sized
 /// from its limits when it is served.
 pub struct Server {
-    info: ServerInfo,
-    tools: ToolRegistry,
-    resources: ResourceRegistry,
-    prompts: PromptRegistry,
-    health: HealthChecks,
-    limits: Limits,
-    storage: StorageOptions,
-    mrtr: MrtrConfig,
+    def: Definition,
     log: Logger,
-    log_calls: bool,
-    /// Adjusts the service before it is shared (the binary's fixtures).
-    extend: Option<Extend>,
 }
 
 impl std::fmt::Debug for Server {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Server")
-            .field("name", &self.info.name)
-            .field("tools", &self.tools.len())
+            .field("name", &self.def.info.name)
+            .field("tools", &self.def.tools.len())
             .finish_non_exhaustive()
     }
 }
-
-/// A last adjustment of the service before it is shared.
-type Extend = Box<dyn FnOnce(&mut Service)>;
 
 /// Definitions that cannot be served together (two tools, resources or prompts
 /// with one name).
@@ -124,16 +116,18 @@ impl Server {
     /// `info` on stderr.
     pub fn builder() -> ServerBuilder {
         ServerBuilder {
-            info: ServerInfo::default(),
-            tools: ToolRegistry::new(),
-            resources: ResourceRegistry::default(),
-            prompts: PromptRegistry::default(),
-            health: HealthChecks::default(),
-            limits: Limits::default(),
-            storage: StorageOptions::Temporary,
-            mrtr: MrtrConfig::default(),
+            def: Definition {
+                info: ServerInfo::default(),
+                tools: ToolRegistry::new(),
+                resources: ResourceRegistry::default(),
+                prompts: PromptRegistry::default(),
+                health: HealthChecks::default(),
+                limits: Limits::default(),
+                storage: StorageOptions::Temporary,
+                mrtr: MrtrConfig::default(),
+                log_calls: true,
+            },
             log: None,
-            log_calls: true,
             errors: Vec::new(),
         }
     }
@@ -142,20 +136,20 @@ impl Server {
 impl ServerBuilder {
     /// The name and version clients see (`serverInfo`).
     pub fn info(mut self, name: impl Into<String>, version: impl Into<String>) -> Self {
-        self.info.name = name.into();
-        self.info.version = version.into();
+        self.def.info.name = name.into();
+        self.def.info.version = version.into();
         self
     }
 
     /// Usage hints for the model (`instructions`).
     pub fn instructions(mut self, text: impl Into<String>) -> Self {
-        self.info.instructions = Some(text.into());
+        self.def.info.instructions = Some(text.into());
         self
     }
 
     /// Add a tool.
     pub fn tool(mut self, tool: Tool) -> Self {
-        if let Err(e) = self.tools.add(tool) {
+        if let Err(e) = self.def.tools.add(tool) {
             self.errors.push(e.to_string());
         }
         self
@@ -163,7 +157,7 @@ impl ServerBuilder {
 
     /// Add a resource (a fixed URI).
     pub fn resource(mut self, resource: Resource) -> Self {
-        if let Err(e) = self.resources.add(resource) {
+        if let Err(e) = self.def.resources.add(resource) {
             self.errors.push(e.to_string());
         }
         self
@@ -171,7 +165,7 @@ impl ServerBuilder {
 
     /// Add a resource template (`kv://{key}`).
     pub fn template(mut self, template: Template) -> Self {
-        if let Err(e) = self.resources.add_template(template) {
+        if let Err(e) = self.def.resources.add_template(template) {
             self.errors.push(e.to_string());
         }
         self
@@ -179,7 +173,7 @@ impl ServerBuilder {
 
     /// Add a prompt.
     pub fn prompt(mut self, prompt: Prompt) -> Self {
-        if let Err(e) = self.prompts.add(prompt) {
+        if let Err(e) = self.def.prompts.add(prompt) {
             self.errors.push(e.to_string());
         }
         self
@@ -192,25 +186,25 @@ impl ServerBuilder {
         F: Fn() -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<(), String>> + 'static,
     {
-        self.health.add(name, check);
+        self.def.health.add(name, check);
         self
     }
 
     /// The runtime limits (bounds on memory and time; see [`Limits`]).
     pub fn limits(mut self, limits: Limits) -> Self {
-        self.limits = limits;
+        self.def.limits = limits;
         self
     }
 
     /// Where state is kept (default: in memory).
     pub fn storage(mut self, storage: StorageOptions) -> Self {
-        self.storage = storage;
+        self.def.storage = storage;
         self
     }
 
     /// How 2026-07-28 `requestState` is sealed (default: a random key per process).
     pub fn mrtr(mut self, mrtr: MrtrConfig) -> Self {
-        self.mrtr = mrtr;
+        self.def.mrtr = mrtr;
         self
     }
 
@@ -222,7 +216,7 @@ impl ServerBuilder {
 
     /// One `info` line per finished call (default on).
     pub fn log_calls(mut self, on: bool) -> Self {
-        self.log_calls = on;
+        self.def.log_calls = on;
         self
     }
 
@@ -237,10 +231,10 @@ impl ServerBuilder {
         &mut HealthChecks,
     ) {
         (
-            &mut self.tools,
-            &mut self.resources,
-            &mut self.prompts,
-            &mut self.health,
+            &mut self.def.tools,
+            &mut self.def.resources,
+            &mut self.def.prompts,
+            &mut self.def.health,
         )
     }
 
@@ -250,33 +244,15 @@ impl ServerBuilder {
         if !self.errors.is_empty() {
             return Err(BuildError(self.errors));
         }
+        let limits = &self.def.limits;
         let log = self.log.unwrap_or_else(|| {
-            crate::telemetry::logging::logger_queued(LogLevel::Info, self.limits.log_queue_bytes)
+            crate::telemetry::logging::logger_queued(LogLevel::Info, limits.log_queue_bytes)
         });
-        Ok(Server {
-            info: self.info,
-            tools: self.tools,
-            resources: self.resources,
-            prompts: self.prompts,
-            health: self.health,
-            limits: self.limits,
-            storage: self.storage,
-            mrtr: self.mrtr,
-            log,
-            log_calls: self.log_calls,
-            extend: None,
-        })
+        Ok(Server { def: self.def, log })
     }
 }
 
 impl Server {
-    /// Adjust the service once it exists, before it is served (the binary's
-    /// built-in tools need the limits and the storage).
-    pub(crate) fn extend(mut self, f: impl FnOnce(&mut Service) + 'static) -> Server {
-        self.extend = Some(Box::new(f));
-        self
-    }
-
     /// The logger this server logs to.
     pub fn logger(&self) -> &Logger {
         &self.log
@@ -284,7 +260,8 @@ impl Server {
 
     /// Open storage and assemble the shared service.
     fn service(self, stdio: bool, instance: Option<String>) -> Result<Arc<Service>, Error> {
-        let (storage, retry) = match &self.storage {
+        let def = self.def;
+        let (storage, retry) = match &def.storage {
             StorageOptions::Temporary => (Storage::temporary()?, None),
             // Over stdio a data directory held by another process is not fatal: the
             // tools that need no storage work, the others explain (an MCP client
@@ -299,12 +276,12 @@ impl Server {
                 (storage, Some(settings.clone()))
             }
         };
-        let mut service = Service::new(self.info, self.tools, storage, self.limits, self.log);
-        service.resources = self.resources;
-        service.prompts = self.prompts;
-        service.health = self.health;
+        let mut service = Service::new(def.info, def.tools, storage, def.limits, self.log);
+        service.resources = def.resources;
+        service.prompts = def.prompts;
+        service.health = def.health;
         service.instance = instance;
-        service.log_calls = self.log_calls;
+        service.log_calls = def.log_calls;
         if let Some(settings) = &retry {
             service.storage.observe(
                 settings.flush_timeout,
@@ -313,15 +290,12 @@ impl Server {
             );
         }
         service.storage_retry = retry.map(|s| s.retry);
-        let (sealer, shared) = crate::mrtr::Mrtr::from_config(&self.mrtr)?;
+        let (sealer, shared) = crate::mrtr::Mrtr::from_config(&def.mrtr)?;
         if !shared {
             slog::warn!(service.log, "2026-07-28 requestState is sealed with a random key of this process: a retry that reaches another instance or a restart is refused; set mrtr.key_file to a file of 32+ random bytes shared by the instances";
                 "key" => "mrtr.key_file", "env" => "EMCEE_MRTR_KEY_FILE");
         }
         service.mrtr = Arc::new(sealer);
-        if let Some(extend) = self.extend {
-            extend(&mut service);
-        }
         Ok(Arc::new(service))
     }
 

@@ -103,7 +103,14 @@ impl Service {
         limits: crate::config::Limits,
         log: Logger,
     ) -> Service {
+        // The storage bounds a service's limits set: the replay log's per-session
+        // share, and the bytes of the built-in kv tools' namespace.
         storage.set_event_share(limits.event_log_session_bytes, limits.event_log_session_max);
+        storage.set_kv_quota(
+            crate::tools::builtin::KV_NAMESPACE,
+            limits.kv_max_bytes,
+            "limits.kv_max_bytes",
+        );
         let metrics = Arc::new(Metrics::new());
         let refusals = Arc::new(crate::telemetry::Refusals::new(
             &metrics,

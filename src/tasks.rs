@@ -23,7 +23,7 @@
 //! runs at most `limits.task_timeout_ms`.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -153,6 +153,8 @@ pub struct Tasks {
     /// Serializes read-modify-write of records.
     edit: Mutex<()>,
     bytes: AtomicU64,
+    /// Records kept.
+    count: AtomicUsize,
 }
 
 impl std::fmt::Debug for Tasks {
@@ -209,6 +211,7 @@ impl Tasks {
             live: Mutex::default(),
             edit: Mutex::default(),
             bytes: AtomicU64::new(0),
+            count: AtomicUsize::new(0),
         }
     }
 
@@ -216,8 +219,7 @@ impl Tasks {
     /// running (nothing runs them any more). Returns how many were failed.
     pub async fn recover(&self) -> Result<usize, RpcError> {
         let now = unix_ms();
-        let mut failed = 0;
-        let mut bytes = 0;
+        let (mut failed, mut kept, mut bytes) = (0, 0, 0);
         for (id, record) in self.storage.all_tasks().map_err(storage_error)? {
             let Ok(mut stored) = serde_json::from_slice::<Stored>(&record) else {
                 let _ = self.storage.delete_task(&id);
@@ -242,30 +244,38 @@ impl Tasks {
             } else {
                 bytes += record.len() as u64;
             }
+            kept += 1;
         }
         self.bytes.store(bytes, Ordering::Relaxed);
+        self.count.store(kept, Ordering::Relaxed);
         if failed > 0 {
             self.storage.flush().await.map_err(storage_error)?;
         }
         Ok(failed)
     }
 
-    /// Forget tasks past their TTL (run periodically). Returns how many.
+    /// Forget tasks past their TTL (run periodically), and count again what is kept
+    /// (so the counts also cover records of a data directory opened after start).
+    /// Returns how many were forgotten.
     pub fn expire(&self) -> usize {
         let now = unix_ms();
+        let _edit = self.edit.lock();
         let Ok(all) = self.storage.all_tasks() else {
             return 0;
         };
-        let _edit = self.edit.lock();
-        let mut removed = 0;
+        let (mut removed, mut kept, mut bytes) = (0, 0, 0);
         for (id, record) in all {
             let expired = serde_json::from_slice::<Stored>(&record)
                 .map_or(true, |s| s.expires_ms < now && s.task.status.is_terminal());
             if expired && self.storage.delete_task(&id).is_ok() {
-                self.bytes.fetch_sub(record.len() as u64, Ordering::Relaxed);
                 removed += 1;
+            } else {
+                kept += 1;
+                bytes += record.len() as u64;
             }
         }
+        self.count.store(kept, Ordering::Relaxed);
+        self.bytes.store(bytes, Ordering::Relaxed);
         removed
     }
 
@@ -303,7 +313,7 @@ impl Tasks {
     /// Create a task, durably: a `tasks/get` for it succeeds once this returns.
     /// Refused (-32000) past `limits.max_tasks` records or `limits.task_store_bytes`.
     pub async fn create(&self) -> Result<Task, RpcError> {
-        let stored = self.storage.all_tasks().map_err(storage_error)?.len();
+        let stored = self.count.load(Ordering::Relaxed);
         if stored >= self.max_tasks {
             return Err(RpcError::new(
                 code::SERVER_BUSY,
@@ -340,10 +350,14 @@ impl Tasks {
         if let Ok(mut live) = self.live.lock() {
             live.insert(task_id.clone(), Live::default());
         }
-        self.storage
-            .put_task(&task_id, &json)
-            .map_err(storage_error)?;
-        self.bytes.fetch_add(json.len() as u64, Ordering::Relaxed);
+        {
+            let _edit = self.edit.lock();
+            self.storage
+                .put_task(&task_id, &json)
+                .map_err(storage_error)?;
+            self.bytes.fetch_add(json.len() as u64, Ordering::Relaxed);
+            self.count.fetch_add(1, Ordering::Relaxed);
+        }
         self.storage.flush().await.map_err(storage_error)?;
         Ok(stored.task)
     }
@@ -655,5 +669,28 @@ mod tests {
         let failed = tasks.get(&id).unwrap();
         assert_eq!(failed.status, Status::Failed);
         assert!(failed.status_message.unwrap().contains("stopped"));
+    }
+
+    /// Records written by another `Tasks` (a data directory opened after start)
+    /// are counted at the next expiry sweep, and the byte count does not wrap.
+    #[test]
+    fn the_expiry_sweep_counts_what_is_kept() {
+        let storage = Storage::temporary().unwrap();
+        let limits = Limits {
+            max_tasks: 2,
+            ..Limits::default()
+        };
+        let quiet = || slog::Logger::root(slog::Discard, slog::o!());
+        let earlier = Tasks::new(storage.clone(), &limits, quiet());
+        block_on(async {
+            earlier.create().await.unwrap();
+            earlier.create().await.unwrap();
+        });
+        let tasks = Tasks::new(storage, &limits, quiet());
+        assert_eq!(tasks.expire(), 0);
+        assert_eq!(tasks.count.load(Ordering::Relaxed), 2);
+        assert!(tasks.bytes.load(Ordering::Relaxed) < 10_000);
+        let refused = block_on(tasks.create()).unwrap_err();
+        assert!(refused.message.contains("limits.max_tasks"), "{refused:?}");
     }
 }

@@ -277,9 +277,7 @@ impl Inputs {
     /// A key for the next ask that names none (`<method>-<n>`, in ask order: the
     /// same on every round as long as the handler asks in the same order).
     pub fn auto_key(&self, method: &str) -> String {
-        let n = self.next.fetch_add(1, Ordering::Relaxed);
-        let short = method.split('/').next().unwrap_or(method);
-        format!("{short}-{n}")
+        nth_key(method, self.next.fetch_add(1, Ordering::Relaxed))
     }
 
     /// The client's answer to question `key` asked with `method`, if it has one; an
@@ -349,6 +347,13 @@ impl Inputs {
             "requestState": sealed,
         }))
     }
+}
+
+/// The key of the `n`th question a handler asks without naming one:
+/// `<method's first segment>-<n>` (`elicitation-0`).
+pub fn nth_key(method: &str, n: usize) -> String {
+    let short = method.split('/').next().unwrap_or(method);
+    format!("{short}-{n}")
 }
 
 /// `work`, ended as soon as it waits for client input: with the `input_required`

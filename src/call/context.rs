@@ -71,8 +71,7 @@ impl CallContext {
     ) -> Result<Value, RpcError> {
         let key = match (&self.task, &self.inputs) {
             (Some(slot), _) if slot.id.get().is_some() => {
-                let n = slot.next_key.fetch_add(1, Ordering::Relaxed);
-                format!("{}-{n}", method.split('/').next().unwrap_or(method))
+                crate::mrtr::nth_key(method, slot.next_key.fetch_add(1, Ordering::Relaxed))
             }
             (_, Some(inputs)) => inputs.auto_key(method),
             _ => String::new(),

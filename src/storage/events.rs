@@ -140,10 +140,16 @@ fn session_of(stream_key: &[u8]) -> &[u8] {
     &stream_key[..stream_key.len().saturating_sub(17)]
 }
 
-fn session_key(session: &[u8], order: u64) -> Vec<u8> {
+/// The keys of `session`'s events in `event_session` start with this.
+fn session_prefix(session: &[u8]) -> Vec<u8> {
     let mut k = Vec::with_capacity(session.len() + 9);
     k.extend_from_slice(session);
     k.push(NS_SEP);
+    k
+}
+
+fn session_key(session: &[u8], order: u64) -> Vec<u8> {
+    let mut k = session_prefix(session);
     k.extend_from_slice(&order.to_be_bytes());
     k
 }
@@ -323,10 +329,9 @@ impl Storage {
         trees.by_order.insert(order.to_be_bytes(), value)?;
         log.added(session.as_bytes(), json.len() as u64);
         while log.over_share(session.as_bytes()) {
-            let prefix = session_key(session.as_bytes(), 0);
             let oldest = trees
                 .by_session
-                .scan_prefix(&prefix[..prefix.len() - 8])
+                .scan_prefix(session_prefix(session.as_bytes()))
                 .next()
                 .transpose()?;
             let Some((k, _)) = oldest else { break };
@@ -362,10 +367,9 @@ impl Storage {
     /// Remove every event of `session` (it ended: no one can resume it).
     pub fn delete_events_of(&self, session: &str) -> Result<usize, StorageError> {
         let trees = self.trees()?;
-        let prefix = session_key(session.as_bytes(), 0);
         let orders: Vec<u64> = trees
             .by_session
-            .scan_prefix(&prefix[..prefix.len() - 8])
+            .scan_prefix(session_prefix(session.as_bytes()))
             .keys()
             .map(|k| k.map(|k| be_u64(&k[k.len() - 8..])))
             .collect::<Result<_, _>>()?;

@@ -693,4 +693,47 @@ mod tests {
         let refused = block_on(tasks.create()).unwrap_err();
         assert!(refused.message.contains("limits.max_tasks"), "{refused:?}");
     }
+
+    /// `limits.task_store_bytes`: a result that does not fit fails its task, and a
+    /// full store refuses new tasks.
+    #[test]
+    fn the_task_store_is_bounded_in_bytes() {
+        let (tasks, _) = tasks(Limits {
+            task_store_bytes: 1_000,
+            ..Limits::default()
+        });
+        block_on(async {
+            let id = tasks.create().await.unwrap().task_id;
+            let big = crate::protocol::reply(&serde_json::json!({"text": "x".repeat(2_000)}));
+            tasks.finish(&id, End::Replied(big)).await;
+            let failed = tasks.get(&id).unwrap();
+            assert_eq!(failed.status, Status::Failed);
+            let why = failed.error.unwrap()["message"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+            assert!(why.contains("limits.task_store_bytes"), "{why}");
+            // Fill the store with small results until a creation is refused.
+            let mut refused = None;
+            for _ in 0..20 {
+                match tasks.create().await {
+                    Ok(task) => {
+                        let small =
+                            crate::protocol::reply(&serde_json::json!({"text": "y".repeat(100)}));
+                        tasks.finish(&task.task_id, End::Replied(small)).await;
+                    }
+                    Err(e) => {
+                        refused = Some(e);
+                        break;
+                    }
+                }
+            }
+            let refused = refused.expect("the store filled up");
+            assert_eq!(refused.code, -32000);
+            assert!(
+                refused.message.contains("limits.task_store_bytes"),
+                "{refused:?}"
+            );
+        });
+    }
 }

@@ -195,3 +195,23 @@ fn a_task_running_when_the_process_is_killed_is_failed_after_the_restart() {
     assert_eq!(text(&r["result"]["result"]), "slept 1 ms", "{r}");
     assert!(s.logs().contains("marked failed"), "{}", s.logs());
 }
+
+/// `limits.task_timeout_ms`: a task running longer is stopped, and says so.
+#[test]
+fn a_task_past_its_timeout_is_stopped() {
+    let mut s = Server::start(&["--limit", "task_timeout_ms=300"]);
+    let r = call(&mut s, 1, "sleep", json!({"ms": 30_000}), with_ext());
+    let task = r["result"]["taskId"].as_str().expect("a task").to_owned();
+    let started = Instant::now();
+    let done = wait_for(&mut s, &task, "completed");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(done["result"]["result"]["isError"], true, "{done}");
+    assert!(
+        text(&done["result"]["result"]).contains("timed out after 300 ms"),
+        "{done}"
+    );
+}

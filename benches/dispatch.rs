@@ -26,7 +26,7 @@ use emcee::internals::{
     SessionEntry, SessionKind, Sink,
 };
 use emcee::protocol::jsonrpc;
-use emcee::service::Service;
+use emcee::internals::Service;
 use emcee::storage::Storage;
 use emcee::telemetry::logging::logger_to;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};

@@ -5,16 +5,17 @@
 //! - [`config`]: flags, environment and TOML file → a validated [`config::Config`].
 //! - [`telemetry`]: slog JSON logging on stderr, metrics, the refusal log.
 //! - [`storage`]: sled trees; every acknowledged write is flushed first.
+//! - [`handler`]: the handler's side of a call ([`handler::CallContext`]), apart from
+//!   the actors; the one error type of tool, resource and prompt handlers.
 //! - [`tools`]: the typed tool API, the registry, built-in and fixture tools.
-//! - [`handler`]: the one error type of tool, resource and prompt handlers.
 //! - [`resources`], [`prompts`]: resources and templates; prompts and completion.
 //! - [`health`]: the checks behind `/health`.
 //! - [`notify`]: change broadcasts (resource updates, list changes) to subscribed sessions.
+//! - [`mrtr`], [`tasks`]: client input without sessions, and the tasks extension.
 //! - [`server`]: [`Server`], the builder and `serve` an embedder uses; [`prelude`].
-//! - [`service`]: a server definition (tools, storage, limits), shared by all sessions.
-//! - `root`, `session`, [`call`]: the actors: Root → Session → Call (`root`,
-//!   `session`, `gate` (bounded in-flight counters) and `sink` (the outbound channel
-//!   from actors to a transport) are private).
+//! - `runtime` (private): the actors Root → Session → Call and the service they
+//!   share; `gate` (bounded in-flight counters) and `sink` (the outbound channel from
+//!   actors to a transport) are private too.
 //! - [`transport`]: stdio and Streamable HTTP.
 //!
 //! The binary (`src/main.rs`) parses the configuration, starts logging and calls
@@ -49,7 +50,6 @@
 #![warn(missing_docs)]
 #![warn(clippy::print_stdout)]
 
-pub mod call;
 pub mod config;
 mod gate;
 pub mod handler;
@@ -60,10 +60,8 @@ pub mod prelude;
 pub mod prompts;
 pub mod protocol;
 pub mod resources;
-mod root;
+mod runtime;
 pub mod server;
-pub mod service;
-mod session;
 mod sink;
 pub mod storage;
 pub mod tasks;
@@ -82,13 +80,14 @@ pub use crate::server::{HttpOptions, Server, ServerBuilder, StorageOptions, Tran
 #[doc(hidden)]
 pub mod internals {
     pub use crate::gate::{Gate, Permit};
-    pub use crate::root::{CloseSession, OpenSession, Ping, Registry, Root, SessionEntry};
-    pub use crate::session::{Inbound, SessionKind};
+    pub use crate::runtime::root::{CloseSession, OpenSession, Ping, Registry, Root, SessionEntry};
+    pub use crate::runtime::service::Service;
+    pub use crate::runtime::session::{Inbound, SessionKind};
     pub use crate::sink::{FrameKind, FrameReceiver, Sink};
 }
 
 use crate::config::{Config, Limits, Mode};
-use crate::service::{ServerInfo, Service};
+use crate::runtime::service::{ServerInfo, Service};
 use crate::storage::{Storage, StorageError};
 use crate::tools::{DuplicateName, ToolRegistry};
 

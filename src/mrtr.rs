@@ -2,7 +2,7 @@
 //!
 //! A 2026-07-28 server sends the client no requests. A handler that needs the
 //! client's input (elicitation, sampling, roots) asks with the same call as in the
-//! session era ([`crate::call::CallContext::request_client`]); in a 2026-07-28
+//! session era ([`crate::handler::CallContext::request_client`]); in a 2026-07-28
 //! `tools/call`, `prompts/get` or `resources/read` the ask is recorded here and the
 //! call ends with
 //!

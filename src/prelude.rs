@@ -1,6 +1,6 @@
 //! What a server built on emcee needs, in one import: `use emcee::prelude::*;`.
 
-pub use crate::call::CallContext;
+pub use crate::handler::CallContext;
 pub use crate::config::{HttpConfig, Limits, LogLevel, MrtrConfig, StorageConfig};
 pub use crate::prompts::Prompt;
 pub use crate::protocol::prompt::{GetPromptResult, PromptMessage};

@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 
-use crate::call::CallContext;
+use crate::handler::CallContext;
 use crate::handler::{DuplicateName, NameKind, ToolError};
 pub use crate::protocol::prompt::{
     CompletionRef, GetPromptResult, PromptArgument, PromptDef, PromptMessage, Role,

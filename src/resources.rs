@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 
-use crate::call::CallContext;
+use crate::handler::CallContext;
 use crate::handler::{DuplicateName, NameKind, ToolError};
 pub use crate::protocol::resource::{
     ResourceContents, ResourceDef, TemplateDef, RESOURCE_NOT_FOUND,

@@ -34,7 +34,7 @@ use crate::config::{Limits, LogLevel, MrtrConfig, StorageConfig};
 use crate::health::HealthChecks;
 use crate::prompts::{Prompt, PromptRegistry};
 use crate::resources::{Resource, ResourceRegistry, Template};
-use crate::service::{ServerInfo, Service};
+use crate::runtime::service::{ServerInfo, Service};
 use crate::storage::{Recovery, Storage, StorageError};
 use crate::tools::{Tool, ToolRegistry};
 use crate::Error;

@@ -3,7 +3,7 @@
 //!
 //! A tool declares whether it may run as a task ([`TaskSupport`]). When a request
 //! declares the extension in its client capabilities, the call of such a tool becomes
-//! a task when its handler calls [`crate::call::CallContext::begin_task`] (at once,
+//! a task when its handler calls [`crate::handler::CallContext::begin_task`] (at once,
 //! before the handler, unless the tool begins it itself after gathering input through
 //! multi-round-trip requests): the task is written and flushed, then the call is
 //! answered with `resultType: "task"` while the handler goes on in its Call actor.

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::call::CallContext;
+use crate::handler::CallContext;
 use crate::notify::Change;
 use crate::prompts::{CompletionRef, GetPromptResult, Prompt, PromptMessage, PromptRegistry, Role};
 use crate::protocol::{CallToolResult, Content, LoggingLevel};

@@ -57,7 +57,7 @@ use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::call::CallContext;
+use crate::handler::CallContext;
 use crate::gate::{Gate, Permit};
 pub use crate::handler::{DuplicateName, NameKind, ToolError};
 use crate::protocol::headers::{header_params, HeaderParam};
@@ -339,7 +339,7 @@ impl Tool {
     }
 
     /// Like [`Tool::task`], but the task begins where the handler calls
-    /// [`CallContext::begin_task`](crate::call::CallContext::begin_task), so that it
+    /// [`CallContext::begin_task`](crate::handler::CallContext::begin_task), so that it
     /// can gather the client's input through multi-round-trip requests first.
     pub fn task_begun_by_handler(mut self, support: crate::tasks::TaskSupport) -> Tool {
         self.task = support;

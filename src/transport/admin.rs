@@ -17,7 +17,7 @@ use prometheus::IntGauge;
 use slog::Logger;
 
 use crate::health::{self, HealthReport};
-use crate::root::{Ping, Root};
+use crate::runtime::root::{Ping, Root};
 use crate::transport::state::AppState;
 
 /// Open connections per client address (`http.max_connections_per_ip`).

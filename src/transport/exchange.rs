@@ -13,7 +13,7 @@ use actix_web::{HttpRequest, HttpResponse};
 
 use crate::protocol::jsonrpc::encode_error;
 use crate::protocol::RpcError;
-use crate::root::{RootError, SessionEntry};
+use crate::runtime::root::{RootError, SessionEntry};
 use crate::telemetry::metrics::reason;
 
 /// Session id header.

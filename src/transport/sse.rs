@@ -25,7 +25,7 @@ use bytes::Bytes;
 use slog::Logger;
 use tokio::sync::mpsc;
 
-use crate::root::SessionEntry;
+use crate::runtime::root::SessionEntry;
 use crate::sink::{Frame, FrameKind, FrameReceiver};
 use crate::storage::Storage;
 

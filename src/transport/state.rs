@@ -10,9 +10,9 @@ use actix::prelude::*;
 use slog::Logger;
 
 use crate::config::HttpConfig;
-use crate::root::{AdoptStateless, Registry, Root};
-use crate::service::Service;
-use crate::session::{Session, SessionKind};
+use crate::runtime::root::{AdoptStateless, Registry, Root};
+use crate::runtime::service::Service;
+use crate::runtime::session::{Session, SessionKind};
 
 /// Shared state of the HTTP workers.
 #[derive(Clone)]

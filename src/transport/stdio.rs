@@ -33,9 +33,9 @@ use tokio_util::codec::{Decoder, FramedRead};
 
 use crate::protocol::jsonrpc::{self, encode_error};
 use crate::protocol::RpcError;
-use crate::root::{OpenSession, Registry, Root};
-use crate::service::Service;
-use crate::session::{Close, Drain, Inbound, SessionKind, SetStandalone};
+use crate::runtime::root::{OpenSession, Registry, Root};
+use crate::runtime::service::Service;
+use crate::runtime::session::{Close, Drain, Inbound, SessionKind, SetStandalone};
 use crate::sink::{Backlog, Frame, FrameKind, FrameReceiver, Sink};
 
 /// Most bytes the writer gathers before one write to stdout.

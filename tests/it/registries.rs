@@ -8,7 +8,7 @@ use emcee::resources::{Resource, ResourceContents, Template};
 use emcee::storage::Storage;
 use emcee::tools::{NameKind, Tool, ToolError};
 
-fn service() -> emcee::service::Service {
+fn service() -> emcee::internals::Service {
     let log = emcee::telemetry::logging::logger_to(std::io::sink(), LogLevel::Info);
     emcee::builtin_service(Storage::temporary().unwrap(), Limits::default(), log).unwrap()
 }

@@ -30,9 +30,8 @@ use serde::{Deserialize, Serialize};
 use slog::Logger;
 use tokio::sync::broadcast;
 
-use crate::call::{
-    reply, Call, CallContext, CallFinished, CallKind, CallSpec, Cancel, Peer, Reply, Work,
-};
+use crate::handler::{CallContext, Peer};
+use crate::runtime::call::{reply, Call, CallFinished, CallKind, CallSpec, Cancel, Reply, Work};
 use crate::gate::Permit;
 use crate::notify::Change;
 pub use crate::protocol::era::{self, Era};
@@ -49,7 +48,7 @@ use crate::protocol::request::{ClientRequest, META_SUBSCRIPTION_ID};
 use crate::protocol::{
     code, LoggingLevel, Message, Payload, ProtocolVersion, Rejected, Request, RequestId, RpcError,
 };
-use crate::service::Service;
+use crate::runtime::service::Service;
 use crate::sink::Sink;
 use crate::telemetry::metrics::reason;
 use crate::tools::Tool;
@@ -443,7 +442,7 @@ impl Session {
             };
             if let Some((key, name)) = called {
                 let log = self.call_log(req, key, name);
-                crate::call::log_finished(&log, "error", started, Some(&e.message));
+                crate::runtime::call::log_finished(&log, "error", started, Some(&e.message));
             }
         }
         let envelope = (era == Some(Era::Modern)).then(|| self.service.envelope());
@@ -1247,7 +1246,7 @@ impl Handler<Drain> for Session {
     }
 }
 
-/// Something changed (from [`crate::service::Notifier`]).
+/// Something changed (from [`crate::runtime::service::Notifier`]).
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Changed(pub Change);
@@ -1338,7 +1337,7 @@ mod tests {
     use super::*;
     use crate::config::{Limits, LogLevel};
     use crate::protocol::jsonrpc;
-    use crate::root::{CloseSession, OpenSession, Registry, Root};
+    use crate::runtime::root::{CloseSession, OpenSession, Registry, Root};
     use crate::storage::Storage;
 
     /// Send `json` to the session and return the next frame.

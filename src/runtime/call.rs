@@ -18,9 +18,7 @@
 //! `outcome` (the `mcp_requests_total` label), `duration_ms`, `success` and, when it
 //! failed, `error`: never its arguments or its result (`log_finished`).
 
-use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -35,10 +33,6 @@ use crate::protocol::era::Envelope;
 use crate::protocol::{CallToolResult, RequestId, RpcError};
 use crate::sink::Sink;
 use crate::telemetry::Metrics;
-
-mod context;
-
-pub use context::CallContext;
 
 pub use crate::protocol::{reply, Reply};
 
@@ -108,44 +102,6 @@ impl CallKind {
         match self {
             CallKind::Tool(name) => name,
             CallKind::Method(m) => m,
-        }
-    }
-}
-
-/// Server → client requests awaiting the client's answer, shared by a session and
-/// its calls. Ids are strings `emcee-N`, so they never collide with a client's ids.
-#[derive(Clone, Default)]
-pub struct Peer {
-    next: Arc<std::sync::atomic::AtomicU64>,
-    pending: Arc<std::sync::Mutex<HashMap<RequestId, oneshot::Sender<Reply>>>>,
-}
-
-impl Peer {
-    pub(crate) fn register(&self) -> (RequestId, oneshot::Receiver<Reply>) {
-        let n = self.next.fetch_add(1, Ordering::Relaxed);
-        let id = RequestId::String(format!("emcee-{n}"));
-        let (tx, rx) = oneshot::channel();
-        if let Ok(mut p) = self.pending.lock() {
-            p.insert(id.clone(), tx);
-        }
-        (id, rx)
-    }
-
-    pub(crate) fn forget(&self, id: &RequestId) {
-        if let Ok(mut p) = self.pending.lock() {
-            p.remove(id);
-        }
-    }
-
-    /// Deliver the client's answer; false if no request with this id is pending.
-    pub fn complete(&self, id: RequestId, outcome: Reply) -> bool {
-        let tx = self.pending.lock().ok().and_then(|mut p| p.remove(&id));
-        match tx {
-            Some(tx) => {
-                let _ = tx.send(outcome);
-                true
-            }
-            None => false,
         }
     }
 }

@@ -8,7 +8,7 @@ use slog::Logger;
 use crate::config::Limits;
 use crate::gate::Gate;
 use crate::health::HealthChecks;
-pub use crate::notify::{Change, Notifier};
+pub use crate::notify::Notifier;
 use crate::prompts::PromptRegistry;
 use crate::protocol::era::{Envelope, Era};
 use crate::protocol::mcp::{

@@ -1,7 +1,7 @@
 //! The handler's side of a call: [`CallContext`], what a tool, resource or prompt
 //! handler is given to talk to the client (progress, log messages, questions through
 //! `request_client`), reach storage, run blocking code, begin a task or announce
-//! changes. The Call actor that runs the handler is in `call.rs`.
+//! changes. The Call actor that runs the handler is the runtime's.
 
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;

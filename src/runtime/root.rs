@@ -17,8 +17,8 @@ use actix::prelude::*;
 use actix_rt::ArbiterHandle;
 use slog::Logger;
 
-use crate::service::Service;
-use crate::session::{Close, Drain, Session, SessionEnded, SessionKind, SessionRecord};
+use crate::runtime::service::Service;
+use crate::runtime::session::{Close, Drain, Session, SessionEnded, SessionKind, SessionRecord};
 
 pub use crate::telemetry::now_ms;
 

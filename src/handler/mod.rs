@@ -1,7 +1,17 @@
-//! The one error type of every handler (tools, resources, prompts) and the one
-//! duplicate-name rule of every registry.
+//! The handler's side of a call, apart from the actors that run it: what a tool,
+//! resource reader or prompt handler is given ([`CallContext`]), what it fails with
+//! ([`ToolError`]; see it for what `?` converts and what each failure becomes), and
+//! the one duplicate-name rule of every registry ([`DuplicateName`]).
 //!
-//! See [`ToolError`] for what `?` converts and what each failure becomes.
+//! **Invariant:** nothing here imports the runtime (`crate::runtime`): a handler
+//! talks to its call through the call's `Sink`, the session's [`Peer`], the task
+//! slot and the notifier.
+
+mod context;
+mod peer;
+
+pub use context::CallContext;
+pub use peer::Peer;
 
 use std::any::Any;
 use std::fmt;

@@ -419,7 +419,7 @@ mod tests {
     }
 
     fn state_of(reply: &Reply) -> String {
-        let v: Value = serde_json::from_str(reply.as_ref().unwrap().get()).unwrap();
+        let v: Value = serde_json::from_str(reply.as_ref().unwrap().json().get()).unwrap();
         v["requestState"].as_str().unwrap().to_owned()
     }
 

@@ -10,6 +10,8 @@ use std::sync::Arc;
 
 use tokio::sync::{mpsc, Notify};
 
+use crate::protocol::Encoded;
+
 /// What a frame carries, so a transport can end a request's stream after its response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FrameKind {
@@ -32,6 +34,9 @@ pub struct Frame {
     pub kind: FrameKind,
     /// The JSON text, without a trailing newline.
     pub json: String,
+    /// For an error response, its JSON-RPC code (set by whoever encoded it: a
+    /// transport never reads it back from `json`).
+    pub error: Option<i32>,
 }
 
 /// Sending half; cheap to clone. Sending to a closed transport is a no-op that
@@ -105,11 +110,19 @@ impl Sink {
 
     /// Send a frame; false when the receiver is gone.
     pub fn send(&self, kind: FrameKind, json: String) -> bool {
-        let n = json.len();
+        self.send_frame(Frame {
+            kind,
+            json,
+            error: None,
+        })
+    }
+
+    fn send_frame(&self, frame: Frame) -> bool {
+        let n = frame.json.len();
         if let Some(b) = &self.backlog {
             b.bytes.fetch_add(n, Ordering::AcqRel);
         }
-        let sent = self.tx.send(Frame { kind, json }).is_ok();
+        let sent = self.tx.send(frame).is_ok();
         if !sent {
             if let Some(b) = &self.backlog {
                 b.written(n);
@@ -118,9 +131,13 @@ impl Sink {
         sent
     }
 
-    /// Send a response.
-    pub fn response(&self, json: String) -> bool {
-        self.send(FrameKind::Response, json)
+    /// Send a response (a result, or an error with its code).
+    pub fn response(&self, response: Encoded) -> bool {
+        self.send_frame(Frame {
+            kind: FrameKind::Response,
+            json: response.json,
+            error: response.error,
+        })
     }
 
     /// Send a notification.
@@ -157,7 +174,8 @@ impl Sink {
                 }
             }
             if !replies.is_empty() {
-                parent.response(format!("[{}]", replies.join(",")));
+                // A batch answer is one array, an error or not per item.
+                parent.response(Encoded::result(format!("[{}]", replies.join(","))));
             }
             // Late notifications of the batch still reach the client.
             while let Some(frame) = rx.recv().await {

@@ -477,17 +477,17 @@ impl Tasks {
                         task.status = Status::Cancelled;
                         task.status_message = Some("cancelled by tasks/cancel".to_owned());
                     }
-                    End::Replied(Ok(raw)) if raw.get().len() as u64 > room => {
+                    End::Replied(Ok(raw)) if raw.json().get().len() as u64 > room => {
                         let why = format!(
                             "the result ({} bytes) does not fit in what is left of limits.task_store_bytes",
-                            raw.get().len()
+                            raw.json().get().len()
                         );
                         task.status = Status::Failed;
                         task.error = Some(serde_json::json!({"code": code::INTERNAL_ERROR, "message": why}));
                     }
                     End::Replied(Ok(raw)) => {
                         task.status = Status::Completed;
-                        task.result = serde_json::from_str(raw.get()).ok();
+                        task.result = serde_json::from_str(raw.json().get()).ok();
                     }
                     End::Replied(Err(e)) => {
                         task.status = Status::Failed;
@@ -576,7 +576,7 @@ mod tests {
             let task = tasks.create().await.unwrap();
             assert_eq!(task.task_id.len(), 32, "128 bits in hex");
             assert_eq!(tasks.get(&task.task_id).unwrap().status, Status::Working);
-            let v: Value = serde_json::from_str(created(&task).unwrap().get()).unwrap();
+            let v: Value = serde_json::from_str(created(&task).unwrap().json().get()).unwrap();
             assert_eq!(v["resultType"], "task");
             assert_eq!(v["taskId"], task.task_id.as_str());
             assert!(v.get("result").is_none() && v.get("requestState").is_none());

@@ -8,18 +8,23 @@ use std::sync::Arc;
 
 use futures::channel::oneshot;
 
-use crate::protocol::{Reply, RequestId};
+use serde_json::value::RawValue;
+
+use crate::protocol::{RequestId, RpcError};
+
+/// The client's answer to a server → client request: its result or its error.
+pub type Outcome = Result<Box<RawValue>, RpcError>;
 
 /// Server → client requests awaiting the client's answer, shared by a session and
 /// its calls. Ids are strings `emcee-N`, so they never collide with a client's ids.
 #[derive(Clone, Default)]
 pub struct Peer {
     next: Arc<std::sync::atomic::AtomicU64>,
-    pending: Arc<std::sync::Mutex<HashMap<RequestId, oneshot::Sender<Reply>>>>,
+    pending: Arc<std::sync::Mutex<HashMap<RequestId, oneshot::Sender<Outcome>>>>,
 }
 
 impl Peer {
-    pub(crate) fn register(&self) -> (RequestId, oneshot::Receiver<Reply>) {
+    pub(crate) fn register(&self) -> (RequestId, oneshot::Receiver<Outcome>) {
         let n = self.next.fetch_add(1, Ordering::Relaxed);
         let id = RequestId::String(format!("emcee-{n}"));
         let (tx, rx) = oneshot::channel();
@@ -36,7 +41,7 @@ impl Peer {
     }
 
     /// Deliver the client's answer; false if no request with this id is pending.
-    pub fn complete(&self, id: RequestId, outcome: Reply) -> bool {
+    pub fn complete(&self, id: RequestId, outcome: Outcome) -> bool {
         let tx = self.pending.lock().ok().and_then(|mut p| p.remove(&id));
         match tx {
             Some(tx) => {

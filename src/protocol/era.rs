@@ -15,7 +15,7 @@ use serde_json::{json, Map, Value};
 use super::request::{
     RequestMeta, META_CLIENT_CAPABILITIES, META_PROTOCOL_VERSION, META_SERVER_INFO,
 };
-use super::{code, ProtocolVersion, Request, RequestId, RpcError};
+use super::{code, Encoded, ProtocolVersion, Reply, Request, RequestId, RpcError};
 
 /// The 2026-07-28 revision.
 pub const MODERN: ProtocolVersion = ProtocolVersion::V2026_07_28;
@@ -213,17 +213,15 @@ impl Envelope {
 
 /// The response to `id` with `reply`: completed by `envelope` in 2026-07-28, as is
 /// in the session era (`None`).
-pub fn encode_reply(
-    id: &RequestId,
-    reply: &Result<Box<RawValue>, RpcError>,
-    envelope: Option<&Envelope>,
-) -> String {
+pub fn encode_reply(id: &RequestId, reply: &Reply, envelope: Option<&Envelope>) -> Encoded {
     use super::jsonrpc::{encode_error, encode_result};
     match (reply, envelope) {
-        (Ok(raw), Some(envelope)) => envelope.encode_result(id, raw),
-        (Err(e), Some(envelope)) => encode_error(Some(id), &envelope.error(e.clone())),
-        (Ok(raw), None) => encode_result(id, raw),
-        (Err(e), None) => encode_error(Some(id), e),
+        (Ok(answer), Some(envelope)) => Encoded::result(envelope.encode_result(id, answer.json())),
+        (Err(e), Some(envelope)) => {
+            Encoded::error(encode_error(Some(id), &envelope.error(e.clone())), e.code)
+        }
+        (Ok(answer), None) => Encoded::result(encode_result(id, answer.json())),
+        (Err(e), None) => Encoded::error(encode_error(Some(id), e), e.code),
     }
 }
 

@@ -337,6 +337,14 @@ impl Content {
     pub fn text(text: impl Into<String>) -> Content {
         Content::Text { text: text.into() }
     }
+
+    /// The text of a text block.
+    pub fn as_text(&self) -> Option<&str> {
+        match self {
+            Content::Text { text } => Some(text),
+            _ => None,
+        }
+    }
 }
 
 /// `tools/call` result. Execution failures are results with `isError: true`,
@@ -369,6 +377,10 @@ impl CallToolResult {
             structured_content: None,
             is_error: true,
         }
+    }
+    /// The text of the first text block, if any (for an error result: why).
+    pub fn first_text(&self) -> Option<&str> {
+        self.content.iter().find_map(Content::as_text)
     }
     /// Attach `structuredContent`.
     pub fn with_structured(mut self, value: Value) -> Self {

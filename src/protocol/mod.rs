@@ -16,10 +16,98 @@ pub mod strict;
 pub use jsonrpc::{code, Message, Payload, Rejected, Request, RequestId, RpcError};
 pub use mcp::{CallToolResult, Content, LoggingLevel, ProtocolVersion, ToolAnnotations, ToolDef};
 
-/// A request's answer: the raw `result` JSON or a JSON-RPC error.
-pub type Reply = Result<Box<serde_json::value::RawValue>, RpcError>;
+/// A request's answer: a result, or a JSON-RPC error.
+pub type Reply = Result<Answer, RpcError>;
+
+/// A result, encoded once, with what the runtime must know of it without reading
+/// its own JSON back: whether it is a tool result marked `isError`, and why.
+#[derive(Debug)]
+pub struct Answer {
+    json: Box<serde_json::value::RawValue>,
+    tool_error: Option<String>,
+}
+
+impl Answer {
+    /// A result whose JSON is `json` (already encoded: a client's answer, a stored one).
+    pub fn raw(json: Box<serde_json::value::RawValue>) -> Answer {
+        Answer {
+            json,
+            tool_error: None,
+        }
+    }
+
+    /// A `tools/call` result; when it is marked `isError`, its first text is kept as
+    /// the reason (the call's log line and outcome use it).
+    pub fn tool(result: &CallToolResult) -> Reply {
+        let mut answer = Answer::raw(
+            serde_json::value::to_raw_value(result).map_err(RpcError::internal)?,
+        );
+        if result.is_error {
+            answer.tool_error = Some(result.first_text().unwrap_or_default().to_owned());
+        }
+        Ok(answer)
+    }
+
+    /// The result's JSON text.
+    pub fn json(&self) -> &serde_json::value::RawValue {
+        &self.json
+    }
+
+    /// Why the tool failed, for a tool result marked `isError`; `None` otherwise.
+    pub fn tool_error(&self) -> Option<&str> {
+        self.tool_error.as_deref()
+    }
+}
 
 /// Encode a serializable result as a reply.
 pub fn reply<T: serde::Serialize>(value: &T) -> Reply {
-    serde_json::value::to_raw_value(value).map_err(RpcError::internal)
+    serde_json::value::to_raw_value(value)
+        .map(Answer::raw)
+        .map_err(RpcError::internal)
+}
+
+/// An encoded response, ready for a transport: its JSON text, and for an error
+/// response its JSON-RPC code (which decides, say, a 2026-07-28 HTTP status), so
+/// that no transport reads it back from the text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Encoded {
+    /// The JSON text, without a trailing newline.
+    pub json: String,
+    /// The error's code, for an error response.
+    pub error: Option<i32>,
+}
+
+impl Encoded {
+    /// A result response.
+    pub fn result(json: String) -> Encoded {
+        Encoded { json, error: None }
+    }
+
+    /// An error response with `code`.
+    pub fn error(json: String, code: i32) -> Encoded {
+        Encoded {
+            json,
+            error: Some(code),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tool_answer_keeps_why_it_failed_without_reading_its_json() {
+        let failed = Answer::tool(&CallToolResult::error("disk full")).unwrap();
+        assert_eq!(failed.tool_error(), Some("disk full"));
+        assert!(failed.json().get().contains(r#""isError":true"#));
+        let ok = Answer::tool(&CallToolResult::text("isError")).unwrap();
+        assert_eq!(ok.tool_error(), None);
+        // A failed result without text still counts as failed.
+        let silent = CallToolResult {
+            is_error: true,
+            ..Default::default()
+        };
+        assert_eq!(Answer::tool(&silent).unwrap().tool_error(), Some(""));
+    }
 }

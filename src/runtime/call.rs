@@ -34,7 +34,7 @@ use crate::protocol::{CallToolResult, RequestId, RpcError};
 use crate::sink::Sink;
 use crate::telemetry::Metrics;
 
-pub use crate::protocol::{reply, Reply};
+pub use crate::protocol::{reply, Answer, Reply};
 
 /// The work a Call runs.
 pub type Work = LocalBoxFuture<'static, Reply>;
@@ -84,7 +84,7 @@ impl CallKind {
     fn failure_reply(&self, failure: &Failure) -> Reply {
         match self {
             CallKind::Tool(name) => {
-                reply(&CallToolResult::error(format!("tool `{name}` {failure}")))
+                Answer::tool(&CallToolResult::error(format!("tool `{name}` {failure}")))
             }
             CallKind::Method(m) => Err(RpcError::internal(format!("`{m}` {failure}"))),
         }
@@ -288,16 +288,16 @@ impl Call {
             return;
         }
         let reply = match reply {
-            Ok(raw) if raw.get().len() > self.max_result_bytes => {
+            Ok(raw) if raw.json().get().len() > self.max_result_bytes => {
                 let why = format!(
                     "returned {} bytes, more than limits.max_result_bytes ({})",
-                    raw.get().len(),
+                    raw.json().get().len(),
                     self.max_result_bytes
                 );
-                slog::warn!(self.log, "result too large, refused"; "bytes" => raw.get().len());
+                slog::warn!(self.log, "result too large, refused"; "bytes" => raw.json().get().len());
                 match &self.kind {
                     CallKind::Tool(name) => {
-                        self::reply(&CallToolResult::error(format!("tool `{name}` {why}")))
+                        Answer::tool(&CallToolResult::error(format!("tool `{name}` {why}")))
                     }
                     CallKind::Method(m) => Err(RpcError::internal(format!("`{m}` {why}"))
                         .with_data(serde_json::json!({"limit": "limits.max_result_bytes"}))),
@@ -308,7 +308,7 @@ impl Call {
         let json = crate::protocol::era::encode_reply(&self.id, &reply, self.envelope.as_ref());
         let outcome = match (outcome, &reply) {
             ("ok", Err(_)) => "error",
-            ("ok", reply) if is_error_result(reply) => "tool_error",
+            ("ok", Ok(answer)) if answer.tool_error().is_some() => "tool_error",
             (outcome, _) => outcome,
         };
         self.record(outcome);
@@ -316,8 +316,7 @@ impl Call {
             let error = match (failure, &reply) {
                 (Some(why), _) => Some(why),
                 (None, Err(e)) => Some(e.message.clone()),
-                (None, reply) if outcome == "tool_error" => error_text(reply),
-                (None, _) => None,
+                (None, Ok(answer)) => answer.tool_error().map(str::to_owned),
             };
             log_finished(&self.log, outcome, self.started, error.as_deref());
         }
@@ -396,53 +395,6 @@ pub(crate) fn log_finished(log: &Logger, outcome: &str, started: Instant, error:
         slog::info!(log, "call finished"; "outcome" => outcome, "success" => success,
             "duration_ms" => duration_ms, error);
     }
-}
-
-fn is_error_result(reply: &Reply) -> bool {
-    // `CallToolResult` serializes `isError` last, and only when true.
-    matches!(reply, Ok(raw) if raw.get().ends_with(",\"isError\":true}"))
-}
-
-/// The first text content of an `isError` result: why the tool failed. Read only on
-/// that path; the contents after the first text are skipped, not kept.
-fn error_text(reply: &Reply) -> Option<String> {
-    use serde::de::{IgnoredAny, SeqAccess, Visitor};
-    #[derive(serde::Deserialize)]
-    struct Content {
-        text: Option<String>,
-    }
-    struct FirstText(Option<String>);
-    impl<'de> serde::Deserialize<'de> for FirstText {
-        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-            struct Seq;
-            impl<'de> Visitor<'de> for Seq {
-                type Value = FirstText;
-                fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                    f.write_str("a content array")
-                }
-                fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<FirstText, A::Error> {
-                    let mut first = None;
-                    while first.is_none() {
-                        match seq.next_element::<Content>()? {
-                            Some(c) => first = c.text,
-                            None => return Ok(FirstText(None)),
-                        }
-                    }
-                    while seq.next_element::<IgnoredAny>()?.is_some() {}
-                    Ok(FirstText(first))
-                }
-            }
-            d.deserialize_seq(Seq)
-        }
-    }
-    #[derive(serde::Deserialize)]
-    struct ErrorResult {
-        content: FirstText,
-    }
-    let raw = reply.as_ref().ok()?;
-    serde_json::from_str::<ErrorResult>(raw.get())
-        .ok()
-        .and_then(|r| r.content.0)
 }
 
 fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {

@@ -185,23 +185,6 @@ impl Drop for StreamGuard {
     }
 }
 
-/// The code of an encoded JSON-RPC error response (`{"jsonrpc":"2.0","id":…,"error":{"code":N…`);
-/// `None` for a result. The top-level key after the id decides: an id cannot hold an
-/// unescaped quote, and a result's contents come after its `"result":` key.
-pub fn error_code(json: &str) -> Option<i32> {
-    const ERROR: &str = r#""error":{"code":"#;
-    let at = json.find(ERROR)?;
-    if json.find(r#""result":"#).is_some_and(|r| r < at) {
-        return None;
-    }
-    let at = at + ERROR.len();
-    let rest = &json[at..];
-    let end = rest
-        .find(|c: char| c != '-' && !c.is_ascii_digit())
-        .unwrap_or(rest.len());
-    rest[..end].parse().ok()
-}
-
 /// A `text/event-stream` answer streaming `body` (not cached, not buffered by a
 /// proxy: `X-Accel-Buffering: no`).
 pub fn event_stream<S>(body: S) -> HttpResponse

@@ -47,7 +47,7 @@ use crate::sink::{Frame, FrameKind, Sink};
 use crate::telemetry::metrics::reason;
 use crate::transport::admin;
 pub use crate::transport::exchange::{
-    accept_of, busy, error_code, header_str, rpc_error, with_detail, Accept, Refusal,
+    accept_of, busy, header_str, rpc_error, with_detail, Accept, Refusal,
     RefusalDetail, RefusalReason, StreamGuard, JSON_WINDOW, RETRY_AFTER_SECS, SESSION_HEADER,
     VERSION_HEADER,
 };
@@ -603,7 +603,7 @@ async fn post_mcp(
                 let resp = HttpResponse::Ok()
                     .content_type("application/json")
                     .body(f.json.clone());
-                if has_init && error_code(&f.json).is_some() {
+                if has_init && f.error.is_some() {
                     // A refused initialize leaves no session behind.
                     state.root.do_send(CloseSession(entry.id.clone()));
                     return resp;

@@ -44,7 +44,7 @@ use crate::sink::{Frame, FrameKind, FrameReceiver, Sink};
 use crate::telemetry::metrics::reason;
 use crate::telemetry::Refused;
 use crate::transport::exchange::{
-    busy, error_code, event_stream, with_detail, Accept, Refusal, RefusalReason, StreamGuard,
+    busy, event_stream, with_detail, Accept, Refusal, RefusalReason, StreamGuard,
     JSON_WINDOW, SESSION_HEADER, VERSION_HEADER,
 };
 use crate::transport::state::{AppState, WorkerSession};
@@ -235,8 +235,7 @@ pub async fn post(
 }
 
 fn json_response(f: Frame) -> HttpResponse {
-    let code = error_code(&f.json);
-    json_answer(f.json, code)
+    json_answer(f.json, f.error)
 }
 
 /// JSON or a per-request SSE stream, as the first frame decides.
@@ -390,14 +389,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn error_codes_are_read_from_encoded_errors() {
-        let e = crate::protocol::jsonrpc::encode_error(None, &RpcError::new(-32601, "x"));
-        assert_eq!(error_code(&e), Some(-32601));
-        assert_eq!(error_code(r#"{"jsonrpc":"2.0","id":1,"result":{}}"#), None);
-        // A result whose contents look like an error is still a result.
-        let tricky =
-            r#"{"jsonrpc":"2.0","id":1,"result":{"structuredContent":{"error":{"code":-32602}}}}"#;
-        assert_eq!(error_code(tricky), None);
+    fn error_codes_decide_the_status() {
         assert_eq!(status_of(-32601), StatusCode::NOT_FOUND);
         assert_eq!(status_of(-32022), StatusCode::BAD_REQUEST);
         assert_eq!(status_of(-32603), StatusCode::OK);

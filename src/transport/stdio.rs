@@ -16,6 +16,7 @@
 //! 4. the writer writes every queued frame, flushes stdout and ends;
 //! 5. storage is flushed by the caller.
 
+use crate::protocol::Encoded;
 use std::future::Future;
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -256,7 +257,7 @@ where
                     "message larger than {} bytes (limits.max_message_bytes)",
                     limits.max_message_bytes
                 ));
-                sink.response(encode_error(None, &e));
+                sink.response(Encoded::error(encode_error(None, &e), e.code));
             }
             Some(Ok(Line::Message(bytes))) => {
                 if bytes.iter().all(u8::is_ascii_whitespace) {

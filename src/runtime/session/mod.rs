@@ -31,7 +31,7 @@ use slog::Logger;
 use tokio::sync::broadcast;
 
 use crate::handler::{CallContext, Peer};
-use crate::runtime::call::{reply, Call, CallFinished, CallKind, CallSpec, Cancel, Reply, Work};
+use crate::runtime::call::{reply, Answer, Call, CallFinished, CallKind, CallSpec, Cancel, Reply, Work};
 use crate::gate::Permit;
 use crate::notify::Change;
 pub use crate::protocol::era::{self, Era};
@@ -46,7 +46,7 @@ use crate::protocol::mcp::{
 use crate::protocol::prompt::CompleteParams;
 use crate::protocol::request::{ClientRequest, META_SUBSCRIPTION_ID};
 use crate::protocol::{
-    code, LoggingLevel, Message, Payload, ProtocolVersion, Rejected, Request, RequestId, RpcError,
+    code, Encoded, LoggingLevel, Message, Payload, ProtocolVersion, Rejected, Request, RequestId, RpcError,
 };
 use crate::runtime::service::Service;
 use crate::sink::Sink;
@@ -292,13 +292,15 @@ impl Session {
             }
             Err(rejected) => {
                 slog::debug!(self.log, "invalid message"; "error" => &rejected.error.message);
-                sink.response(match self.era {
+                let code = rejected.error.code;
+                let json = match self.era {
                     Some(Era::Modern) => encode_error_omitting_unknown_id(
                         rejected.id.as_ref(),
                         &self.service.envelope().error(rejected.error),
                     ),
                     _ => encode_error(rejected.id.as_ref(), &rejected.error),
-                });
+                };
+                sink.response(Encoded::error(json, code));
             }
         }
     }
@@ -492,10 +494,7 @@ impl Session {
                 };
                 let outcome = if reply.is_ok() { "ok" } else { "error" };
                 metrics.request(method::INITIALIZE, outcome, started.elapsed().as_secs_f64());
-                sink.response(match &reply {
-                    Ok(raw) => encode_result(&req.id, raw),
-                    Err(e) => encode_error(Some(&req.id), e),
-                });
+                sink.response(era::encode_reply(&req.id, &reply, None));
             }
             .into_actor(self),
         );
@@ -831,7 +830,7 @@ impl Session {
                 if begins_at_once {
                     call_ctx.begin_task().await?;
                 }
-                reply(&handler.invoke(call_ctx, arguments).await?)
+                Answer::tool(&handler.invoke(call_ctx, arguments).await?)
             })
         })
     }
@@ -1075,7 +1074,9 @@ impl Session {
     fn end_listens(&mut self) {
         for listen in self.listens.drain(..) {
             let result = self.service.envelope().listen_closed(&listen.id);
-            listen.sink.response(encode_result(&listen.id, &result));
+            listen
+                .sink
+                .response(Encoded::result(encode_result(&listen.id, &result)));
         }
     }
 
@@ -1191,7 +1192,8 @@ impl Handler<Inbound> for Session {
                     let e = RpcError::invalid_request(
                         "JSON-RPC batches are only allowed with protocol version 2025-03-26",
                     );
-                    msg.sink.response(encode_error(None, &e));
+                    msg.sink
+                        .response(Encoded::error(encode_error(None, &e), e.code));
                     return;
                 }
                 let expected = items

@@ -21,12 +21,12 @@ use std::time::Instant;
 use actix::prelude::*;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use emcee::config::{Limits, LogLevel};
+use emcee::internals::Service;
 use emcee::internals::{
     CloseSession, FrameKind, FrameReceiver, Inbound, OpenSession, Ping, Registry, Root,
     SessionEntry, SessionKind, Sink,
 };
 use emcee::protocol::jsonrpc;
-use emcee::internals::Service;
 use emcee::storage::Storage;
 use emcee::telemetry::logging::logger_to;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};

@@ -1,7 +1,7 @@
 //! What a server built on emcee needs, in one import: `use emcee::prelude::*;`.
 
-pub use crate::handler::CallContext;
 pub use crate::config::{HttpConfig, Limits, LogLevel, MrtrConfig, StorageConfig};
+pub use crate::handler::CallContext;
 pub use crate::prompts::Prompt;
 pub use crate::protocol::prompt::{GetPromptResult, PromptMessage};
 pub use crate::protocol::resource::ResourceContents;

@@ -218,7 +218,8 @@ pub fn encode_reply(id: &RequestId, reply: &Reply, envelope: Option<&Envelope>) 
     match (reply, envelope) {
         (Ok(answer), Some(envelope)) => Encoded::result(envelope.encode_result(id, answer.json())),
         (Err(e), Some(envelope)) => {
-            Encoded::error(encode_error(Some(id), &envelope.error(e.clone())), e.code)
+            let e = envelope.error(e.clone());
+            Encoded::error(encode_error(Some(id), &e), e.code)
         }
         (Ok(answer), None) => Encoded::result(encode_result(id, answer.json())),
         (Err(e), None) => Encoded::error(encode_error(Some(id), e), e.code),
@@ -297,5 +298,19 @@ mod tests {
         assert_eq!(v["result"]["resultType"], "complete");
         let e = env.error(RpcError::new(code::RESOURCE_NOT_FOUND, "x"));
         assert_eq!(e.code, code::INVALID_PARAMS);
+    }
+
+    #[test]
+    fn an_encoded_error_carries_the_code_the_client_gets() {
+        let id = RequestId::Number(7);
+        let missing: Reply = Err(RpcError::new(code::RESOURCE_NOT_FOUND, "no such resource"));
+        let envelope = Envelope::new(&json!({"name": "t", "version": "1"}));
+        let modern = encode_reply(&id, &missing, Some(&envelope));
+        assert_eq!(modern.error, Some(code::INVALID_PARAMS));
+        assert!(modern.json.contains("-32602"), "{}", modern.json);
+        let legacy = encode_reply(&id, &missing, None);
+        assert_eq!(legacy.error, Some(code::RESOURCE_NOT_FOUND));
+        let ok = encode_reply(&id, &crate::protocol::reply(&json!({})), None);
+        assert_eq!(ok.error, None);
     }
 }

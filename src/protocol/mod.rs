@@ -39,9 +39,8 @@ impl Answer {
     /// A `tools/call` result; when it is marked `isError`, its first text is kept as
     /// the reason (the call's log line and outcome use it).
     pub fn tool(result: &CallToolResult) -> Reply {
-        let mut answer = Answer::raw(
-            serde_json::value::to_raw_value(result).map_err(RpcError::internal)?,
-        );
+        let mut answer =
+            Answer::raw(serde_json::value::to_raw_value(result).map_err(RpcError::internal)?);
         if result.is_error {
             answer.tool_error = Some(result.first_text().unwrap_or_default().to_owned());
         }

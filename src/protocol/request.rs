@@ -174,6 +174,29 @@ impl ClientRequest {
         }
     }
 
+    /// What a call method runs, as its log lines name it: `("tool", name)` for
+    /// `tools/call`, `("uri", uri)` for `resources/read`, `("prompt", name)` for
+    /// `prompts/get`; `None` for every other method.
+    pub fn called(&self) -> Option<(&'static str, &str)> {
+        match self {
+            ClientRequest::ToolsCall(p) => Some(("tool", &p.name)),
+            ClientRequest::ResourcesRead(p) => Some(("uri", &p.uri)),
+            ClientRequest::PromptsGet(p) => Some(("prompt", &p.name)),
+            _ => None,
+        }
+    }
+
+    /// True for `initialize`, the session era's handshake.
+    pub fn is_initialize(&self) -> bool {
+        matches!(self, ClientRequest::Initialize(_))
+    }
+
+    /// True for what a session-era client may send before `initialize`:
+    /// `initialize` itself and `ping`.
+    pub fn before_initialize(&self) -> bool {
+        matches!(self, ClientRequest::Initialize(_) | ClientRequest::Ping)
+    }
+
     /// False for the methods 2026-07-28 removed (the handshake, `ping`, per-session
     /// state): sent as 2026-07-28 requests they are "method not found".
     pub fn in_modern_era(&self) -> bool {

@@ -57,8 +57,8 @@ use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::handler::CallContext;
 use crate::gate::{Gate, Permit};
+use crate::handler::CallContext;
 pub use crate::handler::{DuplicateName, NameKind, ToolError};
 use crate::protocol::headers::{header_params, HeaderParam};
 pub use crate::protocol::ToolAnnotations;

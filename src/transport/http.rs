@@ -38,18 +38,18 @@ use futures::StreamExt;
 
 use crate::config::HttpConfig;
 use crate::protocol::jsonrpc::{self, encode_error};
-use crate::protocol::request::ClientRequest;
 use crate::protocol::{code, Message, Payload, ProtocolVersion, RpcError};
-use crate::runtime::root::{CloseSession, DrainAll, OpenSession, RestoreSession, RootError, SessionEntry};
+use crate::runtime::root::{
+    CloseSession, DrainAll, OpenSession, RestoreSession, RootError, SessionEntry,
+};
 use crate::runtime::service::Service;
 use crate::runtime::session::{Inbound, SessionKind, SetStandalone};
 use crate::sink::{Frame, FrameKind, Sink};
 use crate::telemetry::metrics::reason;
 use crate::transport::admin;
 pub use crate::transport::exchange::{
-    accept_of, busy, header_str, rpc_error, with_detail, Accept, Refusal,
-    RefusalDetail, RefusalReason, StreamGuard, JSON_WINDOW, RETRY_AFTER_SECS, SESSION_HEADER,
-    VERSION_HEADER,
+    accept_of, busy, header_str, rpc_error, with_detail, Accept, Refusal, RefusalDetail,
+    RefusalReason, StreamGuard, JSON_WINDOW, RETRY_AFTER_SECS, SESSION_HEADER, VERSION_HEADER,
 };
 use crate::transport::modern;
 use crate::transport::sse::{self, Pump, StreamKind};
@@ -407,7 +407,8 @@ async fn read_body_bytes(
 /// JSON-RPC is owed an error response too (JSON-RPC 2.0 §6).
 fn count_requests(payload: &Payload) -> (usize, bool) {
     let is_req = |m: &Result<Message, _>| matches!(m, Ok(Message::Request(_)) | Err(_));
-    let is_init = |m: &Result<Message, _>| matches!(m, Ok(Message::Request(r)) if matches!(r.call, ClientRequest::Initialize(_)));
+    let is_init =
+        |m: &Result<Message, _>| matches!(m, Ok(Message::Request(r)) if r.call.is_initialize());
     match payload {
         Payload::Single(m) => (usize::from(is_req(m)), is_init(m)),
         Payload::Batch(items) => (

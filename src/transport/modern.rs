@@ -39,13 +39,14 @@ use crate::protocol::jsonrpc::encode_error_omitting_unknown_id;
 use crate::protocol::request::ClientRequest;
 use crate::protocol::{code, Message, Payload, ProtocolVersion, Request, RpcError};
 use crate::runtime::root::{OpenSession, RootError, SessionEntry};
-use crate::runtime::session::{Inbound, SessionKind};
+use crate::runtime::session::{Checked, Inbound, SessionKind};
 use crate::sink::{Frame, FrameKind, FrameReceiver, Sink};
 use crate::telemetry::metrics::reason;
 use crate::telemetry::Refused;
+use crate::tools::Tool;
 use crate::transport::exchange::{
-    busy, event_stream, with_detail, Accept, Refusal, RefusalReason, StreamGuard,
-    JSON_WINDOW, SESSION_HEADER, VERSION_HEADER,
+    busy, event_stream, with_detail, Accept, Refusal, RefusalReason, StreamGuard, JSON_WINDOW,
+    SESSION_HEADER, VERSION_HEADER,
 };
 use crate::transport::state::{AppState, WorkerSession};
 
@@ -61,10 +62,9 @@ pub const NAME_HEADER: &str = "mcp-name";
 pub fn is_modern(headers: &HeaderMap, payload: &Payload) -> bool {
     let (meta_modern, initialize) = match payload {
         Payload::Batch(_) => (false, false),
-        Payload::Single(Ok(Message::Request(r))) => (
-            era::is_modern_request(&r.meta),
-            matches!(r.call, ClientRequest::Initialize(_)),
-        ),
+        Payload::Single(Ok(Message::Request(r))) => {
+            (era::is_modern_request(&r.meta), r.call.is_initialize())
+        }
         Payload::Single(_) => (false, false),
     };
     if meta_modern {
@@ -137,7 +137,13 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 }
 
 /// Steps 2–7 of the module doc: the request's headers and `_meta` against its body.
-pub fn check(headers: &HeaderMap, req: &Request, state: &AppState) -> Result<(), RpcError> {
+/// Returns the tool a `tools/call` names, when it exists (looked up once: the
+/// session uses it).
+pub fn check(
+    headers: &HeaderMap,
+    req: &Request,
+    state: &AppState,
+) -> Result<Option<Arc<Tool>>, RpcError> {
     let Some(version) = header(headers, VERSION_HEADER) else {
         return Err(mismatch("missing MCP-Protocol-Version header"));
     };
@@ -173,15 +179,17 @@ pub fn check(headers: &HeaderMap, req: &Request, state: &AppState) -> Result<(),
             None => return Err(mismatch("malformed Mcp-Name header")),
         }
     }
-    if let ClientRequest::ToolsCall(call) = &req.call {
-        if let Some(tool) = state.service.tools.get(&call.name) {
-            check_params(tool.header_params(), call.arguments.as_ref(), |name| {
-                headers.get(name).map(|v| v.as_bytes())
-            })
-            .map_err(|e| mismatch(e.to_string()))?;
-        }
-    }
-    Ok(())
+    let ClientRequest::ToolsCall(call) = &req.call else {
+        return Ok(None);
+    };
+    let Some(tool) = state.service.tools.get(&call.name) else {
+        return Ok(None);
+    };
+    check_params(tool.header_params(), call.arguments.as_ref(), |name| {
+        headers.get(name).map(|v| v.as_bytes())
+    })
+    .map_err(|e| mismatch(e.to_string()))?;
+    Ok(Some(tool.clone()))
 }
 
 /// Serve one 2026-07-28 POST (the payload already parsed).
@@ -207,9 +215,10 @@ pub async fn post(
             )
         }
     };
-    if let Err(e) = check(req.headers(), &request, state) {
-        return error_response(Some(&request.id), &e);
-    }
+    let tool = match check(req.headers(), &request, state) {
+        Ok(tool) => tool,
+        Err(e) => return error_response(Some(&request.id), &e),
+    };
     if matches!(request.call, ClientRequest::Listen(_)) {
         return listen(state, request).await;
     }
@@ -222,11 +231,7 @@ pub async fn post(
     };
     let (sink, frames) = Sink::channel();
     let id = request.id.clone();
-    let inbound = Inbound {
-        payload: Payload::Single(Ok(Message::Request(request))),
-        sink,
-        cancel_on_close: true,
-    };
+    let inbound = Inbound::checked(request, sink, Checked { tool });
     if session.send(inbound).await.is_err() {
         let e = RpcError::new(code::SERVER_BUSY, "the server is shutting down");
         return error_response(Some(&id), &e);
@@ -331,10 +336,11 @@ async fn listen(state: &AppState, request: Box<Request>) -> HttpResponse {
         Err(e) => return error_response(Some(&id), &RpcError::internal(e)),
     };
     let (sink, mut frames) = Sink::channel();
+    // The stream is the subscription: closing it ends the listener session, not
+    // a call.
     let inbound = Inbound {
-        payload: Payload::Single(Ok(Message::Request(request))),
-        sink,
         cancel_on_close: false,
+        ..Inbound::checked(request, sink, Checked { tool: None })
     };
     if entry.addr.send(inbound).await.is_err() {
         return busy("the server is shutting down");

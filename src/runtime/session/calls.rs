@@ -1,0 +1,410 @@
+//! The calls a session starts: `tools/call`, `resources/read` and `prompts/get`,
+//! each in its own [`Call`] child actor, through one starter. A call's target is
+//! looked up and bound first ([`Target`]), then, in this order: the 2026-07-28
+//! client input of a retry (`requestState` verified), the task link of a tool that
+//! may run as a task, the in-flight bounds, the handler's [`CallContext`]; any
+//! refusal on the way is an immediate JSON-RPC error answer. Also the tasks
+//! extension's methods (`tasks/get`, `tasks/update`, `tasks/cancel`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use serde_json::Value;
+use slog::Logger;
+
+use super::lifecycle::request_log_level;
+use super::{Exchange, Session, SessionKind};
+use crate::gate::Permit;
+use crate::handler::CallContext;
+use crate::mrtr::{Binding, Inputs};
+use crate::prompts::BoundGet;
+use crate::protocol::era::{self, Era};
+use crate::protocol::mcp::method;
+use crate::protocol::request::ClientRequest;
+use crate::protocol::{code, reply, Answer, Reply, Request, RequestId, RpcError};
+use crate::resources::BoundRead;
+use crate::runtime::call::{Call, CallKind, CallSpec, Work};
+use crate::tasks::TaskSlot;
+use crate::telemetry::metrics::reason;
+use crate::tools::Tool;
+
+/// A call in flight.
+pub(super) struct Running {
+    pub(super) id: RequestId,
+    pub(super) addr: Addr<Call>,
+}
+
+/// The handler a call runs, bound to its request.
+enum Bound {
+    Tool {
+        tool: Arc<Tool>,
+        arguments: Option<Value>,
+    },
+    Resource(BoundRead),
+    Prompt(BoundGet),
+}
+
+/// What a call serves, looked up before it starts.
+struct Target<'r> {
+    kind: CallKind,
+    bound: Bound,
+    /// What the call's log lines name: `tool`, `uri` or `prompt`, and its value.
+    named: (&'static str, &'r str),
+    timeout: Duration,
+    /// What a 2026-07-28 retry's `requestState` is bound to (built only in that era),
+    /// with the retry's `inputResponses` and `requestState`.
+    retry: Option<(Binding, Option<&'r Value>, Option<&'r str>)>,
+}
+
+impl Session {
+    /// `tools/call`, `resources/read`, `prompts/get`: start a Call; `Err` is an
+    /// immediate JSON-RPC error answer.
+    pub(super) fn start_call(
+        &mut self,
+        x: &Exchange<'_>,
+        ctx: &mut Context<Self>,
+    ) -> Result<(), RpcError> {
+        let Exchange {
+            req,
+            era,
+            sink,
+            cancel_on_close,
+            ..
+        } = *x;
+        let target = self.target(x)?;
+        let inputs = match target.retry {
+            Some((binding, responses, state)) => Some(Arc::new(Inputs::new(
+                self.service.mrtr.clone(),
+                binding,
+                responses,
+                state,
+            )?)),
+            None => None,
+        };
+        let (tool, task) = match &target.bound {
+            Bound::Tool { tool, .. } => (Some(&**tool), self.task_slot(x, tool)?),
+            _ => (None, None),
+        };
+        let permits = self.admit(req, tool)?;
+        let log = self.call_log(req, target.named.0, target.named.1);
+        let call_ctx = self.call_context(req, era, sink, &log, &inputs, &task);
+        let mut work = target.bound.into_work(call_ctx, task.is_some(), era);
+        if let Some(inputs) = &inputs {
+            work = crate::mrtr::until_input(work, inputs.clone());
+        }
+        self.next_seq += 1;
+        let seq = self.next_seq;
+        let addr = Call::new(CallSpec {
+            id: req.id.clone(),
+            seq,
+            kind: target.kind,
+            work,
+            sink: sink.clone(),
+            timeout: target.timeout,
+            session: ctx.address().recipient(),
+            log,
+            metrics: self.service.metrics.clone(),
+            permits,
+            envelope: (era == Some(Era::Modern)).then(|| self.service.envelope().clone()),
+            cancel_on_close,
+            max_result_bytes: self.service.limits.max_result_bytes,
+            task,
+            task_timeout: self.service.limits.task_timeout,
+            log_calls: self.service.log_calls,
+        })
+        .start();
+        if self.kind != SessionKind::Stateless {
+            self.by_id.insert(req.id.clone(), seq);
+        }
+        self.calls.insert(
+            seq,
+            Running {
+                id: req.id.clone(),
+                addr,
+            },
+        );
+        Ok(())
+    }
+
+    /// Look up what `x` calls and bind it to the request (-32602 for an unknown
+    /// tool, prompt or bad prompt arguments; a resource not found).
+    fn target<'r>(&self, x: &Exchange<'r>) -> Result<Target<'r>, RpcError> {
+        let modern = x.era == Some(Era::Modern);
+        let limits = &self.service.limits;
+        match &x.req.call {
+            ClientRequest::ToolsCall(p) => {
+                // A 2026-07-28 HTTP request's tool was looked up by the transport.
+                let tool = match &x.tool {
+                    Some(tool) => Arc::clone(tool),
+                    None => self.service.tools.get(&p.name).cloned().ok_or_else(|| {
+                        RpcError::invalid_params(format!("unknown tool: {}", p.name))
+                    })?,
+                };
+                let retry = modern.then(|| {
+                    let arguments = p.arguments.clone().unwrap_or(Value::Null);
+                    let binding = Binding::new(method::TOOLS_CALL, &p.name, arguments);
+                    (
+                        binding,
+                        p.input_responses.as_ref(),
+                        p.request_state.as_deref(),
+                    )
+                });
+                Ok(Target {
+                    kind: CallKind::Tool(Arc::from(p.name.as_str())),
+                    timeout: tool.timeout_override().unwrap_or(limits.call_timeout),
+                    bound: Bound::Tool {
+                        tool,
+                        arguments: p.arguments.clone(),
+                    },
+                    named: ("tool", &p.name),
+                    retry,
+                })
+            }
+            ClientRequest::ResourcesRead(p) => {
+                let read = self
+                    .service
+                    .resources
+                    .bind(&p.uri)
+                    .ok_or_else(|| crate::resources::not_found(&p.uri))?;
+                let retry = modern.then(|| {
+                    let binding = Binding::new(method::RESOURCES_READ, &p.uri, Value::Null);
+                    (
+                        binding,
+                        p.input_responses.as_ref(),
+                        p.request_state.as_deref(),
+                    )
+                });
+                Ok(Target {
+                    kind: CallKind::Method(method::RESOURCES_READ),
+                    bound: Bound::Resource(read),
+                    named: ("uri", &p.uri),
+                    timeout: limits.call_timeout,
+                    retry,
+                })
+            }
+            ClientRequest::PromptsGet(p) => {
+                let get = self.service.prompts.bind(&p.name, p.arguments.clone())?;
+                let retry = modern.then(|| {
+                    // Sorted (a JSON object), so that equal arguments give equal digests.
+                    let arguments = p
+                        .arguments
+                        .iter()
+                        .map(|(k, v)| (k.clone(), Value::from(v.as_str())))
+                        .collect::<serde_json::Map<_, _>>();
+                    let binding = Binding::new(method::PROMPTS_GET, &p.name, arguments.into());
+                    (
+                        binding,
+                        p.input_responses.as_ref(),
+                        p.request_state.as_deref(),
+                    )
+                });
+                Ok(Target {
+                    kind: CallKind::Method(method::PROMPTS_GET),
+                    bound: Bound::Prompt(get),
+                    named: ("prompt", &p.name),
+                    timeout: limits.call_timeout,
+                    retry,
+                })
+            }
+            other => Err(RpcError::method_not_found(other.method())),
+        }
+    }
+
+    /// Check the in-flight limit and id reuse before starting a Call.
+    /// Returns the permits the Call holds while it runs (server-wide and, for a tool,
+    /// per tool); refused at once when any bound is reached.
+    pub(super) fn admit(
+        &self,
+        req: &Request,
+        tool: Option<&Tool>,
+    ) -> Result<Vec<Permit>, RpcError> {
+        let limit = self.service.limits.max_in_flight_per_session;
+        // The stateless session serves every 2026-07-28 client of its worker: a
+        // per-session bound would be a per-worker one. Those calls are bounded
+        // server-wide and per tool (below).
+        if self.kind != SessionKind::Stateless && self.calls.len() >= limit {
+            let e = RpcError::new(
+                code::SERVER_BUSY,
+                format!("too many requests in flight in this session (limit {limit})"),
+            )
+            .with_data(serde_json::json!({ "limit": limit }));
+            self.refuse(reason::IN_FLIGHT_SESSION, &e);
+            return Err(e);
+        }
+        if self.kind != SessionKind::Stateless && self.by_id.contains_key(&req.id) {
+            return Err(RpcError::invalid_request(format!(
+                "request id {} is already in flight",
+                req.id
+            )));
+        }
+        let busy = |reason: &'static str, scope: &str, limit: usize| {
+            let e = RpcError::new(
+                code::SERVER_BUSY,
+                format!("too many requests in flight ({scope} limit {limit}); retry later"),
+            )
+            .with_data(serde_json::json!({ "limit": limit, "scope": scope }));
+            self.refuse(reason, &e);
+            e
+        };
+        let mut permits = Vec::with_capacity(2);
+        let total = &self.service.in_flight;
+        permits.push(
+            total
+                .try_enter()
+                .ok_or_else(|| busy(reason::IN_FLIGHT_TOTAL, "server", total.limit()))?,
+        );
+        if let Some(tool) = tool {
+            let per_tool = self.service.limits.max_in_flight_per_tool;
+            permits.push(tool.try_enter(per_tool).ok_or_else(|| {
+                busy(
+                    reason::IN_FLIGHT_TOOL,
+                    "tool",
+                    tool.concurrency_limit(per_tool),
+                )
+            })?);
+        }
+        Ok(permits)
+    }
+
+    /// The context a handler gets for `req`: in a session-era session the state
+    /// negotiated at `initialize`; in 2026-07-28 the request's own `_meta`.
+    fn call_context(
+        &self,
+        req: &Request,
+        era: Option<Era>,
+        sink: &crate::sink::Sink,
+        log: &Logger,
+        inputs: &Option<Arc<Inputs>>,
+        task: &Option<Arc<TaskSlot>>,
+    ) -> CallContext {
+        let (client_log_level, client_capabilities) = match era {
+            Some(Era::Modern) => (
+                request_log_level(req.meta.log_level),
+                era::capabilities(&req.meta),
+            ),
+            _ => (
+                self.client_log_level.clone(),
+                self.client
+                    .as_ref()
+                    .map(|c| c.capabilities.clone())
+                    .unwrap_or_default(),
+            ),
+        };
+        CallContext {
+            session_id: self.id.clone(),
+            request_id: req.id.clone(),
+            progress_token: req.meta.progress_token.clone(),
+            sink: sink.clone(),
+            client_log_level,
+            storage: self.service.storage.clone(),
+            peer: self.peer.clone(),
+            client_capabilities,
+            modern: era == Some(Era::Modern),
+            inputs: inputs.clone(),
+            task: task.clone(),
+            client_request_timeout: self.service.limits.client_request_timeout,
+            notifier: self.service.notifier.clone(),
+            blocking: self.service.blocking.clone(),
+            log: log.clone(),
+        }
+    }
+
+    /// The task link of a call of `tool`: `None` for a tool that never runs as a
+    /// task or in the session era; -32021 at once for a tool that only runs as a task
+    /// when the request did not declare the extension.
+    fn task_slot(
+        &self,
+        x: &Exchange<'_>,
+        tool: &Tool,
+    ) -> Result<Option<Arc<crate::tasks::TaskSlot>>, RpcError> {
+        use crate::tasks::{TaskSlot, TaskSupport};
+        let (support, _) = tool.task_support();
+        if support == TaskSupport::Forbidden || x.era != Some(Era::Modern) {
+            return Ok(None);
+        }
+        let declared = crate::tasks::declared(&era::capabilities(&x.req.meta));
+        if support == TaskSupport::Required && !declared {
+            return Err(crate::tasks::missing_extension(&format!(
+                "tool `{}`",
+                tool.def().name
+            )));
+        }
+        Ok(Some(Arc::new(TaskSlot::new(
+            self.service.tasks.clone(),
+            support,
+            declared,
+        ))))
+    }
+
+    /// `tasks/get`, `tasks/update`, `tasks/cancel`: for requests that declare the
+    /// extension (-32021 otherwise); an unknown task is -32602.
+    pub(super) fn task_request(&self, req: &Request) -> Reply {
+        if !crate::tasks::declared(&era::capabilities(&req.meta)) {
+            return Err(crate::tasks::missing_extension(req.method()));
+        }
+        let tasks = &self.service.tasks;
+        match &req.call {
+            ClientRequest::TasksGet(p) => reply(&tasks.get(&p.task_id)?),
+            ClientRequest::TasksUpdate(p) => {
+                tasks.update(&p.task_id, p.input_responses.as_ref())?;
+                reply(&serde_json::json!({}))
+            }
+            ClientRequest::TasksCancel(p) => {
+                tasks.cancel(&p.task_id)?;
+                reply(&serde_json::json!({}))
+            }
+            other => Err(RpcError::method_not_found(other.method())),
+        }
+    }
+
+    /// A logger for one call of `req`, tagged with `key` = `value` (the tool, URI or
+    /// prompt) and, when the request carries W3C trace context, its trace id.
+    /// Client-chosen text (the id, a URI, an unknown name) is clipped.
+    pub(super) fn call_log(&self, req: &Request, key: &'static str, value: &str) -> Logger {
+        use crate::telemetry::clip;
+        let id = clip(&req.id.to_string()).into_owned();
+        let (method, value) = (req.method().to_owned(), clip(value).into_owned());
+        match req.meta.trace_id() {
+            Some(trace) => self
+                .log
+                .new(slog::o!("request_id" => id, "method" => method,
+                key => value, "trace_id" => trace.to_owned())),
+            None => self
+                .log
+                .new(slog::o!("request_id" => id, "method" => method, key => value)),
+        }
+    }
+}
+
+impl Bound {
+    /// The work of the call: the handler's future, and what its result becomes.
+    fn into_work(self, ctx: CallContext, task: bool, era: Option<Era>) -> Work {
+        match self {
+            Bound::Tool { tool, arguments } => {
+                // A tool that may run as a task begins it before its handler runs,
+                // unless the handler begins it itself.
+                let begins_at_once = task && !tool.task_support().1;
+                Box::pin(async move {
+                    if begins_at_once {
+                        ctx.begin_task().await?;
+                    }
+                    Answer::tool(&tool.invoke(ctx, arguments).await?)
+                })
+            }
+            Bound::Resource(read) => {
+                let modern = era == Some(Era::Modern);
+                Box::pin(async move {
+                    let contents = read(ctx).await?;
+                    let mut result = serde_json::json!({ "contents": contents });
+                    if modern {
+                        // Resource contents may change at any moment (kv values do).
+                        era::add_cache_fields(&mut result, 0, era::CacheScope::Private);
+                    }
+                    reply(&result)
+                })
+            }
+            Bound::Prompt(get) => Box::pin(async move { reply(&get(ctx).await?) }),
+        }
+    }
+}

@@ -7,10 +7,9 @@
 //! Transports read the registry directly (`Registry::get`) to route requests
 //! without a hop through this actor; only Root writes it.
 
-use std::any::Any;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock, RwLock};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use actix::prelude::*;
@@ -33,21 +32,18 @@ pub struct SessionEntry {
     /// `last_seen_ms` as last written to the session's saved use time.
     marked_ms: AtomicU64,
     open_streams: AtomicUsize,
-    /// What the transport serving this session keeps for it (the HTTP transport:
-    /// its SSE streams). Root never looks inside.
-    transport: OnceLock<Arc<dyn Any + Send + Sync>>,
 }
 
 impl SessionEntry {
-    /// The per-session state of the transport serving this session, created on
-    /// first use. A session is served by one transport, so `T` is always the same
-    /// type; `None` if another type was stored first.
-    pub fn transport_state<T: Any + Default + Send + Sync>(&self) -> Option<Arc<T>> {
-        self.transport
-            .get_or_init(|| Arc::new(T::default()))
-            .clone()
-            .downcast::<T>()
-            .ok()
+    /// The entry of a session just started.
+    pub(crate) fn new(id: Arc<str>, addr: Addr<Session>) -> SessionEntry {
+        SessionEntry {
+            id,
+            addr,
+            last_seen_ms: AtomicU64::new(now_ms()),
+            marked_ms: AtomicU64::new(0),
+            open_streams: AtomicUsize::new(0),
+        }
     }
 
     /// Record activity now (a request arrived).
@@ -225,14 +221,7 @@ impl Root {
             Some(arbiter) => Session::start_in_arbiter(&arbiter, move |_| session),
             None => session.start(),
         };
-        let entry = Arc::new(SessionEntry {
-            id,
-            addr,
-            last_seen_ms: AtomicU64::new(now_ms()),
-            marked_ms: AtomicU64::new(0),
-            open_streams: AtomicUsize::new(0),
-            transport: OnceLock::new(),
-        });
+        let entry = Arc::new(SessionEntry::new(id, addr));
         self.registry.insert(entry.clone());
         self.service.metrics.active_sessions.inc();
         entry

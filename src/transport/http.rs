@@ -633,7 +633,7 @@ async fn post_mcp(
             );
         }
     }
-    let stream = sse::streams_of(&entry).allocate();
+    let stream = state.streams.of(&entry).allocate();
     let (out, rx) = sse::connection(state.service.limits.sse_buffer_bytes);
     pump(&state, &entry, stream, StreamKind::Request).start(first, frames, Some(out));
     with_session(sse_response(entry, priming(stream), Some(rx)))
@@ -693,7 +693,7 @@ async fn get_mcp(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
         Err(refusal) => return refusal.into(),
     };
     entry.touch();
-    let streams = sse::streams_of(&entry);
+    let streams = state.streams.of(&entry);
     let (out, rx) = sse::connection(state.service.limits.sse_buffer_bytes);
     if let Some(last) = header_str(&req, "last-event-id") {
         let Some((stream, seq)) = sse::parse_event_id(last) else {
@@ -734,7 +734,7 @@ async fn get_mcp(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
 fn pump(state: &AppState, entry: &Arc<SessionEntry>, stream: u64, kind: StreamKind) -> Pump {
     Pump {
         session: entry.id.clone(),
-        streams: sse::streams_of(entry),
+        streams: state.streams.of(entry),
         storage: state.service.storage.clone(),
         stream,
         kind,
@@ -759,11 +759,13 @@ async fn delete_mcp(req: HttpRequest, state: web::Data<AppState>) -> HttpRespons
 }
 
 /// Keep the SSE replay log within `limits.event_log_max` and `limits.event_ttl`,
-/// every [`EVENT_TRIM_EVERY`], for as long as HTTP is served.
-async fn trim_events(service: Arc<Service>) {
+/// and forget the stream tables of ended sessions, every [`EVENT_TRIM_EVERY`], for
+/// as long as HTTP is served.
+async fn trim_events(service: Arc<Service>, streams: Arc<sse::SessionStreams>) {
     let mut every = tokio::time::interval(EVENT_TRIM_EVERY);
     loop {
         every.tick().await;
+        streams.sweep();
         let limits = &service.limits;
         match service.storage.trim_events(
             limits.event_log_max,
@@ -870,7 +872,7 @@ pub async fn serve(
     let handle = server.handle();
     slog::info!(log, "serving http"; "bind" => bound, "path" => MCP_PATH, "workers" => config.http.workers);
     let server_task = actix_rt::spawn(server);
-    let trim = actix_rt::spawn(trim_events(service.clone()));
+    let trim = actix_rt::spawn(trim_events(service.clone(), state.streams.clone()));
     let admin = match config.admin_bind {
         Some(addr) => Some(admin::serve(addr, state.clone(), &log)?),
         None => None,

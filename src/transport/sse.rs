@@ -18,7 +18,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -165,9 +165,51 @@ impl Connection {
     }
 }
 
-/// The live streams of `entry` (HTTP transport state kept in the session's entry).
-pub fn streams_of(entry: &SessionEntry) -> Arc<StreamTable> {
-    entry.transport_state::<StreamTable>().unwrap_or_default()
+/// The SSE streams of every session this transport serves: the transport's own
+/// table (Root knows nothing of it). A session's table lives as long as its
+/// registry entry: it is tied to that entry, so a session ended and restored under
+/// the same id starts with a fresh table, and the tables of ended sessions are
+/// swept ([`SessionStreams::sweep`], every second with the replay log's trim).
+/// Only the SSE paths look here; a JSON answer never does.
+#[derive(Debug, Default)]
+pub struct SessionStreams {
+    tables: Mutex<HashMap<Arc<str>, (Weak<SessionEntry>, Arc<StreamTable>)>>,
+}
+
+impl SessionStreams {
+    /// The live streams of `entry`, created on first use.
+    pub fn of(&self, entry: &Arc<SessionEntry>) -> Arc<StreamTable> {
+        let Ok(mut tables) = self.tables.lock() else {
+            // Poisoned: a panic elsewhere held the lock. Serve with a table of
+            // this request's own rather than fail it.
+            return Arc::default();
+        };
+        if let Some((owner, table)) = tables.get(&entry.id) {
+            if std::ptr::eq(owner.as_ptr(), Arc::as_ptr(entry)) {
+                return table.clone();
+            }
+        }
+        let table = Arc::new(StreamTable::default());
+        tables.insert(entry.id.clone(), (Arc::downgrade(entry), table.clone()));
+        table
+    }
+
+    /// Forget the tables of sessions whose entry is gone.
+    pub fn sweep(&self) {
+        if let Ok(mut tables) = self.tables.lock() {
+            tables.retain(|_, (owner, _)| owner.strong_count() > 0);
+        }
+    }
+
+    /// How many sessions have a table.
+    pub fn len(&self) -> usize {
+        self.tables.lock().map_or(0, |t| t.len())
+    }
+
+    /// True when no session has a table.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 /// The live streams of one session.
@@ -485,5 +527,40 @@ mod tests {
         assert!(std::str::from_utf8(&priming(4))
             .unwrap()
             .starts_with("id: 4-0\n"));
+    }
+
+    /// The transport's table of streams follows the registry entry, not the id: a
+    /// session restored under the same id starts afresh, and an ended one is swept.
+    #[actix_rt::test]
+    async fn stream_tables_live_as_long_as_their_session_entry() {
+        use crate::runtime::session::{Session, SessionKind};
+        use actix::Actor;
+        let log = Logger::root(slog::Discard, slog::o!());
+        let service = crate::builtin_service(
+            Storage::temporary().unwrap(),
+            crate::config::Limits::default(),
+            log,
+        );
+        let service = Arc::new(service.unwrap());
+        let id: Arc<str> = Arc::from("s1");
+        let start = || Session::new(id.clone(), service.clone(), SessionKind::Http, None).start();
+        let streams = SessionStreams::default();
+        let first = Arc::new(SessionEntry::new(id.clone(), start()));
+        let table = streams.of(&first);
+        assert!(
+            Arc::ptr_eq(&table, &streams.of(&first)),
+            "one table per entry"
+        );
+        let restored = Arc::new(SessionEntry::new(id.clone(), start()));
+        assert!(
+            !Arc::ptr_eq(&table, &streams.of(&restored)),
+            "a new entry under the same id gets a fresh table"
+        );
+        drop(first);
+        streams.sweep();
+        assert_eq!(streams.len(), 1, "the live entry's table stays");
+        drop(restored);
+        streams.sweep();
+        assert!(streams.is_empty(), "an ended session's table is swept");
     }
 }

@@ -27,6 +27,8 @@ pub struct AppState {
     /// Bytes request bodies being read may hold together, one permit a byte
     /// (`limits.max_body_bytes_total`).
     pub(crate) bodies: Arc<tokio::sync::Semaphore>,
+    /// The session era's SSE streams, per session.
+    pub(crate) streams: Arc<crate::transport::sse::SessionStreams>,
 }
 
 impl AppState {
@@ -41,6 +43,7 @@ impl AppState {
             .min(tokio::sync::Semaphore::MAX_PERMITS);
         AppState {
             bodies: Arc::new(tokio::sync::Semaphore::new(bodies)),
+            streams: Arc::default(),
             service,
             root,
             registry,

@@ -1,12 +1,13 @@
 //! What a server built on emcee needs, in one import: `use emcee::prelude::*;`.
 
 pub use crate::config::{HttpConfig, Limits, LogLevel, MrtrConfig, StorageConfig};
-pub use crate::handler::CallContext;
+pub use crate::handler::{CallContext, Elicitation};
 pub use crate::prompts::Prompt;
 pub use crate::protocol::prompt::{GetPromptResult, PromptMessage};
 pub use crate::protocol::resource::ResourceContents;
 pub use crate::protocol::ToolAnnotations;
 pub use crate::protocol::{CallToolResult, Content, RpcError};
+pub use crate::protocol::{Root, SamplingMessage, SamplingRequest, SamplingResult};
 pub use crate::resources::{Resource, Template};
 pub use crate::server::{HttpOptions, Server, ServerBuilder, StorageOptions, Transport};
 pub use crate::tasks::TaskSupport;

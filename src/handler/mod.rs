@@ -7,9 +7,11 @@
 //! talks to its call through the call's `Sink`, the session's [`Peer`], the task
 //! slot and the notifier.
 
+mod ask;
 mod context;
 mod peer;
 
+pub use ask::{elicitation_schema, Elicitation};
 pub use context::CallContext;
 pub use peer::Peer;
 

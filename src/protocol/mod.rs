@@ -3,6 +3,7 @@
 //! Architecture invariant: this module does no IO and knows no actors; it turns
 //! bytes into typed messages and typed results back into JSON text.
 
+pub mod client;
 pub mod era;
 pub mod error;
 pub mod headers;
@@ -13,6 +14,10 @@ pub mod request;
 pub mod resource;
 pub mod strict;
 
+pub use client::{
+    ElicitAction, ElicitResult, IncludeContext, ListRootsResult, ModelPreferences, Root,
+    SamplingMessage, SamplingRequest, SamplingResult,
+};
 pub use jsonrpc::{code, Message, Payload, Rejected, Request, RequestId, RpcError};
 pub use mcp::{CallToolResult, Content, LoggingLevel, ProtocolVersion, ToolAnnotations, ToolDef};
 

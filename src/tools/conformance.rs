@@ -5,12 +5,15 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::handler::CallContext;
+use crate::handler::Elicitation;
 use crate::notify::Change;
 use crate::prompts::{CompletionRef, GetPromptResult, Prompt, PromptMessage, PromptRegistry, Role};
-use crate::protocol::{CallToolResult, Content, LoggingLevel};
+use crate::protocol::{CallToolResult, Content, LoggingLevel, SamplingRequest};
 use crate::resources::{Resource, ResourceContents, ResourceRegistry, Template};
 use crate::tools::{DuplicateName, Tool, ToolError, ToolOutcome, ToolRegistry};
 
@@ -57,22 +60,155 @@ fn string_arg(args: &Value, name: &str) -> Result<String, ToolError> {
         .ok_or_else(|| ToolError::InvalidArguments(format!("`{name}` must be a string")))
 }
 
-async fn elicit(ctx: &CallContext, message: &str, schema: Value) -> Result<Value, ToolError> {
-    ctx.request_client(
-        "elicitation/create",
-        "elicitation",
-        json!({"message": message, "requestedSchema": schema}),
-    )
-    .await
-    .map_err(|e| ToolError::Failed(e.message))
+/// Elicit a `T` form; a failure is the tool's (`isError`), not a protocol error.
+async fn elicit<T>(ctx: &CallContext, message: &str) -> Result<Elicitation<T>, ToolError>
+where
+    T: JsonSchema + serde::de::DeserializeOwned + 'static,
+{
+    ctx.elicit::<T>(message)
+        .await
+        .map_err(|e| ToolError::Failed(e.message))
 }
 
-fn elicitation_summary(answer: &Value) -> String {
-    format!(
-        "Elicitation completed: action={}, content={}",
-        answer["action"].as_str().unwrap_or("unknown"),
-        answer.get("content").cloned().unwrap_or(Value::Null)
-    )
+/// `action=<action>, content=<content as JSON>` of an elicitation's answer.
+fn action_and_content<T: Serialize>(answer: &Elicitation<T>) -> String {
+    let (action, content) = match answer {
+        Elicitation::Accept(form) => ("accept", serde_json::to_value(form).unwrap_or_default()),
+        Elicitation::Decline => ("decline", Value::Null),
+        _ => ("cancel", Value::Null),
+    };
+    format!("action={action}, content={content}")
+}
+
+/// `test_elicitation`'s form.
+#[derive(Serialize, Deserialize, JsonSchema)]
+struct UserInfo {
+    /// User's response
+    username: String,
+    /// User's email address
+    email: String,
+}
+
+/// `test_elicitation_sep1034_defaults`'s form: a default for every primitive type.
+#[derive(Serialize, Deserialize, JsonSchema)]
+struct Profile {
+    /// User name
+    #[serde(default = "default_name")]
+    name: String,
+    /// User age
+    #[serde(default = "default_age")]
+    age: i64,
+    /// User score
+    #[serde(default = "default_score")]
+    score: f64,
+    /// User status
+    #[serde(default)]
+    status: Status,
+    /// Verification status
+    #[serde(default = "default_verified")]
+    verified: bool,
+}
+
+fn default_name() -> String {
+    "John Doe".into()
+}
+fn default_age() -> i64 {
+    30
+}
+fn default_score() -> f64 {
+    95.5
+}
+fn default_verified() -> bool {
+    true
+}
+
+#[derive(Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+enum Status {
+    #[default]
+    Active,
+    Inactive,
+    Pending,
+}
+
+/// `test_elicitation_sep1330_enums`'s form: every enum style.
+#[derive(Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+struct Choices {
+    untitled_single: Option<Untitled>,
+    titled_single: Option<Titled>,
+    #[schemars(extend("enumNames" = ["Option One", "Option Two", "Option Three"]))]
+    legacy_enum: Option<Legacy>,
+    untitled_multi: Option<Vec<Untitled>>,
+    titled_multi: Option<Vec<TitledMulti>>,
+}
+
+#[derive(Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+enum Untitled {
+    Option1,
+    Option2,
+    Option3,
+}
+
+#[derive(Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+enum Titled {
+    #[schemars(title = "First Option")]
+    Value1,
+    #[schemars(title = "Second Option")]
+    Value2,
+    #[schemars(title = "Third Option")]
+    Value3,
+}
+
+#[derive(Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+enum Legacy {
+    Opt1,
+    Opt2,
+    Opt3,
+}
+
+#[derive(Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+enum TitledMulti {
+    #[schemars(title = "First Choice")]
+    Value1,
+    #[schemars(title = "Second Choice")]
+    Value2,
+    #[schemars(title = "Third Choice")]
+    Value3,
+}
+
+/// A one-field form: the user's name (also the multi-round-trip fixtures').
+#[derive(Deserialize, JsonSchema)]
+struct NameForm {
+    name: String,
+}
+
+/// Whether to proceed.
+#[derive(Deserialize, JsonSchema)]
+struct OkForm {
+    ok: bool,
+}
+
+/// A favourite colour.
+#[derive(Deserialize, JsonSchema)]
+struct ColorForm {
+    color: String,
+}
+
+/// The context a prompt should use.
+#[derive(Deserialize, JsonSchema)]
+struct ContextForm {
+    context: String,
+}
+
+/// Whether to delete a file.
+#[derive(Deserialize, JsonSchema)]
+struct ConfirmForm {
+    confirm: bool,
 }
 
 /// Register the conformance tools, resources, prompts and completions.
@@ -167,16 +303,11 @@ fn register_tools(tools: &mut ToolRegistry) -> Result<(), DuplicateName> {
             one_string("prompt"),
             |ctx, a| async move {
                 let prompt = string_arg(&a, "prompt")?;
-                let params = json!({
-                    "messages": [{"role": "user", "content": {"type": "text", "text": prompt}}],
-                    "maxTokens": 100,
-                });
                 let answer = ctx
-                    .request_client("sampling/createMessage", "sampling", params)
+                    .sample(SamplingRequest::text(prompt, 100))
                     .await
                     .map_err(|e| ToolError::Failed(e.message))?;
-                let text = answer["content"]["text"].as_str().unwrap_or("").to_owned();
-                content(vec![Content::text(format!("LLM response: {text}"))])
+                content(vec![Content::text(format!("LLM response: {}", answer.text()))])
             },
         ))?
         .add(Tool::raw(
@@ -185,19 +316,10 @@ fn register_tools(tools: &mut ToolRegistry) -> Result<(), DuplicateName> {
             one_string("message"),
             |ctx, a| async move {
                 let message = string_arg(&a, "message")?;
-                let schema = json!({
-                    "type": "object",
-                    "properties": {
-                        "username": {"type": "string", "description": "User's response"},
-                        "email": {"type": "string", "description": "User's email address"}
-                    },
-                    "required": ["username", "email"]
-                });
-                let answer = elicit(&ctx, &message, schema).await?;
+                let answer = elicit::<UserInfo>(&ctx, &message).await?;
                 content(vec![Content::text(format!(
-                    "User response: action={}, content={}",
-                    answer["action"].as_str().unwrap_or("unknown"),
-                    answer.get("content").cloned().unwrap_or(Value::Null)
+                    "User response: {}",
+                    action_and_content(&answer)
                 ))])
             },
         ))?
@@ -228,19 +350,11 @@ fn register_tools(tools: &mut ToolRegistry) -> Result<(), DuplicateName> {
             "Elicits a form whose fields have defaults (SEP-1034).",
             no_args(),
             |ctx, _a| async move {
-                let schema = json!({
-                    "type": "object",
-                    "properties": {
-                        "name": {"type": "string", "description": "User name", "default": "John Doe"},
-                        "age": {"type": "integer", "description": "User age", "default": 30},
-                        "score": {"type": "number", "description": "User score", "default": 95.5},
-                        "status": {"type": "string", "description": "User status", "enum": ["active", "inactive", "pending"], "default": "active"},
-                        "verified": {"type": "boolean", "description": "Verification status", "default": true}
-                    },
-                    "required": []
-                });
-                let answer = elicit(&ctx, "Please review your profile", schema).await?;
-                content(vec![Content::text(elicitation_summary(&answer))])
+let answer = elicit::<Profile>(&ctx, "Please review your profile").await?;
+                content(vec![Content::text(format!(
+                    "Elicitation completed: {}",
+                    action_and_content(&answer)
+                ))])
             },
         ))?
         .add(Tool::raw(
@@ -248,26 +362,11 @@ fn register_tools(tools: &mut ToolRegistry) -> Result<(), DuplicateName> {
             "Elicits a form with every enum style (SEP-1330).",
             no_args(),
             |ctx, _a| async move {
-                let schema = json!({
-                    "type": "object",
-                    "properties": {
-                        "untitledSingle": {"type": "string", "enum": ["option1", "option2", "option3"]},
-                        "titledSingle": {"type": "string", "oneOf": [
-                            {"const": "value1", "title": "First Option"},
-                            {"const": "value2", "title": "Second Option"},
-                            {"const": "value3", "title": "Third Option"}]},
-                        "legacyEnum": {"type": "string", "enum": ["opt1", "opt2", "opt3"],
-                            "enumNames": ["Option One", "Option Two", "Option Three"]},
-                        "untitledMulti": {"type": "array", "items": {"type": "string", "enum": ["option1", "option2", "option3"]}},
-                        "titledMulti": {"type": "array", "items": {"anyOf": [
-                            {"const": "value1", "title": "First Choice"},
-                            {"const": "value2", "title": "Second Choice"},
-                            {"const": "value3", "title": "Third Choice"}]}}
-                    },
-                    "required": []
-                });
-                let answer = elicit(&ctx, "Please choose your options", schema).await?;
-                content(vec![Content::text(elicitation_summary(&answer))])
+let answer = elicit::<Choices>(&ctx, "Please choose your options").await?;
+                content(vec![Content::text(format!(
+                    "Elicitation completed: {}",
+                    action_and_content(&answer)
+                ))])
             },
         ))?
         .add(Tool::raw(
@@ -286,48 +385,21 @@ fn register_tools(tools: &mut ToolRegistry) -> Result<(), DuplicateName> {
     register_task_tools(tools)
 }
 
-/// One question to the client, keyed (2026-07-28 `inputRequests` key; in the session
-/// era the same call asks in-stream).
-async fn ask(
-    ctx: &CallContext,
-    key: &str,
-    method: &str,
-    params: Value,
-) -> Result<Value, ToolError> {
-    let capability = match method {
-        "elicitation/create" => "elicitation",
-        "sampling/createMessage" => "sampling",
-        _ => "roots",
-    };
-    Ok(ctx
-        .request_client_keyed(key, method, capability, params)
-        .await?)
-}
-
-fn elicitation(message: &str, property: &str, kind: &str) -> Value {
-    json!({"message": message, "requestedSchema": {
-        "type": "object", "properties": {property: {"type": kind}}, "required": [property]}})
-}
-
-fn sampling(text: &str) -> Value {
-    json!({"messages": [{"role": "user", "content": {"type": "text", "text": text}}], "maxTokens": 100})
+/// The user's name from a `NameForm` answer (`default` unless accepted).
+fn name_or(answer: Elicitation<NameForm>, default: &str) -> String {
+    answer
+        .accepted()
+        .map_or_else(|| default.to_owned(), |f| f.name)
 }
 
 /// The multi-round-trip fixtures (`input-required-result-*` scenarios): each asks
 /// with the same handler API as the session-era tools.
 fn register_input_required_tools(tools: &mut ToolRegistry) -> Result<(), DuplicateName> {
     let elicit_name = |ctx: CallContext, _a: Value| async move {
-        let answer = ask(
-            &ctx,
-            "user_name",
-            "elicitation/create",
-            elicitation("What is your name?", "name", "string"),
-        )
-        .await?;
-        let name = answer["content"]["name"]
-            .as_str()
-            .unwrap_or("stranger")
-            .to_owned();
+        let answer = ctx
+            .elicit_keyed::<NameForm>("user_name", "What is your name?")
+            .await?;
+        let name = name_or(answer, "stranger");
         content(vec![Content::text(format!("Hello, {name}!"))])
     };
     tools
@@ -348,15 +420,16 @@ fn register_input_required_tools(tools: &mut ToolRegistry) -> Result<(), Duplica
             "Asks the client's model a question (sampling), then answers with it.",
             no_args(),
             |ctx, _a| async move {
-                let answer = ask(
-                    &ctx,
-                    "capital_question",
-                    "sampling/createMessage",
-                    sampling("What is the capital of France?"),
-                )
-                .await?;
-                let text = answer["content"]["text"].as_str().unwrap_or("").to_owned();
-                content(vec![Content::text(format!("The model says: {text}"))])
+                let answer = ctx
+                    .sample_keyed(
+                        "capital_question",
+                        SamplingRequest::text("What is the capital of France?", 100),
+                    )
+                    .await?;
+                content(vec![Content::text(format!(
+                    "The model says: {}",
+                    answer.text()
+                ))])
             },
         ))?
         .add(Tool::raw(
@@ -364,8 +437,7 @@ fn register_input_required_tools(tools: &mut ToolRegistry) -> Result<(), Duplica
             "Asks the client for its roots, then lists them.",
             no_args(),
             |ctx, _a| async move {
-                let answer = ask(&ctx, "client_roots", "roots/list", json!({})).await?;
-                let count = answer["roots"].as_array().map_or(0, Vec::len);
+                let count = ctx.roots_keyed("client_roots").await?.len();
                 content(vec![Content::text(format!(
                     "The client has {count} root(s)."
                 ))])
@@ -376,14 +448,8 @@ fn register_input_required_tools(tools: &mut ToolRegistry) -> Result<(), Duplica
             "Asks for a confirmation; the round's state rides in requestState.",
             no_args(),
             |ctx, _a| async move {
-                let answer = ask(
-                    &ctx,
-                    "confirm",
-                    "elicitation/create",
-                    elicitation("Proceed?", "ok", "boolean"),
-                )
-                .await?;
-                let ok = answer["content"]["ok"].as_bool().unwrap_or(false);
+                let answer = ctx.elicit_keyed::<OkForm>("confirm", "Proceed?").await?;
+                let ok = answer.accepted().is_some_and(|f| f.ok);
                 content(vec![Content::text(format!("state-ok, confirmed={ok}"))])
             },
         ))?
@@ -393,26 +459,16 @@ fn register_input_required_tools(tools: &mut ToolRegistry) -> Result<(), Duplica
             no_args(),
             |ctx, _a| async move {
                 let (name, greeting, roots) = futures::join!(
-                    ask(
-                        &ctx,
-                        "user_name",
-                        "elicitation/create",
-                        elicitation("What is your name?", "name", "string")
-                    ),
-                    ask(
-                        &ctx,
-                        "greeting",
-                        "sampling/createMessage",
-                        sampling("Write a greeting.")
-                    ),
-                    ask(&ctx, "client_roots", "roots/list", json!({})),
+                    ctx.elicit_keyed::<NameForm>("user_name", "What is your name?"),
+                    ctx.sample_keyed("greeting", SamplingRequest::text("Write a greeting.", 100)),
+                    ctx.roots_keyed("client_roots"),
                 );
                 let (name, greeting, roots) = (name?, greeting?, roots?);
                 content(vec![Content::text(format!(
                     "{} {}; {} root(s)",
-                    greeting["content"]["text"].as_str().unwrap_or("Hello"),
-                    name["content"]["name"].as_str().unwrap_or("stranger"),
-                    roots["roots"].as_array().map_or(0, Vec::len)
+                    greeting.text(),
+                    name_or(name, "stranger"),
+                    roots.len()
                 ))])
             },
         ))?
@@ -421,24 +477,18 @@ fn register_input_required_tools(tools: &mut ToolRegistry) -> Result<(), Duplica
             "Asks for a name, then (next round) a colour.",
             no_args(),
             |ctx, _a| async move {
-                let name = ask(
-                    &ctx,
-                    "step1",
-                    "elicitation/create",
-                    elicitation("What is your name?", "name", "string"),
-                )
-                .await?;
-                let color = ask(
-                    &ctx,
-                    "step2",
-                    "elicitation/create",
-                    elicitation("Favourite colour?", "color", "string"),
-                )
-                .await?;
+                let name = ctx
+                    .elicit_keyed::<NameForm>("step1", "What is your name?")
+                    .await?;
+                let color = ctx
+                    .elicit_keyed::<ColorForm>("step2", "Favourite colour?")
+                    .await?;
                 content(vec![Content::text(format!(
                     "{} likes {}",
-                    name["content"]["name"].as_str().unwrap_or("someone"),
-                    color["content"]["color"].as_str().unwrap_or("no colour")
+                    name_or(name, "someone"),
+                    color
+                        .accepted()
+                        .map_or_else(|| "no colour".to_owned(), |f| f.color)
                 ))])
             },
         ))?
@@ -450,28 +500,24 @@ fn register_input_required_tools(tools: &mut ToolRegistry) -> Result<(), Duplica
                 let caps = ctx.client_capabilities().clone();
                 let mut said = Vec::new();
                 if caps.contains_key("elicitation") {
-                    let a = ask(
-                        &ctx,
-                        "user_name",
-                        "elicitation/create",
-                        elicitation("What is your name?", "name", "string"),
-                    )
-                    .await?;
-                    said.push(format!("name={}", a["content"]["name"]));
+                    let a = ctx
+                        .elicit_keyed::<NameForm>("user_name", "What is your name?")
+                        .await?;
+                    let name = a.accepted().map_or(Value::Null, |f| Value::from(f.name));
+                    said.push(format!("name={name}"));
                 }
                 if caps.contains_key("sampling") {
-                    let a = ask(
-                        &ctx,
-                        "greeting",
-                        "sampling/createMessage",
-                        sampling("Write a greeting."),
-                    )
-                    .await?;
-                    said.push(format!("greeting={}", a["content"]["text"]));
+                    let a = ctx
+                        .sample_keyed("greeting", SamplingRequest::text("Write a greeting.", 100))
+                        .await?;
+                    said.push(format!("greeting={}", Value::from(a.text())));
                 }
                 if caps.contains_key("roots") {
-                    let a = ask(&ctx, "client_roots", "roots/list", json!({})).await?;
-                    said.push(format!("roots={}", a["roots"]));
+                    let roots = ctx.roots_keyed("client_roots").await?;
+                    said.push(format!(
+                        "roots={}",
+                        serde_json::to_value(&roots).unwrap_or_default()
+                    ));
                 }
                 content(vec![Content::text(said.join("; "))])
             },
@@ -543,8 +589,8 @@ fn register_task_tools(tools: &mut ToolRegistry) -> Result<(), DuplicateName> {
                 file_schema,
                 |ctx, a| async move {
                     let file = a["filename"].as_str().unwrap_or("file").to_owned();
-                    let answer = ask(&ctx, "confirm", "elicitation/create", elicitation(&format!("Delete {file}?"), "confirm", "boolean")).await?;
-                    let confirmed = answer["action"] == "accept";
+                    let answer = ctx.elicit_keyed::<ConfirmForm>("confirm", &format!("Delete {file}?")).await?;
+                    let confirmed = matches!(answer, Elicitation::Accept(ConfirmForm { confirm: true }));
                     content(vec![Content::text(format!("{file}: {}", if confirmed { "deleted" } else { "kept" }))])
                 },
             )
@@ -557,14 +603,14 @@ fn register_task_tools(tools: &mut ToolRegistry) -> Result<(), DuplicateName> {
                 no_args(),
                 |ctx, _a| async move {
                     let (first, second) = futures::join!(
-                        ask(&ctx, "first", "elicitation/create", elicitation("First name?", "name", "string")),
-                        ask(&ctx, "second", "elicitation/create", elicitation("Second name?", "name", "string")),
+                        ctx.elicit_keyed::<NameForm>("first", "First name?"),
+                        ctx.elicit_keyed::<NameForm>("second", "Second name?"),
                     );
                     let (first, second) = (first?, second?);
                     content(vec![Content::text(format!(
                         "{} and {}",
-                        first["content"]["name"].as_str().unwrap_or("?"),
-                        second["content"]["name"].as_str().unwrap_or("?")
+                        name_or(first, "?"),
+                        name_or(second, "?")
                     ))])
                 },
             )
@@ -576,8 +622,8 @@ fn register_task_tools(tools: &mut ToolRegistry) -> Result<(), DuplicateName> {
                 "Asks for a name (multi-round trip), then works on as a task.",
                 no_args(),
                 |ctx, _a| async move {
-                    let answer = ask(&ctx, "user_name", "elicitation/create", elicitation("What is your name?", "name", "string")).await?;
-                    let name = answer["content"]["name"].as_str().unwrap_or("stranger").to_owned();
+                    let answer = ctx.elicit_keyed::<NameForm>("user_name", "What is your name?").await?;
+                    let name = name_or(answer, "stranger");
                     ctx.begin_task().await?;
                     actix_rt::time::sleep(STEP).await;
                     content(vec![Content::text(format!("Task done for {name}"))])
@@ -711,17 +757,14 @@ fn register_prompts(prompts: &mut PromptRegistry) -> Result<(), DuplicateName> {
             "Asks the client for context (elicitation), then builds the prompt with it.",
             |ctx, _args| async move {
                 let answer = ctx
-                    .request_client_keyed(
+                    .elicit_keyed::<ContextForm>(
                         "user_context",
-                        "elicitation/create",
-                        "elicitation",
-                        elicitation("What context should the prompt use?", "context", "string"),
+                        "What context should the prompt use?",
                     )
                     .await?;
-                let context = answer["content"]["context"]
-                    .as_str()
-                    .unwrap_or("none")
-                    .to_owned();
+                let context = answer
+                    .accepted()
+                    .map_or_else(|| "none".to_owned(), |f| f.context);
                 Ok(GetPromptResult {
                     description: None,
                     messages: vec![text_message(format!("Context: {context}"))],
@@ -811,4 +854,83 @@ fn register_prompts(prompts: &mut PromptRegistry) -> Result<(), DuplicateName> {
             },
         );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::handler::elicitation_schema;
+
+    /// The typed forms send the schemas the suite checks (what these fixtures sent
+    /// when they spelled them by hand).
+    #[test]
+    fn typed_forms_send_the_hand_written_schemas() {
+        let form = |property: &str, kind: &str| json!({"type": "object", "properties": {property: {"type": kind}}, "required": [property]});
+        assert_eq!(
+            elicitation_schema::<NameForm>().unwrap(),
+            form("name", "string")
+        );
+        assert_eq!(
+            elicitation_schema::<OkForm>().unwrap(),
+            form("ok", "boolean")
+        );
+        assert_eq!(
+            elicitation_schema::<ColorForm>().unwrap(),
+            form("color", "string")
+        );
+        assert_eq!(
+            elicitation_schema::<ContextForm>().unwrap(),
+            form("context", "string")
+        );
+        assert_eq!(
+            elicitation_schema::<ConfirmForm>().unwrap(),
+            form("confirm", "boolean")
+        );
+        assert_eq!(
+            elicitation_schema::<UserInfo>().unwrap(),
+            json!({
+                "type": "object",
+                "properties": {
+                    "username": {"type": "string", "description": "User's response"},
+                    "email": {"type": "string", "description": "User's email address"}
+                },
+                "required": ["username", "email"]
+            })
+        );
+        assert_eq!(
+            elicitation_schema::<Profile>().unwrap(),
+            json!({
+                "type": "object",
+                "properties": {
+                    "name": {"type": "string", "description": "User name", "default": "John Doe"},
+                    "age": {"type": "integer", "description": "User age", "default": 30},
+                    "score": {"type": "number", "description": "User score", "default": 95.5},
+                    "status": {"type": "string", "description": "User status", "enum": ["active", "inactive", "pending"], "default": "active"},
+                    "verified": {"type": "boolean", "description": "Verification status", "default": true}
+                },
+                "required": []
+            })
+        );
+        assert_eq!(
+            elicitation_schema::<Choices>().unwrap(),
+            json!({
+                "type": "object",
+                "properties": {
+                    "untitledSingle": {"type": "string", "enum": ["option1", "option2", "option3"]},
+                    "titledSingle": {"type": "string", "oneOf": [
+                        {"const": "value1", "title": "First Option"},
+                        {"const": "value2", "title": "Second Option"},
+                        {"const": "value3", "title": "Third Option"}]},
+                    "legacyEnum": {"type": "string", "enum": ["opt1", "opt2", "opt3"],
+                        "enumNames": ["Option One", "Option Two", "Option Three"]},
+                    "untitledMulti": {"type": "array", "items": {"type": "string", "enum": ["option1", "option2", "option3"]}},
+                    "titledMulti": {"type": "array", "items": {"anyOf": [
+                        {"const": "value1", "title": "First Choice"},
+                        {"const": "value2", "title": "Second Choice"},
+                        {"const": "value3", "title": "Third Choice"}]}}
+                },
+                "required": []
+            })
+        );
+    }
 }

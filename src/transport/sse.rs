@@ -173,8 +173,11 @@ impl Connection {
 /// Only the SSE paths look here; a JSON answer never does.
 #[derive(Debug, Default)]
 pub struct SessionStreams {
-    tables: Mutex<HashMap<Arc<str>, (Weak<SessionEntry>, Arc<StreamTable>)>>,
+    tables: Mutex<HashMap<Arc<str>, Owned>>,
 }
+
+/// A session's stream table and the registry entry it belongs to.
+type Owned = (Weak<SessionEntry>, Arc<StreamTable>);
 
 impl SessionStreams {
     /// The live streams of `entry`, created on first use.

@@ -149,9 +149,43 @@ fn ask_name_asks_in_both_protocol_eras_with_one_handler() {
     s.send(json!({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"greet","arguments":{}}}));
     let ask = s.recv();
     assert_eq!(ask["method"], "elicitation/create", "{ask}");
+    // The form generated from `struct Name { name: String }`.
+    assert_eq!(
+        ask["params"]["requestedSchema"],
+        json!({"type": "object", "properties": {"name": {"type": "string", "description": "Your name."}},
+            "required": ["name"]}),
+        "{ask}"
+    );
     s.send(json!({"jsonrpc":"2.0","id":ask["id"],"result":{"action":"accept","content":{"name":"Ada"}}}));
     let done = s.recv();
     assert_eq!(text(&done["result"]), "Hello, Ada!", "{done}");
+    // Declined, then dismissed: no name, each its own greeting.
+    for (id, action, greeting) in [
+        (11, "decline", "Hello, stranger who keeps their name!"),
+        (12, "cancel", "Hello, whoever you are."),
+    ] {
+        s.send(json!({"jsonrpc":"2.0","id":id,"method":"tools/call","params":{"name":"greet","arguments":{}}}));
+        let ask = s.recv();
+        assert_eq!(ask["method"], "elicitation/create", "{ask}");
+        s.send(json!({"jsonrpc":"2.0","id":ask["id"],"result":{"action":action}}));
+        let done = s.recv();
+        assert_eq!(text(&done["result"]), greeting, "{done}");
+    }
+    // An accepted answer that does not fit the form: -32602 naming the field.
+    s.send(json!({"jsonrpc":"2.0","id":13,"method":"tools/call","params":{"name":"greet","arguments":{}}}));
+    let ask = s.recv();
+    s.send(
+        json!({"jsonrpc":"2.0","id":ask["id"],"result":{"action":"accept","content":{"name":42}}}),
+    );
+    let done = s.recv();
+    assert_eq!(done["error"]["code"], -32602, "{done}");
+    assert!(
+        done["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("`name`"),
+        "{done}"
+    );
     // 2026-07-28: input_required, then the retry.
     let meta = json!({"io.modelcontextprotocol/protocolVersion":"2026-07-28",
         "io.modelcontextprotocol/clientCapabilities":{"elicitation":{}},
@@ -168,9 +202,21 @@ fn ask_name_asks_in_both_protocol_eras_with_one_handler() {
         .clone();
     let (_, r) = s.request(json!({"jsonrpc":"2.0","id":3,"method":"tools/call",
         "params":{"name":"greet","arguments":{},"_meta":meta,
-            "inputResponses":{key:{"action":"accept","content":{"name":"Grace"}}},
+            "inputResponses":{key.clone():{"action":"accept","content":{"name":"Grace"}}},
             "requestState":r["result"]["requestState"]}}));
     assert_eq!(text(&r["result"]), "Hello, Grace!", "{r}");
+    // 2026-07-28, declined: the retry carries the refusal.
+    let (_, r) = s.request(json!({"jsonrpc":"2.0","id":4,"method":"tools/call",
+        "params":{"name":"greet","arguments":{},"_meta":meta}}));
+    let (_, r) = s.request(json!({"jsonrpc":"2.0","id":5,"method":"tools/call",
+        "params":{"name":"greet","arguments":{},"_meta":meta,
+            "inputResponses":{key:{"action":"decline"}},
+            "requestState":r["result"]["requestState"]}}));
+    assert_eq!(
+        text(&r["result"]),
+        "Hello, stranger who keeps their name!",
+        "{r}"
+    );
     s.finish();
 }
 

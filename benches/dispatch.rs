@@ -71,10 +71,24 @@ fn ping(id: usize) -> Vec<u8> {
     format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"ping"}}"#).into_bytes()
 }
 
-/// The service `emcee` serves without fixtures (`emcee::builtin_service`).
+/// The binary's built-in tools, compiled into this bench as they are into the binary.
+#[path = "../src/bin/emcee/tools/builtin.rs"]
+#[allow(dead_code)]
+mod builtin;
+
+/// The service `emcee` serves without fixtures: its built-in tools and resources.
 fn service(storage: Storage) -> Arc<Service> {
     let log = logger_to(std::io::sink(), LogLevel::Info);
-    Arc::new(emcee::builtin_service(storage, Limits::default(), log).expect("builtin tools"))
+    let limits = Limits::default();
+    let mut server = emcee::Server::builder()
+        .limits(limits.clone())
+        .logger(log)
+        .kv_bounded(builtin::KV_NAMESPACE);
+    let r = server.registries();
+    builtin::register(r.tools, &limits).expect("builtin tools");
+    builtin::register_resources(r.resources).expect("builtin resources");
+    let server = server.build().expect("a valid definition");
+    emcee::internals::service_on(server, storage).expect("service")
 }
 
 /// Start a Root and wait until it runs (an actor dropped with the runtime before its
@@ -241,7 +255,7 @@ fn stdio(c: &mut Criterion) {
     let (client, server) = tokio::io::duplex(256 * 1024);
     let (served, mut lines, mut writer) = system.block_on(async {
         let (server_r, server_w) = tokio::io::split(server);
-        let served = actix_rt::spawn(emcee::transport::stdio::serve(
+        let served = actix_rt::spawn(emcee::internals::serve_stdio_on(
             service(Storage::temporary().expect("storage")),
             server_r,
             server_w,

@@ -2,7 +2,7 @@
 //!
 //! # Layout
 //! - [`protocol`]: JSON-RPC 2.0 and MCP wire types of both eras; no IO.
-//! - [`config`]: flags, environment and TOML file → a validated [`config::Config`].
+//! - [`config`]: the settings a server runs with ([`config::Limits`] and the others).
 //! - [`telemetry`]: slog JSON logging on stderr, metrics, the refusal log.
 //! - [`storage`]: sled trees; every acknowledged write is flushed first.
 //! - [`handler`]: the handler's side of a call ([`handler::CallContext`]), apart from
@@ -11,16 +11,17 @@
 //! - [`resources`], [`prompts`]: resources and templates; prompts and completion.
 //! - [`health`]: the checks behind `/health`.
 //! - [`notify`]: change broadcasts (resource updates, list changes) to subscribed sessions.
-//! - [`mrtr`], [`tasks`]: client input without sessions, and the tasks extension.
 //! - [`server`]: [`Server`], the builder and `serve` an embedder uses; [`prelude`].
 //! - `runtime` (private): the actors Root → Session → Call and the service they
 //!   share; `gate` (bounded in-flight counters) and `sink` (the outbound channel from
 //!   actors to a transport) are private too.
-//! - [`transport`]: stdio and Streamable HTTP.
+//! - `transport`, `mrtr`, `tasks` (private): stdio and Streamable HTTP; client input
+//!   without sessions (2026-07-28 multi-round-trip requests); the tasks extension
+//!   (a tool opts in with [`tools::TaskSupport`]).
 //!
-//! The binary (`src/main.rs`) parses the configuration, starts logging and calls
-//! [`run`], which serves [`binary_server`]; an embedder builds its own [`Server`]
-//! and serves it the same way. A complete server:
+//! The `emcee` binary (`src/bin/emcee/`: its command line, configuration file, load
+//! generator and shipped tool sets) builds a [`Server`] with this library and serves
+//! it; an embedder builds its own and serves it the same way. A complete server:
 //!
 //! ```no_run
 //! use emcee::prelude::*;
@@ -47,6 +48,7 @@
 //! }
 //! ```
 
+#![forbid(unsafe_code)]
 #![warn(missing_docs)]
 #![warn(clippy::print_stdout)]
 
@@ -54,7 +56,7 @@ pub mod config;
 mod gate;
 pub mod handler;
 pub mod health;
-pub mod mrtr;
+mod mrtr;
 pub mod notify;
 pub mod prelude;
 pub mod prompts;
@@ -64,14 +66,12 @@ mod runtime;
 pub mod server;
 mod sink;
 pub mod storage;
-pub mod tasks;
+mod tasks;
 pub mod telemetry;
 pub mod tools;
-pub mod transport;
+mod transport;
 
 use std::future::Future;
-
-use slog::Logger;
 
 pub use crate::server::{HttpOptions, Server, ServerBuilder, StorageOptions, Transport};
 
@@ -82,14 +82,22 @@ pub mod internals {
     pub use crate::gate::{Gate, Permit};
     pub use crate::runtime::root::{CloseSession, OpenSession, Ping, Registry, Root, SessionEntry};
     pub use crate::runtime::service::Service;
+
+    /// The service `server` serves, on `storage`: what a transport hands its
+    /// sessions (the benchmarks drive sessions without one).
+    pub fn service_on(
+        server: crate::Server,
+        storage: crate::storage::Storage,
+    ) -> Result<std::sync::Arc<Service>, crate::Error> {
+        server.assemble(storage, None, None)
+    }
     pub use crate::runtime::session::{Inbound, SessionKind};
     pub use crate::sink::{FrameKind, FrameReceiver, Sink};
+    pub use crate::transport::stdio::serve as serve_stdio_on;
 }
 
-use crate::config::{Config, Limits, Mode};
-use crate::runtime::service::{ServerInfo, Service};
-use crate::storage::{Storage, StorageError};
-use crate::tools::{DuplicateName, ToolRegistry};
+use crate::storage::StorageError;
+use crate::tools::DuplicateName;
 
 /// A failure that stops the process; `main` maps each to an exit code.
 #[derive(Debug, thiserror::Error)]
@@ -117,73 +125,6 @@ impl Error {
             Error::Io(_) => 1,
         }
     }
-}
-
-/// A service on `storage` with the built-in tools and the `kv://` resources: what
-/// the binary serves without fixtures (tests and benches build it in process).
-pub fn builtin_service(storage: Storage, limits: Limits, log: Logger) -> Result<Service, Error> {
-    let mut service = Service::new(
-        ServerInfo::default(),
-        ToolRegistry::new(),
-        storage,
-        limits,
-        log,
-    );
-    tools::builtin::register(&mut service.tools, &service.limits)?;
-    tools::builtin::register_resources(&mut service.resources)?;
-    Ok(service)
-}
-
-/// The server the binary serves: the built-in tools and `kv://` resources, the
-/// command tools of the configuration, and the enabled fixture sets, with the
-/// configuration's limits and storage.
-pub fn binary_server(config: &Config, log: Logger) -> Result<Server, Error> {
-    let mut builder = Server::builder()
-        .limits(config.limits.clone())
-        .storage(StorageOptions::Dir(
-            config.data_dir.clone(),
-            config.storage.clone(),
-        ))
-        .mrtr(config.mrtr.clone())
-        .logger(log)
-        .log_calls(config.log_calls);
-    {
-        let (tools, resources, prompts, health) = builder.registries();
-        tools::builtin::register(tools, &config.limits)?;
-        tools::builtin::register_resources(resources)?;
-        tools::command::register(tools, &config.command_tools, config.limits.call_timeout)?;
-        if config.fixtures.faults {
-            tools::faults::register(tools, health)?;
-        }
-        if config.fixtures.conformance {
-            tools::conformance::register(tools, resources, prompts)?;
-        }
-    }
-    Ok(builder.build()?)
-}
-
-/// Run the configured mode until `shutdown` resolves (or stdin closes, on stdio):
-/// [`binary_server`] served over the configured transport.
-///
-/// Must be called inside an actix `System`. Storage is flushed before returning.
-pub async fn run(
-    config: Config,
-    log: Logger,
-    shutdown: impl Future<Output = ()>,
-) -> Result<(), Error> {
-    let transport = match config.mode {
-        Mode::Stdio => Transport::Stdio,
-        Mode::Serve => Transport::Http(HttpOptions {
-            bind: config.bind,
-            admin_bind: config.admin_bind,
-            instance_id: config.instance_id.clone(),
-            http: config.http.clone(),
-        }),
-        Mode::Config | Mode::Healthcheck => return Ok(()),
-    };
-    binary_server(&config, log)?
-        .serve(transport, shutdown)
-        .await
 }
 
 /// Run `future` (a [`Server::serve`]) on a new actix `System` on this thread; then

@@ -10,7 +10,7 @@ pub use crate::protocol::{CallToolResult, Content, RpcError};
 pub use crate::protocol::{Root, SamplingMessage, SamplingRequest, SamplingResult};
 pub use crate::resources::{Resource, Template};
 pub use crate::server::{HttpOptions, Server, ServerBuilder, StorageOptions, Transport};
-pub use crate::tasks::TaskSupport;
+pub use crate::tools::TaskSupport;
 pub use crate::tools::{DuplicateName, Json, Tool, ToolError, ToolOutcome};
 pub use crate::{block_on, shutdown_signal, Error};
 

@@ -71,6 +71,21 @@ struct Definition {
     storage: StorageOptions,
     mrtr: MrtrConfig,
     log_calls: bool,
+    /// kv namespaces bounded by `limits.kv_max_bytes`.
+    kv_bounded: Vec<String>,
+}
+
+/// What [`ServerBuilder::registries`] lends: the registries a server is built from.
+#[non_exhaustive]
+pub struct Registries<'a> {
+    /// Tools.
+    pub tools: &'a mut ToolRegistry,
+    /// Resources and templates.
+    pub resources: &'a mut ResourceRegistry,
+    /// Prompts and their completers.
+    pub prompts: &'a mut PromptRegistry,
+    /// Dependency checks behind `/health`.
+    pub health: &'a mut HealthChecks,
 }
 
 /// Builds a [`Server`]; see the [module docs](self).
@@ -126,6 +141,7 @@ impl Server {
                 storage: StorageOptions::Temporary,
                 mrtr: MrtrConfig::default(),
                 log_calls: true,
+                kv_bounded: Vec::new(),
             },
             log: None,
             errors: Vec::new(),
@@ -220,22 +236,23 @@ impl ServerBuilder {
         self
     }
 
-    /// The registries, for the binary's built-in and fixture sets (which register
-    /// themselves; the tool registry refuses duplicate names on its own).
-    pub(crate) fn registries(
-        &mut self,
-    ) -> (
-        &mut ToolRegistry,
-        &mut ResourceRegistry,
-        &mut PromptRegistry,
-        &mut HealthChecks,
-    ) {
-        (
-            &mut self.def.tools,
-            &mut self.def.resources,
-            &mut self.def.prompts,
-            &mut self.def.health,
-        )
+    /// Bound the bytes of the kv `namespace` (keys and values, exact under
+    /// concurrency) by `limits.kv_max_bytes`: a write past it fails naming the limit.
+    pub fn kv_bounded(mut self, namespace: impl Into<String>) -> Self {
+        self.def.kv_bounded.push(namespace.into());
+        self
+    }
+
+    /// The registries this builder fills, for code that registers a whole set at
+    /// once (a `register(tools, resources, prompts, health)` function); each refuses
+    /// a duplicate name as the builder's own methods do.
+    pub fn registries(&mut self) -> Registries<'_> {
+        Registries {
+            tools: &mut self.def.tools,
+            resources: &mut self.def.resources,
+            prompts: &mut self.def.prompts,
+            health: &mut self.def.health,
+        }
     }
 
     /// The checked definition; two tools, resources, templates or prompts with one
@@ -260,8 +277,7 @@ impl Server {
 
     /// Open storage and assemble the shared service.
     fn service(self, stdio: bool, instance: Option<String>) -> Result<Arc<Service>, Error> {
-        let def = self.def;
-        let (storage, retry) = match &def.storage {
+        let (storage, retry) = match &self.def.storage {
             StorageOptions::Temporary => (Storage::temporary()?, None),
             // Over stdio a data directory held by another process is not fatal: the
             // tools that need no storage work, the others explain (an MCP client
@@ -276,6 +292,21 @@ impl Server {
                 (storage, Some(settings.clone()))
             }
         };
+        self.assemble(storage, retry, instance)
+    }
+
+    /// The shared service on opened `storage` (`retry`: how a failing one is
+    /// retried; `None` for a temporary one).
+    pub(crate) fn assemble(
+        self,
+        storage: Storage,
+        retry: Option<StorageConfig>,
+        instance: Option<String>,
+    ) -> Result<Arc<Service>, Error> {
+        let def = self.def;
+        for namespace in &def.kv_bounded {
+            storage.set_kv_quota(namespace, def.limits.kv_max_bytes, "limits.kv_max_bytes");
+        }
         let mut service = Service::new(def.info, def.tools, storage, def.limits, self.log);
         service.resources = def.resources;
         service.prompts = def.prompts;

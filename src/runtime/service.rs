@@ -103,14 +103,9 @@ impl Service {
         limits: crate::config::Limits,
         log: Logger,
     ) -> Service {
-        // The storage bounds a service's limits set: the replay log's per-session
-        // share, and the bytes of the built-in kv tools' namespace.
+        // The replay log's per-session share is bounded by the limits (a kv
+        // namespace's bytes are bounded where the server is defined).
         storage.set_event_share(limits.event_log_session_bytes, limits.event_log_session_max);
-        storage.set_kv_quota(
-            crate::tools::builtin::KV_NAMESPACE,
-            limits.kv_max_bytes,
-            "limits.kv_max_bytes",
-        );
         let metrics = Arc::new(Metrics::new());
         let refusals = Arc::new(crate::telemetry::Refusals::new(
             &metrics,
@@ -183,4 +178,43 @@ impl Service {
             }),
         }
     }
+}
+
+/// A service for the runtime's own unit tests: an `echo` tool and a `kv://{key}`
+/// template (subscribable; reads the `kv` namespace), on temporary storage.
+#[cfg(test)]
+pub(crate) fn for_tests() -> Arc<Service> {
+    use crate::protocol::resource::ResourceContents;
+    use crate::protocol::CallToolResult;
+    use crate::resources::Template;
+    use crate::tools::Tool;
+    #[derive(serde::Deserialize, schemars::JsonSchema)]
+    struct Echo {
+        text: String,
+    }
+    let log = crate::telemetry::logging::logger_to(std::io::sink(), crate::config::LogLevel::Info);
+    let server = crate::Server::builder()
+        .logger(log)
+        .tool(Tool::new(
+            "echo",
+            "Echoes text.",
+            |_ctx, a: Echo| async move { Ok(CallToolResult::text(a.text)) },
+        ))
+        .template(Template::new(
+            "kv://{key}",
+            "kv",
+            |ctx, uri, vars| async move {
+                let key = vars.get("key").cloned().unwrap_or_default();
+                let value = ctx.storage().kv("kv").get(&key)?.unwrap_or_default();
+                Ok(vec![ResourceContents::text(
+                    uri,
+                    Some("text/plain"),
+                    String::from_utf8_lossy(&value),
+                )])
+            },
+        ))
+        .build()
+        .expect("a valid definition");
+    let storage = Storage::temporary().expect("temporary storage");
+    server.assemble(storage, None, None).expect("a service")
 }

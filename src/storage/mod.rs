@@ -3,7 +3,7 @@
 //! Trees: `meta` (on-disk format version), `kv` (the namespaced key/value API for
 //! tools), `sessions` + `session_seen` (saved sessions and when each was last used),
 //! `events` + `event_index` + `event_session` (the SSE replay log, in `events.rs`),
-//! `tasks` (records of the tasks extension, see [`crate::tasks`]).
+//! `tasks` (records of the tasks extension).
 //!
 //! Durability contract: sled syncs in the background every 500 ms, so every write
 //! that a client will be told succeeded is flushed (`flush_async`) before this module

@@ -40,11 +40,7 @@
 //! assert!(tool.def().output_schema.is_some());
 //! ```
 
-pub mod builtin;
-pub mod command;
-pub mod conformance;
 mod constraints;
-pub mod faults;
 mod output;
 
 use std::collections::HashMap;
@@ -63,6 +59,7 @@ pub use crate::handler::{DuplicateName, NameKind, ToolError};
 use crate::protocol::headers::{header_params, HeaderParam};
 pub use crate::protocol::ToolAnnotations;
 use crate::protocol::{CallToolResult, ToolDef};
+pub use crate::tasks::TaskSupport;
 use constraints::Constraints;
 pub use output::{IntoToolResult, Json};
 

@@ -47,13 +47,13 @@ use crate::runtime::session::{Inbound, SessionKind, SetStandalone};
 use crate::sink::{Frame, FrameKind, Sink};
 use crate::telemetry::metrics::reason;
 use crate::transport::admin;
-pub use crate::transport::exchange::{
-    accept_of, busy, header_str, rpc_error, with_detail, Accept, Refusal, RefusalDetail,
-    RefusalReason, StreamGuard, JSON_WINDOW, RETRY_AFTER_SECS, SESSION_HEADER, VERSION_HEADER,
+use crate::transport::exchange::{
+    accept_of, header_str, rpc_error, with_detail, Refusal, RefusalDetail, RefusalReason,
+    StreamGuard, JSON_WINDOW, RETRY_AFTER_SECS, SESSION_HEADER, VERSION_HEADER,
 };
 use crate::transport::modern;
 use crate::transport::sse::{self, Pump, StreamKind};
-pub use crate::transport::state::{AppState, WorkerSession};
+pub use crate::transport::state::AppState;
 
 /// The MCP endpoint path.
 pub const MCP_PATH: &str = "/mcp";

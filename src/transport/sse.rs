@@ -205,11 +205,13 @@ impl SessionStreams {
     }
 
     /// How many sessions have a table.
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.tables.lock().map_or(0, |t| t.len())
     }
 
     /// True when no session has a table.
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -300,11 +302,6 @@ impl StreamTable {
         if let Ok(mut m) = self.live.lock() {
             m.remove(&stream);
         }
-    }
-
-    /// Whether `stream` is live.
-    pub fn is_live(&self, stream: u64) -> bool {
-        self.live.lock().is_ok_and(|m| m.contains_key(&stream))
     }
 }
 
@@ -538,13 +535,7 @@ mod tests {
     async fn stream_tables_live_as_long_as_their_session_entry() {
         use crate::runtime::session::{Session, SessionKind};
         use actix::Actor;
-        let log = Logger::root(slog::Discard, slog::o!());
-        let service = crate::builtin_service(
-            Storage::temporary().unwrap(),
-            crate::config::Limits::default(),
-            log,
-        );
-        let service = Arc::new(service.unwrap());
+        let service = crate::runtime::service::for_tests();
         let id: Arc<str> = Arc::from("s1");
         let start = || Session::new(id.clone(), service.clone(), SessionKind::Http, None).start();
         let streams = SessionStreams::default();

@@ -66,16 +66,6 @@ impl AppState {
         self.root.do_send(AdoptStateless(session.clone()));
         WorkerSession(session)
     }
-
-    /// The session registry (read-only view).
-    pub fn registry(&self) -> &Registry {
-        &self.registry
-    }
-
-    /// The root actor.
-    pub fn root(&self) -> &Addr<Root> {
-        &self.root
-    }
 }
 
 /// The stateless session of one HTTP worker: it serves the 2026-07-28 requests that

@@ -2,32 +2,37 @@
 //! library's public API as an embedder uses it (the binary's registrations cannot
 //! collide, so this is not a wire test).
 
-use emcee::config::{Limits, LogLevel};
 use emcee::prompts::{GetPromptResult, Prompt};
 use emcee::resources::{Resource, ResourceContents, Template};
-use emcee::storage::Storage;
 use emcee::tools::{NameKind, Tool, ToolError};
 
-fn service() -> emcee::internals::Service {
-    let log = emcee::telemetry::logging::logger_to(std::io::sink(), LogLevel::Info);
-    emcee::builtin_service(Storage::temporary().unwrap(), Limits::default(), log).unwrap()
+fn unused_tool(name: &str) -> Tool {
+    Tool::new(name, "unused", |_ctx, _a: serde_json::Value| async {
+        Err::<emcee::protocol::CallToolResult, _>(ToolError::Failed("unused".into()))
+    })
+}
+
+fn unused_template(name: &str) -> Template {
+    Template::new("kv://{key}", name, |_ctx, _uri, _vars| async {
+        Err(ToolError::Failed("unused".into()))
+    })
 }
 
 #[test]
 fn a_second_tool_resource_template_or_prompt_of_the_same_name_is_refused() {
-    let mut service = service();
+    let mut builder = emcee::Server::builder()
+        .tool(unused_tool("echo"))
+        .template(unused_template("kv"));
+    let service = builder.registries();
 
-    let tool = Tool::new("echo", "again", |_ctx, _a: serde_json::Value| async {
-        Err::<emcee::protocol::CallToolResult, _>(ToolError::Failed("unused".into()))
-    });
-    let e = service.tools.add(tool).unwrap_err();
+    let e = service.tools.add(unused_tool("echo")).unwrap_err();
     assert_eq!((e.kind, e.name.as_str()), (NameKind::Tool, "echo"));
 
-    // The built-in `kv://{key}` template is kept, not replaced.
-    let template = Template::new("kv://{key}", "again", |_ctx, _uri, _vars| async {
-        Err(ToolError::Failed("unused".into()))
-    });
-    let e = service.resources.add_template(template).unwrap_err();
+    // The first `kv://{key}` template is kept, not replaced.
+    let e = service
+        .resources
+        .add_template(unused_template("again"))
+        .unwrap_err();
     assert_eq!(
         (e.kind, e.name.as_str()),
         (NameKind::Template, "kv://{key}")
@@ -62,4 +67,14 @@ fn a_second_tool_resource_template_or_prompt_of_the_same_name_is_refused() {
 
     // The same error stops the process with the configuration exit code.
     assert_eq!(emcee::Error::from(e).exit_code(), 2);
+}
+
+#[test]
+fn the_builder_refuses_duplicates_at_build() {
+    let e = emcee::Server::builder()
+        .tool(unused_tool("echo"))
+        .tool(unused_tool("echo"))
+        .build()
+        .unwrap_err();
+    assert!(e.to_string().contains("echo"), "{e}");
 }

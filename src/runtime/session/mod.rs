@@ -529,10 +529,8 @@ impl Handler<Close> for Session {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{Limits, LogLevel};
     use crate::protocol::jsonrpc;
     use crate::runtime::root::{CloseSession, OpenSession, Registry, Root};
-    use crate::storage::Storage;
 
     /// Send `json` to the session and return the next frame.
     async fn exchange(
@@ -549,9 +547,7 @@ mod tests {
 
     #[actix_rt::test]
     async fn only_subscribed_sessions_get_resource_updates_and_none_outlive_their_session() {
-        let log = crate::telemetry::logging::logger_to(std::io::sink(), LogLevel::Info);
-        let service = crate::builtin_service(Storage::temporary().unwrap(), Limits::default(), log);
-        let service = Arc::new(service.unwrap());
+        let service = crate::runtime::service::for_tests();
         let root = Root::new(service.clone(), Registry::default()).start();
         let mut sessions = Vec::new();
         for _ in 0..3 {

@@ -14,10 +14,10 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::config::Limits;
-use crate::protocol::{CallToolResult, LoggingLevel};
-use crate::resources::{ResourceContents, ResourceRegistry, Template};
-use crate::tools::{DuplicateName, Json, Tool, ToolAnnotations, ToolError, ToolRegistry};
+use emcee::config::Limits;
+use emcee::protocol::{CallToolResult, LoggingLevel};
+use emcee::resources::{ResourceContents, ResourceRegistry, Template};
+use emcee::tools::{DuplicateName, Json, Tool, ToolAnnotations, ToolError, ToolRegistry};
 
 /// The kv namespace of the built-in tools.
 pub const KV_NAMESPACE: &str = "kv";
@@ -137,7 +137,7 @@ pub fn register_resources(resources: &mut ResourceRegistry) -> Result<(), Duplic
                     Some("text/plain"),
                     String::from_utf8_lossy(&v),
                 )]),
-                Ok(None) => Err(crate::resources::not_found(&uri).into()),
+                Ok(None) => Err(emcee::resources::not_found(&uri).into()),
                 Err(e) => Err(e.into()),
             }
         })
@@ -181,7 +181,7 @@ pub fn register(tools: &mut ToolRegistry, limits: &Limits) -> Result<(), Duplica
                     Ok(CallToolResult::text(format!("slept {} ms", a.ms)))
                 },
             )
-            .task(crate::tasks::TaskSupport::Optional)
+            .task(emcee::tools::TaskSupport::Optional)
             .annotations(reads()),
         )?
         .add(

@@ -4,8 +4,8 @@
 
 use std::path::PathBuf;
 
+use crate::config::{Mode, Overrides};
 use clap::{Args, Parser, Subcommand};
-use emcee::config::{Mode, Overrides};
 
 /// Command line of the `emcee` binary.
 #[derive(Debug, Parser)]
@@ -137,7 +137,8 @@ impl Cli {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use emcee::config::{Config, ConfigError, Fixtures, LogLevel, DEFAULT_BIND};
+    use crate::config::{Config, Fixtures, DEFAULT_BIND};
+    use emcee::config::{ConfigError, LogLevel};
     use std::io::Write;
     use std::path::PathBuf;
     use std::time::Duration;

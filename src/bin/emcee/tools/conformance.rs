@@ -9,13 +9,13 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::handler::CallContext;
-use crate::handler::Elicitation;
-use crate::notify::Change;
-use crate::prompts::{CompletionRef, GetPromptResult, Prompt, PromptMessage, PromptRegistry, Role};
-use crate::protocol::{CallToolResult, Content, LoggingLevel, SamplingRequest};
-use crate::resources::{Resource, ResourceContents, ResourceRegistry, Template};
-use crate::tools::{DuplicateName, Tool, ToolError, ToolOutcome, ToolRegistry};
+use emcee::handler::CallContext;
+use emcee::handler::Elicitation;
+use emcee::notify::Change;
+use emcee::prompts::{CompletionRef, GetPromptResult, Prompt, PromptMessage, PromptRegistry, Role};
+use emcee::protocol::{CallToolResult, Content, LoggingLevel, SamplingRequest};
+use emcee::resources::{Resource, ResourceContents, ResourceRegistry, Template};
+use emcee::tools::{DuplicateName, Tool, ToolError, ToolOutcome, ToolRegistry};
 
 /// A 1×1 red PNG.
 pub const PNG_BASE64: &str =
@@ -527,7 +527,7 @@ fn register_input_required_tools(tools: &mut ToolRegistry) -> Result<(), Duplica
 
 /// The tasks extension fixtures (`tasks-*` scenarios).
 fn register_task_tools(tools: &mut ToolRegistry) -> Result<(), DuplicateName> {
-    use crate::tasks::TaskSupport;
+    use emcee::tools::TaskSupport;
     let name_schema = json!({"type": "object", "properties": {"name": {"type": "string"}}});
     let compute_schema = json!({"type": "object", "properties": {
         "seconds": {"type": "number", "minimum": 0}, "label": {"type": "string"}}});
@@ -575,7 +575,7 @@ fn register_task_tools(tools: &mut ToolRegistry) -> Result<(), DuplicateName> {
                 no_args(),
                 |_ctx, _a| async move {
                     actix_rt::time::sleep(STEP).await;
-                    Err(ToolError::Protocol(crate::protocol::RpcError::internal(
+                    Err(ToolError::Protocol(emcee::protocol::RpcError::internal(
                         "protocol_error_job: a protocol-level failure",
                     )))
                 },
@@ -859,7 +859,7 @@ fn register_prompts(prompts: &mut PromptRegistry) -> Result<(), DuplicateName> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::handler::elicitation_schema;
+    use emcee::handler::elicitation_schema;
 
     /// The typed forms send the schemas the suite checks (what these fixtures sent
     /// when they spelled them by hand).

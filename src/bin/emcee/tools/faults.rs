@@ -10,9 +10,9 @@ use std::sync::Arc;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use crate::health::HealthChecks;
-use crate::protocol::CallToolResult;
-use crate::tools::{DuplicateName, Tool, ToolError, ToolRegistry};
+use emcee::health::HealthChecks;
+use emcee::protocol::CallToolResult;
+use emcee::tools::{DuplicateName, Tool, ToolError, ToolRegistry};
 
 /// Largest text `fault_big` produces (64 MiB).
 pub const FAULT_BIG_MAX_BYTES: u64 = 64 * 1024 * 1024;
@@ -102,7 +102,9 @@ pub fn register(tools: &mut ToolRegistry, health: &mut HealthChecks) -> Result<(
         .add(Tool::new(
             "fault_hang",
             "Never finishes unless cancelled or timed out (fixture).",
-            |_ctx, _a: NoArgs| async move { futures::future::pending::<super::ToolOutcome>().await },
+            |_ctx, _a: NoArgs| async move {
+                futures::future::pending::<emcee::tools::ToolOutcome>().await
+            },
         ))?
         .add(Tool::new(
             "fault_big",

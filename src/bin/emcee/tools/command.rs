@@ -32,10 +32,10 @@ use std::time::Duration;
 use serde_json::{json, Map, Value};
 use tokio::io::AsyncReadExt;
 
-use super::{Tool, ToolError, ToolOutcome};
 use crate::config::command::{pieces, Piece};
-pub use crate::config::command::{CommandTool, InputProperty, Kind, Output};
-use crate::protocol::CallToolResult;
+pub use crate::config::command::{CommandTool, Kind, Output};
+use emcee::protocol::CallToolResult;
+use emcee::tools::{Tool, ToolError, ToolOutcome};
 
 /// The runtime side of a [`CommandTool`] declaration.
 trait Run {
@@ -268,6 +268,8 @@ impl Drop for Group {
         if let Some(pid) = self.0.and_then(|p| i32::try_from(p).ok()) {
             // The child leads its group (`process_group(0)`): its pid is the group id.
             // SAFETY: killpg only sends a signal; a group that is gone is ESRCH.
+            // The one `unsafe` block of the crate (the library forbids any).
+            #[allow(unsafe_code)]
             unsafe {
                 libc::killpg(pid, libc::SIGKILL);
             }
@@ -277,10 +279,10 @@ impl Drop for Group {
 
 /// Register `tools` (already validated) with `default_timeout`.
 pub fn register(
-    registry: &mut super::ToolRegistry,
+    registry: &mut emcee::tools::ToolRegistry,
     tools: &[CommandTool],
     default_timeout: Duration,
-) -> Result<(), super::DuplicateName> {
+) -> Result<(), emcee::tools::DuplicateName> {
     for tool in tools {
         registry.add(self::tool(tool.clone(), default_timeout))?;
     }

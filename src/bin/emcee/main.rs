@@ -2,14 +2,20 @@
 //! to an exit code (0 ok, 1 runtime failure, 2 bad usage or configuration, 3 storage).
 //! `emcee bench` (the load generator) is dispatched before any server configuration.
 
+#![deny(unsafe_code)]
+
 use std::io::Write;
 
 mod bench;
 mod cli;
+mod config;
+mod healthcheck;
+mod server;
+mod tools;
 
 use clap::Parser;
 use cli::Cli;
-use emcee::config::{Config, Mode};
+use config::{Config, Mode};
 use emcee::telemetry;
 
 fn main() {
@@ -60,8 +66,8 @@ fn print_config(config: &Config) -> i32 {
 }
 
 fn healthcheck(config: &Config) -> i32 {
-    let addr = emcee::transport::admin::probe_address(config.admin_bind.unwrap_or(config.bind));
-    match emcee::transport::admin::probe(addr, std::time::Duration::from_secs(3)) {
+    let addr = healthcheck::probe_address(config.admin_bind.unwrap_or(config.bind));
+    match healthcheck::probe(addr, std::time::Duration::from_secs(3)) {
         Ok(200) => 0,
         Ok(status) => {
             eprintln!("emcee: http://{addr}/health answered {status}");
@@ -81,7 +87,7 @@ fn serve(config: Config) -> i32 {
     let log = telemetry::logging::logger_queued(config.log_level, config.limits.log_queue_bytes);
     telemetry::install_panic_hook(log.clone());
     let system = actix::System::new();
-    let result = system.block_on(emcee::run(config, log.clone(), emcee::shutdown_signal()));
+    let result = system.block_on(server::run(config, log.clone(), emcee::shutdown_signal()));
     let code = match result {
         Ok(()) => 0,
         Err(e) => {

@@ -1,0 +1,426 @@
+//! Configuration: what the user typed (flags, env, TOML file) → a validated [`Config`].
+//!
+//! Precedence, lowest first: built-in defaults < config file < `EMCEE_*` environment
+//! < command-line flags. Flags and environment are read by clap (a flag wins over
+//! its variable); the file fills what neither gave. The settings themselves
+//! ([`Limits`] and the others) are the library's (`emcee::config`).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use emcee::config::{ConfigError, HttpConfig, Limits, LogLevel, MrtrConfig, StorageConfig};
+use serde::{Deserialize, Serialize};
+
+pub mod command;
+
+/// Default HTTP bind address: loopback only.
+pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
+
+/// Default data directory when neither config nor `$STATE_DIRECTORY` names one.
+pub const DEFAULT_DATA_DIR: &str = "./emcee-data";
+
+fn bad(name: &'static str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Value {
+        name,
+        message: message.into(),
+    }
+}
+
+/// What the command line (or an embedder) sets, over the file and the defaults
+/// (flags and environment variables: the binary's `cli` module fills it).
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// TOML configuration file.
+    pub config_file: Option<PathBuf>,
+    /// See [`Config::log_level`].
+    pub log_level: Option<String>,
+    /// See [`Config::log_calls`].
+    pub log_calls: Option<bool>,
+    /// See [`Config::bind`].
+    pub bind: Option<String>,
+    /// See [`Config::admin_bind`].
+    pub admin_bind: Option<String>,
+    /// See [`Config::instance_id`].
+    pub instance_id: Option<String>,
+    /// Comma-separated, replacing [`HttpConfig::allowed_hosts`].
+    pub allowed_hosts: Option<String>,
+    /// See [`Config::data_dir`].
+    pub data_dir: Option<PathBuf>,
+    /// Comma-separated fixture sets (known: faults, conformance).
+    pub fixtures: Option<String>,
+    /// See [`MrtrConfig::key_file`].
+    pub mrtr_key_file: Option<PathBuf>,
+    /// `[limits]` keys and values, in precedence order (later wins): the binary puts
+    /// `EMCEE_LIMIT_<KEY>` variables first, then `--limit KEY=VALUE` flags.
+    pub limits: Vec<(String, String)>,
+}
+
+/// The TOML config file as written. Every field is optional; unknown keys are errors.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// See [`Config::bind`].
+    pub bind: Option<String>,
+    /// See [`Config::admin_bind`].
+    pub admin_bind: Option<String>,
+    /// See [`Config::instance_id`].
+    pub instance_id: Option<String>,
+    /// See [`Config::data_dir`].
+    pub data_dir: Option<PathBuf>,
+    /// See [`Config::log_level`].
+    pub log_level: Option<String>,
+    /// See [`Config::log_calls`].
+    pub log_calls: Option<bool>,
+    /// Fixture sets, as a list.
+    pub fixtures: Option<Vec<String>>,
+    /// See [`Limits`].
+    #[serde(default)]
+    pub limits: toml::Table,
+    /// See [`StorageConfig`].
+    #[serde(default)]
+    pub storage: FileStorage,
+    /// See [`HttpConfig`].
+    #[serde(default)]
+    pub http: FileHttp,
+    /// See [`MrtrConfig`].
+    #[serde(default)]
+    pub mrtr: FileMrtr,
+    /// `[[tools.command]]`: programs served as tools.
+    #[serde(default)]
+    pub tools: FileTools,
+}
+
+/// `[tools]` table.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileTools {
+    /// `[[tools.command]]` entries.
+    #[serde(default)]
+    pub command: Vec<command::CommandTool>,
+}
+
+/// `[http]` table.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileHttp {
+    /// [`HttpConfig::allowed_hosts`].
+    pub allowed_hosts: Option<Vec<String>>,
+    /// [`HttpConfig::allowed_origins`].
+    pub allowed_origins: Option<Vec<String>>,
+    /// [`HttpConfig::workers`].
+    pub workers: Option<usize>,
+    /// [`HttpConfig::max_connections_per_ip`].
+    pub max_connections_per_ip: Option<usize>,
+    /// [`HttpConfig::max_connections`].
+    pub max_connections: Option<usize>,
+}
+
+/// `[storage]` table.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileStorage {
+    /// [`StorageConfig::cache_capacity_bytes`].
+    pub cache_capacity_bytes: Option<u64>,
+    /// [`StorageConfig::flush_timeout`] in milliseconds.
+    pub flush_timeout_ms: Option<u64>,
+    /// [`StorageConfig::retry`] in milliseconds.
+    pub retry_ms: Option<u64>,
+}
+
+/// `[mrtr]` table.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileMrtr {
+    /// [`MrtrConfig::key_file`].
+    pub key_file: Option<PathBuf>,
+    /// [`MrtrConfig::state_ttl`] in milliseconds.
+    pub state_ttl_ms: Option<u64>,
+    /// [`MrtrConfig::max_state_bytes`].
+    pub max_state_bytes: Option<usize>,
+}
+
+/// Which fixture sets are exposed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Fixtures {
+    /// `fault_panic`, `fault_hang`, `fault_big`.
+    pub faults: bool,
+    /// The official conformance suite's tools, resources and prompts.
+    pub conformance: bool,
+}
+
+impl Fixtures {
+    /// Known fixture set names.
+    pub const KNOWN: &'static [&'static str] = &["faults", "conformance"];
+
+    /// Parse names; unknown names are an error naming them.
+    pub fn parse<'a>(names: impl IntoIterator<Item = &'a str>) -> Result<Fixtures, ConfigError> {
+        let mut f = Fixtures::default();
+        for name in names.into_iter().map(str::trim).filter(|n| !n.is_empty()) {
+            match name {
+                "faults" => f.faults = true,
+                "conformance" => f.conformance = true,
+                other => {
+                    return Err(bad(
+                        "fixtures",
+                        format!(
+                            "unknown fixture set `{other}` (known: {})",
+                            Fixtures::KNOWN.join(", ")
+                        ),
+                    ))
+                }
+            }
+        }
+        Ok(f)
+    }
+}
+
+/// What to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// stdio transport.
+    Stdio,
+    /// Streamable HTTP.
+    Serve,
+    /// Print the configuration.
+    Config,
+    /// Probe `/health` of a running server.
+    Healthcheck,
+}
+
+/// The validated configuration the runtime uses.
+#[derive(Debug, Clone, Serialize)]
+pub struct Config {
+    /// What to run.
+    pub mode: Mode,
+    /// HTTP listen address.
+    pub bind: SocketAddr,
+    /// Where `/health*` and `/metrics` are served; `None`: on `bind`.
+    pub admin_bind: Option<SocketAddr>,
+    /// Session ids start with `{instance_id}-` (several instances behind a proxy).
+    pub instance_id: Option<String>,
+    /// sled directory.
+    pub data_dir: PathBuf,
+    /// stderr log level.
+    pub log_level: LogLevel,
+    /// One `info` line per finished call (`tools/call`, `resources/read`,
+    /// `prompts/get`). Default on.
+    pub log_calls: bool,
+    /// Fixture sets.
+    pub fixtures: Fixtures,
+    /// Runtime limits.
+    pub limits: Limits,
+    /// Storage settings.
+    pub storage: StorageConfig,
+    /// HTTP settings.
+    pub http: HttpConfig,
+    /// Multi-round-trip request settings.
+    pub mrtr: MrtrConfig,
+    /// Programs served as tools (`[[tools.command]]`).
+    pub command_tools: Vec<command::CommandTool>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            mode: Mode::Stdio,
+            bind: DEFAULT_BIND
+                .parse()
+                .unwrap_or_else(|_| ([127, 0, 0, 1], 8080).into()),
+            admin_bind: None,
+            instance_id: None,
+            data_dir: default_data_dir(),
+            log_level: LogLevel::Info,
+            log_calls: true,
+            fixtures: Fixtures::default(),
+            limits: Limits::default(),
+            storage: StorageConfig::default(),
+            http: HttpConfig::default(),
+            mrtr: MrtrConfig::default(),
+            command_tools: Vec::new(),
+        }
+    }
+}
+
+/// `$STATE_DIRECTORY` (set by systemd's `StateDirectory=`) or `./emcee-data`.
+fn default_data_dir() -> PathBuf {
+    match std::env::var_os("STATE_DIRECTORY") {
+        // systemd may pass several colon-separated directories; the first is ours.
+        Some(dirs) if !dirs.is_empty() => {
+            let dirs = dirs.to_string_lossy().into_owned();
+            PathBuf::from(dirs.split(':').next().unwrap_or(DEFAULT_DATA_DIR))
+        }
+        _ => PathBuf::from(DEFAULT_DATA_DIR),
+    }
+}
+
+/// Read and parse a config file.
+pub fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    let parse_err = |message: String| ConfigError::Parse {
+        path: path.to_owned(),
+        message,
+    };
+    let line_of = |e: &toml::de::Error| {
+        e.span()
+            .map(|span| format!("line {}: ", text[..span.start].matches('\n').count() + 1))
+            .unwrap_or_default()
+    };
+    let de = toml::Deserializer::parse(&text)
+        .map_err(|e| parse_err(format!("{}{}", line_of(&e), e.message().trim())))?;
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let key = e.path().to_string();
+        let inner = e.into_inner();
+        let key = if key == "." {
+            String::new()
+        } else {
+            format!("`{key}`: ")
+        };
+        parse_err(format!("{}{key}{}", line_of(&inner), inner.message().trim()).replace('\n', " "))
+    })
+}
+
+impl Config {
+    /// Resolve `mode` with the overrides (flags and their environment fallbacks)
+    /// against the config file they name and the defaults.
+    pub fn resolve(mode: Mode, o: Overrides) -> Result<Config, ConfigError> {
+        let (bind, admin_bind) = (o.bind, o.admin_bind);
+        let file = match &o.config_file {
+            Some(path) => read_file(path)?,
+            None => FileConfig::default(),
+        };
+        let mut config = Config {
+            mode,
+            ..Config::default()
+        };
+        if let Some(b) = bind.or(file.bind) {
+            config.bind = b
+                .parse()
+                .map_err(|e| bad("bind", format!("`{b}`: {e} (expected IP:PORT)")))?;
+        }
+        if let Some(b) = admin_bind.or(file.admin_bind) {
+            config.admin_bind = Some(
+                b.parse()
+                    .map_err(|e| bad("admin bind", format!("`{b}`: {e} (expected IP:PORT)")))?,
+            );
+        }
+        if let Some(id) = o.instance_id.or(file.instance_id) {
+            let ok = !id.is_empty()
+                && id.len() <= 16
+                && id
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+            if !ok {
+                return Err(bad(
+                    "instance id",
+                    format!("`{id}` (expected 1-16 of a-z, 0-9)"),
+                ));
+            }
+            config.instance_id = Some(id);
+        }
+        let mrtr_key_file = o.mrtr_key_file.clone();
+        if let Some(dir) = o.data_dir.or(file.data_dir) {
+            if dir.as_os_str().is_empty() {
+                return Err(bad("data dir", "must not be empty"));
+            }
+            config.data_dir = dir;
+        }
+        if let Some(level) = o.log_level.or(file.log_level) {
+            config.log_level = LogLevel::parse(&level)?;
+        }
+        if let Some(on) = o.log_calls.or(file.log_calls) {
+            config.log_calls = on;
+        }
+        config.fixtures = match (o.fixtures, file.fixtures) {
+            (Some(list), _) => Fixtures::parse(list.split(','))?,
+            (None, Some(list)) => Fixtures::parse(list.iter().map(String::as_str))?,
+            (None, None) => Fixtures::default(),
+        };
+        // `[limits]` from the file, then each override (environment, then flags).
+        let mut limits = file.limits;
+        for (key, value) in &o.limits {
+            let number = value
+                .trim()
+                .parse::<i64>()
+                .map_err(|_| ConfigError::Value {
+                    name: "limits",
+                    message: format!("limits.{key} = {value:?}: expected a whole number"),
+                })?;
+            limits.insert(key.clone(), toml::Value::Integer(number));
+        }
+        config.limits = Limits::from_table(limits)?;
+        let fh = file.http;
+        let hosts = match o.allowed_hosts {
+            Some(list) => Some(
+                list.split(',')
+                    .map(str::trim)
+                    .filter(|h| !h.is_empty())
+                    .map(String::from)
+                    .collect(),
+            ),
+            None => fh.allowed_hosts,
+        };
+        if let Some(hosts) = hosts {
+            config.http.allowed_hosts = hosts.iter().map(|h| h.to_ascii_lowercase()).collect();
+        }
+        if let Some(origins) = fh.allowed_origins {
+            config.http.allowed_origins = origins
+                .iter()
+                .map(|o| o.trim_end_matches('/').to_ascii_lowercase())
+                .collect();
+        }
+        if let Some(n) = fh.workers {
+            config.http.workers = positive("http.workers", n)?;
+        }
+        if let Some(n) = fh.max_connections_per_ip {
+            config.http.max_connections_per_ip = positive("http.max_connections_per_ip", n)?;
+        }
+        if let Some(n) = fh.max_connections {
+            config.http.max_connections = positive("http.max_connections", n)?;
+        }
+        if let Some(n) = file.storage.cache_capacity_bytes {
+            config.storage.cache_capacity_bytes = positive("storage.cache_capacity_bytes", n)?;
+        }
+        if let Some(ms) = file.storage.flush_timeout_ms {
+            config.storage.flush_timeout =
+                Duration::from_millis(positive("storage.flush_timeout_ms", ms)?);
+        }
+        if let Some(ms) = file.storage.retry_ms {
+            config.storage.retry = Duration::from_millis(positive("storage.retry_ms", ms)?);
+        }
+        config.mrtr.key_file = mrtr_key_file.or(file.mrtr.key_file);
+        if let Some(ms) = file.mrtr.state_ttl_ms {
+            config.mrtr.state_ttl = Duration::from_millis(positive("mrtr.state_ttl_ms", ms)?);
+        }
+        if let Some(n) = file.mrtr.max_state_bytes {
+            config.mrtr.max_state_bytes = positive("mrtr.max_state_bytes", n)?;
+        }
+        if config.mrtr.key_file.is_some() {
+            config.mrtr.secret()?; // A missing or short key file is a configuration error.
+        }
+        let mut names = std::collections::HashSet::new();
+        for tool in &file.tools.command {
+            tool.validate().map_err(|e| bad("tools.command", e))?;
+            if !names.insert(tool.name.clone()) {
+                return Err(bad(
+                    "tools.command",
+                    format!("two command tools are named `{}`", tool.name),
+                ));
+            }
+        }
+        config.command_tools = file.tools.command;
+        Ok(config)
+    }
+}
+
+fn positive<T: PartialEq + Default + Copy>(name: &'static str, n: T) -> Result<T, ConfigError> {
+    if n == T::default() {
+        Err(bad(name, "must be greater than 0"))
+    } else {
+        Ok(n)
+    }
+}

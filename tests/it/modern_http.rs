@@ -7,8 +7,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::http_util::{call_body, text, Reply, Server, Streaming, ACCEPT_BOTH};
-use crate::util::{with_meta, MODERN, SERVER_INFO, SUBSCRIPTION_ID, SUPPORTED};
+use crate::harness::{
+    call_body, text, with_meta, Reply, Server, Streaming, ACCEPT_BOTH, MODERN, SERVER_INFO,
+    SUBSCRIPTION_ID, SUPPORTED,
+};
 
 /// A 2026-07-28 request body: `params` plus the usual `_meta` (fields of a `_meta`
 /// already in `params` win).
@@ -1034,7 +1036,7 @@ fn listen_streams_count_against_the_session_cap() {
     let first = listen(&s, 2, json!({"toolsListChanged": true}));
     let b = body(3, "subscriptions/listen", json!({"notifications": {}}));
     let r = post(&s, &b);
-    crate::http_util::assert_busy(&r);
+    crate::harness::assert_busy(&r);
     assert_eq!(r.json()["error"]["code"], -32000, "{r:?}");
     // Ordinary requests are still served while the cap is reached.
     assert_eq!(text(&call(&s, 4, "echo", json!({"text": "b"}))), "b");
@@ -1136,7 +1138,7 @@ fn a_listener_that_does_not_read_is_dropped_not_buffered() {
     );
     // Everyone else is still served.
     assert_eq!(
-        crate::http_util::text(&call(&s, 9, "echo", json!({"text": "ok"}))),
+        crate::harness::text(&call(&s, 9, "echo", json!({"text": "ok"}))),
         "ok"
     );
     drop(conn);

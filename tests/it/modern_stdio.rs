@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::util::{error_code, text, with_meta, Stdio, SERVER_INFO, SUBSCRIPTION_ID, SUPPORTED};
+use crate::harness::{error_code, text, with_meta, Stdio, SERVER_INFO, SUBSCRIPTION_ID, SUPPORTED};
 
 fn start() -> Stdio {
     Stdio::start(&["--fixtures", "conformance"])

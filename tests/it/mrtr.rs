@@ -8,8 +8,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::http_util::{text, Launch, Server};
-use crate::util::{error_code, meta, with_meta, Stdio, MODERN};
+use crate::harness::{error_code, meta, text, with_meta, Launch, Server, Stdio, MODERN};
 
 const ELICIT: &str = "test_input_required_result_elicitation";
 
@@ -192,7 +191,7 @@ fn a_state_expires_and_instances_sharing_a_key_file_accept_each_others() {
     std::fs::write(dir.path().join("short.key"), b"short").unwrap();
     let short = dir.path().join("short.key");
     let (status, _, stderr) =
-        crate::util::run(&["config", "--mrtr-key-file", short.to_str().unwrap()], &[]);
+        crate::harness::run(&["config", "--mrtr-key-file", short.to_str().unwrap()], &[]);
     assert_eq!(status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("mrtr.key_file"), "{stderr}");
 }

@@ -2,7 +2,7 @@
 
 use serde_json::{json, Value};
 
-use crate::util::{error_code, text, Stdio};
+use crate::harness::{error_code, text, Stdio};
 
 const LEGACY_VERSIONS: [&str; 4] = ["2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"];
 const BUILTIN_TOOLS: [&str; 6] = ["echo", "sleep", "kv_set", "kv_get", "kv_delete", "kv_list"];
@@ -880,7 +880,7 @@ fn stdin_and_stdout_may_be_regular_files() {
     let input = tmp.path().join("in.jsonl");
     let output = tmp.path().join("out.jsonl");
     std::fs::write(&input, session_script(&[1, 2, 3])).unwrap();
-    let status = std::process::Command::new(crate::util::bin())
+    let status = crate::harness::emcee_command()
         .args(["stdio", "--log-level", "warning", "--data-dir"])
         .arg(tmp.path().join("data"))
         .stdin(std::fs::File::open(&input).unwrap())
@@ -908,7 +908,7 @@ fn a_stdin_pipe_is_left_in_blocking_mode() {
     let (reader, mut writer) = std::io::pipe().unwrap();
     let mut ours = reader.try_clone().unwrap();
     let tmp = tempfile::tempdir().unwrap();
-    let mut child = std::process::Command::new(crate::util::bin())
+    let mut child = crate::harness::emcee_command()
         .args(["stdio", "--log-level", "warning", "--data-dir"])
         .arg(tmp.path().join("data"))
         .stdin(reader)
@@ -922,7 +922,7 @@ fn a_stdin_pipe_is_left_in_blocking_mode() {
         std::io::BufRead::read_line(&mut stdout, &mut line).unwrap();
         assert!(line.contains("\"id\":"), "{line}");
     }
-    crate::util::send_signal(child.id(), "TERM");
+    crate::harness::send_signal(child.id(), "TERM");
     assert!(child.wait().unwrap().success());
 
     let (tx, rx) = std::sync::mpsc::channel();
@@ -934,7 +934,7 @@ fn a_stdin_pipe_is_left_in_blocking_mode() {
     let early = rx.recv_timeout(std::time::Duration::from_millis(300));
     assert!(early.is_err(), "the read did not block: {early:?}");
     writer.write_all(b"x").unwrap();
-    let late = rx.recv_timeout(crate::util::RECV_TIMEOUT).unwrap();
+    let late = rx.recv_timeout(crate::harness::RECV_TIMEOUT).unwrap();
     assert_eq!(late, Ok(1));
     read.join().unwrap();
 }
@@ -1049,10 +1049,10 @@ fn results_are_bounded_in_bytes() {
 #[test]
 fn a_client_that_does_not_read_cannot_grow_the_output_queue() {
     use std::io::Write;
-    use std::process::{Command, Stdio as Pipe};
+    use std::process::Stdio as Pipe;
     let dir = tempfile::tempdir().unwrap();
-    let config = crate::util::write_config(dir.path(), "[limits]\nmax_output_bytes = 1048576\n");
-    let mut child = Command::new(crate::util::bin())
+    let config = crate::harness::write_config(dir.path(), "[limits]\nmax_output_bytes = 1048576\n");
+    let mut child = crate::harness::emcee_command()
         .args(["stdio", "--data-dir"])
         .arg(dir.path().join("data"))
         .arg("--config")
@@ -1084,7 +1084,7 @@ fn a_client_that_does_not_read_cannot_grow_the_output_queue() {
         })
     };
     std::thread::sleep(std::time::Duration::from_secs(3));
-    let rss_kib = crate::util::rss_kib(pid);
+    let rss_kib = crate::harness::rss_kib(pid);
     let written = sent.load(std::sync::atomic::Ordering::Relaxed);
     let _ = child.kill();
     let _ = child.wait();
@@ -1116,7 +1116,7 @@ fn filled_data_dir(dir: &std::path::Path) {
 /// Start `emcee stdio` on the damaged data dir of `dir`: it must refuse with exit 3
 /// and one clear line, not serve what is left nor crash.
 fn refuses_damaged(dir: &std::path::Path) {
-    let out = std::process::Command::new(crate::util::bin())
+    let out = crate::harness::emcee_command()
         .args(["stdio", "--data-dir"])
         .arg(dir.join("data"))
         .stdin(std::process::Stdio::null())
@@ -1161,7 +1161,7 @@ fn a_held_data_dir_is_explained_and_taken_over_once_free() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let mut first = Stdio::start_in(tmp.path(), &[], &[]);
     first.initialize("2025-11-25");
-    let config = crate::util::write_config(tmp.path(), "[storage]\nretry_ms = 100\n");
+    let config = crate::harness::write_config(tmp.path(), "[storage]\nretry_ms = 100\n");
     let config = config.to_str().expect("utf-8 path");
     let mut second = Stdio::start_in(tmp.path(), &["--config", config], &[]);
     second.initialize("2025-11-25");

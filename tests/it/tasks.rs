@@ -7,8 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::http_util::{text, Server};
-use crate::util::{error_code, meta, with_meta, Stdio, MODERN};
+use crate::harness::{error_code, meta, text, with_meta, Server, Stdio, MODERN};
 
 const EXT: &str = "io.modelcontextprotocol/tasks";
 

@@ -19,4 +19,5 @@ mod registries;
 mod stdio;
 mod tasks;
 mod tidy;
+mod transports;
 mod ts_client;

@@ -8,9 +8,11 @@
 
 #![allow(dead_code)]
 
+mod client;
 mod http;
 mod stdio;
 
+pub use self::client::*;
 pub use self::http::*;
 pub use self::stdio::*;
 

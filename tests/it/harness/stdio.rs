@@ -264,3 +264,26 @@ impl Drop for Stdio {
         let _ = self.child.wait();
     }
 }
+
+/// Every stdout line so far is one JSON-RPC 2.0 notification or response (a server
+/// never sends requests in this revision).
+pub fn assert_only_jsonrpc(lines: &[String]) {
+    assert!(!lines.is_empty());
+    for line in lines {
+        let v: Value = serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {line:?}"));
+        assert_eq!(v["jsonrpc"], "2.0", "{line}");
+        let notification = v["method"].is_string() && v.get("id").is_none();
+        // An error whose request id could not be read omits the id.
+        let response = v.get("method").is_none()
+            && match (v.get("result"), v.get("error")) {
+                (Some(_), None) => v.get("id").is_some(),
+                (None, Some(e)) => e["code"].is_i64() && e["message"].is_string(),
+                _ => false,
+            };
+        assert!(
+            notification || response,
+            "not a notification or response: {line}"
+        );
+    }
+}

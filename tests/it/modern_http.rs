@@ -256,43 +256,6 @@ fn server_discover_describes_the_server_without_a_session() {
 }
 
 #[test]
-fn missing_meta_fields_are_invalid_params() {
-    let s = start();
-    // No _meta at all (the headers still name 2026-07-28).
-    let b = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}});
-    refused(&post(&s, &b), 400, &json!(1), -32602, None);
-    // No params at all.
-    let b = json!({"jsonrpc": "2.0", "id": 2, "method": "server/discover"});
-    refused(&post(&s, &b), 400, &json!(2), -32602, None);
-    // No protocolVersion.
-    let mut b = body("three", "tools/list", json!({}));
-    b["params"]["_meta"]
-        .as_object_mut()
-        .unwrap()
-        .remove("io.modelcontextprotocol/protocolVersion");
-    refused(&post(&s, &b), 400, &json!("three"), -32602, None);
-    // No clientCapabilities.
-    let mut b = body(
-        4,
-        "tools/call",
-        json!({"name": "echo", "arguments": {"text": "x"}}),
-    );
-    b["params"]["_meta"]
-        .as_object_mut()
-        .unwrap()
-        .remove("io.modelcontextprotocol/clientCapabilities");
-    refused(&post(&s, &b), 400, &json!(4), -32602, None);
-    // An unknown log level.
-    let b = body(
-        5,
-        "tools/call",
-        json!({"name": "echo", "arguments": {"text": "x"},
-               "_meta": {"io.modelcontextprotocol/logLevel": "loud"}}),
-    );
-    refused(&post(&s, &b), 400, &json!(5), -32602, None);
-}
-
-#[test]
 fn headers_must_be_present_and_match_the_body() {
     let s = start();
     let list = body(1, "tools/list", json!({}));

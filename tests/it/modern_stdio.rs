@@ -127,68 +127,6 @@ fn discover_first_then_stateless_calls() {
 }
 
 #[test]
-fn missing_meta_fields_are_invalid_params() {
-    let mut s = start();
-    let without = |key: &str| {
-        let mut p = with_meta(json!({}));
-        p["_meta"].as_object_mut().unwrap().remove(key);
-        p
-    };
-    // Each case as the first request of a fresh process, and again after a
-    // well-formed 2026-07-28 request.
-    let cases = [
-        ("tools/list", json!({})),
-        (
-            "tools/list",
-            without("io.modelcontextprotocol/protocolVersion"),
-        ),
-        (
-            "tools/list",
-            without("io.modelcontextprotocol/clientCapabilities"),
-        ),
-        ("server/discover", json!({})),
-        (
-            "server/discover",
-            without("io.modelcontextprotocol/protocolVersion"),
-        ),
-        (
-            "tools/call",
-            json!({"name": "echo", "arguments": {"text": "x"}}),
-        ),
-    ];
-    let mut wrong = Vec::new();
-    for round in 0..2 {
-        for (i, (method, params)) in cases.iter().enumerate() {
-            let mut fresh;
-            let s = if round == 0 {
-                fresh = start();
-                &mut fresh
-            } else {
-                &mut s
-            };
-            let id = json!(format!("r{round}-{i}"));
-            let r = s.request(id.clone(), method, params.clone());
-            let ok = r["id"] == id
-                && r["error"]["code"] == -32602
-                && r["error"].get("data").is_none()
-                && r.get("result").is_none();
-            if !ok {
-                wrong.push(format!("{method} {params} (round {round}) -> {r}"));
-            }
-        }
-        if round == 0 {
-            let r = call(&mut s, 1, "echo", json!({"text": "x"}));
-            assert_eq!(text(&r), "x");
-        }
-    }
-    assert!(
-        wrong.is_empty(),
-        "expected -32602 with the id echoed:\n{}",
-        wrong.join("\n")
-    );
-}
-
-#[test]
 fn listen_delivers_updates_until_cancelled() {
     let mut s = start();
     listen(&mut s, "L1", json!({"resourceSubscriptions": ["kv://s"]}));

@@ -6,7 +6,7 @@
 use serde_json::{json, Value};
 
 use crate::harness::{
-    assert_only_jsonrpc, error_code, modern_headers, text, Answer, Case, Client, CASES,
+    assert_only_jsonrpc, error_code, modern_headers, text, with_meta, Answer, Case, Client, CASES,
     MODERN_CASES, SUPPORTED,
 };
 
@@ -23,23 +23,36 @@ fn tool_names(case: Case, result: &Value) -> Vec<String> {
 
 /// A refusal of request `id`: the exact code and `data` (`None`: no data), a
 /// message, no result; on HTTP also `status`, a JSON body and no session minted.
-fn refused(case: Case, a: &Answer, status: u16, id: &Value, code: i64, data: Option<Value>) {
+/// `what` names the request in the messages.
+fn refused(
+    case: Case,
+    what: &str,
+    a: &Answer,
+    status: u16,
+    id: &Value,
+    code: i64,
+    data: Option<Value>,
+) {
     let v = &a.body;
     if case.http() {
-        assert_eq!(a.status, Some(status), "{case}: {a:?}");
+        assert_eq!(a.status, Some(status), "{case}: {what}: {a:?}");
         assert_eq!(
             a.content_type.as_deref(),
             Some("application/json"),
-            "{case}: {a:?}"
+            "{case}: {what}: {a:?}"
         );
-        assert!(!a.session_header, "{case}: {a:?}");
+        assert!(!a.session_header, "{case}: {what}: {a:?}");
     }
-    assert_eq!(v["jsonrpc"], "2.0", "{case}: {v}");
-    assert_eq!(&v["id"], id, "{case}: the id is echoed: {v}");
-    assert!(v.get("result").is_none(), "{case}: {v}");
-    assert_eq!(v["error"]["code"], code, "{case}: {v}");
-    assert!(v["error"]["message"].is_string(), "{case}: {v}");
-    assert_eq!(v["error"].get("data").cloned(), data, "{case}: data of {v}");
+    assert_eq!(v["jsonrpc"], "2.0", "{case}: {what}: {v}");
+    assert_eq!(&v["id"], id, "{case}: {what}: the id is echoed: {v}");
+    assert!(v.get("result").is_none(), "{case}: {what}: {v}");
+    assert_eq!(v["error"]["code"], code, "{case}: {what}: {v}");
+    assert!(v["error"]["message"].is_string(), "{case}: {what}: {v}");
+    assert_eq!(
+        v["error"].get("data").cloned(),
+        data,
+        "{case}: {what}: data of {v}"
+    );
 }
 
 #[test]
@@ -203,7 +216,7 @@ fn a_missing_client_capability_is_32021() {
     for case in MODERN_CASES {
         let mut c = Client::start(case, &["--fixtures", "conformance"]);
         let a = c.exchange(1, "tools/call", missing());
-        refused(case, &a, 400, &json!(1), -32021, data());
+        refused(case, "undeclared", &a, 400, &json!(1), -32021, data());
         // Capabilities are per request: declaring sampling now serves it...
         let a = c.exchange(2, "tools/call", declared());
         if case.http() {
@@ -219,7 +232,7 @@ fn a_missing_client_capability_is_32021() {
         );
         // ...and not declaring it again is refused again (nothing is remembered).
         let a = c.exchange(3, "tools/call", missing());
-        refused(case, &a, 400, &json!(3), -32021, data());
+        refused(case, "undeclared again", &a, 400, &json!(3), -32021, data());
     }
 }
 
@@ -231,7 +244,15 @@ fn an_unknown_resource_is_invalid_params_not_32002() {
         let mut c = Client::start(case, &["--fixtures", "conformance"]);
         for uri in ["test://no-such-resource", "kv://never-set", "test://nope"] {
             let a = c.exchange(8, "resources/read", json!({"uri": uri}));
-            refused(case, &a, 400, &json!(8), -32602, Some(json!({"uri": uri})));
+            refused(
+                case,
+                uri,
+                &a,
+                400,
+                &json!(8),
+                -32602,
+                Some(json!({"uri": uri})),
+            );
         }
     }
 }
@@ -271,7 +292,7 @@ fn unsupported_versions_and_removed_methods_are_refused() {
         let mut c = Client::start(case, &["--fixtures", "conformance"]);
         for (id, method) in [(3, "tools/list"), (4, "server/discover")] {
             let a = c.exchange(id, method, future.clone());
-            refused(case, &a, 400, &json!(id), -32022, supported.clone());
+            refused(case, method, &a, 400, &json!(id), -32022, supported.clone());
         }
         for (i, (method, params)) in removed.iter().enumerate() {
             let id = json!(10 + i);
@@ -288,6 +309,62 @@ fn unsupported_versions_and_removed_methods_are_refused() {
         assert_eq!(text(&r), "still modern", "{case}");
         if let Some(s) = c.stdio() {
             assert_only_jsonrpc(&s.stdout.lock().unwrap());
+        }
+    }
+}
+
+/// Was `modern_stdio::missing_meta_fields_are_invalid_params` and
+/// `modern_http::missing_meta_fields_are_invalid_params` (the cases of both).
+#[test]
+fn missing_meta_fields_are_invalid_params() {
+    const VERSION: &str = "io.modelcontextprotocol/protocolVersion";
+    const CAPABILITIES: &str = "io.modelcontextprotocol/clientCapabilities";
+    let without = |params: Value, key: &str| {
+        let mut p = with_meta(params);
+        p["_meta"].as_object_mut().unwrap().remove(key);
+        Some(p)
+    };
+    let echo = || json!({"name": "echo", "arguments": {"text": "x"}});
+    let requests: [(&str, Option<Value>); 9] = [
+        // No _meta at all (on HTTP the headers still name 2026-07-28).
+        ("tools/list", Some(json!({}))),
+        ("tools/list", without(json!({}), VERSION)),
+        ("tools/list", without(json!({}), CAPABILITIES)),
+        ("server/discover", Some(json!({}))),
+        ("server/discover", without(json!({}), VERSION)),
+        // No params at all.
+        ("server/discover", None),
+        ("tools/call", Some(echo())),
+        ("tools/call", without(echo(), CAPABILITIES)),
+        // An unknown log level.
+        (
+            "tools/call",
+            Some(with_meta(
+                json!({"name": "echo", "arguments": {"text": "x"},
+                       "_meta": {"io.modelcontextprotocol/logLevel": "loud"}}),
+            )),
+        ),
+    ];
+    let fixtures = ["--fixtures", "conformance"];
+    for case in MODERN_CASES {
+        let mut c = Client::start(case, &fixtures);
+        // Each as the first request of a fresh server, and again after a well-formed
+        // 2026-07-28 request.
+        for round in 0..2 {
+            for (i, (method, params)) in requests.iter().enumerate() {
+                let id = json!(format!("r{round}-{i}"));
+                let what = format!("{method} {params:?} (round {round})");
+                let a = if round == 0 {
+                    Client::start(case, &fixtures).exchange_raw(id.clone(), method, params.clone())
+                } else {
+                    c.exchange_raw(id.clone(), method, params.clone())
+                };
+                refused(case, &what, &a, 400, &id, -32602, None);
+            }
+            if round == 0 {
+                let r = c.call_ok("echo", json!({"text": "x"}));
+                assert_eq!(text(&r), "x", "{case}");
+            }
         }
     }
 }

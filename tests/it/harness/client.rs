@@ -226,22 +226,39 @@ impl Client {
     /// A request with id `id` (in 2026-07-28 with the usual `_meta`, fields of a
     /// `_meta` in `params` winning); the response and what the transport said.
     pub fn exchange(&mut self, id: impl Into<Value>, method: &str, params: Value) -> Answer {
-        let id = id.into();
-        let case = self.case;
-        let params = match case.era {
+        let params = match self.case.era {
             Era::Session => params,
             Era::Modern => with_meta(params),
         };
+        self.exchange_raw(id, method, Some(params))
+    }
+
+    /// A request with id `id` and exactly `params` (`None`: no `params` member),
+    /// nothing added; on HTTP with the headers of the case (in 2026-07-28 derived
+    /// from the body).
+    pub fn exchange_raw(
+        &mut self,
+        id: impl Into<Value>,
+        method: &str,
+        params: Option<Value>,
+    ) -> Answer {
+        let id = id.into();
+        let case = self.case;
+        let mut body = json!({"jsonrpc": "2.0", "id": id.clone(), "method": method});
+        if let Some(params) = params {
+            body["params"] = params;
+        }
         match &mut self.conn {
-            Conn::Stdio(s) => Answer {
-                body: s.request(id, method, params),
-                status: None,
-                content_type: None,
-                session_header: false,
-            },
+            Conn::Stdio(s) => {
+                s.send(&body);
+                Answer {
+                    body: s.recv_response(&id).0,
+                    status: None,
+                    content_type: None,
+                    session_header: false,
+                }
+            }
             Conn::Http { server, session } => {
-                let body =
-                    json!({"jsonrpc": "2.0", "id": id.clone(), "method": method, "params": params});
                 let mut headers = vec![
                     ("Content-Type".to_owned(), "application/json".to_owned()),
                     ("Accept".to_owned(), ACCEPT_BOTH.to_owned()),

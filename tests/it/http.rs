@@ -5,17 +5,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::harness::{call_body, text, Event, Server, Streaming, ACCEPT_BOTH, VERSION};
+use crate::harness::{call_body, error_code, text, Event, Server, Streaming, ACCEPT_BOTH, VERSION};
 
 fn ping(id: u64) -> String {
     json!({"jsonrpc": "2.0", "id": id, "method": "ping"}).to_string()
-}
-
-/// The JSON-RPC error code of a refusal body.
-fn error_code(body: &Value) -> i64 {
-    body["error"]["code"]
-        .as_i64()
-        .unwrap_or_else(|| panic!("expected a JSON-RPC error: {body}"))
 }
 
 /// Read the priming event of a fresh SSE stream: `id: S-0`, `retry:`, empty data.

@@ -6,8 +6,7 @@
 
 use serde_json::Value;
 
-use crate::http_util::Server;
-use crate::util::{bin, run};
+use crate::harness::{bin, run, Server};
 
 /// Run `emcee bench ARGS --json`; the exit status and the parsed report.
 fn bench_json(args: &[&str]) -> Value {

@@ -2,7 +2,7 @@
 
 use serde_json::Value;
 
-use crate::util::{run, write_config, Stdio};
+use crate::harness::{run, write_config, Stdio};
 
 fn one_line_error(stderr: &str, needle: &str) {
     assert_eq!(

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::util::{text, Stdio};
+use crate::harness::{text, Stdio};
 
 const CONFIG: &str = r#"
 [[tools.command]]
@@ -57,7 +57,7 @@ argv = ["sh", "-c", "sleep 38.5 & sleep 38.5"]
 
 fn start_with(env: &[(&str, &str)]) -> Stdio {
     let dir = tempfile::tempdir().expect("tempdir");
-    let path = crate::util::write_config(dir.path(), CONFIG);
+    let path = crate::harness::write_config(dir.path(), CONFIG);
     let path = path.to_str().expect("utf-8 path").to_owned();
     let mut s = Stdio::start_in(dir.path(), &["--config", &path], env);
     s.keep(dir);
@@ -176,12 +176,12 @@ fn a_timeout_or_a_cancellation_kills_the_whole_process_group() {
 #[test]
 fn a_bad_command_tool_declaration_is_a_configuration_error() {
     let dir = tempfile::tempdir().unwrap();
-    let path = crate::util::write_config(
+    let path = crate::harness::write_config(
         dir.path(),
         "[[tools.command]]\nname = \"x\"\nargv = [\"echo\", \"{missing}\"]\n",
     );
     let (status, _, stderr) =
-        crate::util::run(&["config", "--config", path.to_str().unwrap()], &[]);
+        crate::harness::run(&["config", "--config", path.to_str().unwrap()], &[]);
     assert_eq!(status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("{missing}"), "{stderr}");
 }

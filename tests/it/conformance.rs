@@ -7,12 +7,15 @@
 
 use std::process::Command;
 
+use crate::harness::{bin, scrub_env};
+
 #[test]
 fn official_conformance_suite_passes_both_eras() {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/conformance/run.sh");
-    let out = Command::new("bash")
+    // The script starts `emcee serve` itself: it inherits a scrubbed environment.
+    let out = scrub_env(&mut Command::new("bash"))
         .arg(script)
-        .arg(env!("CARGO_BIN_EXE_emcee"))
+        .arg(bin())
         .output()
         .expect("run tests/conformance/run.sh (needs bash, npm)");
     let stdout = String::from_utf8_lossy(&out.stdout);

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::util::Stdio;
+use crate::harness::Stdio;
 
 /// Writes kept in flight at once, so the kill lands mid-write.
 const PIPELINE: u64 = 8;

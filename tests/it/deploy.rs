@@ -8,8 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::http_util::{text, Server};
-use crate::util::{bin, run};
+use crate::harness::{bin, run, text, Server};
 
 fn deploy(file: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

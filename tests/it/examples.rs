@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use crate::util::text;
+use crate::harness::text;
 
 /// Path of a built example (`target/<profile>/examples/NAME`, beside this test's
 /// `deps/` directory).
@@ -306,6 +306,6 @@ fn weather_calls_its_dependency_and_its_health_check_follows_it() {
     let (status, body) = get("/health");
     assert_eq!(status, 503, "{body}");
     assert!(body.contains("weather_service"), "{body}");
-    crate::util::send_signal(child.id(), "TERM");
+    crate::harness::send_signal(child.id(), "TERM");
     assert!(child.wait().unwrap().success());
 }

@@ -5,17 +5,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::http_util::{call_body, text, Event, Server, Streaming, ACCEPT_BOTH, VERSION};
+use crate::harness::{call_body, error_code, text, Event, Server, Streaming, ACCEPT_BOTH, VERSION};
 
 fn ping(id: u64) -> String {
     json!({"jsonrpc": "2.0", "id": id, "method": "ping"}).to_string()
-}
-
-/// The JSON-RPC error code of a refusal body.
-fn error_code(body: &Value) -> i64 {
-    body["error"]["code"]
-        .as_i64()
-        .unwrap_or_else(|| panic!("expected a JSON-RPC error: {body}"))
 }
 
 /// Read the priming event of a fresh SSE stream: `id: S-0`, `retry:`, empty data.
@@ -232,7 +225,7 @@ fn the_session_cap_answers_503_with_retry_after() {
     let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
         "protocolVersion": VERSION, "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}});
     let r = s.post(None, &init.to_string(), &[]);
-    crate::http_util::assert_busy(&r);
+    crate::harness::assert_busy(&r);
     assert_eq!(s.delete(&a).status, 200);
     let (c, _) = s.initialize_with(json!({}));
     assert_eq!(s.request(&c, 2, "ping", json!({}))["result"], json!({}));
@@ -642,7 +635,7 @@ fn what_a_session_keeps_is_bounded_in_bytes() {
     let r = s.post(None, &init(&"x".repeat(15_000)), &[]);
     assert_eq!(r.status, 200, "{r:?}");
     assert!(r.header("mcp-session-id").is_some());
-    let before = crate::util::rss_kib(s.pid());
+    let before = crate::harness::rss_kib(s.pid());
     // 200 sessions asking to keep 1 MiB each: refused, naming the limit, and the
     // server does not grow by what they sent.
     let big = init(&"x".repeat(1 << 20));
@@ -657,7 +650,7 @@ fn what_a_session_keeps_is_bounded_in_bytes() {
             "{e}"
         );
     }
-    let after = crate::util::rss_kib(s.pid());
+    let after = crate::harness::rss_kib(s.pid());
     // Before the limit this grew by ~1 MiB per session (200 MiB here).
     assert!(
         after < before + 40 * 1024,
@@ -735,7 +728,7 @@ fn replays_of_a_big_event_are_not_copied_per_connection() {
             >= 3_000_000
     );
     drop(st);
-    let before = crate::util::rss_kib(s.pid());
+    let before = crate::harness::rss_kib(s.pid());
     let mut conns = Vec::new();
     for _ in 0..40 {
         let mut c = std::net::TcpStream::connect(&s.addr).expect("connect");
@@ -748,7 +741,7 @@ fn replays_of_a_big_event_are_not_copied_per_connection() {
         conns.push(c);
     }
     std::thread::sleep(Duration::from_millis(1500));
-    let after = crate::util::rss_kib(s.pid());
+    let after = crate::harness::rss_kib(s.pid());
     assert!(
         after < before + 100 * 1024,
         "RSS {before} KiB -> {after} KiB with 40 stalled replays of a 20 MB event"
@@ -882,9 +875,9 @@ fn two_hundred_maximal_sessions_stay_within_the_stated_memory() {
         }
     };
     open(20);
-    let before = crate::util::rss_kib(s.pid());
+    let before = crate::harness::rss_kib(s.pid());
     open(200);
-    let after = crate::util::rss_kib(s.pid());
+    let after = crate::harness::rss_kib(s.pid());
     let per_session = after.saturating_sub(before) / 200;
     eprintln!("RSS {before} KiB -> {after} KiB: {per_session} KiB per maximal session");
     assert!(

@@ -3,13 +3,12 @@
 //! under a flood, and the start-up warnings about `http.allowed_hosts`.
 
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio as Pipe};
+use std::process::Stdio as Pipe;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::http_util::{call_body, Server, ACCEPT_BOTH};
-use crate::util::{bin, with_meta, Stdio, MODERN};
+use crate::harness::{call_body, emcee_command, with_meta, Server, Stdio, ACCEPT_BOTH, MODERN};
 
 const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 
@@ -341,20 +340,16 @@ fn each_kind_of_http_refusal_is_logged_with_status_and_reason() {
 /// before it serves or fails to bind.
 fn startup_warnings(args: &[&str], config: Option<&str>) -> Vec<Value> {
     let dir = tempfile::tempdir().unwrap();
-    let mut cmd = Command::new(bin());
+    let mut cmd = emcee_command();
     cmd.arg("serve")
         .arg("--data-dir")
         .arg(dir.path().join("data"))
         .args(args);
     if let Some(text) = config {
         cmd.arg("--config")
-            .arg(crate::util::write_config(dir.path(), text));
+            .arg(crate::harness::write_config(dir.path(), text));
     }
     let mut child = cmd
-        .env_remove("EMCEE_LOG")
-        .env_remove("EMCEE_CONFIG")
-        .env_remove("EMCEE_BIND")
-        .env_remove("EMCEE_ALLOWED_HOSTS")
         .stdin(Pipe::null())
         .stdout(Pipe::null())
         .stderr(Pipe::piped())

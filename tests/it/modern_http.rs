@@ -7,8 +7,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::http_util::{call_body, text, Reply, Server, Streaming, ACCEPT_BOTH};
-use crate::util::{with_meta, MODERN, SERVER_INFO, SUBSCRIPTION_ID, SUPPORTED};
+use crate::harness::{
+    call_body, text, with_meta, Reply, Server, Streaming, ACCEPT_BOTH, MODERN, SERVER_INFO,
+    SUBSCRIPTION_ID, SUPPORTED,
+};
 
 /// A 2026-07-28 request body: `params` plus the usual `_meta` (fields of a `_meta`
 /// already in `params` win).
@@ -254,43 +256,6 @@ fn server_discover_describes_the_server_without_a_session() {
 }
 
 #[test]
-fn missing_meta_fields_are_invalid_params() {
-    let s = start();
-    // No _meta at all (the headers still name 2026-07-28).
-    let b = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}});
-    refused(&post(&s, &b), 400, &json!(1), -32602, None);
-    // No params at all.
-    let b = json!({"jsonrpc": "2.0", "id": 2, "method": "server/discover"});
-    refused(&post(&s, &b), 400, &json!(2), -32602, None);
-    // No protocolVersion.
-    let mut b = body("three", "tools/list", json!({}));
-    b["params"]["_meta"]
-        .as_object_mut()
-        .unwrap()
-        .remove("io.modelcontextprotocol/protocolVersion");
-    refused(&post(&s, &b), 400, &json!("three"), -32602, None);
-    // No clientCapabilities.
-    let mut b = body(
-        4,
-        "tools/call",
-        json!({"name": "echo", "arguments": {"text": "x"}}),
-    );
-    b["params"]["_meta"]
-        .as_object_mut()
-        .unwrap()
-        .remove("io.modelcontextprotocol/clientCapabilities");
-    refused(&post(&s, &b), 400, &json!(4), -32602, None);
-    // An unknown log level.
-    let b = body(
-        5,
-        "tools/call",
-        json!({"name": "echo", "arguments": {"text": "x"},
-               "_meta": {"io.modelcontextprotocol/logLevel": "loud"}}),
-    );
-    refused(&post(&s, &b), 400, &json!(5), -32602, None);
-}
-
-#[test]
 fn headers_must_be_present_and_match_the_body() {
     let s = start();
     let list = body(1, "tools/list", json!({}));
@@ -399,54 +364,6 @@ fn headers_must_be_present_and_match_the_body() {
         .send(&s);
     assert_eq!(r.status, 200, "{r:?}");
     assert_eq!(r.json()["id"], 3);
-}
-
-#[test]
-fn an_unsupported_version_names_the_supported_ones() {
-    let s = start();
-    let mut b = body(9, "tools/list", json!({}));
-    b["params"]["_meta"]["io.modelcontextprotocol/protocolVersion"] = json!("2099-01-01");
-    let p = Post::new(&b);
-    assert!(p
-        .headers
-        .contains(&("MCP-Protocol-Version".into(), "2099-01-01".into())));
-    refused(
-        &p.send(&s),
-        400,
-        &json!(9),
-        -32022,
-        Some(json!({"supported": SUPPORTED, "requested": "2099-01-01"})),
-    );
-}
-
-#[test]
-fn removed_and_unknown_methods_are_not_found() {
-    let s = start();
-    let cases = [
-        ("initialize", json!({})),
-        (
-            "initialize",
-            json!({"protocolVersion": MODERN, "capabilities": {},
-                   "clientInfo": {"name": "t", "version": "1"}}),
-        ),
-        ("ping", json!({})),
-        ("logging/setLevel", json!({"level": "debug"})),
-        ("resources/subscribe", json!({"uri": "test://static-text"})),
-        (
-            "resources/unsubscribe",
-            json!({"uri": "test://static-text"}),
-        ),
-        ("unknown/method", json!({})),
-    ];
-    for (i, (method, params)) in cases.into_iter().enumerate() {
-        let id = json!(100 + i);
-        let r = post(&s, &body(id.clone(), method, params));
-        assert_eq!(r.status, 404, "{method}: {r:?}");
-        assert!(r.header("mcp-session-id").is_none(), "{method}: {r:?}");
-        let v = r.json();
-        assert_eq!(v["id"], id, "{method}: {v}");
-        assert_eq!(v["error"]["code"], -32601, "{method}: {v}");
-    }
 }
 
 #[test]
@@ -606,58 +523,6 @@ fn results_carry_result_type_server_info_and_cache_hints() {
         );
         assert_server_info(&r);
     }
-}
-
-#[test]
-fn an_unknown_resource_is_invalid_params_not_32002() {
-    let s = start();
-    for uri in ["test://no-such-resource", "kv://never-set"] {
-        let r = post(&s, &body(8, "resources/read", json!({"uri": uri})));
-        refused(&r, 400, &json!(8), -32602, Some(json!({"uri": uri})));
-    }
-}
-
-#[test]
-fn a_missing_client_capability_is_32021() {
-    let s = start();
-    let b = body(
-        1,
-        "tools/call",
-        json!({"name": "test_missing_capability", "arguments": {}}),
-    );
-    refused(
-        &post(&s, &b),
-        400,
-        &json!(1),
-        -32021,
-        Some(json!({"requiredCapabilities": {"sampling": {}}})),
-    );
-    // Capabilities are per request: declaring sampling now serves it...
-    let b = body(
-        2,
-        "tools/call",
-        json!({"name": "test_missing_capability", "arguments": {},
-               "_meta": {"io.modelcontextprotocol/clientCapabilities": {"sampling": {}}}}),
-    );
-    let r = post(&s, &b);
-    assert_eq!(r.status, 200, "{r:?}");
-    let v = r.json();
-    assert_eq!(v["id"], 2);
-    assert_eq!(v["result"]["resultType"], "complete", "{v}");
-    assert_eq!(text(&v["result"]), "The client declared sampling.");
-    // ...and not declaring it again is refused again (nothing is remembered).
-    let b = body(
-        3,
-        "tools/call",
-        json!({"name": "test_missing_capability", "arguments": {}}),
-    );
-    refused(
-        &post(&s, &b),
-        400,
-        &json!(3),
-        -32021,
-        Some(json!({"requiredCapabilities": {"sampling": {}}})),
-    );
 }
 
 #[test]
@@ -1034,7 +899,7 @@ fn listen_streams_count_against_the_session_cap() {
     let first = listen(&s, 2, json!({"toolsListChanged": true}));
     let b = body(3, "subscriptions/listen", json!({"notifications": {}}));
     let r = post(&s, &b);
-    crate::http_util::assert_busy(&r);
+    crate::harness::assert_busy(&r);
     assert_eq!(r.json()["error"]["code"], -32000, "{r:?}");
     // Ordinary requests are still served while the cap is reached.
     assert_eq!(text(&call(&s, 4, "echo", json!({"text": "b"}))), "b");
@@ -1136,48 +1001,10 @@ fn a_listener_that_does_not_read_is_dropped_not_buffered() {
     );
     // Everyone else is still served.
     assert_eq!(
-        crate::http_util::text(&call(&s, 9, "echo", json!({"text": "ok"}))),
+        crate::harness::text(&call(&s, 9, "echo", json!({"text": "ok"}))),
         "ok"
     );
     drop(conn);
-}
-
-#[test]
-fn list_pages_share_one_cache_scope() {
-    let s = Server::with_config("[limits]\npage_size = 2\n", &["--fixtures", "conformance"]);
-    let mut names = Vec::new();
-    let mut cursor: Option<String> = None;
-    for page in 0.. {
-        assert!(page < 100, "pagination does not end");
-        let params = match &cursor {
-            Some(c) => json!({"cursor": c}),
-            None => json!({}),
-        };
-        let r = result_of(&s, 10 + page, "tools/list", params);
-        assert_eq!(r["resultType"], "complete", "{r}");
-        assert_eq!(r["cacheScope"], "public", "page {page}: {r}");
-        assert!(r["ttlMs"].as_u64().is_some(), "{r}");
-        let tools = r["tools"].as_array().expect("tools");
-        assert!(tools.len() <= 2, "{r}");
-        names.extend(
-            tools
-                .iter()
-                .map(|t| t["name"].as_str().unwrap_or_default().to_owned()),
-        );
-        match r.get("nextCursor").and_then(Value::as_str) {
-            Some(next) => cursor = Some(next.to_owned()),
-            None => break,
-        }
-    }
-    // Every tool once, in the order of an unpaginated listing of a default server.
-    let all = result_of(&start(), 1, "tools/list", json!({}));
-    let expected: Vec<String> = all["tools"]
-        .as_array()
-        .expect("tools")
-        .iter()
-        .map(|t| t["name"].as_str().unwrap_or_default().to_owned())
-        .collect();
-    assert_eq!(names, expected);
 }
 
 #[test]

@@ -7,7 +7,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::util::{error_code, text, with_meta, Stdio, SERVER_INFO, SUBSCRIPTION_ID, SUPPORTED};
+use crate::harness::{
+    assert_only_jsonrpc, error_code, text, with_meta, Stdio, SERVER_INFO, SUBSCRIPTION_ID,
+    SUPPORTED,
+};
 
 fn start() -> Stdio {
     Stdio::start(&["--fixtures", "conformance"])
@@ -34,16 +37,6 @@ fn call(s: &mut Stdio, id: u64, tool: &str, args: Value) -> Value {
     result
 }
 
-/// An error response: echoed id, exact code and `data` (`None`: no data).
-fn refused(resp: &Value, id: &Value, code: i64, data: Option<Value>) {
-    assert_eq!(resp["jsonrpc"], "2.0", "{resp}");
-    assert_eq!(&resp["id"], id, "{resp}");
-    assert!(resp.get("result").is_none(), "{resp}");
-    assert_eq!(error_code(resp), code, "{resp}");
-    assert!(resp["error"]["message"].is_string(), "{resp}");
-    assert_eq!(resp["error"].get("data").cloned(), data, "{resp}");
-}
-
 /// Every message within `window`.
 fn quiet_for(s: &mut Stdio, window: Duration) -> Vec<Value> {
     let deadline = Instant::now() + window;
@@ -55,29 +48,6 @@ fn quiet_for(s: &mut Stdio, window: Duration) -> Vec<Value> {
         }
     }
     got
-}
-
-/// Every stdout line so far is one JSON-RPC 2.0 notification or response (a server
-/// never sends requests in this revision).
-fn assert_only_jsonrpc(lines: &[String]) {
-    assert!(!lines.is_empty());
-    for line in lines {
-        let v: Value = serde_json::from_str(line)
-            .unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {line:?}"));
-        assert_eq!(v["jsonrpc"], "2.0", "{line}");
-        let notification = v["method"].is_string() && v.get("id").is_none();
-        // An error whose request id could not be read omits the id.
-        let response = v.get("method").is_none()
-            && match (v.get("result"), v.get("error")) {
-                (Some(_), None) => v.get("id").is_some(),
-                (None, Some(e)) => e["code"].is_i64() && e["message"].is_string(),
-                _ => false,
-            };
-        assert!(
-            notification || response,
-            "not a notification or response: {line}"
-        );
-    }
 }
 
 /// Open `subscriptions/listen` with `filter`; checks its acknowledgement.
@@ -119,31 +89,9 @@ fn discover_first_then_stateless_calls() {
     assert_eq!(r["result"]["ttlMs"], 300_000, "{r}");
     assert_eq!(r["result"]["cacheScope"], "public", "{r}");
 
-    // Capabilities are per request.
-    let r = request(
-        &mut s,
-        4,
-        "tools/call",
-        json!({"name": "test_missing_capability", "arguments": {}}),
-    );
-    refused(
-        &r,
-        &json!(4),
-        -32021,
-        Some(json!({"requiredCapabilities": {"sampling": {}}})),
-    );
-    let r = request(
-        &mut s,
-        5,
-        "tools/call",
-        json!({"name": "test_missing_capability", "arguments": {},
-               "_meta": {"io.modelcontextprotocol/clientCapabilities": {"sampling": {}}}}),
-    );
-    assert_eq!(r["result"]["resultType"], "complete", "{r}");
-
-    // Unknown resources are -32602, never -32002.
-    let r = request(&mut s, 6, "resources/read", json!({"uri": "test://nope"}));
-    refused(&r, &json!(6), -32602, Some(json!({"uri": "test://nope"})));
+    // Capabilities (per request) and unknown resources: see
+    // transports::a_missing_client_capability_is_32021 and
+    // transports::an_unknown_resource_is_invalid_params_not_32002.
 
     // Progress and logs come only when asked, before the response.
     s.send_request(
@@ -176,123 +124,6 @@ fn discover_first_then_stateless_calls() {
     assert!(status.success(), "{status:?}");
     assert!(rest.is_empty(), "{rest:?}");
     assert_only_jsonrpc(&lines.lock().unwrap());
-}
-
-#[test]
-fn missing_meta_fields_are_invalid_params() {
-    let mut s = start();
-    let without = |key: &str| {
-        let mut p = with_meta(json!({}));
-        p["_meta"].as_object_mut().unwrap().remove(key);
-        p
-    };
-    // Each case as the first request of a fresh process, and again after a
-    // well-formed 2026-07-28 request.
-    let cases = [
-        ("tools/list", json!({})),
-        (
-            "tools/list",
-            without("io.modelcontextprotocol/protocolVersion"),
-        ),
-        (
-            "tools/list",
-            without("io.modelcontextprotocol/clientCapabilities"),
-        ),
-        ("server/discover", json!({})),
-        (
-            "server/discover",
-            without("io.modelcontextprotocol/protocolVersion"),
-        ),
-        (
-            "tools/call",
-            json!({"name": "echo", "arguments": {"text": "x"}}),
-        ),
-    ];
-    let mut wrong = Vec::new();
-    for round in 0..2 {
-        for (i, (method, params)) in cases.iter().enumerate() {
-            let mut fresh;
-            let s = if round == 0 {
-                fresh = start();
-                &mut fresh
-            } else {
-                &mut s
-            };
-            let id = json!(format!("r{round}-{i}"));
-            let r = s.request(id.clone(), method, params.clone());
-            let ok = r["id"] == id
-                && r["error"]["code"] == -32602
-                && r["error"].get("data").is_none()
-                && r.get("result").is_none();
-            if !ok {
-                wrong.push(format!("{method} {params} (round {round}) -> {r}"));
-            }
-        }
-        if round == 0 {
-            let r = call(&mut s, 1, "echo", json!({"text": "x"}));
-            assert_eq!(text(&r), "x");
-        }
-    }
-    assert!(
-        wrong.is_empty(),
-        "expected -32602 with the id echoed:\n{}",
-        wrong.join("\n")
-    );
-}
-
-#[test]
-fn unsupported_versions_and_removed_methods_are_refused() {
-    let mut s = start();
-    let r = request(
-        &mut s,
-        3,
-        "tools/list",
-        json!({"_meta": {"io.modelcontextprotocol/protocolVersion": "2099-01-01"}}),
-    );
-    refused(
-        &r,
-        &json!(3),
-        -32022,
-        Some(json!({"supported": SUPPORTED, "requested": "2099-01-01"})),
-    );
-    let r = request(
-        &mut s,
-        4,
-        "server/discover",
-        json!({"_meta": {
-        "io.modelcontextprotocol/protocolVersion": "2099-01-01"}}),
-    );
-    refused(
-        &r,
-        &json!(4),
-        -32022,
-        Some(json!({"supported": SUPPORTED, "requested": "2099-01-01"})),
-    );
-
-    for (i, (method, params)) in [
-        ("initialize", json!({})),
-        (
-            "initialize",
-            json!({"protocolVersion": "2025-11-25", "capabilities": {},
-                   "clientInfo": {"name": "t", "version": "1"}}),
-        ),
-        ("ping", json!({})),
-        ("logging/setLevel", json!({"level": "debug"})),
-        ("resources/subscribe", json!({"uri": "test://static-text"})),
-        ("unknown/method", json!({})),
-    ]
-    .into_iter()
-    .enumerate()
-    {
-        let id = json!(10 + i);
-        let r = request(&mut s, id.clone(), method, params);
-        assert_eq!(r["id"], id, "{method}: {r}");
-        assert_eq!(error_code(&r), -32601, "{method}: {r}");
-    }
-    // Those did not switch the process to the session era.
-    let r = call(&mut s, 20, "echo", json!({"text": "still modern"}));
-    assert_eq!(text(&r), "still modern");
-    assert_only_jsonrpc(&s.stdout.lock().unwrap());
 }
 
 #[test]

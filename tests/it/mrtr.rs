@@ -8,8 +8,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::http_util::{text, Launch, Server};
-use crate::util::{error_code, meta, with_meta, Stdio, MODERN};
+use crate::harness::{error_code, meta, text, Client, Era, Launch, Server, Stdio};
 
 const ELICIT: &str = "test_input_required_result_elicitation";
 
@@ -20,20 +19,9 @@ fn declaring(capabilities: Value) -> Value {
     m
 }
 
-/// A 2026-07-28 POST with the headers its body implies; the response body.
-fn post(s: &Server, id: u64, method: &str, params: Value) -> Value {
-    let name = params["name"]
-        .as_str()
-        .or(params["uri"].as_str())
-        .unwrap_or_default()
-        .to_owned();
-    let body = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": with_meta(params)});
-    let mut headers = vec![("MCP-Protocol-Version", MODERN), ("Mcp-Method", method)];
-    if !name.is_empty() {
-        headers.push(("Mcp-Name", name.as_str()));
-    }
-    let r = s.post(None, &body.to_string(), &headers);
-    r.json()
+/// A 2026-07-28 client on `server`.
+fn modern(server: Server) -> Client {
+    Client::over_http(Era::Modern, server)
 }
 
 fn elicit_params(extra: Value) -> Value {
@@ -50,18 +38,19 @@ fn alice() -> Value {
 }
 
 /// Round one: the question and its state.
-fn round_one(s: &Server) -> String {
-    let r = post(s, 1, "tools/call", elicit_params(json!({})));
+fn round_one(c: &mut Client) -> String {
+    let case = c.case;
+    let r = c.request_id(1, "tools/call", elicit_params(json!({})));
     let result = &r["result"];
-    assert_eq!(result["resultType"], "input_required", "{r}");
+    assert_eq!(result["resultType"], "input_required", "{case}: {r}");
     assert_eq!(
         result["inputRequests"]["user_name"]["method"], "elicitation/create",
-        "{r}"
+        "{case}: {r}"
     );
-    assert!(result.get("content").is_none(), "{r}");
+    assert!(result.get("content").is_none(), "{case}: {r}");
     result["requestState"]
         .as_str()
-        .unwrap_or_else(|| panic!("a requestState: {r}"))
+        .unwrap_or_else(|| panic!("{case}: a requestState: {r}"))
         .to_owned()
 }
 
@@ -84,42 +73,35 @@ fn one_handler_asks_in_stream_in_the_session_era_and_by_input_required_in_2026()
         "result": {"action": "accept", "content": {"name": "Alice"}}}));
     let done = s.recv();
     assert_eq!(text(&done["result"]), "Hello, Alice!", "{done}");
-    // 2026-07-28 on the same stdio connection: input_required, then the retry.
-    let r = s.request(2, "tools/call", with_meta(elicit_params(json!({}))));
-    assert_eq!(r["result"]["resultType"], "input_required", "{r}");
-    let state = r["result"]["requestState"].as_str().unwrap().to_owned();
-    let r = s.request(
-        3,
-        "tools/call",
-        with_meta(elicit_params(
-            json!({"inputResponses": alice(), "requestState": state}),
-        )),
-    );
-    assert_eq!(r["result"]["resultType"], "complete", "{r}");
-    assert_eq!(text(&r["result"]), "Hello, Alice!", "{r}");
-    assert!(s.finish().0.success());
-
-    // 2026-07-28 over HTTP: the same two rounds.
-    let s = Server::start(&["--fixtures", "conformance"]);
-    let state = round_one(&s);
-    let r = post(
-        &s,
-        2,
-        "tools/call",
-        elicit_params(json!({"inputResponses": alice(), "requestState": state})),
-    );
-    assert_eq!(r["result"]["resultType"], "complete", "{r}");
-    assert_eq!(text(&r["result"]), "Hello, Alice!", "{r}");
+    // 2026-07-28 on the same stdio connection, and over HTTP: input_required, then
+    // the retry.
+    let clients = [
+        Client::over_stdio(Era::Modern, s),
+        modern(Server::start(&["--fixtures", "conformance"])),
+    ];
+    for mut c in clients {
+        let case = c.case;
+        let state = round_one(&mut c);
+        let r = c.request_id(
+            2,
+            "tools/call",
+            elicit_params(json!({"inputResponses": alice(), "requestState": state})),
+        );
+        assert_eq!(r["result"]["resultType"], "complete", "{case}: {r}");
+        assert_eq!(text(&r["result"]), "Hello, Alice!", "{case}: {r}");
+        let (status, logs) = c.finish();
+        assert!(status.success(), "{case}: {status:?}\n{logs}");
+    }
 }
 
 #[test]
 fn a_sealed_state_is_refused_when_tampered_bound_elsewhere_or_from_another_key() {
-    let s = Server::start(&["--fixtures", "conformance"]);
-    let state = round_one(&s);
-    let retry = |state: &str, name: &str| {
+    let mut s = modern(Server::start(&["--fixtures", "conformance"]));
+    let state = round_one(&mut s);
+    let mut retry = |state: &str, name: &str| {
         let mut p = elicit_params(json!({"inputResponses": alice(), "requestState": state}));
         p["name"] = name.into();
-        post(&s, 2, "tools/call", p)
+        s.request_id(2, "tools/call", p)
     };
     let r = retry(&format!("{state}-TAMPERED"), ELICIT);
     assert_eq!(error_code(&r), -32602, "{r}");
@@ -139,9 +121,8 @@ fn a_sealed_state_is_refused_when_tampered_bound_elsewhere_or_from_another_key()
         "{r}"
     );
     // Another server (another random key) refuses it.
-    let other = Server::start(&["--fixtures", "conformance"]);
-    let r = post(
-        &other,
+    let mut other = modern(Server::start(&["--fixtures", "conformance"]));
+    let r = other.request_id(
         2,
         "tools/call",
         elicit_params(json!({"inputResponses": alice(), "requestState": state})),
@@ -160,25 +141,23 @@ fn a_state_expires_and_instances_sharing_a_key_file_accept_each_others() {
     let key = key.to_str().unwrap();
     let config = "[mrtr]\nstate_ttl_ms = 1500\n";
     let launch = || {
-        Server::launch(Launch {
+        modern(Server::launch(Launch {
             config: Some(config),
             args: &["--fixtures", "conformance"],
             env: &[("EMCEE_MRTR_KEY_FILE", key)],
-        })
+        }))
     };
-    let (a, b) = (launch(), launch());
+    let (mut a, mut b) = (launch(), launch());
     assert!(!a.logs().contains("random key"), "{}", a.logs());
-    let state = round_one(&a);
-    let r = post(
-        &b,
+    let state = round_one(&mut a);
+    let r = b.request_id(
         2,
         "tools/call",
         elicit_params(json!({"inputResponses": alice(), "requestState": state})),
     );
     assert_eq!(text(&r["result"]), "Hello, Alice!", "another instance: {r}");
     std::thread::sleep(Duration::from_millis(1700));
-    let r = post(
-        &a,
+    let r = a.request_id(
         3,
         "tools/call",
         elicit_params(json!({"inputResponses": alice(), "requestState": state})),
@@ -192,38 +171,36 @@ fn a_state_expires_and_instances_sharing_a_key_file_accept_each_others() {
     std::fs::write(dir.path().join("short.key"), b"short").unwrap();
     let short = dir.path().join("short.key");
     let (status, _, stderr) =
-        crate::util::run(&["config", "--mrtr-key-file", short.to_str().unwrap()], &[]);
+        crate::harness::run(&["config", "--mrtr-key-file", short.to_str().unwrap()], &[]);
     assert_eq!(status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("mrtr.key_file"), "{stderr}");
 }
 
 #[test]
 fn undeclared_capabilities_and_malformed_answers_are_protocol_errors() {
-    let s = Server::start(&["--fixtures", "conformance"]);
+    let mut s = modern(Server::start(&["--fixtures", "conformance"]));
     // No elicitation declared: -32021 naming it, not a question.
     let mut p = elicit_params(json!({}));
     p["_meta"] = declaring(json!({}));
-    let r = post(&s, 1, "tools/call", p);
+    let r = s.request_id(1, "tools/call", p);
     assert_eq!(error_code(&r), -32021, "{r}");
     // An answer that is not an elicitation result: -32602.
-    let state = round_one(&s);
-    let r = post(
-        &s,
+    let state = round_one(&mut s);
+    let r = s.request_id(
         2,
         "tools/call",
         elicit_params(json!({"inputResponses": {"user_name": 12345}, "requestState": state})),
     );
     assert_eq!(error_code(&r), -32602, "{r}");
     // Answers for keys nobody asked are ignored; a missing answer is asked again.
-    let r = post(
-        &s,
+    let r = s.request_id(
         3,
         "tools/call",
         elicit_params(json!({"inputResponses": {"other": {"action": "decline"}}})),
     );
     assert_eq!(r["result"]["resultType"], "input_required", "{r}");
     // Methods other than tools/call, prompts/get, resources/read never ask.
-    let r = post(&s, 4, "tools/list", json!({}));
+    let r = s.request_id(4, "tools/list", json!({}));
     assert_eq!(r["result"]["resultType"], "complete", "{r}");
     // prompts/get asks and completes too.
     let prompt = |extra: Value| {
@@ -234,12 +211,11 @@ fn undeclared_capabilities_and_malformed_answers_are_protocol_errors() {
         }
         p
     };
-    let r = post(&s, 5, "prompts/get", prompt(json!({})));
+    let r = s.request_id(5, "prompts/get", prompt(json!({})));
     assert_eq!(r["result"]["resultType"], "input_required", "{r}");
     let state = r["result"]["requestState"].as_str().unwrap().to_owned();
     let answer = json!({"user_context": {"action": "accept", "content": {"context": "tests"}}});
-    let r = post(
-        &s,
+    let r = s.request_id(
         6,
         "prompts/get",
         prompt(json!({"inputResponses": answer, "requestState": state})),

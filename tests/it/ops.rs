@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use prometheus_parse::{HistogramCount, Scrape, Value as Sample};
 use serde_json::{json, Value};
 
-use crate::http_util::{call_body, probe, text, Launch, Server};
+use crate::harness::{call_body, probe, text, Launch, Server};
 
 /// One `/metrics` scrape, parsed.
 struct Metrics(Scrape);
@@ -767,7 +767,7 @@ impl Drop for SmallDisk {
 
 /// Write `key` = `value` with kv_set until a write fails; each answer comes in
 /// bounded time. Returns the failed answer.
-fn fill_disk(s: &mut crate::http_util::Server, id: &str, from: u64) -> Value {
+fn fill_disk(s: &mut crate::harness::Server, id: &str, from: u64) -> Value {
     let value = "v".repeat(300_000);
     for i in from..from + 40 {
         let started = std::time::Instant::now();
@@ -797,7 +797,7 @@ fn a_full_disk_is_reported_refused_at_once_restarts_once_freed_and_does_not_bloc
     std::fs::write(&ballast, vec![0u8; 1_000_000]).expect("ballast");
     let data = disk.path().join("data");
     let data = data.to_str().expect("utf-8 path").to_owned();
-    let mut s = crate::http_util::Server::launch(crate::http_util::Launch {
+    let mut s = crate::harness::Server::launch(crate::harness::Launch {
         config: Some("[storage]\nflush_timeout_ms = 1000\nretry_ms = 200\n"),
         args: &["--data-dir", &data],
         env: &[],
@@ -855,7 +855,7 @@ fn a_full_disk_is_reported_refused_at_once_restarts_once_freed_and_does_not_bloc
         "{}",
         s.logs()
     );
-    let mut s = crate::http_util::Server::launch(crate::http_util::Launch {
+    let mut s = crate::harness::Server::launch(crate::harness::Launch {
         config: Some("[storage]\nflush_timeout_ms = 1000\nretry_ms = 200\n"),
         args: &["--data-dir", &data],
         env: &[],

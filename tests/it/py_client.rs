@@ -19,8 +19,7 @@ use std::sync::Mutex;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::http_util::Server;
-use crate::util::{describe, drain};
+use crate::harness::{bin, describe, drain, scrub_env, Server};
 
 /// Serializes creating the venv if both tests need it at once.
 static VENV_SETUP: Mutex<()> = Mutex::new(());
@@ -231,8 +230,13 @@ fn run_check(python: &Path, kind: &str, args: &[&OsStr]) -> Result<(), String> {
     let dir = python_dir();
     let script = dir.join("check.py");
     assert!(script.is_file(), "missing {}", script.display());
+    // The SDK may spawn `emcee stdio` itself: it inherits a scrubbed environment.
     let mut cmd = python_command(python);
-    cmd.arg(&script).arg(kind).args(args).current_dir(&dir);
+    scrub_env(&mut cmd)
+        .arg(&script)
+        .arg(kind)
+        .args(args)
+        .current_dir(&dir);
     let (output, timed_out) = run_bounded(&mut cmd, CLIENT_TIMEOUT)
         .unwrap_or_else(|e| panic!("failed to run {} check.py: {e}", python.display()));
     if timed_out {
@@ -270,10 +274,7 @@ fn run_check(python: &Path, kind: &str, args: &[&OsStr]) -> Result<(), String> {
 fn python_sdk_client_negotiates_2026_07_28_over_stdio() {
     let python = ensure_venv();
     let data_dir = tempfile::tempdir().expect("failed to create a temporary data dir");
-    let args = [
-        OsStr::new(env!("CARGO_BIN_EXE_emcee")),
-        data_dir.path().as_os_str(),
-    ];
+    let args = [OsStr::new(bin()), data_dir.path().as_os_str()];
     if let Err(reason) = run_check(&python, "stdio", &args) {
         panic!("{reason}");
     }

@@ -2,7 +2,7 @@
 
 use serde_json::{json, Value};
 
-use crate::util::{error_code, text, Stdio};
+use crate::harness::{error_code, text, Stdio};
 
 const LEGACY_VERSIONS: [&str; 4] = ["2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"];
 const BUILTIN_TOOLS: [&str; 6] = ["echo", "sleep", "kv_set", "kv_get", "kv_delete", "kv_list"];
@@ -86,86 +86,6 @@ fn tools_list_has_the_builtins_and_fixtures_only_when_asked() {
             "fault_hang",
             "fault_big"
         ]
-    );
-}
-
-#[test]
-fn tools_list_pages_at_the_configured_size() {
-    fn pages(page_size: usize) -> Vec<Vec<String>> {
-        let mut s = Stdio::with_config(&format!("[limits]\npage_size = {page_size}\n"), &[]);
-        s.initialize("2025-11-25");
-        let mut out = Vec::new();
-        let mut params = json!({});
-        for id in 1..20 {
-            let r = s.request(id, "tools/list", params.clone())["result"].clone();
-            out.push(tool_names(&r));
-            match r.get("nextCursor") {
-                Some(c) => params = json!({"cursor": c}),
-                None => return out,
-            }
-        }
-        panic!("pagination did not end");
-    }
-    assert_eq!(pages(2).iter().map(Vec::len).collect::<Vec<_>>(), [2, 2, 2]);
-    assert_eq!(pages(5).iter().map(Vec::len).collect::<Vec<_>>(), [5, 1]);
-    assert_eq!(pages(6).iter().map(Vec::len).collect::<Vec<_>>(), [6]);
-    assert_eq!(pages(2).concat(), BUILTIN_TOOLS);
-
-    let mut s = Stdio::ready(&[]);
-    assert_eq!(
-        error_code(&s.request(1, "tools/list", json!({"cursor": "bogus"}))),
-        -32602
-    );
-}
-
-#[test]
-fn echo_sleep_and_kv_tools_answer() {
-    let mut s = Stdio::ready(&[]);
-    assert_eq!(
-        text(&s.call_ok(1, "echo", json!({"text": "héllo\nworld"}))),
-        "héllo\nworld"
-    );
-    assert_eq!(
-        text(&s.call_ok(2, "sleep", json!({"ms": 20}))),
-        "slept 20 ms"
-    );
-
-    let set = s.call_ok(3, "kv_set", json!({"key": "k1", "value": "v1"}));
-    assert_eq!(set["structuredContent"], json!({"key": "k1"}));
-    s.call_ok(4, "kv_set", json!({"key": "k2", "value": "v2"}));
-    s.call_ok(5, "kv_set", json!({"key": "other", "value": "v3"}));
-    let got = s.call_ok(6, "kv_get", json!({"key": "k1"}));
-    assert_eq!(
-        got["structuredContent"],
-        json!({"key": "k1", "value": "v1"})
-    );
-    let text_json: Value = serde_json::from_str(text(&got)).unwrap();
-    assert_eq!(
-        text_json, got["structuredContent"],
-        "text mirrors structuredContent"
-    );
-    let listed = s.call_ok(7, "kv_list", json!({"prefix": "k"}));
-    assert_eq!(
-        listed["structuredContent"],
-        json!({"keys": ["k1", "k2"], "truncated": false})
-    );
-    let all = s.call_ok(8, "kv_list", json!({}));
-    assert_eq!(
-        all["structuredContent"]["keys"],
-        json!(["k1", "k2", "other"])
-    );
-    let del = s.call_ok(9, "kv_delete", json!({"key": "k1"}));
-    assert_eq!(
-        del["structuredContent"],
-        json!({"key": "k1", "deleted": true})
-    );
-    let del = s.call_ok(10, "kv_delete", json!({"key": "k1"}));
-    assert_eq!(del["structuredContent"]["deleted"], false);
-    let missing = s.call_ok(11, "kv_get", json!({"key": "k1"}));
-    assert_eq!(missing["isError"], true);
-    assert!(
-        text(&missing).contains("no value for key `k1`"),
-        "{missing}"
     );
 }
 
@@ -438,26 +358,6 @@ fn a_call_past_its_timeout_gets_an_is_error_result() {
         text(&s.call_ok(2, "sleep", json!({"ms": 50}))),
         "slept 50 ms",
         "under the limit"
-    );
-}
-
-#[test]
-fn a_panicking_tool_is_contained_and_the_next_call_is_served() {
-    let mut s = Stdio::ready(&["--fixtures", "faults"]);
-    for i in 0..3 {
-        let r = s.call_ok(i, "fault_panic", json!({}));
-        assert_eq!(r["isError"], true);
-        assert!(text(&r).contains("panicked"), "{r}");
-    }
-    assert_eq!(
-        text(&s.call_ok(10, "echo", json!({"text": "alive"}))),
-        "alive"
-    );
-    let (status, _, stderr) = s.finish();
-    assert!(status.success());
-    assert!(
-        stderr.iter().any(|l| l.contains("\"msg\":\"panic\"")),
-        "the panic is logged"
     );
 }
 
@@ -880,7 +780,7 @@ fn stdin_and_stdout_may_be_regular_files() {
     let input = tmp.path().join("in.jsonl");
     let output = tmp.path().join("out.jsonl");
     std::fs::write(&input, session_script(&[1, 2, 3])).unwrap();
-    let status = std::process::Command::new(crate::util::bin())
+    let status = crate::harness::emcee_command()
         .args(["stdio", "--log-level", "warning", "--data-dir"])
         .arg(tmp.path().join("data"))
         .stdin(std::fs::File::open(&input).unwrap())
@@ -908,7 +808,7 @@ fn a_stdin_pipe_is_left_in_blocking_mode() {
     let (reader, mut writer) = std::io::pipe().unwrap();
     let mut ours = reader.try_clone().unwrap();
     let tmp = tempfile::tempdir().unwrap();
-    let mut child = std::process::Command::new(crate::util::bin())
+    let mut child = crate::harness::emcee_command()
         .args(["stdio", "--log-level", "warning", "--data-dir"])
         .arg(tmp.path().join("data"))
         .stdin(reader)
@@ -922,7 +822,7 @@ fn a_stdin_pipe_is_left_in_blocking_mode() {
         std::io::BufRead::read_line(&mut stdout, &mut line).unwrap();
         assert!(line.contains("\"id\":"), "{line}");
     }
-    crate::util::send_signal(child.id(), "TERM");
+    crate::harness::send_signal(child.id(), "TERM");
     assert!(child.wait().unwrap().success());
 
     let (tx, rx) = std::sync::mpsc::channel();
@@ -934,7 +834,7 @@ fn a_stdin_pipe_is_left_in_blocking_mode() {
     let early = rx.recv_timeout(std::time::Duration::from_millis(300));
     assert!(early.is_err(), "the read did not block: {early:?}");
     writer.write_all(b"x").unwrap();
-    let late = rx.recv_timeout(crate::util::RECV_TIMEOUT).unwrap();
+    let late = rx.recv_timeout(crate::harness::RECV_TIMEOUT).unwrap();
     assert_eq!(late, Ok(1));
     read.join().unwrap();
 }
@@ -1049,10 +949,10 @@ fn results_are_bounded_in_bytes() {
 #[test]
 fn a_client_that_does_not_read_cannot_grow_the_output_queue() {
     use std::io::Write;
-    use std::process::{Command, Stdio as Pipe};
+    use std::process::Stdio as Pipe;
     let dir = tempfile::tempdir().unwrap();
-    let config = crate::util::write_config(dir.path(), "[limits]\nmax_output_bytes = 1048576\n");
-    let mut child = Command::new(crate::util::bin())
+    let config = crate::harness::write_config(dir.path(), "[limits]\nmax_output_bytes = 1048576\n");
+    let mut child = crate::harness::emcee_command()
         .args(["stdio", "--data-dir"])
         .arg(dir.path().join("data"))
         .arg("--config")
@@ -1084,7 +984,7 @@ fn a_client_that_does_not_read_cannot_grow_the_output_queue() {
         })
     };
     std::thread::sleep(std::time::Duration::from_secs(3));
-    let rss_kib = crate::util::rss_kib(pid);
+    let rss_kib = crate::harness::rss_kib(pid);
     let written = sent.load(std::sync::atomic::Ordering::Relaxed);
     let _ = child.kill();
     let _ = child.wait();
@@ -1116,7 +1016,7 @@ fn filled_data_dir(dir: &std::path::Path) {
 /// Start `emcee stdio` on the damaged data dir of `dir`: it must refuse with exit 3
 /// and one clear line, not serve what is left nor crash.
 fn refuses_damaged(dir: &std::path::Path) {
-    let out = std::process::Command::new(crate::util::bin())
+    let out = crate::harness::emcee_command()
         .args(["stdio", "--data-dir"])
         .arg(dir.join("data"))
         .stdin(std::process::Stdio::null())
@@ -1161,7 +1061,7 @@ fn a_held_data_dir_is_explained_and_taken_over_once_free() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let mut first = Stdio::start_in(tmp.path(), &[], &[]);
     first.initialize("2025-11-25");
-    let config = crate::util::write_config(tmp.path(), "[storage]\nretry_ms = 100\n");
+    let config = crate::harness::write_config(tmp.path(), "[storage]\nretry_ms = 100\n");
     let config = config.to_str().expect("utf-8 path");
     let mut second = Stdio::start_in(tmp.path(), &["--config", config], &[]);
     second.initialize("2025-11-25");

@@ -7,8 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::http_util::{text, Server};
-use crate::util::{error_code, meta, with_meta, Stdio, MODERN};
+use crate::harness::{error_code, meta, text, Client, Era, Server, MODERN_CASES};
 
 const EXT: &str = "io.modelcontextprotocol/tasks";
 
@@ -20,48 +19,20 @@ fn with_ext() -> Value {
     m
 }
 
-/// One way to send 2026-07-28 requests: HTTP POSTs or one stdio connection.
-trait Client {
-    fn send(&mut self, id: u64, method: &str, params: Value) -> Value;
-}
-
-impl Client for Server {
-    fn send(&mut self, id: u64, method: &str, params: Value) -> Value {
-        let name = params["name"]
-            .as_str()
-            .or(params["taskId"].as_str())
-            .unwrap_or_default()
-            .to_owned();
-        let body =
-            json!({"jsonrpc": "2.0", "id": id, "method": method, "params": with_meta(params)});
-        let mut headers = vec![("MCP-Protocol-Version", MODERN), ("Mcp-Method", method)];
-        if !name.is_empty() {
-            headers.push(("Mcp-Name", name.as_str()));
-        }
-        self.post(None, &body.to_string(), &headers).json()
-    }
-}
-
-impl Client for Stdio {
-    fn send(&mut self, id: u64, method: &str, params: Value) -> Value {
-        self.request(id, method, with_meta(params))
-    }
-}
-
-fn call(c: &mut dyn Client, id: u64, tool: &str, args: Value, m: Value) -> Value {
-    c.send(
+fn call(c: &mut Client, id: u64, tool: &str, args: Value, m: Value) -> Value {
+    c.request_id(
         id,
         "tools/call",
         json!({"name": tool, "arguments": args, "_meta": m}),
     )
 }
 
-fn task_op(c: &mut dyn Client, id: u64, method: &str, task: &str) -> Value {
-    c.send(id, method, json!({"taskId": task, "_meta": with_ext()}))
+fn task_op(c: &mut Client, id: u64, method: &str, task: &str) -> Value {
+    c.request_id(id, method, json!({"taskId": task, "_meta": with_ext()}))
 }
 
 /// Poll until the task leaves `working`/`input_required` or `status` is reached.
-fn wait_for(c: &mut dyn Client, task: &str, status: &str) -> Value {
+fn wait_for(c: &mut Client, task: &str, status: &str) -> Value {
     let deadline = Instant::now() + Duration::from_secs(10);
     let mut id = 1000;
     loop {
@@ -83,12 +54,12 @@ fn wait_for(c: &mut dyn Client, task: &str, status: &str) -> Value {
 }
 
 /// The lifecycle every transport must show.
-fn lifecycle(c: &mut dyn Client) {
+fn lifecycle(c: &mut Client) {
     // Without the extension: the ordinary result, and no task methods.
     let r = call(c, 1, "sleep", json!({"ms": 10}), meta());
     assert_eq!(r["result"]["resultType"], "complete", "{r}");
     assert_eq!(text(&r["result"]), "slept 10 ms", "{r}");
-    let r = c.send(2, "tasks/get", json!({"taskId": "x"}));
+    let r = c.request_id(2, "tasks/get", json!({"taskId": "x"}));
     assert_eq!(error_code(&r), -32021, "{r}");
     assert_eq!(
         r["error"]["data"]["requiredCapabilities"]["extensions"][EXT],
@@ -141,7 +112,7 @@ fn lifecycle(c: &mut dyn Client) {
         waiting["result"]["inputRequests"]["confirm"]["method"], "elicitation/create",
         "{waiting}"
     );
-    let r = c.send(
+    let r = c.request_id(
         10,
         "tasks/update",
         json!({"taskId": asking, "inputResponses": {"confirm": {"action": "accept", "content": {"confirm": true}}},
@@ -155,30 +126,29 @@ fn lifecycle(c: &mut dyn Client) {
     assert_eq!(error_code(&r), -32021, "{r}");
 }
 
+/// Was `tasks_over_http` and `tasks_over_stdio`.
 #[test]
-fn tasks_over_http() {
-    let mut s = Server::start(&["--fixtures", "conformance"]);
-    lifecycle(&mut s);
-}
-
-#[test]
-fn tasks_over_stdio() {
-    let mut s = Stdio::start(&["--fixtures", "conformance"]);
-    lifecycle(&mut s);
-    assert!(s.finish().0.success());
+fn tasks_over_every_transport() {
+    for case in MODERN_CASES {
+        let mut c = Client::start(case, &["--fixtures", "conformance"]);
+        lifecycle(&mut c);
+        let (status, logs) = c.finish();
+        assert!(status.success(), "{case}: {status:?}\n{logs}");
+    }
 }
 
 #[test]
 fn a_task_running_when_the_process_is_killed_is_failed_after_the_restart() {
-    let mut s = Server::start(&[]);
-    let r = call(&mut s, 1, "sleep", json!({"ms": 60_000}), with_ext());
+    let mut c = Client::over_http(Era::Modern, Server::start(&[]));
+    let r = call(&mut c, 1, "sleep", json!({"ms": 60_000}), with_ext());
     let task = r["result"]["taskId"].as_str().expect("a task").to_owned();
-    let done = call(&mut s, 2, "sleep", json!({"ms": 1}), with_ext());
+    let done = call(&mut c, 2, "sleep", json!({"ms": 1}), with_ext());
     let finished = done["result"]["taskId"].as_str().unwrap().to_owned();
-    wait_for(&mut s, &finished, "completed");
+    wait_for(&mut c, &finished, "completed");
+    let mut s = c.into_server().expect("HTTP");
     s.signal("KILL");
     assert!(!s.wait_exit(Duration::from_secs(5)).success());
-    let mut s = s.restart();
+    let mut s = Client::over_http(Era::Modern, s.restart());
     let r = task_op(&mut s, 3, "tasks/get", &task);
     assert_eq!(r["result"]["status"], "failed", "{r}");
     assert!(
@@ -199,7 +169,10 @@ fn a_task_running_when_the_process_is_killed_is_failed_after_the_restart() {
 /// `limits.task_timeout_ms`: a task running longer is stopped, and says so.
 #[test]
 fn a_task_past_its_timeout_is_stopped() {
-    let mut s = Server::start(&["--limit", "task_timeout_ms=300"]);
+    let mut s = Client::over_http(
+        Era::Modern,
+        Server::start(&["--limit", "task_timeout_ms=300"]),
+    );
     let r = call(&mut s, 1, "sleep", json!({"ms": 30_000}), with_ext());
     let task = r["result"]["taskId"].as_str().expect("a task").to_owned();
     let started = Instant::now();

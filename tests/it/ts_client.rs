@@ -10,15 +10,13 @@
 //! A missing `node` or `npm` is a test failure, never a silent skip.
 
 use std::ffi::OsStr;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
-use std::sync::mpsc::{self, RecvTimeoutError};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::util::{describe, drain};
+use crate::harness::{bin, describe, drain, scrub_env, Server};
 
 /// Serializes `npm ci` if several tests in this binary need `tests/clients`.
 static NPM_INSTALL: Mutex<()> = Mutex::new(());
@@ -120,7 +118,9 @@ fn run_client(script: &str, args: &[&OsStr], banner: &str) -> Result<(), String>
     let node = node_version();
     ensure_sdk_installed(&dir);
 
-    let mut child = Command::new("node")
+    // The stdio clients spawn `emcee stdio` themselves: it inherits a scrubbed
+    // environment.
+    let mut child = scrub_env(&mut Command::new("node"))
         .arg(&path)
         .args(args)
         .current_dir(&dir)
@@ -162,138 +162,22 @@ fn run_client(script: &str, args: &[&OsStr], banner: &str) -> Result<(), String>
 #[test]
 fn typescript_sdk_client_lists_and_calls_tools_over_stdio() {
     let data_dir = tempfile::tempdir().expect("failed to create a temporary data dir");
-    let args = [
-        OsStr::new(env!("CARGO_BIN_EXE_emcee")),
-        data_dir.path().as_os_str(),
-    ];
+    let args = [OsStr::new(bin()), data_dir.path().as_os_str()];
     if let Err(reason) = run_client("stdio-client.mjs", &args, "ts-sdk stdio client:") {
         panic!("{reason}");
     }
 }
 
-/// How long `emcee serve` may take to log its bound address.
-const SERVE_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// A running `emcee serve --bind 127.0.0.1:0`; killed on drop so a failing test never
-/// leaks it.
-struct Server {
-    child: Child,
-    /// The address it actually bound, e.g. `127.0.0.1:41234`.
-    addr: String,
-    /// Every stderr line so far (the reader thread keeps draining the pipe).
-    stderr: Arc<Mutex<Vec<String>>>,
-    reader: Option<thread::JoinHandle<()>>,
-}
-
-impl Server {
-    /// Start `emcee serve` on an ephemeral port with `data_dir` and `--fixtures fixtures`,
-    /// and wait for the `serving http` log line that carries the bound address.
-    fn start(data_dir: &Path, fixtures: &str) -> Server {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_emcee"));
-        cmd.args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
-            .arg(data_dir)
-            .args(["--fixtures", fixtures])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        for (key, _) in std::env::vars_os() {
-            if key.to_string_lossy().starts_with("EMCEE_") {
-                cmd.env_remove(key);
-            }
-        }
-        let mut child = cmd.spawn().expect("failed to spawn `emcee serve`");
-        let pipe = child.stderr.take().expect("emcee stderr is piped");
-        let stderr = Arc::new(Mutex::new(Vec::new()));
-        let (tx, rx) = mpsc::channel();
-        let lines = Arc::clone(&stderr);
-        let reader = thread::spawn(move || {
-            let mut tx = Some(tx);
-            for line in BufReader::new(pipe).lines() {
-                let Ok(line) = line else { break };
-                if let Some(bind) = serving_bind(&line) {
-                    if let Some(tx) = tx.take() {
-                        // The test may have given up waiting already; nothing to do then.
-                        let _ = tx.send(bind);
-                    }
-                }
-                lines.lock().unwrap_or_else(|p| p.into_inner()).push(line);
-            }
-        });
-        let mut server = Server {
-            child,
-            addr: String::new(),
-            stderr,
-            reader: Some(reader),
-        };
-        match rx.recv_timeout(SERVE_TIMEOUT) {
-            Ok(addr) => server.addr = addr,
-            Err(e) => {
-                let why = match e {
-                    RecvTimeoutError::Timeout => {
-                        format!("no `serving http` line within {SERVE_TIMEOUT:?}")
-                    }
-                    RecvTimeoutError::Disconnected => {
-                        "stderr closed before `serving http`".to_owned()
-                    }
-                };
-                panic!("emcee serve did not start: {why}\n{}", server.stop());
-            }
-        }
-        server
-    }
-
-    /// Kill the server (if still running), wait for it, and return its exit status and
-    /// full stderr for failure messages.
-    fn stop(&mut self) -> String {
-        // Fails only if it already exited; wait() reaps it either way.
-        let _ = self.child.kill();
-        let status = self
-            .child
-            .wait()
-            .map_or_else(|e| format!("wait failed: {e}"), |s| s.to_string());
-        if let Some(reader) = self.reader.take() {
-            let _ = reader.join();
-        }
-        let lines = self.stderr.lock().unwrap_or_else(|p| p.into_inner());
-        format!(
-            "--- emcee serve ({status}) stderr ---\n{}",
-            lines.join("\n")
-        )
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// The `bind` field of an `emcee serve` stderr line if it is the `serving http` log line.
-fn serving_bind(line: &str) -> Option<String> {
-    let record: serde_json::Value = serde_json::from_str(line).ok()?;
-    if record.get("msg")?.as_str()? != "serving http" {
-        return None;
-    }
-    record.get("bind")?.as_str().map(str::to_owned)
-}
-
 #[test]
 fn typescript_sdk_client_calls_tools_over_streamable_http() {
-    let data_dir = tempfile::tempdir().expect("failed to create a temporary data dir");
-    let mut server = Server::start(data_dir.path(), "conformance");
-    let port = server
-        .addr
-        .rsplit_once(':')
-        .map(|(_, port)| port.to_owned())
-        .unwrap_or_else(|| panic!("bound address without a port: {:?}", server.addr));
-    let url = format!("http://127.0.0.1:{port}/mcp");
+    let server = Server::start(&["--fixtures", "conformance"]);
+    let url = server.url();
     let result = run_client(
         "http-client.mjs",
         &[OsStr::new(&url)],
         "ts-sdk http client:",
     );
-    let server_log = server.stop();
+    let server_log = stop(server);
     if let Err(reason) = result {
         panic!("{reason}\n{server_log}");
     }
@@ -307,7 +191,7 @@ fn ts_sdk_v2_client_speaks_2026_07_28_over_stdio() {
     let data_dir = tempfile::tempdir().expect("failed to create a temporary data dir");
     let args = [
         OsStr::new("stdio"),
-        OsStr::new(env!("CARGO_BIN_EXE_emcee")),
+        OsStr::new(bin()),
         data_dir.path().as_os_str(),
     ];
     if let Err(reason) = run_client("modern-client.mjs", &args, "ts-sdk v2 stdio client:") {
@@ -319,13 +203,19 @@ fn ts_sdk_v2_client_speaks_2026_07_28_over_stdio() {
 /// stdio, where cancelling closes the request's stream and `/metrics` must count it.
 #[test]
 fn ts_sdk_v2_client_speaks_2026_07_28_over_http() {
-    let data_dir = tempfile::tempdir().expect("failed to create a temporary data dir");
-    let mut server = Server::start(data_dir.path(), "conformance");
-    let url = format!("http://{}/mcp", server.addr);
+    let server = Server::start(&["--fixtures", "conformance"]);
+    let url = server.url();
     let args = [OsStr::new("http"), OsStr::new(&url)];
     let result = run_client("modern-client.mjs", &args, "ts-sdk v2 http client:");
-    let server_log = server.stop();
+    let server_log = stop(server);
     if let Err(reason) = result {
         panic!("{reason}\n{server_log}");
     }
+}
+
+/// Kill `emcee serve` and reap it; its stderr, for a failure message.
+fn stop(server: Server) -> String {
+    let logs = server.logs();
+    drop(server);
+    format!("--- emcee serve stderr ---\n{logs}")
 }

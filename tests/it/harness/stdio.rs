@@ -1,23 +1,18 @@
-//! Helpers that run the real `emcee` binary in a fresh temp dir and speak to it.
-
-#![allow(dead_code)]
+//! `emcee stdio` in a fresh temp dir, spoken to over its stdin and stdout.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, ExitStatus};
+use std::process::{Child, ChildStdin, ExitStatus};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+use super::{emcee_command, send_signal, write_config};
+
 /// How long a test waits for any one message before failing.
 pub const RECV_TIMEOUT: Duration = Duration::from_secs(15);
-
-/// Path of the binary under test.
-pub fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_emcee")
-}
 
 /// A running `emcee stdio`.
 pub struct Stdio {
@@ -32,13 +27,6 @@ pub struct Stdio {
     /// The data dir; kept alive for the server's lifetime.
     pub dir: PathBuf,
     _tmp: Option<tempfile::TempDir>,
-}
-
-/// Write a config file into `dir` and return its path.
-pub fn write_config(dir: &Path, text: &str) -> PathBuf {
-    let path = dir.join("emcee.toml");
-    std::fs::write(&path, text).expect("write config");
-    path
 }
 
 impl Stdio {
@@ -71,17 +59,11 @@ impl Stdio {
         env: &[(&str, &str)],
     ) -> Stdio {
         let data = dir.join("data");
-        let mut cmd = Command::new(bin());
+        let mut cmd = emcee_command();
         cmd.arg("stdio")
             .arg("--data-dir")
             .arg(&data)
             .args(extra)
-            .env_remove("EMCEE_LOG")
-            .env_remove("EMCEE_LOG_CALLS")
-            .env_remove("EMCEE_ALLOWED_HOSTS")
-            .env_remove("EMCEE_CONFIG")
-            .env_remove("EMCEE_DATA_DIR")
-            .env_remove("EMCEE_FIXTURES")
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped());
@@ -283,121 +265,25 @@ impl Drop for Stdio {
     }
 }
 
-/// The JSON-RPC error code of a response (panics if it is not an error).
-pub fn error_code(resp: &Value) -> i64 {
-    resp["error"]["code"]
-        .as_i64()
-        .unwrap_or_else(|| panic!("expected an error: {resp}"))
-}
-
-/// The first text content of a tool result.
-pub fn text(result: &Value) -> &str {
-    result["content"][0]["text"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no text content: {result}"))
-}
-
-/// `kill -SIG pid`, failing the test if it fails.
-pub fn send_signal(pid: u32, sig: &str) {
-    let ok = Command::new("kill")
-        .args([format!("-{sig}"), pid.to_string()])
-        .status()
-        .expect("run kill")
-        .success();
-    assert!(ok, "kill -{sig} {pid} failed");
-}
-
-/// Run the binary with `args` and `env` to completion; returns (status, stdout, stderr).
-pub fn run(args: &[&str], env: &[(&str, &str)]) -> (ExitStatus, String, String) {
-    let mut cmd = Command::new(bin());
-    cmd.args(args)
-        .env_remove("EMCEE_LOG")
-        .env_remove("EMCEE_LOG_CALLS")
-        .env_remove("EMCEE_ALLOWED_HOSTS")
-        .env_remove("EMCEE_CONFIG")
-        .env_remove("EMCEE_DATA_DIR")
-        .env_remove("EMCEE_BIND")
-        .env_remove("EMCEE_FIXTURES")
-        .stdin(std::process::Stdio::null());
-    for (k, v) in env {
-        cmd.env(k, v);
+/// Every stdout line so far is one JSON-RPC 2.0 notification or response (a server
+/// never sends requests in this revision).
+pub fn assert_only_jsonrpc(lines: &[String]) {
+    assert!(!lines.is_empty());
+    for line in lines {
+        let v: Value = serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {line:?}"));
+        assert_eq!(v["jsonrpc"], "2.0", "{line}");
+        let notification = v["method"].is_string() && v.get("id").is_none();
+        // An error whose request id could not be read omits the id.
+        let response = v.get("method").is_none()
+            && match (v.get("result"), v.get("error")) {
+                (Some(_), None) => v.get("id").is_some(),
+                (None, Some(e)) => e["code"].is_i64() && e["message"].is_string(),
+                _ => false,
+            };
+        assert!(
+            notification || response,
+            "not a notification or response: {line}"
+        );
     }
-    let out = cmd.output().expect("run emcee");
-    (
-        out.status,
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-/// The resident memory of process `pid`, in KiB.
-pub fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS")
-}
-
-/// A finished child's status and both outputs, for a failure message.
-pub fn describe(output: &std::process::Output) -> String {
-    format!(
-        "status: {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
-
-/// Drain a child pipe on a thread so a chatty child cannot block on a full pipe.
-pub fn drain<R: std::io::Read + Send + 'static>(
-    pipe: Option<R>,
-) -> std::thread::JoinHandle<Vec<u8>> {
-    std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        if let Some(mut pipe) = pipe {
-            // A read error just truncates what we can show; the exit status decides.
-            let _ = pipe.read_to_end(&mut buf);
-        }
-        buf
-    })
-}
-
-/// The 2026-07-28 revision.
-pub const MODERN: &str = "2026-07-28";
-/// Every version emcee serves, newest first.
-pub const SUPPORTED: [&str; 5] = [
-    "2026-07-28",
-    "2025-11-25",
-    "2025-06-18",
-    "2025-03-26",
-    "2024-11-05",
-];
-/// `_meta` key of the server's identity on 2026-07-28 results.
-pub const SERVER_INFO: &str = "io.modelcontextprotocol/serverInfo";
-/// `_meta` key of a listen stream's notifications.
-pub const SUBSCRIPTION_ID: &str = "io.modelcontextprotocol/subscriptionId";
-
-/// The required per-request 2026-07-28 `_meta`, declaring no capabilities.
-pub fn meta() -> Value {
-    json!({
-        "io.modelcontextprotocol/protocolVersion": MODERN,
-        "io.modelcontextprotocol/clientCapabilities": {},
-        "io.modelcontextprotocol/clientInfo": {"name": "t", "version": "1"},
-    })
-}
-
-/// `params` with the usual 2026-07-28 `_meta` (fields of a `_meta` already there win).
-pub fn with_meta(params: Value) -> Value {
-    let mut params = params;
-    let map = params.as_object_mut().expect("params is an object");
-    let mut m = meta();
-    if let Some(Value::Object(given)) = map.remove("_meta") {
-        for (k, v) in given {
-            m[k] = v;
-        }
-    }
-    map.insert("_meta".into(), m);
-    params
 }

@@ -3,18 +3,16 @@
 //! incrementally. Every read has a timeout, so a misbehaving server fails a test
 //! instead of hanging it.
 
-#![allow(dead_code)]
-
 use std::io::{BufRead, BufReader, Read};
 use std::path::PathBuf;
-use std::process::{Child, Command, ExitStatus};
+use std::process::{Child, ExitStatus};
 use std::sync::mpsc::{self, Receiver};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::util::{bin, write_config};
+use super::{emcee_command, send_signal, write_config};
 
 /// The protocol version the tests negotiate.
 pub const VERSION: &str = "2025-11-25";
@@ -330,22 +328,13 @@ impl Server {
 
     fn spawn(tmp: tempfile::TempDir, args: Vec<String>, env: Vec<(String, String)>) -> Server {
         let dir = tmp.path().to_owned();
-        let mut cmd = Command::new(bin());
+        let mut cmd = emcee_command();
         cmd.arg("serve").arg("--bind").arg("127.0.0.1:0");
         // A test may name its own data dir (say, on a small filesystem).
         if !args.iter().any(|a| a == "--data-dir") {
             cmd.arg("--data-dir").arg(dir.join("data"));
         }
         cmd.args(&args)
-            .env_remove("EMCEE_LOG")
-            .env_remove("EMCEE_LOG_CALLS")
-            .env_remove("EMCEE_ALLOWED_HOSTS")
-            .env_remove("EMCEE_CONFIG")
-            .env_remove("EMCEE_DATA_DIR")
-            .env_remove("EMCEE_BIND")
-            .env_remove("EMCEE_ADMIN_BIND")
-            .env_remove("EMCEE_INSTANCE_ID")
-            .env_remove("EMCEE_FIXTURES")
             .envs(env.iter().map(|(k, v)| (k, v)))
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
@@ -621,7 +610,7 @@ impl Server {
 
     /// Send a signal to the server.
     pub fn signal(&self, sig: &str) {
-        crate::util::send_signal(self.child.id(), sig);
+        send_signal(self.child.id(), sig);
     }
 
     /// Wait for the process to exit (at most `timeout`); its status.
@@ -693,13 +682,6 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// The first text content of a tool result.
-pub fn text(result: &Value) -> &str {
-    result["content"][0]["text"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no text content: {result}"))
 }
 
 /// A `tools/call` request body.

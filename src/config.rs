@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 pub const LOG_QUEUE_BYTES: usize = 1024 * 1024;
 /// A configuration problem: one line naming the flag, variable, file or value.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ConfigError {
     /// The config file could not be read.
     #[error("cannot read config file {path}: {source}")]
@@ -50,6 +51,7 @@ pub(crate) fn bad(name: &'static str, message: impl Into<String>) -> ConfigError
 /// Runtime limits. Each is a bound on memory or time; each has a test at its edge.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
 pub struct Limits {
     /// A call running longer is stopped; the caller gets an `isError` result naming the
     /// timeout (a JSON-RPC -32603 error for non-tool methods). Default 60 s.
@@ -331,6 +333,7 @@ impl Default for Limits {
 
 /// Storage settings.
 #[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
 pub struct StorageConfig {
     /// sled page cache size. sled's own default is 1 GiB; small hosts want little. Default 8 MiB.
     pub cache_capacity_bytes: u64,
@@ -360,6 +363,7 @@ impl Default for StorageConfig {
 
 /// 2026-07-28 multi-round-trip requests (`[mrtr]`): how `requestState` is sealed.
 #[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
 pub struct MrtrConfig {
     /// A file whose bytes are the HMAC secret (its SHA-256 is the key). Instances
     /// that share it accept each other's `requestState`. Default: none, a random key
@@ -411,6 +415,7 @@ impl Default for MrtrConfig {
 
 /// HTTP settings (DESIGN §1: Host and Origin validation against an allowlist).
 #[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
 pub struct HttpConfig {
     /// Host names (no port) accepted in `Host` and in `Origin`; `"*"` accepts any.
     /// Default: localhost names. Anything else gets 403 before any work is done.
@@ -449,6 +454,7 @@ impl Default for HttpConfig {
 /// some address (issue 11: a public bind that refuses every client with 403 must
 /// not be silent).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum HostWarning {
     /// The bind is not loopback, but every allowed host is: clients that reach the
     /// machine by another name or address get 403.
@@ -506,6 +512,7 @@ impl HttpConfig {
 /// Log levels of the process's own (stderr) log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum LogLevel {
     /// Everything.
     Trace,

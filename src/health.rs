@@ -52,6 +52,7 @@ impl HealthChecks {
 
 /// One check's outcome.
 #[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
 pub struct CheckResult {
     /// `ok` or `fail`.
     pub status: &'static str,
@@ -88,6 +89,7 @@ pub async fn timed(check: impl Future<Output = Result<(), String>>) -> CheckResu
 
 /// The `/health` body.
 #[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
 pub struct HealthReport {
     /// `ok` when every check passed, else `fail`.
     pub status: &'static str,

@@ -101,6 +101,7 @@ use crate::tools::DuplicateName;
 
 /// A failure that stops the process; `main` maps each to an exit code.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// Bad configuration (exit 2).
     #[error(transparent)]

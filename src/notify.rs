@@ -12,6 +12,7 @@ const UPDATE_QUEUE: usize = 256;
 
 /// Something a client may subscribe to changed.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Change {
     /// The resource with this URI changed (`notifications/resources/updated`).
     Resource(Arc<str>),

@@ -41,6 +41,7 @@ use crate::Error;
 
 /// Where a server keeps its state.
 #[derive(Debug, Clone, Default)]
+#[non_exhaustive]
 pub enum StorageOptions {
     /// In memory, gone when the process ends (tests, examples, stateless tools).
     #[default]
@@ -53,6 +54,7 @@ pub use crate::transport::http::HttpOptions;
 
 /// Which transport [`Server::serve`] serves.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub enum Transport {
     /// Newline-delimited JSON-RPC on stdin/stdout, until stdin closes.
     Stdio,

@@ -44,6 +44,7 @@ use crate::storage::StorageError;
 /// same reason, its blanket impl being over `Error`). Its text is
 /// [`ToolError::message`].
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum ToolError {
     /// The arguments do not match the input schema (or the handler's own checks).
     InvalidArguments(String),
@@ -106,6 +107,7 @@ impl<E: fmt::Display + 'static> From<E> for ToolError {
 
 /// What kind of thing a registered name belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum NameKind {
     /// A tool (keyed by name).
     Tool,

@@ -4,15 +4,15 @@
 //! bytes into typed messages and typed results back into JSON text.
 
 pub mod client;
-pub mod era;
+pub(crate) mod era;
 pub mod error;
-pub mod headers;
+pub(crate) mod headers;
 pub mod jsonrpc;
 pub mod mcp;
 pub mod prompt;
 pub mod request;
 pub mod resource;
-pub mod strict;
+pub(crate) mod strict;
 
 pub use client::{
     ElicitAction, ElicitResult, IncludeContext, ListRootsResult, ModelPreferences, Root,

@@ -26,6 +26,7 @@ const NS_SEP: u8 = 0;
 
 /// A storage failure.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum StorageError {
     /// The database could not be opened (missing permission, held by another process...).
     #[error("cannot open storage at {path}: {source}")]
@@ -140,6 +141,7 @@ struct Trees {
 
 /// What [`Storage::try_recover`] found.
 #[derive(Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Recovery {
     /// Storage was not failing.
     Healthy,

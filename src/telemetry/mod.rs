@@ -6,12 +6,12 @@
 //! transport's writer.
 
 pub mod logging;
-pub mod metrics;
-pub mod refusals;
+pub(crate) mod metrics;
+pub(crate) mod refusals;
 
 pub use logging::{install_panic_hook, logger};
-pub use metrics::Metrics;
-pub use refusals::{Refusals, Refused};
+pub(crate) use metrics::Metrics;
+pub(crate) use refusals::{Refusals, Refused};
 
 /// Longest client-chosen text a log line carries (client names, request ids);
 /// longer text is cut, so that a client cannot make log lines big.

@@ -783,6 +783,7 @@ async fn trim_events(service: Arc<Service>, streams: Arc<sse::SessionStreams>) {
 
 /// How to serve over Streamable HTTP.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct HttpOptions {
     /// Address of the MCP endpoint (`/mcp`), and of `/health` and `/metrics` unless
     /// `admin_bind` is set.

@@ -49,12 +49,13 @@ pub async fn run(
 ) -> Result<(), Error> {
     let transport = match config.mode {
         Mode::Stdio => Transport::Stdio,
-        Mode::Serve => Transport::Http(HttpOptions {
-            bind: config.bind,
-            admin_bind: config.admin_bind,
-            instance_id: config.instance_id.clone(),
-            http: config.http.clone(),
-        }),
+        Mode::Serve => {
+            let mut http = HttpOptions::new(config.bind);
+            http.admin_bind = config.admin_bind;
+            http.instance_id = config.instance_id.clone();
+            http.http = config.http.clone();
+            Transport::Http(http)
+        }
         Mode::Config | Mode::Healthcheck => return Ok(()),
     };
     binary_server(&config, log)?

@@ -44,7 +44,7 @@ use futures::channel::oneshot;
 use slog::Logger;
 
 use crate::handler::Peer;
-pub use crate::protocol::era::{self, Era};
+use crate::protocol::era::{self, Era};
 use crate::protocol::jsonrpc::{encode_error, encode_error_omitting_unknown_id, Notification};
 use crate::protocol::mcp::InitializeParams;
 use crate::protocol::request::ClientRequest;

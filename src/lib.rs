@@ -53,6 +53,7 @@
 #![warn(clippy::print_stdout)]
 
 pub mod config;
+mod error;
 mod gate;
 pub mod handler;
 pub mod health;
@@ -96,37 +97,7 @@ pub mod internals {
     pub use crate::transport::stdio::serve as serve_stdio_on;
 }
 
-use crate::storage::StorageError;
-use crate::tools::DuplicateName;
-
-/// A failure that stops the process; `main` maps each to an exit code.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum Error {
-    /// Bad configuration (exit 2).
-    #[error(transparent)]
-    Config(#[from] config::ConfigError),
-    /// Storage could not be opened or flushed (exit 3).
-    #[error(transparent)]
-    Storage(#[from] StorageError),
-    /// Two tools, resources, templates or prompts share a name (exit 2).
-    #[error(transparent)]
-    DuplicateName(#[from] DuplicateName),
-    /// A transport failed (exit 1).
-    #[error("transport error: {0}")]
-    Io(#[from] std::io::Error),
-}
-
-impl Error {
-    /// The process exit code for this error.
-    pub fn exit_code(&self) -> i32 {
-        match self {
-            Error::Config(_) | Error::DuplicateName(_) => 2,
-            Error::Storage(_) => 3,
-            Error::Io(_) => 1,
-        }
-    }
-}
+pub use crate::error::Error;
 
 /// Run `future` (a [`Server::serve`]) on a new actix `System` on this thread; then
 /// write the log lines still queued. Meant for `main`: the runtime is not dropped

@@ -31,13 +31,13 @@ use std::sync::Arc;
 use slog::Logger;
 
 use crate::config::{Limits, LogLevel, MrtrConfig, StorageConfig};
+use crate::error::Error;
 use crate::health::HealthChecks;
 use crate::prompts::{Prompt, PromptRegistry};
 use crate::resources::{Resource, ResourceRegistry, Template};
 use crate::runtime::service::{ServerInfo, Service};
 use crate::storage::{Recovery, Storage, StorageError};
 use crate::tools::{Tool, ToolRegistry};
-use crate::Error;
 
 /// Where a server keeps its state.
 #[derive(Debug, Clone, Default)]

@@ -3,11 +3,11 @@
 //! # Layout
 //! - [`protocol`]: JSON-RPC 2.0 and MCP wire types of both eras; no IO.
 //! - [`config`]: the settings a server runs with ([`config::Limits`] and the others).
-//! - [`telemetry`]: slog JSON logging on stderr, metrics, the refusal log.
+//! - [`telemetry`]: slog JSON logging on stderr (metrics and the refusal log are private).
 //! - [`storage`]: sled trees; every acknowledged write is flushed first.
 //! - [`handler`]: the handler's side of a call ([`handler::CallContext`]), apart from
 //!   the actors; the one error type of tool, resource and prompt handlers.
-//! - [`tools`]: the typed tool API, the registry, built-in and fixture tools.
+//! - [`tools`]: the typed tool API and the registry (the binary ships its own tool sets).
 //! - [`resources`], [`prompts`]: resources and templates; prompts and completion.
 //! - [`health`]: the checks behind `/health`.
 //! - [`notify`]: change broadcasts (resource updates, list changes) to subscribed sessions.

@@ -73,7 +73,9 @@ use std::future::Future;
 
 use slog::Logger;
 
-pub use crate::server::{HttpOptions, Server, ServerBuilder, StorageOptions, Transport};
+pub use crate::server::{
+    HttpOptions, MountOptions, Mounted, Running, Server, ServerBuilder, StorageOptions, Transport,
+};
 
 /// The actors and channels inside the runtime, for emcee's own benchmarks
 /// (`benches/dispatch.rs`): not part of the API, no stability promise.
@@ -178,6 +180,7 @@ pub async fn run(
             admin_bind: config.admin_bind,
             instance_id: config.instance_id.clone(),
             http: config.http.clone(),
+            listener: None,
         }),
         Mode::Config | Mode::Healthcheck => return Ok(()),
     };

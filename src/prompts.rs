@@ -379,8 +379,7 @@ mod tests {
                     .complete_argument("a", fixed("first"))
                     .complete_argument("a", fixed("second")),
             )
-            .err()
-            .expect("refused");
+            .expect_err("refused");
         assert_eq!(e.kind, NameKind::Completion);
         assert!(e.to_string().contains("ref/prompt p, argument a"), "{e}");
         assert!(r.is_empty() && !r.has_completions());

@@ -747,8 +747,8 @@ impl Mounted {
         self.routes.on_connect()
     }
 
-    /// Stop serving MCP: not ready (`/health/ready` 503); new sessions refused (503
-    /// + `Retry-After`); every session drained (calls in flight get
+    /// Stop serving MCP: not ready (`/health/ready` 503); new sessions refused
+    /// (503 with `Retry-After`); every session drained (calls in flight get
     /// `limits.shutdown_grace`, new calls -32000); housekeeping stopped; storage
     /// flushed. The routes stay in the application's `App` and keep refusing; stop
     /// the `HttpServer` after this returns. [`Error::Storage`] when storage failed

@@ -2,6 +2,16 @@
 //! over stdio or Streamable HTTP with the same runtime as the `emcee` binary
 //! (actors, logs, metrics, health, drain, flush).
 //!
+//! The doors an embedder has, all inside an actix `System`:
+//! - [`Server::serve`]`(transport, shutdown)`: serve until `shutdown` resolves.
+//! - [`Server::start`]`(transport)` → [`Running`]: the bound address (port 0
+//!   resolved), [`Running::shutdown`] from anywhere, [`Running::stopped`] to await.
+//!   [`HttpOptions::from_listener`] serves on a listener the caller bound.
+//! - [`Server::mount`]`(options)` → [`Mounted`]: the MCP routes for the caller's own
+//!   actix-web `App` ([`Mounted::configure`]), their connection hook, their drain.
+//! - [`Server::notifier`]: tell clients about changes from outside any call.
+//! - Completion: [`Prompt::complete_argument`], [`Template::complete_variable`].
+//!
 //! ```no_run
 //! use emcee::prelude::*;
 //!

@@ -2,8 +2,10 @@
 //! check for it: `/health` answers 503 naming `weather_service` when it is down.
 //!
 //! Run with: `cargo run --example weather -- 127.0.0.1:8080 127.0.0.1:9000` (serve
-//! on the first address; the weather service answers `GET /forecast?city=NAME` and
-//! `GET /health` on the second).
+//! on the first address, default `127.0.0.1:0`: a free port; the weather service
+//! answers `GET /forecast?city=NAME` and `GET /health` on the second). It binds its
+//! own listener, hands it to emcee and prints `listening on http://ADDR/mcp`, the
+//! address it got, on stdout.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -43,7 +45,7 @@ fn main() -> Result<(), emcee::Error> {
     let mut args = std::env::args().skip(1);
     let bind: SocketAddr = args
         .next()
-        .unwrap_or("127.0.0.1:8080".into())
+        .unwrap_or("127.0.0.1:0".into())
         .parse()
         .expect("a bind address");
     let service: SocketAddr = args
@@ -82,8 +84,16 @@ fn main() -> Result<(), emcee::Error> {
             answer.map(|_| ())
         })
         .build()?;
-    emcee::block_on(server.serve(
-        Transport::Http(HttpOptions::new(bind)),
-        emcee::shutdown_signal(),
-    ))
+    // Bound here, so the port is known (and a failure to bind is ours to report).
+    let listener = std::net::TcpListener::bind(bind)?;
+    let options = HttpOptions::from_listener(listener)?;
+    emcee::block_on(async move {
+        let running = server.start(Transport::Http(options)).await?;
+        if let Some(addr) = running.local_addr() {
+            println!("listening on http://{addr}/mcp");
+        }
+        emcee::shutdown_signal().await;
+        running.shutdown();
+        running.stopped().await
+    })
 }

@@ -74,7 +74,9 @@ mod transport;
 
 use std::future::Future;
 
-pub use crate::server::{HttpOptions, Server, ServerBuilder, StorageOptions, Transport};
+pub use crate::server::{
+    HttpOptions, MountOptions, Mounted, Running, Server, ServerBuilder, StorageOptions, Transport,
+};
 
 /// The actors and channels inside the runtime, for emcee's own benchmarks
 /// (`benches/dispatch.rs`): not part of the API, no stability promise.

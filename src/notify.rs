@@ -1,5 +1,6 @@
 //! Change broadcasts: a resource changed, or a list (tools, prompts, resources) did.
-//! Handlers publish ([`Notifier::changed`]); sessions subscribed to a change
+//! Handlers publish ([`Notifier::changed`]), and so can code outside any call through
+//! the server's handle (`Server::notifier`); sessions subscribed to a change
 //! (session-era `resources/subscribe`, 2026-07-28 `subscriptions/listen`) forward it
 //! to their client. Depends on nothing else in the crate.
 
@@ -44,6 +45,12 @@ impl Notifier {
     /// Tell every subscribed session about `change`.
     pub fn changed(&self, change: Change) {
         let _ = self.0.send(change);
+    }
+
+    /// Tell listening clients that a list (tools, prompts, resources) changed: the
+    /// same as [`Notifier::changed`], named as `CallContext::list_changed` is.
+    pub fn list_changed(&self, change: Change) {
+        self.changed(change);
     }
 
     /// A receiver for one session.

@@ -1,8 +1,12 @@
 //! Prompts (`prompts/list`, `prompts/get`) and argument completion (`completion/complete`).
 //!
 //! A prompt declares its arguments; `prompts/get` refuses a missing required argument
-//! with -32602 before the handler runs. Completers are registered per prompt argument
-//! or per resource-template variable and return candidate values for a prefix.
+//! with -32602 before the handler runs. Completers are attached to a prompt's argument
+//! ([`Prompt::complete_argument`], a `ref/prompt` reference) or to a resource
+//! template's variable (`Template::complete_variable`, a `ref/resource` reference)
+//! and return candidate values for what the user typed so far. One completer per
+//! reference and argument: a second is refused with [`DuplicateName`] when the server
+//! is built. The `completions` capability is advertised when there is at least one.
 //!
 //! Prompt handlers fail with the tools' [`ToolError`] (`?` on any `Display` error);
 //! the failure becomes the JSON-RPC error of `prompts/get`
@@ -34,10 +38,21 @@ type Getter = dyn Fn(CallContext, HashMap<String, String>) -> LocalBoxFuture<'st
     + Send
     + Sync;
 
+/// A completer: the candidate values of an argument from what the user typed so far
+/// (`prefix`) and the arguments already chosen (`context`). Called on the session's
+/// thread for each `completion/complete`: keep it quick (no blocking IO). At most
+/// [`MAX_COMPLETION_VALUES`] are sent; `total` says how many there were.
+pub type Completer = dyn Fn(&str, &HashMap<String, String>) -> Vec<String> + Send + Sync;
+
+/// Completers attached to one prompt or template, by argument (in the order given;
+/// a duplicate is kept here and refused when registered).
+pub(crate) type Completers = Vec<(String, Arc<Completer>)>;
+
 /// A prompt.
 pub struct Prompt {
     def: PromptDef,
     get: Box<Getter>,
+    completers: Completers,
 }
 
 impl Prompt {
@@ -58,7 +73,38 @@ impl Prompt {
                 let get = get(ctx, args);
                 Box::pin(async move { get.await.map_err(ToolError::into_rpc_error) })
             }),
+            completers: Vec::new(),
         }
+    }
+
+    /// Complete `argument` (`completion/complete` with `ref/prompt` naming this
+    /// prompt): `complete(prefix, context)` returns the candidates for what the user
+    /// typed so far, `context` holding the arguments already chosen. A second
+    /// completer for the same argument is refused with [`DuplicateName`].
+    ///
+    /// ```
+    /// use emcee::prelude::*;
+    ///
+    /// let prompt = Prompt::new("review", "Review a change.", |_ctx, _args| async {
+    ///     Ok(GetPromptResult { description: None, messages: Vec::new() })
+    /// })
+    /// .argument("tone", "How to say it", false)
+    /// .complete_argument("tone", |prefix, _context| {
+    ///     ["brief", "detailed", "friendly"]
+    ///         .into_iter()
+    ///         .filter(|t| t.starts_with(prefix))
+    ///         .map(String::from)
+    ///         .collect()
+    /// });
+    /// let server = Server::builder().prompt(prompt).build();
+    /// assert!(server.is_ok());
+    /// ```
+    pub fn complete_argument<F>(mut self, argument: impl Into<String>, complete: F) -> Prompt
+    where
+        F: Fn(&str, &HashMap<String, String>) -> Vec<String> + Send + Sync + 'static,
+    {
+        self.completers.push((argument.into(), Arc::new(complete)));
+        self
     }
 
     /// Declare an argument.
@@ -85,14 +131,39 @@ impl Prompt {
 /// A bound `prompts/get`.
 pub type BoundGet = Box<dyn FnOnce(CallContext) -> LocalBoxFuture<'static, PromptReply>>;
 
-type Completer = dyn Fn(&str, &HashMap<String, String>) -> Vec<String> + Send + Sync;
+/// The name a duplicate completer is refused under.
+fn duplicate_completer(reference: &CompletionRef, argument: &str) -> DuplicateName {
+    let name = match reference {
+        CompletionRef::Prompt { name } => format!("ref/prompt {name}, argument {argument}"),
+        CompletionRef::Resource { uri } => format!("ref/resource {uri}, variable {argument}"),
+    };
+    DuplicateName {
+        kind: NameKind::Completion,
+        name,
+    }
+}
+
+/// The first duplicate among `completers` (attached to `reference`), if any.
+pub(crate) fn check_completers(
+    reference: &CompletionRef,
+    completers: &Completers,
+) -> Result<(), DuplicateName> {
+    let mut seen = std::collections::HashSet::new();
+    match completers.iter().find(|(a, _)| !seen.insert(a.as_str())) {
+        Some((argument, _)) => Err(duplicate_completer(reference, argument)),
+        None => Ok(()),
+    }
+}
 
 /// All prompts and completers of a server.
 #[derive(Default)]
 pub struct PromptRegistry {
     prompts: Vec<Arc<Prompt>>,
     by_name: HashMap<String, usize>,
-    completers: HashMap<(CompletionRef, String), Box<Completer>>,
+    completers: HashMap<(CompletionRef, String), Arc<Completer>>,
+    /// Completers refused as duplicates by [`PromptRegistry::completer`], reported
+    /// when the server is built.
+    refused: Vec<DuplicateName>,
 }
 
 impl std::fmt::Debug for PromptRegistry {
@@ -105,7 +176,9 @@ impl std::fmt::Debug for PromptRegistry {
 }
 
 impl PromptRegistry {
-    /// Register a prompt; names are unique (a second one is refused, the first kept).
+    /// Register a prompt and the completers attached to it; names are unique, and
+    /// so is a completer per argument (a second prompt, or a prompt completing an
+    /// argument twice or one already completed, is refused and the first kept).
     pub fn add(&mut self, prompt: Prompt) -> Result<&mut Self, DuplicateName> {
         let name = prompt.def.name.clone();
         if self.by_name.contains_key(&name) {
@@ -114,13 +187,27 @@ impl PromptRegistry {
                 name,
             });
         }
+        let reference = CompletionRef::Prompt { name: name.clone() };
+        check_completers(&reference, &prompt.completers)?;
+        if let Some((argument, _)) = prompt.completers.iter().find(|(a, _)| {
+            self.completers
+                .contains_key(&(reference.clone(), a.clone()))
+        }) {
+            return Err(duplicate_completer(&reference, argument));
+        }
+        for (argument, complete) in &prompt.completers {
+            self.completers
+                .insert((reference.clone(), argument.clone()), complete.clone());
+        }
         self.by_name.insert(name, self.prompts.len());
         self.prompts.push(Arc::new(prompt));
         Ok(self)
     }
 
     /// Register a completer for `argument` of `reference`: `complete(prefix, context)`
-    /// where context holds arguments already chosen.
+    /// where context holds arguments already chosen. One per reference and argument:
+    /// a second is not registered, and the server it is for refuses to build
+    /// ([`DuplicateName`]); see [`PromptRegistry::refused`].
     pub fn completer<F>(
         &mut self,
         reference: CompletionRef,
@@ -130,9 +217,34 @@ impl PromptRegistry {
     where
         F: Fn(&str, &HashMap<String, String>) -> Vec<String> + Send + Sync + 'static,
     {
-        self.completers
-            .insert((reference, argument.into()), Box::new(complete));
+        if let Err(e) = self.insert_completer(reference, argument.into(), Arc::new(complete)) {
+            self.refused.push(e);
+        }
         self
+    }
+
+    /// Register `complete` for `argument` of `reference` unless one is there.
+    pub(crate) fn insert_completer(
+        &mut self,
+        reference: CompletionRef,
+        argument: String,
+        complete: Arc<Completer>,
+    ) -> Result<(), DuplicateName> {
+        match self.completers.entry((reference, argument)) {
+            std::collections::hash_map::Entry::Occupied(e) => {
+                let (reference, argument) = e.key();
+                Err(duplicate_completer(reference, argument))
+            }
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(complete);
+                Ok(())
+            }
+        }
+    }
+
+    /// The completers [`PromptRegistry::completer`] refused as duplicates.
+    pub fn refused(&self) -> &[DuplicateName] {
+        &self.refused
     }
 
     /// True when there are no prompts.
@@ -243,5 +355,52 @@ mod tests {
         let (values, total, more) = r.complete(&reference, "a", "x", &HashMap::new());
         assert_eq!((values.len(), total, more), (100, 150, true));
         assert_eq!(r.complete(&reference, "b", "x", &HashMap::new()).0.len(), 0);
+    }
+
+    fn prompt(name: &str) -> Prompt {
+        Prompt::new(name, "d", |_ctx, _args| async {
+            Err(ToolError::Failed("unused".into()))
+        })
+    }
+
+    fn fixed(value: &'static str) -> impl Fn(&str, &HashMap<String, String>) -> Vec<String> {
+        move |_, _| vec![value.to_owned()]
+    }
+
+    #[test]
+    fn a_second_completer_for_one_argument_is_refused_and_the_first_kept() {
+        let reference = CompletionRef::Prompt { name: "p".into() };
+        let values = |r: &PromptRegistry| r.complete(&reference, "a", "", &HashMap::new()).0;
+        // Attached to the prompt twice: the prompt is refused.
+        let mut r = PromptRegistry::default();
+        let e = r
+            .add(
+                prompt("p")
+                    .complete_argument("a", fixed("first"))
+                    .complete_argument("a", fixed("second")),
+            )
+            .expect_err("refused");
+        assert_eq!(e.kind, NameKind::Completion);
+        assert!(e.to_string().contains("ref/prompt p, argument a"), "{e}");
+        assert!(r.is_empty() && !r.has_completions());
+        // Attached, then registered by reference: the first is kept, the second
+        // recorded for the build to refuse.
+        r.add(prompt("p").complete_argument("a", fixed("first")))
+            .expect("registered");
+        r.completer(reference.clone(), "a", fixed("second"));
+        assert_eq!(values(&r), ["first"]);
+        assert_eq!(r.refused().len(), 1);
+        // By reference, then attached: the prompt is refused.
+        let mut r = PromptRegistry::default();
+        r.completer(reference.clone(), "a", fixed("first"));
+        assert!(r
+            .add(prompt("p").complete_argument("a", fixed("second")))
+            .is_err());
+        assert_eq!(values(&r), ["first"]);
+        // Other arguments and other prompts are not duplicates.
+        r.add(prompt("q").complete_argument("a", fixed("q")))
+            .expect("another prompt");
+        r.completer(reference.clone(), "b", fixed("b"));
+        assert!(r.refused().is_empty());
     }
 }

@@ -8,7 +8,8 @@
 //! failure becomes the JSON-RPC error of `resources/read` ([`ToolError::into_rpc_error`]:
 //! -32603 for a failure, the error itself for [`ToolError::Protocol`], e.g.
 //! [`not_found`]'s -32002). A second resource with the same URI, or a second template
-//! with the same URI template, is refused with [`DuplicateName`].
+//! with the same URI template, is refused with [`DuplicateName`]. A template's
+//! variables can be completed ([`Template::complete_variable`]).
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -16,6 +17,8 @@ use std::sync::Arc;
 
 use crate::handler::CallContext;
 use crate::handler::{DuplicateName, NameKind, ToolError};
+use crate::prompts::{check_completers, Completers};
+pub use crate::protocol::prompt::CompletionRef;
 pub use crate::protocol::resource::{
     ResourceContents, ResourceDef, TemplateDef, RESOURCE_NOT_FOUND,
 };
@@ -91,6 +94,7 @@ pub struct Template {
     def: TemplateDef,
     parts: Vec<TemplatePart>,
     read: Box<Reader>,
+    completers: Completers,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -169,6 +173,48 @@ impl Template {
                 mime_type: None,
             },
             read: boxed_reader(read),
+            completers: Vec::new(),
+        }
+    }
+
+    /// Complete `variable` (`completion/complete` with `ref/resource` naming this
+    /// URI template): `complete(prefix, context)` returns the candidates for what the
+    /// user typed so far, `context` holding the variables already chosen. A second
+    /// completer for the same variable is refused with [`DuplicateName`] when the
+    /// server is built.
+    ///
+    /// ```
+    /// use emcee::prelude::*;
+    ///
+    /// let cities = Template::new("weather://{city}", "weather", |_ctx, _uri, _vars| async {
+    ///     Ok(Vec::new())
+    /// })
+    /// .complete_variable("city", |prefix, _context| {
+    ///     ["Oslo", "Osaka", "Ottawa"]
+    ///         .into_iter()
+    ///         .filter(|c| c.starts_with(prefix))
+    ///         .map(String::from)
+    ///         .collect()
+    /// });
+    /// assert!(Server::builder().template(cities).build().is_ok());
+    /// ```
+    pub fn complete_variable<F>(mut self, variable: impl Into<String>, complete: F) -> Template
+    where
+        F: Fn(&str, &HashMap<String, String>) -> Vec<String> + Send + Sync + 'static,
+    {
+        self.completers.push((variable.into(), Arc::new(complete)));
+        self
+    }
+
+    /// The completers attached with [`Template::complete_variable`].
+    pub(crate) fn completers(&self) -> &Completers {
+        &self.completers
+    }
+
+    /// The reference `completion/complete` names this template by.
+    pub(crate) fn reference(&self) -> CompletionRef {
+        CompletionRef::Resource {
+            uri: self.def.uri_template.clone(),
         }
     }
 
@@ -230,7 +276,8 @@ impl ResourceRegistry {
         Ok(self)
     }
 
-    /// Register a template; URI templates are unique (a second one is refused).
+    /// Register a template; URI templates are unique (a second one is refused), and
+    /// so is a completer per variable.
     pub fn add_template(&mut self, template: Template) -> Result<&mut Self, DuplicateName> {
         let uri_template = &template.def.uri_template;
         if self
@@ -243,6 +290,7 @@ impl ResourceRegistry {
                 name: uri_template.clone(),
             });
         }
+        check_completers(&template.reference(), &template.completers)?;
         self.templates.push(Arc::new(template));
         Ok(self)
     }

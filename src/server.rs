@@ -2,6 +2,16 @@
 //! over stdio or Streamable HTTP with the same runtime as the `emcee` binary
 //! (actors, logs, metrics, health, drain, flush).
 //!
+//! The doors an embedder has, all inside an actix `System`:
+//! - [`Server::serve`]`(transport, shutdown)`: serve until `shutdown` resolves.
+//! - [`Server::start`]`(transport)` → [`Running`]: the bound address (port 0
+//!   resolved), [`Running::shutdown`] from anywhere, [`Running::stopped`] to await.
+//!   [`HttpOptions::from_listener`] serves on a listener the caller bound.
+//! - [`Server::mount`]`(options)` → [`Mounted`]: the MCP routes for the caller's own
+//!   actix-web `App` ([`Mounted::configure`]), their connection hook, their drain.
+//! - [`Server::notifier`]: tell clients about changes from outside any call.
+//! - Completion: [`Prompt::complete_argument`], [`Template::complete_variable`].
+//!
 //! ```no_run
 //! use emcee::prelude::*;
 //!
@@ -25,14 +35,18 @@
 //! ```
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use slog::Logger;
+use tokio_util::sync::CancellationToken;
 
 use crate::config::{Limits, LogLevel, MrtrConfig, StorageConfig};
 use crate::error::Error;
 use crate::health::HealthChecks;
+use crate::notify::Notifier;
 use crate::prompts::{Prompt, PromptRegistry};
 use crate::resources::{Resource, ResourceRegistry, Template};
 use crate::runtime::service::{ServerInfo, Service};
@@ -50,7 +64,7 @@ pub enum StorageOptions {
     Dir(PathBuf, StorageConfig),
 }
 
-pub use crate::transport::http::HttpOptions;
+pub use crate::transport::http::{HttpOptions, MountOptions};
 
 /// Which transport [`Server::serve`] serves.
 #[derive(Debug, Clone)]
@@ -75,6 +89,9 @@ struct Definition {
     log_calls: bool,
     /// kv namespaces bounded by `limits.kv_max_bytes`.
     kv_bounded: Vec<String>,
+    /// Made with the definition, so that a handle taken before serving is the one
+    /// the sessions listen to.
+    notifier: Notifier,
 }
 
 /// What [`ServerBuilder::registries`] lends: the registries a server is built from.
@@ -144,6 +161,7 @@ impl Server {
                 mrtr: MrtrConfig::default(),
                 log_calls: true,
                 kv_bounded: Vec::new(),
+                notifier: Notifier::default(),
             },
             log: None,
             errors: Vec::new(),
@@ -181,7 +199,8 @@ impl ServerBuilder {
         self
     }
 
-    /// Add a resource template (`kv://{key}`).
+    /// Add a resource template (`kv://{key}`, with the completers attached by
+    /// [`Template::complete_variable`]).
     pub fn template(mut self, template: Template) -> Self {
         if let Err(e) = self.def.resources.add_template(template) {
             self.errors.push(e.to_string());
@@ -189,7 +208,7 @@ impl ServerBuilder {
         self
     }
 
-    /// Add a prompt.
+    /// Add a prompt (with the completers attached by [`Prompt::complete_argument`]).
     pub fn prompt(mut self, prompt: Prompt) -> Self {
         if let Err(e) = self.def.prompts.add(prompt) {
             self.errors.push(e.to_string());
@@ -238,6 +257,12 @@ impl ServerBuilder {
         self
     }
 
+    /// The server's change notifier (see [`Server::notifier`]), for handlers that
+    /// capture it while the server is being defined.
+    pub fn notifier(&self) -> Notifier {
+        self.def.notifier.clone()
+    }
+
     /// Bound the bytes of the kv `namespace` (keys and values, exact under
     /// concurrency) by `limits.kv_max_bytes`: a write past it fails naming the limit.
     pub fn kv_bounded(mut self, namespace: impl Into<String>) -> Self {
@@ -258,8 +283,25 @@ impl ServerBuilder {
     }
 
     /// The checked definition; two tools, resources, templates or prompts with one
-    /// name are an error.
-    pub fn build(self) -> Result<Server, BuildError> {
+    /// name are an error, and so are two completers for one argument of a prompt or
+    /// one variable of a template.
+    pub fn build(mut self) -> Result<Server, BuildError> {
+        // Template completers join the prompt registry's table, which serves
+        // `completion/complete`; one per reference and variable.
+        let templates: Vec<_> = self.def.resources.templates().to_vec();
+        for template in templates {
+            for (variable, complete) in template.completers() {
+                if let Err(e) = self.def.prompts.insert_completer(
+                    template.reference(),
+                    variable.clone(),
+                    complete.clone(),
+                ) {
+                    self.errors.push(e.to_string());
+                }
+            }
+        }
+        self.errors
+            .extend(self.def.prompts.refused().iter().map(ToString::to_string));
         if !self.errors.is_empty() {
             return Err(BuildError(self.errors));
         }
@@ -275,6 +317,33 @@ impl Server {
     /// The logger this server logs to.
     pub fn logger(&self) -> &Logger {
         &self.log
+    }
+
+    /// A handle (cheap to clone, usable from any thread) that tells this server's
+    /// clients about changes that happen outside any call, exactly as
+    /// [`crate::handler::CallContext::resource_updated`] and
+    /// [`crate::handler::CallContext::list_changed`] do inside one: a file
+    /// watcher, a database trigger, a timer. It reaches the sessions subscribed
+    /// to the resource (session-era `resources/subscribe`) and the 2026-07-28
+    /// `subscriptions/listen` streams that asked for the change. Taken before
+    /// serving, it is the one the served sessions listen to; a change with
+    /// nobody listening is dropped.
+    ///
+    /// ```no_run
+    /// use emcee::prelude::*;
+    ///
+    /// fn main() -> Result<(), emcee::Error> {
+    ///     let server = Server::builder().info("clock", "1.0.0").build()?;
+    ///     let notifier = server.notifier();
+    ///     std::thread::spawn(move || loop {
+    ///         std::thread::sleep(std::time::Duration::from_secs(60));
+    ///         notifier.resource_updated("clock://now");
+    ///     });
+    ///     emcee::block_on(server.serve(Transport::Stdio, emcee::shutdown_signal()))
+    /// }
+    /// ```
+    pub fn notifier(&self) -> Notifier {
+        self.def.notifier.clone()
     }
 
     /// Open storage and assemble the shared service.
@@ -315,6 +384,7 @@ impl Server {
         service.health = def.health;
         service.instance = instance;
         service.log_calls = def.log_calls;
+        service.notifier = def.notifier;
         if let Some(settings) = &retry {
             service.storage.observe(
                 settings.flush_timeout,
@@ -334,7 +404,8 @@ impl Server {
 
     /// Serve until `shutdown` resolves (or, on stdio, stdin closes); then drain the
     /// calls, flush storage and return. Must run inside an actix `System` (see
-    /// [`crate::block_on`]).
+    /// [`crate::block_on`]). The same as [`Server::start`], then
+    /// [`Running::shutdown`] when `shutdown` resolves, then [`Running::stopped`].
     ///
     /// Storage that fails is retried; one that only a new process can reopen stops
     /// HTTP serving like a `shutdown`, with [`Error::Storage`] (exit code 3 in the
@@ -344,22 +415,192 @@ impl Server {
         transport: Transport,
         shutdown: impl Future<Output = ()>,
     ) -> Result<(), Error> {
-        // The uptime clock (`telemetry::now_ms`) starts now.
-        crate::telemetry::now_ms();
         // Poll `shutdown` once before serving, so that the signal handlers it
         // installs on its first poll are in place before any request is answered: a
         // SIGTERM then is a graceful shutdown, never the default action (death).
         let mut shutdown = Box::pin(shutdown);
-        let shutdown = if futures::poll!(shutdown.as_mut()).is_ready() {
-            futures::future::Either::Left(std::future::ready(()))
-        } else {
-            futures::future::Either::Right(shutdown)
-        };
+        let requested = futures::poll!(shutdown.as_mut()).is_ready();
+        let running = self.start(transport).await?;
+        if requested {
+            running.shutdown();
+            return running.stopped().await;
+        }
+        let stop = running.shutdown_handle();
+        let stopped = running.stopped();
+        tokio::pin!(stopped);
+        tokio::select! {
+            result = &mut stopped => return result,
+            _ = shutdown => stop.shutdown(),
+        }
+        stopped.await
+    }
+
+    /// Start serving `transport` and return at once with a handle: the bound
+    /// address, a way to shut down, and the end to await. What [`Server::serve`]
+    /// does, for a caller that needs the port it bound (`127.0.0.1:0`) or stops the
+    /// server from elsewhere. Must run inside an actix `System`.
+    ///
+    /// Errors are those of opening storage and binding (before any request is
+    /// served); the server's own end is reported by [`Running::stopped`]. Dropping
+    /// the handle does not stop the server: it runs until its `System` stops.
+    ///
+    /// ```no_run
+    /// use emcee::prelude::*;
+    ///
+    /// fn main() -> Result<(), emcee::Error> {
+    ///     let server = Server::builder().info("demo", "1.0.0").build()?;
+    ///     let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    ///     emcee::block_on(async move {
+    ///         let running = server
+    ///             .start(Transport::Http(HttpOptions::from_listener(listener)?))
+    ///             .await?;
+    ///         if let Some(addr) = running.local_addr() {
+    ///             eprintln!("listening on http://{addr}/mcp");
+    ///         }
+    ///         emcee::shutdown_signal().await;
+    ///         running.shutdown();
+    ///         running.stopped().await
+    ///     })
+    /// }
+    /// ```
+    pub async fn start(self, transport: Transport) -> Result<Running, Error> {
         let stdio = matches!(transport, Transport::Stdio);
         let instance = match &transport {
             Transport::Http(h) => h.instance_id.clone(),
             Transport::Stdio => None,
         };
+        let mut live = self.go_live(stdio, instance).await?;
+        let stop = CancellationToken::new();
+        let service = live.service.clone();
+        let log = service.log.clone();
+        match transport {
+            Transport::Stdio => {
+                slog::info!(log, "serving stdio"; "tools" => service.tools.len(),
+                    "data_dir" => service.storage.dir().map(|d| d.display().to_string()));
+                let stopping = stop.clone().cancelled_owned();
+                let task = actix_rt::spawn(async move {
+                    let result = crate::transport::stdio::serve_stdio(service, stopping).await;
+                    live.finish(false, result).await
+                });
+                Ok(Running {
+                    local_addr: None,
+                    admin_addr: None,
+                    stop,
+                    task,
+                })
+            }
+            Transport::Http(options) => {
+                let started = match crate::transport::http::start(&options, service) {
+                    Ok(started) => started,
+                    Err(e) => {
+                        let flushed = live.finish(false, Ok(())).await;
+                        return Err(flushed.err().unwrap_or(Error::Io(e)));
+                    }
+                };
+                let (local_addr, admin_addr) = (started.local_addr(), started.admin_addr());
+                let restart_needed = live.restart_needed.take();
+                let stopping = stop.clone();
+                let task = actix_rt::spawn(async move {
+                    let restarting = Arc::new(AtomicBool::new(false));
+                    let until = {
+                        let restarting = restarting.clone();
+                        async move {
+                            tokio::select! {
+                                _ = stopping.cancelled() => {}
+                                Some(()) = restart(restart_needed) => {
+                                    restarting.store(true, Ordering::SeqCst);
+                                    slog::warn!(log, "stopping so that a new process reopens storage (exit code 3)");
+                                }
+                            }
+                        }
+                    };
+                    let result = started.run_until(until).await;
+                    live.finish(restarting.load(Ordering::SeqCst), result).await
+                });
+                Ok(Running {
+                    local_addr: Some(local_addr),
+                    admin_addr,
+                    stop,
+                    task,
+                })
+            }
+        }
+    }
+
+    /// Mount the MCP endpoint (and, unless `options` say otherwise, `/health*` and
+    /// `/metrics`) into the application's own actix-web `App`, served by the
+    /// application's `HttpServer`. Must run inside an actix `System` (the
+    /// application's: `#[actix_web::main]` or [`crate::block_on`]).
+    ///
+    /// What the application owns, and emcee then does not do: binding and the
+    /// `HttpServer` (its workers, `max_connections`, TLS); `TCP_NODELAY` and the
+    /// per-address connection limit (pass [`Mounted::on_connect`] to
+    /// `HttpServer::on_connect` to have both); signals (call
+    /// [`Mounted::shutdown`] on the way out, *before* stopping the `HttpServer`, so
+    /// that calls in flight are answered); systemd notifications.
+    ///
+    /// ```no_run
+    /// use actix_web::{web, App, HttpServer};
+    /// use emcee::prelude::*;
+    ///
+    /// fn main() -> Result<(), emcee::Error> {
+    ///     let server = Server::builder().info("demo", "1.0.0").build()?;
+    ///     emcee::block_on(async move {
+    ///         let mcp = server.mount(MountOptions::default()).await?;
+    ///         let routes = mcp.configure();
+    ///         let http = HttpServer::new(move || {
+    ///             App::new()
+    ///                 .configure(routes.clone())
+    ///                 .route("/hello", web::get().to(|| async { "hello" }))
+    ///         })
+    ///         .on_connect(mcp.on_connect())
+    ///         .disable_signals()
+    ///         .bind("127.0.0.1:8080")?
+    ///         .run();
+    ///         let handle = http.handle();
+    ///         actix_web::rt::spawn(http);
+    ///         emcee::shutdown_signal().await;
+    ///         let drained = mcp.shutdown().await;
+    ///         handle.stop(true).await;
+    ///         drained
+    ///     })
+    /// }
+    /// ```
+    pub async fn mount(self, options: MountOptions) -> Result<Mounted, Error> {
+        let mut live = self.go_live(false, options.instance_id.clone()).await?;
+        let routes = crate::transport::http::mount(&options, live.service.clone());
+        // Storage that only a new process can reopen: not ready from then on, and
+        // `shutdown` says so; the application decides when to restart.
+        let restarting = Arc::new(AtomicBool::new(false));
+        let restart_needed = live.restart_needed.take();
+        let watch_restart = {
+            let restarting = restarting.clone();
+            let state_ready = routes.not_ready_handle();
+            let log = live.service.log.clone();
+            actix_rt::spawn(async move {
+                if restart(restart_needed).await.is_some() {
+                    restarting.store(true, Ordering::SeqCst);
+                    state_ready();
+                    slog::warn!(
+                        log,
+                        "storage can only be reopened by a new process: /health/ready answers 503"
+                    );
+                }
+            })
+        };
+        Ok(Mounted {
+            routes,
+            live,
+            restarting,
+            watch_restart,
+        })
+    }
+
+    /// Open storage, recover tasks, start housekeeping and the storage watcher:
+    /// what runs beside any transport.
+    async fn go_live(self, stdio: bool, instance: Option<String>) -> Result<Live, Error> {
+        // The uptime clock (`telemetry::now_ms`) starts now.
+        crate::telemetry::now_ms();
         let log = self.log.clone();
         let service = self.service(stdio, instance)?;
         // Tasks an earlier process left running are failed; nothing runs them now.
@@ -397,37 +638,46 @@ impl Server {
                 let _ = restart.send(());
             })
         });
-        let restarting = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let result = match transport {
-            Transport::Stdio => {
-                slog::info!(log, "serving stdio"; "tools" => service.tools.len(),
-                    "data_dir" => service.storage.dir().map(|d| d.display().to_string()));
-                crate::transport::stdio::serve_stdio(service.clone(), shutdown).await
-            }
-            Transport::Http(options) => {
-                let stop = {
-                    let restarting = restarting.clone();
-                    let log = log.clone();
-                    async move {
-                        tokio::pin!(shutdown);
-                        tokio::select! {
-                            _ = &mut shutdown => {}
-                            Ok(()) = restart_needed => {
-                                restarting.store(true, std::sync::atomic::Ordering::SeqCst);
-                                slog::warn!(log, "stopping so that a new process reopens storage (exit code 3)");
-                            }
-                        }
-                    }
-                };
-                crate::transport::http::serve(&options, service.clone(), stop).await
-            }
-        };
-        if let Some(watch) = watch {
+        Ok(Live {
+            service,
+            housekeeping,
+            watch,
+            restart_needed: Some(restart_needed),
+        })
+    }
+}
+
+/// Resolves with `Some(())` when the storage watcher found that only a new process
+/// can reopen storage; never when there is no watcher (or it was stopped).
+async fn restart(needed: Option<tokio::sync::oneshot::Receiver<()>>) -> Option<()> {
+    match needed {
+        Some(needed) => needed.await.ok(),
+        None => None,
+    }
+}
+
+/// What runs beside a transport while a server is served: the shared service, the
+/// housekeeping tick and the storage watcher.
+struct Live {
+    service: Arc<Service>,
+    housekeeping: actix_rt::task::JoinHandle<()>,
+    watch: Option<tokio::task::JoinHandle<()>>,
+    /// Resolves when the watcher found that only a new process can reopen storage.
+    restart_needed: Option<tokio::sync::oneshot::Receiver<()>>,
+}
+
+impl Live {
+    /// After the transport stopped (with `result`): stop the housekeeping and the
+    /// watcher, write the last refusal summaries, flush storage (not when
+    /// `restarting`: it failed, and that is the error) and log "stopped".
+    async fn finish(self, restarting: bool, result: std::io::Result<()>) -> Result<(), Error> {
+        let service = self.service;
+        if let Some(watch) = self.watch {
             watch.abort();
         }
-        housekeeping.abort();
+        self.housekeeping.abort();
         service.refusals.flush(true);
-        if restarting.load(std::sync::atomic::Ordering::SeqCst) {
+        if restarting {
             let why = service.storage.failure().unwrap_or_default();
             return Err(Error::Storage(StorageError::Unavailable(why)));
         }
@@ -436,8 +686,121 @@ impl Server {
             service.storage.flush().await?;
             service.storage.record_clean_stop();
         }
-        slog::info!(log, "stopped");
+        slog::info!(service.log, "stopped");
         Ok(result?)
+    }
+}
+
+/// A server started by [`Server::start`]: where it listens, how to stop it, and its
+/// end to await.
+#[derive(Debug)]
+pub struct Running {
+    local_addr: Option<SocketAddr>,
+    admin_addr: Option<SocketAddr>,
+    stop: CancellationToken,
+    task: actix_rt::task::JoinHandle<Result<(), Error>>,
+}
+
+impl Running {
+    /// The address the MCP endpoint listens on, with the real port when port 0 was
+    /// asked for; `None` over stdio.
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.local_addr
+    }
+
+    /// The address `/health` and `/metrics` answer on: `admin_bind`'s (port 0
+    /// resolved) when set, else [`Running::local_addr`]; `None` over stdio.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin_addr
+    }
+
+    /// Begin the graceful stop a [`Server::serve`] `shutdown` begins: not ready,
+    /// sessions drained within `limits.shutdown_grace`, the listener closed,
+    /// storage flushed. Returns at once; await [`Running::stopped`] for the end.
+    /// A second call does nothing.
+    pub fn shutdown(&self) {
+        self.stop.cancel();
+    }
+
+    /// A handle that can call [`Running::shutdown`] from elsewhere (another task, a
+    /// signal handler) while [`Running::stopped`] is awaited.
+    pub fn shutdown_handle(&self) -> ShutdownHandle {
+        ShutdownHandle(self.stop.clone())
+    }
+
+    /// Resolves when the server has stopped: after [`Running::shutdown`] (or, over
+    /// stdio, when stdin closes), the drain and the storage flush; with
+    /// [`Error::Storage`] when storage failed for good, [`Error::Io`] when the
+    /// transport did.
+    pub async fn stopped(self) -> Result<(), Error> {
+        match self.task.await {
+            Ok(result) => result,
+            Err(e) => Err(Error::Io(std::io::Error::other(e.to_string()))),
+        }
+    }
+}
+
+/// Stops a [`Running`] server from anywhere (cheap to clone).
+#[derive(Debug, Clone)]
+pub struct ShutdownHandle(CancellationToken);
+
+impl ShutdownHandle {
+    /// The same as [`Running::shutdown`].
+    pub fn shutdown(&self) {
+        self.0.cancel();
+    }
+}
+
+/// MCP mounted into an application's actix-web `App` ([`Server::mount`]): the
+/// routes to add on every worker, the connection hook, and the shutdown.
+pub struct Mounted {
+    routes: crate::transport::http::MountedRoutes,
+    live: Live,
+    restarting: Arc<AtomicBool>,
+    watch_restart: actix_rt::task::JoinHandle<()>,
+}
+
+impl std::fmt::Debug for Mounted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mounted").finish_non_exhaustive()
+    }
+}
+
+impl Mounted {
+    /// The routes, for `App::configure` inside the `HttpServer::new` factory
+    /// (clone it into the factory; each worker that calls it gets its own
+    /// stateless session, so 2026-07-28 requests are served on the worker's
+    /// thread): the MCP endpoint at `MountOptions::path`, and `/health`,
+    /// `/health/live`, `/health/ready`, `/metrics` unless
+    /// `MountOptions::ops_routes` is off.
+    pub fn configure(
+        &self,
+    ) -> impl Fn(&mut actix_web::web::ServiceConfig) + Clone + Send + 'static {
+        self.routes.configure()
+    }
+
+    /// A hook for `HttpServer::on_connect`: `TCP_NODELAY` on every connection
+    /// (without it, SSE answers written in several parts wait on delayed ACKs),
+    /// `http.max_connections_per_ip` (a connection past it has its `/mcp` requests
+    /// refused with 429 and is closed), and the `mcp_active_connections` gauge.
+    /// Without it none of the three is done.
+    pub fn on_connect(
+        &self,
+    ) -> impl Fn(&dyn std::any::Any, &mut actix_web::dev::Extensions) + Send + Sync + 'static {
+        self.routes.on_connect()
+    }
+
+    /// Stop serving MCP: not ready (`/health/ready` 503); new sessions refused
+    /// (503 with `Retry-After`); every session drained (calls in flight get
+    /// `limits.shutdown_grace`, new calls -32000); housekeeping stopped; storage
+    /// flushed. The routes stay in the application's `App` and keep refusing; stop
+    /// the `HttpServer` after this returns. [`Error::Storage`] when storage failed
+    /// so that only a new process can reopen it.
+    pub async fn shutdown(self) -> Result<(), Error> {
+        self.routes.drain().await;
+        self.watch_restart.abort();
+        let restarting = self.restarting.load(Ordering::SeqCst);
+        self.live.finish(restarting, Ok(())).await
     }
 }
 
@@ -468,6 +831,7 @@ async fn watch_storage(service: Arc<Service>, every: std::time::Duration) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::notify::Change;
     use crate::protocol::CallToolResult;
 
     fn echo(name: &str) -> Tool {
@@ -510,5 +874,467 @@ mod tests {
             .build()
             .unwrap_err();
         assert!(err.to_string().contains("prompt named `p`"), "{err}");
+    }
+
+    fn quiet() -> Logger {
+        Logger::root(slog::Discard, slog::o!())
+    }
+
+    fn empty_prompt(name: &str) -> Prompt {
+        Prompt::new(name, "d", |_ctx, _args| async {
+            Ok(crate::protocol::prompt::GetPromptResult {
+                description: None,
+                messages: Vec::new(),
+            })
+        })
+    }
+
+    fn empty_template(uri_template: &str) -> Template {
+        Template::new(uri_template, "t", |_ctx, _uri, _vars| async { Ok(vec![]) })
+    }
+
+    fn one(value: &'static str) -> impl Fn(&str, &HashMap<String, String>) -> Vec<String> {
+        move |_, _| vec![value.to_owned()]
+    }
+
+    /// A small server: a tool, a resource, and a prompt whose argument completes.
+    fn server() -> Server {
+        Server::builder()
+            .info("doors", "1.0.0")
+            .logger(quiet())
+            .tool(echo("echo"))
+            .resource(Resource::new("test://r", "r", |_ctx, uri| async move {
+                Ok(vec![crate::protocol::resource::ResourceContents::text(
+                    uri, None, "x",
+                )])
+            }))
+            .prompt(empty_prompt("p").complete_argument("a", one("apple")))
+            .build()
+            .expect("a valid server")
+    }
+
+    use std::collections::HashMap;
+    use std::io::BufRead;
+    use std::time::Duration;
+
+    use serde_json::{json, Value};
+
+    const MODERN: &str = "2026-07-28";
+
+    /// Run blocking client code off the System's thread (which runs the actors).
+    async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+        tokio::task::spawn_blocking(f)
+            .await
+            .expect("client code ran")
+    }
+
+    fn agent() -> ureq::Agent {
+        ureq::AgentBuilder::new()
+            .timeout_connect(Duration::from_secs(5))
+            .timeout_read(Duration::from_secs(5))
+            .timeout_write(Duration::from_secs(5))
+            .max_idle_connections(0)
+            .build()
+    }
+
+    /// An answer: status, `Mcp-Session-Id`, the response with its body unread.
+    fn answer(r: Result<ureq::Response, ureq::Error>) -> (u16, Option<String>, ureq::Response) {
+        let r = match r {
+            Ok(r) => r,
+            Err(ureq::Error::Status(_, r)) => r,
+            Err(e) => panic!("no answer: {e}"),
+        };
+        (r.status(), r.header("mcp-session-id").map(str::to_owned), r)
+    }
+
+    /// `POST url` with a session-era body (and session).
+    fn post_session(
+        url: &str,
+        session: Option<&str>,
+        body: &Value,
+    ) -> (u16, Option<String>, ureq::Response) {
+        let mut req = agent()
+            .post(url)
+            .set("Content-Type", "application/json")
+            .set("Accept", "application/json, text/event-stream");
+        if let Some(id) = session {
+            req = req
+                .set("Mcp-Session-Id", id)
+                .set("MCP-Protocol-Version", "2025-11-25");
+        }
+        answer(req.send_string(&body.to_string()))
+    }
+
+    /// `POST url` with a 2026-07-28 request (its `_meta` and headers added).
+    fn post_modern(url: &str, id: u64, method: &str, params: Value) -> (u16, ureq::Response) {
+        let mut params = params;
+        params["_meta"] = json!({
+            "io.modelcontextprotocol/protocolVersion": MODERN,
+            "io.modelcontextprotocol/clientCapabilities": {},
+            "io.modelcontextprotocol/clientInfo": {"name": "t", "version": "1"},
+        });
+        let body = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
+        let (status, _, r) = answer(
+            agent()
+                .post(url)
+                .set("Content-Type", "application/json")
+                .set("Accept", "application/json, text/event-stream")
+                .set("MCP-Protocol-Version", MODERN)
+                .set("Mcp-Method", method)
+                .send_string(&body.to_string()),
+        );
+        (status, r)
+    }
+
+    fn json_of(r: ureq::Response) -> Value {
+        let text = r.into_string().expect("a body");
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"))
+    }
+
+    fn initialize_body() -> Value {
+        json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-11-25", "capabilities": {},
+            "clientInfo": {"name": "t", "version": "1"}}})
+    }
+
+    /// The next SSE message with data on `lines`, parsed; `None` at the end or when
+    /// none came within 10 s (keep-alive comments do not count).
+    fn next_message(lines: &mut impl BufRead) -> Option<Value> {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let mut data = String::new();
+        loop {
+            if std::time::Instant::now() > deadline {
+                return None;
+            }
+            let mut line = String::new();
+            if lines.read_line(&mut line).ok()? == 0 {
+                return None;
+            }
+            let line = line.trim_end();
+            if let Some(d) = line.strip_prefix("data:") {
+                data.push_str(d.trim_start());
+            } else if line.is_empty() && !data.is_empty() {
+                return serde_json::from_str(&data).ok();
+            }
+        }
+    }
+
+    async fn stopped_within(running: Running) -> Result<(), Error> {
+        tokio::time::timeout(Duration::from_secs(15), running.stopped())
+            .await
+            .expect("stopped within 15 s")
+    }
+
+    #[test]
+    fn serves_on_a_listener_it_was_handed_and_stops_through_its_handle() {
+        actix_rt::System::new().block_on(async {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = listener.local_addr().unwrap();
+            let options = HttpOptions::from_listener(listener).unwrap();
+            assert_eq!(options.bind, addr);
+            let running = server().start(Transport::Http(options)).await.unwrap();
+            assert_eq!(running.local_addr(), Some(addr));
+            assert_eq!(
+                running.admin_addr(),
+                Some(addr),
+                "/health on the MCP listener"
+            );
+            let url = format!("http://{addr}/mcp");
+            let (status, session, init) = {
+                let url = url.clone();
+                blocking(move || post_session(&url, None, &initialize_body())).await
+            };
+            assert_eq!(status, 200);
+            assert!(session.is_some(), "a session era session");
+            let init = blocking(move || json_of(init)).await;
+            assert_eq!(init["result"]["serverInfo"]["name"], "doors", "{init}");
+            let discover = {
+                let url = url.clone();
+                blocking(move || {
+                    let (status, r) = post_modern(&url, 2, "server/discover", json!({}));
+                    (status, json_of(r))
+                })
+                .await
+            };
+            assert_eq!(discover.0, 200, "{}", discover.1);
+            assert_eq!(discover.1["result"]["resultType"], "complete");
+            // Stopped from elsewhere: a clone of the handle.
+            let stop = running.shutdown_handle();
+            actix_rt::spawn(async move { stop.shutdown() });
+            stopped_within(running).await.expect("a clean stop");
+            // Nothing listens there any more.
+            assert!(
+                std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_err(),
+                "the listener is closed"
+            );
+        });
+    }
+
+    #[test]
+    fn start_reports_the_ports_it_bound_for_port_zero() {
+        actix_rt::System::new().block_on(async {
+            let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
+            let mut options = HttpOptions::new(any);
+            options.admin_bind = Some(any);
+            let running = server().start(Transport::Http(options)).await.unwrap();
+            let (mcp, admin) = (running.local_addr().unwrap(), running.admin_addr().unwrap());
+            assert!(
+                mcp.port() != 0 && admin.port() != 0 && mcp != admin,
+                "{mcp} {admin}"
+            );
+            let health = blocking(move || {
+                answer(agent().get(&format!("http://{admin}/health/ready")).call()).0
+            })
+            .await;
+            assert_eq!(health, 200);
+            running.shutdown();
+            running.shutdown();
+            stopped_within(running).await.expect("a clean stop");
+            // Binding an address in use fails at start, not later.
+            let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let err = server()
+                .start(Transport::Http(HttpOptions::new(
+                    taken.local_addr().unwrap(),
+                )))
+                .await
+                .expect_err("in use");
+            assert!(matches!(err, Error::Io(_)), "{err}");
+        });
+    }
+
+    #[test]
+    fn mounts_into_an_application_app_beside_its_own_routes() {
+        use actix_web::{web, App, HttpServer};
+        actix_rt::System::new().block_on(async {
+            let mcp = server()
+                .mount(MountOptions::default().path("/api/mcp"))
+                .await
+                .unwrap();
+            let routes = mcp.configure();
+            let http = HttpServer::new(move || {
+                App::new()
+                    .configure(routes.clone())
+                    .route("/hello", web::get().to(|| async { "hello" }))
+            })
+            .workers(2)
+            .on_connect(mcp.on_connect())
+            .disable_signals()
+            .bind("127.0.0.1:0")
+            .unwrap();
+            let addr = http.addrs()[0];
+            let http = http.run();
+            let handle = http.handle();
+            actix_rt::spawn(http);
+            let get = move |path: &str| {
+                let (status, _, r) = answer(agent().get(&format!("http://{addr}{path}")).call());
+                (status, r.into_string().unwrap_or_default())
+            };
+            let url = format!("http://{addr}/api/mcp");
+            let before = {
+                let url = url.clone();
+                blocking(move || {
+                    let hello = get("/hello");
+                    let ready = get("/health/ready").0;
+                    let elsewhere = get("/mcp").0;
+                    // Enough 2026-07-28 requests that both workers' stateless
+                    // sessions serve some.
+                    let discovered: Vec<Value> = (0..4)
+                        .map(|id| json_of(post_modern(&url, id, "server/discover", json!({})).1))
+                        .collect();
+                    let (status, session, _) = post_session(&url, None, &initialize_body());
+                    (hello, ready, elsewhere, discovered, status, session)
+                })
+                .await
+            };
+            let (hello, ready, elsewhere, discovered, status, session) = before;
+            assert_eq!(hello, (200, "hello".to_owned()));
+            assert_eq!(ready, 200);
+            assert_eq!(elsewhere, 404, "MCP is at the path it was mounted at");
+            for d in discovered {
+                let info = &d["result"]["_meta"]["io.modelcontextprotocol/serverInfo"];
+                assert_eq!(info["name"], "doors", "{d}");
+            }
+            assert_eq!(status, 200);
+            let session = session.expect("a session");
+            // A session-era call on the session.
+            let call = {
+                let url = url.clone();
+                blocking(move || {
+                    let body = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+                        "params": {"name": "echo", "arguments": {}}});
+                    let (status, _, r) = post_session(&url, Some(&session), &body);
+                    (status, r.into_string().unwrap_or_default())
+                })
+                .await
+            };
+            assert_eq!(call.0, 200, "{}", call.1);
+            assert!(call.1.contains("\"text\":\"x\""), "{}", call.1);
+
+            tokio::time::timeout(Duration::from_secs(15), mcp.shutdown())
+                .await
+                .expect("drained within 15 s")
+                .expect("a clean shutdown");
+            // Drained: not ready and no new sessions; the application still serves.
+            let after = blocking(move || {
+                let (status, _, _) = post_session(&url, None, &initialize_body());
+                (get("/hello"), get("/health/ready").0, status)
+            })
+            .await;
+            assert_eq!(after, ((200, "hello".to_owned()), 503, 503));
+            handle.stop(true).await;
+        });
+    }
+
+    #[test]
+    fn a_notifier_taken_before_serving_reaches_listeners() {
+        actix_rt::System::new().block_on(async {
+            let server = server();
+            let notifier = server.notifier();
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let options = HttpOptions::from_listener(listener).unwrap();
+            let running = server.start(Transport::Http(options)).await.unwrap();
+            let url = format!("http://{}/mcp", running.local_addr().unwrap());
+            let told = blocking(move || {
+                let filter =
+                    json!({"resourceSubscriptions": ["test://r"], "toolsListChanged": true});
+                let (status, r) = post_modern(
+                    &url,
+                    7,
+                    "subscriptions/listen",
+                    json!({"notifications": filter}),
+                );
+                assert_eq!(status, 200);
+                let mut lines = std::io::BufReader::new(r.into_reader());
+                let ack = next_message(&mut lines).expect("the acknowledgement");
+                // From outside any call, once the listen is acknowledged.
+                notifier.resource_updated("test://not-listened-to");
+                notifier.resource_updated("test://r");
+                notifier.list_changed(Change::ToolsList);
+                let first = next_message(&mut lines).expect("an update");
+                let second = next_message(&mut lines).expect("a list change");
+                (ack, first, second)
+            })
+            .await;
+            assert_eq!(
+                told.0["method"], "notifications/subscriptions/acknowledged",
+                "{}",
+                told.0
+            );
+            assert_eq!(
+                told.1["method"], "notifications/resources/updated",
+                "{}",
+                told.1
+            );
+            assert_eq!(told.1["params"]["uri"], "test://r", "{}", told.1);
+            assert_eq!(
+                told.2["method"], "notifications/tools/list_changed",
+                "{}",
+                told.2
+            );
+            running.shutdown();
+            stopped_within(running).await.expect("a clean stop");
+        });
+    }
+
+    #[test]
+    fn completions_are_advertised_only_with_a_completer() {
+        use crate::protocol::era::Era;
+        let completions = |server: Server| {
+            let service = server.service(false, None).expect("a service");
+            (
+                service
+                    .capabilities(Era::Legacy(crate::protocol::ProtocolVersion::V2025_11_25))
+                    .completions
+                    .is_some(),
+                service.capabilities(Era::Modern).completions.is_some(),
+            )
+        };
+        let plain = Server::builder()
+            .logger(quiet())
+            .prompt(empty_prompt("p").argument("a", "A", false))
+            .template(empty_template("t://{x}"))
+            .build()
+            .unwrap();
+        assert_eq!(completions(plain), (false, false));
+        assert_eq!(completions(server()), (true, true));
+        // A template's completer alone is enough, and it serves `ref/resource`.
+        let template = Server::builder()
+            .logger(quiet())
+            .template(empty_template("t://{x}").complete_variable("x", one("xylophone")))
+            .build()
+            .unwrap();
+        let service = template.service(false, None).unwrap();
+        assert!(service
+            .capabilities(Era::Legacy(crate::protocol::ProtocolVersion::V2025_11_25))
+            .completions
+            .is_some());
+        let reference = crate::prompts::CompletionRef::Resource {
+            uri: "t://{x}".into(),
+        };
+        let (values, total, more) = service
+            .prompts
+            .complete(&reference, "x", "", &HashMap::new());
+        assert_eq!(
+            (values, total, more),
+            (vec!["xylophone".to_owned()], 1, false)
+        );
+    }
+
+    #[test]
+    fn a_second_completer_for_one_argument_is_refused_at_build() {
+        let refused = |builder: ServerBuilder| {
+            let err = builder.logger(quiet()).build().expect_err("refused");
+            assert!(err.to_string().contains("a completer for"), "{err}");
+            err.to_string()
+        };
+        let e = refused(
+            Server::builder().prompt(
+                empty_prompt("p")
+                    .complete_argument("a", one("1"))
+                    .complete_argument("a", one("2")),
+            ),
+        );
+        assert!(e.contains("ref/prompt p, argument a"), "{e}");
+        let e = refused(
+            Server::builder().template(
+                empty_template("t://{x}")
+                    .complete_variable("x", one("1"))
+                    .complete_variable("x", one("2")),
+            ),
+        );
+        assert!(e.contains("ref/resource t://{x}, variable x"), "{e}");
+        // Registered by reference (as the binary's fixture sets do) beside one
+        // attached to the template.
+        let mut builder =
+            Server::builder().template(empty_template("t://{x}").complete_variable("x", one("1")));
+        builder.registries().prompts.completer(
+            crate::prompts::CompletionRef::Resource {
+                uri: "t://{x}".into(),
+            },
+            "x",
+            one("2"),
+        );
+        refused(builder);
+        let mut builder =
+            Server::builder().prompt(empty_prompt("p").complete_argument("a", one("1")));
+        builder.registries().prompts.completer(
+            crate::prompts::CompletionRef::Prompt { name: "p".into() },
+            "a",
+            one("2"),
+        );
+        refused(builder);
+        // Different arguments, prompts and templates are no duplicates.
+        assert!(Server::builder()
+            .logger(quiet())
+            .prompt(
+                empty_prompt("p")
+                    .complete_argument("a", one("1"))
+                    .complete_argument("b", one("2"))
+            )
+            .prompt(empty_prompt("q").complete_argument("a", one("3")))
+            .template(empty_template("t://{x}").complete_variable("x", one("4")))
+            .template(empty_template("u://{x}").complete_variable("x", one("5")))
+            .build()
+            .is_ok());
     }
 }

@@ -117,6 +117,9 @@ pub enum NameKind {
     Template,
     /// A prompt (keyed by name).
     Prompt,
+    /// A completer (keyed by its `ref/prompt` or `ref/resource` reference and the
+    /// argument it completes).
+    Completion,
 }
 
 impl fmt::Display for NameKind {
@@ -126,6 +129,7 @@ impl fmt::Display for NameKind {
             NameKind::Resource => "a resource with URI",
             NameKind::Template => "a resource template",
             NameKind::Prompt => "a prompt named",
+            NameKind::Completion => "a completer for",
         })
     }
 }

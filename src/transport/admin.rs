@@ -93,22 +93,24 @@ pub fn routes(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
     }
 }
 
-/// Serve the operations routes alone on `addr` (one worker).
-pub fn serve(addr: SocketAddr, state: AppState, log: &Logger) -> std::io::Result<ServerHandle> {
+/// Serve the operations routes alone on `addr` (one worker); the server's handle and
+/// the address it bound (port 0 resolved).
+pub(crate) fn start(
+    addr: SocketAddr,
+    state: AppState,
+    log: &Logger,
+) -> std::io::Result<(ServerHandle, SocketAddr)> {
     let app_state = state.clone();
     let server = HttpServer::new(move || App::new().configure(routes(app_state.clone())))
         .workers(1)
         .disable_signals()
         .bind(addr)?;
-    let bound = server
-        .addrs()
-        .first()
-        .map_or_else(|| addr.to_string(), ToString::to_string);
+    let bound = server.addrs().first().copied().unwrap_or(addr);
     let server = server.run();
     let handle = server.handle();
     actix_rt::spawn(server);
-    slog::info!(log, "serving admin"; "admin_bind" => bound);
-    Ok(handle)
+    slog::info!(log, "serving admin"; "admin_bind" => bound.to_string());
+    Ok((handle, bound))
 }
 
 async fn health(state: web::Data<AppState>) -> HttpResponse {

@@ -68,12 +68,17 @@ pub const EVENT_TRIM_EVERY: Duration = Duration::from_secs(1);
 /// binary and the tests. Called on each worker's thread: each worker gets its own
 /// stateless session, so a 2026-07-28 request is served on the thread that read it.
 pub fn routes(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
+    routes_at(state, MCP_PATH.into())
+}
+
+/// [`routes`] with the MCP endpoint at `path` instead of [`MCP_PATH`].
+pub fn routes_at(state: AppState, path: Arc<str>) -> impl FnOnce(&mut web::ServiceConfig) {
     move |cfg| {
         let worker = web::Data::new(state.worker_session());
         cfg.app_data(web::Data::new(state))
             .app_data(worker)
             .service(
-                web::resource(MCP_PATH)
+                web::resource(&*path)
                     .wrap(from_fn(guard_host_and_origin))
                     .wrap(from_fn(count_refusals))
                     .route(web::post().to(post_mcp))
@@ -81,6 +86,33 @@ pub fn routes(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
                     .route(web::delete().to(delete_mcp))
                     .default_service(web::to(method_not_allowed)),
             );
+    }
+}
+
+/// What every accepted connection gets, for an actix-web `HttpServer::on_connect`:
+/// `TCP_NODELAY` (DESIGN §8: without it, multi-write SSE answers stall on delayed
+/// ACKs), a place in the per-address count (`http.max_connections_per_ip`: past it
+/// the connection's `/mcp` requests get 429 and it is closed) and in the
+/// `mcp_active_connections` gauge.
+fn connection_hook(
+    service: &Service,
+    per_ip_limit: usize,
+) -> impl Fn(&dyn std::any::Any, &mut actix_web::dev::Extensions) + Send + Sync + 'static {
+    let connections = service.metrics.active_connections.clone();
+    let per_address = Arc::new(admin::PerAddress::default());
+    move |conn, ext| {
+        if let Some(tcp) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() {
+            let _ = tcp.set_nodelay(true);
+            if let Ok(peer) = tcp.peer_addr() {
+                ext.insert(admin::PerAddress::connected(
+                    &per_address,
+                    peer.ip(),
+                    per_ip_limit,
+                ));
+            }
+        }
+        // Lives as long as the connection: the gauge follows open connections.
+        ext.insert(admin::ConnectionGuard::new(connections.clone()));
     }
 }
 
@@ -786,7 +818,8 @@ async fn trim_events(service: Arc<Service>, streams: Arc<sse::SessionStreams>) {
 #[non_exhaustive]
 pub struct HttpOptions {
     /// Address of the MCP endpoint (`/mcp`), and of `/health` and `/metrics` unless
-    /// `admin_bind` is set.
+    /// `admin_bind` is set. With [`HttpOptions::from_listener`], the listener's
+    /// address (nothing is bound there).
     pub bind: std::net::SocketAddr,
     /// `/health` and `/metrics` on their own listener.
     pub admin_bind: Option<std::net::SocketAddr>,
@@ -794,6 +827,9 @@ pub struct HttpOptions {
     pub instance_id: Option<String>,
     /// Allowed hosts and origins, workers, connection bounds.
     pub http: HttpConfig,
+    /// A listener the embedder bound, served instead of binding `bind`; clones of
+    /// these options share it.
+    pub(crate) listener: Option<Arc<std::net::TcpListener>>,
 }
 
 impl HttpOptions {
@@ -804,22 +840,54 @@ impl HttpOptions {
             admin_bind: None,
             instance_id: None,
             http: HttpConfig::default(),
+            listener: None,
         }
+    }
+
+    /// Serve on a listener the caller bound (say on `127.0.0.1:0`, or one handed
+    /// over by systemd socket activation), with the default HTTP settings; `bind`
+    /// is set to its address. The listener is switched to non-blocking mode (which
+    /// every copy of its descriptor shares) when serving starts.
+    ///
+    /// ```no_run
+    /// # fn main() -> std::io::Result<()> {
+    /// let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    /// let options = emcee::HttpOptions::from_listener(listener)?;
+    /// assert_ne!(options.bind.port(), 0);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn from_listener(listener: std::net::TcpListener) -> std::io::Result<HttpOptions> {
+        let bind = listener.local_addr()?;
+        Ok(HttpOptions {
+            listener: Some(Arc::new(listener)),
+            ..HttpOptions::new(bind)
+        })
     }
 }
 
-/// Serve HTTP until `shutdown` resolves; then drain sessions and stop.
+/// An HTTP server that is listening (see [`start`]); [`Started::run_until`] serves
+/// until its shutdown future resolves, then drains and stops.
 ///
 /// Shutdown order: not ready (`/health/ready` 503, systemd `STOPPING=1`); no new or
 /// restored sessions (503 + `Retry-After`); drain every session (in-flight calls get
 /// `limits.shutdown_grace`, the rest are answered as cancelled, new calls -32000); stop
 /// the server (open streams close; connections still open after [`SHUTDOWN_MARGIN`]
 /// are dropped); the caller flushes storage. One budget: grace + margin + flush.
-pub async fn serve(
-    config: &HttpOptions,
-    service: Arc<Service>,
-    shutdown: impl std::future::Future<Output = ()>,
-) -> std::io::Result<()> {
+pub(crate) struct Started {
+    state: AppState,
+    local_addr: std::net::SocketAddr,
+    admin_addr: Option<std::net::SocketAddr>,
+    handle: actix_web::dev::ServerHandle,
+    server_task: actix_rt::task::JoinHandle<std::io::Result<()>>,
+    trim: actix_rt::task::JoinHandle<()>,
+    admin: Option<actix_web::dev::ServerHandle>,
+}
+
+/// Bind (or take the options' listener), start the workers and the replay log's
+/// trim, and report ready. Must run inside an actix
+/// `System`.
+pub(crate) fn start(config: &HttpOptions, service: Arc<Service>) -> std::io::Result<Started> {
     let state = AppState::new(service.clone(), config.http.clone());
     let log = state.log.clone();
     // Before binding: a misconfiguration is reported even when the bind fails.
@@ -830,9 +898,6 @@ pub async fn serve(
     }
     let app_state = state.clone();
     let admin_here = config.admin_bind.is_none();
-    let connections = service.metrics.active_connections.clone();
-    let per_address = Arc::new(admin::PerAddress::default());
-    let per_ip_limit = config.http.max_connections_per_ip;
     let server = HttpServer::new(move || {
         let app = App::new().configure(routes(app_state.clone()));
         if admin_here {
@@ -845,62 +910,215 @@ pub async fn serve(
     // Past it a worker stops accepting until a connection closes (clients wait in
     // the kernel's accept queue): what connections hold is bounded by their number.
     .max_connections(config.http.max_connections.div_ceil(config.http.workers))
-    .on_connect(move |conn, ext| {
-        // DESIGN §8: without TCP_NODELAY, multi-write SSE answers stall on delayed ACKs.
-        if let Some(tcp) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() {
-            let _ = tcp.set_nodelay(true);
-            if let Ok(peer) = tcp.peer_addr() {
-                ext.insert(admin::PerAddress::connected(
-                    &per_address,
-                    peer.ip(),
-                    per_ip_limit,
-                ));
-            }
-        }
-        // Lives as long as the connection: the gauge follows open connections.
-        ext.insert(admin::ConnectionGuard::new(connections.clone()));
-    })
+    .on_connect(connection_hook(
+        &service,
+        config.http.max_connections_per_ip,
+    ))
     .disable_signals()
     // The drain already gave calls their grace: what is left is streams and writes.
-    .shutdown_timeout(SHUTDOWN_MARGIN.as_secs())
-    .bind(config.bind)?;
+    .shutdown_timeout(SHUTDOWN_MARGIN.as_secs());
+    let server = match &config.listener {
+        Some(listener) => server.listen(listener.try_clone()?)?,
+        None => server.bind(config.bind)?,
+    };
     // The bound address, with the real port when `--bind` asked for port 0.
-    let bound = server
-        .addrs()
-        .first()
-        .map_or_else(|| config.bind.to_string(), ToString::to_string);
+    let local_addr = server.addrs().first().copied().unwrap_or(config.bind);
     let server = server.run();
     let handle = server.handle();
-    slog::info!(log, "serving http"; "bind" => bound, "path" => MCP_PATH, "workers" => config.http.workers);
+    slog::info!(log, "serving http"; "bind" => local_addr.to_string(), "path" => MCP_PATH, "workers" => config.http.workers);
     let server_task = actix_rt::spawn(server);
     let trim = actix_rt::spawn(trim_events(service.clone(), state.streams.clone()));
-    let admin = match config.admin_bind {
-        Some(addr) => Some(admin::serve(addr, state.clone(), &log)?),
-        None => None,
+    let (admin, admin_addr) = match config.admin_bind {
+        Some(addr) => match admin::start(addr, state.clone(), &log) {
+            Ok((admin, bound)) => (Some(admin), Some(bound)),
+            Err(e) => {
+                trim.abort();
+                // Not awaited: the workers stop on their own; the error is the news.
+                drop(handle.stop(false));
+                return Err(e);
+            }
+        },
+        None => (None, None),
     };
     // Listener and storage are up: ready (systemd READY=1, /health/ready 200).
     state.ready.store(true, Ordering::Release);
     admin::notify_systemd_ready(state.root.clone(), service.storage.clone(), &log);
-    shutdown.await;
-    slog::info!(log, "shutdown requested");
-    // Keep accepting: probes must see /health/ready answer 503, and requests get a
-    // clear refusal (new sessions 503, calls -32000) instead of a refused connection.
-    state.ready.store(false, Ordering::Release);
-    admin::notify_systemd_stopping();
-    let _ = state
-        .root
-        .send(DrainAll {
-            grace: service.limits.shutdown_grace,
-        })
-        .await;
-    handle.stop(true).await;
-    trim.abort();
-    if let Some(admin) = admin {
-        admin.stop(true).await;
+    Ok(Started {
+        state,
+        local_addr,
+        admin_addr: admin_addr.or(admin_here.then_some(local_addr)),
+        handle,
+        server_task,
+        trim,
+        admin,
+    })
+}
+
+impl Started {
+    /// The address the MCP endpoint listens on (port 0 resolved).
+    pub(crate) fn local_addr(&self) -> std::net::SocketAddr {
+        self.local_addr
     }
-    match server_task.await {
-        Ok(result) => result,
-        Err(e) => Err(std::io::Error::other(e.to_string())),
+
+    /// The address `/health` and `/metrics` answer on.
+    pub(crate) fn admin_addr(&self) -> Option<std::net::SocketAddr> {
+        self.admin_addr
+    }
+
+    /// Serve until `shutdown` resolves, then drain and stop in the order [`serve`]
+    /// documents.
+    pub(crate) async fn run_until(
+        self,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) -> std::io::Result<()> {
+        let Started {
+            state,
+            handle,
+            server_task,
+            trim,
+            admin,
+            ..
+        } = self;
+        let log = state.log.clone();
+        shutdown.await;
+        slog::info!(log, "shutdown requested");
+        // Keep accepting: probes must see /health/ready answer 503, and requests get a
+        // clear refusal (new sessions 503, calls -32000) instead of a refused connection.
+        state.ready.store(false, Ordering::Release);
+        admin::notify_systemd_stopping();
+        let _ = state
+            .root
+            .send(DrainAll {
+                grace: state.service.limits.shutdown_grace,
+            })
+            .await;
+        handle.stop(true).await;
+        trim.abort();
+        if let Some(admin) = admin {
+            admin.stop(true).await;
+        }
+        match server_task.await {
+            Ok(result) => result,
+            Err(e) => Err(std::io::Error::other(e.to_string())),
+        }
+    }
+}
+
+/// How MCP is mounted into an application's own actix-web `App`
+/// ([`crate::Server::mount`]).
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct MountOptions {
+    /// The MCP endpoint's path (default [`MCP_PATH`], `/mcp`).
+    pub path: String,
+    /// Also add `/health`, `/health/live`, `/health/ready` and `/metrics` (default
+    /// on).
+    pub ops_routes: bool,
+    /// Prefix of session ids (proxy affinity across instances).
+    pub instance_id: Option<String>,
+    /// Allowed hosts and origins (checked on every `/mcp` request: set them to the
+    /// names the application is reached by) and `max_connections_per_ip` (enforced
+    /// only through [`crate::server::Mounted::on_connect`]). Workers and
+    /// `max_connections` are the application's `HttpServer`'s to set.
+    pub http: HttpConfig,
+}
+
+impl Default for MountOptions {
+    fn default() -> Self {
+        MountOptions {
+            path: MCP_PATH.to_owned(),
+            ops_routes: true,
+            instance_id: None,
+            http: HttpConfig::default(),
+        }
+    }
+}
+
+impl MountOptions {
+    /// Serve the MCP endpoint at `path`.
+    pub fn path(mut self, path: impl Into<String>) -> MountOptions {
+        self.path = path.into();
+        self
+    }
+
+    /// Add (or not) `/health*` and `/metrics`.
+    pub fn ops_routes(mut self, on: bool) -> MountOptions {
+        self.ops_routes = on;
+        self
+    }
+
+    /// The allowed hosts and origins, and the per-address connection limit.
+    pub fn http(mut self, http: HttpConfig) -> MountOptions {
+        self.http = http;
+        self
+    }
+}
+
+/// The HTTP side of a mounted server: its state, routes and trim task.
+pub(crate) struct MountedRoutes {
+    state: AppState,
+    path: Arc<str>,
+    ops_routes: bool,
+    per_ip_limit: usize,
+    trim: actix_rt::task::JoinHandle<()>,
+}
+
+/// State and trim task for routes an application's own `HttpServer` serves; ready
+/// at once. Must run inside an actix `System`.
+pub(crate) fn mount(options: &MountOptions, service: Arc<Service>) -> MountedRoutes {
+    let state = AppState::new(service.clone(), options.http.clone());
+    let trim = actix_rt::spawn(trim_events(service, state.streams.clone()));
+    state.ready.store(true, Ordering::Release);
+    slog::info!(state.log, "mounted"; "path" => &options.path, "ops_routes" => options.ops_routes);
+    MountedRoutes {
+        state,
+        path: options.path.as_str().into(),
+        ops_routes: options.ops_routes,
+        per_ip_limit: options.http.max_connections_per_ip,
+        trim,
+    }
+}
+
+impl MountedRoutes {
+    /// The routes, for `App::configure` on every worker.
+    pub(crate) fn configure(&self) -> impl Fn(&mut web::ServiceConfig) + Clone + Send + 'static {
+        let state = self.state.clone();
+        let path = self.path.clone();
+        let ops_routes = self.ops_routes;
+        move |cfg| {
+            routes_at(state.clone(), path.clone())(cfg);
+            if ops_routes {
+                admin::routes(state.clone())(cfg);
+            }
+        }
+    }
+
+    /// The connection hook, for `HttpServer::on_connect`.
+    pub(crate) fn on_connect(
+        &self,
+    ) -> impl Fn(&dyn std::any::Any, &mut actix_web::dev::Extensions) + Send + Sync + 'static {
+        connection_hook(&self.state.service, self.per_ip_limit)
+    }
+
+    /// A function that makes these routes not ready (`/health/ready` 503).
+    pub(crate) fn not_ready_handle(&self) -> impl Fn() + 'static {
+        let ready = self.state.ready.clone();
+        move || ready.store(false, Ordering::Release)
+    }
+
+    /// Not ready; drain every session (new ones 503, calls get
+    /// `limits.shutdown_grace`); stop the trim.
+    pub(crate) async fn drain(self) {
+        slog::info!(self.state.log, "shutdown requested");
+        self.state.ready.store(false, Ordering::Release);
+        let _ = self
+            .state
+            .root
+            .send(DrainAll {
+                grace: self.state.service.limits.shutdown_grace,
+            })
+            .await;
+        self.trim.abort();
     }
 }
 

@@ -318,7 +318,7 @@ pub enum StreamKind {
 pub struct Pump {
     /// The session's id.
     pub session: Arc<str>,
-    /// The session's live streams ([`streams_of`]).
+    /// The session's live streams ([`SessionStreams::of`]).
     pub streams: Arc<StreamTable>,
     /// Where events are logged for replay.
     pub storage: Storage,

@@ -1,8 +1,73 @@
 //! The examples, built by `cargo test`, run as a user would run them.
 
+use std::time::Duration;
+
 use serde_json::json;
 
-use crate::harness::text;
+use crate::harness::{text, RECV_TIMEOUT};
+
+/// The lines `child` writes on stdout, read on a thread of their own.
+fn stdout_lines(child: &mut std::process::Child) -> std::sync::mpsc::Receiver<String> {
+    use std::io::BufRead;
+    let out = child.stdout.take().expect("stdout is piped");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(out).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// The address an HTTP example prints first: `listening on http://ADDR[/PATH]`.
+fn listening_on(lines: &std::sync::mpsc::Receiver<String>) -> String {
+    let line = lines
+        .recv_timeout(RECV_TIMEOUT)
+        .unwrap_or_else(|e| panic!("no \"listening on\" line within {RECV_TIMEOUT:?}: {e}"));
+    let url = line
+        .strip_prefix("listening on http://")
+        .unwrap_or_else(|| panic!("not a \"listening on\" line: {line:?}"));
+    let addr = url.split('/').next().unwrap_or(url).to_owned();
+    let port: u16 = addr
+        .rsplit_once(':')
+        .and_then(|(_, p)| p.parse().ok())
+        .unwrap_or_else(|| panic!("no port in {line:?}"));
+    assert_ne!(port, 0, "the real port: {line:?}");
+    addr
+}
+
+/// `GET url`: status and body (4xx and 5xx included; 0 and the error when there was
+/// no answer).
+fn http_get(url: &str) -> (u16, String) {
+    match ureq::get(url).timeout(Duration::from_secs(5)).call() {
+        Ok(r) => (r.status(), r.into_string().unwrap_or_default()),
+        Err(ureq::Error::Status(code, r)) => (code, r.into_string().unwrap_or_default()),
+        Err(e) => (0, e.to_string()),
+    }
+}
+
+/// A 2026-07-28 `tools/call` of `tool` POSTed to `url`: the parsed response.
+fn modern_call(url: &str, tool: &str, arguments: serde_json::Value) -> serde_json::Value {
+    let call = json!({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":tool,"arguments":arguments,
+        "_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28",
+            "io.modelcontextprotocol/clientCapabilities":{},
+            "io.modelcontextprotocol/clientInfo":{"name":"t","version":"1"}}}});
+    let answer = ureq::post(url)
+        .timeout(Duration::from_secs(10))
+        .set("Content-Type", "application/json")
+        .set("Accept", "application/json, text/event-stream")
+        .set("MCP-Protocol-Version", "2026-07-28")
+        .set("Mcp-Method", "tools/call")
+        .set("Mcp-Name", tool)
+        .send_string(&call.to_string())
+        .expect("the call answered")
+        .into_string()
+        .unwrap();
+    serde_json::from_str(&answer).unwrap_or_else(|e| panic!("{e}: {answer}"))
+}
 
 /// Path of a built example (`target/<profile>/examples/NAME`, beside this test's
 /// `deps/` directory).
@@ -52,11 +117,12 @@ fn custom_tool_serves_its_typed_tool_over_stdio() {
     assert!(status.success(), "{status}");
 }
 
-/// A stdio example run for a test: send lines, read JSON lines.
+/// A stdio example run for a test: send lines, read JSON lines (each within
+/// [`RECV_TIMEOUT`]).
 struct Run {
     child: std::process::Child,
     stdin: Option<std::process::ChildStdin>,
-    out: std::io::BufReader<std::process::ChildStdout>,
+    lines: std::sync::mpsc::Receiver<String>,
 }
 
 impl Run {
@@ -69,8 +135,12 @@ impl Run {
             .spawn()
             .unwrap_or_else(|e| panic!("run examples/{name}: {e}"));
         let stdin = child.stdin.take();
-        let out = std::io::BufReader::new(child.stdout.take().unwrap());
-        Run { child, stdin, out }
+        let lines = stdout_lines(&mut child);
+        Run {
+            child,
+            stdin,
+            lines,
+        }
     }
 
     fn send(&mut self, message: serde_json::Value) {
@@ -79,9 +149,10 @@ impl Run {
     }
 
     fn recv(&mut self) -> serde_json::Value {
-        use std::io::BufRead;
-        let mut line = String::new();
-        self.out.read_line(&mut line).unwrap();
+        let line = self
+            .lines
+            .recv_timeout(RECV_TIMEOUT)
+            .unwrap_or_else(|e| panic!("no message within {RECV_TIMEOUT:?}: {e}"));
         serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line:?}"))
     }
 
@@ -138,6 +209,98 @@ fn notes_keeps_notes_and_tells_subscribers() {
         json!({"jsonrpc":"2.0","id":3,"method":"resources/read","params":{"uri":"note://todo"}}),
     );
     assert_eq!(r["result"]["contents"][0]["text"], "buy milk", "{r}");
+    s.finish();
+}
+
+#[test]
+fn notes_tells_subscribers_of_inbox_changes_and_completes_in_both_eras() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("notes");
+    let inbox = dir.path().join("inbox");
+    std::fs::create_dir_all(&inbox).unwrap();
+    let mut s = Run::start("notes", &[data.to_str().unwrap(), inbox.to_str().unwrap()]);
+    let (_, init) = s.request(
+        json!({"jsonrpc":"2.0","id":0,"method":"initialize","params":{
+        "protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}),
+    );
+    assert_eq!(
+        init["result"]["capabilities"]["completions"],
+        json!({}),
+        "{init}"
+    );
+    s.send(json!({"jsonrpc":"2.0","method":"notifications/initialized"}));
+    let meta = json!({"io.modelcontextprotocol/protocolVersion":"2026-07-28",
+        "io.modelcontextprotocol/clientCapabilities":{},
+        "io.modelcontextprotocol/clientInfo":{"name":"t","version":"1"}});
+    // The prompt's argument, in both eras.
+    let tone = json!({"ref":{"type":"ref/prompt","name":"review"},"argument":{"name":"tone","value":"fr"}});
+    let (_, r) = s.request(
+        json!({"jsonrpc":"2.0","id":1,"method":"completion/complete","params":tone.clone()}),
+    );
+    assert_eq!(
+        r["result"]["completion"],
+        json!({"values":["friendly"],"total":1,"hasMore":false}),
+        "{r}"
+    );
+    let mut modern = tone;
+    modern["_meta"] = meta.clone();
+    let (_, r) =
+        s.request(json!({"jsonrpc":"2.0","id":2,"method":"completion/complete","params":modern}));
+    assert_eq!(r["result"]["resultType"], "complete", "{r}");
+    assert_eq!(
+        r["result"]["completion"]["values"],
+        json!(["friendly"]),
+        "{r}"
+    );
+
+    // A file dropped into the inbox: completed (once the watcher saw it) by the
+    // template's variable, in both eras.
+    std::fs::write(inbox.join("groceries.txt"), "milk").unwrap();
+    std::fs::write(inbox.join("garden.txt"), "roses").unwrap();
+    let name = |value: &str| json!({"ref":{"type":"ref/resource","uri":"inbox://{name}"},"argument":{"name":"name","value":value}});
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut id = 10;
+    loop {
+        id += 1;
+        let (_, r) = s.request(
+            json!({"jsonrpc":"2.0","id":id,"method":"completion/complete","params":name("g")}),
+        );
+        if r["result"]["completion"]["values"] == json!(["garden", "groceries"]) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "never completed: {r}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut modern = name("gr");
+    modern["_meta"] = meta;
+    let (_, r) =
+        s.request(json!({"jsonrpc":"2.0","id":3,"method":"completion/complete","params":modern}));
+    assert_eq!(
+        r["result"]["completion"]["values"],
+        json!(["groceries"]),
+        "{r}"
+    );
+
+    // Subscribed, then the file changes outside any call: the watcher's notifier
+    // tells this session.
+    let (_, r) = s.request(
+        json!({"jsonrpc":"2.0","id":4,"method":"resources/subscribe",
+        "params":{"uri":"inbox://groceries"}}),
+    );
+    assert_eq!(r["result"], json!({}), "{r}");
+    std::fs::write(inbox.join("groceries.txt"), "milk, eggs and bread").unwrap();
+    let updated = s.recv();
+    assert_eq!(
+        updated,
+        json!({"jsonrpc":"2.0","method":"notifications/resources/updated",
+            "params":{"uri":"inbox://groceries"}})
+    );
+    let (_, r) = s.request(json!({"jsonrpc":"2.0","id":5,"method":"resources/read",
+        "params":{"uri":"inbox://groceries"}}));
+    assert_eq!(
+        r["result"]["contents"][0]["text"], "milk, eggs and bread",
+        "{r}"
+    );
     s.finish();
 }
 
@@ -256,56 +419,71 @@ fn weather_calls_its_dependency_and_its_health_check_follows_it() {
     use std::sync::atomic::{AtomicBool, Ordering};
     let stop = std::sync::Arc::new(AtomicBool::new(false));
     let service = weather_service(stop.clone());
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let bind = format!("127.0.0.1:{port}");
+    // Port 0: the example binds it and prints the address it got.
     let mut child = std::process::Command::new(example("weather"))
-        .args([bind.as_str(), &service.to_string()])
-        .stdout(std::process::Stdio::null())
+        .args(["127.0.0.1:0", &service.to_string()])
+        .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("run examples/weather");
-    let get = |path: &str| -> (u16, String) {
-        match ureq::get(&format!("http://{bind}{path}")).call() {
-            Ok(r) => (r.status(), r.into_string().unwrap_or_default()),
-            Err(ureq::Error::Status(code, r)) => (code, r.into_string().unwrap_or_default()),
-            Err(e) => (0, e.to_string()),
-        }
-    };
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let bind = listening_on(&stdout_lines(&mut child));
+    let get = |path: &str| http_get(&format!("http://{bind}{path}"));
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while get("/health").0 != 200 {
         assert!(
             std::time::Instant::now() < deadline,
             "weather never healthy: {:?}",
             get("/health")
         );
-        std::thread::sleep(std::time::Duration::from_millis(50));
+        std::thread::sleep(Duration::from_millis(50));
     }
-    let call = json!({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"forecast","arguments":{"city":"Oslo"},
-        "_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28",
-            "io.modelcontextprotocol/clientCapabilities":{},
-            "io.modelcontextprotocol/clientInfo":{"name":"t","version":"1"}}}});
-    let answer = ureq::post(&format!("http://{bind}/mcp"))
-        .set("Content-Type", "application/json")
-        .set("Accept", "application/json, text/event-stream")
-        .set("MCP-Protocol-Version", "2026-07-28")
-        .set("Mcp-Method", "tools/call")
-        .set("Mcp-Name", "forecast")
-        .send_string(&call.to_string())
-        .expect("forecast answered")
-        .into_string()
-        .unwrap();
-    let answer: serde_json::Value = serde_json::from_str(&answer).unwrap();
+    let answer = modern_call(
+        &format!("http://{bind}/mcp"),
+        "forecast",
+        json!({"city": "Oslo"}),
+    );
     assert_eq!(text(&answer["result"]), "Oslo: snow, -3 C", "{answer}");
     // The dependency goes away: /health says so, by name.
     stop.store(true, Ordering::SeqCst);
-    std::thread::sleep(std::time::Duration::from_millis(100));
+    std::thread::sleep(Duration::from_millis(100));
     let (status, body) = get("/health");
     assert_eq!(status, 503, "{body}");
     assert!(body.contains("weather_service"), "{body}");
     crate::harness::send_signal(child.id(), "TERM");
     assert!(child.wait().unwrap().success());
+}
+
+#[test]
+fn mount_serves_mcp_beside_the_applications_own_route() {
+    let mut child = std::process::Command::new(example("mount"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("run examples/mount");
+    let addr = listening_on(&stdout_lines(&mut child));
+    let get = |path: &str| http_get(&format!("http://{addr}{path}"));
+    assert_eq!(
+        get("/hello"),
+        (200, "hello from the application".to_owned())
+    );
+    assert_eq!(get("/health/ready").0, 200);
+    let answer = modern_call(
+        &format!("http://{addr}/mcp"),
+        "shout",
+        json!({"text": "quiet please"}),
+    );
+    assert_eq!(text(&answer["result"]), "QUIET PLEASE", "{answer}");
+    crate::harness::send_signal(child.id(), "TERM");
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("examples/mount did not stop on SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "{status}");
 }

@@ -1009,7 +1009,7 @@ impl Started {
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct MountOptions {
-    /// The MCP endpoint's path (default [`MCP_PATH`], `/mcp`).
+    /// The MCP endpoint's path (default `/mcp`).
     pub path: String,
     /// Also add `/health`, `/health/live`, `/health/ready` and `/metrics` (default
     /// on).

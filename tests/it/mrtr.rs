@@ -270,3 +270,56 @@ fn a_session_era_ask_the_client_did_not_declare_fails_at_once() {
     let (status, _, logs) = s.finish();
     assert!(status.success(), "{status:?}\n{logs:?}");
 }
+
+#[test]
+fn answers_count_only_for_the_questions_the_latest_round_asked() {
+    let mut s = modern(Server::start(&["--fixtures", "conformance"]));
+    // An answer with no requestState answers nothing that was asked: the question
+    // comes (again).
+    let r = s.request_id(
+        1,
+        "tools/call",
+        elicit_params(json!({"inputResponses": alice()})),
+    );
+    assert_eq!(r["result"]["resultType"], "input_required", "{r}");
+    assert!(r["result"].get("content").is_none(), "{r}");
+    // Round one asks step1 only; an answer to step2, never asked, rides along and
+    // is ignored: round two asks step2.
+    let multi = |extra: Value| {
+        let mut p = elicit_params(extra);
+        p["name"] = "test_input_required_result_multi_round".into();
+        p
+    };
+    let r = s.request_id(2, "tools/call", multi(json!({})));
+    let asked: Vec<&String> = r["result"]["inputRequests"]
+        .as_object()
+        .unwrap_or_else(|| panic!("{r}"))
+        .keys()
+        .collect();
+    assert_eq!(asked, ["step1"], "{r}");
+    let state = r["result"]["requestState"].as_str().unwrap().to_owned();
+    let r = s.request_id(
+        3,
+        "tools/call",
+        multi(json!({"requestState": state, "inputResponses": {
+            "step1": {"action": "accept", "content": {"name": "Ada"}},
+            "step2": {"action": "accept", "content": {"color": "red"}}}})),
+    );
+    assert_eq!(r["result"]["resultType"], "input_required", "{r}");
+    let asked: Vec<&String> = r["result"]["inputRequests"]
+        .as_object()
+        .unwrap_or_else(|| panic!("{r}"))
+        .keys()
+        .collect();
+    assert_eq!(asked, ["step2"], "{r}");
+    // Round two cannot change round one's answer: only step2 counts.
+    let state = r["result"]["requestState"].as_str().unwrap().to_owned();
+    let r = s.request_id(
+        4,
+        "tools/call",
+        multi(json!({"requestState": state, "inputResponses": {
+            "step1": {"action": "accept", "content": {"name": "Eve"}},
+            "step2": {"action": "accept", "content": {"color": "blue"}}}})),
+    );
+    assert_eq!(text(&r["result"]), "Ada likes blue", "{r}");
+}

@@ -12,7 +12,7 @@
 //! 4. era ([`modern::is_modern`]): a request naming 2026-07-28 (in `_meta` or the
 //!    `MCP-Protocol-Version` header), or one without `Mcp-Session-Id` other than
 //!    `initialize`, goes to `transport::modern`; the rest is the session era:
-//! 5. `MCP-Protocol-Version` (400);
+//! 5. `MCP-Protocol-Version`, one at most (400);
 //! 6. session: `initialize` opens one (503 + `Retry-After` at the cap); anything else
 //!    needs a known `Mcp-Session-Id` (missing → 400, unknown or ended → 404);
 //! 7. hand the payload to the Session actor with a fresh sink, then answer:
@@ -254,8 +254,11 @@ async fn guard_host_and_origin(
     Ok(next.call(req).await?.map_into_boxed_body())
 }
 
-/// Validate `MCP-Protocol-Version` (absent means 2025-03-26).
+/// Validate `MCP-Protocol-Version` (absent means 2025-03-26; sent twice: 400).
 fn check_version_header(req: &HttpRequest) -> Result<(), Refusal> {
+    if req.headers().get_all(VERSION_HEADER).nth(1).is_some() {
+        return Err(bad_request_refusal("more than one MCP-Protocol-Version header"));
+    }
     match header_str(req, VERSION_HEADER) {
         None => Ok(()),
         Some(v) => match ProtocolVersion::parse(v.trim()) {

@@ -5,7 +5,9 @@
 //! before any work when it fails:
 //! 1. a notification → 202 (on HTTP, cancellation is closing the stream); a
 //!    response or a batch → 400 with -32600;
-//! 2. `MCP-Protocol-Version` and `Mcp-Method` present → else 400 with -32020;
+//! 2. `MCP-Protocol-Version` and `Mcp-Method` present, and none of them, `Mcp-Name`
+//!    or an `Mcp-Param-*` sent twice (a proxy reading another copy than emcee would
+//!    see another request) → else 400 with -32020;
 //! 3. the required `_meta` fields → else 400 with -32602;
 //! 4. the headers equal the body's version and method → else 400 with -32020;
 //! 5. the version is served → else 400 with -32022 (`data.supported`, `requested`);
@@ -136,6 +138,19 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .map(str::trim)
 }
 
+/// The first header among the ones this era reads (`MCP-Protocol-Version`,
+/// `Mcp-Method`, `Mcp-Name`, `Mcp-Param-*`) that is sent more than once.
+fn repeated(headers: &HeaderMap) -> Option<&str> {
+    headers.keys().map(|k| k.as_str()).find(|name| {
+        let ours = [VERSION_HEADER, METHOD_HEADER, NAME_HEADER].contains(name)
+            || name.starts_with(PARAM_HEADER_PREFIX);
+        ours && headers.get_all(*name).nth(1).is_some()
+    })
+}
+
+/// The prefix of the `Mcp-Param-*` headers.
+const PARAM_HEADER_PREFIX: &str = "mcp-param-";
+
 /// Steps 2–7 of the module doc: the request's headers and `_meta` against its body.
 /// Returns the tool a `tools/call` names, when it exists (looked up once: the
 /// session uses it).
@@ -144,6 +159,9 @@ pub fn check(
     req: &Request,
     state: &AppState,
 ) -> Result<Option<Arc<Tool>>, RpcError> {
+    if let Some(name) = repeated(headers) {
+        return Err(mismatch(format!("more than one {name} header")));
+    }
     let Some(version) = header(headers, VERSION_HEADER) else {
         return Err(mismatch("missing MCP-Protocol-Version header"));
     };

@@ -48,8 +48,8 @@ use crate::sink::{Frame, FrameKind, Sink};
 use crate::telemetry::metrics::reason;
 use crate::transport::admin;
 use crate::transport::exchange::{
-    accept_of, header_str, rpc_error, with_detail, Refusal, RefusalDetail, RefusalReason,
-    StreamGuard, JSON_WINDOW, RETRY_AFTER_SECS, SESSION_HEADER, VERSION_HEADER,
+    accept_of, header_str, rpc_error, unavailable_frame, with_detail, Refusal, RefusalCounted,
+    RefusalDetail, RefusalReason, StreamGuard, JSON_WINDOW, RETRY_AFTER_SECS, SESSION_HEADER, VERSION_HEADER,
 };
 use crate::transport::modern;
 use crate::transport::sse::{self, Pump, StreamKind};
@@ -189,6 +189,9 @@ async fn count_refusals(
     let client = req.peer_addr();
     let method = req.method().clone();
     let resp = next.call(req).await?;
+    if resp.response().extensions().contains::<RefusalCounted>() {
+        return Ok(resp);
+    }
     let marked = resp.response().extensions().get::<RefusalReason>().copied();
     let reason = match resp.status() {
         _ if marked.is_some() => marked.map(|m| m.0),
@@ -604,6 +607,9 @@ async fn post_mcp(
         // cannot receive them on this request).
         while let Some(f) = frames.recv().await {
             if f.kind == FrameKind::Response {
+                if f.unavailable {
+                    return unavailable_frame(f.json);
+                }
                 let resp = HttpResponse::Ok()
                     .content_type("application/json")
                     .body(f.json.clone());
@@ -629,6 +635,9 @@ async fn post_mcp(
     };
     if let Some(f) = &first {
         if f.kind == FrameKind::Response && accept.json {
+            if f.unavailable {
+                return unavailable_frame(f.json.clone());
+            }
             return with_session(
                 HttpResponse::Ok()
                     .content_type("application/json")

@@ -21,7 +21,8 @@
 //!    [`JSON_WINDOW`]; otherwise an SSE stream of that request's messages (no event
 //!    ids: this era has no resumability), ended by its response. Closing that stream
 //!    cancels the call. A JSON-RPC error answer gets the status its code calls for
-//!    ([`status_of`]).
+//!    ([`status_of`]); one the session gave because the server is draining gets 503
+//!    + `Retry-After`, so that a proxy may retry it elsewhere.
 //!
 //! No `Mcp-Session-Id` is read or minted here.
 
@@ -47,8 +48,8 @@ use crate::telemetry::metrics::reason;
 use crate::telemetry::Refused;
 use crate::tools::Tool;
 use crate::transport::exchange::{
-    busy, event_stream, with_detail, Accept, Refusal, RefusalReason, StreamGuard, JSON_WINDOW,
-    SESSION_HEADER, VERSION_HEADER,
+    busy, event_stream, unavailable, unavailable_frame, with_detail, Accept, Refusal,
+    RefusalReason, StreamGuard, JSON_WINDOW, SESSION_HEADER, VERSION_HEADER,
 };
 use crate::transport::state::{AppState, WorkerSession};
 
@@ -252,12 +253,16 @@ pub async fn post(
     let inbound = Inbound::checked(request, sink, Checked { tool });
     if session.send(inbound).await.is_err() {
         let e = RpcError::new(code::SERVER_BUSY, "the server is shutting down");
-        return error_response(Some(&id), &e);
+        let json = encode_error_omitting_unknown_id(Some(&id), &e);
+        return with_detail(unavailable(json), &e);
     }
     answer(accept, frames, state).await
 }
 
 fn json_response(f: Frame) -> HttpResponse {
+    if f.unavailable {
+        return unavailable_frame(f.json);
+    }
     json_answer(f.json, f.error)
 }
 

@@ -1196,3 +1196,60 @@ fn a_repeated_mcp_header_is_refused() {
     let r = ping.send_raw(&s, &[("MCP-Protocol-Version", "2025-06-18")]);
     assert_eq!(r.status, 400, "{r:?}");
 }
+
+#[test]
+fn a_new_request_during_the_drain_is_503_with_retry_after() {
+    // A proxy retries a 503 elsewhere (nginx `proxy_next_upstream http_503`); a 200
+    // carrying -32000 it would hand to the client.
+    let mut s = Server::with_config(
+        "[limits]\nshutdown_grace_ms = 5000\n",
+        &["--fixtures", "conformance"],
+    );
+    let session = s.session();
+    let held = open_sleep(&s, 1, 2500, json!({}));
+    assert_eq!(held.status, 200);
+    s.signal("TERM");
+    let echo = |id: u64| {
+        Post::new(&body(
+            id,
+            "tools/call",
+            json!({"name": "echo", "arguments": {"text": "hi"}}),
+        ))
+    };
+    // Served until the drain begins (the signal is on its way), then refused.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let refused = loop {
+        let r = echo(2).send(&s);
+        if r.status != 200 || r.json().get("result").is_none() {
+            break r;
+        }
+        assert!(Instant::now() < deadline, "never refused: {r:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(refused.status, 503, "2026-07-28: {refused:?}");
+    assert_eq!(refused.header("retry-after"), Some("5"), "{refused:?}");
+    let v = refused.json();
+    assert_eq!(v["error"]["code"], -32000, "{v}");
+    assert_eq!(v["id"], 2, "{v}");
+    // The session era: a request on a session opened before.
+    let r = s.post(
+        Some(&session),
+        &call_body(3, "echo", json!({"text": "hi"})),
+        &[("mcp-protocol-version", "2025-11-25")],
+    );
+    assert_eq!(r.status, 503, "session era: {r:?}");
+    assert_eq!(r.header("retry-after"), Some("5"), "{r:?}");
+    assert_eq!(r.json()["error"]["code"], -32000, "{r:?}");
+    assert_eq!(r.json()["id"], 3, "{r:?}");
+    // The call in flight still gets its answer; each refusal is counted once.
+    let done = response_of(held, &json!(1));
+    assert_eq!(done["result"]["resultType"], "complete", "{done}");
+    let status = s.wait_exit(Duration::from_secs(10));
+    assert_eq!(status.code(), Some(0), "{}", s.logs());
+    let refusals = s
+        .logs()
+        .lines()
+        .filter(|l| l.contains("\"reason\":\"shutting_down\""))
+        .count();
+    assert_eq!(refusals, 2, "{}", s.logs());
+}

@@ -19,10 +19,13 @@
 //!    stateless session, on this thread;
 //! 9. answer: `application/json` when the response comes first within
 //!    [`JSON_WINDOW`]; otherwise an SSE stream of that request's messages (no event
-//!    ids: this era has no resumability), ended by its response. Closing that stream
-//!    cancels the call. A JSON-RPC error answer gets the status its code calls for
-//!    ([`status_of`]); one the session gave because the server is draining gets 503
-//!    + `Retry-After`, so that a proxy may retry it elsewhere.
+//!    ids: this era has no resumability), ended by its response; a client that
+//!    accepts only JSON gets a chunked `application/json` body instead, a space every
+//!    `limits.stream_probe_ms` then the response (JSON allows leading whitespace).
+//!    Closing either cancels the call. A JSON-RPC error answered within the window
+//!    gets the status its code calls for ([`status_of`]); one the session gave
+//!    because the server is draining gets 503 + `Retry-After`, so that a proxy may
+//!    retry it elsewhere.
 //!
 //! No `Mcp-Session-Id` is read or minted here.
 
@@ -266,16 +269,32 @@ fn json_response(f: Frame) -> HttpResponse {
     json_answer(f.json, f.error)
 }
 
+/// The request's response frame; `None` when every sender is gone without one
+/// (the call was cancelled). Notifications are dropped: a JSON answer cannot carry
+/// them.
+async fn response_of(frames: &mut FrameReceiver) -> Option<Frame> {
+    while let Some(f) = frames.recv().await {
+        if f.kind == FrameKind::Response {
+            return Some(f);
+        }
+    }
+    None
+}
+
 /// JSON or a per-request SSE stream, as the first frame decides.
 async fn answer(accept: Accept, mut frames: FrameReceiver, state: &AppState) -> HttpResponse {
     if !accept.sse {
-        // JSON only: the request's notifications cannot reach the client.
-        while let Some(f) = frames.recv().await {
-            if f.kind == FrameKind::Response {
-                return json_response(f);
-            }
-        }
-        return HttpResponse::Accepted().finish();
+        // JSON only: within the window, a plain body; later, a streamed one that
+        // watches the connection (see `json_stream`).
+        return tokio::select! {
+            f = response_of(&mut frames) => match f {
+                Some(f) => json_response(f),
+                None => HttpResponse::Accepted().finish(),
+            },
+            _ = tokio::time::sleep(JSON_WINDOW) => HttpResponse::Ok()
+                .content_type("application/json")
+                .streaming(json_stream(frames, state.service.limits.stream_probe)),
+        };
     }
     let first = if accept.json {
         tokio::select! {
@@ -302,6 +321,30 @@ const PROBE: &[u8] = b":\n\n";
 
 fn sse_event(json: &str) -> Bytes {
     Bytes::from(format!("event: message\ndata: {json}\n\n"))
+}
+
+/// A JSON answer not ready within the JSON window: one space every `probe` until
+/// the response comes (JSON allows whitespace before a value), then the response.
+/// actix-web notices a closed connection only when a write fails: the spaces make
+/// it notice, and dropping the body then drops `frames`, which cancels the call
+/// (as closing an SSE stream does). Its status is 200 whatever the response says:
+/// the head is sent before it is known.
+fn json_stream(
+    frames: FrameReceiver,
+    probe: std::time::Duration,
+) -> impl futures::Stream<Item = Result<Bytes, Infallible>> {
+    let mut tick = tokio::time::interval(probe);
+    tick.reset();
+    futures::stream::unfold(Some((frames, tick)), move |state| async move {
+        let (mut frames, mut tick) = state?;
+        tokio::select! {
+            f = response_of(&mut frames) => {
+                // The answer ends the body; no answer (cancelled): an empty end.
+                f.map(|f| (Ok(Bytes::from(f.json)), None))
+            }
+            _ = tick.tick() => Some((Ok(Bytes::from_static(b" ")), Some((frames, tick)))),
+        }
+    })
 }
 
 /// The events of one request: its notifications, then its response, which ends

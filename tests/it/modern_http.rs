@@ -90,10 +90,11 @@ impl Post {
         self.open(s).into_reply()
     }
 
-    /// Send over a plain socket with `also` added after the derived headers (a
-    /// header may then be sent twice, which HTTP clients do not let one do).
-    fn send_raw(&self, s: &Server, also: &[(&str, &str)]) -> Reply {
-        use std::io::{Read, Write};
+    /// Write the request on a plain socket with `also` added after the derived
+    /// headers (a header may then be sent twice, which HTTP clients do not let one
+    /// do); the socket, its answer unread.
+    fn write_raw(&self, s: &Server, also: &[(&str, &str)]) -> std::net::TcpStream {
+        use std::io::Write;
         let mut tcp = std::net::TcpStream::connect(&s.addr).expect("connect");
         tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
         let mut head = format!(
@@ -107,6 +108,13 @@ impl Post {
         head.push_str("\r\n");
         tcp.write_all(head.as_bytes()).unwrap();
         tcp.write_all(self.body.as_bytes()).unwrap();
+        tcp
+    }
+
+    /// [`Post::write_raw`], then the whole answer.
+    fn send_raw(&self, s: &Server, also: &[(&str, &str)]) -> Reply {
+        use std::io::Read;
+        let mut tcp = self.write_raw(s, also);
         let mut raw = Vec::new();
         tcp.read_to_end(&mut raw).expect("the whole answer");
         let raw = String::from_utf8_lossy(&raw).into_owned();
@@ -1252,4 +1260,66 @@ fn a_new_request_during_the_drain_is_503_with_retry_after() {
         .filter(|l| l.contains("\"reason\":\"shutting_down\""))
         .count();
     assert_eq!(refusals, 2, "{}", s.logs());
+}
+
+#[test]
+fn closing_a_json_only_call_cancels_it() {
+    let s = start();
+    const CANCELLED: &str = r#"mcp_requests_total{method="tools/call",outcome="cancelled"}"#;
+    let before = metric(&s, "mcp_cancelled_total");
+    let sleep = Post::new(&body(
+        1,
+        "tools/call",
+        json!({"name": "sleep", "arguments": {"ms": 30_000}}),
+    ))
+    .set("Accept", "application/json");
+    let tcp = sleep.write_raw(&s, &[]);
+    // The call runs; the client goes away.
+    std::thread::sleep(Duration::from_millis(300));
+    drop(tcp);
+    await_metric(
+        &s,
+        "mcp_cancelled_total",
+        before + 1.0,
+        Duration::from_secs(5),
+    );
+    await_metric(&s, CANCELLED, 1.0, Duration::from_secs(2));
+    assert!(
+        s.logs().contains(r#""outcome":"cancelled""#),
+        "{}",
+        s.logs()
+    );
+}
+
+#[test]
+fn a_slow_json_only_answer_is_led_by_whitespace_and_a_quick_one_is_plain() {
+    let s = Server::with_config(
+        "[limits]\nstream_probe_ms = 50\n",
+        &["--fixtures", "conformance"],
+    );
+    let json_only = |id: u64, tool: &str, args: Value| {
+        Post::new(&body(
+            id,
+            "tools/call",
+            json!({"name": tool, "arguments": args}),
+        ))
+        .set("Accept", "application/json")
+        .send_raw(&s, &[])
+    };
+    // Within the JSON window: a plain body with its length.
+    let r = json_only(1, "echo", json!({"text": "quick"}));
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.content_type(), "application/json", "{r:?}");
+    assert!(r.header("content-length").is_some(), "{r:?}");
+    assert_eq!(text(&r.json()["result"]), "quick", "{r:?}");
+    // Slower: chunked, whitespace while it runs (the liveness probe), then the
+    // answer; still one JSON document.
+    let r = json_only(2, "sleep", json!({"ms": 400}));
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.content_type(), "application/json", "{r:?}");
+    assert!(r.header("content-length").is_none(), "{r:?}");
+    assert!(r.body.starts_with(' '), "{r:?}");
+    let v: Value = serde_json::from_str(&r.body).expect("JSON with leading whitespace");
+    assert_eq!(v["id"], 2, "{v}");
+    assert_eq!(v["result"]["resultType"], "complete", "{v}");
 }

@@ -514,7 +514,10 @@ mod tests {
             name
         );
         assert_eq!(
-            third.answer("color", "elicitation/create").unwrap().unwrap(),
+            third
+                .answer("color", "elicitation/create")
+                .unwrap()
+                .unwrap(),
             json!({"action": "decline"})
         );
     }

@@ -49,7 +49,8 @@ use crate::telemetry::metrics::reason;
 use crate::transport::admin;
 use crate::transport::exchange::{
     accept_of, header_str, rpc_error, unavailable_frame, with_detail, Refusal, RefusalCounted,
-    RefusalDetail, RefusalReason, StreamGuard, JSON_WINDOW, RETRY_AFTER_SECS, SESSION_HEADER, VERSION_HEADER,
+    RefusalDetail, RefusalReason, StreamGuard, JSON_WINDOW, RETRY_AFTER_SECS, SESSION_HEADER,
+    VERSION_HEADER,
 };
 use crate::transport::modern;
 use crate::transport::sse::{self, Pump, StreamKind};
@@ -260,7 +261,9 @@ async fn guard_host_and_origin(
 /// Validate `MCP-Protocol-Version` (absent means 2025-03-26; sent twice: 400).
 fn check_version_header(req: &HttpRequest) -> Result<(), Refusal> {
     if req.headers().get_all(VERSION_HEADER).nth(1).is_some() {
-        return Err(bad_request_refusal("more than one MCP-Protocol-Version header"));
+        return Err(bad_request_refusal(
+            "more than one MCP-Protocol-Version header",
+        ));
     }
     match header_str(req, VERSION_HEADER) {
         None => Ok(()),

@@ -102,7 +102,12 @@ impl Post {
             s.addr,
             self.body.len()
         );
-        for (k, v) in self.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).chain(also.iter().copied()) {
+        for (k, v) in self
+            .headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .chain(also.iter().copied())
+        {
             head.push_str(&format!("{k}: {v}\r\n"));
         }
         head.push_str("\r\n");
@@ -120,7 +125,14 @@ impl Post {
         let raw = String::from_utf8_lossy(&raw).into_owned();
         let (head, body) = raw.split_once("\r\n\r\n").expect("a header block");
         let mut lines = head.lines();
-        let status = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
+        let status = lines
+            .next()
+            .unwrap()
+            .split(' ')
+            .nth(1)
+            .unwrap()
+            .parse()
+            .unwrap();
         let headers: Vec<(String, String)> = lines
             .filter_map(|l| l.split_once(':'))
             .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
@@ -1144,7 +1156,8 @@ fn a_repeated_mcp_header_is_refused() {
     // A second Mcp-Name, whichever comes first, another Mcp-Method or
     // MCP-Protocol-Version, even an equal one: 400 with -32020 (a gateway reading
     // the last value would see another request than emcee).
-    let cases: [(&Post, &[(&str, &str)], &str); 5] = [
+    type Case<'a> = (&'a Post, &'a [(&'a str, &'a str)], &'a str);
+    let cases: [Case; 5] = [
         (&echo, &[("Mcp-Name", "evil")], "Mcp-Name echo, evil"),
         (
             &echo.clone_without("Mcp-Name"),

@@ -194,9 +194,10 @@ pub struct Limits {
     )]
     pub sse_keepalive: Duration,
     /// 2026-07-28 HTTP streams (a slow request's SSE answer, `subscriptions/listen`)
-    /// write a 3-byte comment this often: the server notices a client that closed
-    /// the stream only when a write fails, and a closed request stream cancels its
-    /// call, so this bounds how long a cancelled call runs on (about two periods).
+    /// write a 3-byte comment this often (a slow JSON-only answer, a space): the
+    /// server notices a client that closed the stream only when a write fails, and
+    /// a closed request stream cancels its call, so this bounds how long a
+    /// cancelled call runs on (about two periods).
     /// Default 250 ms.
     #[serde(
         rename = "stream_probe_ms",

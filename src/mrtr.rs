@@ -18,8 +18,9 @@
 //! `requestState` is attacker-controlled, so it is sealed: HMAC-SHA-256 over a
 //! payload that binds it to the method, the tool/prompt name or resource URI, a
 //! digest of the arguments, and an expiry; it also carries the answers of earlier
-//! rounds (a client answers only the latest round's questions) and which method each
-//! open question was, so that an answer of the wrong shape is refused. A state that
+//! rounds and which method each open question was: a client answers only the latest
+//! round's questions (an answer to anything else, or sent without a state, is
+//! ignored and the question asked again), and an answer of the wrong shape is refused. A state that
 //! is tampered with, expired, or bound to other params is -32602. The key comes from
 //! `[mrtr] key_file` (instances sharing it accept each other's state) or is random per
 //! process. Neither the key nor a state is ever logged.
@@ -178,6 +179,9 @@ struct State {
     /// Answers of earlier rounds, by key.
     #[serde(rename = "a", default)]
     answers: Map<String, Value>,
+    /// The method of the question each answer in `answers` answered.
+    #[serde(rename = "am", default)]
+    answered: BTreeMap<String, String>,
     /// The questions of the round this state ends: key → method.
     #[serde(rename = "q", default)]
     asked: BTreeMap<String, String>,
@@ -219,7 +223,7 @@ pub struct Inputs {
     mrtr: std::sync::Arc<Mrtr>,
     binding: Binding,
     answers: Map<String, Value>,
-    /// key → method of the questions answered in this request (from the state).
+    /// key → method of the question each of `answers` answered.
     answered: BTreeMap<String, String>,
     asked: Mutex<BTreeMap<String, Value>>,
     asked_methods: Mutex<BTreeMap<String, String>>,
@@ -236,24 +240,33 @@ impl std::fmt::Debug for Inputs {
 impl Inputs {
     /// The input of a request with these `inputResponses` and `requestState`: the
     /// state is verified (-32602 if it fails), its answers and the new ones merged.
+    ///
+    /// A new answer counts only for a question of the round the state ends (the
+    /// state names them): an answer with no `requestState`, to a key that round did
+    /// not ask, or to a question an earlier round already had answered is ignored,
+    /// as the revision asks of "information it does not recognize" (the handler
+    /// asks again what it still needs).
     pub fn new(
         mrtr: std::sync::Arc<Mrtr>,
         binding: Binding,
         responses: Option<&Value>,
         state: Option<&str>,
     ) -> Result<Inputs, RpcError> {
-        let (mut answers, answered) = match state {
+        let (mut answers, mut answered, asked) = match state {
             Some(sealed) => {
                 let state = mrtr.open(sealed, &binding)?;
-                (state.answers, state.asked)
+                (state.answers, state.answered, state.asked)
             }
-            None => (Map::new(), BTreeMap::new()),
+            None => (Map::new(), BTreeMap::new(), BTreeMap::new()),
         };
         match responses {
             None | Some(Value::Null) => {}
             Some(Value::Object(new)) => {
-                for (key, value) in new {
-                    answers.insert(key.clone(), value.clone());
+                for (key, method) in asked {
+                    if let Some(value) = new.get(&key) {
+                        answers.insert(key.clone(), value.clone());
+                        answered.insert(key, method);
+                    }
                 }
             }
             Some(_) => {
@@ -285,10 +298,8 @@ impl Inputs {
     pub fn answer(&self, key: &str, method: &str) -> Option<Result<Value, RpcError>> {
         let value = self.answers.get(key)?;
         // An answer to another question under this key is not this answer.
-        if let Some(asked) = self.answered.get(key) {
-            if asked != method {
-                return None;
-            }
+        if self.answered.get(key).map(String::as_str) != Some(method) {
+            return None;
         }
         Some(check_answer(key, method, value).map(|()| value.clone()))
     }
@@ -338,6 +349,7 @@ impl Inputs {
             digest: self.binding.digest().to_owned(),
             expires: crate::storage::unix_ms().saturating_add(self.mrtr.ttl.as_millis() as u64),
             answers: self.answers.clone(),
+            answered: self.answered.clone(),
             asked,
         };
         let sealed = self.mrtr.seal(&state)?;
@@ -475,6 +487,42 @@ mod tests {
     }
 
     #[test]
+    fn only_answers_to_the_latest_rounds_questions_count() {
+        let m = mrtr();
+        let name = json!({"action": "accept", "content": {"n": "A"}});
+        // No requestState: nothing was asked, so nothing is an answer.
+        let early = json!({"name": name});
+        let first = Inputs::new(m.clone(), binding(json!(null)), Some(&early), None).unwrap();
+        assert!(first.answer("name", "elicitation/create").is_none());
+        first.ask("name", "elicitation/create", json!({}));
+        let state = state_of(&first.input_required());
+        // Round two answers the question asked, and one never asked (ignored).
+        let both = json!({"name": name, "color": {"action": "accept", "content": {}}});
+        let second =
+            Inputs::new(m.clone(), binding(json!(null)), Some(&both), Some(&state)).unwrap();
+        assert!(second.answer("name", "elicitation/create").is_some());
+        assert!(second.answer("color", "elicitation/create").is_none());
+        // An answer is bound to the method that asked.
+        assert!(second.answer("name", "roots/list").is_none());
+        second.ask("color", "elicitation/create", json!({}));
+        let state = state_of(&second.input_required());
+        // Round three cannot replace round two's answer.
+        let again = json!({"name": {"action": "decline"}, "color": {"action": "decline"}});
+        let third = Inputs::new(m, binding(json!(null)), Some(&again), Some(&state)).unwrap();
+        assert_eq!(
+            third.answer("name", "elicitation/create").unwrap().unwrap(),
+            name
+        );
+        assert_eq!(
+            third
+                .answer("color", "elicitation/create")
+                .unwrap()
+                .unwrap(),
+            json!({"action": "decline"})
+        );
+    }
+
+    #[test]
     fn expired_states_and_malformed_answers_are_refused() {
         let m = Arc::new(Mrtr::new(b"k", Duration::from_millis(0), 64 * 1024));
         let first = Inputs::new(m.clone(), binding(json!(null)), None, None).unwrap();
@@ -484,8 +532,11 @@ mod tests {
         let err = Inputs::new(m, binding(json!(null)), None, Some(&state)).unwrap_err();
         assert!(err.message.contains("expired"), "{err:?}");
         let m = mrtr();
+        let first = Inputs::new(m.clone(), binding(json!(null)), None, None).unwrap();
+        first.ask("q", "roots/list", json!({}));
+        let state = state_of(&first.input_required());
         let bad = json!({"q": 12345});
-        let inputs = Inputs::new(m, binding(json!(null)), Some(&bad), None).unwrap();
+        let inputs = Inputs::new(m, binding(json!(null)), Some(&bad), Some(&state)).unwrap();
         let answer = inputs.answer("q", "roots/list").unwrap();
         assert_eq!(answer.unwrap_err().code, -32602);
         assert!(Inputs::new(mrtr(), binding(json!(null)), Some(&json!([1])), None).is_err());
@@ -494,8 +545,12 @@ mod tests {
     #[test]
     fn a_state_past_its_size_bound_is_an_error() {
         let m = Arc::new(Mrtr::new(b"k", Duration::from_secs(60), 300));
+        let first = Inputs::new(m.clone(), binding(json!(null)), None, None).unwrap();
+        first.ask("q", "elicitation/create", json!({}));
+        let state = state_of(&first.input_required());
         let big = json!({"q": {"action": "accept", "content": {"x": "y".repeat(400)}}});
-        let inputs = Inputs::new(m, binding(json!(null)), Some(&big), None).unwrap();
+        let inputs = Inputs::new(m, binding(json!(null)), Some(&big), Some(&state)).unwrap();
+        assert!(inputs.answer("q", "elicitation/create").is_some());
         inputs.ask("r", "roots/list", json!({}));
         let err = inputs.input_required().unwrap_err();
         assert!(err.message.contains("mrtr.max_state_bytes"), "{err:?}");

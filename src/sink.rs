@@ -37,6 +37,9 @@ pub struct Frame {
     /// For an error response, its JSON-RPC code (set by whoever encoded it: a
     /// transport never reads it back from `json`).
     pub error: Option<i32>,
+    /// An error response given because the server cannot serve now (draining):
+    /// HTTP answers 503 + `Retry-After` (`protocol::Encoded::unavailable`).
+    pub unavailable: bool,
 }
 
 /// Sending half; cheap to clone. Sending to a closed transport is a no-op that
@@ -114,6 +117,7 @@ impl Sink {
             kind,
             json,
             error: None,
+            unavailable: false,
         })
     }
 
@@ -137,6 +141,7 @@ impl Sink {
             kind: FrameKind::Response,
             json: response.json,
             error: response.error,
+            unavailable: response.unavailable,
         })
     }
 

@@ -125,6 +125,17 @@ impl CallContext {
             // this handler run never resumes.
             return futures::future::pending().await;
         }
+        if !self.client_capabilities.contains_key(capability) {
+            // The session era defines no code of its own for this: the request that
+            // led here needs what the client's `initialize` did not declare.
+            return Err(RpcError::new(
+                crate::protocol::code::INVALID_REQUEST,
+                format!(
+                    "{method} needs the client capability \"{capability}\", which the client did not declare at initialize"
+                ),
+            )
+            .with_data(serde_json::json!({ "requiredCapabilities": { capability: {} } })));
+        }
         let (id, rx) = self.peer.register();
         let sent = self.sink.send(
             crate::sink::FrameKind::Request,

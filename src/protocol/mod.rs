@@ -79,12 +79,20 @@ pub struct Encoded {
     pub json: String,
     /// The error's code, for an error response.
     pub error: Option<i32>,
+    /// An error the server gives because it cannot serve now (it is draining): an
+    /// HTTP transport answers it with 503 + `Retry-After`, so that a proxy may
+    /// retry the request elsewhere. The refusal is already counted and logged.
+    pub unavailable: bool,
 }
 
 impl Encoded {
     /// A result response.
     pub fn result(json: String) -> Encoded {
-        Encoded { json, error: None }
+        Encoded {
+            json,
+            error: None,
+            unavailable: false,
+        }
     }
 
     /// An error response with `code`.
@@ -92,7 +100,15 @@ impl Encoded {
         Encoded {
             json,
             error: Some(code),
+            unavailable: false,
         }
+    }
+
+    /// The same response, marked as given because the server cannot serve now
+    /// (see [`Encoded::unavailable`]).
+    pub fn as_unavailable(mut self) -> Encoded {
+        self.unavailable = true;
+        self
     }
 }
 

@@ -78,6 +78,30 @@ pub fn busy(why: impl std::fmt::Display) -> HttpResponse {
     Refusal::busy(why).into()
 }
 
+/// 503 + `Retry-After` carrying a JSON-RPC error response (`json`, with its id): a
+/// request the server cannot serve now (it is draining), which a proxy may retry
+/// on another instance (nginx `proxy_next_upstream http_503`).
+pub fn unavailable(json: String) -> HttpResponse {
+    HttpResponse::ServiceUnavailable()
+        .insert_header((header::RETRY_AFTER, RETRY_AFTER_SECS.to_string()))
+        .content_type("application/json")
+        .body(json)
+}
+
+/// The answer to a response frame the session refused because the server cannot
+/// serve now (`Frame::unavailable`): [`unavailable`], marked as already counted
+/// (the session counted and logged it).
+pub fn unavailable_frame(json: String) -> HttpResponse {
+    let mut resp = unavailable(json);
+    resp.extensions_mut().insert(RefusalCounted);
+    resp
+}
+
+/// Set on a refused response that was already counted and logged where it was
+/// decided (the session): `count_refusals` does not count it again.
+#[derive(Debug, Clone, Copy)]
+pub struct RefusalCounted;
+
 /// Set on a refused response whose `mcp_rejected_total` reason is not the one its
 /// status implies (the 2026-07-28 codes).
 #[derive(Debug, Clone, Copy)]

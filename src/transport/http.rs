@@ -12,7 +12,7 @@
 //! 4. era ([`modern::is_modern`]): a request naming 2026-07-28 (in `_meta` or the
 //!    `MCP-Protocol-Version` header), or one without `Mcp-Session-Id` other than
 //!    `initialize`, goes to `transport::modern`; the rest is the session era:
-//! 5. `MCP-Protocol-Version` (400);
+//! 5. `MCP-Protocol-Version`, one at most (400);
 //! 6. session: `initialize` opens one (503 + `Retry-After` at the cap); anything else
 //!    needs a known `Mcp-Session-Id` (missing → 400, unknown or ended → 404);
 //! 7. hand the payload to the Session actor with a fresh sink, then answer:
@@ -48,8 +48,9 @@ use crate::sink::{Frame, FrameKind, Sink};
 use crate::telemetry::metrics::reason;
 use crate::transport::admin;
 use crate::transport::exchange::{
-    accept_of, header_str, rpc_error, with_detail, Refusal, RefusalDetail, RefusalReason,
-    StreamGuard, JSON_WINDOW, RETRY_AFTER_SECS, SESSION_HEADER, VERSION_HEADER,
+    accept_of, header_str, rpc_error, unavailable_frame, with_detail, Refusal, RefusalCounted,
+    RefusalDetail, RefusalReason, StreamGuard, JSON_WINDOW, RETRY_AFTER_SECS, SESSION_HEADER,
+    VERSION_HEADER,
 };
 use crate::transport::modern;
 use crate::transport::sse::{self, Pump, StreamKind};
@@ -221,6 +222,9 @@ async fn count_refusals(
     let client = req.peer_addr();
     let method = req.method().clone();
     let resp = next.call(req).await?;
+    if resp.response().extensions().contains::<RefusalCounted>() {
+        return Ok(resp);
+    }
     let marked = resp.response().extensions().get::<RefusalReason>().copied();
     let reason = match resp.status() {
         _ if marked.is_some() => marked.map(|m| m.0),
@@ -286,8 +290,13 @@ async fn guard_host_and_origin(
     Ok(next.call(req).await?.map_into_boxed_body())
 }
 
-/// Validate `MCP-Protocol-Version` (absent means 2025-03-26).
+/// Validate `MCP-Protocol-Version` (absent means 2025-03-26; sent twice: 400).
 fn check_version_header(req: &HttpRequest) -> Result<(), Refusal> {
+    if req.headers().get_all(VERSION_HEADER).nth(1).is_some() {
+        return Err(bad_request_refusal(
+            "more than one MCP-Protocol-Version header",
+        ));
+    }
     match header_str(req, VERSION_HEADER) {
         None => Ok(()),
         Some(v) => match ProtocolVersion::parse(v.trim()) {
@@ -633,6 +642,9 @@ async fn post_mcp(
         // cannot receive them on this request).
         while let Some(f) = frames.recv().await {
             if f.kind == FrameKind::Response {
+                if f.unavailable {
+                    return unavailable_frame(f.json);
+                }
                 let resp = HttpResponse::Ok()
                     .content_type("application/json")
                     .body(f.json.clone());
@@ -658,6 +670,9 @@ async fn post_mcp(
     };
     if let Some(f) = &first {
         if f.kind == FrameKind::Response && accept.json {
+            if f.unavailable {
+                return unavailable_frame(f.json.clone());
+            }
             return with_session(
                 HttpResponse::Ok()
                     .content_type("application/json")

@@ -5,7 +5,9 @@
 //! before any work when it fails:
 //! 1. a notification → 202 (on HTTP, cancellation is closing the stream); a
 //!    response or a batch → 400 with -32600;
-//! 2. `MCP-Protocol-Version` and `Mcp-Method` present → else 400 with -32020;
+//! 2. `MCP-Protocol-Version` and `Mcp-Method` present, and none of them, `Mcp-Name`
+//!    or an `Mcp-Param-*` sent twice (a proxy reading another copy than emcee would
+//!    see another request) → else 400 with -32020;
 //! 3. the required `_meta` fields → else 400 with -32602;
 //! 4. the headers equal the body's version and method → else 400 with -32020;
 //! 5. the version is served → else 400 with -32022 (`data.supported`, `requested`);
@@ -17,9 +19,13 @@
 //!    stateless session, on this thread;
 //! 9. answer: `application/json` when the response comes first within
 //!    [`JSON_WINDOW`]; otherwise an SSE stream of that request's messages (no event
-//!    ids: this era has no resumability), ended by its response. Closing that stream
-//!    cancels the call. A JSON-RPC error answer gets the status its code calls for
-//!    ([`status_of`]).
+//!    ids: this era has no resumability), ended by its response; a client that
+//!    accepts only JSON gets a chunked `application/json` body instead, a space every
+//!    `limits.stream_probe_ms` then the response (JSON allows leading whitespace).
+//!    Closing either cancels the call. A JSON-RPC error answered within the window
+//!    gets the status its code calls for ([`status_of`]); one the session gave
+//!    because the server is draining gets 503 + `Retry-After`, so that a proxy may
+//!    retry it elsewhere.
 //!
 //! No `Mcp-Session-Id` is read or minted here.
 
@@ -45,8 +51,8 @@ use crate::telemetry::metrics::reason;
 use crate::telemetry::Refused;
 use crate::tools::Tool;
 use crate::transport::exchange::{
-    busy, event_stream, with_detail, Accept, Refusal, RefusalReason, StreamGuard, JSON_WINDOW,
-    SESSION_HEADER, VERSION_HEADER,
+    busy, event_stream, unavailable, unavailable_frame, with_detail, Accept, Refusal,
+    RefusalReason, StreamGuard, JSON_WINDOW, SESSION_HEADER, VERSION_HEADER,
 };
 use crate::transport::state::{AppState, WorkerSession};
 
@@ -136,6 +142,19 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .map(str::trim)
 }
 
+/// The first header among the ones this era reads (`MCP-Protocol-Version`,
+/// `Mcp-Method`, `Mcp-Name`, `Mcp-Param-*`) that is sent more than once.
+fn repeated(headers: &HeaderMap) -> Option<&str> {
+    headers.keys().map(|k| k.as_str()).find(|name| {
+        let ours = [VERSION_HEADER, METHOD_HEADER, NAME_HEADER].contains(name)
+            || name.starts_with(PARAM_HEADER_PREFIX);
+        ours && headers.get_all(*name).nth(1).is_some()
+    })
+}
+
+/// The prefix of the `Mcp-Param-*` headers.
+const PARAM_HEADER_PREFIX: &str = "mcp-param-";
+
 /// Steps 2–7 of the module doc: the request's headers and `_meta` against its body.
 /// Returns the tool a `tools/call` names, when it exists (looked up once: the
 /// session uses it).
@@ -144,6 +163,9 @@ pub fn check(
     req: &Request,
     state: &AppState,
 ) -> Result<Option<Arc<Tool>>, RpcError> {
+    if let Some(name) = repeated(headers) {
+        return Err(mismatch(format!("more than one {name} header")));
+    }
     let Some(version) = header(headers, VERSION_HEADER) else {
         return Err(mismatch("missing MCP-Protocol-Version header"));
     };
@@ -234,25 +256,45 @@ pub async fn post(
     let inbound = Inbound::checked(request, sink, Checked { tool });
     if session.send(inbound).await.is_err() {
         let e = RpcError::new(code::SERVER_BUSY, "the server is shutting down");
-        return error_response(Some(&id), &e);
+        let json = encode_error_omitting_unknown_id(Some(&id), &e);
+        return with_detail(unavailable(json), &e);
     }
     answer(accept, frames, state).await
 }
 
 fn json_response(f: Frame) -> HttpResponse {
+    if f.unavailable {
+        return unavailable_frame(f.json);
+    }
     json_answer(f.json, f.error)
+}
+
+/// The request's response frame; `None` when every sender is gone without one
+/// (the call was cancelled). Notifications are dropped: a JSON answer cannot carry
+/// them.
+async fn response_of(frames: &mut FrameReceiver) -> Option<Frame> {
+    while let Some(f) = frames.recv().await {
+        if f.kind == FrameKind::Response {
+            return Some(f);
+        }
+    }
+    None
 }
 
 /// JSON or a per-request SSE stream, as the first frame decides.
 async fn answer(accept: Accept, mut frames: FrameReceiver, state: &AppState) -> HttpResponse {
     if !accept.sse {
-        // JSON only: the request's notifications cannot reach the client.
-        while let Some(f) = frames.recv().await {
-            if f.kind == FrameKind::Response {
-                return json_response(f);
-            }
-        }
-        return HttpResponse::Accepted().finish();
+        // JSON only: within the window, a plain body; later, a streamed one that
+        // watches the connection (see `json_stream`).
+        return tokio::select! {
+            f = response_of(&mut frames) => match f {
+                Some(f) => json_response(f),
+                None => HttpResponse::Accepted().finish(),
+            },
+            _ = tokio::time::sleep(JSON_WINDOW) => HttpResponse::Ok()
+                .content_type("application/json")
+                .streaming(json_stream(frames, state.service.limits.stream_probe)),
+        };
     }
     let first = if accept.json {
         tokio::select! {
@@ -279,6 +321,30 @@ const PROBE: &[u8] = b":\n\n";
 
 fn sse_event(json: &str) -> Bytes {
     Bytes::from(format!("event: message\ndata: {json}\n\n"))
+}
+
+/// A JSON answer not ready within the JSON window: one space every `probe` until
+/// the response comes (JSON allows whitespace before a value), then the response.
+/// actix-web notices a closed connection only when a write fails: the spaces make
+/// it notice, and dropping the body then drops `frames`, which cancels the call
+/// (as closing an SSE stream does). Its status is 200 whatever the response says:
+/// the head is sent before it is known.
+fn json_stream(
+    frames: FrameReceiver,
+    probe: std::time::Duration,
+) -> impl futures::Stream<Item = Result<Bytes, Infallible>> {
+    let mut tick = tokio::time::interval(probe);
+    tick.reset();
+    futures::stream::unfold(Some((frames, tick)), move |state| async move {
+        let (mut frames, mut tick) = state?;
+        tokio::select! {
+            f = response_of(&mut frames) => {
+                // The answer ends the body; no answer (cancelled): an empty end.
+                f.map(|f| (Ok(Bytes::from(f.json)), None))
+            }
+            _ = tick.tick() => Some((Ok(Bytes::from_static(b" ")), Some((frames, tick)))),
+        }
+    })
 }
 
 /// The events of one request: its notifications, then its response, which ends

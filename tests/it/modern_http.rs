@@ -62,6 +62,15 @@ impl Post {
         self
     }
 
+    /// A copy without header `name`.
+    fn clone_without(&self, name: &str) -> Post {
+        Post {
+            body: self.body.clone(),
+            headers: self.headers.clone(),
+        }
+        .without(name)
+    }
+
     /// Remove a header.
     fn without(mut self, name: &str) -> Post {
         self.headers.retain(|(h, _)| !h.eq_ignore_ascii_case(name));
@@ -79,6 +88,79 @@ impl Post {
 
     fn send(&self, s: &Server) -> Reply {
         self.open(s).into_reply()
+    }
+
+    /// Write the request on a plain socket with `also` added after the derived
+    /// headers (a header may then be sent twice, which HTTP clients do not let one
+    /// do); the socket, its answer unread.
+    fn write_raw(&self, s: &Server, also: &[(&str, &str)]) -> std::net::TcpStream {
+        use std::io::Write;
+        let mut tcp = std::net::TcpStream::connect(&s.addr).expect("connect");
+        tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut head = format!(
+            "POST /mcp HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nContent-Length: {}\r\n",
+            s.addr,
+            self.body.len()
+        );
+        for (k, v) in self
+            .headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .chain(also.iter().copied())
+        {
+            head.push_str(&format!("{k}: {v}\r\n"));
+        }
+        head.push_str("\r\n");
+        tcp.write_all(head.as_bytes()).unwrap();
+        tcp.write_all(self.body.as_bytes()).unwrap();
+        tcp
+    }
+
+    /// [`Post::write_raw`], then the whole answer.
+    fn send_raw(&self, s: &Server, also: &[(&str, &str)]) -> Reply {
+        use std::io::Read;
+        let mut tcp = self.write_raw(s, also);
+        let mut raw = Vec::new();
+        tcp.read_to_end(&mut raw).expect("the whole answer");
+        let raw = String::from_utf8_lossy(&raw).into_owned();
+        let (head, body) = raw.split_once("\r\n\r\n").expect("a header block");
+        let mut lines = head.lines();
+        let status = lines
+            .next()
+            .unwrap()
+            .split(' ')
+            .nth(1)
+            .unwrap()
+            .parse()
+            .unwrap();
+        let headers: Vec<(String, String)> = lines
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+            .collect();
+        let chunked = headers
+            .iter()
+            .any(|(k, v)| k == "transfer-encoding" && v.contains("chunked"));
+        let body = if chunked {
+            // size line, data, CRLF ... 0 CRLF CRLF
+            let mut out = String::new();
+            let mut rest = body;
+            while let Some((size, tail)) = rest.split_once("\r\n") {
+                let n = usize::from_str_radix(size.trim(), 16).expect("a chunk size");
+                if n == 0 {
+                    break;
+                }
+                out.push_str(&tail[..n]);
+                rest = &tail[n + 2..];
+            }
+            out
+        } else {
+            body.to_owned()
+        };
+        Reply {
+            status,
+            headers,
+            body,
+        }
     }
 }
 
@@ -1057,4 +1139,200 @@ fn shutdown_drains_sessionless_calls() {
     assert!(text(&cut["result"]).contains("shutting down"), "{cut}");
     let status = s.wait_exit(Duration::from_secs(10));
     assert_eq!(status.code(), Some(0), "{}", s.logs());
+}
+
+#[test]
+fn a_repeated_mcp_header_is_refused() {
+    let s = start();
+    let echo = Post::new(&body(
+        1,
+        "tools/call",
+        json!({"name": "echo", "arguments": {"text": "hi"}}),
+    ));
+    // The socket-level sender itself: one of each is served.
+    let r = echo.send_raw(&s, &[]);
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(text(&r.json()["result"]), "hi", "{r:?}");
+    // A second Mcp-Name, whichever comes first, another Mcp-Method or
+    // MCP-Protocol-Version, even an equal one: 400 with -32020 (a gateway reading
+    // the last value would see another request than emcee).
+    type Case<'a> = (&'a Post, &'a [(&'a str, &'a str)], &'a str);
+    let cases: [Case; 5] = [
+        (&echo, &[("Mcp-Name", "evil")], "Mcp-Name echo, evil"),
+        (
+            &echo.clone_without("Mcp-Name"),
+            &[("Mcp-Name", "evil"), ("Mcp-Name", "echo")],
+            "Mcp-Name evil, echo",
+        ),
+        (&echo, &[("Mcp-Method", "tools/call")], "Mcp-Method twice"),
+        (
+            &echo,
+            &[("MCP-Protocol-Version", MODERN)],
+            "MCP-Protocol-Version twice",
+        ),
+        (
+            &echo,
+            &[("mcp-protocol-version", "2025-11-25")],
+            "MCP-Protocol-Version of both eras",
+        ),
+    ];
+    for (post, also, what) in cases {
+        let r = post.send_raw(&s, also);
+        assert_eq!(r.status, 400, "{what}: {r:?}");
+        let v = r.json();
+        assert_eq!(v["error"]["code"], -32020, "{what}: {v}");
+        assert_eq!(v["id"], 1, "{what}: {v}");
+    }
+    // A tool's Mcp-Param-* header twice.
+    let param = Post::new(&body(
+        2,
+        "tools/call",
+        json!({"name": "test_header_param", "arguments": {"region": "eu"}}),
+    ))
+    .set("Mcp-Param-Region", "eu");
+    let r = param.send_raw(&s, &[]);
+    assert_eq!(r.status, 200, "{r:?}");
+    let r = param.send_raw(&s, &[("Mcp-Param-Region", "us")]);
+    assert_eq!(r.status, 400, "{r:?}");
+    assert_eq!(r.json()["error"]["code"], -32020, "{r:?}");
+    // Counted and logged as header mismatches.
+    assert!(
+        metric(&s, "mcp_rejected_total{reason=\"header_mismatch\"}") >= 6.0,
+        "{}",
+        s.get("/metrics").body
+    );
+    // The session era: a repeated MCP-Protocol-Version is a bad request too.
+    let id = s.session();
+    let ping = Post {
+        body: json!({"jsonrpc": "2.0", "id": 3, "method": "ping"}).to_string(),
+        headers: vec![
+            ("Content-Type".to_owned(), "application/json".to_owned()),
+            ("Accept".to_owned(), ACCEPT_BOTH.to_owned()),
+            ("Mcp-Session-Id".to_owned(), id),
+            ("MCP-Protocol-Version".to_owned(), "2025-11-25".to_owned()),
+        ],
+    };
+    let r = ping.send_raw(&s, &[]);
+    assert_eq!(r.status, 200, "{r:?}");
+    let r = ping.send_raw(&s, &[("MCP-Protocol-Version", "2025-06-18")]);
+    assert_eq!(r.status, 400, "{r:?}");
+}
+
+#[test]
+fn a_new_request_during_the_drain_is_503_with_retry_after() {
+    // A proxy retries a 503 elsewhere (nginx `proxy_next_upstream http_503`); a 200
+    // carrying -32000 it would hand to the client.
+    let mut s = Server::with_config(
+        "[limits]\nshutdown_grace_ms = 5000\n",
+        &["--fixtures", "conformance"],
+    );
+    let session = s.session();
+    let held = open_sleep(&s, 1, 2500, json!({}));
+    assert_eq!(held.status, 200);
+    s.signal("TERM");
+    let echo = |id: u64| {
+        Post::new(&body(
+            id,
+            "tools/call",
+            json!({"name": "echo", "arguments": {"text": "hi"}}),
+        ))
+    };
+    // Served until the drain begins (the signal is on its way), then refused.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let refused = loop {
+        let r = echo(2).send(&s);
+        if r.status != 200 || r.json().get("result").is_none() {
+            break r;
+        }
+        assert!(Instant::now() < deadline, "never refused: {r:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(refused.status, 503, "2026-07-28: {refused:?}");
+    assert_eq!(refused.header("retry-after"), Some("5"), "{refused:?}");
+    let v = refused.json();
+    assert_eq!(v["error"]["code"], -32000, "{v}");
+    assert_eq!(v["id"], 2, "{v}");
+    // The session era: a request on a session opened before.
+    let r = s.post(
+        Some(&session),
+        &call_body(3, "echo", json!({"text": "hi"})),
+        &[("mcp-protocol-version", "2025-11-25")],
+    );
+    assert_eq!(r.status, 503, "session era: {r:?}");
+    assert_eq!(r.header("retry-after"), Some("5"), "{r:?}");
+    assert_eq!(r.json()["error"]["code"], -32000, "{r:?}");
+    assert_eq!(r.json()["id"], 3, "{r:?}");
+    // The call in flight still gets its answer; each refusal is counted once.
+    let done = response_of(held, &json!(1));
+    assert_eq!(done["result"]["resultType"], "complete", "{done}");
+    let status = s.wait_exit(Duration::from_secs(10));
+    assert_eq!(status.code(), Some(0), "{}", s.logs());
+    let refusals = s
+        .logs()
+        .lines()
+        .filter(|l| l.contains("\"reason\":\"shutting_down\""))
+        .count();
+    assert_eq!(refusals, 2, "{}", s.logs());
+}
+
+#[test]
+fn closing_a_json_only_call_cancels_it() {
+    let s = start();
+    const CANCELLED: &str = r#"mcp_requests_total{method="tools/call",outcome="cancelled"}"#;
+    let before = metric(&s, "mcp_cancelled_total");
+    let sleep = Post::new(&body(
+        1,
+        "tools/call",
+        json!({"name": "sleep", "arguments": {"ms": 30_000}}),
+    ))
+    .set("Accept", "application/json");
+    let tcp = sleep.write_raw(&s, &[]);
+    // The call runs; the client goes away.
+    std::thread::sleep(Duration::from_millis(300));
+    drop(tcp);
+    await_metric(
+        &s,
+        "mcp_cancelled_total",
+        before + 1.0,
+        Duration::from_secs(5),
+    );
+    await_metric(&s, CANCELLED, 1.0, Duration::from_secs(2));
+    assert!(
+        s.logs().contains(r#""outcome":"cancelled""#),
+        "{}",
+        s.logs()
+    );
+}
+
+#[test]
+fn a_slow_json_only_answer_is_led_by_whitespace_and_a_quick_one_is_plain() {
+    let s = Server::with_config(
+        "[limits]\nstream_probe_ms = 50\n",
+        &["--fixtures", "conformance"],
+    );
+    let json_only = |id: u64, tool: &str, args: Value| {
+        Post::new(&body(
+            id,
+            "tools/call",
+            json!({"name": tool, "arguments": args}),
+        ))
+        .set("Accept", "application/json")
+        .send_raw(&s, &[])
+    };
+    // Within the JSON window: a plain body with its length.
+    let r = json_only(1, "echo", json!({"text": "quick"}));
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.content_type(), "application/json", "{r:?}");
+    assert!(r.header("content-length").is_some(), "{r:?}");
+    assert_eq!(text(&r.json()["result"]), "quick", "{r:?}");
+    // Slower: chunked, whitespace while it runs (the liveness probe), then the
+    // answer; still one JSON document.
+    let r = json_only(2, "sleep", json!({"ms": 400}));
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.content_type(), "application/json", "{r:?}");
+    assert!(r.header("content-length").is_none(), "{r:?}");
+    assert!(r.body.starts_with(' '), "{r:?}");
+    let v: Value = serde_json::from_str(&r.body).expect("JSON with leading whitespace");
+    assert_eq!(v["id"], 2, "{v}");
+    assert_eq!(v["result"]["resultType"], "complete", "{v}");
 }

@@ -226,3 +226,100 @@ fn undeclared_capabilities_and_malformed_answers_are_protocol_errors() {
         "{r}"
     );
 }
+
+#[test]
+fn a_session_era_ask_the_client_did_not_declare_fails_at_once() {
+    // initialize declares no capability: no elicitation/create goes out, the ask
+    // fails at once with -32600 naming the capability (not a 60 s wait for -32603).
+    let mut s = Stdio::start(&["--fixtures", "conformance"]);
+    let init = s.request(
+        0,
+        "initialize",
+        json!({"protocolVersion": "2025-11-25", "capabilities": {},
+            "clientInfo": {"name": "t", "version": "1"}}),
+    );
+    assert!(init.get("result").is_some(), "{init}");
+    s.notify("notifications/initialized", json!({}));
+    // A handler that passes the error on: the JSON-RPC error itself.
+    s.send_call(1, ELICIT, json!({}));
+    let r = s
+        .try_recv(Duration::from_secs(5))
+        .expect("an answer within 5 s");
+    assert_eq!(r["id"], 1, "an answer, not a request to the client: {r}");
+    assert_eq!(error_code(&r), -32600, "{r}");
+    assert!(
+        r["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("elicitation"),
+        "{r}"
+    );
+    assert_eq!(
+        r["error"]["data"]["requiredCapabilities"],
+        json!({"elicitation": {}}),
+        "{r}"
+    );
+    // The conformance fixture's test_elicitation turns it into a tool error.
+    s.send_call(2, "test_elicitation", json!({"message": "Who are you?"}));
+    let r = s
+        .try_recv(Duration::from_secs(5))
+        .expect("an answer within 5 s");
+    assert_eq!(r["id"], 2, "an answer, not a request to the client: {r}");
+    assert_eq!(r["result"]["isError"], true, "{r}");
+    assert!(text(&r["result"]).contains("elicitation"), "{r}");
+    let (status, _, logs) = s.finish();
+    assert!(status.success(), "{status:?}\n{logs:?}");
+}
+
+#[test]
+fn answers_count_only_for_the_questions_the_latest_round_asked() {
+    let mut s = modern(Server::start(&["--fixtures", "conformance"]));
+    // An answer with no requestState answers nothing that was asked: the question
+    // comes (again).
+    let r = s.request_id(
+        1,
+        "tools/call",
+        elicit_params(json!({"inputResponses": alice()})),
+    );
+    assert_eq!(r["result"]["resultType"], "input_required", "{r}");
+    assert!(r["result"].get("content").is_none(), "{r}");
+    // Round one asks step1 only; an answer to step2, never asked, rides along and
+    // is ignored: round two asks step2.
+    let multi = |extra: Value| {
+        let mut p = elicit_params(extra);
+        p["name"] = "test_input_required_result_multi_round".into();
+        p
+    };
+    let r = s.request_id(2, "tools/call", multi(json!({})));
+    let asked: Vec<&String> = r["result"]["inputRequests"]
+        .as_object()
+        .unwrap_or_else(|| panic!("{r}"))
+        .keys()
+        .collect();
+    assert_eq!(asked, ["step1"], "{r}");
+    let state = r["result"]["requestState"].as_str().unwrap().to_owned();
+    let r = s.request_id(
+        3,
+        "tools/call",
+        multi(json!({"requestState": state, "inputResponses": {
+            "step1": {"action": "accept", "content": {"name": "Ada"}},
+            "step2": {"action": "accept", "content": {"color": "red"}}}})),
+    );
+    assert_eq!(r["result"]["resultType"], "input_required", "{r}");
+    let asked: Vec<&String> = r["result"]["inputRequests"]
+        .as_object()
+        .unwrap_or_else(|| panic!("{r}"))
+        .keys()
+        .collect();
+    assert_eq!(asked, ["step2"], "{r}");
+    // Round two cannot change round one's answer: only step2 counts.
+    let state = r["result"]["requestState"].as_str().unwrap().to_owned();
+    let r = s.request_id(
+        4,
+        "tools/call",
+        multi(json!({"requestState": state, "inputResponses": {
+            "step1": {"action": "accept", "content": {"name": "Eve"}},
+            "step2": {"action": "accept", "content": {"color": "blue"}}}})),
+    );
+    assert_eq!(text(&r["result"]), "Ada likes blue", "{r}");
+}

@@ -269,10 +269,14 @@ impl Session {
     ) {
         let started = Instant::now();
         if self.draining {
+            // Counted here; an HTTP transport answers it 503 + Retry-After (a proxy
+            // may send it to another instance) without counting it again.
             let e = RpcError::new(code::SERVER_BUSY, "server is shutting down");
             self.refuse(reason::SHUTTING_DOWN, &e);
-            let era = self.era;
-            self.finish(&req, era, Err(e), sink, started);
+            let era = self
+                .era
+                .or(era::is_modern_request(&req.meta).then_some(Era::Modern));
+            self.finish_as(&req, era, Err(e), sink, started, true);
             return;
         }
         let era = match self.era_of(&req, checked.is_some()) {
@@ -345,6 +349,20 @@ impl Session {
 
     /// Answer `req` with `reply` in `era`'s shape; count and log it.
     fn finish(&self, req: &Request, era: Option<Era>, reply: Reply, sink: &Sink, started: Instant) {
+        self.finish_as(req, era, reply, sink, started, false);
+    }
+
+    /// [`Session::finish`]; `unavailable`: the reply is an error given because the
+    /// server cannot serve now (`protocol::Encoded::unavailable`).
+    fn finish_as(
+        &self,
+        req: &Request,
+        era: Option<Era>,
+        reply: Reply,
+        sink: &Sink,
+        started: Instant,
+        unavailable: bool,
+    ) {
         let outcome = if reply.is_ok() { "ok" } else { "error" };
         let elapsed = started.elapsed().as_secs_f64();
         self.service
@@ -362,7 +380,12 @@ impl Session {
             }
         }
         let envelope = (era == Some(Era::Modern)).then(|| self.service.envelope());
-        sink.response(era::encode_reply(&req.id, &reply, envelope));
+        let encoded = era::encode_reply(&req.id, &reply, envelope);
+        sink.response(if unavailable {
+            encoded.as_unavailable()
+        } else {
+            encoded
+        });
     }
 
     /// Count and log a refusal of this session's (a bound reached, draining): a

@@ -19,8 +19,9 @@
 //! payload that binds it to the method, the tool/prompt name or resource URI, a
 //! digest of the arguments, and an expiry; it also carries the answers of earlier
 //! rounds and which method each open question was: a client answers only the latest
-//! round's questions (an answer to anything else, or sent without a state, is
-//! ignored and the question asked again), and an answer of the wrong shape is refused. A state that
+//! round's questions (a first call, without a state, only those its handler asks;
+//! an answer to anything else is ignored, never carried on, and the question asked
+//! again), and an answer of the wrong shape is refused. A state that
 //! is tampered with, expired, or bound to other params is -32602. The key comes from
 //! `[mrtr] key_file` (instances sharing it accept each other's state) or is random per
 //! process. Neither the key nor a state is ever logged.
@@ -225,6 +226,12 @@ pub struct Inputs {
     answers: Map<String, Value>,
     /// key → method of the question each of `answers` answered.
     answered: BTreeMap<String, String>,
+    /// A first call's answers (no `requestState`: no question was asked yet): each
+    /// counts only if this run of the handler asks its key; then it is bound to the
+    /// asking method and carried in the next state. The others are never used.
+    unasked: Map<String, Value>,
+    /// Of `unasked`, those the handler asked for: key → method.
+    taken: Mutex<BTreeMap<String, String>>,
     asked: Mutex<BTreeMap<String, Value>>,
     asked_methods: Mutex<BTreeMap<String, String>>,
     failure: Mutex<Option<RpcError>>,
@@ -241,11 +248,12 @@ impl Inputs {
     /// The input of a request with these `inputResponses` and `requestState`: the
     /// state is verified (-32602 if it fails), its answers and the new ones merged.
     ///
-    /// A new answer counts only for a question of the round the state ends (the
-    /// state names them): an answer with no `requestState`, to a key that round did
-    /// not ask, or to a question an earlier round already had answered is ignored,
-    /// as the revision asks of "information it does not recognize" (the handler
-    /// asks again what it still needs).
+    /// With a `requestState`, a new answer counts only for a question of the round
+    /// the state ends (the state names them): an answer to a key that round did not
+    /// ask, or to a question an earlier round already had answered, is ignored, as
+    /// the revision asks of "information it does not recognize". Without one (a
+    /// first call), an answer counts only for a key the handler then asks; the rest
+    /// is ignored and never carried into a later state.
     pub fn new(
         mrtr: std::sync::Arc<Mrtr>,
         binding: Binding,
@@ -255,13 +263,15 @@ impl Inputs {
         let (mut answers, mut answered, asked) = match state {
             Some(sealed) => {
                 let state = mrtr.open(sealed, &binding)?;
-                (state.answers, state.answered, state.asked)
+                (state.answers, state.answered, Some(state.asked))
             }
-            None => (Map::new(), BTreeMap::new(), BTreeMap::new()),
+            None => (Map::new(), BTreeMap::new(), None),
         };
-        match responses {
-            None | Some(Value::Null) => {}
-            Some(Value::Object(new)) => {
+        let mut unasked = Map::new();
+        match (responses, asked) {
+            (None | Some(Value::Null), _) => {}
+            (Some(Value::Object(new)), None) => unasked = new.clone(),
+            (Some(Value::Object(new)), Some(asked)) => {
                 for (key, method) in asked {
                     if let Some(value) = new.get(&key) {
                         answers.insert(key.clone(), value.clone());
@@ -269,7 +279,7 @@ impl Inputs {
                     }
                 }
             }
-            Some(_) => {
+            (Some(_), _) => {
                 return Err(RpcError::invalid_params(
                     "inputResponses must be an object of answers by key",
                 ))
@@ -280,6 +290,8 @@ impl Inputs {
             binding,
             answers,
             answered,
+            unasked,
+            taken: Mutex::default(),
             asked: Mutex::default(),
             asked_methods: Mutex::default(),
             failure: Mutex::default(),
@@ -296,7 +308,17 @@ impl Inputs {
     /// The client's answer to question `key` asked with `method`, if it has one; an
     /// answer of the wrong shape ends the call with -32602 (see [`Inputs::failure`]).
     pub fn answer(&self, key: &str, method: &str) -> Option<Result<Value, RpcError>> {
-        let value = self.answers.get(key)?;
+        let Some(value) = self.answers.get(key) else {
+            // A first call's answer to the question now asked.
+            let value = self.unasked.get(key)?;
+            let checked = check_answer(key, method, value).map(|()| value.clone());
+            if checked.is_ok() {
+                if let Ok(mut taken) = self.taken.lock() {
+                    taken.insert(key.to_owned(), method.to_owned());
+                }
+            }
+            return Some(checked);
+        };
         // An answer to another question under this key is not this answer.
         if self.answered.get(key).map(String::as_str) != Some(method) {
             return None;
@@ -343,13 +365,21 @@ impl Inputs {
             .lock()
             .map(|a| a.clone())
             .unwrap_or_default();
+        // Earlier rounds' answers, and a first call's answers the handler used.
+        let (mut answers, mut answered) = (self.answers.clone(), self.answered.clone());
+        for (key, method) in self.taken.lock().map(|t| t.clone()).unwrap_or_default() {
+            if let Some(value) = self.unasked.get(&key) {
+                answers.insert(key.clone(), value.clone());
+                answered.insert(key, method);
+            }
+        }
         let state = State {
             method: self.binding.method.to_owned(),
             name: self.binding.name.clone(),
             digest: self.binding.digest().to_owned(),
             expires: crate::storage::unix_ms().saturating_add(self.mrtr.ttl.as_millis() as u64),
-            answers: self.answers.clone(),
-            answered: self.answered.clone(),
+            answers,
+            answered,
             asked,
         };
         let sealed = self.mrtr.seal(&state)?;
@@ -490,10 +520,25 @@ mod tests {
     fn only_answers_to_the_latest_rounds_questions_count() {
         let m = mrtr();
         let name = json!({"action": "accept", "content": {"n": "A"}});
-        // No requestState: nothing was asked, so nothing is an answer.
-        let early = json!({"name": name});
+        // No requestState: an answer counts for the question the handler asks, and
+        // one to a question never asked is never used or carried on.
+        let early = json!({"name": name, "later": name});
         let first = Inputs::new(m.clone(), binding(json!(null)), Some(&early), None).unwrap();
-        assert!(first.answer("name", "elicitation/create").is_none());
+        assert_eq!(
+            first.answer("name", "elicitation/create").unwrap().unwrap(),
+            name
+        );
+        first.ask("other", "elicitation/create", json!({}));
+        let state = state_of(&first.input_required());
+        let none = json!({});
+        let carried =
+            Inputs::new(m.clone(), binding(json!(null)), Some(&none), Some(&state)).unwrap();
+        assert!(carried.answer("name", "elicitation/create").is_some());
+        assert!(
+            carried.answer("later", "elicitation/create").is_none(),
+            "a first call's answer to a question not asked is not carried"
+        );
+        let first = Inputs::new(m.clone(), binding(json!(null)), None, None).unwrap();
         first.ask("name", "elicitation/create", json!({}));
         let state = state_of(&first.input_required());
         // Round two answers the question asked, and one never asked (ignored).

@@ -1,10 +1,8 @@
 //! The official MCP conformance suite (`tests/conformance/run.sh`, pinned in
 //! `tests/conformance/package.json`) against `emcee serve --fixtures conformance`, for
 //! both eras: every 2025-11-25 scenario passes, and every 2026-07-28 scenario,
-//! multi-round-trip requests and the `tasks-*` extension scenarios included, but
-//! for the one the baseline `tests/conformance/expected-failures-2026-07-28.yaml`
-//! explains (answers sent without the `requestState` that names their questions are
-//! not used).
+//! multi-round-trip requests and the `tasks-*` extension scenarios included (the
+//! baseline `tests/conformance/expected-failures-2026-07-28.yaml` is empty).
 //! The script installs the suite and Node 22 itself.
 
 use std::process::Command;

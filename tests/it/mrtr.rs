@@ -274,17 +274,30 @@ fn a_session_era_ask_the_client_did_not_declare_fails_at_once() {
 #[test]
 fn answers_count_only_for_the_questions_the_latest_round_asked() {
     let mut s = modern(Server::start(&["--fixtures", "conformance"]));
-    // An answer with no requestState answers nothing that was asked: the question
-    // comes (again).
+    // A first call (no requestState) may answer the question its handler asks: the
+    // answer is used (the conformance suite's ignore-extra-params), and the keys
+    // nobody asks are ignored.
+    let mut first = alice();
+    first["never_asked"] = json!({"action": "accept", "content": {"name": "Mallory"}});
     let r = s.request_id(
         1,
         "tools/call",
-        elicit_params(json!({"inputResponses": alice()})),
+        elicit_params(json!({"inputResponses": first})),
+    );
+    assert_eq!(r["result"]["resultType"], "complete", "{r}");
+    assert!(text(&r["result"]).contains("Alice"), "{r}");
+    // A first call's answer to a key its handler does not ask is not an answer: the
+    // question comes.
+    let mallory = json!({"someone_else": {"action": "accept", "content": {"name": "Mallory"}}});
+    let r = s.request_id(
+        10,
+        "tools/call",
+        elicit_params(json!({"inputResponses": mallory})),
     );
     assert_eq!(r["result"]["resultType"], "input_required", "{r}");
-    assert!(r["result"].get("content").is_none(), "{r}");
-    // Round one asks step1 only; an answer to step2, never asked, rides along and
-    // is ignored: round two asks step2.
+    // With a requestState, only the latest round's questions count: round one asks
+    // step1 only; an answer to step2, not asked yet, rides along and is ignored:
+    // round two asks step2.
     let multi = |extra: Value| {
         let mut p = elicit_params(extra);
         p["name"] = "test_input_required_result_multi_round".into();

@@ -114,7 +114,7 @@ impl std::fmt::Debug for Server {
 }
 
 /// Definitions that cannot be served together (two tools, resources or prompts
-/// with one name).
+/// with one name) or limits that cannot be served with.
 #[derive(Debug, thiserror::Error)]
 #[error("invalid server definition: {}", .0.join("; "))]
 pub struct BuildError(pub Vec<String>);
@@ -258,8 +258,12 @@ impl ServerBuilder {
     }
 
     /// The checked definition; two tools, resources, templates or prompts with one
-    /// name are an error.
-    pub fn build(self) -> Result<Server, BuildError> {
+    /// name are an error, and so are limits out of range or that disagree
+    /// ([`Limits::validate`], as the binary checks them at load).
+    pub fn build(mut self) -> Result<Server, BuildError> {
+        if let Err(e) = self.def.limits.validate() {
+            self.errors.push(e.to_string());
+        }
         if !self.errors.is_empty() {
             return Err(BuildError(self.errors));
         }
@@ -510,5 +514,31 @@ mod tests {
             .build()
             .unwrap_err();
         assert!(err.to_string().contains("prompt named `p`"), "{err}");
+    }
+
+    /// Issue 18 item 7: limits that would crash the server (a semaphore past tokio's
+    /// maximum) or refuse every large body are refused at build, naming the key.
+    #[test]
+    fn limits_out_of_range_are_refused_at_build() {
+        let quiet = Logger::root(slog::Discard, slog::o!());
+        let threads = Limits {
+            blocking_threads: usize::MAX,
+            ..Limits::default()
+        };
+        let budget = Limits {
+            max_body_bytes_total: Limits::default().max_message_bytes - 1,
+            ..Limits::default()
+        };
+        for (limits, key) in [
+            (threads, "limits.blocking_threads"),
+            (budget, "limits.max_body_bytes_total"),
+        ] {
+            let err = Server::builder()
+                .logger(quiet.clone())
+                .limits(limits)
+                .build()
+                .unwrap_err();
+            assert!(err.to_string().contains(key), "{err}");
+        }
     }
 }

@@ -49,6 +49,10 @@ pub(crate) fn bad(name: &'static str, message: impl Into<String>) -> ConfigError
 }
 
 /// Runtime limits. Each is a bound on memory or time; each has a test at its edge.
+/// Each has a range ([`Limits::validate`], checked at load and by
+/// `ServerBuilder::build`): durations 1 ms to [`MAX_DURATION_MS`] (some may be 0),
+/// counts and sizes at least 1, and at most what the runtime can take where a
+/// larger value would overflow, panic or allocate.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 #[non_exhaustive]
@@ -67,7 +71,8 @@ pub struct Limits {
     /// `max_in_flight_per_tool` bound them. Default 64.
     pub max_in_flight_per_session: usize,
     /// Largest accepted message (a stdio line, an HTTP body) in bytes; a larger one is
-    /// rejected (-32600 on stdio, 413 on HTTP) and discarded. Default 4 MiB.
+    /// rejected (-32600 on stdio, 413 on HTTP) and discarded. Default 4 MiB; at most
+    /// [`MAX_MESSAGE_BYTES`] and at most `max_body_bytes_total`.
     pub max_message_bytes: usize,
     /// Items per page of list methods. Default 100.
     pub page_size: usize,
@@ -209,7 +214,7 @@ pub struct Limits {
     /// for a client that does not read; one more and the stream is closed (logged,
     /// counted as `mcp_rejected_total{reason="listener_slow"}`). Each message is one
     /// notification of a few hundred bytes, so this bounds a listener's memory.
-    /// Default 256.
+    /// Default 256; at most [`MAX_LISTEN_QUEUE`].
     pub listen_queue: usize,
     /// Bytes a session-era SSE connection may hold that its client has not read (one
     /// event is always taken, however big); past it the connection is closed (logged,
@@ -231,7 +236,7 @@ pub struct Limits {
     pub max_in_flight_per_tool: usize,
     /// Blocking handler code (`CallContext::blocking`) runs on at most this many
     /// threads off the event loop; more wait their turn, within their call timeout.
-    /// Default 8.
+    /// Default 8; at most [`MAX_BLOCKING_THREADS`].
     pub blocking_threads: usize,
     /// Refusals of one reason logged one line each per `refusal_log_interval`; the
     /// rest of that window are only counted (`mcp_rejected_total`) and summed up in
@@ -252,39 +257,233 @@ pub struct Limits {
 }
 
 fn ser_ms<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_u64(d.as_millis() as u64)
+    // Saturating: `Duration::MAX` (an embedder's "never") must not wrap to a small
+    // number, which would pass the range check.
+    s.serialize_u64(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 fn de_ms<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     u64::deserialize(d).map(Duration::from_millis)
 }
 
-/// Limits that may be 0 (every other must be greater than 0).
-const ZERO_ALLOWED: [&str; 4] = [
-    "shutdown_grace_ms",
-    "event_log_max",
-    "event_ttl_ms",
-    "refusal_log_burst",
+/// Longest duration a limit may be: 365 days. Deadlines are computed as `Instant`s
+/// and millisecond timestamps, and tokio's timers are exact up to ~2.2 years: a
+/// longer duration would overflow (a panic) or be cut short.
+pub const MAX_DURATION_MS: u64 = 365 * 24 * 60 * 60 * 1000;
+
+/// Largest `max_message_bytes` and `max_result_bytes`: 1 GiB. A body is reserved
+/// from `max_body_bytes_total` in one piece of at most 4 GiB, and a message is held
+/// in a few copies while it is decoded.
+pub const MAX_MESSAGE_BYTES: u64 = 1 << 30;
+
+/// Most `blocking_threads`: tokio's blocking pool has 512 threads; more permits
+/// would only queue there.
+pub const MAX_BLOCKING_THREADS: u64 = 512;
+
+/// Most `listen_queue` messages: 65,536 (a few hundred bytes each, per listener).
+/// A channel cannot be larger than tokio's `Semaphore::MAX_PERMITS`.
+pub const MAX_LISTEN_QUEUE: u64 = 65_536;
+
+/// The range of one `[limits]` key.
+struct Bound {
+    /// `limits.<key>`: how errors name it.
+    name: &'static str,
+    min: u64,
+    max: u64,
+}
+
+const fn bound(name: &'static str, min: u64, max: u64) -> Bound {
+    Bound { name, min, max }
+}
+
+/// No upper bound (a larger value only means no limit).
+const ANY: u64 = u64::MAX;
+
+/// Every `[limits]` key and its allowed range. 0 only where it means something
+/// (no grace, no replay log, only summaries); a maximum where a larger value would
+/// overflow, panic or allocate (see the constants above).
+const BOUNDS: [Bound; 37] = [
+    bound("limits.call_timeout_ms", 1, MAX_DURATION_MS),
+    bound("limits.max_in_flight_per_session", 1, ANY),
+    bound("limits.max_message_bytes", 1, MAX_MESSAGE_BYTES),
+    bound("limits.page_size", 1, ANY),
+    bound("limits.shutdown_grace_ms", 0, MAX_DURATION_MS),
+    bound("limits.kv_list_max", 1, ANY),
+    bound("limits.kv_max_bytes", 1, ANY),
+    bound("limits.max_tasks", 1, ANY),
+    bound("limits.task_store_bytes", 1, ANY),
+    bound("limits.task_ttl_ms", 1, MAX_DURATION_MS),
+    bound("limits.task_timeout_ms", 1, MAX_DURATION_MS),
+    bound("limits.task_poll_interval_ms", 1, MAX_DURATION_MS),
+    bound("limits.max_result_bytes", 1, MAX_MESSAGE_BYTES),
+    bound("limits.max_output_bytes", 1, ANY),
+    bound("limits.body_timeout_ms", 1, MAX_DURATION_MS),
+    bound("limits.max_session_bytes", 1, ANY),
+    bound("limits.max_subscriptions", 1, ANY),
+    bound("limits.max_uri_bytes", 1, ANY),
+    bound("limits.max_sessions", 1, ANY),
+    bound("limits.session_idle_ttl_ms", 1, MAX_DURATION_MS),
+    bound("limits.client_request_timeout_ms", 1, MAX_DURATION_MS),
+    bound("limits.event_log_max", 0, ANY),
+    bound("limits.event_log_bytes", 1, ANY),
+    bound("limits.event_log_session_max", 1, ANY),
+    bound("limits.event_log_session_bytes", 1, ANY),
+    bound("limits.event_ttl_ms", 0, MAX_DURATION_MS),
+    bound("limits.sse_keepalive_ms", 1, MAX_DURATION_MS),
+    bound("limits.stream_probe_ms", 1, MAX_DURATION_MS),
+    bound("limits.listen_queue", 1, MAX_LISTEN_QUEUE),
+    bound("limits.sse_buffer_bytes", 1, ANY),
+    bound("limits.max_body_bytes_total", 1, ANY),
+    bound("limits.max_in_flight_total", 1, ANY),
+    bound("limits.max_in_flight_per_tool", 1, ANY),
+    bound("limits.blocking_threads", 1, MAX_BLOCKING_THREADS),
+    bound("limits.refusal_log_burst", 0, ANY),
+    bound("limits.refusal_log_interval_ms", 1, MAX_DURATION_MS),
+    bound("limits.log_queue_bytes", 1, ANY),
 ];
+
+fn bound_of(key: &str) -> Option<&'static Bound> {
+    BOUNDS
+        .iter()
+        .find(|b| b.name.strip_prefix("limits.") == Some(key))
+}
+
+impl Bound {
+    fn key(&self) -> &'static str {
+        self.name.strip_prefix("limits.").unwrap_or(self.name)
+    }
+
+    fn unit(&self) -> &'static str {
+        if self.name.ends_with("_ms") {
+            " milliseconds"
+        } else {
+            ""
+        }
+    }
+
+    /// `n` if it is within range, else an error naming the key and the range.
+    fn check(&self, n: i128) -> Result<(), ConfigError> {
+        if n >= i128::from(self.min) && n <= i128::from(self.max) {
+            return Ok(());
+        }
+        let range = if self.max == ANY {
+            format!("at least {}", self.min)
+        } else {
+            format!("{} to {}", self.min, self.max)
+        };
+        Err(bad(
+            self.name,
+            format!("{n} is out of range (allowed: {range}{})", self.unit()),
+        ))
+    }
+}
+
+/// The known key closest to `key` (a typo), if one is close enough to be meant.
+fn closest_key(key: &str) -> Option<&'static str> {
+    let key = key.to_ascii_lowercase();
+    BOUNDS
+        .iter()
+        .map(|b| (edit_distance(&key, b.key()), b.key()))
+        .filter(|(d, known)| *d <= (known.len() / 3).max(2))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, known)| known)
+}
+
+/// Levenshtein distance (keys are a few dozen bytes).
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let above = row[j + 1];
+            row[j + 1] = (diagonal + usize::from(ca != *cb))
+                .min(above + 1)
+                .min(row[j] + 1);
+            diagonal = above;
+        }
+    }
+    row[b.len()]
+}
 
 impl Limits {
     /// The limits of `table` (the `[limits]` keys, each one optional) over the
-    /// defaults; a key that is unknown, of the wrong type or 0 where 0 makes no
-    /// sense is an error naming it.
+    /// defaults, checked by [`Limits::check_key`] key by key, then by
+    /// [`Limits::validate`]. Errors name the key (`limits.call_timeout_ms`).
     pub fn from_table(table: toml::Table) -> Result<Limits, ConfigError> {
+        for (key, value) in &table {
+            Limits::check_key(key, value)?;
+        }
         let limits = Limits::deserialize(toml::Value::Table(table))
             .map_err(|e| bad("limits", e.message().to_owned()))?;
-        if let Ok(toml::Value::Table(all)) = toml::Value::try_from(&limits) {
-            for (key, value) in all {
-                if value.as_integer() == Some(0) && !ZERO_ALLOWED.contains(&key.as_str()) {
-                    return Err(ConfigError::Value {
-                        name: "limits",
-                        message: format!("limits.{key} must be greater than 0"),
-                    });
-                }
+        limits.validate()?;
+        Ok(limits)
+    }
+
+    /// One `[limits]` key and its value, alone: a known key (an unknown one gets the
+    /// closest known key as a suggestion), a whole number, within the key's range.
+    /// The error names the key and the allowed range.
+    pub fn check_key(key: &str, value: &toml::Value) -> Result<(), ConfigError> {
+        let Some(bound) = bound_of(key) else {
+            let hint = match closest_key(key) {
+                Some(known) => format!("did you mean `limits.{known}`?"),
+                None => "`emcee config` prints every key".to_owned(),
+            };
+            return Err(bad(
+                "limits",
+                format!("unknown key `limits.{key}` ({hint})"),
+            ));
+        };
+        match value {
+            toml::Value::Integer(n) => bound.check(i128::from(*n)),
+            other => {
+                let shown = match other {
+                    toml::Value::String(s) => format!(" {s:?}"),
+                    toml::Value::Float(f) => format!(" {f}"),
+                    toml::Value::Boolean(b) => format!(" {b}"),
+                    toml::Value::Datetime(d) => format!(" {d}"),
+                    _ => String::new(),
+                };
+                let of = if bound.unit().is_empty() { "" } else { " of" };
+                Err(bad(
+                    bound.name,
+                    format!(
+                        "expected a whole number{of}{}, got {}{shown}",
+                        bound.unit(),
+                        other.type_str()
+                    ),
+                ))
             }
         }
-        Ok(limits)
+    }
+
+    /// Whether every limit is within its range and the limits agree with each other
+    /// (each combination refused here would crash the server or refuse every
+    /// request); the error names the key and what is allowed. [`Limits::from_table`]
+    /// and [`ServerBuilder::build`](crate::ServerBuilder::build) call it.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let all = match serde_json::to_value(self) {
+            Ok(serde_json::Value::Object(all)) => all,
+            _ => return Err(bad("limits", "cannot be read")),
+        };
+        for (key, value) in &all {
+            let Some(bound) = bound_of(key) else {
+                return Err(bad("limits", format!("limits.{key} has no range")));
+            };
+            bound.check(value.as_u64().map_or(i128::MAX, i128::from))?;
+        }
+        if self.max_body_bytes_total < self.max_message_bytes {
+            return Err(bad(
+                "limits.max_body_bytes_total",
+                format!(
+                    "{} is less than limits.max_message_bytes ({}): a body of that size could \
+                     never be read (503 for ever); allowed: at least limits.max_message_bytes",
+                    self.max_body_bytes_total, self.max_message_bytes
+                ),
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -386,9 +585,11 @@ impl MrtrConfig {
         let Some(path) = &self.key_file else {
             return Ok(None);
         };
-        let secret = std::fs::read(path).map_err(|source| ConfigError::Read {
-            path: path.clone(),
-            source,
+        let secret = std::fs::read(path).map_err(|e| {
+            bad(
+                "mrtr.key_file",
+                format!("cannot read the key file {}: {e}", path.display()),
+            )
         })?;
         if secret.len() < 32 {
             return Err(bad(
@@ -553,6 +754,166 @@ impl LogLevel {
 mod tests {
 
     use super::*;
+
+    fn limits_of(text: &str) -> Result<Limits, String> {
+        let table: toml::Table = toml::from_str(text).expect("toml");
+        Limits::from_table(table).map_err(|e| e.to_string())
+    }
+
+    /// Every key `Limits` has has a range, and every range a key.
+    #[test]
+    fn every_limit_has_a_range() {
+        let serde_json::Value::Object(all) =
+            serde_json::to_value(Limits::default()).expect("serializes")
+        else {
+            panic!("an object")
+        };
+        let keys: Vec<&str> = all.keys().map(String::as_str).collect();
+        let mut ranged: Vec<&str> = BOUNDS.iter().map(Bound::key).collect();
+        ranged.sort_unstable();
+        assert_eq!(keys, ranged);
+        Limits::default()
+            .validate()
+            .expect("the defaults are valid");
+    }
+
+    /// Issue 18 item 7: each limit is accepted at both ends of its range and
+    /// refused one past them, naming the key and the range.
+    #[test]
+    fn every_limit_is_refused_one_past_its_range() {
+        for b in &BOUNDS {
+            let key = b.key();
+            // max_message_bytes can only grow with max_body_bytes_total.
+            let with = |n: u64| {
+                let mut text = format!("{key} = {n}\n");
+                if key == "max_message_bytes" {
+                    text.push_str(&format!("max_body_bytes_total = {}\n", n.max(1)));
+                }
+                if key == "max_body_bytes_total" {
+                    text.push_str("max_message_bytes = 1\n");
+                }
+                limits_of(&text)
+            };
+            assert!(with(b.min).is_ok(), "{key} = {}: {:?}", b.min, with(b.min));
+            if b.min > 0 {
+                let e = with(b.min - 1).unwrap_err();
+                assert!(e.contains(b.name) && e.contains("allowed"), "{e}");
+            }
+            let top = b.max.min(i64::MAX as u64);
+            assert!(with(top).is_ok(), "{key} = {top}: {:?}", with(top));
+            if b.max < i64::MAX as u64 {
+                let e = with(b.max + 1).unwrap_err();
+                assert!(
+                    e.contains(b.name) && e.contains(&format!("to {}", b.max)),
+                    "{e}"
+                );
+            }
+        }
+        let e = limits_of("blocking_threads = 9223372036854775807").unwrap_err();
+        assert_eq!(
+            e,
+            "invalid value for limits.blocking_threads: 9223372036854775807 is out of \
+             range (allowed: 1 to 512)"
+        );
+        let e = limits_of("call_timeout_ms = -1").unwrap_err();
+        assert!(
+            e.contains("limits.call_timeout_ms") && e.contains("milliseconds"),
+            "{e}"
+        );
+    }
+
+    /// A body of `max_message_bytes` must fit in `max_body_bytes_total`, else every
+    /// large request gets 503 for ever.
+    #[test]
+    fn the_body_budget_must_hold_one_largest_message() {
+        let e = limits_of("max_body_bytes_total = 1000\nmax_message_bytes = 1001").unwrap_err();
+        assert!(
+            e.contains("limits.max_body_bytes_total") && e.contains("limits.max_message_bytes"),
+            "{e}"
+        );
+        assert!(limits_of("max_body_bytes_total = 1000\nmax_message_bytes = 1000").is_ok());
+        // 64 MiB default budget against a 100 MiB message.
+        assert!(limits_of("max_message_bytes = 104857600").is_err());
+    }
+
+    /// An embedder's limits are checked the same way (`Server::builder().build()`
+    /// calls `validate`): `Duration::MAX` does not wrap around to a small value.
+    #[test]
+    fn validate_refuses_what_from_table_refuses() {
+        let l = Limits {
+            blocking_threads: usize::MAX,
+            ..Limits::default()
+        };
+        assert!(l
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("limits.blocking_threads"));
+        let l = Limits {
+            call_timeout: Duration::MAX,
+            ..Limits::default()
+        };
+        assert!(l
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("limits.call_timeout_ms"));
+        let l = Limits {
+            listen_queue: usize::MAX,
+            ..Limits::default()
+        };
+        assert!(l
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("limits.listen_queue"));
+        let l = Limits {
+            max_sessions: usize::MAX,
+            ..Limits::default()
+        };
+        assert!(l.validate().is_ok(), "a count with no upper bound");
+    }
+
+    /// Issue 18 item 14: a wrong type names the key and what is expected; a typo
+    /// gets the closest key, not the list of all.
+    #[test]
+    fn key_errors_name_the_key_and_suggest_the_closest() {
+        let e = limits_of("call_timeout_ms = \"5s\"").unwrap_err();
+        assert_eq!(
+            e,
+            "invalid value for limits.call_timeout_ms: expected a whole number of \
+             milliseconds, got string \"5s\""
+        );
+        let e = limits_of("call_timout_ms = 5").unwrap_err();
+        assert_eq!(
+            e,
+            "invalid value for limits: unknown key `limits.call_timout_ms` (did you mean \
+             `limits.call_timeout_ms`?)"
+        );
+        let e = limits_of("MAX_SESIONS = 5").unwrap_err();
+        assert!(e.contains("did you mean `limits.max_sessions`?"), "{e}");
+        let e = limits_of("colour = 1").unwrap_err();
+        assert!(
+            e.contains("`limits.colour`") && !e.contains("did you mean"),
+            "{e}"
+        );
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+        assert_eq!(edit_distance("", "abc"), 3);
+    }
+
+    #[test]
+    fn a_missing_key_file_is_named_as_the_key_file() {
+        let mrtr = MrtrConfig {
+            key_file: Some("/nonexistent/key".into()),
+            ..MrtrConfig::default()
+        };
+        let e = mrtr.secret().unwrap_err().to_string();
+        assert!(
+            e.contains("mrtr.key_file") && e.contains("/nonexistent/key"),
+            "{e}"
+        );
+        assert!(!e.contains("config file"), "{e}");
+    }
 
     #[test]
     fn host_warnings_name_exposed_binds_and_the_wildcard() {

@@ -135,7 +135,7 @@ impl std::fmt::Debug for Server {
 }
 
 /// Definitions that cannot be served together (two tools, resources or prompts
-/// with one name).
+/// with one name) or limits that cannot be served with.
 #[derive(Debug, thiserror::Error)]
 #[error("invalid server definition: {}", .0.join("; "))]
 pub struct BuildError(pub Vec<String>);
@@ -288,8 +288,12 @@ impl ServerBuilder {
 
     /// The checked definition; two tools, resources, templates or prompts with one
     /// name are an error, and so are two completers for one argument of a prompt or
-    /// one variable of a template.
+    /// one variable of a template, and limits out of range or that disagree
+    /// ([`Limits::validate`], as the binary checks them at load).
     pub fn build(mut self) -> Result<Server, BuildError> {
+        if let Err(e) = self.def.limits.validate() {
+            self.errors.push(e.to_string());
+        }
         // Template completers join the prompt registry's table, which serves
         // `completion/complete`; one per reference and variable.
         let templates: Vec<_> = self.def.resources.templates().to_vec();

@@ -506,3 +506,23 @@ fn a_second_completer_for_one_argument_is_refused_at_build() {
         .build()
         .is_ok());
 }
+
+#[test]
+fn limits_out_of_range_are_refused_at_build() {
+    let quiet = Logger::root(slog::Discard, slog::o!());
+    let mut threads = Limits::default();
+    threads.blocking_threads = usize::MAX;
+    let mut budget = Limits::default();
+    budget.max_body_bytes_total = Limits::default().max_message_bytes - 1;
+    for (limits, key) in [
+        (threads, "limits.blocking_threads"),
+        (budget, "limits.max_body_bytes_total"),
+    ] {
+        let err = Server::builder()
+            .logger(quiet.clone())
+            .limits(limits)
+            .build()
+            .unwrap_err();
+        assert!(err.to_string().contains(key), "{err}");
+    }
+}

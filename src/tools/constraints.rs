@@ -11,7 +11,12 @@
 //! The schema is compiled once, when the tool is created, into a tree holding only
 //! the parts of the schema that carry a constraint; a tool without one costs nothing
 //! per call, and a check walks only the constrained fields, allocating nothing unless
-//! it fails. Checked keywords: `minLength`, `maxLength`, `pattern`, `minimum`,
+//! it fails (or checks `uniqueItems`). No check is worse than O(N log N) in the size
+//! N of the arguments (a client chooses it): `uniqueItems` writes each item once in
+//! a canonical form and sorts the forms instead of comparing every pair (issue 18),
+//! `pattern` is regex-lite's O(m·N) search, the rest are linear. Equality (`enum`,
+//! `const`, `uniqueItems`) is JSON Schema's: numbers by value (`1` equals `1.0`),
+//! objects whatever the order of their members. Checked keywords: `minLength`, `maxLength`, `pattern`, `minimum`,
 //! `maximum`, `exclusiveMinimum`, `exclusiveMaximum`, `multipleOf`, `minItems`,
 //! `maxItems`, `uniqueItems`, `minProperties`, `maxProperties`, `enum`, `const`,
 //! through `properties`, `items`, `additionalProperties` (a schema), `allOf`, local
@@ -71,7 +76,7 @@ struct Node {
     items: Option<Box<Node>>,
     /// Every member of an object not named in `declared` (`additionalProperties`).
     values: Option<Box<Node>>,
-    /// The properties the schema declares (only kept when `values` is set).
+    /// The properties the schema declares, sorted (only kept when `values` is set).
     declared: Vec<String>,
     /// Schemas the value must satisfy as well (`allOf`, a `$ref` beside keywords).
     all: Vec<Node>,
@@ -126,6 +131,7 @@ impl<'a> Compiler<'a> {
             if node.values.is_some() {
                 if let Some(Value::Object(props)) = obj.get("properties") {
                     node.declared = props.keys().cloned().collect();
+                    node.declared.sort_unstable();
                 }
             }
         }
@@ -281,7 +287,7 @@ impl Node {
                 }
                 if let Some(node) = &self.values {
                     for (name, v) in members {
-                        if !self.declared.iter().any(|d| d == name) {
+                        if self.declared.binary_search(name).is_err() {
                             node.check(v, &Segment::Key(name, at))?;
                         }
                     }
@@ -355,13 +361,8 @@ impl Check {
                 "must have at most {n} item{} (maxItems {n})",
                 plural(*n)
             )),
-            (Check::UniqueItems, Value::Array(a)) => {
-                let repeated = a
-                    .iter()
-                    .enumerate()
-                    .any(|(i, x)| a[..i].iter().any(|y| y == x));
-                repeated.then(|| "must not repeat an item (uniqueItems)".to_owned())
-            }
+            (Check::UniqueItems, Value::Array(a)) => has_repeat(a, &mut |_| {})
+                .then(|| "must not repeat an item (uniqueItems)".to_owned()),
             (Check::MinProperties(n), Value::Object(o)) if (o.len() as u64) < *n => Some(format!(
                 "must have at least {n} member{} (minProperties {n})",
                 plural(*n)
@@ -370,16 +371,141 @@ impl Check {
                 "must have at most {n} member{} (maxProperties {n})",
                 plural(*n)
             )),
-            (Check::Enum(options), v) if !options.contains(v) => {
+            (Check::Enum(options), v) if !options.iter().any(|o| same(o, v)) => {
                 let mut list = String::new();
                 for (i, o) in options.iter().enumerate() {
                     let _ = write!(list, "{}{o}", if i == 0 { "" } else { ", " });
                 }
                 Some(format!("must be one of {list} (enum)"))
             }
-            (Check::Const(c), v) if c != v => Some(format!("must be {c} (const)")),
+            (Check::Const(c), v) if !same(c, v) => Some(format!("must be {c} (const)")),
             _ => None,
         }
+    }
+}
+
+/// Whether an item of `items` equals another (JSON Schema equality, see [`same`]),
+/// in O(N log n) for n items of N bytes in all: each item is written once in a
+/// canonical form (numbers by value, object members sorted by key) into one buffer,
+/// the forms are sorted, and neighbours compared. `work` is told each step (an item
+/// encoded, two compared) so that a test can tell n log n from n² without a clock.
+fn has_repeat(items: &[Value], work: &mut impl FnMut(u64)) -> bool {
+    if items.len() < 2 {
+        return false;
+    }
+    let mut buf = String::new();
+    let mut spans = Vec::with_capacity(items.len());
+    for item in items {
+        work(1);
+        let start = buf.len();
+        canonical(item, &mut buf);
+        spans.push(start..buf.len());
+    }
+    let form = |span: &std::ops::Range<usize>| buf.get(span.clone()).unwrap_or_default();
+    spans.sort_unstable_by(|a, b| {
+        work(1);
+        form(a).cmp(form(b))
+    });
+    spans.windows(2).any(|pair| {
+        work(1);
+        form(&pair[0]) == form(&pair[1])
+    })
+}
+
+/// A number by value: an integer (an `f64` with no fraction included) or, for the
+/// rest, an `f64`. Two numbers are equal exactly when their keys are.
+#[derive(Debug, PartialEq)]
+enum NumberKey {
+    Int(i128),
+    Float(f64),
+}
+
+fn number_key(n: &Number) -> NumberKey {
+    if let Some(i) = n.as_i64() {
+        return NumberKey::Int(i.into());
+    }
+    if let Some(u) = n.as_u64() {
+        return NumberKey::Int(u.into());
+    }
+    let f = n.as_f64().unwrap_or(f64::NAN);
+    // Every f64 with no fraction in i128's range converts exactly (-0.0 to 0); one
+    // outside it equals no i64 or u64, so it may stay a float.
+    const LIMIT: f64 = 1.7e38; // below 2^127
+    if f.fract() == 0.0 && f.abs() < LIMIT {
+        NumberKey::Int(f as i128)
+    } else {
+        NumberKey::Float(f)
+    }
+}
+
+/// `value` in a form that is the same for equal values and different otherwise:
+/// JSON with numbers written by value (`1`, never `1.0`; a float in Rust's shortest
+/// round-trip form, which always has a `.` or an `e`) and object members sorted by key.
+fn canonical(value: &Value, out: &mut String) {
+    match value {
+        Value::Null => out.push('n'),
+        Value::Bool(b) => out.push(if *b { 't' } else { 'f' }),
+        Value::Number(n) => {
+            let _ = match number_key(n) {
+                NumberKey::Int(i) => write!(out, "{i}"),
+                NumberKey::Float(f) => write!(out, "{f:?}"),
+            };
+        }
+        Value::String(s) => quoted(s, out),
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                canonical(item, out);
+            }
+            out.push(']');
+        }
+        Value::Object(members) => {
+            // Sorted whatever the map's order (serde_json's `preserve_order` feature
+            // may be on in an embedder's build).
+            let mut sorted: Vec<(&String, &Value)> = members.iter().collect();
+            sorted.sort_unstable_by(|a, b| a.0.cmp(b.0));
+            out.push('{');
+            for (i, (key, member)) in sorted.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                quoted(key, out);
+                out.push(':');
+                canonical(member, out);
+            }
+            out.push('}');
+        }
+    }
+}
+
+/// `s` between quotes, its quotes and backslashes escaped (so it ends at the first
+/// unescaped quote).
+fn quoted(s: &str, out: &mut String) {
+    out.push('"');
+    for c in s.chars() {
+        if c == '"' || c == '\\' {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('"');
+}
+
+/// JSON Schema equality (`enum`, `const`): numbers by value (`1` equals `1.0`),
+/// objects with the same members in any order, arrays item by item.
+fn same(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => number_key(x) == number_key(y),
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(x, y)| same(x, y))
+        }
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| same(v, w)))
+        }
+        _ => a == b,
     }
 }
 
@@ -578,6 +704,87 @@ mod tests {
             .check(&json!({"name": "a", "children": [{"name": "b", "children": []}]}))
             .is_ok());
         assert!(c.check(&json!({"name": "", "children": []})).is_err());
+    }
+
+    fn unique_items() -> Constraints {
+        Constraints::compile(&json!({"type": "array", "uniqueItems": true})).expect("compiles")
+    }
+
+    /// The answer of `has_repeat` and the steps it took.
+    fn work_of(items: &[Value]) -> (bool, u64) {
+        let mut work = 0;
+        let repeat = has_repeat(items, &mut |n| work += n);
+        (repeat, work)
+    }
+
+    /// Issue 18 item 4: two 1 MB arrays froze both HTTP workers for 24 s (n² pairs).
+    /// The work of a check grows as n log n: at most 2·n·log2(n) comparisons, for
+    /// distinct items of every kind and with the repeat at the very end.
+    #[test]
+    fn unique_items_work_grows_as_n_log_n() {
+        for n in [1_000usize, 4_000] {
+            let bound = 2 * n as u64 * (usize::BITS - n.leading_zeros()) as u64;
+            let numbers: Vec<Value> = (0..n).map(|i| json!(i)).collect();
+            let strings: Vec<Value> = (0..n).map(|i| json!(format!("item {i}"))).collect();
+            let objects: Vec<Value> = (0..n).map(|i| json!({"id": i, "tags": [i % 7]})).collect();
+            for items in [numbers, strings, objects] {
+                let (repeat, work) = work_of(&items);
+                assert!(!repeat);
+                assert!(
+                    work <= bound,
+                    "{n} distinct items: {work} steps (bound {bound})"
+                );
+                let mut repeated = items;
+                repeated.push(repeated[n / 2].clone());
+                let (repeat, work) = work_of(&repeated);
+                assert!(repeat);
+                assert!(work <= bound + 64, "{n} items + a repeat: {work} steps");
+            }
+        }
+    }
+
+    /// Equality is JSON Schema's: numbers by value (1 and 1.0 are one number),
+    /// objects whatever their key order; nothing else is equal.
+    #[test]
+    fn unique_items_and_enum_use_json_schema_equality() {
+        let c = unique_items();
+        let repeats = [
+            json!([1, 1.0]),
+            json!([0, -0.0]),
+            json!([10000000000000000000u64, 1e19]),
+            json!([-5, -5.0]),
+            json!([{"a": 1, "b": [2.0]}, {"b": [2], "a": 1.0}]),
+            json!([[1, {"x": null}], [1.0, {"x": null}]]),
+            json!(["é", "é"]),
+            json!([true, false, true]),
+            json!([null, null]),
+        ];
+        for items in repeats {
+            assert!(c.check(&items).is_err(), "{items} repeats an item");
+        }
+        let distinct = [
+            json!([1, "1", [1], {"1": 1}, true, null]),
+            json!([9007199254740993u64, 9007199254740992.0]),
+            json!([0.1, 0.10000000000000002]),
+            json!([[1, 2], [2, 1]]),
+            json!([{"a": 1}, {"a": 1, "b": null}]),
+            json!([{"a": "b"}, {"ab": ""}, "a\"b", "a\\\"b"]),
+            json!([false, 0, "", [], {}]),
+            json!([-1, 18446744073709551615u64, 1e300, -1e300]),
+        ];
+        for items in distinct {
+            assert_eq!(c.check(&items), Ok(()), "{items} has no repeat");
+        }
+        let schema = json!({"properties": {
+            "e": {"enum": [1, {"k": [2]}]},
+            "c": {"const": {"a": 1.0, "b": 2}}
+        }});
+        let c = Constraints::compile(&schema).expect("compiles");
+        assert_eq!(c.check(&json!({"e": 1.0})), Ok(()));
+        assert_eq!(c.check(&json!({"e": {"k": [2.0]}})), Ok(()));
+        assert!(c.check(&json!({"e": 2})).is_err());
+        assert_eq!(c.check(&json!({"c": {"b": 2.0, "a": 1}})), Ok(()));
+        assert!(c.check(&json!({"c": {"a": 1}})).is_err());
     }
 
     #[test]

@@ -190,3 +190,221 @@ fn help_and_version_go_to_stdout_and_exit_0() {
     assert!(status.success());
     assert!(stdout.contains(env!("CARGO_PKG_VERSION")));
 }
+
+/// Issue 18 item 7: limits that crashed the server (a semaphore or a channel past
+/// tokio's maximum: exit 101 at start, or a panic on every listen) or refused every
+/// large body for ever are refused at load: exit 2, one line naming the key and the
+/// allowed range.
+#[test]
+fn limits_out_of_range_exit_2_naming_the_key_and_the_range() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let data = data.to_str().unwrap();
+    let huge = "9223372036854775807";
+    let cases: [(&[&str], &[&str]); 6] = [
+        (
+            &["config", "--limit", "blocking_threads=9223372036854775807"],
+            &["limits.blocking_threads", huge, "1 to 512"],
+        ),
+        (
+            &["stdio", "--limit", "blocking_threads=9223372036854775807"],
+            &["limits.blocking_threads", "1 to 512"],
+        ),
+        (
+            &["config", "--limit", "listen_queue=9223372036854775807"],
+            &["limits.listen_queue", "1 to 65536"],
+        ),
+        (
+            &["config", "--limit", "call_timeout_ms=9223372036854775807"],
+            &["limits.call_timeout_ms", "1 to 31536000000 milliseconds"],
+        ),
+        (
+            &["config", "--limit", "max_body_bytes_total=1000"],
+            &["limits.max_body_bytes_total", "limits.max_message_bytes"],
+        ),
+        (
+            &["config", "--limit", "max_message_bytes=1073741825"],
+            &["limits.max_message_bytes", "1 to 1073741824"],
+        ),
+    ];
+    for (args, needles) in cases {
+        let mut args = args.to_vec();
+        args.extend(["--data-dir", data]);
+        let (status, _, stderr) = run(&args, &[]);
+        assert_eq!(status.code(), Some(2), "{args:?}: {stderr}");
+        for needle in needles {
+            one_line_error(&stderr, needle);
+        }
+    }
+    // At the edges: the largest of each is served.
+    let (status, stdout, stderr) = run(
+        &[
+            "config",
+            "--limit",
+            "blocking_threads=512",
+            "--limit",
+            "listen_queue=65536",
+            "--limit",
+            "max_body_bytes_total=4194304",
+        ],
+        &[],
+    );
+    assert!(status.success(), "{stderr}");
+    let v: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(v["limits"]["blocking_threads"], 512);
+    assert_eq!(v["limits"]["listen_queue"], 65536);
+    // From the file: its name, the line and the key.
+    let path = write_config(
+        dir.path(),
+        "[limits]\npage_size = 5\nlisten_queue = 65537\n",
+    );
+    let (status, _, stderr) = run(&["config", "--config", path.to_str().unwrap()], &[]);
+    assert_eq!(status.code(), Some(2), "{stderr}");
+    for needle in [
+        path.to_str().unwrap(),
+        "line 3",
+        "`limits.listen_queue`",
+        "1 to 65536",
+    ] {
+        one_line_error(&stderr, needle);
+    }
+    // Thread counts and durations outside `[limits]` too.
+    for (text, needle) in [
+        ("[http]\nworkers = 1000000\n", "http.workers"),
+        (
+            "[storage]\nretry_ms = 9223372036854775807\n",
+            "storage.retry_ms",
+        ),
+        ("[mrtr]\nstate_ttl_ms = 31536000001\n", "mrtr.state_ttl_ms"),
+    ] {
+        let path = write_config(dir.path(), text);
+        let (status, _, stderr) = run(&["config", "--config", path.to_str().unwrap()], &[]);
+        assert_eq!(status.code(), Some(2), "{text}: {stderr}");
+        one_line_error(&stderr, needle);
+        one_line_error(&stderr, "out of range");
+    }
+}
+
+/// Issue 18 item 14: a `[limits]` error names the file, the line and the key, as
+/// every other section's does; a typo gets the closest key, not all 37.
+#[test]
+fn limits_errors_name_the_file_the_line_and_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_config(
+        dir.path(),
+        "log_level = \"info\"\n[limits]\ncall_timeout_ms = \"5s\"\n",
+    );
+    let config = path.to_str().unwrap();
+    let (status, _, stderr) = run(&["config", "--config", config], &[]);
+    assert_eq!(status.code(), Some(2), "{stderr}");
+    for needle in [
+        config,
+        "line 3",
+        "`limits.call_timeout_ms`",
+        "whole number of milliseconds",
+        "\"5s\"",
+    ] {
+        one_line_error(&stderr, needle);
+    }
+    let path = write_config(dir.path(), "[limits]\npage_size = 5\ncall_timout_ms = 5\n");
+    let config = path.to_str().unwrap();
+    let (status, _, stderr) = run(&["config", "--config", config], &[]);
+    assert_eq!(status.code(), Some(2), "{stderr}");
+    for needle in [
+        config,
+        "line 3",
+        "`limits.call_timout_ms`",
+        "did you mean `limits.call_timeout_ms`?",
+    ] {
+        one_line_error(&stderr, needle);
+    }
+    assert!(
+        !stderr.contains("max_sessions"),
+        "no list of every key: {stderr}"
+    );
+}
+
+/// Issue 18 item 14: an `EMCEE_LIMITS_…` variable (a typo) and an
+/// `EMCEE_LIMIT_<UNKNOWN>` are refused, as an unknown key in the file is, naming
+/// the variable; a bad value in a variable names it too.
+#[test]
+fn misnamed_and_unknown_limit_variables_are_refused() {
+    let cases = [
+        (
+            ("EMCEE_LIMITS_CALL_TIMEOUT_MS", "5000"),
+            [
+                "EMCEE_LIMITS_CALL_TIMEOUT_MS",
+                "EMCEE_LIMIT_CALL_TIMEOUT_MS",
+            ],
+        ),
+        (
+            ("EMCEE_LIMIT_CALL_TIMOUT_MS", "5000"),
+            [
+                "EMCEE_LIMIT_CALL_TIMOUT_MS",
+                "did you mean `limits.call_timeout_ms`?",
+            ],
+        ),
+        (
+            ("EMCEE_LIMIT_CALL_TIMEOUT_MS", "5s"),
+            ["EMCEE_LIMIT_CALL_TIMEOUT_MS", "limits.call_timeout_ms"],
+        ),
+    ];
+    for (var, needles) in cases {
+        let (status, _, stderr) = run(&["config"], &[var]);
+        assert_eq!(status.code(), Some(2), "{var:?}: {stderr}");
+        for needle in needles {
+            one_line_error(&stderr, needle);
+        }
+    }
+}
+
+/// Issue 18 item 14: `--limit CALL_TIMEOUT_MS=…` is accepted as the variable's
+/// upper case is; a bad value names the flag as typed.
+#[test]
+fn limit_flags_are_case_blind() {
+    let (status, stdout, stderr) = run(
+        &[
+            "config",
+            "--limit",
+            "CALL_TIMEOUT_MS=5000",
+            "--limit",
+            "Page_Size=7",
+        ],
+        &[],
+    );
+    assert!(status.success(), "{stderr}");
+    let v: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(v["limits"]["call_timeout_ms"], 5000);
+    assert_eq!(v["limits"]["page_size"], 7);
+    let (status, _, stderr) = run(&["config", "--limit", "CALL_TIMEOUT_MS=5s"], &[]);
+    assert_eq!(status.code(), Some(2), "{stderr}");
+    one_line_error(&stderr, "--limit CALL_TIMEOUT_MS=5s");
+    one_line_error(&stderr, "limits.call_timeout_ms");
+}
+
+/// Issue 18 item 14: a missing `--mrtr-key-file` is named as the key file, not as
+/// a config file.
+#[test]
+fn a_missing_mrtr_key_file_is_named_as_the_key_file() {
+    let (status, _, stderr) = run(&["config", "--mrtr-key-file", "/nonexistent/mrtr.key"], &[]);
+    assert_eq!(status.code(), Some(2), "{stderr}");
+    one_line_error(&stderr, "mrtr.key_file");
+    one_line_error(&stderr, "/nonexistent/mrtr.key");
+    assert!(!stderr.contains("config file"), "{stderr}");
+}
+
+/// Issue 18 item 14: clap's "did you mean" reaches the user, still on one line.
+#[test]
+fn clap_suggestions_reach_the_user() {
+    for (args, needle) in [
+        (&["serv"][..], "a similar subcommand exists: 'serve'"),
+        (
+            &["config", "--data-dri", "x"][..],
+            "a similar argument exists: '--data-dir'",
+        ),
+    ] {
+        let (status, _, stderr) = run(args, &[]);
+        assert_eq!(status.code(), Some(2), "{args:?}: {stderr}");
+        one_line_error(&stderr, needle);
+    }
+}

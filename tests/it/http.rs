@@ -904,7 +904,11 @@ fn two_hundred_maximal_sessions_stay_within_the_stated_memory() {
 #[test]
 fn bodies_being_read_share_max_body_bytes_total() {
     use std::io::Write;
-    let s = Server::with_config("[limits]\nmax_body_bytes_total = 10000\n", &[]);
+    // A body budget must hold one largest message (issue 18 item 7).
+    let s = Server::with_config(
+        "[limits]\nmax_body_bytes_total = 10000\nmax_message_bytes = 10000\n",
+        &[],
+    );
     let mut slow = std::net::TcpStream::connect(&s.addr).expect("connect");
     write!(
         slow,

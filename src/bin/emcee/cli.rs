@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use crate::config::{Mode, Overrides};
+use crate::config::{LimitOverride, Mode, Overrides};
 use clap::{Args, Parser, Subcommand};
 
 /// Command line of the `emcee` binary.
@@ -29,16 +29,26 @@ pub struct Cli {
 }
 
 /// `EMCEE_LIMIT_<KEY>` variables as `[limits]` keys (`EMCEE_LIMIT_CALL_TIMEOUT_MS`
-/// sets `call_timeout_ms`), sorted.
-fn limit_variables() -> Vec<(String, String)> {
-    let mut found: Vec<(String, String)> = std::env::vars()
-        .filter_map(|(name, value)| {
-            let key = name.strip_prefix("EMCEE_LIMIT_")?;
-            Some((key.to_ascii_lowercase(), value))
-        })
-        .collect();
-    found.sort();
-    found
+/// sets `call_timeout_ms`), sorted; and the `EMCEE_LIMITS_<KEY>` variables (a typo,
+/// refused by `Config::resolve`).
+fn limit_variables() -> (Vec<LimitOverride>, Vec<String>) {
+    let mut found = Vec::new();
+    let mut misnamed = Vec::new();
+    for (name, value) in std::env::vars_os() {
+        let Some(name) = name.to_str() else { continue };
+        if name.starts_with("EMCEE_LIMITS_") {
+            misnamed.push(name.to_owned());
+        } else if let Some(key) = name.strip_prefix("EMCEE_LIMIT_") {
+            found.push(LimitOverride {
+                key: key.to_ascii_lowercase(),
+                value: value.to_string_lossy().into_owned(),
+                source: name.to_owned(),
+            });
+        }
+    }
+    found.sort_by(|a, b| a.key.cmp(&b.key));
+    misnamed.sort();
+    (found, misnamed)
 }
 
 /// Subcommands.
@@ -102,11 +112,16 @@ impl Cli {
     /// own arguments for `bench`.
     #[allow(clippy::result_large_err)]
     pub fn into_parts(self) -> Result<(Mode, Overrides), crate::bench::BenchArgs> {
-        // Environment first, flags after: a later value wins.
-        let mut limits = limit_variables();
+        // Environment first, flags after: a later value wins. Keys are case-blind,
+        // as the variables' upper case is.
+        let (mut limits, misnamed_variables) = limit_variables();
         for flag in &self.limits {
             let (key, value) = flag.split_once('=').unwrap_or((flag.as_str(), ""));
-            limits.push((key.trim().to_owned(), value.to_owned()));
+            limits.push(LimitOverride {
+                key: key.trim().to_ascii_lowercase(),
+                value: value.to_owned(),
+                source: format!("--limit {flag}"),
+            });
         }
         let (mode, serve, common) = match self.command {
             CliCommand::Bench(args) => return Err(args),
@@ -129,6 +144,7 @@ impl Cli {
                 fixtures: common.fixtures,
                 mrtr_key_file: common.mrtr_key_file,
                 limits,
+                misnamed_variables,
             },
         ))
     }
@@ -279,9 +295,13 @@ call_timeout_ms = \"soon\"\ncolour = 1\n",
             Cli::try_parse_from(["emcee", "--limit", "page_size=5", "stdio", "--config", path])
                 .unwrap();
         let (mode, mut o) = cli.into_parts().unwrap();
-        o.limits.insert(0, ("page_size".into(), "4".into()));
-        o.limits
-            .insert(0, ("call_timeout_ms".into(), "2000".into()));
+        let var = |key: &str, value: &str| LimitOverride {
+            key: key.into(),
+            value: value.into(),
+            source: format!("EMCEE_LIMIT_{}", key.to_ascii_uppercase()),
+        };
+        o.limits.insert(0, var("page_size", "4"));
+        o.limits.insert(0, var("call_timeout_ms", "2000"));
         let c = Config::resolve(mode, o).unwrap();
         assert_eq!(c.limits.page_size, 5, "the flag wins over the variable");
         assert_eq!(

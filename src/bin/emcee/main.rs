@@ -26,11 +26,7 @@ fn main() {
                 0
             }
             _ => {
-                // One line naming the problem; `--help` has the rest.
-                let text = e.to_string();
-                let first = text.lines().next().unwrap_or("invalid arguments");
-                let first = first.strip_prefix("error: ").unwrap_or(first);
-                eprintln!("emcee: {first} (see `emcee --help`)");
+                eprintln!("emcee: {}", clap_error_line(&e.to_string()));
                 2
             }
         },
@@ -49,6 +45,20 @@ fn main() {
         },
     };
     std::process::exit(code);
+}
+
+/// A clap error on one line: the problem and clap's tips ("a similar argument
+/// exists: '--limit'"); `--help` has the rest.
+fn clap_error_line(text: &str) -> String {
+    let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
+    let first = lines.next().unwrap_or("invalid arguments");
+    let mut line = first.strip_prefix("error: ").unwrap_or(first).to_owned();
+    for tip in lines.filter_map(|l| l.strip_prefix("tip: ")) {
+        line.push_str("; ");
+        line.push_str(tip);
+    }
+    line.push_str(" (see `emcee --help`)");
+    line
 }
 
 fn print_config(config: &Config) -> i32 {

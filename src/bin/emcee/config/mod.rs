@@ -5,11 +5,14 @@
 //! its variable); the file fills what neither gave. The settings themselves
 //! ([`Limits`] and the others) are the library's (`emcee::config`).
 
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use emcee::config::{ConfigError, HttpConfig, Limits, LogLevel, MrtrConfig, StorageConfig};
+use emcee::config::{
+    ConfigError, HttpConfig, Limits, LogLevel, MrtrConfig, StorageConfig, MAX_DURATION_MS,
+};
 use serde::{Deserialize, Serialize};
 
 pub mod command;
@@ -53,7 +56,22 @@ pub struct Overrides {
     pub mrtr_key_file: Option<PathBuf>,
     /// `[limits]` keys and values, in precedence order (later wins): the binary puts
     /// `EMCEE_LIMIT_<KEY>` variables first, then `--limit KEY=VALUE` flags.
-    pub limits: Vec<(String, String)>,
+    pub limits: Vec<LimitOverride>,
+    /// `EMCEE_LIMITS_<KEY>` variables (a typo of `EMCEE_LIMIT_`): refused, as an
+    /// unknown key in the file is, rather than silently ignored.
+    pub misnamed_variables: Vec<String>,
+}
+
+/// One `[limits]` key set by a variable or a flag.
+#[derive(Debug, Clone)]
+pub struct LimitOverride {
+    /// The key, lower case (`call_timeout_ms`).
+    pub key: String,
+    /// The value as given.
+    pub value: String,
+    /// Where it was set, for errors: `EMCEE_LIMIT_CALL_TIMEOUT_MS` or
+    /// `--limit CALL_TIMEOUT_MS=5s`.
+    pub source: String,
 }
 
 /// The TOML config file as written. Every field is optional; unknown keys are errors.
@@ -74,9 +92,13 @@ pub struct FileConfig {
     pub log_calls: Option<bool>,
     /// Fixture sets, as a list.
     pub fixtures: Option<Vec<String>>,
-    /// See [`Limits`].
+    /// See [`Limits`]: each key's value and where it is in the file (its keys and
+    /// types are checked by [`read_file`], which knows the lines).
     #[serde(default)]
-    pub limits: toml::Table,
+    pub limits: BTreeMap<String, toml::Spanned<toml::Value>>,
+    /// The line of each `[limits]` key (filled by [`read_file`]).
+    #[serde(skip)]
+    pub limit_lines: HashMap<String, usize>,
     /// See [`StorageConfig`].
     #[serde(default)]
     pub storage: FileStorage,
@@ -265,14 +287,15 @@ pub fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
         path: path.to_owned(),
         message,
     };
+    let line_at = |offset: usize| text.get(..offset).unwrap_or("").matches('\n').count() + 1;
     let line_of = |e: &toml::de::Error| {
         e.span()
-            .map(|span| format!("line {}: ", text[..span.start].matches('\n').count() + 1))
+            .map(|span| format!("line {}: ", line_at(span.start)))
             .unwrap_or_default()
     };
     let de = toml::Deserializer::parse(&text)
         .map_err(|e| parse_err(format!("{}{}", line_of(&e), e.message().trim())))?;
-    serde_path_to_error::deserialize(de).map_err(|e| {
+    let mut file: FileConfig = serde_path_to_error::deserialize(de).map_err(|e| {
         let key = e.path().to_string();
         let inner = e.into_inner();
         let key = if key == "." {
@@ -281,7 +304,41 @@ pub fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
             format!("`{key}`: ")
         };
         parse_err(format!("{}{key}{}", line_of(&inner), inner.message().trim()).replace('\n', " "))
-    })
+    })?;
+    // `[limits]`: each key known, a whole number in range, named with its line.
+    for (key, value) in &file.limits {
+        let line = line_at(value.span().start);
+        Limits::check_key(key, value.get_ref()).map_err(|e| at_line(e, path, line))?;
+        file.limit_lines.insert(key.clone(), line);
+    }
+    Ok(file)
+}
+
+/// A `[limits]` error told as coming from `line` of the config file `path`, in the
+/// shape of the file's other errors (`line 3: `limits.page_size`: ...`).
+fn at_line(e: ConfigError, path: &Path, line: usize) -> ConfigError {
+    match e {
+        ConfigError::Value { name, message } => ConfigError::Parse {
+            path: path.to_owned(),
+            message: if name == "limits" {
+                format!("line {line}: {message}")
+            } else {
+                format!("line {line}: `{name}`: {message}")
+            },
+        },
+        other => other,
+    }
+}
+
+/// A `[limits]` error told as coming from `source` (a variable or a flag).
+fn from_source(e: ConfigError, source: &str) -> ConfigError {
+    match e {
+        ConfigError::Value { name, message } => ConfigError::Value {
+            name,
+            message: format!("{source}: {message}"),
+        },
+        other => other,
+    }
 }
 
 impl Config {
@@ -340,19 +397,42 @@ impl Config {
             (None, Some(list)) => Fixtures::parse(list.iter().map(String::as_str))?,
             (None, None) => Fixtures::default(),
         };
-        // `[limits]` from the file, then each override (environment, then flags).
-        let mut limits = file.limits;
-        for (key, value) in &o.limits {
-            let number = value
-                .trim()
-                .parse::<i64>()
-                .map_err(|_| ConfigError::Value {
-                    name: "limits",
-                    message: format!("limits.{key} = {value:?}: expected a whole number"),
-                })?;
-            limits.insert(key.clone(), toml::Value::Integer(number));
+        // `[limits]` from the file (checked key by key when it was read), then each
+        // override (environment, then flags), checked alone and named by where it
+        // was set; then all together (rules between keys), the error named by where
+        // the key it names was set.
+        if let Some(var) = o.misnamed_variables.first() {
+            let meant = var.replacen("EMCEE_LIMITS_", "EMCEE_LIMIT_", 1);
+            return Err(bad(
+                "limits",
+                format!("{var}: emcee reads no such variable (did you mean {meant}?)"),
+            ));
         }
-        config.limits = Limits::from_table(limits)?;
+        let mut limits = toml::Table::new();
+        let mut sources: HashMap<String, String> = HashMap::new();
+        for (key, value) in file.limits {
+            limits.insert(key, value.into_inner());
+        }
+        for set in &o.limits {
+            let value = match set.value.trim().parse::<i64>() {
+                Ok(n) => toml::Value::Integer(n),
+                Err(_) => toml::Value::String(set.value.clone()),
+            };
+            Limits::check_key(&set.key, &value).map_err(|e| from_source(e, &set.source))?;
+            limits.insert(set.key.clone(), value);
+            sources.insert(set.key.clone(), set.source.clone());
+        }
+        config.limits = Limits::from_table(limits).map_err(|e| {
+            let key = match &e {
+                ConfigError::Value { name, .. } => name.strip_prefix("limits.").unwrap_or(name),
+                _ => "",
+            };
+            match (sources.get(key), file.limit_lines.get(key), &o.config_file) {
+                (Some(source), _, _) => from_source(e, source),
+                (None, Some(line), Some(path)) => at_line(e, path, *line),
+                _ => e,
+            }
+        })?;
         let fh = file.http;
         let hosts = match o.allowed_hosts {
             Some(list) => Some(
@@ -374,7 +454,8 @@ impl Config {
                 .collect();
         }
         if let Some(n) = fh.workers {
-            config.http.workers = positive("http.workers", n)?;
+            config.http.workers =
+                at_most("http.workers", positive("http.workers", n)?, MAX_WORKERS)?;
         }
         if let Some(n) = fh.max_connections_per_ip {
             config.http.max_connections_per_ip = positive("http.max_connections_per_ip", n)?;
@@ -386,15 +467,14 @@ impl Config {
             config.storage.cache_capacity_bytes = positive("storage.cache_capacity_bytes", n)?;
         }
         if let Some(ms) = file.storage.flush_timeout_ms {
-            config.storage.flush_timeout =
-                Duration::from_millis(positive("storage.flush_timeout_ms", ms)?);
+            config.storage.flush_timeout = milliseconds("storage.flush_timeout_ms", ms)?;
         }
         if let Some(ms) = file.storage.retry_ms {
-            config.storage.retry = Duration::from_millis(positive("storage.retry_ms", ms)?);
+            config.storage.retry = milliseconds("storage.retry_ms", ms)?;
         }
         config.mrtr.key_file = mrtr_key_file.or(file.mrtr.key_file);
         if let Some(ms) = file.mrtr.state_ttl_ms {
-            config.mrtr.state_ttl = Duration::from_millis(positive("mrtr.state_ttl_ms", ms)?);
+            config.mrtr.state_ttl = milliseconds("mrtr.state_ttl_ms", ms)?;
         }
         if let Some(n) = file.mrtr.max_state_bytes {
             config.mrtr.max_state_bytes = positive("mrtr.max_state_bytes", n)?;
@@ -415,6 +495,32 @@ impl Config {
         config.command_tools = file.tools.command;
         Ok(config)
     }
+}
+
+/// Most HTTP worker threads (`http.workers`): one per CPU is the default; far more
+/// only costs memory, and an absurd count fails to spawn.
+const MAX_WORKERS: usize = 1024;
+
+/// `n` if it is at most `max`, else an error naming `name` and the range.
+fn at_most(name: &'static str, n: usize, max: usize) -> Result<usize, ConfigError> {
+    if n > max {
+        return Err(bad(
+            name,
+            format!("{n} is out of range (allowed: 1 to {max})"),
+        ));
+    }
+    Ok(n)
+}
+
+/// A duration setting in milliseconds: 1 to `limits`' [`MAX_DURATION_MS`].
+fn milliseconds(name: &'static str, ms: u64) -> Result<Duration, ConfigError> {
+    if ms == 0 || ms > MAX_DURATION_MS {
+        return Err(bad(
+            name,
+            format!("{ms} is out of range (allowed: 1 to {MAX_DURATION_MS} milliseconds)"),
+        ));
+    }
+    Ok(Duration::from_millis(ms))
 }
 
 fn positive<T: PartialEq + Default + Copy>(name: &'static str, n: T) -> Result<T, ConfigError> {

@@ -510,10 +510,14 @@ fn a_second_completer_for_one_argument_is_refused_at_build() {
 #[test]
 fn limits_out_of_range_are_refused_at_build() {
     let quiet = Logger::root(slog::Discard, slog::o!());
-    let mut threads = Limits::default();
-    threads.blocking_threads = usize::MAX;
-    let mut budget = Limits::default();
-    budget.max_body_bytes_total = Limits::default().max_message_bytes - 1;
+    let threads = Limits {
+        blocking_threads: usize::MAX,
+        ..Limits::default()
+    };
+    let budget = Limits {
+        max_body_bytes_total: Limits::default().max_message_bytes - 1,
+        ..Limits::default()
+    };
     for (limits, key) in [
         (threads, "limits.blocking_threads"),
         (budget, "limits.max_body_bytes_total"),

@@ -18,6 +18,8 @@ argv = ["printf", "%s\n", "{text}"]
 [tools.command.input.text]
 type = "string"
 required = true
+# printf reads no options after its format: a leading `-` is text there.
+allow_option_like = true
 
 [[tools.command]]
 name = "env_probe"
@@ -30,6 +32,7 @@ argv = ["sh", "-c", "echo oops >&2; exit \"$0\"", "{code}"]
 ok_exit_codes = [0, 3]
 [tools.command.input.code]
 type = "integer"
+minimum = 0
 required = true
 
 [[tools.command]]
@@ -38,6 +41,7 @@ argv = ["printf", "{\"n\": %s}", "{n}"]
 output = "json"
 [tools.command.input.n]
 type = "integer"
+minimum = 0
 required = true
 
 [[tools.command]]
@@ -204,4 +208,228 @@ fn the_example_config_serves_its_tools() {
     let r = s.call_ok(3, "word_count", json!({"text": "one two; rm -rf / three"}));
     assert_eq!(r["structuredContent"], json!({"words": 6}), "{r}");
     assert!(s.finish().0.success());
+}
+
+/// Run `emcee config` on `text`: (exit code, stderr, the file's path).
+fn load(text: &str) -> (Option<i32>, String, String) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = crate::harness::write_config(dir.path(), text);
+    let path = path.to_str().expect("utf-8 path").to_owned();
+    let (status, _, stderr) = crate::harness::run(&["config", "--config", &path], &[]);
+    (status.code(), stderr, path)
+}
+
+/// A refusal: exit 2, one line naming the file and each of `needles`.
+fn refused(text: &str, needles: &[&str]) {
+    let (code, stderr, path) = load(text);
+    assert_eq!(code, Some(2), "{text}\n{stderr}");
+    assert_eq!(stderr.trim_end().lines().count(), 1, "one line: {stderr}");
+    assert!(stderr.contains(&path), "names the file: {stderr}");
+    for needle in needles {
+        assert!(stderr.contains(needle), "names {needle}: {stderr}");
+    }
+}
+
+/// Item 10: `argv = ["sort", "{file}"]` with `--output=<file>` emptied a file. A
+/// placeholder that can begin an argument before any `--` is refused at load unless
+/// the input says it cannot start with `-` (or opts in).
+#[test]
+fn a_placeholder_in_option_position_is_refused_at_load_unless_declared_safe() {
+    let input = "[tools.command.input.file]\ntype = \"string\"\nrequired = true\n";
+    refused(
+        &format!("[[tools.command]]\nname = \"sorter\"\nargv = [\"sort\", \"{{file}}\"]\n{input}"),
+        &[
+            "tools.command",
+            "sorter",
+            "{file}",
+            "\"--\"",
+            "allow_option_like",
+        ],
+    );
+    // Also when the placeholder leads an element with text after it.
+    refused(
+        &format!("[[tools.command]]\nname = \"g\"\nargv = [\"grep\", \"{{file}}.txt\"]\n{input}"),
+        &["{file}"],
+    );
+    for ok in [
+        format!("[[tools.command]]\nname = \"s\"\nargv = [\"sort\", \"--\", \"{{file}}\"]\n{input}"),
+        format!("[[tools.command]]\nname = \"s\"\nargv = [\"sort\", \"-o/dev/null\", \"x{{file}}\"]\n{input}"),
+        format!("[[tools.command]]\nname = \"s\"\nargv = [\"printf\", \"%s\", \"{{file}}\"]\n{input}allow_option_like = true\n"),
+        "[[tools.command]]\nname = \"h\"\nargv = [\"head\", \"-n\", \"{n}\"]\n[tools.command.input.n]\ntype = \"integer\"\nminimum = 0\n".into(),
+        "[[tools.command]]\nname = \"e\"\nargv = [\"printf\", \"%s\", \"{b}\"]\n[tools.command.input.b]\ntype = \"boolean\"\n".into(),
+        "[[tools.command]]\nname = \"c\"\nargv = [\"printf\", \"%s\", \"{c}\"]\n[tools.command.input.c]\ntype = \"string\"\nenum = [\"red\", \"green\"]\n".into(),
+    ] {
+        let (code, stderr, _) = load(&ok);
+        assert_eq!(code, Some(0), "{ok}\n{stderr}");
+    }
+    refused(
+        "[[tools.command]]\nname = \"c\"\nargv = [\"p\", \"{c}\"]\n[tools.command.input.c]\ntype = \"string\"\nenum = [\"red\", \"-rf\"]\n",
+        &["{c}"],
+    );
+}
+
+/// Item 10, at call time: whatever passed the load check, a value beginning with `-`
+/// in option position never reaches the program (`-0.0` meets `minimum = 0`), and an
+/// `enum` or `minimum` is enforced.
+#[test]
+fn a_value_starting_with_a_dash_is_refused_in_option_position() {
+    let mut s = Stdio::with_config(
+        "[[tools.command]]\nname = \"num\"\nargv = [\"printf\", \"%s\\n\", \"{n}\"]\n\
+         [tools.command.input.n]\ntype = \"number\"\nminimum = 0\nrequired = true\n\
+         [[tools.command]]\nname = \"colour\"\nargv = [\"printf\", \"%s\\n\", \"{c}\"]\n\
+         [tools.command.input.c]\ntype = \"string\"\nenum = [\"red\", \"green\"]\nrequired = true\n",
+        &[],
+    );
+    s.initialize("2025-11-25");
+    let r = s.call_ok(1, "num", json!({"n": 2.5}));
+    assert_eq!(text(&r), "2.5\n", "{r}");
+    let r = s.call_ok(2, "num", json!({"n": -0.0}));
+    assert_eq!(r["isError"], true, "{r}");
+    assert!(text(&r).contains("`n`"), "{r}");
+    let r = s.call_ok(3, "num", json!({"n": -1}));
+    assert_eq!(r["isError"], true, "{r}");
+    let r = s.call_ok(4, "colour", json!({"c": "red"}));
+    assert_eq!(text(&r), "red\n", "{r}");
+    let r = s.call_ok(5, "colour", json!({"c": "-rf"}));
+    assert_eq!(r["isError"], true, "{r}");
+    assert!(s.finish().0.success());
+}
+
+/// Item 11: `sh -c "sleep 300 & echo started"` answered "did not finish" at the
+/// timeout although `sh` exited at once. The call ends when the program does; what
+/// it left holding its output is killed, and the answer says so.
+#[test]
+fn a_program_that_exits_leaving_children_answers_at_once() {
+    let mut s = Stdio::with_config(
+        "[[tools.command]]\nname = \"bg\"\nargv = [\"sh\", \"-c\", \"sleep 39.5 & echo started\"]\ntimeout_ms = 8000\n",
+        &[],
+    );
+    s.initialize("2025-11-25");
+    let started = Instant::now();
+    let r = s.call_ok(1, "bg", json!({}));
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}: {r}",
+        started.elapsed()
+    );
+    assert_ne!(r["isError"], true, "{r}");
+    assert_eq!(text(&r), "started\n", "{r}");
+    let note = r["content"][1]["text"].as_str().unwrap_or_default();
+    assert!(note.contains("still held"), "a note says why: {r}");
+    assert!(
+        gone_within("sleep 39.5", Duration::from_secs(3)),
+        "the background child outlived the call"
+    );
+    assert!(s.finish().0.success());
+}
+
+/// Item 11: a child that leaves the process group (`setsid`) is killed too.
+#[test]
+fn a_setsid_child_is_killed_with_its_call() {
+    let mut s = Stdio::with_config(
+        "[[tools.command]]\nname = \"escape\"\n\
+         argv = [\"sh\", \"-c\", \"setsid sleep 39.75 & sleep 0.3; echo started\"]\ntimeout_ms = 8000\n",
+        &[],
+    );
+    s.initialize("2025-11-25");
+    let started = Instant::now();
+    let r = s.call_ok(1, "escape", json!({}));
+    let gone = gone_within("sleep 39.75", Duration::from_secs(3));
+    kill_all("sleep 39.75");
+    assert!(started.elapsed() < Duration::from_secs(5), "{r}");
+    assert_ne!(r["isError"], true, "{r}");
+    assert!(gone, "the setsid child escaped");
+    assert!(s.finish().0.success());
+}
+
+/// Item 11: a program outlived `kill -9` of emcee (no parent-death signal).
+#[test]
+fn a_running_program_dies_with_emcee() {
+    let mut s = Stdio::with_config(
+        "[[tools.command]]\nname = \"held\"\nargv = [\"sleep\", \"41.25\"]\n",
+        &[],
+    );
+    s.initialize("2025-11-25");
+    s.send_call(1, "held", json!({}));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !running("sleep 41.25") {
+        assert!(Instant::now() < deadline, "held never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    s.signal("KILL");
+    let gone = gone_within("sleep 41.25", Duration::from_secs(3));
+    kill_all("sleep 41.25");
+    assert!(gone, "the program outlived emcee");
+}
+
+/// SIGKILL every process whose command line contains `pattern` (by pid; the
+/// patterns are unique to these tests): a failed test leaves nothing behind.
+fn kill_all(pattern: &str) {
+    let Ok(out) = std::process::Command::new("pgrep")
+        .args(["-f", pattern])
+        .output()
+    else {
+        return;
+    };
+    for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+        let _ = std::process::Command::new("kill")
+            .args(["-KILL", pid])
+            .status();
+    }
+}
+
+/// Item 11: names MCP cannot carry, programs that cannot run and built-in names
+/// are refused at load, naming the file and the tool.
+#[test]
+fn bad_names_missing_programs_and_builtin_names_are_refused_at_load() {
+    refused(
+        "[[tools.command]]\nname = \"disk usage!\"\nargv = [\"du\"]\n",
+        &["tools.command", "disk usage!", "A-Za-z0-9_.-"],
+    );
+    refused(
+        &format!(
+            "[[tools.command]]\nname = \"{}\"\nargv = [\"du\"]\n",
+            "n".repeat(129)
+        ),
+        &["128"],
+    );
+    refused(
+        "[[tools.command]]\nname = \"gone\"\nargv = [\"emcee-no-such-program\"]\n",
+        &["gone", "emcee-no-such-program", "PATH"],
+    );
+    refused(
+        "[[tools.command]]\nname = \"notexec\"\nargv = [\"/etc/passwd\"]\n",
+        &["notexec", "/etc/passwd", "executable"],
+    );
+    refused(
+        "[[tools.command]]\nname = \"echo\"\nargv = [\"echo\", \"hi\"]\n",
+        &["tools.command", "`echo`", "built-in", "tools.builtin"],
+    );
+}
+
+/// Item 11: the shipped unit's `TasksMax` covers emcee's threads (measured here:
+/// a serving emcee has at most 11 + workers + blocking threads) plus the
+/// processes of held command calls; 64 did not cover 50 held calls.
+#[test]
+fn the_unit_allows_the_threads_and_command_processes_it_needs() {
+    let unit =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/emcee.service"))
+            .expect("deploy/emcee.service");
+    let tasks_max: usize = unit
+        .lines()
+        .find_map(|l| l.strip_prefix("TasksMax="))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("a numeric TasksMax= in the unit");
+    // The unit's formula for a 64-core host, 8 blocking threads and 100 programs
+    // (each with one child) running at once.
+    assert!(
+        tasks_max >= 11 + 64 + 8 + 2 * 100,
+        "TasksMax={tasks_max} is too low"
+    );
+    // The fixed part of the formula, measured: serve with 2 workers, then count.
+    let server = crate::harness::Server::with_config("[http]\nworkers = 2\n", &[]);
+    let threads = std::fs::read_dir(format!("/proc/{}/task", server.pid()))
+        .expect("/proc/<pid>/task")
+        .count();
+    assert!(threads <= 11 + 2 + 8, "{threads} threads");
 }

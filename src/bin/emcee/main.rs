@@ -2,6 +2,9 @@
 //! to an exit code (0 ok, 1 runtime failure, 2 bad usage or configuration, 3 storage).
 //! `emcee bench` (the load generator) is dispatched before any server configuration.
 
+// Two `unsafe` blocks, both in `tools/command.rs` and each `#[allow(unsafe_code)]`
+// with its SAFETY comment: `kill(2)` (a command tool's process group and escaped
+// children) and the `pre_exec` that sets the program's parent-death signal.
 #![deny(unsafe_code)]
 
 use std::io::Write;

@@ -2,7 +2,7 @@
 //! checks; `crate::tools::command` runs it). See the README, "Command tools".
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
@@ -29,7 +29,10 @@ pub struct CommandTool {
     /// Longest run; then the process group is killed (default: `limits.call_timeout_ms`).
     #[serde(default)]
     pub timeout_ms: Option<u64>,
-    /// Most bytes of stdout kept (and of stderr); more is an `isError` result.
+    /// Most bytes of the program's stdout kept (default 1 MiB, [`DEFAULT_OUTPUT_CAP`]);
+    /// more is an `isError` result and the program is killed. Of stderr, the last
+    /// this many bytes are kept. Not to be confused with `limits.max_output_bytes`
+    /// (the stdio transport's bound on answers its client has not read yet).
     #[serde(default = "default_output_cap")]
     pub max_output_bytes: usize,
     /// Exit codes that mean success.
@@ -64,6 +67,88 @@ pub struct InputProperty {
     /// Whether a call must give it.
     #[serde(default)]
     pub required: bool,
+    /// `integer` or `number`: the least value allowed (`minimum = 0`: the value
+    /// cannot start with `-`, so it may begin an argument before `--`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub minimum: Option<f64>,
+    /// The only values allowed (each of the declared type). When none starts with
+    /// `-`, the argument may begin an argument before `--`.
+    #[serde(default, rename = "enum", skip_serializing_if = "Option::is_none")]
+    pub choices: Option<Vec<serde_json::Value>>,
+    /// Let this argument begin an argv element before any `--` although its value
+    /// could start with `-` (a program that takes no options there, e.g. `printf`
+    /// after its format): the value may then be read as an option.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_option_like: bool,
+}
+
+impl InputProperty {
+    /// Whether every value this input accepts is text not starting with `-`.
+    pub fn cannot_start_with_dash(&self) -> bool {
+        let by_type = match self.kind {
+            Kind::Boolean => true,
+            Kind::Integer | Kind::Number => self.minimum.is_some_and(|m| m >= 0.0),
+            Kind::String => false,
+        };
+        by_type
+            || self.choices.as_ref().is_some_and(|values| {
+                values
+                    .iter()
+                    .all(|v| !argv_text(v).is_some_and(|t| t.starts_with('-')))
+            })
+    }
+
+    /// Whether `value` is one of the `enum` values and at least `minimum`: the
+    /// reason if not.
+    pub fn admits(&self, value: &serde_json::Value) -> Result<(), String> {
+        if let Some(values) = &self.choices {
+            if !values.contains(value) {
+                return Err(format!(
+                    "must be one of {}",
+                    serde_json::Value::from(values.clone())
+                ));
+            }
+        }
+        if let (Some(min), Some(n)) = (self.minimum, value.as_f64()) {
+            if n < min {
+                return Err(format!("must be at least {min}"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The argv text of a JSON value of one of the declared types (`None`: not one).
+pub fn argv_text(value: &serde_json::Value) -> Option<String> {
+    match value {
+        serde_json::Value::String(s) => Some(s.clone()),
+        serde_json::Value::Number(n) => Some(n.to_string()),
+        serde_json::Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+impl Kind {
+    /// Whether `value` is of this type.
+    pub fn admits(self, value: &serde_json::Value) -> bool {
+        match (self, value) {
+            (Kind::String, serde_json::Value::String(_)) => true,
+            (Kind::Integer, serde_json::Value::Number(n)) => n.is_i64() || n.is_u64(),
+            (Kind::Number, serde_json::Value::Number(_)) => true,
+            (Kind::Boolean, serde_json::Value::Bool(_)) => true,
+            _ => false,
+        }
+    }
+
+    /// Its name in a schema (`string`, ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::String => "string",
+            Kind::Integer => "integer",
+            Kind::Number => "number",
+            Kind::Boolean => "boolean",
+        }
+    }
 }
 
 /// The type of an argument.
@@ -84,9 +169,15 @@ fn default_env() -> Vec<String> {
     vec!["PATH".to_owned()]
 }
 
+/// The default of a command tool's `max_output_bytes`: 1 MiB.
+pub const DEFAULT_OUTPUT_CAP: usize = 1024 * 1024;
+
 fn default_output_cap() -> usize {
-    1024 * 1024
+    DEFAULT_OUTPUT_CAP
 }
+
+/// The longest tool name MCP allows.
+pub const MAX_NAME_LEN: usize = 128;
 
 fn default_ok_codes() -> Vec<i32> {
     vec![0]
@@ -151,37 +242,162 @@ fn placeholders(element: &str) -> Vec<&str> {
         .collect()
 }
 
+/// The argv elements a value could turn into an option: each element after the
+/// program and before any `--` element, with the placeholders that begin it (those
+/// before its first literal text; all of them when the ones before may be empty).
+pub fn option_positions(argv: &[String]) -> Vec<(usize, Vec<&str>)> {
+    let mut out = Vec::new();
+    for (i, element) in argv.iter().enumerate().skip(1) {
+        if element == "--" {
+            break;
+        }
+        let leading: Vec<&str> = pieces(element)
+            .into_iter()
+            .map_while(|p| match p {
+                Piece::Arg(name) => Some(name),
+                Piece::Text(_) => None,
+            })
+            .collect();
+        if !leading.is_empty() {
+            out.push((i, leading));
+        }
+    }
+    out
+}
+
 impl CommandTool {
-    /// Check the declaration: a program, placeholders naming declared arguments.
+    /// Check the declaration: an MCP tool name, a program, placeholders naming
+    /// declared arguments, none able to pass for an option unless declared so.
     pub fn validate(&self) -> Result<(), String> {
-        if self.name.trim().is_empty() {
-            return Err("a command tool needs a name".into());
+        let name = &self.name;
+        if name.is_empty()
+            || name.len() > MAX_NAME_LEN
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+        {
+            return Err(format!(
+                "`name = {name:?}`: a tool name is 1 to {MAX_NAME_LEN} of A-Za-z0-9_.- \
+                 (MCP's tool names): rename it, e.g. {:?}",
+                suggest_name(name)
+            ));
         }
         let Some(program) = self.argv.first() else {
-            return Err(format!("command tool `{}`: argv is empty", self.name));
+            return Err(format!("command tool `{name}`: argv is empty"));
         };
         if !placeholders(program).is_empty() {
             return Err(format!(
-                "command tool `{}`: the program (argv[0]) cannot be templated",
-                self.name
+                "command tool `{name}`: the program (argv[0]) cannot be templated"
             ));
         }
         for element in &self.argv {
-            for name in placeholders(element) {
-                if !self.input.contains_key(name) {
+            for arg in placeholders(element) {
+                if !self.input.contains_key(arg) {
                     return Err(format!(
-                        "command tool `{}`: argv names {{{name}}}, which is not an input",
-                        self.name
+                        "command tool `{name}`: argv names {{{arg}}}, which is not an input"
+                    ));
+                }
+            }
+        }
+        for (arg, p) in &self.input {
+            if let Some(values) = &p.choices {
+                if values.is_empty() {
+                    return Err(format!(
+                        "command tool `{name}`: input `{arg}`: enum is empty"
+                    ));
+                }
+                if let Some(v) = values.iter().find(|v| !p.kind.admits(v)) {
+                    return Err(format!(
+                        "command tool `{name}`: input `{arg}`: enum value {v} is not a {}",
+                        p.kind.name()
+                    ));
+                }
+            }
+            if p.minimum.is_some() && !matches!(p.kind, Kind::Integer | Kind::Number) {
+                return Err(format!(
+                    "command tool `{name}`: input `{arg}`: minimum needs type integer or number"
+                ));
+            }
+        }
+        for (i, leading) in option_positions(&self.argv) {
+            for arg in leading {
+                let safe = self
+                    .input
+                    .get(arg)
+                    .is_some_and(|p| p.allow_option_like || p.cannot_start_with_dash());
+                if !safe {
+                    return Err(format!(
+                        "command tool `{name}`: {{{arg}}} begins argv[{i}] before any \"--\", \
+                         so a value such as `--output=FILE` would reach `{program}` as an \
+                         option: put \"--\" before it (if `{program}` takes it), start the \
+                         element with literal text, constrain the input (`minimum = 0`, an \
+                         `enum` with no value starting with `-`), or set \
+                         `allow_option_like = true` on [tools.command.input.{arg}]"
                     ));
                 }
             }
         }
         if self.max_output_bytes == 0 {
             return Err(format!(
-                "command tool `{}`: max_output_bytes must be > 0",
-                self.name
+                "command tool `{name}`: max_output_bytes must be > 0"
             ));
         }
         Ok(())
     }
+
+    /// Check that the program can be run: a path to an executable file, or a
+    /// name found on `PATH` (emcee's, which the program gets when `env` lists it).
+    pub fn check_program(&self) -> Result<(), String> {
+        let Some(program) = self.argv.first() else {
+            return Ok(());
+        };
+        let name = &self.name;
+        let executable = |path: &Path| {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::metadata(path)
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        };
+        if program.contains('/') {
+            let path = match &self.cwd {
+                Some(cwd) if Path::new(program).is_relative() => cwd.join(program),
+                _ => PathBuf::from(program),
+            };
+            if executable(&path) {
+                return Ok(());
+            }
+            return Err(format!(
+                "command tool `{name}`: `{}` is not an executable file: fix argv[0] \
+                 (or the file's mode)",
+                path.display()
+            ));
+        }
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        if std::env::split_paths(&path).any(|dir| executable(&dir.join(program))) {
+            return Ok(());
+        }
+        Err(format!(
+            "command tool `{name}`: program `{program}` is not an executable found on \
+             PATH ({}): install it, or give its full path in argv[0]",
+            path.to_string_lossy()
+        ))
+    }
+}
+
+/// `name` with every character MCP does not allow in tool names made `_`.
+fn suggest_name(name: &str) -> String {
+    let mut out: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(MAX_NAME_LEN)
+        .collect();
+    if out.is_empty() {
+        out.push_str("tool");
+    }
+    out
 }

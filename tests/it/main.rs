@@ -1,6 +1,7 @@
 //! Integration tests: one binary, each module drives the real `emcee` executable.
 
 mod bench;
+mod builtin_tools;
 mod cli;
 mod command_tools;
 mod conformance;

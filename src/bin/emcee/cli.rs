@@ -84,6 +84,11 @@ pub struct CommonArgs {
     /// Secret file sealing 2026-07-28 `requestState` (`[mrtr] key_file`).
     #[arg(long, env = "EMCEE_MRTR_KEY_FILE", value_name = "FILE")]
     pub mrtr_key_file: Option<PathBuf>,
+    /// Built-in tools to serve (`[tools] builtin`): true (all, the default), false
+    /// (none), or comma-separated names of echo, sleep, kv_set, kv_get, kv_delete,
+    /// kv_list.
+    #[arg(long, env = "EMCEE_BUILTIN_TOOLS", value_name = "LIST")]
+    pub builtin_tools: Option<String>,
 }
 
 /// Flags of `serve`.
@@ -143,6 +148,7 @@ impl Cli {
                 data_dir: common.data_dir,
                 fixtures: common.fixtures,
                 mrtr_key_file: common.mrtr_key_file,
+                builtin_tools: common.builtin_tools,
                 limits,
                 misnamed_variables,
             },

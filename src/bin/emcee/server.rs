@@ -1,5 +1,5 @@
 //! The server the binary serves: the library's [`Server`] with the built-in tools
-//! and `kv://` resources, the configuration's command tools, and the enabled
+//! the configuration keeps (and the `kv://` resources when a kv tool is kept), the configuration's command tools, and the enabled
 //! fixture sets, over the configured transport.
 
 use std::future::Future;
@@ -25,8 +25,10 @@ pub fn binary_server(config: &Config, log: Logger) -> Result<Server, Error> {
         .kv_bounded(tools::builtin::KV_NAMESPACE);
     {
         let r = builder.registries();
-        tools::builtin::register(r.tools, &config.limits)?;
-        tools::builtin::register_resources(r.resources)?;
+        tools::builtin::register_kept(r.tools, &config.limits, &config.builtin_tools)?;
+        if tools::builtin::serves_kv_resources(&config.builtin_tools) {
+            tools::builtin::register_resources(r.resources)?;
+        }
         tools::command::register(r.tools, &config.command_tools, config.limits.call_timeout)?;
         if config.fixtures.faults {
             tools::faults::register(r.tools, r.health)?;

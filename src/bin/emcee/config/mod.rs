@@ -54,6 +54,9 @@ pub struct Overrides {
     pub fixtures: Option<String>,
     /// See [`MrtrConfig::key_file`].
     pub mrtr_key_file: Option<PathBuf>,
+    /// The built-in tools to keep (`--builtin-tools` / `EMCEE_BUILTIN_TOOLS`):
+    /// `true`/`all`, `false`/`none`, or comma-separated names; over `[tools] builtin`.
+    pub builtin_tools: Option<String>,
     /// `[limits]` keys and values, in precedence order (later wins): the binary puts
     /// `EMCEE_LIMIT_<KEY>` variables first, then `--limit KEY=VALUE` flags.
     pub limits: Vec<LimitOverride>,
@@ -117,9 +120,66 @@ pub struct FileConfig {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileTools {
+    /// `builtin = true` (default), `false`, or the names of the built-in tools to keep.
+    #[serde(default)]
+    pub builtin: Option<BuiltinChoice>,
     /// `[[tools.command]]` entries.
     #[serde(default)]
     pub command: Vec<command::CommandTool>,
+}
+
+/// `[tools] builtin`: all or none of the built-in tools, or the ones named.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum BuiltinChoice {
+    /// `true`: all; `false`: none.
+    All(bool),
+    /// These (names from [`crate::tools::builtin::NAMES`]).
+    Some(Vec<String>),
+}
+
+impl BuiltinChoice {
+    /// The flag's or variable's form: `true`/`all`, `false`/`none` (or empty), or
+    /// comma-separated names.
+    pub fn parse(text: &str) -> BuiltinChoice {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "true" | "all" => BuiltinChoice::All(true),
+            "false" | "none" | "" => BuiltinChoice::All(false),
+            _ => BuiltinChoice::Some(
+                text.split(',')
+                    .map(str::trim)
+                    .filter(|n| !n.is_empty())
+                    .map(String::from)
+                    .collect(),
+            ),
+        }
+    }
+
+    /// The names kept, in [`crate::tools::builtin::NAMES`]' order; an unknown name
+    /// is an error naming the known ones.
+    pub fn names(&self) -> Result<Vec<String>, String> {
+        let known = crate::tools::builtin::NAMES;
+        match self {
+            BuiltinChoice::All(all) => Ok(if *all {
+                known.iter().map(|n| n.to_string()).collect()
+            } else {
+                Vec::new()
+            }),
+            BuiltinChoice::Some(names) => {
+                if let Some(unknown) = names.iter().find(|n| !known.contains(&n.as_str())) {
+                    return Err(format!(
+                        "unknown built-in tool `{unknown}` (known: {}; or true, false)",
+                        known.join(", ")
+                    ));
+                }
+                Ok(known
+                    .iter()
+                    .filter(|k| names.iter().any(|n| n == *k))
+                    .map(|n| n.to_string())
+                    .collect())
+            }
+        }
+    }
 }
 
 /// `[http]` table.
@@ -239,6 +299,9 @@ pub struct Config {
     pub http: HttpConfig,
     /// Multi-round-trip request settings.
     pub mrtr: MrtrConfig,
+    /// The built-in tools served (`[tools] builtin`), in their listing order; the
+    /// `kv://` resources go with the kv tools.
+    pub builtin_tools: Vec<String>,
     /// Programs served as tools (`[[tools.command]]`).
     pub command_tools: Vec<command::CommandTool>,
 }
@@ -260,6 +323,10 @@ impl Default for Config {
             storage: StorageConfig::default(),
             http: HttpConfig::default(),
             mrtr: MrtrConfig::default(),
+            builtin_tools: crate::tools::builtin::NAMES
+                .iter()
+                .map(|n| n.to_string())
+                .collect(),
             command_tools: Vec::new(),
         }
     }
@@ -482,14 +549,42 @@ impl Config {
         if config.mrtr.key_file.is_some() {
             config.mrtr.secret()?; // A missing or short key file is a configuration error.
         }
+        // `[tools]`: the built-ins kept (flag or variable over the file), then the
+        // command tools, each error naming the file and the key.
+        let in_file = |message: String| match &o.config_file {
+            Some(path) => ConfigError::Parse {
+                path: path.clone(),
+                message,
+            },
+            None => bad("tools", message),
+        };
+        config.builtin_tools = match (&o.builtin_tools, &file.tools.builtin) {
+            (Some(text), _) => BuiltinChoice::parse(text)
+                .names()
+                .map_err(|e| bad("--builtin-tools (EMCEE_BUILTIN_TOOLS)", e))?,
+            (None, Some(choice)) => choice
+                .names()
+                .map_err(|e| in_file(format!("`tools.builtin`: {e}")))?,
+            (None, None) => config.builtin_tools,
+        };
         let mut names = std::collections::HashSet::new();
         for tool in &file.tools.command {
-            tool.validate().map_err(|e| bad("tools.command", e))?;
+            tool.validate()
+                .and_then(|()| tool.check_program())
+                .map_err(|e| in_file(format!("`tools.command`: {e}")))?;
             if !names.insert(tool.name.clone()) {
-                return Err(bad(
-                    "tools.command",
-                    format!("two command tools are named `{}`", tool.name),
-                ));
+                return Err(in_file(format!(
+                    "`tools.command`: two command tools are named `{}`: rename one",
+                    tool.name
+                )));
+            }
+            if config.builtin_tools.contains(&tool.name) {
+                return Err(in_file(format!(
+                    "`tools.command`: command tool `{0}`: `{0}` is a built-in tool's name: \
+                     rename the command tool, or leave `{0}` out of `tools.builtin` \
+                     (e.g. builtin = false)",
+                    tool.name
+                )));
             }
         }
         config.command_tools = file.tools.command;

@@ -7,6 +7,10 @@
 //! output type) and, as MCP recommends, the same JSON as their text content. A kv
 //! key must be non-empty: the schema says so (`minLength: 1`) and the call is
 //! checked against it before the handler runs.
+//!
+//! A configuration keeps all of them (the default), none (`[tools] builtin =
+//! false`) or some (`builtin = ["echo", "kv_get"]`); the `kv://` resources are served
+//! when at least one kv tool is kept (they read what `kv_set` writes).
 
 use std::time::Duration;
 
@@ -18,6 +22,14 @@ use emcee::config::Limits;
 use emcee::protocol::{CallToolResult, LoggingLevel};
 use emcee::resources::{ResourceContents, ResourceRegistry, Template};
 use emcee::tools::{DuplicateName, Json, Tool, ToolAnnotations, ToolError, ToolRegistry};
+
+/// The built-in tools' names, in the order they are listed.
+pub const NAMES: [&str; 6] = ["echo", "sleep", "kv_set", "kv_get", "kv_delete", "kv_list"];
+
+/// Whether the `kv://` resources go with `kept` (a kv tool is among them).
+pub fn serves_kv_resources(kept: &[String]) -> bool {
+    kept.iter().any(|name| name.starts_with("kv_"))
+}
 
 /// The kv namespace of the built-in tools.
 pub const KV_NAMESPACE: &str = "kv";
@@ -147,21 +159,42 @@ pub fn register_resources(resources: &mut ResourceRegistry) -> Result<(), Duplic
     Ok(())
 }
 
-/// Register the built-in tools.
-pub fn register(tools: &mut ToolRegistry, limits: &Limits) -> Result<(), DuplicateName> {
+/// Register every built-in tool (what `benches/dispatch.rs`, which includes this
+/// file, serves; the binary registers the kept ones with [`register_kept`]).
+#[allow(dead_code)]
+pub fn register(registry: &mut ToolRegistry, limits: &Limits) -> Result<(), DuplicateName> {
+    for tool in all(limits) {
+        registry.add(tool)?;
+    }
+    Ok(())
+}
+
+/// Register the built-in tools named in `keep` (see [`NAMES`]), in [`NAMES`]' order.
+pub fn register_kept(
+    registry: &mut ToolRegistry,
+    limits: &Limits,
+    keep: &[String],
+) -> Result<(), DuplicateName> {
+    for tool in all(limits) {
+        if keep.iter().any(|k| *k == tool.def().name) {
+            registry.add(tool)?;
+        }
+    }
+    Ok(())
+}
+
+/// Every built-in tool, in [`NAMES`]' order.
+fn all(limits: &Limits) -> Vec<Tool> {
     let kv_list_max = limits.kv_list_max;
     // The keys appear twice in the result (text and structuredContent) and the text
     // is escaped twice: a quarter of the result budget keeps ordinary keys within
     // it. (Whatever still exceeds it is refused by the Call, naming the limit.)
     let kv_list_bytes = limits.max_result_bytes / 4;
-    tools
-        .add(
+    vec![
             Tool::new("echo", "Returns `text` unchanged as one text content.", |_ctx, a: EchoArgs| async move {
                 Ok(CallToolResult::text(a.text))
             })
             .annotations(reads().idempotent(true)),
-        )?
-        .add(
             Tool::new(
                 "sleep",
                 "Waits `ms` milliseconds, then says so. Sends progress when asked. Runs as a task for clients with the tasks extension.",
@@ -183,16 +216,12 @@ pub fn register(tools: &mut ToolRegistry, limits: &Limits) -> Result<(), Duplica
             )
             .task(emcee::tools::TaskSupport::Optional)
             .annotations(reads()),
-        )?
-        .add(
             Tool::new("kv_set", "Stores `value` under `key`; durable when answered.", |ctx, a: KvSetArgs| async move {
                 ctx.storage().kv(KV_NAMESPACE).set(&a.key, a.value.as_bytes()).await?;
                 ctx.resource_updated(&kv_uri(&a.key));
                 Ok(Json(KvSetOutput { key: a.key }))
             })
             .annotations(overwrites()),
-        )?
-        .add(
             Tool::new("kv_get", "Returns the value stored under `key`; an error if there is none.", |ctx, a: KeyArgs| async move {
                 match ctx.storage().kv(KV_NAMESPACE).get(&a.key)? {
                     Some(v) => Ok(Json(KvGetOutput {
@@ -203,8 +232,6 @@ pub fn register(tools: &mut ToolRegistry, limits: &Limits) -> Result<(), Duplica
                 }
             })
             .annotations(reads()),
-        )?
-        .add(
             Tool::new("kv_delete", "Removes `key`; says whether it existed.", |ctx, a: KeyArgs| async move {
                 let deleted = ctx.storage().kv(KV_NAMESPACE).delete(&a.key).await?;
                 if deleted {
@@ -213,8 +240,6 @@ pub fn register(tools: &mut ToolRegistry, limits: &Limits) -> Result<(), Duplica
                 Ok(Json(KvDeleteOutput { key: a.key, deleted }))
             })
             .annotations(overwrites()),
-        )?
-        .add(
             Tool::new("kv_list", "Lists keys, optionally only those starting with `prefix`.", move |ctx, a: KvListArgs| async move {
                 let prefix = a.prefix.unwrap_or_default();
                 let (keys, truncated) = ctx
@@ -224,6 +249,5 @@ pub fn register(tools: &mut ToolRegistry, limits: &Limits) -> Result<(), Duplica
                 Ok(Json(KvListOutput { keys, truncated }))
             })
             .annotations(reads()),
-        )?;
-    Ok(())
+    ]
 }

@@ -903,6 +903,41 @@ mod tests {
         assert!(l.validate().is_ok(), "a count with no upper bound");
     }
 
+    /// Issue 18 item 5: the task store's per-client shares and the sweep's batch
+    /// are ranged at their edges.
+    #[test]
+    fn task_share_and_sweep_limits_are_ranged() {
+        let check = |l: Limits| l.validate().map_err(|e| e.to_string());
+        let share = |n| Limits {
+            max_tasks_per_client: n,
+            ..Limits::default()
+        };
+        assert!(check(share(1)).is_ok());
+        assert!(check(share(0))
+            .unwrap_err()
+            .contains("limits.max_tasks_per_client"));
+        let bytes = |n| Limits {
+            task_store_bytes_per_client: n,
+            ..Limits::default()
+        };
+        assert!(check(bytes(1)).is_ok());
+        assert!(check(bytes(0))
+            .unwrap_err()
+            .contains("limits.task_store_bytes_per_client"));
+        let sweep = |n| Limits {
+            task_sweep_max: n,
+            ..Limits::default()
+        };
+        assert!(check(sweep(1)).is_ok());
+        assert!(check(sweep(MAX_TASK_SWEEP as usize)).is_ok());
+        assert!(check(sweep(0))
+            .unwrap_err()
+            .contains("limits.task_sweep_max"));
+        assert!(check(sweep(MAX_TASK_SWEEP as usize + 1))
+            .unwrap_err()
+            .contains("limits.task_sweep_max"));
+    }
+
     /// Issue 18 item 14: a wrong type names the key and what is expected; a typo
     /// gets the closest key, not the list of all.
     #[test]

@@ -19,8 +19,15 @@
 //! Records live in sled (tree `tasks`) until their TTL, across restarts; a task that
 //! was running when the process stopped is `failed` at the next start, saying so.
 //! Task ids are 128 random bits: a task is reached only by whoever holds its id.
-//! Bounds: `limits.max_tasks` records and `limits.task_store_bytes` of them; a task
-//! runs at most `limits.task_timeout_ms`.
+//! Bounds: `limits.max_tasks` records and `limits.task_store_bytes` of them, and
+//! for each [`Client`] `limits.max_tasks_per_client` and
+//! `limits.task_store_bytes_per_client`; a task runs at most
+//! `limits.task_timeout_ms`. At a bound the task that ended longest ago is evicted
+//! (the client's own first; running tasks never are): ended tasks do not lock new
+//! ones out. The extension has no delete (`tasks/cancel` of an ended task is an
+//! empty ack), so eviction is what makes room. An in-memory index of the records
+//! (no bodies) keeps the counts, the expiry order and the end order: the expiry
+//! sweep removes at most `limits.task_sweep_max` expired tasks and reads none.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};

@@ -90,12 +90,31 @@ pub struct Limits {
     /// together; a `kv_set` past it is an `isError` result naming this limit (delete
     /// keys to make room). Default 64 MiB.
     pub kv_max_bytes: u64,
-    /// Tasks (tasks extension) kept, running or ended within their TTL; one more
-    /// `tools/call` that would become a task is refused with -32000. Default 1,000.
+    /// Tasks (tasks extension) kept, running or ended within their TTL. At the
+    /// bound the oldest ended task is evicted to make room (its result is gone:
+    /// `tasks/get` answers -32602, as for an expired task); when all are running,
+    /// one more `tools/call` that would become a task is refused with -32000 (a
+    /// tool that may also run without a task then does). Default 1,000.
     pub max_tasks: usize,
-    /// Bytes of task records (results included) kept; past it new tasks are refused
-    /// with -32000 and a result that does not fit fails its task. Default 64 MiB.
+    /// Bytes of task records (results included) kept; at the bound ended tasks are
+    /// evicted as for `max_tasks`; a result that still does not fit fails its task.
+    /// Default 64 MiB.
     pub task_store_bytes: u64,
+    /// Tasks one client may keep (its share of `max_tasks`): past it its own oldest
+    /// ended task is evicted; when all its tasks are running, its next task is
+    /// refused with -32000 (`mcp_rejected_total{reason="task_share"}`) while other
+    /// clients go on. A client is its address over HTTP (an IPv6 address by its
+    /// /64; behind a proxy, the proxy's address: all its clients share one share),
+    /// the connection over stdio. Default 100.
+    pub max_tasks_per_client: usize,
+    /// Bytes of task records (results included) one client may keep (its share of
+    /// `task_store_bytes`), evicted and refused as for `max_tasks_per_client`; a
+    /// result that does not fit in it fails its task. Default 16 MiB.
+    pub task_store_bytes_per_client: u64,
+    /// Most ended tasks past their TTL the expiry sweep (every 30 s) forgets in one
+    /// go; the rest wait for the next sweep (at their TTL they are already unknown
+    /// to `tasks/get`). Default 1,000; at most 1,000,000.
+    pub task_sweep_max: usize,
     /// How long a task (and its result) is kept after its creation (`ttlMs`).
     /// Default 1 h.
     #[serde(
@@ -284,6 +303,10 @@ pub const MAX_BLOCKING_THREADS: u64 = 512;
 /// A channel cannot be larger than tokio's `Semaphore::MAX_PERMITS`.
 pub const MAX_LISTEN_QUEUE: u64 = 65_536;
 
+/// Most `task_sweep_max`: what one expiry sweep may remove (a sweep holds the
+/// task store's lock while it picks them).
+pub const MAX_TASK_SWEEP: u64 = 1_000_000;
+
 /// The range of one `[limits]` key.
 struct Bound {
     /// `limits.<key>`: how errors name it.
@@ -302,7 +325,7 @@ const ANY: u64 = u64::MAX;
 /// Every `[limits]` key and its allowed range. 0 only where it means something
 /// (no grace, no replay log, only summaries); a maximum where a larger value would
 /// overflow, panic or allocate (see the constants above).
-const BOUNDS: [Bound; 37] = [
+const BOUNDS: [Bound; 40] = [
     bound("limits.call_timeout_ms", 1, MAX_DURATION_MS),
     bound("limits.max_in_flight_per_session", 1, ANY),
     bound("limits.max_message_bytes", 1, MAX_MESSAGE_BYTES),
@@ -312,6 +335,9 @@ const BOUNDS: [Bound; 37] = [
     bound("limits.kv_max_bytes", 1, ANY),
     bound("limits.max_tasks", 1, ANY),
     bound("limits.task_store_bytes", 1, ANY),
+    bound("limits.max_tasks_per_client", 1, ANY),
+    bound("limits.task_store_bytes_per_client", 1, ANY),
+    bound("limits.task_sweep_max", 1, MAX_TASK_SWEEP),
     bound("limits.task_ttl_ms", 1, MAX_DURATION_MS),
     bound("limits.task_timeout_ms", 1, MAX_DURATION_MS),
     bound("limits.task_poll_interval_ms", 1, MAX_DURATION_MS),
@@ -499,6 +525,9 @@ impl Default for Limits {
             kv_max_bytes: 64 * 1024 * 1024,
             max_tasks: 1_000,
             task_store_bytes: 64 * 1024 * 1024,
+            max_tasks_per_client: 100,
+            task_store_bytes_per_client: 16 * 1024 * 1024,
+            task_sweep_max: 1_000,
             task_ttl: Duration::from_secs(3600),
             task_timeout: Duration::from_secs(3600),
             task_poll_interval: Duration::from_secs(1),
@@ -872,6 +901,41 @@ mod tests {
             ..Limits::default()
         };
         assert!(l.validate().is_ok(), "a count with no upper bound");
+    }
+
+    /// Issue 18 item 5: the task store's per-client shares and the sweep's batch
+    /// are ranged at their edges.
+    #[test]
+    fn task_share_and_sweep_limits_are_ranged() {
+        let check = |l: Limits| l.validate().map_err(|e| e.to_string());
+        let share = |n| Limits {
+            max_tasks_per_client: n,
+            ..Limits::default()
+        };
+        assert!(check(share(1)).is_ok());
+        assert!(check(share(0))
+            .unwrap_err()
+            .contains("limits.max_tasks_per_client"));
+        let bytes = |n| Limits {
+            task_store_bytes_per_client: n,
+            ..Limits::default()
+        };
+        assert!(check(bytes(1)).is_ok());
+        assert!(check(bytes(0))
+            .unwrap_err()
+            .contains("limits.task_store_bytes_per_client"));
+        let sweep = |n| Limits {
+            task_sweep_max: n,
+            ..Limits::default()
+        };
+        assert!(check(sweep(1)).is_ok());
+        assert!(check(sweep(MAX_TASK_SWEEP as usize)).is_ok());
+        assert!(check(sweep(0))
+            .unwrap_err()
+            .contains("limits.task_sweep_max"));
+        assert!(check(sweep(MAX_TASK_SWEEP as usize + 1))
+            .unwrap_err()
+            .contains("limits.task_sweep_max"));
     }
 
     /// Issue 18 item 14: a wrong type names the key and what is expected; a typo

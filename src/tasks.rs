@@ -19,11 +19,18 @@
 //! Records live in sled (tree `tasks`) until their TTL, across restarts; a task that
 //! was running when the process stopped is `failed` at the next start, saying so.
 //! Task ids are 128 random bits: a task is reached only by whoever holds its id.
-//! Bounds: `limits.max_tasks` records and `limits.task_store_bytes` of them; a task
-//! runs at most `limits.task_timeout_ms`.
+//! Bounds: `limits.max_tasks` records and `limits.task_store_bytes` of them, and
+//! for each [`Client`] `limits.max_tasks_per_client` and
+//! `limits.task_store_bytes_per_client`; a task runs at most
+//! `limits.task_timeout_ms`. At a bound the task that ended longest ago is evicted
+//! (the client's own first; running tasks never are): ended tasks do not lock new
+//! ones out. The extension has no delete (`tasks/cancel` of an ended task is an
+//! empty ack), so eviction is what makes room. An in-memory index of the records
+//! (no bodies) keeps the counts, the expiry order and the end order: the expiry
+//! sweep removes at most `limits.task_sweep_max` expired tasks and reads none.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -35,6 +42,8 @@ use crate::config::Limits;
 use crate::protocol::Reply;
 use crate::protocol::{code, RpcError};
 use crate::storage::{unix_ms, Storage};
+use crate::telemetry::metrics::reason;
+use crate::telemetry::{Refusals, Refused};
 
 /// The extension's identifier (capabilities key).
 pub const EXTENSION: &str = "io.modelcontextprotocol/tasks";
@@ -119,6 +128,10 @@ pub struct Task {
 #[derive(Debug, Serialize, Deserialize)]
 struct Stored {
     expires_ms: u64,
+    /// Whose share it counts in ([`Client::key`]; empty in records written before
+    /// shares existed).
+    #[serde(default)]
+    client: String,
     task: Task,
 }
 
@@ -141,20 +154,251 @@ pub enum End {
     Cancelled,
 }
 
-/// The tasks of this process: records in storage, running ones' handles in memory.
+/// Who a task belongs to: its share of the store (`limits.max_tasks_per_client`,
+/// `limits.task_store_bytes_per_client`) is keyed by this.
+///
+/// 2026-07-28 has no session, so a client is what the transport knows of it: over
+/// HTTP its address (IPv4 whole; IPv6 by its /64, the block one host is given, so
+/// that walking through one's own addresses does not multiply the share; an
+/// IPv4-mapped IPv6 address as IPv4). Behind a proxy that is the proxy's address:
+/// every client of the proxy shares one share. Over stdio (and for a transport that
+/// gives no address) it is the connection: the session.
+#[derive(Debug, Clone)]
+pub struct Client {
+    key: Arc<str>,
+    addr: Option<SocketAddr>,
+}
+
+impl Client {
+    /// The client at `addr` (HTTP).
+    pub fn address(addr: SocketAddr) -> Client {
+        let key = match addr.ip() {
+            IpAddr::V4(v4) => format!("ip {v4}"),
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => format!("ip {v4}"),
+                None => {
+                    let s = v6.segments();
+                    let net = Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0);
+                    format!("ip {net}/64")
+                }
+            },
+        };
+        Client {
+            key: key.into(),
+            addr: Some(addr),
+        }
+    }
+
+    /// The client of connection (session) `id`: stdio, or a transport that gives
+    /// no address.
+    pub fn connection(id: &str) -> Client {
+        Client {
+            key: format!("connection {}", crate::telemetry::clip(id)).into(),
+            addr: None,
+        }
+    }
+
+    /// What its share is keyed by (`ip 192.0.2.7`, `ip 2001:db8::/64`,
+    /// `connection …`).
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+}
+
+/// What the index knows of one task.
+#[derive(Debug)]
+struct Entry {
+    client: Arc<str>,
+    /// Its record's bytes (what a result being written reserved included).
+    bytes: u64,
+    expires_ms: u64,
+    /// Its place in the order tasks ended (the eviction order); `None` while it runs.
+    ended: Option<u64>,
+}
+
+/// One client's use of the store.
+#[derive(Debug, Default)]
+struct Share {
+    count: usize,
+    bytes: u64,
+    /// Its ended tasks, oldest end first.
+    ended: BTreeSet<(u64, Arc<str>)>,
+}
+
+/// The store in memory, one entry per record (no result, no task body): the counts
+/// and bytes of the store and of each client, the tasks by expiry and the ended
+/// ones by the order they ended. So expiry and eviction touch only the records they
+/// remove, and never read one.
+#[derive(Debug, Default)]
+struct Index {
+    tasks: HashMap<Arc<str>, Entry>,
+    by_expiry: BTreeSet<(u64, Arc<str>)>,
+    ended: BTreeSet<(u64, Arc<str>)>,
+    clients: HashMap<Arc<str>, Share>,
+    bytes: u64,
+    next_end: u64,
+    /// The records stored before this process (or before storage opened) are in.
+    loaded: bool,
+}
+
+/// Which bound a task or a result does not fit in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Full {
+    /// The client's share.
+    Share,
+    /// The whole store.
+    Store,
+}
+
+impl Index {
+    fn insert(&mut self, id: Arc<str>, entry: Entry) {
+        self.remove(&id);
+        self.by_expiry.insert((entry.expires_ms, id.clone()));
+        if let Some(end) = entry.ended {
+            self.ended.insert((end, id.clone()));
+        }
+        let share = self.clients.entry(entry.client.clone()).or_default();
+        share.count += 1;
+        share.bytes += entry.bytes;
+        if let Some(end) = entry.ended {
+            share.ended.insert((end, id.clone()));
+        }
+        self.bytes += entry.bytes;
+        self.tasks.insert(id, entry);
+    }
+
+    fn remove(&mut self, id: &str) -> Option<Entry> {
+        let (id, entry) = self.tasks.remove_entry(id)?;
+        self.by_expiry.remove(&(entry.expires_ms, id.clone()));
+        self.bytes = self.bytes.saturating_sub(entry.bytes);
+        if let Some(end) = entry.ended {
+            self.ended.remove(&(end, id.clone()));
+        }
+        if let Some(share) = self.clients.get_mut(&entry.client) {
+            share.count = share.count.saturating_sub(1);
+            share.bytes = share.bytes.saturating_sub(entry.bytes);
+            if let Some(end) = entry.ended {
+                share.ended.remove(&(end, id.clone()));
+            }
+            if share.count == 0 {
+                self.clients.remove(&entry.client);
+            }
+        }
+        Some(entry)
+    }
+
+    /// Task `id`'s record is now `bytes` long.
+    fn set_bytes(&mut self, id: &str, bytes: u64) {
+        let Some(entry) = self.tasks.get_mut(id) else {
+            return;
+        };
+        let old = std::mem::replace(&mut entry.bytes, bytes);
+        self.bytes = self.bytes.saturating_sub(old) + bytes;
+        if let Some(share) = self.clients.get_mut(&entry.client) {
+            share.bytes = share.bytes.saturating_sub(old) + bytes;
+        }
+    }
+
+    /// Task `id` ended now: it is the newest in the eviction order.
+    fn mark_ended(&mut self, id: &str) {
+        let Some((id, entry)) = self.tasks.get_key_value(id) else {
+            return;
+        };
+        if entry.ended.is_some() {
+            return;
+        }
+        let (id, client) = (id.clone(), entry.client.clone());
+        self.next_end += 1;
+        let end = self.next_end;
+        if let Some(entry) = self.tasks.get_mut(&id) {
+            entry.ended = Some(end);
+        }
+        self.ended.insert((end, id.clone()));
+        if let Some(share) = self.clients.get_mut(&client) {
+            share.ended.insert((end, id));
+        }
+    }
+
+    /// The ended tasks to evict so that `count` more tasks and `bytes` more bytes
+    /// fit in `client`'s share (`share`: most tasks, most bytes) and in the store
+    /// (`store`): the client's own oldest first, then the oldest of all. Nothing is
+    /// removed; `Err` names the bound that running tasks fill.
+    fn plan(
+        &self,
+        client: &str,
+        count: usize,
+        bytes: u64,
+        share: (usize, u64),
+        store: (usize, u64),
+    ) -> Result<Vec<Arc<str>>, Full> {
+        let fits = |n: usize, b: u64, (max_n, max_b): (usize, u64)| {
+            n.saturating_add(count) <= max_n && b.saturating_add(bytes) <= max_b
+        };
+        let mut evict: Vec<Arc<str>> = Vec::new();
+        let mut chosen = HashSet::new();
+        let (mut n, mut b) = self
+            .clients
+            .get(client)
+            .map_or((0, 0), |s| (s.count, s.bytes));
+        if let Some(own) = self.clients.get(client) {
+            for (_, id) in &own.ended {
+                if fits(n, b, share) {
+                    break;
+                }
+                let size = self.tasks.get(id).map_or(0, |e| e.bytes);
+                n -= 1;
+                b = b.saturating_sub(size);
+                chosen.insert(id.clone());
+                evict.push(id.clone());
+            }
+        }
+        if !fits(n, b, share) {
+            return Err(Full::Share);
+        }
+        let freed: u64 = evict
+            .iter()
+            .filter_map(|id| self.tasks.get(id).map(|e| e.bytes))
+            .sum();
+        let (mut n, mut b) = (
+            self.tasks.len() - evict.len(),
+            self.bytes.saturating_sub(freed),
+        );
+        for (_, id) in &self.ended {
+            if fits(n, b, store) {
+                break;
+            }
+            if chosen.contains(id) {
+                continue;
+            }
+            let size = self.tasks.get(id).map_or(0, |e| e.bytes);
+            n -= 1;
+            b = b.saturating_sub(size);
+            evict.push(id.clone());
+        }
+        if !fits(n, b, store) {
+            return Err(Full::Store);
+        }
+        Ok(evict)
+    }
+}
+
+/// The tasks of this process: records in storage, an index of them in memory
+/// ([`Index`]), running ones' handles in memory.
 pub struct Tasks {
     storage: Storage,
     log: slog::Logger,
+    refusals: Option<Arc<Refusals>>,
     ttl: Duration,
     poll_interval: Duration,
     max_tasks: usize,
     max_bytes: u64,
+    share_tasks: usize,
+    share_bytes: u64,
+    sweep_max: usize,
     live: Mutex<HashMap<String, Live>>,
-    /// Serializes read-modify-write of records.
+    /// Serializes read-modify-write of records (taken before `index`).
     edit: Mutex<()>,
-    bytes: AtomicU64,
-    /// Records kept.
-    count: AtomicUsize,
+    index: Mutex<Index>,
 }
 
 impl std::fmt::Debug for Tasks {
@@ -171,7 +415,7 @@ fn now_iso() -> String {
 
 fn unknown(id: &str) -> RpcError {
     RpcError::invalid_params(format!(
-        "unknown task {:?} (never created, or past its ttlMs)",
+        "unknown task {:?} (never created, past its ttlMs, or an ended task evicted to make room)",
         crate::telemetry::clip(id)
     ))
 }
@@ -197,6 +441,12 @@ pub fn declared(capabilities: &Map<String, Value>) -> bool {
         .is_some()
 }
 
+/// Lock `m`, also after a panic while it was held (the data stays consistent:
+/// every change under these locks is applied whole or not at all).
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 impl Tasks {
     /// The tasks kept in `storage`, bounded by `limits`; failures to record a task's
     /// end go to `log`.
@@ -204,79 +454,156 @@ impl Tasks {
         Tasks {
             storage,
             log,
+            refusals: None,
             ttl: limits.task_ttl,
             poll_interval: limits.task_poll_interval,
             max_tasks: limits.max_tasks,
             max_bytes: limits.task_store_bytes,
+            share_tasks: limits.max_tasks_per_client,
+            share_bytes: limits.task_store_bytes_per_client,
+            sweep_max: limits.task_sweep_max,
             live: Mutex::default(),
             edit: Mutex::default(),
-            bytes: AtomicU64::new(0),
-            count: AtomicUsize::new(0),
+            index: Mutex::default(),
         }
     }
 
+    /// Count and log refused task creations in `refusals`
+    /// (`mcp_rejected_total{reason="task_share"|"task_store"}`).
+    pub(crate) fn with_refusals(mut self, refusals: Arc<Refusals>) -> Tasks {
+        self.refusals = Some(refusals);
+        self
+    }
+
     /// At start: forget expired tasks, and fail the ones an earlier process left
-    /// running (nothing runs them any more). Returns how many were failed.
+    /// running (nothing runs them any more); the index is built (every record read
+    /// once, one at a time). Returns how many were failed.
     pub async fn recover(&self) -> Result<usize, RpcError> {
-        let now = unix_ms();
-        let (mut failed, mut kept, mut bytes) = (0, 0, 0);
-        for (id, record) in self.storage.all_tasks().map_err(storage_error)? {
-            let Ok(mut stored) = serde_json::from_slice::<Stored>(&record) else {
-                let _ = self.storage.delete_task(&id);
-                continue;
-            };
-            if stored.expires_ms < now {
-                let _ = self.storage.delete_task(&id);
-                continue;
-            }
-            if !stored.task.status.is_terminal() {
-                let why = "emcee stopped (a restart or a crash) while this task was running; call the tool again";
-                stored.task.status = Status::Failed;
-                stored.task.status_message = Some(why.to_owned());
-                stored.task.input_requests.clear();
-                stored.task.error =
-                    Some(serde_json::json!({"code": code::INTERNAL_ERROR, "message": why}));
-                stored.task.last_updated_at = now_iso();
-                let json = serde_json::to_vec(&stored).map_err(RpcError::internal)?;
-                self.storage.put_task(&id, &json).map_err(storage_error)?;
-                failed += 1;
-                bytes += json.len() as u64;
-            } else {
-                bytes += record.len() as u64;
-            }
-            kept += 1;
-        }
-        self.bytes.store(bytes, Ordering::Relaxed);
-        self.count.store(kept, Ordering::Relaxed);
+        let failed = self.load_index()?;
         if failed > 0 {
             self.storage.flush().await.map_err(storage_error)?;
         }
         Ok(failed)
     }
 
-    /// Forget tasks past their TTL (run periodically), and count again what is kept
-    /// (so the counts also cover records of a data directory opened after start).
-    /// Returns how many were forgotten.
-    pub fn expire(&self) -> usize {
+    /// Build the index from the records once storage is open (at start, or at the
+    /// first sweep after a data directory opened late); records already indexed
+    /// (created by this process) are kept as they are. Returns how many tasks left
+    /// running by an earlier process were failed.
+    fn load_index(&self) -> Result<usize, RpcError> {
+        if lock(&self.index).loaded || !self.storage.is_open() {
+            return Ok(0);
+        }
         let now = unix_ms();
-        let _edit = self.edit.lock();
-        let Ok(all) = self.storage.all_tasks() else {
+        let _edit = lock(&self.edit);
+        let mut found: Vec<(Arc<str>, Entry)> = Vec::new();
+        let (mut doomed, mut rewrite) = (Vec::new(), Vec::new());
+        {
+            let index = lock(&self.index);
+            let live = lock(&self.live);
+            self.storage
+                .each_task(|id, record| {
+                    if index.tasks.contains_key(id) {
+                        return;
+                    }
+                    let Ok(mut stored) = serde_json::from_slice::<Stored>(record) else {
+                        doomed.push(id.to_owned());
+                        return;
+                    };
+                    if stored.expires_ms < now {
+                        doomed.push(id.to_owned());
+                        return;
+                    }
+                    let mut bytes = record.len() as u64;
+                    if !stored.task.status.is_terminal() && !live.contains_key(id) {
+                        let why = "emcee stopped (a restart or a crash) while this task was running; call the tool again";
+                        stored.task.status = Status::Failed;
+                        stored.task.status_message = Some(why.to_owned());
+                        stored.task.input_requests.clear();
+                        stored.task.error = Some(
+                            serde_json::json!({"code": code::INTERNAL_ERROR, "message": why}),
+                        );
+                        stored.task.last_updated_at = now_iso();
+                        if let Ok(json) = serde_json::to_vec(&stored) {
+                            bytes = json.len() as u64;
+                            rewrite.push((id.to_owned(), json));
+                        }
+                    }
+                    found.push((
+                        Arc::from(id),
+                        Entry {
+                            client: Arc::from(stored.client.as_str()),
+                            bytes,
+                            expires_ms: stored.expires_ms,
+                            ended: stored.task.status.is_terminal().then_some(0),
+                        },
+                    ));
+                })
+                .map_err(storage_error)?;
+        }
+        for id in &doomed {
+            let _ = self.storage.delete_task(id);
+        }
+        let failed = rewrite.len();
+        for (id, json) in &rewrite {
+            self.storage.put_task(id, json).map_err(storage_error)?;
+        }
+        // Ended before this process: oldest first in the eviction order, by expiry
+        // (the same TTL from creation for all).
+        found.sort_by_key(|(_, e)| e.expires_ms);
+        let mut index = lock(&self.index);
+        for (id, mut entry) in found {
+            if entry.ended.is_some() {
+                index.next_end += 1;
+                entry.ended = Some(index.next_end);
+            }
+            index.insert(id, entry);
+        }
+        index.loaded = true;
+        Ok(failed)
+    }
+
+    /// Forget ended tasks past their TTL (run periodically): at most
+    /// `limits.task_sweep_max` of them, the earliest expiry first, found in the
+    /// index: no record is read, only the expired ones are deleted. A running task
+    /// is kept until it ends. Returns how many were forgotten.
+    pub fn expire(&self) -> usize {
+        self.expire_at(unix_ms())
+    }
+
+    fn expire_at(&self, now: u64) -> usize {
+        if let Err(e) = self.load_index() {
+            slog::warn!(self.log, "task records not indexed"; "error" => e.message);
             return 0;
+        }
+        let _edit = lock(&self.edit);
+        let doomed: Vec<Arc<str>> = {
+            let mut index = lock(&self.index);
+            let doomed: Vec<Arc<str>> = index
+                .by_expiry
+                .iter()
+                .take_while(|(expires, _)| *expires < now)
+                .filter(|(_, id)| index.tasks.get(id).is_some_and(|e| e.ended.is_some()))
+                .take(self.sweep_max)
+                .map(|(_, id)| id.clone())
+                .collect();
+            for id in &doomed {
+                index.remove(id);
+            }
+            doomed
         };
-        let (mut removed, mut kept, mut bytes) = (0, 0, 0);
-        for (id, record) in all {
-            let expired = serde_json::from_slice::<Stored>(&record)
-                .map_or(true, |s| s.expires_ms < now && s.task.status.is_terminal());
-            if expired && self.storage.delete_task(&id).is_ok() {
-                removed += 1;
-            } else {
-                kept += 1;
-                bytes += record.len() as u64;
+        self.delete(&doomed);
+        doomed.len()
+    }
+
+    /// Delete the records of `ids` (already out of the index).
+    fn delete(&self, ids: &[Arc<str>]) {
+        for id in ids {
+            if let Err(e) = self.storage.delete_task(id) {
+                slog::warn!(self.log, "task record not deleted (it is forgotten at the next start)";
+                    "task" => crate::telemetry::clip(id).into_owned(), "error" => e.to_string());
             }
         }
-        self.count.store(kept, Ordering::Relaxed);
-        self.bytes.store(bytes, Ordering::Relaxed);
-        removed
     }
 
     fn load(&self, id: &str) -> Result<Stored, RpcError> {
@@ -294,7 +621,7 @@ impl Tasks {
 
     /// Change task `id` with `change` and store it (not flushed).
     fn edit(&self, id: &str, change: impl FnOnce(&mut Task)) -> Result<Task, RpcError> {
-        let _edit = self.edit.lock();
+        let _edit = lock(&self.edit);
         let old = self
             .storage
             .get_task(id)
@@ -305,27 +632,28 @@ impl Tasks {
         stored.task.last_updated_at = now_iso();
         let json = serde_json::to_vec(&stored).map_err(RpcError::internal)?;
         self.storage.put_task(id, &json).map_err(storage_error)?;
-        self.bytes.fetch_add(json.len() as u64, Ordering::Relaxed);
-        self.bytes.fetch_sub(old.len() as u64, Ordering::Relaxed);
+        let mut index = lock(&self.index);
+        index.set_bytes(id, json.len() as u64);
+        if stored.task.status.is_terminal() {
+            index.mark_ended(id);
+        }
         Ok(stored.task)
     }
 
-    /// Create a task, durably: a `tasks/get` for it succeeds once this returns.
-    /// Refused (-32000) past `limits.max_tasks` records or `limits.task_store_bytes`.
-    pub async fn create(&self) -> Result<Task, RpcError> {
-        let stored = self.count.load(Ordering::Relaxed);
-        if stored >= self.max_tasks {
-            return Err(RpcError::new(
-                code::SERVER_BUSY,
-                format!("{stored} tasks are kept, the most limits.max_tasks allows; retry once some expire"),
-            ));
-        }
-        if self.bytes.load(Ordering::Relaxed) >= self.max_bytes {
-            return Err(RpcError::new(
-                code::SERVER_BUSY,
-                "the tasks kept fill limits.task_store_bytes; retry once some expire",
-            ));
-        }
+    /// Create a task of `client`, durably: a `tasks/get` for it succeeds once this
+    /// returns. Room is made by evicting ended tasks (the client's own oldest first,
+    /// then the oldest of all); refused (-32000, counted and logged) when the
+    /// client's running tasks fill its share (`limits.max_tasks_per_client`,
+    /// `limits.task_store_bytes_per_client`) or running tasks fill the store
+    /// (`limits.max_tasks`, `limits.task_store_bytes`).
+    pub async fn create(&self, client: &Client) -> Result<Task, RpcError> {
+        self.create_for(client, false).await
+    }
+
+    /// [`Tasks::create`]; `inline`: a refusal means the call runs without a task
+    /// (the log line says so).
+    async fn create_for(&self, client: &Client, inline: bool) -> Result<Task, RpcError> {
+        self.load_index()?;
         let mut raw = [0u8; 16];
         getrandom::fill(&mut raw)
             .map_err(|e| RpcError::internal(format!("no randomness for a task id: {e}")))?;
@@ -333,6 +661,7 @@ impl Tasks {
         let now = now_iso();
         let stored = Stored {
             expires_ms: unix_ms().saturating_add(self.ttl.as_millis() as u64),
+            client: client.key().to_owned(),
             task: Task {
                 task_id: task_id.clone(),
                 status: Status::Working,
@@ -347,19 +676,94 @@ impl Tasks {
             },
         };
         let json = serde_json::to_vec(&stored).map_err(RpcError::internal)?;
-        if let Ok(mut live) = self.live.lock() {
-            live.insert(task_id.clone(), Live::default());
-        }
         {
-            let _edit = self.edit.lock();
-            self.storage
-                .put_task(&task_id, &json)
-                .map_err(storage_error)?;
-            self.bytes.fetch_add(json.len() as u64, Ordering::Relaxed);
-            self.count.fetch_add(1, Ordering::Relaxed);
+            let _edit = lock(&self.edit);
+            let evicted = {
+                let mut index = lock(&self.index);
+                let planned = index.plan(
+                    client.key(),
+                    1,
+                    json.len() as u64,
+                    (self.share_tasks, self.share_bytes),
+                    (self.max_tasks, self.max_bytes),
+                );
+                let evicted = match planned {
+                    Ok(evicted) => evicted,
+                    Err(full) => {
+                        let share = index.clients.get(client.key()).map_or(0, |s| s.count);
+                        let running = index.tasks.len() - index.ended.len();
+                        drop(index);
+                        return Err(self.refuse(full, client, share, running, inline));
+                    }
+                };
+                for id in &evicted {
+                    index.remove(id);
+                }
+                index.insert(
+                    Arc::from(task_id.as_str()),
+                    Entry {
+                        client: client.key.clone(),
+                        bytes: json.len() as u64,
+                        expires_ms: stored.expires_ms,
+                        ended: None,
+                    },
+                );
+                evicted
+            };
+            self.delete(&evicted);
+            if let Err(e) = self.storage.put_task(&task_id, &json) {
+                lock(&self.index).remove(&task_id);
+                return Err(storage_error(e));
+            }
         }
-        self.storage.flush().await.map_err(storage_error)?;
+        lock(&self.live).insert(task_id.clone(), Live::default());
+        if let Err(e) = self.storage.flush().await {
+            lock(&self.live).remove(&task_id);
+            return Err(storage_error(e));
+        }
         Ok(stored.task)
+    }
+
+    /// The -32000 of a task creation that does not fit, counted and logged.
+    fn refuse(
+        &self,
+        full: Full,
+        client: &Client,
+        share: usize,
+        running: usize,
+        inline: bool,
+    ) -> RpcError {
+        let (reason, message) = match full {
+            Full::Share => (
+                reason::TASK_SHARE,
+                format!(
+                    "this client's {share} tasks still running fill its share of the task store \
+                     (limits.max_tasks_per_client {}, limits.task_store_bytes_per_client {}); \
+                     retry once one ends",
+                    self.share_tasks, self.share_bytes
+                ),
+            ),
+            Full::Store => (
+                reason::TASK_STORE,
+                format!(
+                    "{running} tasks still running fill the task store (limits.max_tasks {}, \
+                     limits.task_store_bytes {}); retry once some end",
+                    self.max_tasks, self.max_bytes
+                ),
+            ),
+        };
+        if let Some(refusals) = &self.refusals {
+            let detail = if inline {
+                format!("{message} (the call runs without a task)")
+            } else {
+                message.clone()
+            };
+            refusals.refuse(Refused {
+                client: client.addr,
+                ..Refused::new(reason, &detail)
+            });
+        }
+        RpcError::new(code::SERVER_BUSY, message)
     }
 
     /// How to stop the Call running task `id`, for `tasks/cancel`.
@@ -461,14 +865,44 @@ impl Tasks {
         Ok(())
     }
 
-    /// Record how task `id` ended (durable); its questions are dropped.
+    /// Make room for `extra` more bytes of task `id` (its result): ended tasks are
+    /// evicted (its client's oldest first, then the oldest of all) and the bytes
+    /// reserved in the index until the record is written. `Err`: the bound that
+    /// running tasks fill.
+    fn reserve(&self, id: &str, extra: u64) -> Result<(), Full> {
+        let _edit = lock(&self.edit);
+        let evicted = {
+            let mut index = lock(&self.index);
+            let Some((client, bytes)) = index.tasks.get(id).map(|e| (e.client.clone(), e.bytes))
+            else {
+                return Ok(());
+            };
+            let evicted = index.plan(
+                &client,
+                0,
+                extra,
+                (self.share_tasks, self.share_bytes),
+                (self.max_tasks, self.max_bytes),
+            )?;
+            for id in &evicted {
+                index.remove(id);
+            }
+            index.set_bytes(id, bytes.saturating_add(extra));
+            evicted
+        };
+        self.delete(&evicted);
+        Ok(())
+    }
+
+    /// Record how task `id` ended (durable); its questions are dropped. A result
+    /// that does not fit (after evicting ended tasks) fails the task, naming the
+    /// bound.
     pub async fn finish(&self, id: &str, end: End) {
-        if let Ok(mut live) = self.live.lock() {
-            live.remove(id);
-        }
-        let room = self
-            .max_bytes
-            .saturating_sub(self.bytes.load(Ordering::Relaxed));
+        lock(&self.live).remove(id);
+        let full = match &end {
+            End::Replied(Ok(raw)) => self.reserve(id, raw.json().get().len() as u64).err(),
+            _ => None,
+        };
         let outcome = self
             .edit(id, |task| {
                 task.input_requests.clear();
@@ -477,12 +911,17 @@ impl Tasks {
                         task.status = Status::Cancelled;
                         task.status_message = Some("cancelled by tasks/cancel".to_owned());
                     }
-                    End::Replied(Ok(raw)) if raw.json().get().len() as u64 > room => {
+                    End::Replied(Ok(raw)) if full.is_some() => {
+                        let bound = match full {
+                            Some(Full::Share) => "this client's share of the task store (limits.task_store_bytes_per_client)",
+                            _ => "the task store (limits.task_store_bytes)",
+                        };
                         let why = format!(
-                            "the result ({} bytes) does not fit in what is left of limits.task_store_bytes",
+                            "the result ({} bytes) does not fit in what running tasks leave of {bound}",
                             raw.json().get().len()
                         );
                         task.status = Status::Failed;
+                        task.status_message = Some(why.clone());
                         task.error = Some(serde_json::json!({"code": code::INTERNAL_ERROR, "message": why}));
                     }
                     End::Replied(Ok(raw)) => {
@@ -530,6 +969,8 @@ pub struct TaskSlot {
     pub(crate) begin: Mutex<Option<futures::channel::oneshot::Sender<(String, Reply)>>>,
     pub(crate) id: std::sync::OnceLock<String>,
     pub(crate) next_key: std::sync::atomic::AtomicUsize,
+    /// Whose share the task counts in.
+    pub(crate) client: Client,
 }
 
 impl std::fmt::Debug for TaskSlot {
@@ -541,9 +982,14 @@ impl std::fmt::Debug for TaskSlot {
 }
 
 impl TaskSlot {
-    /// A slot for a call of a tool with `support`, from a request that `declared`
-    /// the extension or not.
-    pub fn new(tasks: Arc<Tasks>, support: TaskSupport, declared: bool) -> TaskSlot {
+    /// A slot for a call of a tool with `support` by `client`, from a request that
+    /// `declared` the extension or not.
+    pub fn new(
+        tasks: Arc<Tasks>,
+        support: TaskSupport,
+        declared: bool,
+        client: Client,
+    ) -> TaskSlot {
         TaskSlot {
             tasks,
             support,
@@ -551,6 +997,22 @@ impl TaskSlot {
             begin: Mutex::default(),
             id: std::sync::OnceLock::new(),
             next_key: std::sync::atomic::AtomicUsize::new(0),
+            client,
+        }
+    }
+
+    /// Create the call's task. `Ok(None)`: the store refused it (-32000: its
+    /// client's share, or the whole store, is full of running tasks) and the tool
+    /// may also run without a task ([`TaskSupport::Optional`]): the call goes on as
+    /// an ordinary one, answered with its result (the extension lets a server
+    /// decide per request). A tool that only runs as a task gets the -32000. Either
+    /// way the refusal is counted and logged.
+    pub async fn create(&self) -> Result<Option<Task>, RpcError> {
+        let inline = self.support == TaskSupport::Optional;
+        match self.tasks.create_for(&self.client, inline).await {
+            Ok(task) => Ok(Some(task)),
+            Err(e) if inline && e.code == code::SERVER_BUSY => Ok(None),
+            Err(e) => Err(e),
         }
     }
 }
@@ -565,6 +1027,11 @@ mod tests {
         (Arc::new(Tasks::new(storage.clone(), &limits, log)), storage)
     }
 
+    /// A client at 127.0.0.1.
+    fn here() -> Client {
+        Client::address("127.0.0.1:40000".parse().unwrap())
+    }
+
     fn block_on<F: std::future::Future>(f: F) -> F::Output {
         actix_rt::System::new().block_on(f)
     }
@@ -573,7 +1040,7 @@ mod tests {
     fn a_task_is_stored_before_it_is_announced_and_ends_with_its_reply() {
         let (tasks, _) = tasks(Limits::default());
         block_on(async {
-            let task = tasks.create().await.unwrap();
+            let task = tasks.create(&here()).await.unwrap();
             assert_eq!(task.task_id.len(), 32, "128 bits in hex");
             assert_eq!(tasks.get(&task.task_id).unwrap().status, Status::Working);
             let v: Value = serde_json::from_str(created(&task).unwrap().json().get()).unwrap();
@@ -585,7 +1052,7 @@ mod tests {
             let done = tasks.get(&task.task_id).unwrap();
             assert_eq!(done.status, Status::Completed);
             assert_eq!(done.result, Some(serde_json::json!({"content": []})));
-            let failed = tasks.create().await.unwrap();
+            let failed = tasks.create(&here()).await.unwrap();
             tasks
                 .finish(
                     &failed.task_id,
@@ -603,7 +1070,7 @@ mod tests {
     fn questions_park_a_task_until_tasks_update_answers_them() {
         let (tasks, _) = tasks(Limits::default());
         block_on(async {
-            let id = tasks.create().await.unwrap().task_id;
+            let id = tasks.create(&here()).await.unwrap().task_id;
             let asking = {
                 let (tasks, id) = (tasks.clone(), id.clone());
                 actix_rt::spawn(async move {
@@ -649,10 +1116,10 @@ mod tests {
                 slog::Logger::root(slog::Discard, slog::o!()),
             );
             block_on(async {
-                let id = tasks.create().await.unwrap().task_id;
-                tasks.create().await.unwrap();
+                let id = tasks.create(&here()).await.unwrap().task_id;
+                tasks.create(&here()).await.unwrap();
                 assert_eq!(
-                    tasks.create().await.unwrap_err().code,
+                    tasks.create(&here()).await.unwrap_err().code,
                     -32000,
                     "limits.max_tasks"
                 );
@@ -672,9 +1139,10 @@ mod tests {
     }
 
     /// Records written by another `Tasks` (a data directory opened after start)
-    /// are counted at the next expiry sweep, and the byte count does not wrap.
+    /// are indexed at the next expiry sweep (read once), the ones it left running
+    /// failed; they make room when they are ended.
     #[test]
-    fn the_expiry_sweep_counts_what_is_kept() {
+    fn the_expiry_sweep_indexes_records_it_did_not_write() {
         let storage = Storage::temporary().unwrap();
         let limits = Limits {
             max_tasks: 2,
@@ -682,16 +1150,22 @@ mod tests {
         };
         let quiet = || slog::Logger::root(slog::Discard, slog::o!());
         let earlier = Tasks::new(storage.clone(), &limits, quiet());
-        block_on(async {
-            earlier.create().await.unwrap();
-            earlier.create().await.unwrap();
+        let first = block_on(async {
+            let first = earlier.create(&here()).await.unwrap().task_id;
+            earlier.create(&here()).await.unwrap();
+            first
         });
         let tasks = Tasks::new(storage, &limits, quiet());
         assert_eq!(tasks.expire(), 0);
-        assert_eq!(tasks.count.load(Ordering::Relaxed), 2);
-        assert!(tasks.bytes.load(Ordering::Relaxed) < 10_000);
-        let refused = block_on(tasks.create()).unwrap_err();
-        assert!(refused.message.contains("limits.max_tasks"), "{refused:?}");
+        {
+            let index = lock(&tasks.index);
+            assert_eq!(index.tasks.len(), 2);
+            assert_eq!(index.ended.len(), 2, "failed: nothing runs them");
+            assert!(index.bytes > 0 && index.bytes < 10_000, "{}", index.bytes);
+        }
+        assert_eq!(tasks.get(&first).unwrap().status, Status::Failed);
+        block_on(tasks.create(&here())).unwrap();
+        assert_eq!(tasks.get(&first).unwrap_err().code, -32602, "evicted");
     }
 
     /// `limits.task_store_bytes`: a result that does not fit fails its task, and a
@@ -703,7 +1177,7 @@ mod tests {
             ..Limits::default()
         });
         block_on(async {
-            let id = tasks.create().await.unwrap().task_id;
+            let id = tasks.create(&here()).await.unwrap().task_id;
             let big = crate::protocol::reply(&serde_json::json!({"text": "x".repeat(2_000)}));
             tasks.finish(&id, End::Replied(big)).await;
             let failed = tasks.get(&id).unwrap();
@@ -713,27 +1187,194 @@ mod tests {
                 .unwrap()
                 .to_owned();
             assert!(why.contains("limits.task_store_bytes"), "{why}");
-            // Fill the store with small results until a creation is refused.
+            // Ended results make room for new tasks: never refused, the oldest gone.
+            let mut ids = Vec::new();
+            for _ in 0..20 {
+                let task = tasks.create(&here()).await.unwrap();
+                let small = crate::protocol::reply(&serde_json::json!({"text": "y".repeat(100)}));
+                tasks.finish(&task.task_id, End::Replied(small)).await;
+                ids.push(task.task_id);
+                assert!(lock(&tasks.index).bytes <= 1_000);
+            }
+            assert_eq!(tasks.get(&ids[0]).unwrap_err().code, -32602, "evicted");
+            assert_eq!(tasks.get(&ids[19]).unwrap().status, Status::Completed);
+            // Running tasks are never evicted: once they fill it, creation is refused.
             let mut refused = None;
             for _ in 0..20 {
-                match tasks.create().await {
-                    Ok(task) => {
-                        let small =
-                            crate::protocol::reply(&serde_json::json!({"text": "y".repeat(100)}));
-                        tasks.finish(&task.task_id, End::Replied(small)).await;
-                    }
-                    Err(e) => {
-                        refused = Some(e);
-                        break;
-                    }
+                if let Err(e) = tasks.create(&here()).await {
+                    refused = Some(e);
+                    break;
                 }
             }
-            let refused = refused.expect("the store filled up");
+            let refused = refused.expect("running tasks filled the store");
             assert_eq!(refused.code, -32000);
             assert!(
                 refused.message.contains("limits.task_store_bytes"),
                 "{refused:?}"
             );
         });
+    }
+
+    fn metrics_and_refusals(
+        limits: &Limits,
+    ) -> (crate::telemetry::metrics::Metrics, Arc<Refusals>) {
+        let metrics = crate::telemetry::metrics::Metrics::new();
+        let log = slog::Logger::root(slog::Discard, slog::o!());
+        let refusals = Arc::new(Refusals::new(&metrics, limits, log));
+        (metrics, refusals)
+    }
+
+    /// Issue 18 item 5: one client's running tasks fill only its own share; the
+    /// refusal is at the share's edge, counted, and other clients go on. Its ended
+    /// tasks make room for its next ones (its own oldest first).
+    #[test]
+    fn a_client_past_its_share_is_refused_and_others_are_not() {
+        let limits = Limits {
+            max_tasks_per_client: 2,
+            ..Limits::default()
+        };
+        let (metrics, refusals) = metrics_and_refusals(&limits);
+        let storage = Storage::temporary().unwrap();
+        let log = slog::Logger::root(slog::Discard, slog::o!());
+        let tasks = Tasks::new(storage, &limits, log).with_refusals(refusals);
+        let at = |a: &str| Client::address(a.parse().unwrap());
+        let shared = || metrics.rejected.with_label_values(&["task_share"]).get();
+        block_on(async {
+            let first = tasks.create(&at("192.0.2.7:1000")).await.unwrap().task_id;
+            // Another connection of the same address is the same client.
+            tasks.create(&at("192.0.2.7:1001")).await.unwrap();
+            assert_eq!(shared(), 0);
+            let refused = tasks.create(&at("192.0.2.7:1002")).await.unwrap_err();
+            assert_eq!(refused.code, -32000);
+            assert!(
+                refused.message.contains("limits.max_tasks_per_client"),
+                "{refused:?}"
+            );
+            assert_eq!(shared(), 1, "counted");
+            // Another client is not refused; an IPv4-mapped address is the IPv4 one.
+            tasks.create(&at("192.0.2.8:1000")).await.unwrap();
+            let mapped = at("[::ffff:192.0.2.7]:5");
+            assert_eq!(mapped.key(), at("192.0.2.7:1").key());
+            assert!(tasks.create(&mapped).await.is_err());
+            // IPv6: one /64 is one client.
+            tasks.create(&at("[2001:db8::1]:1")).await.unwrap();
+            tasks.create(&at("[2001:db8::2]:1")).await.unwrap();
+            assert!(tasks.create(&at("[2001:db8::3]:1")).await.is_err());
+            tasks.create(&at("[2001:db8:0:1::1]:1")).await.unwrap();
+            assert_eq!(shared(), 3);
+            // An ended task of the client makes room for its next one, and is gone.
+            let done = crate::protocol::reply(&serde_json::json!({"content": []}));
+            tasks.finish(&first, End::Replied(done)).await;
+            tasks.create(&at("192.0.2.7:1003")).await.unwrap();
+            assert_eq!(tasks.get(&first).unwrap_err().code, -32602);
+            assert_eq!(shared(), 3);
+        });
+    }
+
+    /// The share in bytes: a result larger than what the client's running tasks
+    /// leave of it fails its task, naming the limit; ended tasks make room first.
+    #[test]
+    fn a_result_past_the_clients_share_of_bytes_fails_its_task() {
+        let (tasks, _) = tasks(Limits {
+            task_store_bytes_per_client: 2_000,
+            ..Limits::default()
+        });
+        block_on(async {
+            let small = || crate::protocol::reply(&serde_json::json!({"text": "y".repeat(900)}));
+            let a = tasks.create(&here()).await.unwrap().task_id;
+            tasks.finish(&a, End::Replied(small())).await;
+            let b = tasks.create(&here()).await.unwrap().task_id;
+            tasks.finish(&b, End::Replied(small())).await;
+            assert_eq!(tasks.get(&a).unwrap_err().code, -32602, "evicted for b");
+            let big = crate::protocol::reply(&serde_json::json!({"text": "x".repeat(3_000)}));
+            let c = tasks.create(&here()).await.unwrap().task_id;
+            tasks.finish(&c, End::Replied(big)).await;
+            let failed = tasks.get(&c).unwrap();
+            assert_eq!(failed.status, Status::Failed);
+            assert!(failed
+                .status_message
+                .unwrap()
+                .contains("limits.task_store_bytes_per_client"),);
+            // Another client's results were not touched.
+            let other = Client::address("192.0.2.9:1".parse().unwrap());
+            let d = tasks.create(&other).await.unwrap().task_id;
+            tasks.finish(&d, End::Replied(small())).await;
+            assert_eq!(tasks.get(&d).unwrap().status, Status::Completed);
+        });
+    }
+
+    /// Issue 18 item 5: a full store evicts the task that ended first (not the one
+    /// created first), and never a running one.
+    #[test]
+    fn ended_tasks_are_evicted_oldest_end_first_and_running_ones_never() {
+        let (tasks, _) = tasks(Limits {
+            max_tasks: 3,
+            ..Limits::default()
+        });
+        let done = || crate::protocol::reply(&serde_json::json!({"content": []}));
+        block_on(async {
+            let t1 = tasks.create(&here()).await.unwrap().task_id;
+            let t2 = tasks.create(&here()).await.unwrap().task_id;
+            let t3 = tasks.create(&here()).await.unwrap().task_id;
+            tasks.finish(&t2, End::Replied(done())).await;
+            tasks.finish(&t1, End::Replied(done())).await;
+            tasks.create(&here()).await.unwrap();
+            assert_eq!(tasks.get(&t2).unwrap_err().code, -32602, "ended first");
+            assert_eq!(tasks.get(&t1).unwrap().status, Status::Completed);
+            tasks.create(&here()).await.unwrap();
+            assert_eq!(tasks.get(&t1).unwrap_err().code, -32602);
+            // Three running: nothing to evict.
+            let refused = tasks.create(&here()).await.unwrap_err();
+            assert_eq!(refused.code, -32000);
+            assert!(refused.message.contains("limits.max_tasks"), "{refused:?}");
+            assert_eq!(tasks.get(&t3).unwrap().status, Status::Working);
+        });
+    }
+
+    /// Issue 18 item 5: the sweep finds what expired in the index: it reads no
+    /// record (counted by storage, not timed), deletes only expired ended tasks, at
+    /// most `limits.task_sweep_max` per sweep, and keeps a running one.
+    #[test]
+    fn the_expiry_sweep_touches_only_expired_records() {
+        let storage = Storage::temporary().unwrap();
+        let limits = Limits {
+            task_sweep_max: 2,
+            ..Limits::default()
+        };
+        let log = slog::Logger::root(slog::Discard, slog::o!());
+        let mut tasks = Tasks::new(storage.clone(), &limits, log);
+        let done = || crate::protocol::reply(&serde_json::json!({"content": []}));
+        let (short, long) = block_on(async {
+            tasks.ttl = Duration::ZERO;
+            let mut short = Vec::new();
+            for _ in 0..4 {
+                short.push(tasks.create(&here()).await.unwrap().task_id);
+            }
+            for id in &short[..3] {
+                tasks.finish(id, End::Replied(done())).await;
+            }
+            tasks.ttl = Duration::from_secs(3600);
+            let mut long = Vec::new();
+            for _ in 0..6 {
+                let id = tasks.create(&here()).await.unwrap().task_id;
+                tasks.finish(&id, End::Replied(done())).await;
+                long.push(id);
+            }
+            (short, long)
+        });
+        let later = unix_ms() + 1_000;
+        let reads = storage.task_reads();
+        assert_eq!(tasks.expire_at(later), 2, "at most task_sweep_max");
+        assert_eq!(tasks.expire_at(later), 1);
+        assert_eq!(tasks.expire_at(later), 0, "the running one is kept");
+        assert_eq!(storage.task_reads(), reads, "no record read");
+        let stored = storage.all_tasks().unwrap();
+        assert_eq!(stored.len(), 7, "6 unexpired + the running one");
+        assert!(stored.iter().all(|(id, _)| !short[..3].contains(id)));
+        assert!(long.iter().all(|id| stored.iter().any(|(s, _)| s == id)));
+        // Once it ends, the running one goes at the next sweep.
+        block_on(tasks.finish(&short[3], End::Replied(done())));
+        assert_eq!(tasks.expire_at(later), 1);
+        assert_eq!(lock(&tasks.index).tasks.len(), 6);
     }
 }

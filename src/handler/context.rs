@@ -187,7 +187,10 @@ impl CallContext {
                 _ => Ok(()),
             };
         }
-        let task = slot.tasks.create().await?;
+        let Some(task) = slot.create().await? else {
+            // Refused, and the tool may run without a task: it does.
+            return Ok(());
+        };
         let answer = crate::tasks::created(&task)?;
         let _ = slot.id.set(task.task_id.clone());
         let begin = slot.begin.lock().ok().and_then(|mut b| b.take());

@@ -118,11 +118,10 @@ impl Service {
             resources: ResourceRegistry::default(),
             prompts: PromptRegistry::default(),
             notifier: Notifier::default(),
-            tasks: Arc::new(crate::tasks::Tasks::new(
-                storage.clone(),
-                &limits,
-                log.clone(),
-            )),
+            tasks: Arc::new(
+                crate::tasks::Tasks::new(storage.clone(), &limits, log.clone())
+                    .with_refusals(refusals.clone()),
+            ),
             storage,
             mrtr: Arc::new(crate::mrtr::Mrtr::random(
                 crate::config::MrtrConfig::default().state_ttl,

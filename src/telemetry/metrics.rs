@@ -52,6 +52,12 @@ pub mod reason {
     pub const SSE_SLOW: &str = "sse_slow";
     /// Request bodies being read held `limits.max_body_bytes_total` (503).
     pub const BODY_BUDGET: &str = "body_budget";
+    /// A client's running tasks fill its share of the task store
+    /// (`limits.max_tasks_per_client`, `limits.task_store_bytes_per_client`).
+    pub const TASK_SHARE: &str = "task_share";
+    /// Running tasks fill the task store (`limits.max_tasks`,
+    /// `limits.task_store_bytes`).
+    pub const TASK_STORE: &str = "task_store";
 }
 
 /// Every metric emcee exports.

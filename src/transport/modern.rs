@@ -253,7 +253,11 @@ pub async fn post(
     };
     let (sink, frames) = Sink::channel();
     let id = request.id.clone();
-    let inbound = Inbound::checked(request, sink, Checked { tool });
+    // The peer's address keys the client's share of the task store.
+    let inbound = Inbound {
+        client: req.peer_addr(),
+        ..Inbound::checked(request, sink, Checked { tool })
+    };
     if session.send(inbound).await.is_err() {
         let e = RpcError::new(code::SERVER_BUSY, "the server is shutting down");
         let json = encode_error_omitting_unknown_id(Some(&id), &e);

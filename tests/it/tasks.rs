@@ -188,3 +188,61 @@ fn a_task_past_its_timeout_is_stopped() {
         "{done}"
     );
 }
+
+/// Issue 18 item 5, over HTTP with small limits: one client filling the store with
+/// ended tasks does not lock others out (the oldest ended ones are evicted), and
+/// one client's running tasks fill only its share (`max_tasks_per_client`): past
+/// it a task-only tool is refused (-32000, counted), a tool that may run without
+/// a task runs without one, and another address still gets a task.
+#[test]
+fn one_client_fills_only_its_share_of_the_task_store() {
+    let server = Server::start(&[
+        "--fixtures",
+        "conformance",
+        "--limit",
+        "max_tasks=4",
+        "--limit",
+        "max_tasks_per_client=2",
+    ]);
+    let other: std::net::IpAddr = "127.0.0.2".parse().unwrap();
+    let from_other = |s: &Server, id: u64, ms: u64| {
+        let body = json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+            "params": {"name": "sleep", "arguments": {"ms": ms}, "_meta": with_ext()}});
+        s.post_from(other, &body)
+    };
+    let mut a = Client::over_http(Era::Modern, server);
+    // Ended tasks: the second address fills the store, yet gets more tasks.
+    let mut ended = Vec::new();
+    for id in 0..6 {
+        let r = from_other(a.server().unwrap(), 100 + id, 1);
+        let task = r["result"]["taskId"].as_str();
+        ended.push(task.unwrap_or_else(|| panic!("task {id}: {r}")).to_owned());
+        let r = task_op(&mut a, 200 + id, "tasks/get", &ended[id as usize]);
+        assert_eq!(r["result"]["resultType"], "complete", "{r}");
+        wait_for(&mut a, &ended[id as usize], "completed");
+    }
+    let r = task_op(&mut a, 300, "tasks/get", &ended[0]);
+    assert_eq!(error_code(&r), -32602, "evicted: {r}");
+    // Running tasks: 127.0.0.1 fills its share of 2.
+    for id in 1..=2 {
+        let r = call(&mut a, id, "sleep", json!({"ms": 30_000}), with_ext());
+        assert_eq!(r["result"]["resultType"], "task", "{r}");
+    }
+    let r = call(&mut a, 3, "failing_job", json!({}), with_ext());
+    assert_eq!(error_code(&r), -32000, "{r}");
+    let message = r["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("limits.max_tasks_per_client"), "{r}");
+    // A tool that may run without a task does.
+    let r = call(&mut a, 4, "sleep", json!({"ms": 5}), with_ext());
+    assert_eq!(r["result"]["resultType"], "complete", "{r}");
+    assert_eq!(text(&r["result"]), "slept 5 ms", "{r}");
+    // The other address is not refused.
+    let r = from_other(a.server().unwrap(), 5, 30_000);
+    assert_eq!(r["result"]["resultType"], "task", "{r}");
+    let metrics = a.server().unwrap().get("/metrics").body;
+    assert!(
+        metrics.contains("mcp_rejected_total{reason=\"task_share\"} 2"),
+        "{metrics}"
+    );
+    assert!(a.logs().contains("max_tasks_per_client"), "{}", a.logs());
+}

@@ -330,10 +330,17 @@ impl Session {
                 tool.def().name
             )));
         }
+        // 2026-07-28 has no session: the client is its address where the transport
+        // knows it (HTTP), otherwise this session (a stdio connection).
+        let client = match x.client {
+            Some(addr) => crate::tasks::Client::address(addr),
+            None => crate::tasks::Client::connection(&self.id),
+        };
         Ok(Some(Arc::new(TaskSlot::new(
             self.service.tasks.clone(),
             support,
             declared,
+            client,
         ))))
     }
 

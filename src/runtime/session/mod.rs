@@ -86,6 +86,10 @@ pub struct Inbound {
     pub cancel_on_close: bool,
     /// What the transport decided already (2026-07-28 HTTP), not decided again.
     pub checked: Option<Checked>,
+    /// The client's address, when the transport has one (HTTP: the peer of the
+    /// connection, so behind a proxy the proxy's). What a client's share of the task
+    /// store is keyed by (`crate::tasks::Client`); without it, the session is.
+    pub client: Option<std::net::SocketAddr>,
 }
 
 /// A 2026-07-28 request whose headers and `_meta` the HTTP transport checked
@@ -105,6 +109,7 @@ impl Inbound {
             sink,
             cancel_on_close: false,
             checked: None,
+            client: None,
         }
     }
 
@@ -115,6 +120,7 @@ impl Inbound {
             sink,
             cancel_on_close: true,
             checked: Some(checked),
+            client: None,
         }
     }
 }
@@ -155,6 +161,8 @@ struct Exchange<'a> {
     sink: &'a Sink,
     cancel_on_close: bool,
     tool: Option<&'a Arc<Tool>>,
+    /// The client's address, when the transport knows it.
+    client: Option<std::net::SocketAddr>,
 }
 
 /// The per-session actor.
@@ -230,10 +238,13 @@ impl Session {
         sink: &Sink,
         cancel_on_close: bool,
         checked: Option<Checked>,
+        client: Option<std::net::SocketAddr>,
         ctx: &mut Context<Self>,
     ) {
         match msg {
-            Ok(Message::Request(req)) => self.on_request(*req, sink, cancel_on_close, checked, ctx),
+            Ok(Message::Request(req)) => {
+                self.on_request(*req, sink, cancel_on_close, checked, client, ctx)
+            }
             Ok(Message::Notification(n)) => self.on_notification(n),
             Ok(Message::Response(r)) => {
                 if !self.peer.complete(r.id.clone(), r.outcome) {
@@ -265,6 +276,7 @@ impl Session {
         sink: &Sink,
         cancel_on_close: bool,
         checked: Option<Checked>,
+        client: Option<std::net::SocketAddr>,
         ctx: &mut Context<Self>,
     ) {
         let started = Instant::now();
@@ -295,6 +307,7 @@ impl Session {
             sink,
             cancel_on_close,
             tool: checked.as_ref().and_then(|c| c.tool.as_ref()),
+            client,
         };
         let service = &self.service;
         let reply: Reply = match &req.call {
@@ -469,9 +482,14 @@ impl Handler<Inbound> for Session {
 
     fn handle(&mut self, msg: Inbound, ctx: &mut Context<Self>) {
         match msg.payload {
-            Payload::Single(m) => {
-                self.on_message(m, &msg.sink, msg.cancel_on_close, msg.checked, ctx)
-            }
+            Payload::Single(m) => self.on_message(
+                m,
+                &msg.sink,
+                msg.cancel_on_close,
+                msg.checked,
+                msg.client,
+                ctx,
+            ),
             Payload::Batch(items) => {
                 if !self.version().is_some_and(ProtocolVersion::allows_batch) {
                     let e = RpcError::invalid_request(
@@ -489,7 +507,7 @@ impl Handler<Inbound> for Session {
                     .count();
                 let sink = msg.sink.batch(expected);
                 for item in items {
-                    self.on_message(item, &sink, false, None, ctx);
+                    self.on_message(item, &sink, false, None, msg.client, ctx);
                 }
             }
         }

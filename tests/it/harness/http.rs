@@ -466,6 +466,65 @@ impl Server {
         self.open_url(method, &self.url(), headers, body)
     }
 
+    /// POST the 2026-07-28 request `body` (its headers derived from it, a JSON
+    /// answer accepted) from the local address `source` (e.g. 127.0.0.2: another
+    /// client to the server), and return the answer's JSON.
+    pub fn post_from(&self, source: std::net::IpAddr, body: &Value) -> Value {
+        use std::io::Write;
+        let server: std::net::SocketAddr = self.addr.parse().expect("a socket address");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .build()
+            .expect("a runtime");
+        let stream = rt
+            .block_on(async {
+                let socket = tokio::net::TcpSocket::new_v4()?;
+                socket.bind(std::net::SocketAddr::new(source, 0))?;
+                socket.connect(server).await?.into_std()
+            })
+            .unwrap_or_else(|e| panic!("connect from {source}: {e}"));
+        stream.set_nonblocking(false).expect("blocking");
+        stream
+            .set_read_timeout(Some(READ_TIMEOUT))
+            .expect("timeout");
+        let text = body.to_string();
+        let mut head = format!(
+            "POST /mcp HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\n\
+             Accept: application/json\r\nConnection: close\r\nContent-Length: {}\r\n",
+            self.addr,
+            text.len()
+        );
+        for (k, v) in super::modern_headers(body) {
+            head.push_str(&format!("{k}: {v}\r\n"));
+        }
+        head.push_str("\r\n");
+        let mut stream = stream;
+        stream.write_all(head.as_bytes()).expect("write");
+        stream.write_all(text.as_bytes()).expect("write");
+        let mut raw = Vec::new();
+        stream.read_to_end(&mut raw).expect("read");
+        let raw = String::from_utf8_lossy(&raw).into_owned();
+        let (headers, mut rest) = raw.split_once("\r\n\r\n").expect("a head");
+        let mut body = String::new();
+        if headers
+            .to_ascii_lowercase()
+            .contains("transfer-encoding: chunked")
+        {
+            while let Some((size, after)) = rest.split_once("\r\n") {
+                let size = usize::from_str_radix(size.trim(), 16).expect("a chunk size");
+                if size == 0 {
+                    break;
+                }
+                body.push_str(&after[..size]);
+                rest = &after[size + 2..];
+            }
+        } else {
+            body.push_str(rest);
+        }
+        serde_json::from_str(body.trim())
+            .unwrap_or_else(|e| panic!("{e}: {raw}\nserver stderr:\n{}", self.logs()))
+    }
+
     /// Send a request to `/mcp` and read the whole answer.
     pub fn send(&self, method: &str, headers: &[(&str, &str)], body: Option<&[u8]>) -> Reply {
         self.open(method, headers, body).into_reply()

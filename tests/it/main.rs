@@ -4,6 +4,7 @@ mod bench;
 mod cli;
 mod command_tools;
 mod conformance;
+mod connections;
 mod crash;
 mod deploy;
 mod examples;

@@ -263,10 +263,11 @@ fn health_answers_while_mcp_connections_are_saturated() {
     assert_eq!(metric(&s, "mcp_max_connections"), 8.0);
 }
 
-/// Connect, POST a long call accepting only JSON, close; many times. The closed
-/// sockets give their places back within a few probe periods, so a new client is
-/// served. Before: a session-era JSON answer held its connection (and its place in
-/// `http.max_connections`) until the call ended.
+/// Connect, POST a long call, close; many times, in both eras, JSON and SSE. The
+/// closed sockets give their places back within a few probe periods
+/// (`limits.stream_probe_ms`), so a new client is served. Before: a session-era
+/// JSON answer held its connection (and its place in `http.max_connections`) until
+/// the call ended. (A streamed answer's first write already shows the close.)
 #[test]
 fn closed_json_calls_give_their_connections_back() {
     let s = Server::with_config(
@@ -277,12 +278,18 @@ fn closed_json_calls_give_their_connections_back() {
     for n in 0..24u64 {
         let mut conn = TcpStream::connect(&s.addr).expect("connect");
         let body = crate::harness::call_body(n + 10, "sleep", json!({"ms": 20_000}));
-        if n % 2 == 0 {
-            // Session era.
+        if n % 3 != 2 {
+            // Session era: a JSON answer, or an SSE stream (resumable, so the call
+            // runs on; the connection must not).
+            let accept = if n % 3 == 0 {
+                "application/json"
+            } else {
+                ACCEPT_BOTH
+            };
             write!(
                 conn,
                 "POST /mcp HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\n\
-                 Accept: application/json\r\nMcp-Session-Id: {session}\r\n\
+                 Accept: {accept}\r\nMcp-Session-Id: {session}\r\n\
                  MCP-Protocol-Version: 2025-11-25\r\nContent-Length: {}\r\n\r\n{body}",
                 s.addr,
                 body.len()

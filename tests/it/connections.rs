@@ -327,3 +327,50 @@ fn closed_json_calls_give_their_connections_back() {
     );
     assert_live(&s.addr);
 }
+
+/// With `admin_bind`, `/health` on the admin listener reports the MCP listener's
+/// saturation too. Before: 200 all through.
+#[test]
+fn the_admin_listener_reports_mcp_saturation() {
+    let s = Server::with_config(
+        "[http]\nworkers = 1\nmax_connections = 4\n",
+        &["--admin-bind", "127.0.0.1:0"],
+    );
+    let admin = s.admin_addr();
+    let health = |want: u16| {
+        let deadline = Instant::now() + Duration::from_secs(3);
+        loop {
+            let h = probe(&admin, "/health", Duration::from_secs(2)).expect("/health");
+            if h.status == want {
+                return h.json();
+            }
+            assert!(Instant::now() < deadline, "not {want}: {h:?}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    let report = health(200);
+    assert_eq!(report["checks"]["connections"]["status"], "ok", "{report}");
+    let held: Vec<TcpStream> = (0..4)
+        .map(|n| {
+            let mut conn = TcpStream::connect(&s.addr).expect("connect");
+            write_modern(
+                &mut conn,
+                &s.addr,
+                n,
+                "tools/call",
+                json!({"name": "sleep", "arguments": {"ms": 20_000}}),
+                ACCEPT_BOTH,
+            );
+            conn
+        })
+        .collect();
+    let report = health(503);
+    assert_eq!(report["connections"]["open"], 4, "{report}");
+    let why = report["checks"]["connections"]["error"]
+        .as_str()
+        .unwrap_or("");
+    assert!(why.contains("http.max_connections"), "{report}");
+    assert_live(&admin);
+    drop(held);
+    health(200);
+}

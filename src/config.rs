@@ -235,6 +235,25 @@ pub struct Limits {
     /// notification of a few hundred bytes, so this bounds a listener's memory.
     /// Default 256; at most [`MAX_LISTEN_QUEUE`].
     pub listen_queue: usize,
+    /// `subscriptions/listen` streams (2026-07-28 HTTP) open at once in the whole
+    /// server; one more is refused with 503 + `Retry-After`
+    /// (`mcp_rejected_total{reason="listen_cap"}`, logged), so listen streams
+    /// cannot take every connection (`http.max_connections`). Default 512.
+    pub max_listen_streams: usize,
+    /// Listen streams one client address may hold open (IPv6 addresses grouped by
+    /// /64, as for `http.max_connections_per_ip`); one more is refused like one past
+    /// `max_listen_streams`. Behind a proxy every stream comes from the proxy's
+    /// address: raise it there. Default 64.
+    pub max_listen_streams_per_ip: usize,
+    /// A listen stream open this long ends with its final result (as at shutdown);
+    /// the client opens a new one. Bounds how long one stream holds its place.
+    /// Default 1 h.
+    #[serde(
+        rename = "listen_max_ms",
+        serialize_with = "ser_ms",
+        deserialize_with = "de_ms"
+    )]
+    pub listen_max: Duration,
     /// Bytes a session-era SSE connection may hold that its client has not read (one
     /// event is always taken, however big); past it the connection is closed (logged,
     /// `mcp_rejected_total{reason="sse_slow"}`) and the client resumes from the replay
@@ -325,7 +344,7 @@ const ANY: u64 = u64::MAX;
 /// Every `[limits]` key and its allowed range. 0 only where it means something
 /// (no grace, no replay log, only summaries); a maximum where a larger value would
 /// overflow, panic or allocate (see the constants above).
-const BOUNDS: [Bound; 40] = [
+const BOUNDS: [Bound; 43] = [
     bound("limits.call_timeout_ms", 1, MAX_DURATION_MS),
     bound("limits.max_in_flight_per_session", 1, ANY),
     bound("limits.max_message_bytes", 1, MAX_MESSAGE_BYTES),
@@ -358,6 +377,9 @@ const BOUNDS: [Bound; 40] = [
     bound("limits.sse_keepalive_ms", 1, MAX_DURATION_MS),
     bound("limits.stream_probe_ms", 1, MAX_DURATION_MS),
     bound("limits.listen_queue", 1, MAX_LISTEN_QUEUE),
+    bound("limits.max_listen_streams", 1, ANY),
+    bound("limits.max_listen_streams_per_ip", 1, ANY),
+    bound("limits.listen_max_ms", 1, MAX_DURATION_MS),
     bound("limits.sse_buffer_bytes", 1, ANY),
     bound("limits.max_body_bytes_total", 1, ANY),
     bound("limits.max_in_flight_total", 1, ANY),
@@ -548,6 +570,9 @@ impl Default for Limits {
             event_log_session_max: 1_000,
             event_log_session_bytes: 8 * 1024 * 1024,
             listen_queue: 256,
+            max_listen_streams: 512,
+            max_listen_streams_per_ip: 64,
+            listen_max: Duration::from_secs(3600),
             sse_buffer_bytes: 1024 * 1024,
             max_body_bytes_total: 64 * 1024 * 1024,
             max_in_flight_total: 4096,
@@ -658,13 +683,25 @@ pub struct HttpConfig {
     pub workers: usize,
     /// Open connections one client address may hold; a request on one more is
     /// answered 429 with `Retry-After` and its connection closed, so one client
-    /// cannot take every file descriptor. Behind a proxy every connection comes from
-    /// the proxy's address: raise it there. Default 256.
+    /// cannot take every file descriptor. IPv6 addresses count by their /64 (one
+    /// host usually has a whole /64), IPv4-mapped IPv6 as IPv4. Behind a proxy every
+    /// connection comes from the proxy's address: raise it there, or limit
+    /// connections per client in the proxy. Default 256.
     pub max_connections_per_ip: usize,
-    /// Open MCP connections in all (split evenly between workers); past it no new
-    /// connection is accepted until one closes (they wait in the kernel's accept
-    /// queue). Bounds what connections can hold in memory. Default 1024.
+    /// Open MCP connections in all: a connection counts from its first `/mcp`
+    /// request until it closes; the first `/mcp` request of one more gets 503 +
+    /// `Retry-After` (`mcp_rejected_total{reason="connection_cap"}`) and its
+    /// connection is closed. `/health` turns red (503, a `connections` check) while
+    /// the cap is reached. Bounds what connections can hold in memory. Default
+    /// 1024.
     pub max_connections: usize,
+    /// Connections accepted beyond `max_connections` (split evenly between workers,
+    /// like it): on them `/health*` and `/metrics` answer while the MCP connections
+    /// are all taken, and an MCP request gets 503 at once. Past `max_connections +
+    /// ops_connections` no new connection is accepted until one closes (they wait in
+    /// the kernel's accept queue). With `admin_bind`, the admin listener accepts this
+    /// many connections. Default 16; at most 4096.
+    pub ops_connections: usize,
 }
 
 impl Default for HttpConfig {
@@ -677,6 +714,7 @@ impl Default for HttpConfig {
             workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
             max_connections_per_ip: 256,
             max_connections: 1024,
+            ops_connections: 16,
         }
     }
 }

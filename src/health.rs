@@ -64,6 +64,24 @@ pub struct CheckResult {
 }
 
 impl CheckResult {
+    /// A check that passed at once (one that reads a number, not a dependency).
+    pub fn passed() -> CheckResult {
+        CheckResult {
+            status: "ok",
+            duration_ms: 0.0,
+            error: None,
+        }
+    }
+
+    /// A check that failed at once, for `why`.
+    pub fn failed(why: impl Into<String>) -> CheckResult {
+        CheckResult {
+            status: "fail",
+            duration_ms: 0.0,
+            error: Some(why.into()),
+        }
+    }
+
     /// Whether the check passed.
     pub fn ok(&self) -> bool {
         self.status == "ok"
@@ -101,8 +119,22 @@ pub struct HealthReport {
     pub sessions: usize,
     /// Resident memory.
     pub memory_rss_bytes: u64,
+    /// Open MCP connections and `http.max_connections` (served over HTTP by
+    /// [`crate::Server::serve`]); the `connections` check fails at the cap.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connections: Option<Connections>,
     /// Every check by name.
     pub checks: BTreeMap<String, CheckResult>,
+}
+
+/// Open MCP connections against their cap, in the `/health` body.
+#[derive(Debug, Clone, Copy, Serialize)]
+#[non_exhaustive]
+pub struct Connections {
+    /// Connections that sent an `/mcp` request and are still open.
+    pub open: usize,
+    /// `http.max_connections`.
+    pub max: usize,
 }
 
 impl HealthReport {
@@ -115,6 +147,7 @@ impl HealthReport {
             uptime_s: crate::telemetry::now_ms() / 1000,
             sessions,
             memory_rss_bytes: rss_bytes().unwrap_or(0),
+            connections: None,
             checks,
         }
     }

@@ -58,6 +58,11 @@ pub mod reason {
     /// Running tasks fill the task store (`limits.max_tasks`,
     /// `limits.task_store_bytes`).
     pub const TASK_STORE: &str = "task_store";
+    /// `http.max_connections` MCP connections were open (503, connection closed).
+    pub const CONNECTION_CAP: &str = "connection_cap";
+    /// `limits.max_listen_streams` (in all) or `limits.max_listen_streams_per_ip`
+    /// listen streams were open (503).
+    pub const LISTEN_CAP: &str = "listen_cap";
 }
 
 /// Every metric emcee exports.
@@ -74,6 +79,8 @@ pub struct Metrics {
     pub active_sessions: IntGauge,
     /// `mcp_active_connections` (HTTP connections, or the stdio connection).
     pub active_connections: IntGauge,
+    /// `mcp_max_connections`: `http.max_connections` when serving HTTP (0 otherwise).
+    pub max_connections: IntGauge,
     /// `mcp_requests_total{method,outcome}`.
     pub requests: IntCounterVec,
     /// `mcp_request_duration_seconds{method}`.
@@ -147,6 +154,10 @@ impl Metrics {
             ),
             active_sessions: gauge("mcp_active_sessions", "Live sessions."),
             active_connections: gauge("mcp_active_connections", "Open client connections."),
+            max_connections: gauge(
+                "mcp_max_connections",
+                "MCP connections the HTTP listener serves at most (http.max_connections).",
+            ),
             requests: counter_vec(
                 "mcp_requests_total",
                 "JSON-RPC requests answered, by method and outcome.",

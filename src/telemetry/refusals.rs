@@ -13,8 +13,8 @@
 //!
 //! Level: `warn` for the reasons that usually mean a misconfiguration (a Host or
 //! Origin outside `http.allowed_hosts`, one address over
-//! `http.max_connections_per_ip`, the session cap, a listen client too slow), `info`
-//! for the rest.
+//! `http.max_connections_per_ip`, the MCP connection, session and listen-stream caps,
+//! a listen client too slow), `info` for the rest.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -78,7 +78,12 @@ pub struct Refusals {
 fn is_warning(reason: &str) -> bool {
     matches!(
         reason,
-        reason::FORBIDDEN | reason::CONNECTION_LIMIT | reason::SESSION_CAP | reason::LISTENER_SLOW
+        reason::FORBIDDEN
+            | reason::CONNECTION_LIMIT
+            | reason::CONNECTION_CAP
+            | reason::SESSION_CAP
+            | reason::LISTEN_CAP
+            | reason::LISTENER_SLOW
     )
 }
 

@@ -92,12 +92,14 @@ pub fn routes_at(state: AppState, path: Arc<str>) -> impl FnOnce(&mut web::Servi
 
 /// What every accepted connection gets, for an actix-web `HttpServer::on_connect`:
 /// `TCP_NODELAY` (DESIGN §8: without it, multi-write SSE answers stall on delayed
-/// ACKs), a place in the per-address count (`http.max_connections_per_ip`: past it
-/// the connection's `/mcp` requests get 429 and it is closed) and in the
-/// `mcp_active_connections` gauge.
+/// ACKs), a place in the per-address count (`http.max_connections_per_ip`, IPv6 by
+/// /64: past it the connection's `/mcp` requests get 429 and it is closed), in the
+/// `mcp_active_connections` gauge, and a place among the MCP connections
+/// (`http.max_connections`) its first `/mcp` request takes.
 fn connection_hook(
     service: &Service,
     per_ip_limit: usize,
+    mcp: Arc<admin::McpConnections>,
 ) -> impl Fn(&dyn std::any::Any, &mut actix_web::dev::Extensions) + Send + Sync + 'static {
     let connections = service.metrics.active_connections.clone();
     let per_address = Arc::new(admin::PerAddress::default());
@@ -114,6 +116,8 @@ fn connection_hook(
         }
         // Lives as long as the connection: the gauge follows open connections.
         ext.insert(admin::ConnectionGuard::new(connections.clone()));
+        // Counted among the MCP connections from its first `/mcp` request.
+        ext.insert(admin::McpSlot::new(mcp.clone()));
     }
 }
 
@@ -275,6 +279,30 @@ async fn guard_host_and_origin(
         );
         resp.extensions_mut()
             .insert(RefusalReason(reason::CONNECTION_LIMIT));
+        return Ok(req.into_response(resp));
+    }
+    // `http.max_connections` MCP connections open: refuse this one's first `/mcp`
+    // request and close it, so that the connections kept beyond the cap
+    // (`http.ops_connections`) serve the operations routes.
+    if req
+        .conn_data::<admin::McpSlot>()
+        .is_some_and(|slot| !slot.take())
+    {
+        let error = RpcError::new(
+            crate::protocol::code::SERVER_BUSY,
+            "the server holds all the MCP connections it serves (http.max_connections); \
+             retry later",
+        );
+        let mut resp = HttpResponse::ServiceUnavailable();
+        resp.force_close()
+            .insert_header((header::RETRY_AFTER, RETRY_AFTER_SECS.to_string()));
+        let mut resp = with_detail(
+            resp.content_type("application/json")
+                .body(encode_error(None, &error)),
+            &error,
+        );
+        resp.extensions_mut()
+            .insert(RefusalReason(reason::CONNECTION_CAP));
         return Ok(req.into_response(resp));
     }
     let refused = req
@@ -637,9 +665,26 @@ async fn post_mcp(
         resp
     };
 
+    if !accept.sse && !has_init {
+        // JSON only: within the window, a plain body; later, one led by whitespace
+        // probes, so that a client that closes gives its connection back at once
+        // (the call runs on: the session era does not cancel on a close).
+        return tokio::select! {
+            f = modern::response_of(&mut frames) => match f {
+                Some(f) if f.unavailable => unavailable_frame(f.json),
+                Some(f) => HttpResponse::Ok()
+                    .content_type("application/json")
+                    .body(f.json),
+                None => HttpResponse::Accepted().finish(),
+            },
+            _ = tokio::time::sleep(JSON_WINDOW) => HttpResponse::Ok()
+                .content_type("application/json")
+                .streaming(modern::json_stream(frames, state.service.limits.stream_probe)),
+        };
+    }
     if !accept.sse || has_init {
-        // JSON only: wait for the response, dropping related notifications (the client
-        // cannot receive them on this request).
+        // `initialize` (answered at once): wait for the response, dropping related
+        // notifications (the client cannot receive them on this request).
         while let Some(f) = frames.recv().await {
             if f.kind == FrameKind::Response {
                 if f.unavailable {
@@ -899,11 +944,27 @@ pub(crate) struct Started {
     admin: Option<actix_web::dev::ServerHandle>,
 }
 
+/// Connections one worker accepts at most: its share of `http.max_connections` and
+/// `http.ops_connections` (on those beyond the first, the operations routes answer
+/// and MCP requests get 503 at once instead of waiting in the accept queue).
+fn accept_limit(http: &HttpConfig) -> usize {
+    http.max_connections
+        .saturating_add(http.ops_connections)
+        .div_ceil(http.workers.max(1))
+}
+
 /// Bind (or take the options' listener), start the workers and the replay log's
 /// trim, and report ready. Must run inside an actix
 /// `System`.
 pub(crate) fn start(config: &HttpOptions, service: Arc<Service>) -> std::io::Result<Started> {
-    let state = AppState::new(service.clone(), config.http.clone());
+    let mut state = AppState::new(service.clone(), config.http.clone());
+    state.connections = Arc::new(admin::McpConnections::new(Some(
+        config.http.max_connections,
+    )));
+    service
+        .metrics
+        .max_connections
+        .set(i64::try_from(config.http.max_connections).unwrap_or(i64::MAX));
     let log = state.log.clone();
     // Before binding: a misconfiguration is reported even when the bind fails.
     for warning in config.http.host_warnings(config.bind) {
@@ -924,10 +985,13 @@ pub(crate) fn start(config: &HttpOptions, service: Arc<Service>) -> std::io::Res
     .workers(config.http.workers)
     // Past it a worker stops accepting until a connection closes (clients wait in
     // the kernel's accept queue): what connections hold is bounded by their number.
-    .max_connections(config.http.max_connections.div_ceil(config.http.workers))
+    // MCP requests are refused past `max_connections` (`guard_host_and_origin`), so
+    // `ops_connections` more are left for the operations routes.
+    .max_connections(accept_limit(&config.http))
     .on_connect(connection_hook(
         &service,
         config.http.max_connections_per_ip,
+        state.connections.clone(),
     ))
     .disable_signals()
     // The drain already gave calls their grace: what is left is streams and writes.
@@ -1112,7 +1176,11 @@ impl MountedRoutes {
     pub(crate) fn on_connect(
         &self,
     ) -> impl Fn(&dyn std::any::Any, &mut actix_web::dev::Extensions) + Send + Sync + 'static {
-        connection_hook(&self.state.service, self.per_ip_limit)
+        connection_hook(
+            &self.state.service,
+            self.per_ip_limit,
+            self.state.connections.clone(),
+        )
     }
 
     /// A function that makes these routes not ready (`/health/ready` 503).

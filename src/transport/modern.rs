@@ -41,7 +41,7 @@ use tokio::sync::mpsc;
 
 use crate::protocol::era;
 use crate::protocol::headers::{check_params, decode_value};
-use crate::protocol::jsonrpc::encode_error_omitting_unknown_id;
+use crate::protocol::jsonrpc::{encode_error_omitting_unknown_id, encode_result};
 use crate::protocol::request::ClientRequest;
 use crate::protocol::{code, Message, Payload, ProtocolVersion, Request, RpcError};
 use crate::runtime::root::{OpenSession, RootError, SessionEntry};
@@ -54,7 +54,7 @@ use crate::transport::exchange::{
     busy, event_stream, unavailable, unavailable_frame, with_detail, Accept, Refusal,
     RefusalReason, StreamGuard, JSON_WINDOW, SESSION_HEADER, VERSION_HEADER,
 };
-use crate::transport::state::{AppState, WorkerSession};
+use crate::transport::state::{AppState, ListenStreams, WorkerSession};
 
 /// The `Mcp-Method` header.
 pub const METHOD_HEADER: &str = "mcp-method";
@@ -242,7 +242,7 @@ pub async fn post(
         Err(e) => return error_response(Some(&request.id), &e),
     };
     if matches!(request.call, ClientRequest::Listen(_)) {
-        return listen(state, request).await;
+        return listen(state, request, req.peer_addr().map(|a| a.ip())).await;
     }
     let Some(session) = req
         .app_data::<actix_web::web::Data<WorkerSession>>()
@@ -276,7 +276,7 @@ fn json_response(f: Frame) -> HttpResponse {
 /// The request's response frame; `None` when every sender is gone without one
 /// (the call was cancelled). Notifications are dropped: a JSON answer cannot carry
 /// them.
-async fn response_of(frames: &mut FrameReceiver) -> Option<Frame> {
+pub(crate) async fn response_of(frames: &mut FrameReceiver) -> Option<Frame> {
     while let Some(f) = frames.recv().await {
         if f.kind == FrameKind::Response {
             return Some(f);
@@ -333,7 +333,7 @@ fn sse_event(json: &str) -> Bytes {
 /// it notice, and dropping the body then drops `frames`, which cancels the call
 /// (as closing an SSE stream does). Its status is 200 whatever the response says:
 /// the head is sent before it is known.
-fn json_stream(
+pub(crate) fn json_stream(
     frames: FrameReceiver,
     probe: std::time::Duration,
 ) -> impl futures::Stream<Item = Result<Bytes, Infallible>> {
@@ -387,9 +387,30 @@ fn request_stream(
     head.chain(events)
 }
 
-/// `subscriptions/listen`: a listener session under Root, and its stream.
-async fn listen(state: &AppState, request: Box<Request>) -> HttpResponse {
+/// `subscriptions/listen`: a listener session under Root, and its stream; within
+/// `limits.max_listen_streams` (and the client address's
+/// `limits.max_listen_streams_per_ip`), ended with its final result after
+/// `limits.listen_max_ms`.
+async fn listen(
+    state: &AppState,
+    request: Box<Request>,
+    client: Option<std::net::IpAddr>,
+) -> HttpResponse {
     let id = request.id.clone();
+    let limits = &state.service.limits;
+    let place = match ListenStreams::take(
+        &state.listens,
+        client,
+        limits.max_listen_streams,
+        limits.max_listen_streams_per_ip,
+    ) {
+        Ok(place) => place,
+        Err(limit) => {
+            return Refusal::busy(format!("too many open listen streams ({limit})"))
+                .because(reason::LISTEN_CAP)
+                .into();
+        }
+    };
     let opened = state
         .root
         .send(OpenSession {
@@ -420,12 +441,21 @@ async fn listen(state: &AppState, request: Box<Request>) -> HttpResponse {
     let queue = state.service.limits.listen_queue;
     let (tx, rx) = mpsc::channel::<Bytes>(queue);
     let probe = state.service.limits.stream_probe;
+    let lifetime = tokio::time::sleep(state.service.limits.listen_max);
     let service = state.service.clone();
     actix_rt::spawn(async move {
         let mut tick = tokio::time::interval(probe);
         tick.reset();
+        tokio::pin!(lifetime);
         loop {
             let bytes = tokio::select! {
+                () = &mut lifetime => {
+                    // Lived its time: end it as a shutdown would, with its final
+                    // result; the client opens a new one.
+                    let result = service.envelope().listen_closed(&id);
+                    let _ = tx.try_send(sse_event(&encode_result(&id, &result)));
+                    break;
+                }
                 f = frames.recv() => match f {
                     Some(f) => {
                         let end = f.kind == FrameKind::Response;
@@ -451,10 +481,11 @@ async fn listen(state: &AppState, request: Box<Request>) -> HttpResponse {
         // Dropping `frames` ends the listener session (it watches its sink).
     });
     let guard = StreamGuard::new(entry);
-    let body = futures::stream::unfold((rx, guard), |(mut rx, guard)| async move {
+    // The stream holds its place while the connection takes it.
+    let body = futures::stream::unfold((rx, guard, place), |(mut rx, guard, place)| async move {
         rx.recv()
             .await
-            .map(|b| (Ok::<Bytes, Infallible>(b), (rx, guard)))
+            .map(|b| (Ok::<Bytes, Infallible>(b), (rx, guard, place)))
     });
     let head = futures::stream::iter([Ok(Bytes::from_static(b": listening\n\n"))]);
     event_stream(head.chain(body))

@@ -29,6 +29,63 @@ pub struct AppState {
     pub(crate) bodies: Arc<tokio::sync::Semaphore>,
     /// The session era's SSE streams, per session.
     pub(crate) streams: Arc<crate::transport::sse::SessionStreams>,
+    /// Open MCP connections (`http.max_connections`).
+    pub(crate) connections: Arc<crate::transport::admin::McpConnections>,
+    /// Open `subscriptions/listen` streams, in all and per client address.
+    pub(crate) listens: Arc<ListenStreams>,
+}
+
+/// Open listen streams: `limits.max_listen_streams` in all,
+/// `limits.max_listen_streams_per_ip` per client address.
+#[derive(Debug, Default)]
+pub struct ListenStreams {
+    open: std::sync::atomic::AtomicUsize,
+    per_address: Arc<crate::transport::admin::PerAddress>,
+}
+
+/// One open listen stream's place, given back when dropped.
+#[derive(Debug)]
+pub struct ListenPlace {
+    table: Arc<ListenStreams>,
+    _address: Option<crate::transport::admin::AddressGuard>,
+}
+
+impl ListenStreams {
+    /// A place for one more stream from `client`, within `total` in all and
+    /// `per_ip` per address; `Err` names the limit that is reached.
+    pub fn take(
+        table: &Arc<ListenStreams>,
+        client: Option<std::net::IpAddr>,
+        total: usize,
+        per_ip: usize,
+    ) -> Result<ListenPlace, &'static str> {
+        use std::sync::atomic::Ordering;
+        let address = match client {
+            Some(ip) => Some(
+                crate::transport::admin::PerAddress::try_take(&table.per_address, ip, per_ip)
+                    .ok_or("limits.max_listen_streams_per_ip")?,
+            ),
+            None => None,
+        };
+        table
+            .open
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < total).then_some(n + 1)
+            })
+            .map_err(|_| "limits.max_listen_streams")?;
+        Ok(ListenPlace {
+            table: table.clone(),
+            _address: address,
+        })
+    }
+}
+
+impl Drop for ListenPlace {
+    fn drop(&mut self) {
+        self.table
+            .open
+            .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
 }
 
 impl AppState {
@@ -50,6 +107,8 @@ impl AppState {
             http: Arc::new(http),
             ready: Arc::new(AtomicBool::new(false)),
             log,
+            connections: Arc::new(crate::transport::admin::McpConnections::new(None)),
+            listens: Arc::default(),
         }
     }
 
@@ -72,3 +131,31 @@ impl AppState {
 /// worker reads, on its thread (no cross-thread hop per request).
 #[derive(Clone)]
 pub struct WorkerSession(pub(crate) Addr<Session>);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Listen streams stop at the total and at the per-address share, whichever
+    /// comes first, and give their places back when dropped.
+    #[test]
+    fn listen_places_stop_at_the_total_and_the_share() {
+        let table = Arc::new(ListenStreams::default());
+        let a: std::net::IpAddr = "127.0.0.1".parse().unwrap();
+        let b: std::net::IpAddr = "127.0.0.2".parse().unwrap();
+        let a1 = ListenStreams::take(&table, Some(a), 3, 2).unwrap();
+        let _a2 = ListenStreams::take(&table, Some(a), 3, 2).unwrap();
+        assert_eq!(
+            ListenStreams::take(&table, Some(a), 3, 2).unwrap_err(),
+            "limits.max_listen_streams_per_ip"
+        );
+        let _b1 = ListenStreams::take(&table, Some(b), 3, 2).unwrap();
+        assert_eq!(
+            ListenStreams::take(&table, Some(b), 3, 2).unwrap_err(),
+            "limits.max_listen_streams"
+        );
+        drop(a1);
+        assert!(ListenStreams::take(&table, Some(b), 3, 2).is_ok());
+        assert!(ListenStreams::take(&table, None, 3, 2).is_ok());
+    }
+}

@@ -271,6 +271,7 @@ fn limits_out_of_range_exit_2_naming_the_key_and_the_range() {
     // Thread counts and durations outside `[limits]` too.
     for (text, needle) in [
         ("[http]\nworkers = 1000000\n", "http.workers"),
+        ("[http]\nops_connections = 4097\n", "http.ops_connections"),
         (
             "[storage]\nretry_ms = 9223372036854775807\n",
             "storage.retry_ms",
@@ -283,6 +284,12 @@ fn limits_out_of_range_exit_2_naming_the_key_and_the_range() {
         one_line_error(&stderr, needle);
         one_line_error(&stderr, "out of range");
     }
+    // The top of a range is accepted.
+    let path = write_config(dir.path(), "[http]\nops_connections = 4096\n");
+    let (status, stdout, stderr) = run(&["config", "--config", path.to_str().unwrap()], &[]);
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    let v: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(v["http"]["ops_connections"], 4096, "{stdout}");
 }
 
 /// Issue 18 item 14: a `[limits]` error names the file, the line and the key, as

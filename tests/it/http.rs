@@ -937,12 +937,16 @@ fn bodies_being_read_share_max_body_bytes_total() {
     assert_eq!(r.status, 200, "{r:?}");
 }
 
-/// Past `http.max_connections` a new connection is not served until one closes.
+/// Past `http.max_connections` + `http.ops_connections` a new connection is not
+/// served until one closes.
 #[test]
 fn connections_past_max_connections_wait_for_one_to_close() {
     use std::io::{Read, Write};
-    let s = Server::with_config("[http]\nworkers = 1\nmax_connections = 2\n", &[]);
-    let held: Vec<std::net::TcpStream> = (0..2)
+    let s = Server::with_config(
+        "[http]\nworkers = 1\nmax_connections = 2\nops_connections = 1\n",
+        &[],
+    );
+    let held: Vec<std::net::TcpStream> = (0..3)
         .map(|_| std::net::TcpStream::connect(&s.addr).expect("connect"))
         .collect();
     std::thread::sleep(Duration::from_millis(200));

@@ -5,6 +5,7 @@ mod builtin_tools;
 mod cli;
 mod command_tools;
 mod conformance;
+mod connections;
 mod crash;
 mod deploy;
 mod examples;

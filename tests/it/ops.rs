@@ -142,9 +142,16 @@ fn health_lists_every_check_and_fails_with_a_dependency() {
         "{body}"
     );
     assert_eq!(body["sessions"], 0, "{body}");
-    let all: BTreeSet<String> = ["fixture_dependency", "root", "storage"]
+    let all: BTreeSet<String> = ["connections", "fixture_dependency", "root", "storage"]
         .map(String::from)
         .into();
+    // The numbers behind the connections check: `/health` takes no MCP
+    // connection's place, and none is open yet.
+    assert_eq!(body["connections"]["open"], 0, "{body}");
+    assert!(
+        body["connections"]["max"].as_u64().is_some_and(|m| m > 0),
+        "{body}"
+    );
     assert_eq!(check_names(&body), all, "{body}");
     for name in &all {
         assert_check_ok(&body, name);

@@ -196,6 +196,8 @@ pub struct FileHttp {
     pub max_connections_per_ip: Option<usize>,
     /// [`HttpConfig::max_connections`].
     pub max_connections: Option<usize>,
+    /// [`HttpConfig::ops_connections`].
+    pub ops_connections: Option<usize>,
 }
 
 /// `[storage]` table.
@@ -530,6 +532,13 @@ impl Config {
         if let Some(n) = fh.max_connections {
             config.http.max_connections = positive("http.max_connections", n)?;
         }
+        if let Some(n) = fh.ops_connections {
+            config.http.ops_connections = at_most(
+                "http.ops_connections",
+                positive("http.ops_connections", n)?,
+                MAX_OPS_CONNECTIONS,
+            )?;
+        }
         if let Some(n) = file.storage.cache_capacity_bytes {
             config.storage.cache_capacity_bytes = positive("storage.cache_capacity_bytes", n)?;
         }
@@ -595,6 +604,10 @@ impl Config {
 /// Most HTTP worker threads (`http.workers`): one per CPU is the default; far more
 /// only costs memory, and an absurd count fails to spawn.
 const MAX_WORKERS: usize = 1024;
+
+/// Most connections kept for the operations routes (`http.ops_connections`): a few
+/// probes and scrapers need a few.
+const MAX_OPS_CONNECTIONS: usize = 4096;
 
 /// `n` if it is at most `max`, else an error naming `name` and the range.
 fn at_most(name: &'static str, n: usize, max: usize) -> Result<usize, ConfigError> {

@@ -112,7 +112,13 @@ pub fn schema_of<T: JsonSchema>() -> Value {
 /// field keeps `null` in its type, since `T` may serialize `None` as `null` (and
 /// clients validate `structuredContent` against this schema).
 pub fn output_schema_of<T: JsonSchema>() -> Value {
-    let mut value = schemars::schema_for!(T).to_value();
+    let mut value = schemars::generate::SchemaSettings::draft2020_12()
+        .with_transform(schemars::transform::RecursiveTransform(
+            crate::protocol::standard_formats_only,
+        ))
+        .into_generator()
+        .into_root_schema_for::<T>()
+        .to_value();
     if let Some(obj) = value.as_object_mut() {
         obj.remove("$schema");
         obj.remove("title");
@@ -196,6 +202,9 @@ impl Tool {
             }
         });
         tool.def.output_schema = R::output_schema();
+        // The constraints were compiled with schemars' formats (they tell a `u32`'s
+        // own bounds from declared ones); clients are shown JSON Schema's only.
+        crate::protocol::without_custom_formats(&mut tool.def.input_schema);
         tool
     }
 

@@ -622,7 +622,8 @@ pub struct MrtrConfig {
     /// A file whose bytes are the HMAC secret (its SHA-256 is the key). Instances
     /// that share it accept each other's `requestState`. Default: none, a random key
     /// per process (a retry reaching another instance or a restarted process is
-    /// refused with -32602; logged once at start).
+    /// refused with -32602; a warning at start where that can happen: an HTTP
+    /// server with an `instance_id` or a non-loopback bind, never stdio).
     pub key_file: Option<PathBuf>,
     /// A `requestState` is refused this long after it was issued. Default 10 min.
     #[serde(rename = "state_ttl_ms", serialize_with = "ser_ms")]

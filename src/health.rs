@@ -100,7 +100,7 @@ pub async fn timed(check: impl Future<Output = Result<(), String>>) -> CheckResu
     };
     CheckResult {
         status: if outcome.is_ok() { "ok" } else { "fail" },
-        duration_ms: started.elapsed().as_secs_f64() * 1000.0,
+        duration_ms: crate::telemetry::millis(started.elapsed()),
         error: outcome.err(),
     }
 }

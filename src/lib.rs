@@ -47,6 +47,19 @@
 //!     emcee::block_on(server.serve(Transport::Stdio, emcee::shutdown_signal()))
 //! }
 //! ```
+//!
+//! A crate that derives `Deserialize`/`Serialize` and `JsonSchema` this way depends on
+//! `serde` (with its `derive` feature) and `schemars` 1.x itself: [`prelude`]
+//! re-exports the traits and their derive macros, but the code those macros expand to
+//! names the `serde` and `schemars` crates, which must be the crate's own
+//! dependencies:
+//!
+//! ```toml
+//! [dependencies]
+//! emcee = { version = "0.1", default-features = false }
+//! serde = { version = "1", features = ["derive"] }
+//! schemars = "1"
+//! ```
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]

@@ -49,6 +49,8 @@ pub struct Mrtr {
     key: [u8; 32],
     ttl: Duration,
     max_state_bytes: usize,
+    /// The key is a secret the instances share (not one of this process's own).
+    shared: bool,
 }
 
 impl std::fmt::Debug for Mrtr {
@@ -69,24 +71,25 @@ impl Mrtr {
             key: Sha256::digest(secret).into(),
             ttl,
             max_state_bytes,
+            shared: true,
         }
     }
 
-    /// The sealer `config` describes, and whether its key is shared: the key file's
-    /// secret, or a random key of this process when there is no file (the caller
-    /// warns that states then do not outlive it).
+    /// False for a random key of this process ([`Mrtr::random`]): its states are
+    /// refused by another instance and after a restart.
+    pub fn is_shared(&self) -> bool {
+        self.shared
+    }
+
+    /// The sealer `config` describes: the key file's secret, or a random key of this
+    /// process when there is no file ([`Mrtr::is_shared`] false: the server warns,
+    /// where several instances may serve one client, that states do not outlive it).
     pub fn from_config(
         config: &crate::config::MrtrConfig,
-    ) -> Result<(Mrtr, bool), crate::config::ConfigError> {
+    ) -> Result<Mrtr, crate::config::ConfigError> {
         Ok(match config.secret()? {
-            Some(secret) => (
-                Mrtr::new(&secret, config.state_ttl, config.max_state_bytes),
-                true,
-            ),
-            None => (
-                Mrtr::random(config.state_ttl, config.max_state_bytes),
-                false,
-            ),
+            Some(secret) => Mrtr::new(&secret, config.state_ttl, config.max_state_bytes),
+            None => Mrtr::random(config.state_ttl, config.max_state_bytes),
         })
     }
 
@@ -99,7 +102,10 @@ impl Mrtr {
             let seed = format!("{:?}{}", std::time::SystemTime::now(), std::process::id());
             secret = Sha256::digest(seed.as_bytes()).into();
         }
-        Mrtr::new(&secret, ttl, max_state_bytes)
+        Mrtr {
+            shared: false,
+            ..Mrtr::new(&secret, ttl, max_state_bytes)
+        }
     }
 
     fn mac(&self, payload: &[u8]) -> Hmac<Sha256> {

@@ -17,5 +17,7 @@ pub use crate::tools::TaskSupport;
 pub use crate::tools::{DuplicateName, Json, Tool, ToolError, ToolOutcome};
 pub use crate::{block_on, shutdown_signal, Error};
 
+// The derive macros expand to paths in `serde` and `schemars`: a crate deriving them
+// depends on both itself (see the crate docs).
 pub use schemars::JsonSchema;
 pub use serde::{Deserialize, Serialize};

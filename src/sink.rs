@@ -37,6 +37,9 @@ pub struct Frame {
     /// For an error response, its JSON-RPC code (set by whoever encoded it: a
     /// transport never reads it back from `json`).
     pub error: Option<i32>,
+    /// For an error response, its message (the refusal log's `error`, without
+    /// reading `json` back).
+    pub error_message: Option<String>,
     /// An error response given because the server cannot serve now (draining):
     /// HTTP answers 503 + `Retry-After` (`protocol::Encoded::unavailable`).
     pub unavailable: bool,
@@ -117,6 +120,7 @@ impl Sink {
             kind,
             json,
             error: None,
+            error_message: None,
             unavailable: false,
         })
     }
@@ -141,6 +145,7 @@ impl Sink {
             kind: FrameKind::Response,
             json: response.json,
             error: response.error,
+            error_message: response.error_message,
             unavailable: response.unavailable,
         })
     }

@@ -212,6 +212,9 @@ fn cached_schema<T: JsonSchema + 'static>() -> Result<Arc<Value>, RpcError> {
 fn generate<T: JsonSchema>() -> Value {
     schemars::generate::SchemaSettings::draft2020_12()
         .with(|s| s.inline_subschemas = true)
+        .with_transform(schemars::transform::RecursiveTransform(
+            crate::protocol::standard_formats_only,
+        ))
         .into_generator()
         .into_root_schema_for::<T>()
         .to_value()

@@ -219,10 +219,10 @@ pub fn encode_reply(id: &RequestId, reply: &Reply, envelope: Option<&Envelope>) 
         (Ok(answer), Some(envelope)) => Encoded::result(envelope.encode_result(id, answer.json())),
         (Err(e), Some(envelope)) => {
             let e = envelope.error(e.clone());
-            Encoded::error(encode_error(Some(id), &e), e.code)
+            Encoded::error(encode_error(Some(id), &e), &e)
         }
         (Ok(answer), None) => Encoded::result(encode_result(id, answer.json())),
-        (Err(e), None) => Encoded::error(encode_error(Some(id), e), e.code),
+        (Err(e), None) => Encoded::error(encode_error(Some(id), e), e),
     }
 }
 

@@ -79,6 +79,9 @@ pub struct Encoded {
     pub json: String,
     /// The error's code, for an error response.
     pub error: Option<i32>,
+    /// The error's message, for an error response: what a refusal's log line says
+    /// the client was told.
+    pub error_message: Option<String>,
     /// An error the server gives because it cannot serve now (it is draining): an
     /// HTTP transport answers it with 503 + `Retry-After`, so that a proxy may
     /// retry the request elsewhere. The refusal is already counted and logged.
@@ -91,15 +94,17 @@ impl Encoded {
         Encoded {
             json,
             error: None,
+            error_message: None,
             unavailable: false,
         }
     }
 
-    /// An error response with `code`.
-    pub fn error(json: String, code: i32) -> Encoded {
+    /// The response `json` encodes `error` (its code and message are kept beside it).
+    pub fn error(json: String, error: &RpcError) -> Encoded {
         Encoded {
             json,
-            error: Some(code),
+            error: Some(error.code),
+            error_message: Some(error.message.clone()),
             unavailable: false,
         }
     }
@@ -109,6 +114,55 @@ impl Encoded {
     pub fn as_unavailable(mut self) -> Encoded {
         self.unavailable = true;
         self
+    }
+}
+
+/// The `format`s JSON Schema (2020-12) defines. schemars adds its own for Rust
+/// types (`uint32`, `int64`, `double`, `float`, `uint`, `ip`...), which clients such
+/// as the MCP Inspector warn about on every call; the bounds schemars derives from
+/// the type (`minimum: 0`, a `u8`'s `maximum`) say what matters of them.
+const STANDARD_FORMATS: &[&str] = &[
+    "date-time",
+    "date",
+    "time",
+    "duration",
+    "email",
+    "idn-email",
+    "hostname",
+    "idn-hostname",
+    "ipv4",
+    "ipv6",
+    "uri",
+    "uri-reference",
+    "iri",
+    "iri-reference",
+    "uuid",
+    "uri-template",
+    "json-pointer",
+    "relative-json-pointer",
+    "regex",
+];
+
+/// `schema` without the `format`s JSON Schema does not define, at any depth (see
+/// [`standard_formats_only`]); a value that is not a schema is left as it is.
+pub(crate) fn without_custom_formats(schema: &mut serde_json::Value) {
+    use schemars::transform::{RecursiveTransform, Transform};
+    // Once per tool, at registration: the copy costs nothing per call.
+    if let Ok(mut parsed) = schemars::Schema::try_from(schema.clone()) {
+        RecursiveTransform(standard_formats_only).transform(&mut parsed);
+        *schema = parsed.to_value();
+    }
+}
+
+/// Drop a non-standard `format` from one (sub)schema (a schemars transform, applied
+/// to every subschema with `RecursiveTransform`).
+pub(crate) fn standard_formats_only(schema: &mut schemars::Schema) {
+    let standard = schema
+        .get("format")
+        .and_then(serde_json::Value::as_str)
+        .is_none_or(|f| STANDARD_FORMATS.contains(&f));
+    if !standard {
+        schema.remove("format");
     }
 }
 

@@ -382,7 +382,7 @@ impl Call {
 /// [`LOG_ERROR_MAX`]: crate::telemetry::LOG_ERROR_MAX
 pub(crate) fn log_finished(log: &Logger, outcome: &str, started: Instant, error: Option<&str>) {
     use crate::telemetry::{clip_to, Maybe, LOG_ERROR_MAX};
-    let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let duration_ms = crate::telemetry::millis(started.elapsed());
     let error = Maybe(
         "error",
         error.map(|e| clip_to(e, LOG_ERROR_MAX).into_owned()),

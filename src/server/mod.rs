@@ -401,12 +401,7 @@ impl Server {
             );
         }
         service.storage_retry = retry.map(|s| s.retry);
-        let (sealer, shared) = crate::mrtr::Mrtr::from_config(&def.mrtr)?;
-        if !shared {
-            slog::warn!(service.log, "2026-07-28 requestState is sealed with a random key of this process: a retry that reaches another instance or a restart is refused; set mrtr.key_file to a file of 32+ random bytes shared by the instances";
-                "key" => "mrtr.key_file", "env" => "EMCEE_MRTR_KEY_FILE");
-        }
-        service.mrtr = Arc::new(sealer);
+        service.mrtr = Arc::new(crate::mrtr::Mrtr::from_config(&def.mrtr)?);
         Ok(Arc::new(service))
     }
 
@@ -477,7 +472,15 @@ impl Server {
             Transport::Http(h) => h.instance_id.clone(),
             Transport::Stdio => None,
         };
+        // Clients may be spread over several instances: an instance id (a proxy's
+        // affinity) or a non-loopback bind (reached from elsewhere, maybe behind a
+        // load balancer).
+        let shared_clients = match &transport {
+            Transport::Http(h) => h.instance_id.is_some() || !h.bind.ip().is_loopback(),
+            Transport::Stdio => false,
+        };
         let mut live = self.go_live(stdio, instance).await?;
+        warn_unshared_mrtr_key(&live.service, shared_clients);
         let stop = CancellationToken::new();
         let service = live.service.clone();
         let log = service.log.clone();
@@ -576,6 +579,7 @@ impl Server {
     /// ```
     pub async fn mount(self, options: MountOptions) -> Result<Mounted, Error> {
         let mut live = self.go_live(false, options.instance_id.clone()).await?;
+        warn_unshared_mrtr_key(&live.service, options.instance_id.is_some());
         let routes = crate::transport::http::mount(&options, live.service.clone());
         // Storage that only a new process can reopen: not ready from then on, and
         // `shutdown` says so; the application decides when to restart.
@@ -602,6 +606,19 @@ impl Server {
             restarting,
             watch_restart,
         })
+    }
+}
+
+/// The start-up warning that 2026-07-28 `requestState`s are sealed with a key of
+/// this process, given only where it matters: `shared_clients`, an HTTP server whose
+/// clients may reach several instances (an `instance_id`, or a non-loopback bind).
+/// Never for stdio (one client, one process) nor for a loopback server: there a
+/// state lost to a restart only makes the client ask again, and a warning on every
+/// spawn or test would be noise.
+fn warn_unshared_mrtr_key(service: &crate::runtime::service::Service, shared_clients: bool) {
+    if shared_clients && !service.mrtr.is_shared() {
+        slog::warn!(service.log, "2026-07-28 requestState is sealed with a random key of this process: a retry that reaches another instance or a restart is refused; set mrtr.key_file to a file of 32+ random bytes shared by the instances";
+            "key" => "mrtr.key_file", "env" => "EMCEE_MRTR_KEY_FILE");
     }
 }
 

@@ -21,6 +21,12 @@ pub const LOG_TEXT_MAX: usize = 64;
 /// error message, a refusal's reason): errors often quote what the client sent.
 pub const LOG_ERROR_MAX: usize = 256;
 
+/// A duration in milliseconds rounded to the microsecond (`duration_ms` of log lines
+/// and of `/health` checks: 12.345, never 12.345000000000001).
+pub fn millis(d: std::time::Duration) -> f64 {
+    (d.as_secs_f64() * 1_000_000.0).round() / 1000.0
+}
+
 /// `text` cut to [`LOG_TEXT_MAX`] characters, marked with `…` when cut.
 pub fn clip(text: &str) -> std::borrow::Cow<'_, str> {
     clip_to(text, LOG_TEXT_MAX)
@@ -81,6 +87,18 @@ pub fn now_ms() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn millis_are_rounded_to_the_microsecond() {
+        use std::time::Duration;
+        assert_eq!(millis(Duration::from_nanos(12_345_678)), 12.346);
+        assert_eq!(millis(Duration::from_nanos(1_234_499)), 1.234);
+        assert_eq!(millis(Duration::from_secs(2)), 2000.0);
+        assert_eq!(
+            serde_json::to_string(&millis(Duration::from_nanos(1_000_100))).unwrap(),
+            "1.0"
+        );
+    }
 
     #[test]
     fn session_tags_are_short_stable_and_keep_the_instance() {

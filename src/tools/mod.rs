@@ -97,9 +97,11 @@ impl std::fmt::Debug for Tool {
 /// The JSON Schema of `T`, in the shape MCP wants for `inputSchema`: an object
 /// schema without the `$schema` and `title` noise, whose optional properties do not
 /// admit `null` (some model providers reject it; the handler still reads an explicit
-/// `null` as `None`).
+/// `null` as `None`). It keeps schemars' `format`s (`uint32`...), from which the
+/// constraint checks tell a type's own bounds from declared ones; [`Tool::new`]
+/// advertises it without them.
 pub fn schema_of<T: JsonSchema>() -> Value {
-    let mut value = output_schema_of::<T>();
+    let mut value = generated::<T>();
     if let Some(Value::Object(props)) = value.get_mut("properties") {
         for prop in props.values_mut() {
             without_null(prop);
@@ -110,8 +112,16 @@ pub fn schema_of<T: JsonSchema>() -> Value {
 
 /// The JSON Schema of `T` for `outputSchema`: like [`schema_of`], but an `Option`
 /// field keeps `null` in its type, since `T` may serialize `None` as `null` (and
-/// clients validate `structuredContent` against this schema).
+/// clients validate `structuredContent` against this schema), and with only the
+/// `format`s JSON Schema defines.
 pub fn output_schema_of<T: JsonSchema>() -> Value {
+    let mut value = generated::<T>();
+    crate::protocol::without_custom_formats(&mut value);
+    value
+}
+
+/// schemars' schema of `T` as an MCP object schema (no `$schema`, no `title`).
+fn generated<T: JsonSchema>() -> Value {
     let mut value = schemars::schema_for!(T).to_value();
     if let Some(obj) = value.as_object_mut() {
         obj.remove("$schema");
@@ -196,6 +206,9 @@ impl Tool {
             }
         });
         tool.def.output_schema = R::output_schema();
+        // The constraints were compiled with schemars' formats (they tell a `u32`'s
+        // own bounds from declared ones); clients are shown JSON Schema's only.
+        crate::protocol::without_custom_formats(&mut tool.def.input_schema);
         tool
     }
 

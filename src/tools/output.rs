@@ -96,6 +96,73 @@ mod tests {
         assert!(<CallToolResult as IntoToolResult>::output_schema().is_none());
     }
 
+    #[derive(Serialize, serde::Deserialize, JsonSchema)]
+    struct Numbers {
+        count: u32,
+        total: u64,
+        delta: i64,
+        ratio: f64,
+        small: Option<u8>,
+        items: Vec<u16>,
+        nested: Inner,
+        #[schemars(email)]
+        mail: String,
+        #[schemars(url)]
+        link: String,
+    }
+
+    #[derive(Serialize, serde::Deserialize, JsonSchema)]
+    struct Inner {
+        n: usize,
+        when: std::collections::BTreeMap<String, f32>,
+    }
+
+    fn input_schema_of_a_tool_taking<A>() -> Value
+    where
+        A: serde::de::DeserializeOwned + JsonSchema + 'static,
+    {
+        let tool = super::super::Tool::new("t", "d", |_ctx, _args: A| async {
+            Ok(CallToolResult::text("ok"))
+        });
+        tool.def().input_schema.clone()
+    }
+
+    /// Every `format` in `schema` (at any depth).
+    fn formats(schema: &Value, found: &mut Vec<String>) {
+        match schema {
+            Value::Object(map) => {
+                for (k, v) in map {
+                    match (k.as_str(), v) {
+                        ("format", Value::String(f)) => found.push(f.clone()),
+                        _ => formats(v, found),
+                    }
+                }
+            }
+            Value::Array(items) => items.iter().for_each(|v| formats(v, found)),
+            _ => {}
+        }
+    }
+
+    /// Issue 18 item 17: schemars' own formats (`uint32`, `double`, `int64`...) are
+    /// not JSON Schema's and make clients warn; the defined ones stay.
+    #[test]
+    fn schemas_carry_only_json_schema_formats() {
+        for (which, schema) in [
+            (
+                "output",
+                <Json<Numbers>>::output_schema().expect("a schema"),
+            ),
+            ("input", input_schema_of_a_tool_taking::<Numbers>()),
+        ] {
+            let mut found = Vec::new();
+            formats(&schema, &mut found);
+            found.sort();
+            assert_eq!(found, ["email", "uri"], "{which}: {schema:#}");
+            // The bounds schemars derives from the types stay.
+            assert_eq!(schema["properties"]["count"]["minimum"], 0, "{schema:#}");
+        }
+    }
+
     #[test]
     fn a_non_object_is_refused() {
         match Json(vec![1, 2]).into_tool_result() {

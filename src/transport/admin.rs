@@ -1,8 +1,14 @@
 //! Operations endpoints: `/health`, `/health/live`, `/health/ready`, `/metrics`, and
 //! systemd notifications (`READY=1`, `STOPPING=1`, watchdog pings).
 //!
-//! Served on the MCP listener, or on their own with `--admin-bind`. They are not
-//! behind the Host/Origin guard: orchestrators probe them by IP.
+//! Served on the MCP listener, or on their own with `--admin-bind`. `/health`,
+//! `/health/ready` and `/metrics` tell a reader tool names, counters and dependency
+//! errors, so a DNS-rebinding page must not read them: their `Host` and `Origin` are
+//! checked like `/mcp`'s, except that a `Host` that is an IP literal is accepted (a
+//! probe or scraper by address; see `http::check_ops_host_and_origin`), and a
+//! refusal is a 403, counted and logged like `/mcp`'s. `/health/live` says only
+//! that the process answers: any `Host` gets it, so a liveness probe never needs the
+//! allowlist.
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
@@ -11,13 +17,21 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use actix::prelude::*;
-use actix_web::dev::ServerHandle;
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{ServerHandle, ServiceRequest, ServiceResponse};
+use actix_web::http::StatusCode;
+use actix_web::middleware::{from_fn, Next};
 use actix_web::{web, App, HttpResponse, HttpServer};
 use prometheus::IntGauge;
 use slog::Logger;
 
 use crate::health::{self, HealthReport};
+use crate::protocol::RpcError;
 use crate::runtime::root::{Ping, Root};
+use crate::telemetry::metrics::reason;
+use crate::telemetry::Refused;
+use crate::transport::exchange::rpc_error;
+use crate::transport::http::check_ops_host_and_origin;
 use crate::transport::state::AppState;
 
 /// The client a per-address limit counts: an IPv4 address (an IPv4-mapped IPv6
@@ -194,11 +208,46 @@ impl Drop for ConnectionGuard {
 pub fn routes(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
     move |cfg| {
         cfg.app_data(web::Data::new(state))
-            .route("/health", web::get().to(health))
+            .service(
+                web::resource("/health")
+                    .wrap(from_fn(guard_host_and_origin))
+                    .route(web::get().to(health)),
+            )
             .route("/health/live", web::get().to(live))
-            .route("/health/ready", web::get().to(ready))
-            .route("/metrics", web::get().to(metrics));
+            .service(
+                web::resource("/health/ready")
+                    .wrap(from_fn(guard_host_and_origin))
+                    .route(web::get().to(ready)),
+            )
+            .service(
+                web::resource("/metrics")
+                    .wrap(from_fn(guard_host_and_origin))
+                    .route(web::get().to(metrics)),
+            );
     }
+}
+
+/// 403 for a request whose `Host` or `Origin` is not allowed
+/// (`http::check_ops_host_and_origin`), counted and logged as a `forbidden` refusal.
+async fn guard_host_and_origin(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
+        return Ok(next.call(req).await?.map_into_boxed_body());
+    };
+    let Err(why) = check_ops_host_and_origin(&state.http, req.headers()) else {
+        return Ok(next.call(req).await?.map_into_boxed_body());
+    };
+    let error = RpcError::new(-32000, format!("forbidden: {why}"));
+    state.service.refusals.refuse(Refused {
+        reason: reason::FORBIDDEN,
+        status: Some(StatusCode::FORBIDDEN.as_u16()),
+        client: req.peer_addr(),
+        method: Some(req.method().as_str()),
+        detail: &error.message,
+    });
+    Ok(req.into_response(rpc_error(StatusCode::FORBIDDEN, error)))
 }
 
 /// Serve the operations routes alone on `addr` (one worker); the server's handle and

@@ -194,8 +194,36 @@ fn single<'a>(
 
 /// Check `Host` and `Origin`; `Err` names what was refused.
 pub fn check_host_and_origin(http: &HttpConfig, headers: &HeaderMap) -> Result<(), String> {
+    check_hosts(http, headers, false)
+}
+
+/// [`check_host_and_origin`] for the operations routes (`/health`, `/metrics`):
+/// a `Host` that is an IP literal (`10.0.0.5:8080`, `[fd00::5]`) is accepted too, so
+/// that orchestrators and scrapers that probe by address need no allowlist entry.
+/// DNS rebinding cannot produce one: the attack needs a name of the attacker's
+/// resolving to this server, and the browser sends that name; a page whose origin is
+/// an IP literal routed here is this server's own origin. `Origin` is checked as on
+/// `/mcp`.
+pub(crate) fn check_ops_host_and_origin(
+    http: &HttpConfig,
+    headers: &HeaderMap,
+) -> Result<(), String> {
+    check_hosts(http, headers, true)
+}
+
+fn is_ip_literal(host: &str) -> bool {
+    let literal = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    literal.parse::<std::net::IpAddr>().is_ok()
+}
+
+fn check_hosts(http: &HttpConfig, headers: &HeaderMap, ip_literals: bool) -> Result<(), String> {
     let host = single(headers, &header::HOST)?.unwrap_or("");
-    if !host_allowed(http, host_of(host).as_deref()) {
+    let parsed = host_of(host);
+    let literal = ip_literals && parsed.as_deref().is_some_and(is_ip_literal);
+    if !literal && !host_allowed(http, parsed.as_deref()) {
         return Err(format!("host not allowed: {host:?}"));
     }
     if let Some(origin) = single(headers, &header::ORIGIN)? {
@@ -1232,6 +1260,29 @@ mod tests {
         let mut h = headers(&[("host", "localhost")]);
         h.append(header::HOST, HeaderValue::from_static("evil.example"));
         assert!(check_host_and_origin(&http, &h).is_err());
+    }
+
+    #[test]
+    fn ops_routes_also_take_an_ip_literal_host_but_no_foreign_name_or_origin() {
+        let http = HttpConfig::default();
+        let ok = |pairs: &[(&'static str, &str)]| {
+            check_ops_host_and_origin(&http, &headers(pairs)).is_ok()
+        };
+        assert!(ok(&[("host", "localhost:8080")]));
+        assert!(ok(&[("host", "10.1.2.3:9090")]));
+        assert!(ok(&[("host", "[fd00::5]:9090")]));
+        assert!(ok(&[("host", "192.168.0.7")]));
+        assert!(!ok(&[("host", "evil.example")]));
+        assert!(!ok(&[("host", "10.1.2.3.evil.example")]));
+        assert!(!ok(&[("host", "10.1.2.3@evil.example")]));
+        assert!(!ok(&[
+            ("host", "10.1.2.3"),
+            ("origin", "http://evil.example")
+        ]));
+        assert!(!ok(&[("host", "10.1.2.3"), ("origin", "http://10.1.2.3")]));
+        assert!(!ok(&[]), "no Host at all");
+        // The MCP endpoint keeps its allowlist alone.
+        assert!(check_host_and_origin(&http, &headers(&[("host", "10.1.2.3")])).is_err());
     }
 
     #[test]

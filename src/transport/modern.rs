@@ -15,8 +15,10 @@
 //! 7. `Mcp-Name` (`tools/call`, `resources/read`, `prompts/get`) and the tool's
 //!    `Mcp-Param-*` headers equal the body → else 400 with -32020;
 //! 8. dispatch: `subscriptions/listen` opens a listener session under Root (503 +
-//!    `Retry-After` at the session cap); anything else goes to this worker's
-//!    stateless session, on this thread;
+//!    `Retry-After` at the session cap; a listen the session refuses, say over
+//!    `limits.max_subscriptions`, is answered like step 9's refusals: 400 with the
+//!    JSON-RPC error); anything else goes to this worker's stateless session, on
+//!    this thread;
 //! 9. answer: `application/json` when the response comes first within
 //!    [`JSON_WINDOW`]; otherwise an SSE stream of that request's messages (no event
 //!    ids: this era has no resumability), ended by its response; a client that
@@ -52,7 +54,7 @@ use crate::telemetry::Refused;
 use crate::tools::Tool;
 use crate::transport::exchange::{
     busy, event_stream, unavailable, unavailable_frame, with_detail, Accept, Refusal,
-    RefusalReason, StreamGuard, JSON_WINDOW, SESSION_HEADER, VERSION_HEADER,
+    RefusalDetail, RefusalReason, StreamGuard, JSON_WINDOW, SESSION_HEADER, VERSION_HEADER,
 };
 use crate::transport::state::{AppState, ListenStreams, WorkerSession};
 
@@ -270,7 +272,12 @@ fn json_response(f: Frame) -> HttpResponse {
     if f.unavailable {
         return unavailable_frame(f.json);
     }
-    json_answer(f.json, f.error)
+    let mut resp = json_answer(f.json, f.error);
+    if let Some(message) = f.error_message {
+        // A refusal the session decided: its log line says what the client was told.
+        resp.extensions_mut().insert(RefusalDetail(message));
+    }
+    resp
 }
 
 /// The request's response frame; `None` when every sender is gone without one
@@ -436,10 +443,22 @@ async fn listen(
     if entry.addr.send(inbound).await.is_err() {
         return busy("the server is shutting down");
     }
+    // The session decided while handling the request (`send` resolves after it):
+    // its first frame is the acknowledgement, or the refusal, answered like every
+    // other 2026-07-28 refusal (400 with the JSON-RPC error, not a stream).
+    let first = match frames.try_recv() {
+        Ok(f) if f.kind == FrameKind::Response => return json_response(f),
+        Ok(f) => Some(f),
+        Err(_) => None,
+    };
     // The session's frames go through a bounded queue to the connection: a client
     // that does not read is dropped instead of growing memory.
     let queue = state.service.limits.listen_queue;
     let (tx, rx) = mpsc::channel::<Bytes>(queue);
+    if let Some(ack) = first {
+        // The queue is empty: the acknowledgement fits (`listen_queue` ≥ 1).
+        let _ = tx.try_send(sse_event(&ack.json));
+    }
     let probe = state.service.limits.stream_probe;
     let lifetime = tokio::time::sleep(state.service.limits.listen_max);
     let service = state.service.clone();

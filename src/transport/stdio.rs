@@ -257,7 +257,7 @@ where
                     "message larger than {} bytes (limits.max_message_bytes)",
                     limits.max_message_bytes
                 ));
-                sink.response(Encoded::error(encode_error(None, &e), e.code));
+                sink.response(Encoded::error(encode_error(None, &e), &e));
             }
             Some(Ok(Line::Message(bytes))) => {
                 if bytes.iter().all(u8::is_ascii_whitespace) {

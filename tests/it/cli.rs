@@ -191,6 +191,37 @@ fn help_and_version_go_to_stdout_and_exit_0() {
     assert!(stdout.contains(env!("CARGO_PKG_VERSION")));
 }
 
+/// Issue 18 item 17: `--help` says what an unset flag means (its default), and
+/// `bench --help` lists the load generator's flags only, not the server's.
+#[test]
+fn help_shows_defaults_and_bench_help_no_serving_flags() {
+    let (status, stdout, _) = run(&["serve", "--help"], &[]);
+    assert!(status.success());
+    for default in [
+        "127.0.0.1:8080",
+        "./emcee-data",
+        "localhost,127.0.0.1,[::1]",
+        "default: info",
+        "default: true",
+    ] {
+        assert!(stdout.contains(default), "{default:?} not in:\n{stdout}");
+    }
+    let (status, stdout, _) = run(&["bench", "--help"], &[]);
+    assert!(status.success());
+    for serving in ["--log-level", "--log-calls", "--limit ", "EMCEE_LOG"] {
+        assert!(!stdout.contains(serving), "{serving:?} in:\n{stdout}");
+    }
+    // The serving flags work before and after the subcommand alike.
+    for args in [
+        &["--log-level", "debug", "config"][..],
+        &["config", "--log-level", "debug"][..],
+    ] {
+        let (status, stdout, stderr) = run(args, &[]);
+        assert!(status.success(), "{args:?}: {stderr}");
+        assert!(stdout.contains("\"debug\""), "{args:?}: {stdout}");
+    }
+}
+
 /// Issue 18 item 7: limits that crashed the server (a semaphore or a channel past
 /// tokio's maximum: exit 101 at start, or a panic on every listen) or refused every
 /// large body for ever are refused at load: exit 2, one line naming the key and the

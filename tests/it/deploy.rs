@@ -1,6 +1,7 @@
 //! The `deploy/` files, checked against the real binary: nginx session affinity across
 //! two instances, the systemd unit, the Dockerfile's inputs, and `emcee healthcheck`.
-//! nginx is installed from Debian's packages when missing (the test needs root).
+//! nginx is installed from Debian's packages when missing (the test needs root; the
+//! package's service is neither started nor enabled: see `install_nginx`).
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -16,21 +17,52 @@ fn deploy(file: &str) -> PathBuf {
         .join(file)
 }
 
+/// Install nginx-light for its binary only: its system service is neither started
+/// (a `policy-rc.d` answering 101, "action forbidden", while apt runs, unless the
+/// machine has one already) nor left enabled at boot (disabled afterwards).
+fn install_nginx() {
+    let policy = Path::new("/usr/sbin/policy-rc.d");
+    let ours = !policy.exists() && {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::write(
+            policy,
+            "#!/bin/sh\n# emcee's tests: start no service\nexit 101\n",
+        )
+        .is_ok()
+            && std::fs::set_permissions(policy, std::fs::Permissions::from_mode(0o755)).is_ok()
+    };
+    let install = || {
+        Command::new("apt-get")
+            .args([
+                "install",
+                "-y",
+                "-qq",
+                "--no-install-recommends",
+                "nginx-light",
+            ])
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if !install() {
+        let _ = Command::new("apt-get").args(["update", "-qq"]).status();
+        install();
+    }
+    // Best effort: without systemd (a container) there is nothing to disable.
+    let _ = Command::new("systemctl")
+        .args(["disable", "--quiet", "nginx.service"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+    if ours {
+        let _ = std::fs::remove_file(policy);
+    }
+}
+
 fn nginx_binary() -> String {
     let found = |p: &str| Path::new(p).is_file();
     if !found("/usr/sbin/nginx") {
-        let ok = Command::new("apt-get")
-            .args(["install", "-y", "-qq", "nginx-light"])
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            .status()
-            .is_ok_and(|s| s.success());
-        if !ok {
-            let _ = Command::new("apt-get").args(["update", "-qq"]).status();
-            let _ = Command::new("apt-get")
-                .args(["install", "-y", "-qq", "nginx-light"])
-                .env("DEBIAN_FRONTEND", "noninteractive")
-                .status();
-        }
+        install_nginx();
     }
     assert!(
         found("/usr/sbin/nginx"),

@@ -969,3 +969,18 @@ fn connections_past_max_connections_wait_for_one_to_close() {
     let n = third.read(&mut buf).expect("served once one closed");
     assert!(buf[..n].starts_with(b"HTTP/1.1 200"), "{:?}", &buf[..n]);
 }
+
+/// Issue 18 item 17: 2024-11-05's transport is HTTP+SSE, not Streamable HTTP, so
+/// an `initialize` on `/mcp` naming it is answered with the newest session-era
+/// version (the client may go on with it or disconnect); stdio still serves it.
+#[test]
+fn an_http_initialize_naming_2024_11_05_is_offered_the_newest_session_version() {
+    let s = Server::start(&[]);
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2024-11-05", "capabilities": {},
+        "clientInfo": {"name": "t", "version": "1"}}})
+    .to_string();
+    let r = s.post(None, &body, &[]);
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.json()["result"]["protocolVersion"], "2025-11-25", "{r:?}");
+}

@@ -336,9 +336,8 @@ fn each_kind_of_http_refusal_is_logged_with_status_and_reason() {
     assert_eq!(refusals[4]["http_method"], "PUT");
 }
 
-/// The start-up warnings of `emcee serve` with `args`: the `warning` lines logged
-/// before it serves or fails to bind.
-fn startup_warnings(args: &[&str], config: Option<&str>) -> Vec<Value> {
+/// The lines `emcee serve` with `args` logs until it serves or fails to bind.
+fn startup_lines(args: &[&str], config: Option<&str>) -> Vec<Value> {
     let dir = tempfile::tempdir().unwrap();
     let mut cmd = emcee_command();
     cmd.arg("serve")
@@ -384,8 +383,13 @@ fn startup_warnings(args: &[&str], config: Option<&str>) -> Vec<Value> {
             .any(|v| v["msg"] == "serving http" || v["level"] == "critical"),
         "{lines:#?}"
     );
-    // Other start-up warnings (the random requestState key) are not this test's.
     lines
+}
+
+/// The start-up warnings of `emcee serve` with `args` about `http.allowed_hosts`.
+fn startup_warnings(args: &[&str], config: Option<&str>) -> Vec<Value> {
+    // Other start-up warnings (the requestState key) are not this test's.
+    startup_lines(args, config)
         .into_iter()
         .filter(|v| v["level"] == "warning" && v["key"] == "http.allowed_hosts")
         .collect()
@@ -424,4 +428,111 @@ fn startup_warns_about_a_public_bind_with_loopback_hosts_and_about_any_host() {
             .contains("DNS-rebinding protection is off"),
         "{any:#?}"
     );
+}
+
+/// Issue 18 item 8: a 2026-07-28 refusal the session decides (here a `requestState`
+/// that does not verify: 400 with -32602) is logged with the error the client got.
+#[test]
+fn a_refusal_decided_by_the_session_is_logged_with_its_error() {
+    let s = Server::start(&[]);
+    let call = json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call",
+        "params": with_meta(json!({"name": "echo", "arguments": {"text": "x"},
+            "requestState": "v1.bogus.state"}))});
+    let r = s.post(
+        None,
+        &call.to_string(),
+        &[
+            ("MCP-Protocol-Version", MODERN),
+            ("Mcp-Method", "tools/call"),
+            ("Mcp-Name", "echo"),
+        ],
+    );
+    assert_eq!(r.status, 400, "{r:?}");
+    let told = r.json()["error"]["message"].as_str().unwrap().to_owned();
+    assert!(!told.is_empty(), "{r:?}");
+    let logs = await_logs(&s, Duration::from_secs(5), |logs| {
+        logs.iter().any(|v| v["msg"] == "request refused")
+    });
+    let line = logs.iter().find(|v| v["msg"] == "request refused").unwrap();
+    assert_eq!(line["status"], 400, "{line}");
+    assert_eq!(line["error"], told.as_str(), "{line}");
+}
+
+/// The lines `emcee serve` logs up to "serving http".
+fn serve_startup_lines(args: &[&str]) -> Vec<Value> {
+    startup_lines(args, None)
+}
+
+/// Issue 18 item 16: a loopback `serve` and a `stdio` spawn say nothing about the
+/// `mrtr.key_file` (one instance: a per-process key loses nothing a restart would
+/// not); an instance among several (`--instance-id`, or a non-loopback bind) is
+/// told. And no "session started" line at info before any client comes.
+#[test]
+fn start_up_warns_about_the_mrtr_key_only_where_instances_share_clients() {
+    let about_key = |lines: &[Value]| lines.iter().filter(|v| v["key"] == "mrtr.key_file").count();
+    let local = serve_startup_lines(&["--bind", "127.0.0.1:0"]);
+    assert_eq!(about_key(&local), 0, "{local:#?}");
+    let sessions: Vec<&Value> = local
+        .iter()
+        .filter(|v| v["msg"] == "session started")
+        .collect();
+    assert!(
+        sessions.is_empty(),
+        "no client, no session line: {sessions:#?}"
+    );
+    let serving = local.iter().find(|v| v["msg"] == "serving http").unwrap();
+    assert!(serving["workers"].as_u64().is_some(), "{serving}");
+
+    let several = serve_startup_lines(&["--bind", "127.0.0.1:0", "--instance-id", "a"]);
+    assert_eq!(about_key(&several), 1, "{several:#?}");
+    // Not this machine's address (TEST-NET-1): the bind fails after the warnings.
+    let public = serve_startup_lines(&["--bind", "192.0.2.1:8080"]);
+    assert_eq!(about_key(&public), 1, "{public:#?}");
+    let keyed = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(keyed.path(), [7u8; 32]).unwrap();
+    let shared = serve_startup_lines(&[
+        "--bind",
+        "127.0.0.1:0",
+        "--instance-id",
+        "a",
+        "--mrtr-key-file",
+        keyed.path().to_str().unwrap(),
+    ]);
+    assert_eq!(about_key(&shared), 0, "{shared:#?}");
+
+    let s = Stdio::start(&[]);
+    let (status, _, stderr) = s.finish();
+    assert!(status.success());
+    let lines = parse(&stderr);
+    assert_eq!(about_key(&lines), 0, "{lines:#?}");
+}
+
+/// Issue 18 item 17: `duration_ms` is milliseconds rounded to the microsecond, not
+/// an unrounded float.
+#[test]
+fn duration_ms_has_at_most_three_decimals() {
+    let mut s = Stdio::start(&["--log-level", "debug"]);
+    s.initialize("2025-11-25");
+    for id in 1..=5 {
+        s.call_ok(id, "echo", json!({"text": "x"}));
+    }
+    let (status, _, stderr) = s.finish();
+    assert!(status.success());
+    let mut seen = 0;
+    for line in &stderr {
+        let Some(at) = line.find("\"duration_ms\":") else {
+            continue;
+        };
+        let number: String = line[at + "\"duration_ms\":".len()..]
+            .chars()
+            .take_while(|c| c.is_ascii_digit() || *c == '.' || *c == 'e' || *c == '-')
+            .collect();
+        let decimals = number.split_once('.').map_or(0, |(_, d)| d.len());
+        assert!(
+            decimals <= 3 && !number.contains('e'),
+            "duration_ms {number}: {line}"
+        );
+        seen += 1;
+    }
+    assert!(seen >= 5, "a line per call at least: {stderr:#?}");
 }

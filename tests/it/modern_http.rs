@@ -1336,3 +1336,34 @@ fn a_slow_json_only_answer_is_led_by_whitespace_and_a_quick_one_is_plain() {
     assert_eq!(v["id"], 2, "{v}");
     assert_eq!(v["result"]["resultType"], "complete", "{v}");
 }
+
+/// Issue 18 item 8: a listen over its limits is refused like every other 2026-07-28
+/// request (400 with the JSON-RPC error, not a 200 stream carrying it), and leaves no
+/// listener behind (the session cap's slot is free again).
+#[test]
+fn a_listen_over_its_limits_is_a_400_json_error_and_frees_its_slot() {
+    let s = Server::with_config(
+        "[limits]\nmax_sessions = 1\nmax_subscriptions = 1\n",
+        &["--fixtures", "conformance"],
+    );
+    let b = body(
+        9,
+        "subscriptions/listen",
+        json!({"notifications": {"resourceSubscriptions": ["test://a", "test://b"]}}),
+    );
+    let r = post(&s, &b);
+    assert_eq!(r.status, 400, "{r:?}");
+    assert_eq!(r.content_type(), "application/json", "{r:?}");
+    let v = r.json();
+    assert_eq!(v["id"], 9, "{v}");
+    assert_eq!(v["error"]["code"], -32602, "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("limits.max_subscriptions"),
+        "{v}"
+    );
+    await_metric(&s, "mcp_active_sessions", 0.0, Duration::from_secs(2));
+    let _ok = listen(&s, 10, json!({"toolsListChanged": true}));
+}

@@ -903,3 +903,77 @@ fn a_full_disk_is_reported_refused_at_once_restarts_once_freed_and_does_not_bloc
     assert_eq!(status.code(), Some(3), "{}", s.logs());
     drop(disk);
 }
+
+/// `GET {path}` on `addr` with `headers` (a `Host` given here replaces the one the
+/// URL implies).
+fn get_with(s: &Server, addr: &str, path: &str, headers: &[(&str, &str)]) -> crate::harness::Reply {
+    s.open_url("GET", &format!("http://{addr}{path}"), headers, None)
+        .into_reply()
+}
+
+/// Issue 18 item 8: a DNS-rebinding page (a foreign `Host`, or a foreign `Origin`)
+/// reads neither `/metrics` nor `/health` nor `/health/ready`, on the MCP listener or
+/// on `admin_bind`; the allowlist's names and IP literals (a probe by address) are
+/// answered, and `/health/live` (nothing in it) answers any `Host`.
+fn ops_routes_check_host_and_origin(admin: bool) {
+    let args: &[&str] = if admin {
+        &["--admin-bind", "127.0.0.1:0"]
+    } else {
+        &[]
+    };
+    let s = Server::start(args);
+    let addr = if admin {
+        s.admin_addr()
+    } else {
+        s.addr.clone()
+    };
+    let port = addr.rsplit(':').next().unwrap().to_owned();
+    let guarded = ["/metrics", "/health", "/health/ready"];
+    for path in guarded {
+        for headers in [
+            &[("Host", "evil.example")][..],
+            &[("Host", "evil.example:8080")][..],
+            &[("Host", "localhost"), ("Origin", "http://evil.example")][..],
+        ] {
+            let r = get_with(&s, &addr, path, headers);
+            assert_eq!(r.status, 403, "{path} {headers:?}: {r:?}");
+            assert!(
+                !r.body.contains("mcp_") && !r.body.contains("checks"),
+                "nothing leaks: {r:?}"
+            );
+        }
+        let local = format!("localhost:{port}");
+        for host in [local.as_str(), "127.0.0.1", "10.1.2.3:9090", "[::1]:1"] {
+            let r = get_with(&s, &addr, path, &[("Host", host)]);
+            assert_eq!(r.status, 200, "{path} with Host {host}: {r:?}");
+        }
+    }
+    for host in ["evil.example", "10.1.2.3"] {
+        let r = get_with(&s, &addr, "/health/live", &[("Host", host)]);
+        assert_eq!(r.status, 200, "/health/live with Host {host}: {r:?}");
+    }
+    // Each refusal is counted and logged like the MCP endpoint's.
+    let m = Metrics::scrape(&s, &addr);
+    assert_eq!(
+        m.value("mcp_rejected_total", &[("reason", "forbidden")]),
+        9.0,
+        "{}",
+        s.logs()
+    );
+    let logs = eventually(Duration::from_secs(5), || {
+        let logs = s.logs();
+        (logs.matches("\"request refused\"").count() >= 9).then_some(logs)
+    })
+    .unwrap_or_else(|| panic!("9 refusal lines: {}", s.logs()));
+    assert!(logs.contains("host not allowed"), "{logs}");
+}
+
+#[test]
+fn ops_routes_check_host_and_origin_on_the_mcp_listener() {
+    ops_routes_check_host_and_origin(false);
+}
+
+#[test]
+fn ops_routes_check_host_and_origin_on_the_admin_listener() {
+    ops_routes_check_host_and_origin(true);
+}

@@ -8,24 +8,50 @@ use crate::config::{LimitOverride, Mode, Overrides};
 use clap::{Args, Parser, Subcommand};
 
 /// Command line of the `emcee` binary.
+///
+/// The serving flags (`--log-level`, `--log-calls`, `--limit`) are taken before the
+/// subcommand (with their `EMCEE_*` variables) and after it (`emcee stdio
+/// --log-level debug`, which wins); they are not global, so `emcee bench --help`
+/// lists the load generator's flags only.
 #[derive(Debug, Parser)]
 #[command(name = "emcee", version, about = "A production MCP server runtime")]
 pub struct Cli {
-    /// Log level: trace, debug, info, warning, error, critical.
-    #[arg(long, global = true, env = "EMCEE_LOG", value_name = "LEVEL")]
+    /// Log level: trace, debug, info, warning, error, critical (default: info).
+    #[arg(long, env = "EMCEE_LOG", value_name = "LEVEL")]
     pub log_level: Option<String>,
     /// One info line per finished tool call, resource read and prompt get: true or
-    /// false (default true; off for benchmark runs).
-    #[arg(long, global = true, env = "EMCEE_LOG_CALLS", value_name = "BOOL",
+    /// false (default: true; off for benchmark runs).
+    #[arg(long, env = "EMCEE_LOG_CALLS", value_name = "BOOL",
           value_parser = clap::builder::BoolishValueParser::new())]
     pub log_calls: Option<bool>,
     /// Set one `[limits]` key (repeatable), e.g. `--limit call_timeout_ms=5000`; wins
     /// over the file and over `EMCEE_LIMIT_<KEY>` variables.
-    #[arg(long = "limit", global = true, value_name = "KEY=VALUE")]
+    #[arg(long = "limit", value_name = "KEY=VALUE")]
     pub limits: Vec<String>,
     /// What to run.
     #[command(subcommand)]
     pub command: CliCommand,
+}
+
+/// The serving flags after the subcommand: the same as [`Cli`]'s, which they win
+/// over (their variables are read there, so that a flag given before the
+/// subcommand still wins over a variable).
+#[derive(Debug, Args, Clone, Default)]
+pub struct ServingFlags {
+    /// Log level: trace, debug, info, warning, error, critical (default: info; env
+    /// EMCEE_LOG).
+    #[arg(long, value_name = "LEVEL")]
+    pub log_level: Option<String>,
+    /// One info line per finished tool call, resource read and prompt get: true or
+    /// false (default: true; env EMCEE_LOG_CALLS).
+    #[arg(long, value_name = "BOOL",
+          value_parser = clap::builder::BoolishValueParser::new())]
+    pub log_calls: Option<bool>,
+    /// Set one `[limits]` key (repeatable), e.g. `--limit call_timeout_ms=5000`; wins
+    /// over the file and over `EMCEE_LIMIT_<KEY>` variables (defaults: `emcee
+    /// config` prints them all).
+    #[arg(long = "limit", value_name = "KEY=VALUE")]
+    pub limits: Vec<String>,
 }
 
 /// `EMCEE_LIMIT_<KEY>` variables as `[limits]` keys (`EMCEE_LIMIT_CALL_TIMEOUT_MS`
@@ -69,19 +95,23 @@ pub enum CliCommand {
     Bench(crate::bench::BenchArgs),
 }
 
-/// Flags shared by every serving subcommand.
+/// Flags shared by every serving subcommand. A flag that is not given falls back to
+/// its variable, then to the configuration file, then to the default its help names.
 #[derive(Debug, Args, Clone, Default)]
 pub struct CommonArgs {
-    /// Directory of the sled database.
+    /// Directory of the sled database (default: `$STATE_DIRECTORY` under systemd,
+    /// else `./emcee-data`).
     #[arg(long, env = "EMCEE_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
-    /// Comma-separated fixture sets to expose (known: faults, conformance).
+    /// Comma-separated fixture sets to expose (known: faults, conformance; default:
+    /// none).
     #[arg(long, env = "EMCEE_FIXTURES", value_name = "LIST")]
     pub fixtures: Option<String>,
-    /// TOML configuration file.
+    /// TOML configuration file (default: none, the built-in defaults).
     #[arg(long, env = "EMCEE_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Secret file sealing 2026-07-28 `requestState` (`[mrtr] key_file`).
+    /// Secret file sealing 2026-07-28 `requestState` (`[mrtr] key_file`; default:
+    /// none, a random key per process).
     #[arg(long, env = "EMCEE_MRTR_KEY_FILE", value_name = "FILE")]
     pub mrtr_key_file: Option<PathBuf>,
     /// Built-in tools to serve (`[tools] builtin`): true (all, the default), false
@@ -89,22 +119,27 @@ pub struct CommonArgs {
     /// kv_list.
     #[arg(long, env = "EMCEE_BUILTIN_TOOLS", value_name = "LIST")]
     pub builtin_tools: Option<String>,
+    /// Logging and limits.
+    #[command(flatten)]
+    pub serving: ServingFlags,
 }
 
 /// Flags of `serve`.
 #[derive(Debug, Args, Clone, Default)]
 pub struct ServeArgs {
-    /// Address to listen on.
+    /// Address to listen on (default: 127.0.0.1:8080).
     #[arg(long, env = "EMCEE_BIND", value_name = "ADDR")]
     pub bind: Option<String>,
-    /// Serve /health and /metrics on this address instead of --bind.
+    /// Serve /health and /metrics on this address instead of --bind (default: none,
+    /// on --bind).
     #[arg(long, env = "EMCEE_ADMIN_BIND", value_name = "ADDR")]
     pub admin_bind: Option<String>,
-    /// Instance id (a-z, 0-9, up to 16): prefixes session ids for proxy affinity.
+    /// Instance id (a-z, 0-9, up to 16): prefixes session ids for proxy affinity
+    /// (default: none).
     #[arg(long, env = "EMCEE_INSTANCE_ID", value_name = "ID")]
     pub instance_id: Option<String>,
     /// Comma-separated host names accepted in Host and Origin ("*": any), replacing
-    /// `http.allowed_hosts`.
+    /// `http.allowed_hosts` (default: `localhost,127.0.0.1,[::1]`).
     #[arg(long, env = "EMCEE_ALLOWED_HOSTS", value_name = "LIST")]
     pub allowed_hosts: Option<String>,
     /// Shared flags.
@@ -119,15 +154,6 @@ impl Cli {
     pub fn into_parts(self) -> Result<(Mode, Overrides), crate::bench::BenchArgs> {
         // Environment first, flags after: a later value wins. Keys are case-blind,
         // as the variables' upper case is.
-        let (mut limits, misnamed_variables) = limit_variables();
-        for flag in &self.limits {
-            let (key, value) = flag.split_once('=').unwrap_or((flag.as_str(), ""));
-            limits.push(LimitOverride {
-                key: key.trim().to_ascii_lowercase(),
-                value: value.to_owned(),
-                source: format!("--limit {flag}"),
-            });
-        }
         let (mode, serve, common) = match self.command {
             CliCommand::Bench(args) => return Err(args),
             CliCommand::Stdio(common) => (Mode::Stdio, ServeArgs::default(), common),
@@ -135,12 +161,22 @@ impl Cli {
             CliCommand::Config(a) => (Mode::Config, a.clone(), a.common),
             CliCommand::Healthcheck(a) => (Mode::Healthcheck, a.clone(), a.common),
         };
+        let after = &common.serving;
+        let (mut limits, misnamed_variables) = limit_variables();
+        for flag in self.limits.iter().chain(&after.limits) {
+            let (key, value) = flag.split_once('=').unwrap_or((flag.as_str(), ""));
+            limits.push(LimitOverride {
+                key: key.trim().to_ascii_lowercase(),
+                value: value.to_owned(),
+                source: format!("--limit {flag}"),
+            });
+        }
         Ok((
             mode,
             Overrides {
                 config_file: common.config,
-                log_level: self.log_level,
-                log_calls: self.log_calls,
+                log_level: after.log_level.clone().or(self.log_level),
+                log_calls: after.log_calls.or(self.log_calls),
                 bind: serve.bind,
                 admin_bind: serve.admin_bind,
                 instance_id: serve.instance_id,
@@ -285,6 +321,30 @@ call_timeout_ms = \"soon\"\ncolour = 1\n",
             .unwrap_err()
             .to_string();
         assert!(e.contains("limits.page_size") && e.contains("many"), "{e}");
+    }
+
+    /// The serving flags before and after the subcommand: after wins; `--limit`s of
+    /// both count, in order.
+    #[test]
+    fn serving_flags_after_the_subcommand_win_over_those_before() {
+        let c = resolve(&["--log-level", "debug", "stdio", "--log-level", "warning"]).unwrap();
+        assert_eq!(c.log_level, LogLevel::Warning);
+        let c = resolve(&["--log-level", "debug", "stdio"]).unwrap();
+        assert_eq!(c.log_level, LogLevel::Debug);
+        let c = resolve(&["--log-calls", "false", "serve", "--log-calls", "true"]).unwrap();
+        assert!(c.log_calls);
+        let c = resolve(&[
+            "--limit",
+            "page_size=3",
+            "--limit",
+            "max_tasks=7",
+            "config",
+            "--limit",
+            "page_size=4",
+        ])
+        .unwrap();
+        assert_eq!((c.limits.page_size, c.limits.max_tasks), (4, 7));
+        assert!(Cli::try_parse_from(["emcee", "bench", "--log-level", "debug"]).is_err());
     }
 
     /// Every limit can be set by the file, then `EMCEE_LIMIT_<KEY>`, then `--limit`.

@@ -20,7 +20,10 @@ pub fn probe(addr: SocketAddr, timeout: std::time::Duration) -> std::io::Result<
     let mut stream = std::net::TcpStream::connect_timeout(&addr, timeout)?;
     stream.set_read_timeout(Some(timeout))?;
     stream.set_write_timeout(Some(timeout))?;
-    stream.write_all(b"GET /health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")?;
+    // The address as `Host`: an IP literal, which `/health` accepts whatever
+    // `http.allowed_hosts` says (a DNS-rebinding page cannot send one).
+    let request = format!("GET /health HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes())?;
     let mut head = [0u8; 64];
     let n = stream.read(&mut head)?;
     let line = String::from_utf8_lossy(&head[..n]);

@@ -129,7 +129,13 @@ impl Session {
                 format!("initialize params of {size} bytes"),
             ));
         }
-        let version = ProtocolVersion::negotiate(&params.protocol_version);
+        let mut version = ProtocolVersion::negotiate(&params.protocol_version);
+        if self.kind == SessionKind::Http && version < ProtocolVersion::V2025_03_26 {
+            // 2024-11-05's transport is HTTP+SSE, not Streamable HTTP: an HTTP
+            // client is offered the newest session-era version instead (it goes on
+            // with it, or disconnects), as version negotiation has it.
+            version = ProtocolVersion::LATEST_LEGACY;
+        }
         slog::info!(self.log, "session initialized";
             "requested_version" => &params.protocol_version, "protocol_version" => version.as_str(),
             "client" => %crate::telemetry::clip(&params.client_info.name),

@@ -254,18 +254,18 @@ impl Session {
             }
             Err(rejected) => {
                 slog::debug!(self.log, "invalid message"; "error" => &rejected.error.message);
-                let (json, code) = match self.era {
+                let encoded = match self.era {
                     Some(Era::Modern) => {
                         let e = self.service.envelope().error(rejected.error);
                         let json = encode_error_omitting_unknown_id(rejected.id.as_ref(), &e);
-                        (json, e.code)
+                        Encoded::error(json, &e)
                     }
-                    _ => (
+                    _ => Encoded::error(
                         encode_error(rejected.id.as_ref(), &rejected.error),
-                        rejected.error.code,
+                        &rejected.error,
                     ),
                 };
-                sink.response(Encoded::error(json, code));
+                sink.response(encoded);
             }
         }
     }
@@ -350,7 +350,14 @@ impl Session {
             ClientRequest::Listen(p) => match self.listen(&req, p, sink, ctx) {
                 // Answered when the stream ends.
                 Ok(()) => return,
-                Err(e) => Err(e),
+                Err(e) => {
+                    if self.kind == SessionKind::Listener {
+                        // A refused listen leaves no listener (nor its slot) behind;
+                        // the refusal is sent before the actor stops.
+                        ctx.stop();
+                    }
+                    Err(e)
+                }
             },
             ClientRequest::TasksGet(_)
             | ClientRequest::TasksUpdate(_)
@@ -377,13 +384,13 @@ impl Session {
         unavailable: bool,
     ) {
         let outcome = if reply.is_ok() { "ok" } else { "error" };
-        let elapsed = started.elapsed().as_secs_f64();
+        let took = started.elapsed();
         self.service
             .metrics
-            .request(req.call.label(), outcome, elapsed);
+            .request(req.call.label(), outcome, took.as_secs_f64());
         slog::debug!(self.log, "request"; "method" => req.method(),
             "request_id" => %crate::telemetry::clip(&req.id.to_string()), "success" => reply.is_ok(),
-            "duration_ms" => elapsed * 1000.0, "trace_id" => req.meta.trace_id());
+            "duration_ms" => crate::telemetry::millis(took), "trace_id" => req.meta.trace_id());
         if let (Err(e), true) = (&reply, self.service.log_calls) {
             // A call refused before it started (unknown tool, bad prompt arguments,
             // a bound reached...) leaves its call line too.
@@ -459,7 +466,13 @@ impl Actor for Session {
     type Context = Context<Self>;
 
     fn started(&mut self, _ctx: &mut Context<Self>) {
-        slog::info!(self.log, "session started"; "kind" => format!("{:?}", self.kind));
+        if self.kind == SessionKind::Stateless {
+            // One per HTTP worker, at start, with no client: "serving http" names
+            // the workers.
+            slog::debug!(self.log, "session started"; "kind" => "Stateless");
+        } else {
+            slog::info!(self.log, "session started"; "kind" => format!("{:?}", self.kind));
+        }
     }
 
     fn stopped(&mut self, _ctx: &mut Context<Self>) {
@@ -496,7 +509,7 @@ impl Handler<Inbound> for Session {
                         "JSON-RPC batches are only allowed with protocol version 2025-03-26",
                     );
                     msg.sink
-                        .response(Encoded::error(encode_error(None, &e), e.code));
+                        .response(Encoded::error(encode_error(None, &e), &e));
                     return;
                 }
                 let expected = items

@@ -28,8 +28,7 @@ use std::time::Duration;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::http::header::{self, HeaderMap, HeaderValue};
-use actix_web::http::uri::Authority;
+use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::StatusCode;
 use actix_web::middleware::{from_fn, Next};
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
@@ -47,11 +46,13 @@ use crate::runtime::session::{Inbound, SessionKind, SetStandalone};
 use crate::sink::{Frame, FrameKind, Sink};
 use crate::telemetry::metrics::reason;
 use crate::transport::admin;
+use crate::transport::connections;
 use crate::transport::exchange::{
     accept_of, header_str, rpc_error, unavailable_frame, with_detail, Refusal, RefusalCounted,
     RefusalDetail, RefusalReason, StreamGuard, JSON_WINDOW, RETRY_AFTER_SECS, SESSION_HEADER,
     VERSION_HEADER,
 };
+use crate::transport::hosts::check_host_and_origin;
 use crate::transport::modern;
 use crate::transport::sse::{self, Pump, StreamKind};
 pub use crate::transport::state::AppState;
@@ -99,15 +100,15 @@ pub fn routes_at(state: AppState, path: Arc<str>) -> impl FnOnce(&mut web::Servi
 fn connection_hook(
     service: &Service,
     per_ip_limit: usize,
-    mcp: Arc<admin::McpConnections>,
+    mcp: Arc<connections::McpConnections>,
 ) -> impl Fn(&dyn std::any::Any, &mut actix_web::dev::Extensions) + Send + Sync + 'static {
     let connections = service.metrics.active_connections.clone();
-    let per_address = Arc::new(admin::PerAddress::default());
+    let per_address = Arc::new(connections::PerAddress::default());
     move |conn, ext| {
         if let Some(tcp) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() {
             let _ = tcp.set_nodelay(true);
             if let Ok(peer) = tcp.peer_addr() {
-                ext.insert(admin::PerAddress::connected(
+                ext.insert(connections::PerAddress::connected(
                     &per_address,
                     peer.ip(),
                     per_ip_limit,
@@ -115,9 +116,9 @@ fn connection_hook(
             }
         }
         // Lives as long as the connection: the gauge follows open connections.
-        ext.insert(admin::ConnectionGuard::new(connections.clone()));
+        ext.insert(connections::ConnectionGuard::new(connections.clone()));
         // Counted among the MCP connections from its first `/mcp` request.
-        ext.insert(admin::McpSlot::new(mcp.clone()));
+        ext.insert(connections::McpSlot::new(mcp.clone()));
     }
 }
 
@@ -141,105 +142,6 @@ async fn method_not_allowed() -> HttpResponse {
             .body(encode_error(None, &error)),
         &error,
     )
-}
-
-/// The host of a `Host` header value or an origin's authority (`host[:port]`,
-/// `[v6][:port]`), lowercased; `None` unless it parses as exactly that (no userinfo,
-/// nothing after the port or the `]`).
-fn host_of(authority: &str) -> Option<String> {
-    let text = authority.trim();
-    if text.is_empty() || text.contains('@') {
-        return None;
-    }
-    let parsed: Authority = text.parse().ok()?;
-    if parsed.as_str() != text {
-        return None;
-    }
-    let host = parsed.host().to_ascii_lowercase();
-    // The port, if any, is all digits (the parser checked it) and the host is all
-    // that comes before it.
-    let rest = &text[parsed.host().len()..];
-    if !(rest.is_empty()
-        || rest
-            .strip_prefix(':')
-            .is_some_and(|p| p.bytes().all(|b| b.is_ascii_digit())))
-    {
-        return None;
-    }
-    Some(host)
-}
-
-fn host_allowed(http: &HttpConfig, host: Option<&str>) -> bool {
-    host.is_some_and(|host| http.allowed_hosts.iter().any(|h| h == "*" || h == host))
-}
-
-/// The one value of header `name`: `Err` when it is sent twice (a proxy and emcee
-/// could read different ones) or is not visible ASCII.
-fn single<'a>(
-    headers: &'a HeaderMap,
-    name: &header::HeaderName,
-) -> Result<Option<&'a str>, String> {
-    let mut values = headers.get_all(name);
-    let Some(first) = values.next() else {
-        return Ok(None);
-    };
-    if values.next().is_some() {
-        return Err(format!("more than one {name} header"));
-    }
-    first
-        .to_str()
-        .map(Some)
-        .map_err(|_| format!("{name} header is not visible ASCII"))
-}
-
-/// Check `Host` and `Origin`; `Err` names what was refused.
-pub fn check_host_and_origin(http: &HttpConfig, headers: &HeaderMap) -> Result<(), String> {
-    check_hosts(http, headers, false)
-}
-
-/// [`check_host_and_origin`] for the operations routes (`/health`, `/metrics`):
-/// a `Host` that is an IP literal (`10.0.0.5:8080`, `[fd00::5]`) is accepted too, so
-/// that orchestrators and scrapers that probe by address need no allowlist entry.
-/// DNS rebinding cannot produce one: the attack needs a name of the attacker's
-/// resolving to this server, and the browser sends that name; a page whose origin is
-/// an IP literal routed here is this server's own origin. `Origin` is checked as on
-/// `/mcp`.
-pub(crate) fn check_ops_host_and_origin(
-    http: &HttpConfig,
-    headers: &HeaderMap,
-) -> Result<(), String> {
-    check_hosts(http, headers, true)
-}
-
-fn is_ip_literal(host: &str) -> bool {
-    let literal = host
-        .strip_prefix('[')
-        .and_then(|h| h.strip_suffix(']'))
-        .unwrap_or(host);
-    literal.parse::<std::net::IpAddr>().is_ok()
-}
-
-fn check_hosts(http: &HttpConfig, headers: &HeaderMap, ip_literals: bool) -> Result<(), String> {
-    let host = single(headers, &header::HOST)?.unwrap_or("");
-    let parsed = host_of(host);
-    let literal = ip_literals && parsed.as_deref().is_some_and(is_ip_literal);
-    if !literal && !host_allowed(http, parsed.as_deref()) {
-        return Err(format!("host not allowed: {host:?}"));
-    }
-    if let Some(origin) = single(headers, &header::ORIGIN)? {
-        let origin = origin.trim().trim_end_matches('/').to_ascii_lowercase();
-        if http.allowed_origins.contains(&origin) {
-            return Ok(());
-        }
-        let authority = origin
-            .strip_prefix("http://")
-            .or_else(|| origin.strip_prefix("https://"))
-            .ok_or_else(|| format!("origin not allowed: {origin:?}"))?;
-        if !host_allowed(http, host_of(authority).as_deref()) {
-            return Err(format!("origin not allowed: {origin:?}"));
-        }
-    }
-    Ok(())
 }
 
 /// Count every refused `/mcp` request in `mcp_rejected_total{reason}` (the reason
@@ -290,7 +192,7 @@ async fn guard_host_and_origin(
     // One address over `http.max_connections_per_ip`: refuse, and close this
     // connection to give its descriptor back.
     if req
-        .conn_data::<admin::AddressGuard>()
+        .conn_data::<connections::AddressGuard>()
         .is_some_and(|g| g.over)
     {
         let error = RpcError::new(
@@ -313,7 +215,7 @@ async fn guard_host_and_origin(
     // request and close it, so that the connections kept beyond the cap
     // (`http.ops_connections`) serve the operations routes.
     if req
-        .conn_data::<admin::McpSlot>()
+        .conn_data::<connections::McpSlot>()
         .is_some_and(|slot| !slot.take())
     {
         let error = RpcError::new(
@@ -986,7 +888,7 @@ fn accept_limit(http: &HttpConfig) -> usize {
 /// `System`.
 pub(crate) fn start(config: &HttpOptions, service: Arc<Service>) -> std::io::Result<Started> {
     let mut state = AppState::new(service.clone(), config.http.clone());
-    state.connections = Arc::new(admin::McpConnections::new(Some(
+    state.connections = Arc::new(connections::McpConnections::new(Some(
         config.http.max_connections,
     )));
     service
@@ -1230,116 +1132,5 @@ impl MountedRoutes {
             })
             .await;
         self.trim.abort();
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        for (k, v) in pairs {
-            h.insert(
-                header::HeaderName::from_static(k),
-                HeaderValue::from_str(v).unwrap(),
-            );
-        }
-        h
-    }
-
-    #[test]
-    fn a_repeated_host_or_origin_is_refused() {
-        let http = HttpConfig::default();
-        let mut h = headers(&[("host", "localhost"), ("origin", "http://localhost")]);
-        h.append(
-            header::ORIGIN,
-            HeaderValue::from_static("http://evil.example"),
-        );
-        assert!(check_host_and_origin(&http, &h).is_err());
-        let mut h = headers(&[("host", "localhost")]);
-        h.append(header::HOST, HeaderValue::from_static("evil.example"));
-        assert!(check_host_and_origin(&http, &h).is_err());
-    }
-
-    #[test]
-    fn ops_routes_also_take_an_ip_literal_host_but_no_foreign_name_or_origin() {
-        let http = HttpConfig::default();
-        let ok = |pairs: &[(&'static str, &str)]| {
-            check_ops_host_and_origin(&http, &headers(pairs)).is_ok()
-        };
-        assert!(ok(&[("host", "localhost:8080")]));
-        assert!(ok(&[("host", "10.1.2.3:9090")]));
-        assert!(ok(&[("host", "[fd00::5]:9090")]));
-        assert!(ok(&[("host", "192.168.0.7")]));
-        assert!(!ok(&[("host", "evil.example")]));
-        assert!(!ok(&[("host", "10.1.2.3.evil.example")]));
-        assert!(!ok(&[("host", "10.1.2.3@evil.example")]));
-        assert!(!ok(&[
-            ("host", "10.1.2.3"),
-            ("origin", "http://evil.example")
-        ]));
-        assert!(!ok(&[("host", "10.1.2.3"), ("origin", "http://10.1.2.3")]));
-        assert!(!ok(&[]), "no Host at all");
-        // The MCP endpoint keeps its allowlist alone.
-        assert!(check_host_and_origin(&http, &headers(&[("host", "10.1.2.3")])).is_err());
-    }
-
-    #[test]
-    fn host_and_origin_allowlist() {
-        let http = HttpConfig::default();
-        let ok =
-            |pairs: &[(&'static str, &str)]| check_host_and_origin(&http, &headers(pairs)).is_ok();
-        assert!(ok(&[("host", "localhost:8080")]));
-        assert!(ok(&[
-            ("host", "127.0.0.1:8080"),
-            ("origin", "http://localhost:3000")
-        ]));
-        assert!(ok(&[("host", "[::1]:8080"), ("origin", "https://[::1]")]));
-        assert!(!ok(&[("host", "evil.example:8080")]));
-        assert!(!ok(&[
-            ("host", "localhost:8080"),
-            ("origin", "http://evil.example")
-        ]));
-        assert!(!ok(&[("host", "localhost:8080"), ("origin", "null")]));
-        assert!(!ok(&[]), "no Host at all");
-        // Nothing may follow the host: these must not pass as localhost names.
-        assert!(!ok(&[("host", "[::1]evil.com")]));
-        assert!(!ok(&[("host", "localhost@evil.com")]));
-        assert!(!ok(&[("host", "localhost:80x")]));
-        assert!(!ok(&[("host", "localhost/x")]));
-        assert!(!ok(&[
-            ("host", "localhost"),
-            ("origin", "http://[::1]@evil.com")
-        ]));
-        assert!(!ok(&[
-            ("host", "localhost"),
-            ("origin", "http://localhost@evil.com")
-        ]));
-        assert!(!ok(&[
-            ("host", "localhost"),
-            ("origin", "http://[::1]evil.com")
-        ]));
-        assert!(ok(&[
-            ("host", "LOCALHOST:8080"),
-            ("origin", "http://[::1]:3000")
-        ]));
-        let any = HttpConfig {
-            allowed_hosts: vec!["*".into()],
-            ..HttpConfig::default()
-        };
-        assert!(check_host_and_origin(&any, &headers(&[("host", "mcp.example.com")])).is_ok());
-        let exact = HttpConfig {
-            allowed_origins: vec!["https://app.example.com".into()],
-            ..HttpConfig::default()
-        };
-        assert!(check_host_and_origin(
-            &exact,
-            &headers(&[
-                ("host", "localhost"),
-                ("origin", "https://app.example.com/")
-            ])
-        )
-        .is_ok());
     }
 }

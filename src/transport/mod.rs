@@ -5,7 +5,9 @@
 //! frames it receives. It holds no protocol state of its own.
 
 pub mod admin;
+pub mod connections;
 pub mod exchange;
+pub mod hosts;
 pub mod http;
 pub mod modern;
 pub mod sse;

@@ -30,7 +30,7 @@ pub struct AppState {
     /// The session era's SSE streams, per session.
     pub(crate) streams: Arc<crate::transport::sse::SessionStreams>,
     /// Open MCP connections (`http.max_connections`).
-    pub(crate) connections: Arc<crate::transport::admin::McpConnections>,
+    pub(crate) connections: Arc<crate::transport::connections::McpConnections>,
     /// Open `subscriptions/listen` streams, in all and per client address.
     pub(crate) listens: Arc<ListenStreams>,
 }
@@ -40,14 +40,14 @@ pub struct AppState {
 #[derive(Debug, Default)]
 pub struct ListenStreams {
     open: std::sync::atomic::AtomicUsize,
-    per_address: Arc<crate::transport::admin::PerAddress>,
+    per_address: Arc<crate::transport::connections::PerAddress>,
 }
 
 /// One open listen stream's place, given back when dropped.
 #[derive(Debug)]
 pub struct ListenPlace {
     table: Arc<ListenStreams>,
-    _address: Option<crate::transport::admin::AddressGuard>,
+    _address: Option<crate::transport::connections::AddressGuard>,
 }
 
 impl ListenStreams {
@@ -62,7 +62,7 @@ impl ListenStreams {
         use std::sync::atomic::Ordering;
         let address = match client {
             Some(ip) => Some(
-                crate::transport::admin::PerAddress::try_take(&table.per_address, ip, per_ip)
+                crate::transport::connections::PerAddress::try_take(&table.per_address, ip, per_ip)
                     .ok_or("limits.max_listen_streams_per_ip")?,
             ),
             None => None,
@@ -107,7 +107,7 @@ impl AppState {
             http: Arc::new(http),
             ready: Arc::new(AtomicBool::new(false)),
             log,
-            connections: Arc::new(crate::transport::admin::McpConnections::new(None)),
+            connections: Arc::new(crate::transport::connections::McpConnections::new(None)),
             listens: Arc::default(),
         }
     }

@@ -189,8 +189,9 @@ where
     S: Future<Output = ()>,
 {
     let log = service.log.new(slog::o!("transport" => "stdio"));
-    let _connection =
-        crate::transport::admin::ConnectionGuard::new(service.metrics.active_connections.clone());
+    let _connection = crate::transport::connections::ConnectionGuard::new(
+        service.metrics.active_connections.clone(),
+    );
     let limits = service.limits.clone();
     // Answers the client has not read yet are bounded: while more than
     // `limits.max_output_bytes` wait, no new request is read.

@@ -52,6 +52,9 @@ pub mod reason {
     pub const SSE_SLOW: &str = "sse_slow";
     /// Request bodies being read held `limits.max_body_bytes_total` (503).
     pub const BODY_BUDGET: &str = "body_budget";
+    /// Answers waiting on HTTP connections held `limits.max_pending_answer_bytes`:
+    /// an answer not begun got 503, a stream was closed.
+    pub const ANSWER_BUDGET: &str = "answer_budget";
 }
 
 /// Every metric emcee exports.

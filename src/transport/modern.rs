@@ -32,6 +32,9 @@
 use std::convert::Infallible;
 use std::sync::Arc;
 
+use std::net::SocketAddr;
+
+use actix_web::body::MessageBody;
 use actix_web::http::header::HeaderMap;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse};
@@ -48,7 +51,8 @@ use crate::runtime::root::{OpenSession, RootError, SessionEntry};
 use crate::runtime::session::{Checked, Inbound, SessionKind};
 use crate::sink::{Frame, FrameKind, FrameReceiver, Sink};
 use crate::telemetry::metrics::reason;
-use crate::telemetry::Refused;
+use crate::telemetry::{Refusals, Refused};
+use crate::transport::answers::{self, AnswerBody, AnswerBudget, Held, OverBudget};
 use crate::tools::Tool;
 use crate::transport::exchange::{
     busy, event_stream, unavailable, unavailable_frame, with_detail, Accept, Refusal,
@@ -119,7 +123,7 @@ fn error_response(id: Option<&crate::protocol::RequestId>, error: &RpcError) -> 
 
 /// An encoded JSON-RPC message as a JSON answer; `code` (of an error response)
 /// decides the status, and a refusal is marked for `mcp_rejected_total`.
-fn json_answer(json: String, code: Option<i32>) -> HttpResponse {
+fn json_answer(json: impl MessageBody + 'static, code: Option<i32>) -> HttpResponse {
     let status = code.map_or(StatusCode::OK, status_of);
     let mut resp = HttpResponse::build(status)
         .content_type("application/json")
@@ -259,14 +263,19 @@ pub async fn post(
         let json = encode_error_omitting_unknown_id(Some(&id), &e);
         return with_detail(unavailable(json), &e);
     }
-    answer(accept, frames, state).await
+    answer(accept, frames, state, req.peer_addr()).await
 }
 
-fn json_response(f: Frame) -> HttpResponse {
+/// A response frame as a JSON answer, holding its bytes from the answers' budget
+/// until written (503 + `Retry-After`, the connection closed, when they do not fit).
+fn json_response(f: Frame, budget: &AnswerBudget) -> HttpResponse {
     if f.unavailable {
         return unavailable_frame(f.json);
     }
-    json_answer(f.json, f.error)
+    match budget.hold(vec![Bytes::from(f.json)]) {
+        Ok(held) => json_answer(AnswerBody::new(held), f.error),
+        Err(over) => answers::over_budget(over),
+    }
 }
 
 /// The request's response frame; `None` when every sender is gone without one
@@ -281,25 +290,42 @@ async fn response_of(frames: &mut FrameReceiver) -> Option<Frame> {
     None
 }
 
-/// JSON or a per-request SSE stream, as the first frame decides.
-async fn answer(accept: Accept, mut frames: FrameReceiver, state: &AppState) -> HttpResponse {
+/// JSON or a per-request SSE stream, as the first frame decides. Every answer holds
+/// its bytes from the answers' budget until written (`transport::answers`); one that
+/// does not fit gets 503 if nothing was sent yet, else closes the stream (`client`
+/// is named in the refusal's log line).
+async fn answer(
+    accept: Accept,
+    mut frames: FrameReceiver,
+    state: &AppState,
+    client: Option<SocketAddr>,
+) -> HttpResponse {
+    let answering = Answering {
+        budget: state.answers.clone(),
+        refusals: state.service.refusals.clone(),
+        client,
+    };
     if !accept.sse {
         // JSON only: within the window, a plain body; later, a streamed one that
         // watches the connection (see `json_stream`).
         return tokio::select! {
             f = response_of(&mut frames) => match f {
-                Some(f) => json_response(f),
+                Some(f) => json_response(f, &state.answers),
                 None => HttpResponse::Accepted().finish(),
             },
             _ = tokio::time::sleep(JSON_WINDOW) => HttpResponse::Ok()
                 .content_type("application/json")
-                .streaming(json_stream(frames, state.service.limits.stream_probe)),
+                .streaming(answers::pieces(Box::pin(json_stream(
+                    frames,
+                    state.service.limits.stream_probe,
+                    answering,
+                )))),
         };
     }
     let first = if accept.json {
         tokio::select! {
             f = frames.recv() => match f {
-                Some(f) if f.kind == FrameKind::Response => return json_response(f),
+                Some(f) if f.kind == FrameKind::Response => return json_response(f, &state.answers),
                 Some(f) => Some(f),
                 // Cancelled before answering (shutdown).
                 None => return HttpResponse::Accepted().finish(),
@@ -309,11 +335,30 @@ async fn answer(accept: Accept, mut frames: FrameReceiver, state: &AppState) -> 
     } else {
         None
     };
-    event_stream(request_stream(
+    event_stream(answers::pieces(Box::pin(request_stream(
         first,
         frames,
         state.service.limits.stream_probe,
-    ))
+        answering,
+    ))))
+}
+
+/// Where a streamed answer holds its bytes, and where it reports one that did not
+/// fit.
+struct Answering {
+    budget: AnswerBudget,
+    refusals: Arc<Refusals>,
+    client: Option<SocketAddr>,
+}
+
+impl Answering {
+    /// `parts` (one answer) within the budget; one that does not fit is counted and
+    /// logged, and its `Err` closes the connection.
+    fn hold(&self, parts: Vec<Bytes>) -> Result<Held, OverBudget> {
+        self.budget.hold(parts).inspect_err(|over| {
+            answers::refuse_stream(&self.refusals, self.client, *over);
+        })
+    }
 }
 
 /// The comment written every `limits.stream_probe` on 2026-07-28 streams.
@@ -321,6 +366,15 @@ const PROBE: &[u8] = b":\n\n";
 
 fn sse_event(json: &str) -> Bytes {
     Bytes::from(format!("event: message\ndata: {json}\n\n"))
+}
+
+/// [`sse_event`] in three parts, `json` not copied.
+fn sse_event_parts(json: String) -> Vec<Bytes> {
+    vec![
+        Bytes::from_static(b"event: message\ndata: "),
+        Bytes::from(json),
+        Bytes::from_static(b"\n\n"),
+    ]
 }
 
 /// A JSON answer not ready within the JSON window: one space every `probe` until
@@ -332,17 +386,25 @@ fn sse_event(json: &str) -> Bytes {
 fn json_stream(
     frames: FrameReceiver,
     probe: std::time::Duration,
-) -> impl futures::Stream<Item = Result<Bytes, Infallible>> {
+    answering: Answering,
+) -> impl futures::Stream<Item = Result<Held, OverBudget>> {
     let mut tick = tokio::time::interval(probe);
     tick.reset();
-    futures::stream::unfold(Some((frames, tick)), move |state| async move {
-        let (mut frames, mut tick) = state?;
-        tokio::select! {
-            f = response_of(&mut frames) => {
-                // The answer ends the body; no answer (cancelled): an empty end.
-                f.map(|f| (Ok(Bytes::from(f.json)), None))
+    let answering = Arc::new(answering);
+    futures::stream::unfold(Some((frames, tick)), move |state| {
+        let answering = answering.clone();
+        async move {
+            let (mut frames, mut tick) = state?;
+            tokio::select! {
+                f = response_of(&mut frames) => {
+                    // The answer ends the body; no answer (cancelled): an empty end.
+                    f.map(|f| (answering.hold(vec![Bytes::from(f.json)]), None))
+                }
+                _ = tick.tick() => Some((
+                    Ok(Held::outside(Bytes::from_static(b" "))),
+                    Some((frames, tick)),
+                )),
             }
-            _ = tick.tick() => Some((Ok(Bytes::from_static(b" ")), Some((frames, tick)))),
         }
     })
 }
@@ -355,9 +417,10 @@ fn request_stream(
     first: Option<Frame>,
     frames: FrameReceiver,
     probe: std::time::Duration,
-) -> impl futures::Stream<Item = Result<Bytes, Infallible>> {
+    answering: Answering,
+) -> impl futures::Stream<Item = Result<Held, OverBudget>> {
     // A comment first: the client sees the stream open at once.
-    let head = futures::stream::iter([Ok(Bytes::from_static(b": stream\n\n"))]);
+    let head = futures::stream::iter([Ok(Held::outside(Bytes::from_static(b": stream\n\n")))]);
     let first = futures::stream::iter(first.map(|f| Ok((f.kind == FrameKind::Response, f.json))));
     let mut tick = tokio::time::interval(probe);
     tick.reset();
@@ -367,18 +430,20 @@ fn request_stream(
             _ = tick.tick() => Some((Err(()), (frames, tick))),
         }
     });
-    let events = first.chain(rest).scan(false, |done, item| {
+    let events = first.chain(rest).scan(false, move |done, item| {
         if *done {
             return futures::future::ready(None);
         }
-        let bytes = match item {
+        let held = match item {
             Ok((is_response, json)) => {
-                *done = is_response;
-                sse_event(&json)
+                let held = answering.hold(sse_event_parts(json));
+                // The response, or an answer that did not fit, ends the stream.
+                *done = is_response || held.is_err();
+                held
             }
-            Err(()) => Bytes::from_static(PROBE),
+            Err(()) => Ok(Held::outside(Bytes::from_static(PROBE))),
         };
-        futures::future::ready(Some(Ok(bytes)))
+        futures::future::ready(Some(held))
     });
     head.chain(events)
 }

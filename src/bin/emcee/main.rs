@@ -6,6 +6,7 @@
 
 use std::io::Write;
 
+mod alloc;
 mod bench;
 mod cli;
 mod config;
@@ -19,6 +20,7 @@ use config::{Config, Mode};
 use emcee::telemetry;
 
 fn main() {
+    alloc::tune();
     let code = match Cli::try_parse() {
         Err(e) => match e.kind() {
             clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {

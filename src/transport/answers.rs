@@ -336,15 +336,15 @@ mod tests {
                 Bytes::from_static(b"\n\n"),
             ])
             .expect("fits");
-        let over = OverBudget {
-            bytes: 1,
-            limit: 1,
-        };
-        let items = vec![Ok(a), Ok(Held::outside(Bytes::from_static(b":\n\n"))), Err(over)];
+        let over = OverBudget { bytes: 1, limit: 1 };
+        let items = vec![
+            Ok(a),
+            Ok(Held::outside(Bytes::from_static(b":\n\n"))),
+            Err(over),
+        ];
         let body = pieces(futures::stream::iter(items));
-        let got: Vec<Result<Bytes, OverBudget>> = futures::executor::block_on(
-            futures::StreamExt::collect(body),
-        );
+        let got: Vec<Result<Bytes, OverBudget>> =
+            futures::executor::block_on(futures::StreamExt::collect(body));
         let mut text = Vec::new();
         for piece in &got[..got.len() - 1] {
             let piece = piece.as_ref().expect("a piece");

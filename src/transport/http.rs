@@ -682,10 +682,7 @@ async fn post_mcp(
         first => first,
     };
     let stream = state.streams.of(&entry).allocate();
-    let (out, rx) = sse::connection(
-        state.service.limits.sse_buffer_bytes,
-        state.answers.clone(),
-    );
+    let (out, rx) = sse::connection(state.service.limits.sse_buffer_bytes, state.answers.clone());
     pump(&state, &entry, stream, StreamKind::Request).start(first, frames, Some(out));
     with_session(sse_response(entry, priming(stream), Some(rx)))
 }
@@ -745,10 +742,7 @@ async fn get_mcp(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     };
     entry.touch();
     let streams = state.streams.of(&entry);
-    let (out, rx) = sse::connection(
-        state.service.limits.sse_buffer_bytes,
-        state.answers.clone(),
-    );
+    let (out, rx) = sse::connection(state.service.limits.sse_buffer_bytes, state.answers.clone());
     if let Some(last) = header_str(&req, "last-event-id") {
         let Some((stream, seq)) = sse::parse_event_id(last) else {
             return bad_request(format!("malformed Last-Event-ID: {last:?}"));

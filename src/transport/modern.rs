@@ -52,8 +52,8 @@ use crate::runtime::session::{Checked, Inbound, SessionKind};
 use crate::sink::{Frame, FrameKind, FrameReceiver, Sink};
 use crate::telemetry::metrics::reason;
 use crate::telemetry::{Refusals, Refused};
-use crate::transport::answers::{self, AnswerBody, AnswerBudget, Held, OverBudget};
 use crate::tools::Tool;
+use crate::transport::answers::{self, AnswerBody, AnswerBudget, Held, OverBudget};
 use crate::transport::exchange::{
     busy, event_stream, unavailable, unavailable_frame, with_detail, Accept, Refusal,
     RefusalReason, StreamGuard, JSON_WINDOW, SESSION_HEADER, VERSION_HEADER,

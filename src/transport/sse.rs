@@ -582,7 +582,10 @@ mod tests {
 
     #[test]
     fn wire_format() {
-        assert_eq!(event_parts(1, 2, "{}".into()).concat(), b"id: 1-2\ndata: {}\n\n");
+        assert_eq!(
+            event_parts(1, 2, "{}".into()).concat(),
+            b"id: 1-2\ndata: {}\n\n"
+        );
         assert!(std::str::from_utf8(&priming(4))
             .unwrap()
             .starts_with("id: 4-0\n"));

@@ -35,7 +35,7 @@ fn request(i: usize, session: &str, body_text: &str) -> Vec<u8> {
         0 | 1 => {
             let body = json!({"jsonrpc": "2.0", "id": i, "method": "tools/call",
                 "params": with_meta(json!({"name": "echo", "arguments": args}))});
-            let accept = if i % 3 == 0 {
+            let accept = if i.is_multiple_of(3) {
                 "application/json"
             } else {
                 "text/event-stream"
@@ -83,9 +83,7 @@ fn unread_answers_stay_within_max_pending_answer_bytes() {
     let message = format!("max_message_bytes={MAX_MESSAGE}");
     let result = format!("max_result_bytes={MAX_MESSAGE}");
     let s = Server::launch(Launch {
-        args: &[
-            "--limit", &budget, "--limit", &message, "--limit", &result,
-        ],
+        args: &["--limit", &budget, "--limit", &message, "--limit", &result],
         ..Launch::default()
     });
     let session = s.session();
@@ -139,8 +137,9 @@ fn unread_answers_stay_within_max_pending_answer_bytes() {
     );
     let logs = s.logs();
     assert!(
-        logs.lines().any(|l| l.contains("\"reason\":\"answer_budget\"")
-            && l.contains("limits.max_pending_answer_bytes")),
+        logs.lines()
+            .any(|l| l.contains("\"reason\":\"answer_budget\"")
+                && l.contains("limits.max_pending_answer_bytes")),
         "no refusal logged:\n{logs}"
     );
     // The server still answers at once.
@@ -151,7 +150,8 @@ fn unread_answers_stay_within_max_pending_answer_bytes() {
     // closed; a stream already begun just ends.
     let mut statuses = Vec::new();
     for c in &mut hostile {
-        c.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+        c.set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
         let mut head = [0u8; 12];
         if c.read_exact(&mut head).is_ok() {
             statuses.push(String::from_utf8_lossy(&head[9..12]).into_owned());

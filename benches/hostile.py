@@ -6,7 +6,7 @@ Starts the release binary on 127.0.0.1 with a fresh data dir and no config (the
 defaults), runs each scenario, and prints the server's RSS and the data dir's size
 after it. Standard library only; about a minute on one core.
 
-    cargo build --release && python3 benches/hostile.py [--bin target/release/emcee]
+    cargo build --release && python3 benches/hostile.py [--bin target/release/emcee] [--only unread]
 """
 
 import argparse
@@ -207,29 +207,95 @@ def stalled_replays(s, report):
         c.close()
 
 
-def unread_answers(s, report):
-    """256 connections (the per-address cap) asking for a ~4 MB answer each and never
-    reading it."""
-    sids = [s.session({"protocolVersion": NEW, "capabilities": {},
-                       "clientInfo": {"name": "u", "version": "1"}})[0] for _ in range(4)]
-    body = json.dumps({"jsonrpc": "2.0", "id": 3, "method": "tools/call",
-                       "params": {"name": "kv_get", "arguments": {"key": "big"}}}).encode()
+MODERN = "2026-07-28"
+MODERN_META = {"io.modelcontextprotocol/protocolVersion": MODERN,
+               "io.modelcontextprotocol/clientCapabilities": {},
+               "io.modelcontextprotocol/clientInfo": {"name": "u", "version": "1"}}
+ECHO_TEXT = "x" * 4_000_000
+_ids = iter(range(1000, 1 << 62))
+
+
+def metric(s, series):
+    """One series of /metrics (0 when absent)."""
+    _, _, body = s.request("GET", "/metrics")
+    for line in body.decode().splitlines():
+        if line.startswith(series + " "):
+            return float(line.split()[-1])
+    return 0.0
+
+
+ANSWERED = 'mcp_requests_total{method="tools/call",outcome="ok"}'
+REFUSED = ['mcp_rejected_total{reason="%s"}' % r
+           for r in ("answer_budget", "body_budget", "connection_limit", "in_flight_session")]
+
+
+def unread_answers(s, report, kind, addresses=("127.0.0.1",)):
+    """256 connections per address (the per-address cap), each POSTing a
+    `tools/call echo` of a 4,000,000-byte text (every request its own id) and never
+    reading the answer. `kind`: `json` or `sse` (2026-07-28, by `Accept`), or
+    `session` (the session era, one session). Reports RSS with the answers waiting
+    and after the sockets close, and what became of the calls: answered by the tool
+    (`mcp_requests_total`), refused and why (`mcp_rejected_total`), and the HTTP
+    status each connection got (200 = an answer under way; SSE streams begin with
+    200 before the answer, so a refused SSE answer shows as 200 then a close)."""
+    sid = None
+    if kind == "session":
+        sid, _ = s.session({"protocolVersion": NEW, "capabilities": {},
+                            "clientInfo": {"name": "u", "version": "1"}})
     before = s.rss()
+    counts = {series: metric(s, series) for series in [ANSWERED] + REFUSED}
     conns = []
-    for i in range(256):
-        c = s.raw()
+    for i in range(256 * len(addresses)):
+        rid = next(_ids)
+        if kind == "session":
+            body = {"jsonrpc": "2.0", "id": rid, "method": "tools/call",
+                    "params": {"name": "echo", "arguments": {"text": ECHO_TEXT}}}
+            head = (f"Accept: application/json, text/event-stream\r\nMcp-Session-Id: {sid}\r\n"
+                    f"MCP-Protocol-Version: {NEW}\r\n")
+        else:
+            body = {"jsonrpc": "2.0", "id": rid, "method": "tools/call",
+                    "params": {"name": "echo", "arguments": {"text": ECHO_TEXT},
+                               "_meta": MODERN_META}}
+            accept = "application/json" if kind == "json" else "text/event-stream"
+            head = (f"Accept: {accept}\r\nMCP-Protocol-Version: {MODERN}\r\n"
+                    f"Mcp-Method: tools/call\r\nMcp-Name: echo\r\n")
+        data = json.dumps(body).encode()
+        c = socket.socket()
         c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        c.sendall(f"POST /mcp HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
-                  f"Accept: application/json, text/event-stream\r\nMcp-Session-Id: {sids[i % 4]}\r\n"
-                  f"MCP-Protocol-Version: {NEW}\r\nContent-Length: {len(body)}\r\n\r\n".encode()
-                  + body)
+        c.bind((addresses[i % len(addresses)], 0))
+        c.connect(("127.0.0.1", s.port))
+        try:
+            c.sendall(f"POST /mcp HTTP/1.1\r\nHost: localhost\r\n"
+                      f"Content-Type: application/json\r\n{head}"
+                      f"Content-Length: {len(data)}\r\n\r\n".encode() + data)
+        except OSError:
+            pass  # refused and closed before the body was all sent
         conns.append(c)
     time.sleep(3)
-    after = s.rss()
-    report("unread 4 MB answers", f"256 connections; RSS {mib(before * 1024)} -> "
-           f"{mib(after * 1024)} (the rest waits in kernel socket buffers)")
+    peak = s.rss()
+    statuses = {}
+    for c in conns:
+        c.settimeout(0.05)
+        try:
+            line = c.recv(12)
+            status = line[9:12].decode() if line.startswith(b"HTTP/1.1 ") else "closed"
+        except socket.timeout:
+            status = "nothing yet"
+        except OSError:
+            status = "reset"
+        statuses[status] = statuses.get(status, 0) + 1
+    delta = {k: int(metric(s, k) - v) for k, v in counts.items()}
     for c in conns:
         c.close()
+    time.sleep(2)
+    after = s.rss()
+    refused = ", ".join(f"{k.split(chr(34))[1]} {v}" for k, v in delta.items()
+                        if k != ANSWERED and v)
+    report(f"unread 4 MB answers ({kind}, {len(conns)} connections from "
+           f"{len(addresses)} address{'es' if len(addresses) > 1 else ''})",
+           f"RSS {mib(before * 1024)} -> {mib(peak * 1024)}, "
+           f"{mib(after * 1024)} once closed; calls answered {delta[ANSWERED]}, "
+           f"refused: {refused or 'none'}; HTTP statuses {statuses}")
 
 
 def disk_flood(s, report):
@@ -256,19 +322,34 @@ def disk_flood(s, report):
            f"kv refused after {i} MiB; data dir {mib(s.disk())}; RSS {mib(s.rss() * 1024)}")
 
 
+UNREAD = [("json", ("127.0.0.1",)), ("sse", ("127.0.0.1",)), ("session", ("127.0.0.1",)),
+          ("json", ("127.0.0.1", "127.0.0.2"))]
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--bin", default="target/release/emcee")
+    ap.add_argument("--only", choices=["unread"],
+                    help="run only the unread-answers scenarios")
     args = ap.parse_args()
-    s = Server(args.bin)
-    print(f"idle: RSS {mib(s.rss() * 1024)}, data dir {mib(s.disk())}")
 
     def report(name, text):
         print(f"{name}: {text}", flush=True)
 
+    # Each unread-answers scenario on a server of its own: its figures do not depend
+    # on what an earlier one left in the allocator.
+    for kind, addresses in UNREAD:
+        u = Server(args.bin)
+        try:
+            unread_answers(u, report, kind, addresses)
+        finally:
+            u.stop()
+    if args.only == "unread":
+        return
+    s = Server(args.bin)
+    print(f"idle: RSS {mib(s.rss() * 1024)}, data dir {mib(s.disk())}")
     try:
         stalled_replays(s, report)
-        unread_answers(s, report)
         slow_bodies(s, report)
         disk_flood(s, report)
         sessions(s, report)

@@ -266,6 +266,17 @@ pub struct Limits {
     /// `max_message_bytes` per body this bounds what slow uploads can hold. Default
     /// 64 MiB.
     pub max_body_bytes_total: usize,
+    /// Bytes of answers waiting on HTTP connections, process-wide: every JSON body
+    /// and SSE event (both eras) holds its size from the moment it is handed to its
+    /// connection until actix-web has given its last byte to the kernel (or the
+    /// connection dropped). An answer that does not fit: one not begun gets 503 +
+    /// `Retry-After` and its connection is closed; a stream already answering is
+    /// closed (a session-era client resumes it with `Last-Event-ID`); either is
+    /// logged and counted as `mcp_rejected_total{reason="answer_budget"}`. So clients
+    /// that do not read their answers hold at most this much of the server's memory.
+    /// Default 64 MiB; at least `max_result_bytes` (else a largest result could never
+    /// be answered).
+    pub max_pending_answer_bytes: usize,
     /// Calls in flight in the whole server; one more is refused with JSON-RPC -32000 at
     /// once. Default 4096.
     pub max_in_flight_total: usize,
@@ -344,7 +355,7 @@ const ANY: u64 = u64::MAX;
 /// Every `[limits]` key and its allowed range. 0 only where it means something
 /// (no grace, no replay log, only summaries); a maximum where a larger value would
 /// overflow, panic or allocate (see the constants above).
-const BOUNDS: [Bound; 43] = [
+const BOUNDS: [Bound; 44] = [
     bound("limits.call_timeout_ms", 1, MAX_DURATION_MS),
     bound("limits.max_in_flight_per_session", 1, ANY),
     bound("limits.max_message_bytes", 1, MAX_MESSAGE_BYTES),
@@ -382,6 +393,7 @@ const BOUNDS: [Bound; 43] = [
     bound("limits.listen_max_ms", 1, MAX_DURATION_MS),
     bound("limits.sse_buffer_bytes", 1, ANY),
     bound("limits.max_body_bytes_total", 1, ANY),
+    bound("limits.max_pending_answer_bytes", 1, ANY),
     bound("limits.max_in_flight_total", 1, ANY),
     bound("limits.max_in_flight_per_tool", 1, ANY),
     bound("limits.blocking_threads", 1, MAX_BLOCKING_THREADS),
@@ -531,6 +543,17 @@ impl Limits {
                 ),
             ));
         }
+        if self.max_pending_answer_bytes < self.max_result_bytes {
+            return Err(bad(
+                "limits.max_pending_answer_bytes",
+                format!(
+                    "{} is less than limits.max_result_bytes ({}): a result of that size could \
+                     never be answered over HTTP (503 for ever); allowed: at least \
+                     limits.max_result_bytes",
+                    self.max_pending_answer_bytes, self.max_result_bytes
+                ),
+            ));
+        }
         Ok(())
     }
 }
@@ -575,6 +598,7 @@ impl Default for Limits {
             listen_max: Duration::from_secs(3600),
             sse_buffer_bytes: 1024 * 1024,
             max_body_bytes_total: 64 * 1024 * 1024,
+            max_pending_answer_bytes: 64 * 1024 * 1024,
             max_in_flight_total: 4096,
             max_in_flight_per_tool: 1024,
             blocking_threads: 8,
@@ -860,6 +884,13 @@ mod tests {
                 if key == "max_body_bytes_total" {
                     text.push_str("max_message_bytes = 1\n");
                 }
+                // max_result_bytes can only grow with max_pending_answer_bytes.
+                if key == "max_result_bytes" {
+                    text.push_str(&format!("max_pending_answer_bytes = {}\n", n.max(1)));
+                }
+                if key == "max_pending_answer_bytes" {
+                    text.push_str("max_result_bytes = 1\n");
+                }
                 limits_of(&text)
             };
             assert!(with(b.min).is_ok(), "{key} = {}: {:?}", b.min, with(b.min));
@@ -888,6 +919,19 @@ mod tests {
             e.contains("limits.call_timeout_ms") && e.contains("milliseconds"),
             "{e}"
         );
+    }
+
+    /// A result of `max_result_bytes` must fit in `max_pending_answer_bytes`, else
+    /// every large answer gets 503 for ever (issue 18 item 1).
+    #[test]
+    fn the_answer_budget_must_hold_one_largest_result() {
+        let e = limits_of("max_pending_answer_bytes = 1000\nmax_result_bytes = 1001").unwrap_err();
+        assert!(
+            e.contains("limits.max_pending_answer_bytes") && e.contains("limits.max_result_bytes"),
+            "{e}"
+        );
+        assert!(limits_of("max_pending_answer_bytes = 1000\nmax_result_bytes = 1000").is_ok());
+        assert_eq!(Limits::default().max_pending_answer_bytes, 64 * 1024 * 1024);
     }
 
     /// A body of `max_message_bytes` must fit in `max_body_bytes_total`, else every

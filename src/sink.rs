@@ -184,8 +184,19 @@ impl Sink {
                 }
             }
             if !replies.is_empty() {
-                // A batch answer is one array, an error or not per item.
-                parent.response(Encoded::result(format!("[{}]", replies.join(","))));
+                // A batch answer is one array, an error or not per item: written
+                // once, each reply freed as it is copied in.
+                let len = replies.iter().map(|r| r.len() + 1).sum::<usize>() + 1;
+                let mut array = String::with_capacity(len);
+                array.push('[');
+                for (i, reply) in replies.into_iter().enumerate() {
+                    if i > 0 {
+                        array.push(',');
+                    }
+                    array.push_str(&reply);
+                }
+                array.push(']');
+                parent.response(Encoded::result(array));
             }
             // Late notifications of the batch still reach the client.
             while let Some(frame) = rx.recv().await {

@@ -63,6 +63,9 @@ pub mod reason {
     /// `limits.max_listen_streams` (in all) or `limits.max_listen_streams_per_ip`
     /// listen streams were open (503).
     pub const LISTEN_CAP: &str = "listen_cap";
+    /// Answers waiting on HTTP connections held `limits.max_pending_answer_bytes`:
+    /// an answer not begun got 503, a stream was closed.
+    pub const ANSWER_BUDGET: &str = "answer_budget";
 }
 
 /// Every metric emcee exports.

@@ -211,9 +211,10 @@ impl Drop for StreamGuard {
 
 /// A `text/event-stream` answer streaming `body` (not cached, not buffered by a
 /// proxy: `X-Accel-Buffering: no`).
-pub fn event_stream<S>(body: S) -> HttpResponse
+pub fn event_stream<S, E>(body: S) -> HttpResponse
 where
-    S: futures::Stream<Item = Result<bytes::Bytes, std::convert::Infallible>> + 'static,
+    S: futures::Stream<Item = Result<bytes::Bytes, E>> + 'static,
+    E: Into<Box<dyn std::error::Error>> + 'static,
 {
     HttpResponse::Ok()
         .content_type("text/event-stream")

@@ -46,6 +46,7 @@ use crate::runtime::session::{Inbound, SessionKind, SetStandalone};
 use crate::sink::{Frame, FrameKind, Sink};
 use crate::telemetry::metrics::reason;
 use crate::transport::admin;
+use crate::transport::answers::{self, Held, OverBudget};
 use crate::transport::connections;
 use crate::transport::exchange::{
     accept_of, header_str, rpc_error, unavailable_frame, with_detail, Refusal, RefusalCounted,
@@ -457,18 +458,21 @@ fn replay_body(
 
 /// An SSE response: `head`, then what the pump sends to `rx` until it lets the
 /// connection go, with a guard that keeps the session "not idle" while the connection
-/// is open.
+/// is open. Each event is written in pieces and holds its bytes from the answers'
+/// budget until written (`transport::answers`); `head` (the priming event, or a
+/// replay read from the log a chunk at a time) is outside it.
 fn sse_response(
     entry: Arc<SessionEntry>,
     head: impl futures::Stream<Item = Result<Bytes, Infallible>> + 'static,
     rx: Option<sse::OutRx>,
 ) -> HttpResponse {
     let guard = StreamGuard::new(entry);
+    let head = head.map(|b| b.map(Held::outside).map_err(|never| match never {}));
     let tail = futures::stream::unfold((rx, guard), |(mut rx, guard)| async move {
-        let bytes = rx.as_mut()?.recv().await?;
-        Some((Ok::<Bytes, Infallible>(bytes), (rx, guard)))
+        let held = rx.as_mut()?.recv().await?;
+        Some((Ok::<Held, OverBudget>(held), (rx, guard)))
     });
-    crate::transport::exchange::event_stream(head.chain(tail))
+    crate::transport::exchange::event_stream(answers::pieces(Box::pin(head.chain(tail))))
 }
 
 fn priming(stream: u64) -> impl futures::Stream<Item = Result<Bytes, Infallible>> {
@@ -599,18 +603,8 @@ async fn post_mcp(
         // JSON only: within the window, a plain body; later, one led by whitespace
         // probes, so that a client that closes gives its connection back at once
         // (the call runs on: the session era does not cancel on a close).
-        return tokio::select! {
-            f = modern::response_of(&mut frames) => match f {
-                Some(f) if f.unavailable => unavailable_frame(f.json),
-                Some(f) => HttpResponse::Ok()
-                    .content_type("application/json")
-                    .body(f.json),
-                None => HttpResponse::Accepted().finish(),
-            },
-            _ = tokio::time::sleep(JSON_WINDOW) => HttpResponse::Ok()
-                .content_type("application/json")
-                .streaming(modern::json_stream(frames, state.service.limits.stream_probe)),
-        };
+        let answering = modern::Answering::new(&state, req.peer_addr());
+        return with_session(modern::json_only(frames, &state, answering, false).await);
     }
     if !accept.sse || has_init {
         // `initialize` (answered at once): wait for the response, dropping related
@@ -620,11 +614,11 @@ async fn post_mcp(
                 if f.unavailable {
                     return unavailable_frame(f.json);
                 }
-                let resp = HttpResponse::Ok()
-                    .content_type("application/json")
-                    .body(f.json.clone());
-                if has_init && f.error.is_some() {
-                    // A refused initialize leaves no session behind.
+                let refused = f.error.is_some();
+                let resp = answers::json(&state.answers, StatusCode::OK, f.json);
+                if has_init && (refused || resp.status() != StatusCode::OK) {
+                    // A refused initialize (or one whose answer did not fit) leaves
+                    // no session behind.
                     state.root.do_send(CloseSession(entry.id.clone()));
                     return resp;
                 }
@@ -643,20 +637,17 @@ async fn post_mcp(
     } else {
         None
     };
-    if let Some(f) = &first {
-        if f.kind == FrameKind::Response && accept.json {
+    let first = match first {
+        Some(f) if f.kind == FrameKind::Response && accept.json => {
             if f.unavailable {
-                return unavailable_frame(f.json.clone());
+                return unavailable_frame(f.json);
             }
-            return with_session(
-                HttpResponse::Ok()
-                    .content_type("application/json")
-                    .body(f.json.clone()),
-            );
+            return with_session(answers::json(&state.answers, StatusCode::OK, f.json));
         }
-    }
+        first => first,
+    };
     let stream = state.streams.of(&entry).allocate();
-    let (out, rx) = sse::connection(state.service.limits.sse_buffer_bytes);
+    let (out, rx) = sse::connection(state.service.limits.sse_buffer_bytes, state.answers.clone());
     pump(&state, &entry, stream, StreamKind::Request).start(first, frames, Some(out));
     with_session(sse_response(entry, priming(stream), Some(rx)))
 }
@@ -716,7 +707,7 @@ async fn get_mcp(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     };
     entry.touch();
     let streams = state.streams.of(&entry);
-    let (out, rx) = sse::connection(state.service.limits.sse_buffer_bytes);
+    let (out, rx) = sse::connection(state.service.limits.sse_buffer_bytes, state.answers.clone());
     if let Some(last) = header_str(&req, "last-event-id") {
         let Some((stream, seq)) = sse::parse_event_id(last) else {
             return bad_request(format!("malformed Last-Event-ID: {last:?}"));

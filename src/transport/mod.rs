@@ -5,6 +5,7 @@
 //! frames it receives. It holds no protocol state of its own.
 
 pub mod admin;
+pub mod answers;
 pub mod connections;
 pub mod exchange;
 pub mod hosts;

@@ -34,6 +34,9 @@
 use std::convert::Infallible;
 use std::sync::Arc;
 
+use std::net::SocketAddr;
+
+use actix_web::body::MessageBody;
 use actix_web::http::header::HeaderMap;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse};
@@ -50,8 +53,9 @@ use crate::runtime::root::{OpenSession, RootError, SessionEntry};
 use crate::runtime::session::{Checked, Inbound, SessionKind};
 use crate::sink::{Frame, FrameKind, FrameReceiver, Sink};
 use crate::telemetry::metrics::reason;
-use crate::telemetry::Refused;
+use crate::telemetry::{Refusals, Refused};
 use crate::tools::Tool;
+use crate::transport::answers::{self, AnswerBody, AnswerBudget, Held, OverBudget};
 use crate::transport::exchange::{
     busy, event_stream, unavailable, unavailable_frame, with_detail, Accept, Refusal,
     RefusalDetail, RefusalReason, StreamGuard, JSON_WINDOW, SESSION_HEADER, VERSION_HEADER,
@@ -121,7 +125,7 @@ fn error_response(id: Option<&crate::protocol::RequestId>, error: &RpcError) -> 
 
 /// An encoded JSON-RPC message as a JSON answer; `code` (of an error response)
 /// decides the status, and a refusal is marked for `mcp_rejected_total`.
-fn json_answer(json: String, code: Option<i32>) -> HttpResponse {
+fn json_answer(json: impl MessageBody + 'static, code: Option<i32>) -> HttpResponse {
     let status = code.map_or(StatusCode::OK, status_of);
     let mut resp = HttpResponse::build(status)
         .content_type("application/json")
@@ -265,19 +269,30 @@ pub async fn post(
         let json = encode_error_omitting_unknown_id(Some(&id), &e);
         return with_detail(unavailable(json), &e);
     }
-    answer(accept, frames, state).await
+    answer(accept, frames, state, req.peer_addr()).await
 }
 
-fn json_response(f: Frame) -> HttpResponse {
+/// A response frame as a JSON answer, holding its bytes from the answers' budget
+/// until written (503 + `Retry-After`, the connection closed, when they do not fit).
+/// A 2026-07-28 error gets the status its code calls for; a session-era answer is
+/// 200 whatever it says.
+fn json_response(f: Frame, budget: &AnswerBudget, modern: bool) -> HttpResponse {
     if f.unavailable {
         return unavailable_frame(f.json);
     }
-    let mut resp = json_answer(f.json, f.error);
-    if let Some(message) = f.error_message {
-        // A refusal the session decided: its log line says what the client was told.
-        resp.extensions_mut().insert(RefusalDetail(message));
+    let code = f.error.filter(|_| modern);
+    match budget.hold(vec![Bytes::from(f.json)]) {
+        Ok(held) => {
+            let mut resp = json_answer(AnswerBody::new(held), code);
+            if let Some(message) = f.error_message {
+                // A refusal the session decided: its log line says what the client
+                // was told.
+                resp.extensions_mut().insert(RefusalDetail(message));
+            }
+            resp
+        }
+        Err(over) => answers::over_budget(over),
     }
-    resp
 }
 
 /// The request's response frame; `None` when every sender is gone without one
@@ -292,25 +307,26 @@ pub(crate) async fn response_of(frames: &mut FrameReceiver) -> Option<Frame> {
     None
 }
 
-/// JSON or a per-request SSE stream, as the first frame decides.
-async fn answer(accept: Accept, mut frames: FrameReceiver, state: &AppState) -> HttpResponse {
+/// JSON or a per-request SSE stream, as the first frame decides. Every answer holds
+/// its bytes from the answers' budget until written (`transport::answers`); one that
+/// does not fit gets 503 if nothing was sent yet, else closes the stream (`client`
+/// is named in the refusal's log line).
+async fn answer(
+    accept: Accept,
+    mut frames: FrameReceiver,
+    state: &AppState,
+    client: Option<SocketAddr>,
+) -> HttpResponse {
+    let answering = Answering::new(state, client);
     if !accept.sse {
-        // JSON only: within the window, a plain body; later, a streamed one that
-        // watches the connection (see `json_stream`).
-        return tokio::select! {
-            f = response_of(&mut frames) => match f {
-                Some(f) => json_response(f),
-                None => HttpResponse::Accepted().finish(),
-            },
-            _ = tokio::time::sleep(JSON_WINDOW) => HttpResponse::Ok()
-                .content_type("application/json")
-                .streaming(json_stream(frames, state.service.limits.stream_probe)),
-        };
+        return json_only(frames, state, answering, true).await;
     }
     let first = if accept.json {
         tokio::select! {
             f = frames.recv() => match f {
-                Some(f) if f.kind == FrameKind::Response => return json_response(f),
+                Some(f) if f.kind == FrameKind::Response => {
+                    return json_response(f, &state.answers, true)
+                }
                 Some(f) => Some(f),
                 // Cancelled before answering (shutdown).
                 None => return HttpResponse::Accepted().finish(),
@@ -320,11 +336,64 @@ async fn answer(accept: Accept, mut frames: FrameReceiver, state: &AppState) -> 
     } else {
         None
     };
-    event_stream(request_stream(
+    event_stream(answers::pieces(Box::pin(request_stream(
         first,
         frames,
         state.service.limits.stream_probe,
-    ))
+        answering,
+    ))))
+}
+
+/// A JSON-only answer (either era): within the JSON window, a plain body; later, a
+/// streamed one that watches the connection (see [`json_stream`]), so that a client
+/// that closes gives its connection back at once. `modern`: a 2026-07-28 request
+/// (its closed stream cancels the call; an error gets its status).
+pub(crate) async fn json_only(
+    mut frames: FrameReceiver,
+    state: &AppState,
+    answering: Answering,
+    modern: bool,
+) -> HttpResponse {
+    tokio::select! {
+        f = response_of(&mut frames) => match f {
+            Some(f) => json_response(f, &state.answers, modern),
+            None => HttpResponse::Accepted().finish(),
+        },
+        _ = tokio::time::sleep(JSON_WINDOW) => HttpResponse::Ok()
+            .content_type("application/json")
+            .streaming(answers::pieces(Box::pin(json_stream(
+                frames,
+                state.service.limits.stream_probe,
+                answering,
+            )))),
+    }
+}
+
+/// Where a streamed answer holds its bytes, and where it reports one that did not
+/// fit.
+pub(crate) struct Answering {
+    budget: AnswerBudget,
+    refusals: Arc<Refusals>,
+    client: Option<SocketAddr>,
+}
+
+impl Answering {
+    /// For answers to `client` within `state`'s budget.
+    pub(crate) fn new(state: &AppState, client: Option<SocketAddr>) -> Answering {
+        Answering {
+            budget: state.answers.clone(),
+            refusals: state.service.refusals.clone(),
+            client,
+        }
+    }
+
+    /// `parts` (one answer) within the budget; one that does not fit is counted and
+    /// logged, and its `Err` closes the connection.
+    fn hold(&self, parts: Vec<Bytes>) -> Result<Held, OverBudget> {
+        self.budget.hold(parts).inspect_err(|over| {
+            answers::refuse_stream(&self.refusals, self.client, *over);
+        })
+    }
 }
 
 /// The comment written every `limits.stream_probe` on 2026-07-28 streams.
@@ -334,26 +403,43 @@ fn sse_event(json: &str) -> Bytes {
     Bytes::from(format!("event: message\ndata: {json}\n\n"))
 }
 
+/// [`sse_event`] in three parts, `json` not copied.
+fn sse_event_parts(json: String) -> Vec<Bytes> {
+    vec![
+        Bytes::from_static(b"event: message\ndata: "),
+        Bytes::from(json),
+        Bytes::from_static(b"\n\n"),
+    ]
+}
+
 /// A JSON answer not ready within the JSON window: one space every `probe` until
 /// the response comes (JSON allows whitespace before a value), then the response.
 /// actix-web notices a closed connection only when a write fails: the spaces make
 /// it notice, and dropping the body then drops `frames`, which cancels the call
 /// (as closing an SSE stream does). Its status is 200 whatever the response says:
 /// the head is sent before it is known.
-pub(crate) fn json_stream(
+fn json_stream(
     frames: FrameReceiver,
     probe: std::time::Duration,
-) -> impl futures::Stream<Item = Result<Bytes, Infallible>> {
+    answering: Answering,
+) -> impl futures::Stream<Item = Result<Held, OverBudget>> {
     let mut tick = tokio::time::interval(probe);
     tick.reset();
-    futures::stream::unfold(Some((frames, tick)), move |state| async move {
-        let (mut frames, mut tick) = state?;
-        tokio::select! {
-            f = response_of(&mut frames) => {
-                // The answer ends the body; no answer (cancelled): an empty end.
-                f.map(|f| (Ok(Bytes::from(f.json)), None))
+    let answering = Arc::new(answering);
+    futures::stream::unfold(Some((frames, tick)), move |state| {
+        let answering = answering.clone();
+        async move {
+            let (mut frames, mut tick) = state?;
+            tokio::select! {
+                f = response_of(&mut frames) => {
+                    // The answer ends the body; no answer (cancelled): an empty end.
+                    f.map(|f| (answering.hold(vec![Bytes::from(f.json)]), None))
+                }
+                _ = tick.tick() => Some((
+                    Ok(Held::outside(Bytes::from_static(b" "))),
+                    Some((frames, tick)),
+                )),
             }
-            _ = tick.tick() => Some((Ok(Bytes::from_static(b" ")), Some((frames, tick)))),
         }
     })
 }
@@ -366,9 +452,10 @@ fn request_stream(
     first: Option<Frame>,
     frames: FrameReceiver,
     probe: std::time::Duration,
-) -> impl futures::Stream<Item = Result<Bytes, Infallible>> {
+    answering: Answering,
+) -> impl futures::Stream<Item = Result<Held, OverBudget>> {
     // A comment first: the client sees the stream open at once.
-    let head = futures::stream::iter([Ok(Bytes::from_static(b": stream\n\n"))]);
+    let head = futures::stream::iter([Ok(Held::outside(Bytes::from_static(b": stream\n\n")))]);
     let first = futures::stream::iter(first.map(|f| Ok((f.kind == FrameKind::Response, f.json))));
     let mut tick = tokio::time::interval(probe);
     tick.reset();
@@ -378,18 +465,20 @@ fn request_stream(
             _ = tick.tick() => Some((Err(()), (frames, tick))),
         }
     });
-    let events = first.chain(rest).scan(false, |done, item| {
+    let events = first.chain(rest).scan(false, move |done, item| {
         if *done {
             return futures::future::ready(None);
         }
-        let bytes = match item {
+        let held = match item {
             Ok((is_response, json)) => {
-                *done = is_response;
-                sse_event(&json)
+                let held = answering.hold(sse_event_parts(json));
+                // The response, or an answer that did not fit, ends the stream.
+                *done = is_response || held.is_err();
+                held
             }
-            Err(()) => Bytes::from_static(PROBE),
+            Err(()) => Ok(Held::outside(Bytes::from_static(PROBE))),
         };
-        futures::future::ready(Some(Ok(bytes)))
+        futures::future::ready(Some(held))
     });
     head.chain(events)
 }
@@ -447,7 +536,7 @@ async fn listen(
     // its first frame is the acknowledgement, or the refusal, answered like every
     // other 2026-07-28 refusal (400 with the JSON-RPC error, not a stream).
     let first = match frames.try_recv() {
-        Ok(f) if f.kind == FrameKind::Response => return json_response(f),
+        Ok(f) if f.kind == FrameKind::Response => return json_response(f, &state.answers, true),
         Ok(f) => Some(f),
         Err(_) => None,
     };

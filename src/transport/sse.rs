@@ -14,7 +14,10 @@
 //!
 //! A connection holds at most `limits.sse_buffer_bytes` its client has not read (plus
 //! one event, however big); past that the pump drops it, and the client resumes from
-//! the log with `Last-Event-ID`.
+//! the log with `Last-Event-ID`. Every event also holds its bytes from the answers'
+//! process-wide budget (`limits.max_pending_answer_bytes`, `transport::answers`)
+//! until it is written; an event that does not fit drops the connection the same
+//! way. An event is framed without copying its JSON (head, JSON, tail).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -28,6 +31,7 @@ use tokio::sync::mpsc;
 use crate::runtime::root::SessionEntry;
 use crate::sink::{Frame, FrameKind, FrameReceiver};
 use crate::storage::Storage;
+use crate::transport::answers::{AnswerBudget, Held};
 
 /// A keep-alive comment line.
 pub const KEEPALIVE: &[u8] = b": keepalive\n\n";
@@ -46,9 +50,14 @@ pub fn parse_event_id(id: &str) -> Option<(u64, u64)> {
     Some((stream.parse().ok()?, seq.parse().ok()?))
 }
 
-/// One SSE `message` event. `data` is compact JSON: it has no raw newlines.
-pub fn event(stream: u64, seq: u64, data: &str) -> Bytes {
-    Bytes::from(format!("id: {}\ndata: {data}\n\n", event_id(stream, seq)))
+/// One SSE `message` event in three parts, `data` not copied: its head, `data`
+/// (compact JSON: it has no raw newlines), its end.
+pub fn event_parts(stream: u64, seq: u64, data: String) -> Vec<Bytes> {
+    vec![
+        Bytes::from(format!("id: {}\ndata: ", event_id(stream, seq))),
+        Bytes::from(data),
+        Bytes::from_static(b"\n\n"),
+    ]
 }
 
 /// The priming event: an id and empty data, so the client can resume from the start.
@@ -61,17 +70,19 @@ pub fn priming(stream: u64) -> Bytes {
 
 /// The sending half of one SSE connection. Bytes its client has not read yet are
 /// counted; a send that would pass the connection's limit fails instead (one event
-/// is always taken by an empty connection, however big).
+/// is always taken by an empty connection, however big), and so does one that does
+/// not fit in the answers' budget.
 #[derive(Clone)]
 pub struct Out {
-    tx: mpsc::UnboundedSender<Bytes>,
+    tx: mpsc::UnboundedSender<Held>,
     queued: Arc<AtomicUsize>,
     max: usize,
+    budget: AnswerBudget,
 }
 
 /// The receiving half of one SSE connection: what its response body reads.
 pub struct OutRx {
-    rx: mpsc::UnboundedReceiver<Bytes>,
+    rx: mpsc::UnboundedReceiver<Held>,
     queued: Arc<AtomicUsize>,
 }
 
@@ -82,10 +93,13 @@ enum SendError {
     Behind,
     /// The connection is gone.
     Closed,
+    /// Answers waiting on connections hold `limits.max_pending_answer_bytes`.
+    Budget,
 }
 
-/// A connection that holds at most `max` unread bytes (plus one event).
-pub fn connection(max: usize) -> (Out, OutRx) {
+/// A connection that holds at most `max` unread bytes (plus one event), each event
+/// within `budget` until it is written.
+pub fn connection(max: usize, budget: AnswerBudget) -> (Out, OutRx) {
     let (tx, rx) = mpsc::unbounded_channel();
     let queued = Arc::new(AtomicUsize::new(0));
     (
@@ -93,28 +107,36 @@ pub fn connection(max: usize) -> (Out, OutRx) {
             tx,
             queued: queued.clone(),
             max,
+            budget,
         },
         OutRx { rx, queued },
     )
 }
 
 impl Out {
-    fn send(&self, bytes: Bytes) -> Result<(), SendError> {
+    /// Queue one event, given as its parts in order.
+    fn send(&self, parts: Vec<Bytes>) -> Result<(), SendError> {
+        let len: usize = parts.iter().map(Bytes::len).sum();
         let queued = self.queued.load(Ordering::Acquire);
-        if queued > 0 && queued + bytes.len() > self.max {
+        if queued > 0 && queued + len > self.max {
             return Err(SendError::Behind);
         }
-        self.queued.fetch_add(bytes.len(), Ordering::AcqRel);
-        self.tx.send(bytes).map_err(|_| SendError::Closed)
+        if self.tx.is_closed() {
+            return Err(SendError::Closed);
+        }
+        let held = self.budget.hold(parts).map_err(|_| SendError::Budget)?;
+        self.queued.fetch_add(len, Ordering::AcqRel);
+        self.tx.send(held).map_err(|_| SendError::Closed)
     }
 }
 
 impl OutRx {
-    /// The next bytes to write; `None` once the pump let the connection go.
-    pub async fn recv(&mut self) -> Option<Bytes> {
-        let bytes = self.rx.recv().await?;
-        self.queued.fetch_sub(bytes.len(), Ordering::AcqRel);
-        Some(bytes)
+    /// The next event to write (it holds its bytes from the answers' budget until
+    /// its last piece is taken); `None` once the pump let the connection go.
+    pub async fn recv(&mut self) -> Option<Held> {
+        let held = self.rx.recv().await?;
+        self.queued.fetch_sub(held.len(), Ordering::AcqRel);
+        Some(held)
     }
 }
 
@@ -148,9 +170,10 @@ impl Connection {
         }
     }
 
-    /// Send to the connection; a connection whose client went away, or is too far
-    /// behind, is dropped (`Err(Behind)` then: the caller reports it).
-    fn send(&self, bytes: Bytes) -> Result<(), SendError> {
+    /// Send an event (its parts) to the connection; a connection whose client went
+    /// away, is too far behind or finds the budget full is dropped (`Err(Behind)` or
+    /// `Err(Budget)` then: the caller reports it).
+    fn send(&self, bytes: Vec<Bytes>) -> Result<(), SendError> {
         let Ok(mut c) = self.0.lock() else {
             return Err(SendError::Closed);
         };
@@ -374,7 +397,7 @@ impl Pump {
                         continue;
                     }
                     _ = keepalive.tick() => {
-                        self.sent(conn.send(Bytes::from_static(KEEPALIVE)));
+                        self.sent(conn.send(vec![Bytes::from_static(KEEPALIVE)]));
                         continue;
                     }
                 }
@@ -392,9 +415,10 @@ impl Pump {
             {
                 slog::warn!(self.log, "event not logged for replay"; "error" => e.to_string());
             }
-            self.sent(conn.send(event(self.stream, seq, &frame.json)));
+            let end = frame.kind == FrameKind::Response && self.kind == StreamKind::Request;
+            self.sent(conn.send(event_parts(self.stream, seq, frame.json)));
             keepalive.reset();
-            if frame.kind == FrameKind::Response && self.kind == StreamKind::Request {
+            if end {
                 break;
             }
         }
@@ -407,18 +431,25 @@ impl Pump {
         }
     }
 
-    /// Report a connection dropped for being too far behind.
+    /// Report a connection dropped for being too far behind, or because answers
+    /// waiting on connections hold the whole budget.
     fn sent(&self, sent: Result<(), SendError>) {
-        if sent == Err(SendError::Behind) {
-            let why = format!(
-                "SSE connection of session {} dropped: the client does not read (limits.sse_buffer_bytes); it resumes with Last-Event-ID",
-                crate::telemetry::session_tag(&self.session)
-            );
-            self.refusals.refuse(crate::telemetry::Refused::new(
-                crate::telemetry::metrics::reason::SSE_SLOW,
-                &why,
-            ));
-        }
+        use crate::telemetry::metrics::reason;
+        let (reason, limit) = match sent {
+            Err(SendError::Behind) => (reason::SSE_SLOW, "limits.sse_buffer_bytes"),
+            Err(SendError::Budget) => (reason::ANSWER_BUDGET, "limits.max_pending_answer_bytes"),
+            Ok(()) | Err(SendError::Closed) => return,
+        };
+        let why = match sent {
+            Err(SendError::Behind) => "the client does not read",
+            _ => "answers waiting on connections hold all of the budget",
+        };
+        let why = format!(
+            "SSE connection of session {} dropped: {why} ({limit}); it resumes with Last-Event-ID",
+            crate::telemetry::session_tag(&self.session)
+        );
+        self.refusals
+            .refuse(crate::telemetry::Refused::new(reason, &why));
     }
 }
 
@@ -433,31 +464,59 @@ mod tests {
         assert_eq!(parse_event_id("12"), None);
     }
 
+    fn unbounded() -> AnswerBudget {
+        AnswerBudget::new(usize::MAX)
+    }
+
+    fn x(n: usize) -> Vec<Bytes> {
+        vec![Bytes::from(vec![b'x'; n])]
+    }
+
+    /// All the bytes of an event, as its body writes them.
+    fn text(mut held: Held) -> Vec<u8> {
+        let mut all = Vec::new();
+        while let Some(piece) = held.next_piece() {
+            all.extend_from_slice(&piece);
+        }
+        all
+    }
+
     #[test]
     fn a_connection_holds_at_most_its_limit_plus_one_event() {
-        let (out, mut rx) = connection(100);
-        assert_eq!(
-            out.send(Bytes::from(vec![b'x'; 500])),
-            Ok(()),
-            "one event always fits"
-        );
-        assert_eq!(out.send(Bytes::from_static(b"y")), Err(SendError::Behind));
+        let (out, mut rx) = connection(100, unbounded());
+        assert_eq!(out.send(x(500)), Ok(()), "one event always fits");
+        assert_eq!(out.send(x(1)), Err(SendError::Behind));
         futures::executor::block_on(async {
             assert_eq!(rx.recv().await.map(|b| b.len()), Some(500));
         });
-        assert_eq!(out.send(Bytes::from(vec![b'x'; 60])), Ok(()));
-        assert_eq!(
-            out.send(Bytes::from(vec![b'x'; 40])),
-            Ok(()),
-            "up to the limit"
-        );
-        assert_eq!(out.send(Bytes::from_static(b"y")), Err(SendError::Behind));
+        assert_eq!(out.send(x(60)), Ok(()));
+        assert_eq!(out.send(x(40)), Ok(()), "up to the limit");
+        assert_eq!(out.send(x(1)), Err(SendError::Behind));
         drop(rx);
         futures::executor::block_on(async {
-            let (out, rx) = connection(100);
+            let (out, rx) = connection(100, unbounded());
             drop(rx);
-            assert_eq!(out.send(Bytes::from_static(b"y")), Err(SendError::Closed));
+            assert_eq!(out.send(x(1)), Err(SendError::Closed));
         });
+    }
+
+    /// Issue 18 item 1: an event holds its bytes from the answers' budget until its
+    /// body has taken it; one that does not fit is refused (the pump then drops the
+    /// connection and counts it as `answer_budget`).
+    #[test]
+    fn events_wait_within_the_answers_budget() {
+        let budget = AnswerBudget::new(1000);
+        let (a, mut a_rx) = connection(1 << 20, budget.clone());
+        let (b, _b_rx) = connection(1 << 20, budget.clone());
+        assert_eq!(a.send(x(600)), Ok(()));
+        assert_eq!(b.send(x(400)), Ok(()), "up to the budget");
+        assert_eq!(budget.available(), 0);
+        assert_eq!(a.send(x(1)), Err(SendError::Budget));
+        let taken = futures::executor::block_on(a_rx.recv()).expect("an event");
+        assert_eq!(budget.available(), 0, "held while the body writes it");
+        assert_eq!(text(taken).len(), 600);
+        assert_eq!(budget.available(), 600, "given back once written");
+        assert_eq!(a.send(x(600)), Ok(()));
     }
 
     /// A client that stops reading loses its connection, not events: a resume gets
@@ -473,7 +532,7 @@ mod tests {
             let streams = Arc::new(StreamTable::default());
             let stream = streams.allocate();
             let (sink, frames) = crate::sink::Sink::channel();
-            let (out, mut rx) = connection(300);
+            let (out, mut rx) = connection(300, unbounded());
             Pump {
                 session: Arc::from("s1"),
                 streams: streams.clone(),
@@ -498,8 +557,8 @@ mod tests {
             // What fitted, then the end of the connection.
             let mut got = 0;
             let second = Duration::from_secs(1);
-            while let Ok(Some(bytes)) = tokio::time::timeout(second, rx.recv()).await {
-                assert!(bytes.starts_with(format!("id: {stream}-").as_bytes()));
+            while let Ok(Some(held)) = tokio::time::timeout(second, rx.recv()).await {
+                assert!(text(held).starts_with(format!("id: {stream}-").as_bytes()));
                 got += 1;
             }
             assert!((1..10).contains(&got), "{got} events before the drop");
@@ -507,13 +566,13 @@ mod tests {
                 .render()
                 .contains(r#"mcp_rejected_total{reason="sse_slow"} 1"#));
             // Resume: the pump says what it logged; the log has all of it.
-            let (out, mut rx) = connection(300);
+            let (out, mut rx) = connection(300, unbounded());
             assert_eq!(streams.attach(stream, out).await, Ok(10));
             let logged = storage.events_after("s1", stream, 0).unwrap();
             assert_eq!(logged.len(), 10);
             assert_eq!(logged[9].1, note(10));
             assert!(sink.notification(note(11)));
-            let live = rx.recv().await.unwrap();
+            let live = text(rx.recv().await.unwrap());
             assert!(
                 live.starts_with(format!("id: {stream}-11\n").as_bytes()),
                 "{live:?}"
@@ -523,7 +582,10 @@ mod tests {
 
     #[test]
     fn wire_format() {
-        assert_eq!(&event(1, 2, "{}")[..], b"id: 1-2\ndata: {}\n\n");
+        assert_eq!(
+            event_parts(1, 2, "{}".into()).concat(),
+            b"id: 1-2\ndata: {}\n\n"
+        );
         assert!(std::str::from_utf8(&priming(4))
             .unwrap()
             .starts_with("id: 4-0\n"));

@@ -27,6 +27,9 @@ pub struct AppState {
     /// Bytes request bodies being read may hold together, one permit a byte
     /// (`limits.max_body_bytes_total`).
     pub(crate) bodies: Arc<tokio::sync::Semaphore>,
+    /// Bytes answers waiting on connections hold together
+    /// (`limits.max_pending_answer_bytes`).
+    pub(crate) answers: crate::transport::answers::AnswerBudget,
     /// The session era's SSE streams, per session.
     pub(crate) streams: Arc<crate::transport::sse::SessionStreams>,
     /// Open MCP connections (`http.max_connections`).
@@ -98,7 +101,10 @@ impl AppState {
             .limits
             .max_body_bytes_total
             .min(tokio::sync::Semaphore::MAX_PERMITS);
+        let answers =
+            crate::transport::answers::AnswerBudget::new(service.limits.max_pending_answer_bytes);
         AppState {
+            answers,
             bodies: Arc::new(tokio::sync::Semaphore::new(bodies)),
             streams: Arc::default(),
             service,

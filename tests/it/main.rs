@@ -23,3 +23,4 @@ mod tasks;
 mod tidy;
 mod transports;
 mod ts_client;
+mod unread_answers;

@@ -9,6 +9,7 @@
 
 use std::io::Write;
 
+mod alloc;
 mod bench;
 mod cli;
 mod config;
@@ -22,6 +23,7 @@ use config::{Config, Mode};
 use emcee::telemetry;
 
 fn main() {
+    alloc::tune();
     let code = match Cli::try_parse() {
         Err(e) => match e.kind() {
             clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {

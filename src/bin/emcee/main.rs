@@ -2,9 +2,11 @@
 //! to an exit code (0 ok, 1 runtime failure, 2 bad usage or configuration, 3 storage).
 //! `emcee bench` (the load generator) is dispatched before any server configuration.
 
-// Two `unsafe` blocks, both in `tools/command.rs` and each `#[allow(unsafe_code)]`
-// with its SAFETY comment: `kill(2)` (a command tool's process group and escaped
-// children) and the `pre_exec` that sets the program's parent-death signal.
+// Three `unsafe` blocks, each `#[allow(unsafe_code)]` with its SAFETY comment: in
+// `tools/command.rs`, `kill(2)` (a command tool's process group and escaped
+// children) and the `pre_exec` that sets the program's parent-death signal; in
+// `alloc.rs`, the glibc `mallopt` settings made before any thread starts. The
+// library has none (`#![forbid(unsafe_code)]`).
 #![deny(unsafe_code)]
 
 use std::io::Write;

@@ -390,8 +390,8 @@ fn die_with_emcee(command: &mut tokio::process::Command) {
     let parent = libc::pid_t::try_from(std::process::id()).unwrap_or(0);
     // SAFETY: the closure runs in the forked child before exec, so it may only make
     // async-signal-safe calls: it makes two system calls (prctl, getppid) and
-    // builds an io::Error from errno (no allocation), nothing else. One of the two
-    // `unsafe` blocks of the binary (the other is `signal`, below).
+    // builds an io::Error from errno (no allocation), nothing else. One of the three
+    // `unsafe` blocks of the binary (see main.rs).
     #[allow(unsafe_code)]
     unsafe {
         command.pre_exec(move || {
@@ -420,7 +420,8 @@ fn sigkill(pid: libc::pid_t) {
         return; // 0 and -1 would mean our own group and every process.
     }
     // SAFETY: kill(2) only sends a signal (a process or group that is gone is
-    // ESRCH); 0 and -1 are refused above. The other `unsafe` block of the binary.
+    // ESRCH); 0 and -1 are refused above. One of the three `unsafe` blocks of the
+    // binary (see main.rs).
     #[allow(unsafe_code)]
     unsafe {
         libc::kill(pid, libc::SIGKILL);

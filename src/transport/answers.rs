@@ -23,17 +23,15 @@ use std::task::{Context, Poll};
 use std::net::SocketAddr;
 
 use actix_web::body::{BodySize, MessageBody};
-use actix_web::http::{header, StatusCode};
+use actix_web::http::StatusCode;
 use actix_web::HttpResponse;
 use bytes::Bytes;
 use futures::Stream;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::protocol::jsonrpc::encode_error;
-use crate::protocol::{code, RpcError};
 use crate::telemetry::metrics::reason;
 use crate::telemetry::{Refusals, Refused};
-use crate::transport::exchange::{with_detail, RefusalReason, RETRY_AFTER_SECS};
+use crate::transport::exchange::Refusal;
 
 /// Largest piece of an answer handed to actix-web at a time.
 pub const PIECE: usize = 16 * 1024;
@@ -257,18 +255,10 @@ pub fn json(budget: &AnswerBudget, status: StatusCode, json: String) -> HttpResp
 /// connection closed, counted and logged as `answer_budget` by the refusal
 /// middleware.
 pub fn over_budget(over: OverBudget) -> HttpResponse {
-    let error = RpcError::new(code::SERVER_BUSY, format!("{over}; retry later"));
-    let mut resp = HttpResponse::ServiceUnavailable();
-    resp.force_close()
-        .insert_header((header::RETRY_AFTER, RETRY_AFTER_SECS.to_string()));
-    let mut resp = with_detail(
-        resp.content_type("application/json")
-            .body(encode_error(None, &error)),
-        &error,
-    );
-    resp.extensions_mut()
-        .insert(RefusalReason(reason::ANSWER_BUDGET));
-    resp
+    Refusal::busy(over)
+        .because(reason::ANSWER_BUDGET)
+        .closing()
+        .into()
 }
 
 /// Count and log a stream closed because its next answer did not fit (the

@@ -25,13 +25,16 @@ pub const VERSION_HEADER: &str = "mcp-protocol-version";
 pub const JSON_WINDOW: Duration = Duration::from_millis(20);
 /// `Retry-After` seconds when the session cap is reached.
 pub const RETRY_AFTER_SECS: u32 = 5;
-/// A refused request: an HTTP status with a JSON-RPC error body (id null). Every
+/// A refused request: an HTTP status with a JSON-RPC error body (id null), and
+/// `Retry-After` on a 503 or a 429. Every
 /// refusal of this transport becomes a response here, in one place.
 #[derive(Debug)]
 pub struct Refusal {
     status: StatusCode,
     error: RpcError,
     reason: Option<&'static str>,
+    /// Close the connection after the answer (`Connection: close`).
+    close: bool,
 }
 
 impl Refusal {
@@ -41,7 +44,15 @@ impl Refusal {
             status,
             error,
             reason: None,
+            close: false,
         }
+    }
+
+    /// The same refusal, and the connection closed after it (to give a descriptor
+    /// back, or because the request's body is left unread).
+    pub fn closing(mut self) -> Refusal {
+        self.close = true;
+        self
     }
 
     /// The same refusal, counted and logged under `reason` instead of the one its
@@ -122,8 +133,14 @@ pub fn with_detail(mut resp: HttpResponse, error: &RpcError) -> HttpResponse {
 impl From<Refusal> for HttpResponse {
     fn from(r: Refusal) -> HttpResponse {
         let mut resp = HttpResponse::build(r.status);
-        if r.status == StatusCode::SERVICE_UNAVAILABLE {
+        if matches!(
+            r.status,
+            StatusCode::SERVICE_UNAVAILABLE | StatusCode::TOO_MANY_REQUESTS
+        ) {
             resp.insert_header((header::RETRY_AFTER, RETRY_AFTER_SECS.to_string()));
+        }
+        if r.close {
+            resp.force_close();
         }
         let mut resp = with_detail(
             resp.content_type("application/json")

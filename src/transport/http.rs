@@ -50,8 +50,7 @@ use crate::transport::answers::{self, Held, OverBudget};
 use crate::transport::connections;
 use crate::transport::exchange::{
     accept_of, header_str, rpc_error, unavailable_frame, with_detail, Refusal, RefusalCounted,
-    RefusalDetail, RefusalReason, StreamGuard, JSON_WINDOW, RETRY_AFTER_SECS, SESSION_HEADER,
-    VERSION_HEADER,
+    RefusalDetail, RefusalReason, StreamGuard, JSON_WINDOW, SESSION_HEADER, VERSION_HEADER,
 };
 use crate::transport::hosts::check_host_and_origin;
 use crate::transport::modern;
@@ -200,17 +199,10 @@ async fn guard_host_and_origin(
             crate::protocol::code::SERVER_BUSY,
             "too many connections from this address (http.max_connections_per_ip); retry later",
         );
-        let mut resp = HttpResponse::TooManyRequests();
-        resp.force_close()
-            .insert_header((header::RETRY_AFTER, RETRY_AFTER_SECS.to_string()));
-        let mut resp = with_detail(
-            resp.content_type("application/json")
-                .body(encode_error(None, &error)),
-            &error,
-        );
-        resp.extensions_mut()
-            .insert(RefusalReason(reason::CONNECTION_LIMIT));
-        return Ok(req.into_response(resp));
+        let refusal = Refusal::new(StatusCode::TOO_MANY_REQUESTS, error)
+            .because(reason::CONNECTION_LIMIT)
+            .closing();
+        return Ok(req.into_response(HttpResponse::from(refusal)));
     }
     // `http.max_connections` MCP connections open: refuse this one's first `/mcp`
     // request and close it, so that the connections kept beyond the cap
@@ -219,22 +211,12 @@ async fn guard_host_and_origin(
         .conn_data::<connections::McpSlot>()
         .is_some_and(|slot| !slot.take())
     {
-        let error = RpcError::new(
-            crate::protocol::code::SERVER_BUSY,
-            "the server holds all the MCP connections it serves (http.max_connections); \
-             retry later",
-        );
-        let mut resp = HttpResponse::ServiceUnavailable();
-        resp.force_close()
-            .insert_header((header::RETRY_AFTER, RETRY_AFTER_SECS.to_string()));
-        let mut resp = with_detail(
-            resp.content_type("application/json")
-                .body(encode_error(None, &error)),
-            &error,
-        );
-        resp.extensions_mut()
-            .insert(RefusalReason(reason::CONNECTION_CAP));
-        return Ok(req.into_response(resp));
+        let refusal = Refusal::busy(
+            "the server holds all the MCP connections it serves (http.max_connections)",
+        )
+        .because(reason::CONNECTION_CAP)
+        .closing();
+        return Ok(req.into_response(HttpResponse::from(refusal)));
     }
     let refused = req
         .app_data::<web::Data<AppState>>()
@@ -314,28 +296,19 @@ async fn read_body(
     )
     .await
     {
-        Ok(read) => read.map_err(|(refusal, reason)| {
-            let mut resp = HttpResponse::from(refusal);
-            if let Some(reason) = reason {
-                resp.extensions_mut().insert(RefusalReason(reason));
-            }
-            resp
+        Ok(read) => read.map_err(|(refusal, reason)| match reason {
+            Some(reason) => refusal.because(reason).into(),
+            None => refusal.into(),
         }),
         Err(_) => {
             let error = RpcError::invalid_request(format!(
                 "the body did not arrive within {} ms (limits.body_timeout_ms)",
                 limits.body_timeout.as_millis()
             ));
-            let mut resp = HttpResponse::RequestTimeout();
-            resp.force_close();
-            let mut resp = with_detail(
-                resp.content_type("application/json")
-                    .body(encode_error(None, &error)),
-                &error,
-            );
-            resp.extensions_mut()
-                .insert(RefusalReason(reason::BODY_TIMEOUT));
-            Err(resp)
+            let refusal = Refusal::new(StatusCode::REQUEST_TIMEOUT, error)
+                .because(reason::BODY_TIMEOUT)
+                .closing();
+            Err(refusal.into())
         }
     }
 }

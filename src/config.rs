@@ -355,7 +355,7 @@ const ANY: u64 = u64::MAX;
 /// Every `[limits]` key and its allowed range. 0 only where it means something
 /// (no grace, no replay log, only summaries); a maximum where a larger value would
 /// overflow, panic or allocate (see the constants above).
-const BOUNDS: [Bound; 44] = [
+const BOUNDS: &[Bound] = &[
     bound("limits.call_timeout_ms", 1, MAX_DURATION_MS),
     bound("limits.max_in_flight_per_session", 1, ANY),
     bound("limits.max_message_bytes", 1, MAX_MESSAGE_BYTES),
@@ -873,7 +873,7 @@ mod tests {
     /// refused one past them, naming the key and the range.
     #[test]
     fn every_limit_is_refused_one_past_its_range() {
-        for b in &BOUNDS {
+        for b in BOUNDS {
             let key = b.key();
             // max_message_bytes can only grow with max_body_bytes_total.
             let with = |n: u64| {

@@ -7,6 +7,12 @@ defaults), runs each scenario, and prints the server's RSS and the data dir's si
 after it. Standard library only; about a minute on one core.
 
     cargo build --release && python3 benches/hostile.py [--bin target/release/emcee] [--only unread]
+    python3 benches/hostile.py --combined [--seconds 40]
+
+`--combined` runs every attack at once from four addresses (127.0.0.2-5) for
+`--seconds`, while an operator's probe on 127.0.0.1 asks `/health/live` on a new
+connection every 100 ms with a 1 s deadline and RSS is sampled every 50 ms; it
+prints the peak RSS, the slowest probe and how many probes missed the deadline.
 """
 
 import argparse
@@ -17,6 +23,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 OLD = "2025-03-26"  # allows batches: a session's subscriptions in one POST
@@ -96,8 +103,8 @@ class Server:
                   params["protocolVersion"])
         return sid, status
 
-    def raw(self):
-        return socket.create_connection(("127.0.0.1", self.port))
+    def raw(self, address="127.0.0.1"):
+        return socket.create_connection(("127.0.0.1", self.port), source_address=(address, 0))
 
     def rss(self):
         return rss_kib(self.proc.pid)
@@ -137,13 +144,13 @@ def sessions(s, report):
 
 
 def slow_bodies(s, report):
-    """256 connections (the per-address cap) each uploading a 4 MiB body and
-    stalling before its last byte."""
+    """256 connections (128 from each of two addresses: the per-address cap) each
+    uploading a 4 MiB body and stalling before its last byte."""
     before = s.rss()
     conns, refused = [], 0
     size = 4 * 1024 * 1024
-    for _ in range(256):
-        c = s.raw()
+    for i in range(256):
+        c = s.raw(("127.0.0.1", "127.0.0.2")[i % 2])
         c.sendall(b"POST /mcp HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
                   b"Accept: application/json, text/event-stream\r\n"
                   + f"Content-Length: {size}\r\n\r\n".encode())
@@ -193,8 +200,8 @@ def stalled_replays(s, report):
     stream = big_event(s, sid)
     before = s.rss()
     conns = []
-    for _ in range(200):
-        c = s.raw()
+    for i in range(200):
+        c = s.raw(("127.0.0.1", "127.0.0.2")[i % 2])
         c.sendall(f"GET /mcp HTTP/1.1\r\nHost: localhost\r\nAccept: text/event-stream\r\n"
                   f"Mcp-Session-Id: {sid}\r\nMCP-Protocol-Version: {NEW}\r\n"
                   f"Last-Event-ID: {stream}-0\r\n\r\n".encode())
@@ -230,7 +237,7 @@ REFUSED = ['mcp_rejected_total{reason="%s"}' % r
 
 
 def unread_answers(s, report, kind, addresses=("127.0.0.1",)):
-    """256 connections per address (the per-address cap), each POSTing a
+    """128 connections per address (the per-address cap), each POSTing a
     `tools/call echo` of a 4,000,000-byte text (every request its own id) and never
     reading the answer. `kind`: `json` or `sse` (2026-07-28, by `Accept`), or
     `session` (the session era, one session). Reports RSS with the answers waiting
@@ -245,7 +252,7 @@ def unread_answers(s, report, kind, addresses=("127.0.0.1",)):
     before = s.rss()
     counts = {series: metric(s, series) for series in [ANSWERED] + REFUSED}
     conns = []
-    for i in range(256 * len(addresses)):
+    for i in range(128 * len(addresses)):
         rid = next(_ids)
         if kind == "session":
             body = {"jsonrpc": "2.0", "id": rid, "method": "tools/call",
@@ -322,8 +329,214 @@ def disk_flood(s, report):
            f"kv refused after {i} MiB; data dir {mib(s.disk())}; RSS {mib(s.rss() * 1024)}")
 
 
-UNREAD = [("json", ("127.0.0.1",)), ("sse", ("127.0.0.1",)), ("session", ("127.0.0.1",)),
-          ("json", ("127.0.0.1", "127.0.0.2"))]
+TWO = ("127.0.0.1", "127.0.0.2")
+UNREAD = [("json", TWO), ("sse", TWO), ("session", TWO),
+          ("json", TWO + ("127.0.0.3", "127.0.0.4"))]
+
+
+ATTACKERS = ("127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5")
+
+
+def connect_from(s, address):
+    c = socket.socket()
+    c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    c.settimeout(5)
+    c.bind((address, 0))
+    c.connect(("127.0.0.1", s.port))
+    return c
+
+
+def modern_post(method, params, accept, rid, name=None):
+    body = json.dumps({"jsonrpc": "2.0", "id": rid, "method": method,
+                       "params": dict(params, _meta=MODERN_META)}).encode()
+    head = (f"POST /mcp HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+            f"Accept: {accept}\r\nMCP-Protocol-Version: {MODERN}\r\nMcp-Method: {method}\r\n"
+            + (f"Mcp-Name: {name}\r\n" if name else "")
+            + f"Content-Length: {len(body)}\r\n\r\n")
+    return head.encode() + body
+
+
+class Combined:
+    """Every attack at once from four addresses; see the module's doc."""
+
+    def __init__(self, s, seconds):
+        self.s, self.until = s, time.time() + seconds
+        self.lock = threading.Lock()
+        self.held = []  # sockets the attacks keep open until the end
+        self.counts = {}
+
+    def count(self, what, n=1):
+        with self.lock:
+            self.counts[what] = self.counts.get(what, 0) + n
+
+    def hold(self, c):
+        with self.lock:
+            self.held.append(c)
+
+    def running(self):
+        return time.time() < self.until
+
+    def send(self, address, data, what):
+        try:
+            c = connect_from(self.s, address)
+            c.sendall(data)
+            self.hold(c)
+            self.count(what)
+        except OSError:
+            self.count(what + " refused at connect/send")
+
+    def unread(self, address):
+        """128 unread 4 MB answers per address, 2026-07-28 JSON and SSE alternately."""
+        for i in range(128):
+            if not self.running():
+                return
+            accept = "application/json" if i % 2 else "text/event-stream"
+            self.send(address, modern_post("tools/call", {"name": "echo", "arguments":
+                      {"text": ECHO_TEXT}}, accept, next(_ids), "echo"), "unread answers")
+
+    def listens(self, address):
+        """Listen streams past the per-address share, never read."""
+        for _ in range(128):
+            if not self.running():
+                return
+            self.send(address, modern_post("subscriptions/listen", {"notifications":
+                      {"toolsListChanged": True}}, "application/json, text/event-stream",
+                      next(_ids)), "listen streams")
+
+    def churn(self, address):
+        """connect, POST `sleep 20000` (JSON only), close: as fast as it goes."""
+        while self.running():
+            try:
+                c = connect_from(self.s, address)
+                c.sendall(modern_post("tools/call", {"name": "sleep", "arguments":
+                          {"ms": 20000}}, "application/json", next(_ids), "sleep"))
+                c.close()
+                self.count("churned sleep calls")
+            except OSError:
+                self.count("churned sleep calls refused")
+                time.sleep(0.01)
+
+    def idle(self, address):
+        """Connections that never send a byte, renewed as the server drops them."""
+        while self.running():
+            try:
+                self.hold(connect_from(self.s, address))
+                self.count("idle connections")
+            except OSError:
+                self.count("idle connections refused")
+            time.sleep(0.02)
+
+    def uploads(self, address):
+        """Stalled 4 MiB uploads: all but the last byte, then nothing."""
+        size = 4 * 1024 * 1024
+        for _ in range(32):
+            if not self.running():
+                return
+            try:
+                c = connect_from(self.s, address)
+                c.sendall(b"POST /mcp HTTP/1.1\r\nHost: localhost\r\n"
+                          b"Content-Type: application/json\r\n"
+                          b"Accept: application/json, text/event-stream\r\n"
+                          + f"Content-Length: {size}\r\n\r\n".encode())
+                c.settimeout(1)
+                c.sendall(b" " * (size - 1))
+                self.hold(c)
+                self.count("stalled uploads")
+            except OSError:
+                self.count("stalled uploads refused")
+
+    def sessions(self, address):
+        """Session-era sessions at every per-session limit, until refused."""
+        params = {"protocolVersion": OLD,
+                  "capabilities": {"experimental": {"blob": "x" * 13_500}},
+                  "clientInfo": {"name": "n" * 1000, "version": "v" * 1000}}
+        batch = [{"jsonrpc": "2.0", "id": 10 + i, "method": "resources/subscribe",
+                  "params": {"uri": f"kv://{i:04d}-" + "u" * (2048 - 10)}} for i in range(16)]
+        while self.running():
+            try:
+                c = http.client.HTTPConnection("127.0.0.1", self.s.port, timeout=5,
+                                               source_address=(address, 0))
+                h = {"Host": "localhost", "Content-Type": "application/json",
+                     "Accept": "application/json, text/event-stream"}
+                c.request("POST", "/mcp", json.dumps({"jsonrpc": "2.0", "id": 1,
+                          "method": "initialize", "params": params}), h)
+                r = c.getresponse()
+                r.read()
+                sid = r.getheader("mcp-session-id")
+                if r.status != 200 or not sid:
+                    self.count(f"sessions refused {r.status}")
+                    c.close()
+                    time.sleep(0.05)
+                    continue
+                h.update({"Mcp-Session-Id": sid, "MCP-Protocol-Version": OLD})
+                c.request("POST", "/mcp", json.dumps(batch), h)
+                c.getresponse().read()
+                c.close()
+                self.count("sessions")
+            except (OSError, http.client.HTTPException):
+                self.count("sessions failed")
+                time.sleep(0.05)
+
+
+KINDS = ("unread", "listens", "churn", "idle", "uploads", "sessions")
+
+
+def combined(s, seconds, report, kinds=KINDS):
+    attack = Combined(s, seconds)
+    probes, misses, slowest, rss = [], 0, 0.0, [s.rss()]
+    stop = threading.Event()
+
+    def sample():
+        while not stop.is_set():
+            rss.append(s.rss())
+            time.sleep(0.05)
+
+    def probe():
+        nonlocal misses, slowest
+        while not stop.is_set():
+            started = time.time()
+            try:
+                c = http.client.HTTPConnection("127.0.0.1", s.port, timeout=1)
+                c.request("GET", "/health/live", headers={"Host": "localhost"})
+                ok = c.getresponse().status == 200
+                c.close()
+            except (OSError, http.client.HTTPException):
+                ok = False
+            took = time.time() - started
+            probes.append(took)
+            slowest = max(slowest, took)
+            if not ok or took > 1:
+                misses += 1
+                print(f"  probe at +{started - attack.until + seconds:.1f} s: "
+                      f"{'slow' if ok else 'failed'} after {took * 1000:.0f} ms", flush=True)
+            time.sleep(0.1)
+
+    watchers = [threading.Thread(target=sample), threading.Thread(target=probe)]
+    for t in watchers:
+        t.start()
+    threads = [threading.Thread(target=getattr(attack, kind), args=(a,), daemon=True)
+               for a in ATTACKERS
+               for kind in kinds]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=max(0, attack.until - time.time()) + 10)
+    time.sleep(max(0, attack.until - time.time()))  # what the attacks hold, held to the end
+    stop.set()
+    for t in watchers:
+        t.join()
+    peak = max(rss)
+    held = len(attack.held)
+    for c in attack.held:
+        c.close()
+    time.sleep(3)
+    probes.sort()
+    report(f"combined, {seconds} s from {len(ATTACKERS)} addresses",
+           f"RSS peak {mib(peak * 1024)}, {mib(s.rss() * 1024)} 3 s after the "
+           f"{held} held sockets closed; /health/live probes {len(probes)}, "
+           f"median {probes[len(probes) // 2] * 1000:.0f} ms, slowest {slowest * 1000:.0f} ms, "
+           f"missed the 1 s deadline {misses}; {dict(sorted(attack.counts.items()))}")
+    return misses
 
 
 def main():
@@ -331,10 +544,24 @@ def main():
     ap.add_argument("--bin", default="target/release/emcee")
     ap.add_argument("--only", choices=["unread"],
                     help="run only the unread-answers scenarios")
+    ap.add_argument("--combined", action="store_true",
+                    help="run every attack at once from four addresses (see above)")
+    ap.add_argument("--seconds", type=int, default=40)
+    ap.add_argument("--attacks", default=",".join(KINDS),
+                    help="with --combined: which of " + ", ".join(KINDS))
     args = ap.parse_args()
 
     def report(name, text):
         print(f"{name}: {text}", flush=True)
+
+    if args.combined:
+        s = Server(args.bin)
+        print(f"idle: RSS {mib(s.rss() * 1024)}")
+        try:
+            misses = combined(s, args.seconds, report, args.attacks.split(","))
+        finally:
+            s.stop()
+        sys.exit(1 if misses else 0)
 
     # Each unread-answers scenario on a server of its own: its figures do not depend
     # on what an earlier one left in the allocator.

@@ -711,7 +711,9 @@ pub struct HttpConfig {
     /// cannot take every file descriptor. IPv6 addresses count by their /64 (one
     /// host usually has a whole /64), IPv4-mapped IPv6 as IPv4. Behind a proxy every
     /// connection comes from the proxy's address: raise it there, or limit
-    /// connections per client in the proxy. Default 256.
+    /// connections per client in the proxy. Default 128: four addresses hold at
+    /// most half of `max_connections`, so what they renew never fills the places
+    /// the listener accepts (`/health/live` stays reachable).
     pub max_connections_per_ip: usize,
     /// Open MCP connections in all: a connection counts from its first `/mcp`
     /// request until it closes; the first `/mcp` request of one more gets 503 +
@@ -737,7 +739,7 @@ impl Default for HttpConfig {
                 .to_vec(),
             allowed_origins: Vec::new(),
             workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
-            max_connections_per_ip: 256,
+            max_connections_per_ip: 128,
             max_connections: 1024,
             ops_connections: 16,
         }

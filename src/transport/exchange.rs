@@ -35,6 +35,9 @@ pub struct Refusal {
     reason: Option<&'static str>,
     /// Close the connection after the answer (`Connection: close`).
     close: bool,
+    /// The id of the request refused, when it was read (else the error's id is null).
+    /// (Boxed: refusals are the error side of many results; keep it small.)
+    id: Option<Box<crate::protocol::RequestId>>,
 }
 
 impl Refusal {
@@ -45,7 +48,14 @@ impl Refusal {
             error,
             reason: None,
             close: false,
+            id: None,
         }
+    }
+
+    /// The same refusal, answering the request `id` (read before it was refused).
+    pub fn answering(mut self, id: &crate::protocol::RequestId) -> Refusal {
+        self.id = Some(Box::new(id.clone()));
+        self
     }
 
     /// The same refusal, and the connection closed after it (to give a descriptor
@@ -144,7 +154,7 @@ impl From<Refusal> for HttpResponse {
         }
         let mut resp = with_detail(
             resp.content_type("application/json")
-                .body(encode_error(None, &r.error)),
+                .body(encode_error(r.id.as_deref(), &r.error)),
             &r.error,
         );
         if let Some(reason) = r.reason {

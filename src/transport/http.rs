@@ -103,16 +103,19 @@ fn connection_hook(
     mcp: Arc<connections::McpConnections>,
 ) -> impl Fn(&dyn std::any::Any, &mut actix_web::dev::Extensions) + Send + Sync + 'static {
     let connections = service.metrics.active_connections.clone();
+    let refusals = service.refusals.clone();
     let per_address = Arc::new(connections::PerAddress::default());
     move |conn, ext| {
         if let Some(tcp) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() {
             let _ = tcp.set_nodelay(true);
             if let Ok(peer) = tcp.peer_addr() {
-                ext.insert(connections::PerAddress::connected(
-                    &per_address,
-                    peer.ip(),
-                    per_ip_limit,
-                ));
+                let guard =
+                    connections::PerAddress::connected(&per_address, peer.ip(), per_ip_limit);
+                if guard.over {
+                    refuse_at_connect(tcp, peer, &refusals);
+                    ext.insert(RefusedAtConnect);
+                }
+                ext.insert(guard);
             }
         }
         // Lives as long as the connection: the gauge follows open connections.
@@ -120,6 +123,55 @@ fn connection_hook(
         // Counted among the MCP connections from its first `/mcp` request.
         ext.insert(connections::McpSlot::new(mcp.clone()));
     }
+}
+
+/// What a connection past `http.max_connections_per_ip` gets the moment it is
+/// accepted: the 429 its first request would get, written at once, and the socket
+/// shut down both ways, so that the server lets go of it now. Waiting for a
+/// request instead would let a client that never sends one keep its accepted
+/// connections for the request-head timeout, and four addresses renewing such
+/// connections filled every place the listener accepts, `/health/live`'s too.
+/// (`guard_host_and_origin` keeps the same refusal for a connection whose socket
+/// this cannot reach.)
+fn refuse_at_connect(
+    tcp: &actix_web::rt::net::TcpStream,
+    peer: std::net::SocketAddr,
+    refusals: &crate::telemetry::Refusals,
+) {
+    let error = over_per_ip_error();
+    let body = encode_error(None, &error);
+    let answer = format!(
+        "HTTP/1.1 429 Too Many Requests\r\ncontent-type: application/json\r\n\
+         retry-after: {}\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{body}",
+        crate::transport::exchange::RETRY_AFTER_SECS,
+        body.len()
+    );
+    // A new socket's send buffer takes this whole: one non-blocking write, straight
+    // to the socket (tokio's `try_write` waits for a readiness event the reactor has
+    // not seen yet on a socket this new).
+    let socket = socket2::SockRef::from(tcp);
+    let _ = socket.send(answer.as_bytes());
+    let _ = socket.shutdown(std::net::Shutdown::Both);
+    refusals.refuse(crate::telemetry::Refused {
+        reason: reason::CONNECTION_LIMIT,
+        status: Some(429),
+        client: Some(peer),
+        method: None,
+        detail: &error.message,
+    });
+}
+
+/// Set on a connection `refuse_at_connect` refused (and counted): a request it
+/// had sent already still gets the 429, not counted twice.
+#[derive(Debug, Clone, Copy)]
+struct RefusedAtConnect;
+
+/// The error a client past `http.max_connections_per_ip` is told.
+fn over_per_ip_error() -> RpcError {
+    RpcError::new(
+        crate::protocol::code::SERVER_BUSY,
+        "too many connections from this address (http.max_connections_per_ip); retry later",
+    )
 }
 
 fn bad_request_refusal(message: impl Into<String>) -> Refusal {
@@ -195,14 +247,14 @@ async fn guard_host_and_origin(
         .conn_data::<connections::AddressGuard>()
         .is_some_and(|g| g.over)
     {
-        let error = RpcError::new(
-            crate::protocol::code::SERVER_BUSY,
-            "too many connections from this address (http.max_connections_per_ip); retry later",
-        );
-        let refusal = Refusal::new(StatusCode::TOO_MANY_REQUESTS, error)
+        let refusal = Refusal::new(StatusCode::TOO_MANY_REQUESTS, over_per_ip_error())
             .because(reason::CONNECTION_LIMIT)
             .closing();
-        return Ok(req.into_response(HttpResponse::from(refusal)));
+        let mut resp = HttpResponse::from(refusal);
+        if req.conn_data::<RefusedAtConnect>().is_some() {
+            resp.extensions_mut().insert(RefusalCounted);
+        }
+        return Ok(req.into_response(resp));
     }
     // `http.max_connections` MCP connections open: refuse this one's first `/mcp`
     // request and close it, so that the connections kept beyond the cap
@@ -391,6 +443,27 @@ fn count_requests(payload: &Payload) -> (usize, bool) {
     }
 }
 
+/// 503 + `Retry-After` for a POST carrying requests once the drain began, decided
+/// here for every shape of answer (an SSE-only `Accept`, a batch), so a proxy may
+/// send it to another instance: each request's error, with its id (a batch's as an
+/// array). Counted by `count_refusals` (`shutting_down`).
+fn draining(payload: &Payload) -> HttpResponse {
+    let error = RpcError::new(code::SERVER_BUSY, "server is shutting down; retry later");
+    let one = |m: &Result<Message, jsonrpc::Rejected>| match m {
+        Ok(Message::Request(r)) => Some(encode_error(Some(&r.id), &error)),
+        Err(rejected) => Some(encode_error(rejected.id.as_ref(), &rejected.error)),
+        Ok(_) => None,
+    };
+    let json = match payload {
+        Payload::Single(m) => one(m).unwrap_or_default(),
+        Payload::Batch(items) => {
+            let answers: Vec<String> = items.iter().filter_map(one).collect();
+            format!("[{}]", answers.join(","))
+        }
+    };
+    with_detail(crate::transport::exchange::unavailable(json), &error)
+}
+
 /// Bytes of an event's data handed to the connection at a time.
 const REPLAY_CHUNK: usize = 64 * 1024;
 
@@ -518,6 +591,9 @@ async fn post_mcp(
             .body(encode_error(rejected.id.as_ref(), &rejected.error));
     }
     let (requests, has_init) = count_requests(&payload);
+    if requests > 0 && !has_init && state.draining.load(Ordering::Acquire) {
+        return draining(&payload);
+    }
     let entry = if has_init {
         if matches!(payload, Payload::Batch(_)) {
             return bad_request("initialize must not be part of a batch");
@@ -958,6 +1034,7 @@ impl Started {
         // Keep accepting: probes must see /health/ready answer 503, and requests get a
         // clear refusal (new sessions 503, calls -32000) instead of a refused connection.
         state.ready.store(false, Ordering::Release);
+        state.draining.store(true, Ordering::Release);
         admin::notify_systemd_stopping();
         let _ = state
             .root

@@ -247,6 +247,12 @@ pub async fn post(
         Ok(tool) => tool,
         Err(e) => return error_response(Some(&request.id), &e),
     };
+    if state.draining.load(std::sync::atomic::Ordering::Acquire) {
+        // Decided here whatever the answer's shape (SSE too): 503 + Retry-After.
+        let e = RpcError::new(code::SERVER_BUSY, "server is shutting down; retry later");
+        let json = encode_error_omitting_unknown_id(Some(&request.id), &e);
+        return with_detail(unavailable(json), &e);
+    }
     if matches!(request.call, ClientRequest::Listen(_)) {
         return listen(state, request, req.peer_addr().map(|a| a.ip())).await;
     }
@@ -504,6 +510,7 @@ async fn listen(
         Err(limit) => {
             return Refusal::busy(format!("too many open listen streams ({limit})"))
                 .because(reason::LISTEN_CAP)
+                .answering(&id)
                 .into();
         }
     };
@@ -517,7 +524,7 @@ async fn listen(
     let entry: Arc<SessionEntry> = match opened {
         Ok(Ok(entry)) => entry,
         Ok(Err(e @ (RootError::Full(_) | RootError::Draining))) => {
-            return Refusal::no_session(e).into();
+            return Refusal::no_session(e).answering(&id).into();
         }
         Ok(Err(e)) => return error_response(Some(&id), &RpcError::internal(e)),
         Err(e) => return error_response(Some(&id), &RpcError::internal(e)),

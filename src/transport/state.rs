@@ -23,6 +23,9 @@ pub struct AppState {
     pub(crate) http: Arc<HttpConfig>,
     /// False while starting and while draining: `/health/ready` answers 503.
     pub(crate) ready: Arc<AtomicBool>,
+    /// True once the drain began: new requests get 503 + `Retry-After` from the
+    /// transport whatever the shape of their answer.
+    pub(crate) draining: Arc<AtomicBool>,
     pub(crate) log: Logger,
     /// Bytes request bodies being read may hold together, one permit a byte
     /// (`limits.max_body_bytes_total`).
@@ -112,6 +115,7 @@ impl AppState {
             registry,
             http: Arc::new(http),
             ready: Arc::new(AtomicBool::new(false)),
+            draining: Arc::new(AtomicBool::new(false)),
             log,
             connections: Arc::new(crate::transport::connections::McpConnections::new(None)),
             listens: Arc::default(),

@@ -131,6 +131,8 @@ fn listen_streams_are_capped_in_all_and_per_address() {
     let (_c, head) = listen_from("127.0.0.1", &s, 3);
     assert!(head.starts_with("HTTP/1.1 503"), "{head}");
     assert!(head.to_ascii_lowercase().contains("retry-after"), "{head}");
+    // The error answers the request refused (its id, not null).
+    assert!(head.contains(r#""id":3"#), "{head}");
     assert_live(&s.addr);
     // Another address has its own share, up to the total.
     for (n, from) in ["127.0.0.2", "127.0.0.2"].iter().enumerate() {
@@ -373,4 +375,58 @@ fn the_admin_listener_reports_mcp_saturation() {
     assert_live(&admin);
     drop(held);
     health(200);
+}
+
+/// A connection past `http.max_connections_per_ip` that never sends a request is
+/// answered 429 and let go at once. Before: the server held it (in the places the
+/// listener accepts) for the request-head timeout, 5 s, and said nothing.
+#[test]
+fn a_silent_connection_past_its_address_share_is_refused_at_once() {
+    let s = Server::with_config("[http]\nmax_connections_per_ip = 2\n", &[]);
+    let held: Vec<TcpStream> = (0..2).map(|_| connect_from("127.0.0.2", &s.addr)).collect();
+    std::thread::sleep(Duration::from_millis(100));
+    let mut silent = connect_from("127.0.0.2", &s.addr);
+    silent
+        .set_read_timeout(Some(Duration::from_secs(4)))
+        .expect("timeout");
+    let started = Instant::now();
+    let mut answer = String::new();
+    let _ = silent.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 429"), "{answer:?}");
+    assert!(answer.contains("http.max_connections_per_ip"), "{answer}");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "closed after {:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        metric(&s, "mcp_rejected_total{reason=\"connection_limit\"}"),
+        1.0
+    );
+    drop(held);
+}
+
+/// Four addresses each keep renewing silent connections past their share: the
+/// listener still accepts `/health/live` (the operations' places stay free)
+/// within a second, every time. Before: the over-share connections, held for the
+/// request-head timeout, filled every place the listener accepts.
+#[test]
+fn silent_connections_from_four_addresses_leave_health_reachable() {
+    let s = Server::with_config(
+        "[http]\nworkers = 1\nmax_connections = 8\nops_connections = 2\nmax_connections_per_ip = 2\n",
+        &[],
+    );
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        for from in ["127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5"] {
+            for _ in 0..4 {
+                held.push(connect_from(from, &s.addr));
+            }
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        for _ in 0..3 {
+            assert_live(&s.addr);
+        }
+    }
+    drop(held);
 }

@@ -1227,6 +1227,12 @@ fn a_new_request_during_the_drain_is_503_with_retry_after() {
         &["--fixtures", "conformance"],
     );
     let session = s.session();
+    // A 2025-03-26 session, whose POSTs may be batches.
+    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-03-26", "capabilities": {},
+        "clientInfo": {"name": "t", "version": "1"}}});
+    let r = s.post(None, &init.to_string(), &[]);
+    let old = r.header("mcp-session-id").expect("a session").to_owned();
     let held = open_sleep(&s, 1, 2500, json!({}));
     assert_eq!(held.status, 200);
     s.signal("TERM");
@@ -1262,6 +1268,47 @@ fn a_new_request_during_the_drain_is_503_with_retry_after() {
     assert_eq!(r.header("retry-after"), Some("5"), "{r:?}");
     assert_eq!(r.json()["error"]["code"], -32000, "{r:?}");
     assert_eq!(r.json()["id"], 3, "{r:?}");
+    // Whatever the answer's shape: SSE only, in both eras...
+    let r = echo(4).set("Accept", "text/event-stream").send(&s);
+    assert_eq!(r.status, 503, "2026-07-28, SSE only: {r:?}");
+    assert_eq!(r.json()["id"], 4, "{r:?}");
+    let r = s.post(
+        Some(&session),
+        &call_body(5, "echo", json!({"text": "hi"})),
+        &[
+            ("mcp-protocol-version", "2025-11-25"),
+            ("accept", "text/event-stream"),
+        ],
+    );
+    assert_eq!(r.status, 503, "session era, SSE only: {r:?}");
+    assert_eq!(r.header("retry-after"), Some("5"), "{r:?}");
+    assert_eq!(r.json()["id"], 5, "{r:?}");
+    // ...and a batch: an error for each request.
+    let batch = format!(
+        "[{},{}]",
+        call_body(6, "echo", json!({"text": "a"})),
+        call_body(7, "echo", json!({"text": "b"}))
+    );
+    let r = s.post(
+        Some(&old),
+        &batch,
+        &[("mcp-protocol-version", "2025-03-26")],
+    );
+    assert_eq!(r.status, 503, "a batch: {r:?}");
+    let items = r.json();
+    let ids: Vec<&Value> = items
+        .as_array()
+        .unwrap_or_else(|| panic!("an array: {r:?}"))
+        .iter()
+        .map(|m| &m["id"])
+        .collect();
+    assert_eq!(ids, [&json!(6), &json!(7)], "{r:?}");
+    assert!(
+        items
+            .as_array()
+            .is_some_and(|a| a.iter().all(|m| m["error"]["code"] == -32000)),
+        "{r:?}"
+    );
     // The call in flight still gets its answer; each refusal is counted once.
     let done = response_of(held, &json!(1));
     assert_eq!(done["result"]["resultType"], "complete", "{done}");
@@ -1272,7 +1319,7 @@ fn a_new_request_during_the_drain_is_503_with_retry_after() {
         .lines()
         .filter(|l| l.contains("\"reason\":\"shutting_down\""))
         .count();
-    assert_eq!(refusals, 2, "{}", s.logs());
+    assert_eq!(refusals, 5, "{}", s.logs());
 }
 
 #[test]

@@ -627,6 +627,60 @@ pub struct StorageConfig {
     /// the database. Default 2 s.
     #[serde(rename = "retry_ms", serialize_with = "ser_ms")]
     pub retry: Duration,
+    /// Shared state on Redis or Valkey, e.g. `redis://127.0.0.1:6379/0`
+    /// (`rediss://` for TLS is not built in): the kv, session records and task
+    /// records that every instance of a fleet must see. Default: none, a sled
+    /// database in the data directory.
+    pub url: Option<String>,
+    /// What an acknowledged write survives with Redis; see [`RedisDurability`].
+    /// Default `none`.
+    pub redis_durability: RedisDurability,
+    /// Longest wait for one Redis command; past it storage is marked failing
+    /// (`/health` 503) and commands are refused at once until Redis answers a
+    /// `PING` again (every `retry_ms`). Default 2 s.
+    #[serde(rename = "redis_timeout_ms", serialize_with = "ser_ms")]
+    pub redis_timeout: Duration,
+}
+
+/// What an acknowledged write survives with Redis (`storage.redis_durability`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum RedisDurability {
+    /// What Redis acknowledged is in its memory (and in its snapshots or
+    /// append-only file as its own configuration says): lost if Redis stops
+    /// before it saved it.
+    #[default]
+    None,
+    /// The server must run with `appendonly yes` (checked at start): a write
+    /// survives a restart of Redis, and a power loss but for `appendfsync`'s
+    /// window (1 s with `everysec`).
+    Aof,
+    /// Each acknowledged write is confirmed on the server's disk with `WAITAOF 1 0`
+    /// (Redis 7.2+ or Valkey; checked at start): it survives a power loss.
+    Fsync,
+}
+
+impl RedisDurability {
+    /// The setting's value for this choice.
+    pub fn name(self) -> &'static str {
+        match self {
+            RedisDurability::None => "none",
+            RedisDurability::Aof => "aof",
+            RedisDurability::Fsync => "fsync",
+        }
+    }
+
+    /// The choice named `name`, if any.
+    pub fn from_name(name: &str) -> Option<RedisDurability> {
+        [
+            RedisDurability::None,
+            RedisDurability::Aof,
+            RedisDurability::Fsync,
+        ]
+        .into_iter()
+        .find(|d| d.name() == name)
+    }
 }
 
 impl Default for StorageConfig {
@@ -635,6 +689,9 @@ impl Default for StorageConfig {
             cache_capacity_bytes: 8 * 1024 * 1024,
             flush_timeout: Duration::from_secs(5),
             retry: Duration::from_secs(2),
+            url: None,
+            redis_durability: RedisDurability::None,
+            redis_timeout: Duration::from_secs(2),
         }
     }
 }

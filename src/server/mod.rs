@@ -64,7 +64,9 @@ pub enum StorageOptions {
     /// In memory, gone when the process ends (tests, examples, stateless tools).
     #[default]
     Temporary,
-    /// A sled database in this directory, with these settings.
+    /// A sled database in this directory, with these settings; with
+    /// `settings.url`, the state instances share (kv, session and task records)
+    /// on that Redis instead, and the directory is not used.
     Dir(PathBuf, StorageConfig),
 }
 
@@ -361,6 +363,18 @@ impl Server {
             // Over stdio a data directory held by another process is not fatal: the
             // tools that need no storage work, the others explain (an MCP client
             // would otherwise only see "connection closed"); HTTP exits 3.
+            #[cfg(feature = "redis")]
+            StorageOptions::Dir(_, settings) if settings.url.is_some() => {
+                let url = settings.url.as_deref().unwrap_or_default();
+                (Storage::open_redis(url, settings)?, Some(settings.clone()))
+            }
+            #[cfg(not(feature = "redis"))]
+            StorageOptions::Dir(_, settings) if settings.url.is_some() => {
+                return Err(crate::storage::StorageError::Redis(
+                    "this build has no Redis support (the `redis` cargo feature)".into(),
+                )
+                .into());
+            }
             StorageOptions::Dir(dir, settings) => {
                 let cache = settings.cache_capacity_bytes;
                 let storage = if stdio {
@@ -383,6 +397,7 @@ impl Server {
         instance: Option<String>,
     ) -> Result<Arc<Service>, Error> {
         let def = self.def;
+        storage.set_session_ttl(def.limits.session_idle_ttl);
         for namespace in &def.kv_bounded {
             storage.set_kv_quota(namespace, def.limits.kv_max_bytes, "limits.kv_max_bytes");
         }

@@ -15,8 +15,12 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 mod events;
+#[cfg(feature = "redis")]
+mod redis;
 
 pub use events::Event;
+#[cfg(feature = "redis")]
+pub use redis::url_problem as redis_url_problem;
 
 /// On-disk format written to `meta/format`. Bump on incompatible changes.
 pub const FORMAT_VERSION: &[u8] = b"1";
@@ -80,9 +84,13 @@ pub enum StorageError {
     #[error("storage error: {0}")]
     Sled(#[from] sled::Error),
     /// Durable writes are failing (a flush failed or did not finish in time, e.g. a
-    /// full disk); refused at once until a flush succeeds again.
+    /// full disk; Redis did not answer); refused at once until storage works again.
     #[error("storage unavailable: {0}")]
     Unavailable(String),
+    /// Redis refused a command, or could not be used at start (the URL, the
+    /// password, the data format, the durability asked for).
+    #[error("Redis storage: {0}")]
+    Redis(String),
 }
 
 /// Wall-clock milliseconds since the Unix epoch (what outlives a restart).
@@ -119,6 +127,10 @@ struct Shared {
     kv_quotas: std::sync::Mutex<std::collections::HashMap<Vec<u8>, (u64, &'static str)>>,
     /// Task records read so far ([`Storage::task_reads`]).
     task_reads: AtomicU64,
+    /// Shared state on Redis (`storage.url`): kv, session and task records go
+    /// there; the sled database (temporary) keeps the replay log.
+    #[cfg(feature = "redis")]
+    remote: Option<redis::RedisStore>,
 }
 
 /// One open sled database and its trees.
@@ -315,8 +327,59 @@ impl Storage {
                 kv_usage: std::sync::Mutex::default(),
                 kv_quotas: std::sync::Mutex::default(),
                 task_reads: AtomicU64::new(0),
+                #[cfg(feature = "redis")]
+                remote: None,
             }),
         })
+    }
+
+    /// Shared state on Redis or Valkey at `url` (see [`crate::config::StorageConfig`]):
+    /// kv, session and task records there, the replay log in memory. Fails with
+    /// one line when the URL is wrong, Redis cannot be reached or refuses the
+    /// password, holds data of another format, or lacks the durability asked for.
+    #[cfg(feature = "redis")]
+    pub fn open_redis(
+        url: &str,
+        settings: &crate::config::StorageConfig,
+    ) -> Result<Storage, StorageError> {
+        let remote =
+            redis::RedisStore::open(url, settings.redis_durability, settings.redis_timeout)?;
+        let local = Storage::temporary()?;
+        let Ok(mut shared) = Arc::try_unwrap(local.shared) else {
+            return Err(StorageError::Unavailable(
+                "storage is shared already".into(),
+            ));
+        };
+        shared.remote = Some(remote);
+        Ok(Storage {
+            shared: Arc::new(shared),
+        })
+    }
+
+    /// The Redis store, when state is shared there.
+    #[cfg(feature = "redis")]
+    fn remote(&self) -> Option<&redis::RedisStore> {
+        self.shared.remote.as_ref()
+    }
+
+    /// Where shared state lives, for log lines: the Redis URL (its password
+    /// hidden), if any.
+    pub fn shared_at(&self) -> Option<String> {
+        #[cfg(feature = "redis")]
+        if let Some(r) = self.remote() {
+            return Some(r.shown().to_owned());
+        }
+        None
+    }
+
+    /// A session's record expires this long after its last use (Redis; sled's
+    /// records are reaped by the root's sweep alone).
+    pub fn set_session_ttl(&self, ttl: Duration) {
+        #[cfg(feature = "redis")]
+        if let Some(r) = self.remote() {
+            r.set_session_ttl(ttl);
+        }
+        let _ = ttl;
     }
 
     /// The open database, or why there is none.
@@ -358,6 +421,10 @@ impl Storage {
     /// bad; `errors` counts every failed durable write). A failure found while
     /// opening (a held data directory) is logged here.
     pub fn observe(&self, timeout: Duration, log: slog::Logger, errors: prometheus::IntCounter) {
+        #[cfg(feature = "redis")]
+        if let Some(r) = self.remote() {
+            r.observe(log.clone(), errors.clone());
+        }
         let health = &self.shared.health;
         if let Ok(mut t) = health.timeout.lock() {
             *t = timeout;
@@ -379,6 +446,10 @@ impl Storage {
 
     /// Why durable writes are failing, if they are.
     pub fn failure(&self) -> Option<String> {
+        #[cfg(feature = "redis")]
+        if let Some(r) = self.remote() {
+            return r.failure();
+        }
         self.shared.health.failure()
     }
 
@@ -395,6 +466,25 @@ impl Storage {
     ///   [`Recovery::RestartNeeded`]: a new process opens it (sled recovers what was
     ///   acknowledged).
     pub async fn try_recover(&self) -> Recovery {
+        #[cfg(feature = "redis")]
+        if let Some(r) = self.remote() {
+            if r.failure().is_none() {
+                return Recovery::Healthy;
+            }
+            let remote = self.shared.clone();
+            let pinged = tokio::task::spawn_blocking(move || {
+                remote
+                    .remote
+                    .as_ref()
+                    .map_or(Ok(()), redis::RedisStore::ping)
+            })
+            .await;
+            return match pinged {
+                Ok(Ok(())) => Recovery::Recovered,
+                Ok(Err(e)) => Recovery::Failing(e.to_string()),
+                Err(e) => Recovery::Failing(e.to_string()),
+            };
+        }
         let Some(why) = self.failure() else {
             return Recovery::Healthy;
         };
@@ -446,6 +536,10 @@ impl Storage {
     /// Store a session record (the replayable `initialize`), used now; durable when
     /// it returns.
     pub async fn save_session(&self, id: &str, record: &[u8]) -> Result<(), StorageError> {
+        #[cfg(feature = "redis")]
+        if let Some(r) = self.remote() {
+            return r.save_session(id, record, unix_ms()).await;
+        }
         let trees = self.trees()?;
         self.checked(trees.sessions.insert(id, record))?;
         self.mark_session_used(id, unix_ms())?;
@@ -456,12 +550,20 @@ impl Storage {
     /// loses at most sled's last half second of these, which only shortens a
     /// session's life).
     pub fn mark_session_used(&self, id: &str, at: u64) -> Result<(), StorageError> {
+        #[cfg(feature = "redis")]
+        if let Some(r) = self.remote() {
+            return r.mark_session_used(id, at);
+        }
         self.trees()?.session_seen.insert(id, &at.to_be_bytes())?;
         Ok(())
     }
 
     /// When session `id` was last marked used (unix ms), if ever.
     pub fn session_used_at(&self, id: &str) -> Result<Option<u64>, StorageError> {
+        #[cfg(feature = "redis")]
+        if let Some(r) = self.remote() {
+            return r.session_used_at(id);
+        }
         Ok(self
             .trees()?
             .session_seen
@@ -477,6 +579,10 @@ impl Storage {
         cutoff: u64,
         now: u64,
     ) -> Result<Vec<String>, StorageError> {
+        #[cfg(feature = "redis")]
+        if let Some(r) = self.remote() {
+            return r.sessions_unused_since(cutoff);
+        }
         let mut stale = Vec::new();
         for item in self.trees()?.sessions.iter() {
             let (key, _) = item?;
@@ -492,12 +598,22 @@ impl Storage {
 
     /// The record of session `id`, if it was saved and not deleted.
     pub fn load_session(&self, id: &str) -> Result<Option<Vec<u8>>, StorageError> {
+        #[cfg(feature = "redis")]
+        if let Some(r) = self.remote() {
+            return r.load_session(id);
+        }
         Ok(self.trees()?.sessions.get(id)?.map(|v| v.to_vec()))
     }
 
     /// Forget session `id` (it was deleted or reaped: its id must answer 404), and
     /// its replay events.
     pub fn delete_session(&self, id: &str) -> Result<(), StorageError> {
+        #[cfg(feature = "redis")]
+        if let Some(r) = self.remote() {
+            return r
+                .delete_session(id)
+                .and_then(|()| self.delete_events_of(id).map(drop));
+        }
         let trees = self.trees()?;
         self.checked(trees.sessions.remove(id))?;
         trees.session_seen.remove(id)?;
@@ -507,17 +623,29 @@ impl Storage {
 
     /// Whether a record of session `id` is saved.
     pub fn has_session(&self, id: &str) -> Result<bool, StorageError> {
+        #[cfg(feature = "redis")]
+        if let Some(r) = self.remote() {
+            return r.has_session(id);
+        }
         Ok(self.trees()?.sessions.contains_key(id)?)
     }
 
     /// Number of saved session records (0 while no database is open).
     pub fn session_count(&self) -> usize {
+        #[cfg(feature = "redis")]
+        if let Some(r) = self.remote() {
+            return r.session_count();
+        }
         self.trees().map_or(0, |t| t.sessions.len())
     }
 
     /// Store task `id`'s record (not flushed: call [`Storage::flush`] for what must
     /// be durable).
     pub fn put_task(&self, id: &str, record: &[u8]) -> Result<(), StorageError> {
+        #[cfg(feature = "redis")]
+        if let Some(r) = self.remote() {
+            return r.put_task(id, record);
+        }
         let trees = self.trees()?;
         self.checked(trees.tasks.insert(id, record))?;
         Ok(())
@@ -526,6 +654,10 @@ impl Storage {
     /// Task `id`'s record, if it is stored.
     pub fn get_task(&self, id: &str) -> Result<Option<Vec<u8>>, StorageError> {
         self.shared.task_reads.fetch_add(1, Ordering::Relaxed);
+        #[cfg(feature = "redis")]
+        if let Some(r) = self.remote() {
+            return r.get_task(id);
+        }
         Ok(self.trees()?.tasks.get(id)?.map(|v| v.to_vec()))
     }
 
@@ -538,6 +670,10 @@ impl Storage {
 
     /// Forget task `id`.
     pub fn delete_task(&self, id: &str) -> Result<(), StorageError> {
+        #[cfg(feature = "redis")]
+        if let Some(r) = self.remote() {
+            return r.delete_task(id);
+        }
         self.trees()?.tasks.remove(id)?;
         Ok(())
     }
@@ -545,6 +681,16 @@ impl Storage {
     /// Call `f` with each stored task's id and record, one record in memory at a
     /// time (`f` may write and delete task records).
     pub fn each_task(&self, mut f: impl FnMut(&str, &[u8])) -> Result<(), StorageError> {
+        #[cfg(feature = "redis")]
+        if let Some(r) = self.remote() {
+            for id in r.task_ids()? {
+                if let Some(record) = r.get_task(&id)? {
+                    self.shared.task_reads.fetch_add(1, Ordering::Relaxed);
+                    f(&id, &record);
+                }
+            }
+            return Ok(());
+        }
         for item in self.trees()?.tasks.iter() {
             let (k, v) = item?;
             self.shared.task_reads.fetch_add(1, Ordering::Relaxed);
@@ -555,6 +701,12 @@ impl Storage {
 
     /// Every stored task: `(id, record)`.
     pub fn all_tasks(&self) -> Result<Vec<(String, Vec<u8>)>, StorageError> {
+        #[cfg(feature = "redis")]
+        if self.remote().is_some() {
+            let mut all = Vec::new();
+            self.each_task(|id, record| all.push((id.to_owned(), record.to_vec())))?;
+            return Ok(all);
+        }
         self.trees()?
             .tasks
             .iter()
@@ -630,6 +782,10 @@ impl Storage {
 
     /// Health probe: write a probe key and read it back.
     pub fn probe(&self) -> Result<(), StorageError> {
+        #[cfg(feature = "redis")]
+        if let Some(r) = self.remote() {
+            return r.probe();
+        }
         if let Some(why) = self.failure() {
             return Err(StorageError::Unavailable(why));
         }
@@ -653,6 +809,10 @@ impl Storage {
     /// Concurrent callers share flushes (a group commit): each returns once a
     /// flush that started after its call has finished.
     pub async fn flush(&self) -> Result<(), StorageError> {
+        #[cfg(feature = "redis")]
+        if let Some(r) = self.remote() {
+            return r.flush().await;
+        }
         let health = &self.shared.health;
         if let Some(why) = health.failure() {
             if health.flushing.load(Ordering::SeqCst) || !self.is_open() {
@@ -883,6 +1043,12 @@ impl Default for KvUsage {
 }
 
 impl Kv {
+    /// The namespace's name (its prefix without the separator).
+    #[cfg(feature = "redis")]
+    fn namespace(&self) -> &str {
+        std::str::from_utf8(&self.prefix[..self.prefix.len() - 1]).unwrap_or("")
+    }
+
     fn key(&self, key: &str) -> Vec<u8> {
         let mut k = Vec::with_capacity(self.prefix.len() + key.len());
         k.extend_from_slice(&self.prefix);
@@ -893,6 +1059,17 @@ impl Kv {
     /// Store `value` under `key`; returns once it is on disk. Past the namespace's
     /// quota ([`Storage::set_kv_quota`]) nothing is written and the error says so.
     pub async fn set(&self, key: &str, value: &[u8]) -> Result<(), StorageError> {
+        #[cfg(feature = "redis")]
+        if let Some(r) = self.storage.remote() {
+            let quota = self.usage.quota.load(Ordering::Relaxed);
+            let limit = self
+                .usage
+                .limit
+                .get()
+                .copied()
+                .unwrap_or("the namespace's quota");
+            return r.kv_set(self.namespace(), key, value, (quota, limit)).await;
+        }
         let trees = self.storage.trees()?;
         let key = self.key(key);
         let adding = (key.len() - self.prefix.len() + value.len()) as u64;
@@ -939,6 +1116,10 @@ impl Kv {
 
     /// The value under `key`, if any.
     pub fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
+        #[cfg(feature = "redis")]
+        if let Some(r) = self.storage.remote() {
+            return r.kv_get(self.namespace(), key);
+        }
         Ok(self
             .storage
             .trees()?
@@ -949,6 +1130,10 @@ impl Kv {
 
     /// Remove `key`; returns whether it existed, once the removal is on disk.
     pub async fn delete(&self, key: &str) -> Result<bool, StorageError> {
+        #[cfg(feature = "redis")]
+        if let Some(r) = self.storage.remote() {
+            return r.kv_delete(self.namespace(), key).await;
+        }
         let removed = self.storage.trees()?.kv.remove(self.key(key));
         let removed = self.storage.checked(removed)?;
         if let Some(old) = &removed {
@@ -976,6 +1161,10 @@ impl Kv {
         max: usize,
         max_bytes: usize,
     ) -> Result<(Vec<String>, bool), StorageError> {
+        #[cfg(feature = "redis")]
+        if let Some(r) = self.storage.remote() {
+            return r.kv_list(self.namespace(), prefix, max, max_bytes);
+        }
         let mut keys = Vec::new();
         let mut bytes = 0usize;
         for item in self.storage.trees()?.kv.scan_prefix(self.key(prefix)) {

@@ -9,6 +9,7 @@ mod connections;
 mod crash;
 mod deploy;
 mod examples;
+mod fleet;
 mod harness;
 mod http;
 mod logs;

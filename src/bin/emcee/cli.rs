@@ -114,6 +114,11 @@ pub struct CommonArgs {
     /// none, a random key per process).
     #[arg(long, env = "EMCEE_MRTR_KEY_FILE", value_name = "FILE")]
     pub mrtr_key_file: Option<PathBuf>,
+    /// Shared state on Redis or Valkey, e.g. redis://127.0.0.1:6379/0 (`[storage]
+    /// url`; default: none, sled in the data directory). The password may be in
+    /// the URL; it is never logged.
+    #[arg(long, env = "EMCEE_STORAGE_URL", value_name = "URL")]
+    pub storage_url: Option<String>,
     /// Built-in tools to serve (`[tools] builtin`): true (all, the default), false
     /// (none), or comma-separated names of echo, sleep, kv_set, kv_get, kv_delete,
     /// kv_list.
@@ -184,6 +189,7 @@ impl Cli {
                 data_dir: common.data_dir,
                 fixtures: common.fixtures,
                 mrtr_key_file: common.mrtr_key_file,
+                storage_url: common.storage_url,
                 builtin_tools: common.builtin_tools,
                 limits,
                 misnamed_variables,

@@ -11,10 +11,12 @@
 mod client;
 mod http;
 mod stdio;
+mod valkey;
 
 pub use self::client::*;
 pub use self::http::*;
 pub use self::stdio::*;
+pub use self::valkey::*;
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};

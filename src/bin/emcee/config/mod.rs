@@ -11,7 +11,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use emcee::config::{
-    ConfigError, HttpConfig, Limits, LogLevel, MrtrConfig, StorageConfig, MAX_DURATION_MS,
+    ConfigError, HttpConfig, Limits, LogLevel, MrtrConfig, RedisDurability, StorageConfig,
+    MAX_DURATION_MS,
 };
 use serde::{Deserialize, Serialize};
 
@@ -22,6 +23,16 @@ pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
 
 /// Default data directory when neither config nor `$STATE_DIRECTORY` names one.
 pub const DEFAULT_DATA_DIR: &str = "./emcee-data";
+
+/// Why `url` cannot be the shared storage's URL, if it cannot.
+fn storage_url_problem(url: &str) -> Option<String> {
+    #[cfg(feature = "redis")]
+    return emcee::storage::redis_url_problem(url);
+    #[cfg(not(feature = "redis"))]
+    return Some(format!(
+        "this build has no Redis support (the `redis` cargo feature); `{url}` cannot be used"
+    ));
+}
 
 fn bad(name: &'static str, message: impl Into<String>) -> ConfigError {
     ConfigError::Value {
@@ -54,6 +65,8 @@ pub struct Overrides {
     pub fixtures: Option<String>,
     /// See [`MrtrConfig::key_file`].
     pub mrtr_key_file: Option<PathBuf>,
+    /// See [`StorageConfig::url`].
+    pub storage_url: Option<String>,
     /// The built-in tools to keep (`--builtin-tools` / `EMCEE_BUILTIN_TOOLS`):
     /// `true`/`all`, `false`/`none`, or comma-separated names; over `[tools] builtin`.
     pub builtin_tools: Option<String>,
@@ -210,6 +223,12 @@ pub struct FileStorage {
     pub flush_timeout_ms: Option<u64>,
     /// [`StorageConfig::retry`] in milliseconds.
     pub retry_ms: Option<u64>,
+    /// [`StorageConfig::url`].
+    pub url: Option<String>,
+    /// [`StorageConfig::redis_durability`]: `none`, `aof` or `fsync`.
+    pub redis_durability: Option<String>,
+    /// [`StorageConfig::redis_timeout`] in milliseconds.
+    pub redis_timeout_ms: Option<u64>,
 }
 
 /// `[mrtr]` table.
@@ -449,6 +468,27 @@ impl Config {
             config.instance_id = Some(id);
         }
         let mrtr_key_file = o.mrtr_key_file.clone();
+        if let Some(url) = o.storage_url.clone().or(file.storage.url.clone()) {
+            let url = url.trim().to_owned();
+            if !url.is_empty() {
+                if let Some(problem) = storage_url_problem(&url) {
+                    return Err(bad("storage.url", problem));
+                }
+                config.storage.url = Some(url);
+            }
+        }
+        if let Some(name) = &file.storage.redis_durability {
+            config.storage.redis_durability =
+                RedisDurability::from_name(name).ok_or_else(|| {
+                    bad(
+                        "storage.redis_durability",
+                        format!("`{name}` (expected none, aof or fsync)"),
+                    )
+                })?;
+        }
+        if let Some(ms) = file.storage.redis_timeout_ms {
+            config.storage.redis_timeout = milliseconds("storage.redis_timeout_ms", ms)?;
+        }
         if let Some(dir) = o.data_dir.or(file.data_dir) {
             if dir.as_os_str().is_empty() {
                 return Err(bad("data dir", "must not be empty"));

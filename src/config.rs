@@ -138,6 +138,17 @@ pub struct Limits {
         deserialize_with = "de_ms"
     )]
     pub task_poll_interval: Duration,
+    /// With shared storage (`storage.url`), how long a task's instance vouches for
+    /// it between renewals (every third of it, or every `task_poll_interval_ms` if
+    /// shorter, when it also picks up cancellations and answers given through other
+    /// instances): once it runs out (the instance stopped), any instance ends the
+    /// task `failed`. Unused with sled. Default 30 s; at least 300 ms.
+    #[serde(
+        rename = "task_lease_ms",
+        serialize_with = "ser_ms",
+        deserialize_with = "de_ms"
+    )]
+    pub task_lease: Duration,
     /// Largest result a call may answer with, in bytes of JSON: a larger tool result
     /// is replaced by an `isError` result naming this limit (a JSON-RPC -32603 for
     /// `resources/read` and `prompts/get`); `kv_list` stops listing keys before it.
@@ -371,6 +382,7 @@ const BOUNDS: &[Bound] = &[
     bound("limits.task_ttl_ms", 1, MAX_DURATION_MS),
     bound("limits.task_timeout_ms", 1, MAX_DURATION_MS),
     bound("limits.task_poll_interval_ms", 1, MAX_DURATION_MS),
+    bound("limits.task_lease_ms", 300, MAX_DURATION_MS),
     bound("limits.max_result_bytes", 1, MAX_MESSAGE_BYTES),
     bound("limits.max_output_bytes", 1, ANY),
     bound("limits.body_timeout_ms", 1, MAX_DURATION_MS),
@@ -576,6 +588,7 @@ impl Default for Limits {
             task_ttl: Duration::from_secs(3600),
             task_timeout: Duration::from_secs(3600),
             task_poll_interval: Duration::from_secs(1),
+            task_lease: Duration::from_secs(30),
             max_session_bytes: 16 * 1024,
             max_result_bytes: 4 * 1024 * 1024,
             max_output_bytes: 8 * 1024 * 1024,

@@ -17,10 +17,12 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 mod events;
 #[cfg(feature = "redis")]
 mod redis;
+mod task_leases;
 
 pub use events::Event;
 #[cfg(feature = "redis")]
 pub use redis::url_problem as redis_url_problem;
+pub use task_leases::{Lease, LeasedRecord, Swapped};
 
 /// On-disk format written to `meta/format`. Bump on incompatible changes.
 pub const FORMAT_VERSION: &[u8] = b"1";

@@ -21,7 +21,8 @@
 //!   checks the quota and writes, so the bound is exact across instances;
 //! - `emcee:session:ID` a session's record, expiring with its idle time;
 //!   `emcee:sessions` a sorted set of session ids by last use (ms);
-//! - `emcee:task:ID` a task's record; `emcee:tasks` the set of task ids.
+//! - `emcee:task:ID` a task's record; `emcee:tasks` the set of task ids;
+//!   `emcee:task-leases` the running tasks' leases (`redis_tasks.rs`).
 //!
 //! Durability (`storage.redis_durability`): `none` acknowledges what Redis
 //! acknowledged (in its memory); `aof` needs the server's append-only file
@@ -39,6 +40,10 @@ use redis::aio::ConnectionManager;
 
 use super::StorageError;
 use crate::config::RedisDurability;
+
+/// Task leases (`emcee:task-leases`): an `impl RedisStore` of its own.
+#[path = "redis_tasks.rs"]
+mod tasks;
 
 /// The data format under `emcee:format`. Bump on incompatible changes.
 const FORMAT: &str = "1";

@@ -41,7 +41,7 @@ use serde_json::{Map, Value};
 use crate::config::Limits;
 use crate::protocol::Reply;
 use crate::protocol::{code, RpcError};
-use crate::storage::{unix_ms, Storage};
+use crate::storage::{unix_ms, Lease, Storage, Swapped};
 use crate::telemetry::metrics::reason;
 use crate::telemetry::{Refusals, Refused};
 
@@ -132,8 +132,43 @@ struct Stored {
     /// shares existed).
     #[serde(default)]
     client: String,
+    /// The instance that runs it ([`Tasks::instance`]), with shared storage only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    owner: Option<String>,
+    /// `tasks/cancel` reached an instance that does not run it: its owner stops it
+    /// when it next polls (shared storage).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    cancel: bool,
+    /// Answers (`tasks/update`) given through an instance that does not run it, by
+    /// question: its owner delivers them when it next polls (shared storage).
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    answers: Map<String, Value>,
     task: Task,
 }
+
+impl Stored {
+    /// End the task `failed` because of `why`.
+    fn fail(&mut self, why: &str) {
+        self.task.status = Status::Failed;
+        self.task.status_message = Some(why.to_owned());
+        self.task.input_requests.clear();
+        self.task.error = Some(serde_json::json!({"code": code::INTERNAL_ERROR, "message": why}));
+        self.task.last_updated_at = now_iso();
+        self.cancel = false;
+        self.answers.clear();
+    }
+}
+
+/// A task record as read: its bytes, parsed, and its lease (shared storage).
+type Read = (Vec<u8>, Stored, Option<Lease>);
+
+/// Why a task whose instance stopped (its lease ran out) is `failed`.
+const LAPSED: &str =
+    "the emcee instance running this task stopped (its lease ran out); call the tool again";
+
+/// How many times an edit reads a record again that another instance changed
+/// between its read and its write.
+const EDIT_TRIES: usize = 16;
 
 /// How to stop a running task (its Call actor stops, dropping the handler).
 pub type Stop = Box<dyn Fn() + Send + Sync>;
@@ -395,6 +430,12 @@ pub struct Tasks {
     share_tasks: usize,
     share_bytes: u64,
     sweep_max: usize,
+    /// This process among the instances sharing storage: the owner of the tasks it
+    /// runs (16 random hex digits).
+    instance: String,
+    /// How long this process vouches for a task it runs between renewals (shared
+    /// storage: `limits.task_lease_ms`).
+    lease: Duration,
     live: Mutex<HashMap<String, Live>>,
     /// Serializes read-modify-write of records (taken before `index`).
     edit: Mutex<()>,
@@ -441,6 +482,17 @@ pub fn declared(capabilities: &Map<String, Value>) -> bool {
         .is_some()
 }
 
+/// A new instance id: 16 random hex digits (the process id and the clock if the
+/// system has no randomness to give: unique enough among a fleet's instances).
+fn instance_id() -> String {
+    let mut raw = [0u8; 8];
+    if getrandom::fill(&mut raw).is_err() {
+        let mixed = u64::from(std::process::id()).rotate_left(40) ^ unix_ms();
+        raw = mixed.to_be_bytes();
+    }
+    raw.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// Lock `m`, also after a panic while it was held (the data stays consistent:
 /// every change under these locks is applied whole or not at all).
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -462,6 +514,8 @@ impl Tasks {
             share_tasks: limits.max_tasks_per_client,
             share_bytes: limits.task_store_bytes_per_client,
             sweep_max: limits.task_sweep_max,
+            instance: instance_id(),
+            lease: limits.task_lease,
             live: Mutex::default(),
             edit: Mutex::default(),
             index: Mutex::default(),
@@ -498,6 +552,10 @@ impl Tasks {
         let _edit = lock(&self.edit);
         let mut found: Vec<(Arc<str>, Entry)> = Vec::new();
         let (mut doomed, mut rewrite) = (Vec::new(), Vec::new());
+        // Shared storage: running tasks another instance may still run, decided by
+        // their lease once the scan is over.
+        let mut leased = Vec::new();
+        let shared = self.storage.tasks_shared();
         {
             let index = lock(&self.index);
             let live = lock(&self.live);
@@ -516,14 +574,11 @@ impl Tasks {
                     }
                     let mut bytes = record.len() as u64;
                     if !stored.task.status.is_terminal() && !live.contains_key(id) {
-                        let why = "emcee stopped (a restart or a crash) while this task was running; call the tool again";
-                        stored.task.status = Status::Failed;
-                        stored.task.status_message = Some(why.to_owned());
-                        stored.task.input_requests.clear();
-                        stored.task.error = Some(
-                            serde_json::json!({"code": code::INTERNAL_ERROR, "message": why}),
-                        );
-                        stored.task.last_updated_at = now_iso();
+                        if shared {
+                            leased.push(id.to_owned());
+                            return;
+                        }
+                        stored.fail("emcee stopped (a restart or a crash) while this task was running; call the tool again");
                         if let Ok(json) = serde_json::to_vec(&stored) {
                             bytes = json.len() as u64;
                             rewrite.push((id.to_owned(), json));
@@ -544,9 +599,32 @@ impl Tasks {
         for id in &doomed {
             let _ = self.storage.delete_task(id);
         }
-        let failed = rewrite.len();
+        let mut failed = rewrite.len();
         for (id, json) in &rewrite {
             self.storage.put_task(id, json).map_err(storage_error)?;
+        }
+        // Another instance's running task is its own to count: indexed here only
+        // if its instance stopped (failed now, an ended task like the others).
+        for id in leased {
+            let Ok(Some((record, lease))) = self.storage.read_task(&id) else {
+                continue;
+            };
+            let Ok(mut stored) = serde_json::from_slice::<Stored>(&record) else {
+                continue;
+            };
+            let Some(bytes) = self.lapse_if_stopped(&id, &record, &mut stored, lease)? else {
+                continue;
+            };
+            failed += 1;
+            found.push((
+                Arc::from(id.as_str()),
+                Entry {
+                    client: Arc::from(stored.client.as_str()),
+                    bytes,
+                    expires_ms: stored.expires_ms,
+                    ended: Some(0),
+                },
+            ));
         }
         // Ended before this process: oldest first in the eviction order, by expiry
         // (the same TTL from creation for all).
@@ -593,7 +671,88 @@ impl Tasks {
             doomed
         };
         self.delete(&doomed);
+        self.end_stopped();
         doomed.len()
+    }
+
+    /// Shared storage: fail at most `limits.task_sweep_max` running tasks whose
+    /// instance stopped (their lease ran out), found by their leases, whichever
+    /// instance created them. Returns how many were failed.
+    fn end_stopped(&self) -> usize {
+        let lapsed = match self.storage.lapsed_tasks(self.sweep_max) {
+            Ok(lapsed) => lapsed,
+            Err(e) => {
+                slog::warn!(self.log, "task leases not read"; "error" => e.to_string());
+                return 0;
+            }
+        };
+        lapsed
+            .iter()
+            .filter(|id| match self.read(id) {
+                Ok(Some((record, mut stored, lease))) => matches!(
+                    self.lapse_if_stopped(id, &record, &mut stored, lease),
+                    Ok(Some(_))
+                ),
+                _ => false,
+            })
+            .count()
+    }
+
+    /// Task `id`'s record as stored, parsed, with its lease (shared storage).
+    fn read(&self, id: &str) -> Result<Option<Read>, RpcError> {
+        let Some((record, lease)) = self.storage.read_task(id).map_err(storage_error)? else {
+            return Ok(None);
+        };
+        let stored: Stored = serde_json::from_slice(&record).map_err(RpcError::internal)?;
+        Ok(Some((record, stored, lease)))
+    }
+
+    /// Shared storage: end task `id` (read as `record`, parsed as `stored`, with
+    /// `lease`) `failed` if no instance runs it any more: it has not ended, its
+    /// lease ran out, and this process does not run it. Written only if the record
+    /// did not change and the lease is still out, so it happens once. `Some`: it
+    /// was failed now (`stored` is the end, of that many bytes); `None`: left as
+    /// it is (`stored` then as read again if it changed meanwhile).
+    fn lapse_if_stopped(
+        &self,
+        id: &str,
+        record: &[u8],
+        stored: &mut Stored,
+        lease: Option<Lease>,
+    ) -> Result<Option<u64>, RpcError> {
+        if lease != Some(Lease::Lapsed)
+            || stored.task.status.is_terminal()
+            || lock(&self.live).contains_key(id)
+        {
+            return Ok(None);
+        }
+        let mut ended: Stored = serde_json::from_slice(record).map_err(RpcError::internal)?;
+        ended.fail(LAPSED);
+        let json = serde_json::to_vec(&ended).map_err(RpcError::internal)?;
+        let swapped = self
+            .storage
+            .swap_task(id, record, &json, true, Some(ended.expires_ms))
+            .map_err(storage_error)?;
+        match swapped {
+            Swapped::Done => {
+                slog::warn!(self.log, "task failed: the instance running it stopped (its lease ran out)";
+                    "task" => crate::telemetry::clip(id).into_owned(),
+                    "owner" => ended.owner.clone().unwrap_or_default());
+                let mut index = lock(&self.index);
+                index.set_bytes(id, json.len() as u64);
+                index.mark_ended(id);
+                *stored = ended;
+                Ok(Some(json.len() as u64))
+            }
+            Swapped::Gone => Err(unknown(id)),
+            Swapped::Changed | Swapped::Held => {
+                // Its owner renewed it, or an instance wrote it meanwhile.
+                if let Some((_, now, _)) = self.read(id)? {
+                    *stored = now;
+                }
+                Ok(None)
+            }
+        }
     }
 
     /// Delete the records of `ids` (already out of the index).
@@ -606,38 +765,66 @@ impl Tasks {
         }
     }
 
+    /// Task `id`'s record; with shared storage, failed first if the instance that
+    /// ran it stopped ([`Tasks::lapse_if_stopped`]).
     fn load(&self, id: &str) -> Result<Stored, RpcError> {
-        let record = self
-            .storage
-            .get_task(id)
-            .map_err(storage_error)?
-            .ok_or_else(|| unknown(id))?;
-        let stored: Stored = serde_json::from_slice(&record).map_err(RpcError::internal)?;
+        let (record, mut stored, lease) = self.read(id)?.ok_or_else(|| unknown(id))?;
+        self.lapse_if_stopped(id, &record, &mut stored, lease)?;
         if stored.expires_ms < unix_ms() && stored.task.status.is_terminal() {
             return Err(unknown(id));
         }
         Ok(stored)
     }
 
-    /// Change task `id` with `change` and store it (not flushed).
-    fn edit(&self, id: &str, change: impl FnOnce(&mut Task)) -> Result<Task, RpcError> {
+    /// Change task `id` with `change` (`false`: nothing to change) and store it
+    /// (not flushed). With shared storage the record is replaced only if no other
+    /// instance changed it since it was read; else it is read and changed again.
+    fn edit(
+        &self,
+        id: &str,
+        mut change: impl FnMut(&mut Stored) -> bool,
+    ) -> Result<Task, RpcError> {
         let _edit = lock(&self.edit);
-        let old = self
-            .storage
-            .get_task(id)
-            .map_err(storage_error)?
-            .ok_or_else(|| unknown(id))?;
-        let mut stored: Stored = serde_json::from_slice(&old).map_err(RpcError::internal)?;
-        change(&mut stored.task);
-        stored.task.last_updated_at = now_iso();
-        let json = serde_json::to_vec(&stored).map_err(RpcError::internal)?;
-        self.storage.put_task(id, &json).map_err(storage_error)?;
-        let mut index = lock(&self.index);
-        index.set_bytes(id, json.len() as u64);
-        if stored.task.status.is_terminal() {
-            index.mark_ended(id);
+        for _ in 0..EDIT_TRIES {
+            let old = self
+                .storage
+                .get_task(id)
+                .map_err(storage_error)?
+                .ok_or_else(|| unknown(id))?;
+            let mut stored: Stored = serde_json::from_slice(&old).map_err(RpcError::internal)?;
+            if !change(&mut stored) {
+                if stored.task.status.is_terminal() {
+                    // Ended by another instance (its lease ran out meanwhile).
+                    let mut index = lock(&self.index);
+                    index.set_bytes(id, old.len() as u64);
+                    index.mark_ended(id);
+                }
+                return Ok(stored.task);
+            }
+            stored.task.last_updated_at = now_iso();
+            let json = serde_json::to_vec(&stored).map_err(RpcError::internal)?;
+            let ended = stored.task.status.is_terminal();
+            let swapped = self
+                .storage
+                .swap_task(id, &old, &json, false, ended.then_some(stored.expires_ms))
+                .map_err(storage_error)?;
+            match swapped {
+                Swapped::Done => {
+                    let mut index = lock(&self.index);
+                    index.set_bytes(id, json.len() as u64);
+                    if ended {
+                        index.mark_ended(id);
+                    }
+                    return Ok(stored.task);
+                }
+                Swapped::Gone => return Err(unknown(id)),
+                Swapped::Changed | Swapped::Held => continue,
+            }
         }
-        Ok(stored.task)
+        Err(RpcError::internal(format!(
+            "task {:?}: its record changed {EDIT_TRIES} times while it was being written; try again",
+            crate::telemetry::clip(id)
+        )))
     }
 
     /// Create a task of `client`, durably: a `tasks/get` for it succeeds once this
@@ -662,6 +849,9 @@ impl Tasks {
         let stored = Stored {
             expires_ms: unix_ms().saturating_add(self.ttl.as_millis() as u64),
             client: client.key().to_owned(),
+            owner: self.storage.tasks_shared().then(|| self.instance.clone()),
+            cancel: false,
+            answers: Map::new(),
             task: Task {
                 task_id: task_id.clone(),
                 status: Status::Working,
@@ -711,12 +901,14 @@ impl Tasks {
                 evicted
             };
             self.delete(&evicted);
-            if let Err(e) = self.storage.put_task(&task_id, &json) {
+            // Live before it is written: it is this process's from its first read.
+            lock(&self.live).insert(task_id.clone(), Live::default());
+            if let Err(e) = self.storage.create_task(&task_id, &json, self.lease) {
+                lock(&self.live).remove(&task_id);
                 lock(&self.index).remove(&task_id);
                 return Err(storage_error(e));
             }
         }
-        lock(&self.live).insert(task_id.clone(), Live::default());
         if let Err(e) = self.storage.flush().await {
             lock(&self.live).remove(&task_id);
             return Err(storage_error(e));
@@ -795,10 +987,27 @@ impl Tasks {
                 .insert(key.to_owned(), (method.to_owned(), tx));
         }
         let question = serde_json::json!({"method": method, "params": params});
-        self.edit(id, |task| {
-            task.status = Status::InputRequired;
-            task.input_requests.insert(key.to_owned(), question);
+        let task = self.edit(id, |stored| {
+            if stored.task.status.is_terminal() {
+                return false;
+            }
+            stored.task.status = Status::InputRequired;
+            stored
+                .task
+                .input_requests
+                .insert(key.to_owned(), question.clone());
+            true
         })?;
+        if task.status.is_terminal() {
+            if let Ok(mut live) = self.live.lock() {
+                if let Some(l) = live.get_mut(id) {
+                    l.waiters.remove(key);
+                }
+            }
+            return Err(RpcError::internal(
+                "the task ended before its question was asked",
+            ));
+        }
         rx.await
             .map_err(|_| RpcError::internal("the task ended before the client answered"))
     }
@@ -806,7 +1015,7 @@ impl Tasks {
     /// `tasks/update`: deliver the answers to outstanding questions (others are
     /// ignored); the task works again once none is outstanding.
     pub fn update(&self, id: &str, responses: Option<&Value>) -> Result<(), RpcError> {
-        self.load(id)?;
+        let stored = self.load(id)?;
         let responses = match responses {
             Some(Value::Object(map)) => map,
             _ => {
@@ -821,6 +1030,10 @@ impl Tasks {
                 .live
                 .lock()
                 .map_err(|_| RpcError::internal("task table poisoned"))?;
+            if !live.contains_key(id) && self.storage.tasks_shared() {
+                drop(live);
+                return self.update_elsewhere(id, &stored, responses);
+            }
             if let Some(task) = live.get_mut(id) {
                 for (key, value) in responses {
                     let Some((method, _)) = task.waiters.get(key) else {
@@ -835,34 +1048,194 @@ impl Tasks {
             }
         }
         if !delivered.is_empty() {
-            self.edit(id, |task| {
+            self.edit(id, |stored| {
                 for key in &delivered {
-                    task.input_requests.remove(key);
+                    stored.task.input_requests.remove(key);
                 }
-                if task.input_requests.is_empty() && task.status == Status::InputRequired {
-                    task.status = Status::Working;
+                if stored.task.input_requests.is_empty()
+                    && stored.task.status == Status::InputRequired
+                {
+                    stored.task.status = Status::Working;
                 }
+                true
             })?;
         }
         Ok(())
     }
 
+    /// `tasks/update` of a task another instance runs (shared storage): the answers
+    /// to its outstanding questions, checked here, are written to its record for
+    /// that instance to deliver when it next polls. They count in the client's
+    /// share of the store: answers that would make the record larger than
+    /// `limits.task_store_bytes_per_client` are refused.
+    fn update_elsewhere(
+        &self,
+        id: &str,
+        stored: &Stored,
+        responses: &Map<String, Value>,
+    ) -> Result<(), RpcError> {
+        if stored.task.status.is_terminal() {
+            return Ok(());
+        }
+        let mut accepted = Map::new();
+        for (key, value) in responses {
+            let Some(question) = stored.task.input_requests.get(key) else {
+                continue;
+            };
+            let method = question
+                .get("method")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            crate::mrtr::check_answer(key, method, value)?;
+            accepted.insert(key.clone(), value.clone());
+        }
+        if accepted.is_empty() {
+            return Ok(());
+        }
+        let grown = serde_json::to_vec(stored)
+            .map_err(RpcError::internal)?
+            .len()
+            + serde_json::to_vec(&accepted)
+                .map_err(RpcError::internal)?
+                .len();
+        if grown as u64 > self.share_bytes {
+            return Err(RpcError::invalid_params(format!(
+                "these answers ({grown} bytes with the task) do not fit in a client's share of the task store (limits.task_store_bytes_per_client {})",
+                self.share_bytes
+            )));
+        }
+        self.edit(id, |stored| {
+            if stored.task.status.is_terminal() {
+                return false;
+            }
+            let mut changed = false;
+            for (key, value) in &accepted {
+                if stored.task.input_requests.contains_key(key) {
+                    stored.answers.insert(key.clone(), value.clone());
+                    changed = true;
+                }
+            }
+            changed
+        })?;
+        Ok(())
+    }
+
     /// `tasks/cancel`: stop the task if it runs (its Call reports `cancelled`);
     /// a task already ended is left as it is.
+    ///
+    /// With shared storage, a task this process does not run (or whose Call it
+    /// has not yet been handed) is marked in its record: the instance that runs it
+    /// stops it when it next polls (every third of `limits.task_lease_ms`, or
+    /// `limits.task_poll_interval_ms` if shorter).
     pub fn cancel(&self, id: &str) -> Result<(), RpcError> {
         let stored = self.load(id)?;
         if stored.task.status.is_terminal() {
             return Ok(());
         }
+        if self.stop(id) || !self.storage.tasks_shared() {
+            return Ok(());
+        }
+        self.edit(id, |stored| {
+            if stored.task.status.is_terminal() || stored.cancel {
+                return false;
+            }
+            stored.cancel = true;
+            true
+        })?;
+        Ok(())
+    }
+
+    /// Stop task `id`'s Call if this process runs it and has its handle.
+    fn stop(&self, id: &str) -> bool {
         let cancel = self
             .live
             .lock()
             .ok()
             .and_then(|live| live.get(id).and_then(|l| l.cancel.clone()));
-        if let Some(stop) = cancel {
-            stop();
+        match cancel {
+            Some(stop) => {
+                stop();
+                true
+            }
+            None => false,
         }
-        Ok(())
+    }
+
+    /// With shared storage, how often [`Tasks::heartbeat`] should run: every
+    /// third of `limits.task_lease_ms`, or every `limits.task_poll_interval_ms`
+    /// if shorter (at least every 10 ms); `None` with sled (one process runs every
+    /// task: nothing to renew or poll).
+    pub fn heartbeat_every(&self) -> Option<Duration> {
+        self.storage.tasks_shared().then(|| {
+            (self.lease / 3)
+                .min(self.poll_interval)
+                .max(Duration::from_millis(10))
+        })
+    }
+
+    /// Shared storage: renew the leases of the tasks this process runs, and act on
+    /// what other instances wrote to their records, in one round trip: a
+    /// cancellation stops the task, answers reach the handler that waits for them,
+    /// and a task ended elsewhere (its lease ran out while this process did not
+    /// renew it) or gone is stopped. One lease write and one record read per
+    /// running task.
+    pub async fn heartbeat(&self) {
+        let ids: Vec<String> = lock(&self.live).keys().cloned().collect();
+        if ids.is_empty() {
+            return;
+        }
+        let records = match self.storage.renew_tasks(&ids, self.lease).await {
+            Ok(records) => records,
+            Err(e) => {
+                slog::warn!(self.log, "task leases not renewed"; "tasks" => ids.len(), "error" => e.to_string());
+                return;
+            }
+        };
+        for (id, record) in ids.iter().zip(records) {
+            let Some(stored) = record.and_then(|r| serde_json::from_slice::<Stored>(&r).ok())
+            else {
+                self.stop(id);
+                continue;
+            };
+            if stored.cancel || stored.task.status.is_terminal() {
+                self.stop(id);
+            } else if !stored.answers.is_empty() {
+                self.deliver(id, &stored.answers);
+            }
+        }
+    }
+
+    /// Hand `answers` (written to task `id`'s record by another instance) to the
+    /// handler's waiting questions, and take them out of the record.
+    fn deliver(&self, id: &str, answers: &Map<String, Value>) {
+        let mut delivered = Vec::new();
+        if let Ok(mut live) = self.live.lock() {
+            if let Some(task) = live.get_mut(id) {
+                for (key, value) in answers {
+                    if let Some((_, tx)) = task.waiters.remove(key) {
+                        let _ = tx.send(value.clone());
+                        delivered.push(key.clone());
+                    }
+                }
+            }
+        }
+        let outcome = self.edit(id, |stored| {
+            for key in answers.keys() {
+                stored.answers.remove(key);
+            }
+            for key in &delivered {
+                stored.task.input_requests.remove(key);
+            }
+            if stored.task.input_requests.is_empty() && stored.task.status == Status::InputRequired
+            {
+                stored.task.status = Status::Working;
+            }
+            true
+        });
+        if let Err(e) = outcome {
+            slog::warn!(self.log, "task answers not taken out of its record";
+                "task" => crate::telemetry::clip(id).into_owned(), "error" => e.message);
+        }
     }
 
     /// Make room for `extra` more bytes of task `id` (its result): ended tasks are
@@ -903,37 +1276,60 @@ impl Tasks {
             End::Replied(Ok(raw)) => self.reserve(id, raw.json().get().len() as u64).err(),
             _ => None,
         };
+        // What the record becomes: status, message, result, error (applied again
+        // if another instance wrote the record meanwhile).
+        let (status, message, result, error) = match end {
+            End::Cancelled => (
+                Status::Cancelled,
+                Some("cancelled by tasks/cancel".to_owned()),
+                None,
+                None,
+            ),
+            End::Replied(Ok(raw)) if full.is_some() => {
+                let bound = match full {
+                    Some(Full::Share) => {
+                        "this client's share of the task store (limits.task_store_bytes_per_client)"
+                    }
+                    _ => "the task store (limits.task_store_bytes)",
+                };
+                let why = format!(
+                    "the result ({} bytes) does not fit in what running tasks leave of {bound}",
+                    raw.json().get().len()
+                );
+                let error = serde_json::json!({"code": code::INTERNAL_ERROR, "message": why});
+                (Status::Failed, Some(why), None, Some(error))
+            }
+            End::Replied(Ok(raw)) => (
+                Status::Completed,
+                None,
+                serde_json::from_str(raw.json().get()).ok(),
+                None,
+            ),
+            End::Replied(Err(e)) => (
+                Status::Failed,
+                Some(e.message.clone()),
+                None,
+                serde_json::to_value(&e).ok(),
+            ),
+        };
         let outcome = self
-            .edit(id, |task| {
-                task.input_requests.clear();
-                match end {
-                    End::Cancelled => {
-                        task.status = Status::Cancelled;
-                        task.status_message = Some("cancelled by tasks/cancel".to_owned());
-                    }
-                    End::Replied(Ok(raw)) if full.is_some() => {
-                        let bound = match full {
-                            Some(Full::Share) => "this client's share of the task store (limits.task_store_bytes_per_client)",
-                            _ => "the task store (limits.task_store_bytes)",
-                        };
-                        let why = format!(
-                            "the result ({} bytes) does not fit in what running tasks leave of {bound}",
-                            raw.json().get().len()
-                        );
-                        task.status = Status::Failed;
-                        task.status_message = Some(why.clone());
-                        task.error = Some(serde_json::json!({"code": code::INTERNAL_ERROR, "message": why}));
-                    }
-                    End::Replied(Ok(raw)) => {
-                        task.status = Status::Completed;
-                        task.result = serde_json::from_str(raw.json().get()).ok();
-                    }
-                    End::Replied(Err(e)) => {
-                        task.status = Status::Failed;
-                        task.status_message = Some(e.message.clone());
-                        task.error = serde_json::to_value(&e).ok();
-                    }
+            .edit(id, |stored| {
+                // Ended elsewhere (its lease ran out while this process did not
+                // renew it): that end stands.
+                if stored.task.status.is_terminal() {
+                    return false;
                 }
+                let task = &mut stored.task;
+                task.input_requests.clear();
+                task.status = status;
+                if message.is_some() {
+                    task.status_message.clone_from(&message);
+                }
+                task.result.clone_from(&result);
+                task.error.clone_from(&error);
+                stored.cancel = false;
+                stored.answers.clear();
+                true
             })
             .map(|_| ());
         let outcome = match outcome {

@@ -37,20 +37,37 @@ impl Server {
             }
         }
         // Summaries of suppressed refusal lines are written once their window is
-        // over; tasks past their TTL are forgotten.
+        // over; tasks past their TTL are forgotten. With shared storage, the
+        // leases of the tasks this process runs are renewed (and their records
+        // polled for what other instances wrote) on a timer of their own.
         let housekeeping = {
             let service = service.clone();
             actix_rt::spawn(async move {
-                let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
-                let mut ticks = 0u64;
-                loop {
-                    tick.tick().await;
-                    service.refusals.flush(false);
-                    ticks += 1;
-                    if ticks.is_multiple_of(30) {
-                        service.tasks.expire();
+                let every = service.tasks.heartbeat_every();
+                let leases = async {
+                    let Some(every) = every else {
+                        return futures::future::pending().await;
+                    };
+                    let mut tick = tokio::time::interval(every);
+                    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                    loop {
+                        tick.tick().await;
+                        service.tasks.heartbeat().await;
                     }
-                }
+                };
+                let sweeps = async {
+                    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+                    let mut ticks = 0u64;
+                    loop {
+                        tick.tick().await;
+                        service.refusals.flush(false);
+                        ticks += 1;
+                        if ticks.is_multiple_of(30) {
+                            service.tasks.expire();
+                        }
+                    }
+                };
+                futures::future::join(leases, sweeps).await;
             })
         };
         let (restart, restart_needed) = tokio::sync::oneshot::channel();

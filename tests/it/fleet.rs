@@ -3,13 +3,17 @@
 //! instance is read through another, within one exact quota; a session minted on
 //! one is served by another; a Redis that stops answering is reported and refused
 //! at once, and left behind once it answers again; a wrong URL, password, data
-//! format or durability stops the start with one line.
+//! format or durability stops the start with one line. Tasks: any instance
+//! answers `tasks/get`, `tasks/cancel` and `tasks/update` for a task another one
+//! runs; an instance starting leaves the others' tasks alone; a killed instance's
+//! tasks fail once their lease runs out.
 
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::harness::{emcee_command, text, Launch, Server, Valkey};
+use crate::harness::{emcee_command, text, Client, Era, Launch, Server, Valkey};
+use crate::tasks;
 
 fn instance(valkey: &Valkey, extra: &[&str]) -> Server {
     let url = valkey.url(0);
@@ -285,4 +289,152 @@ fn fsync_durability_confirms_writes_on_the_servers_disk() {
     );
     let got = s.call_ok(&session, 2, "kv_get", json!({"key": "k"}));
     assert!(text(&got).contains(r#""value":"durable""#), "{got}");
+}
+
+/// A 2026-07-28 client of an instance on `valkey` started with `extra` (and the
+/// conformance fixtures, whose `confirm_delete` asks the client).
+fn modern(valkey: &Valkey, extra: &[&str]) -> Client {
+    let mut args = vec!["--fixtures", "conformance"];
+    args.extend_from_slice(extra);
+    Client::over_http(Era::Modern, instance(valkey, &args))
+}
+
+/// A task (the built-in `sleep` of `ms`) created through `c`: its id.
+fn sleeping_task(c: &mut Client, id: u64, ms: u64) -> String {
+    let r = tasks::call(c, id, "sleep", json!({ "ms": ms }), tasks::with_ext());
+    assert_eq!(r["result"]["resultType"], "task", "{r}");
+    r["result"]["taskId"].as_str().expect("a taskId").to_owned()
+}
+
+/// Issue 19: `tasks/get` on any instance shows a task that another one runs, and
+/// its result once it ends.
+#[test]
+fn a_task_run_by_one_instance_is_answered_by_another() {
+    let valkey = Valkey::start(&[]);
+    let mut a = modern(&valkey, &[]);
+    let mut b = modern(&valkey, &[]);
+    let task = sleeping_task(&mut a, 1, 800);
+    let r = tasks::task_op(&mut b, 2, "tasks/get", &task);
+    assert_eq!(r["result"]["status"], "working", "{r}");
+    let done = tasks::wait_for(&mut b, &task, "completed");
+    assert_eq!(done["result"]["status"], "completed", "{done}");
+    assert_eq!(text(&done["result"]["result"]), "slept 800 ms", "{done}");
+}
+
+/// Issue 19, the bug of the first part: an instance starting failed, as left
+/// over by a stopped process, the tasks the other live instances were running.
+#[test]
+fn an_instance_starting_does_not_fail_the_tasks_others_run() {
+    let valkey = Valkey::start(&[]);
+    let mut a = modern(&valkey, &[]);
+    let task = sleeping_task(&mut a, 1, 2_500);
+    let mut c = modern(&valkey, &[]);
+    let r = tasks::task_op(&mut c, 2, "tasks/get", &task);
+    assert_eq!(r["result"]["status"], "working", "{r}");
+    assert!(!c.logs().contains("marked failed"), "{}", c.logs());
+    let done = tasks::wait_for(&mut c, &task, "completed");
+    assert_eq!(text(&done["result"]["result"]), "slept 2500 ms", "{done}");
+}
+
+/// Issue 19: `tasks/cancel` through an instance that does not run the task
+/// reaches the one that does (it polls its tasks' records) within a few polls.
+#[test]
+fn tasks_cancel_through_another_instance_stops_the_task() {
+    let valkey = Valkey::start(&[]);
+    let poll = ["--limit", "task_poll_interval_ms=200"];
+    let mut a = modern(&valkey, &poll);
+    let mut b = modern(&valkey, &poll);
+    let task = sleeping_task(&mut a, 1, 30_000);
+    let started = Instant::now();
+    let r = tasks::task_op(&mut b, 2, "tasks/cancel", &task);
+    assert!(r.get("result").is_some(), "{r}");
+    let ended = tasks::wait_for(&mut b, &task, "cancelled");
+    assert_eq!(ended["result"]["status"], "cancelled", "{ended}");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    // Its instance stopped the handler: the end is its Call's.
+    let r = tasks::task_op(&mut a, 3, "tasks/get", &task);
+    assert_eq!(r["result"]["status"], "cancelled", "{r}");
+    assert_eq!(
+        r["result"]["statusMessage"], "cancelled by tasks/cancel",
+        "{r}"
+    );
+}
+
+/// Issue 19: an instance killed while it runs a task: once the task's lease runs
+/// out, the survivors report it failed, saying why (never `working` for ever).
+#[test]
+fn a_task_whose_instance_is_killed_fails_once_its_lease_runs_out() {
+    let valkey = Valkey::start(&[]);
+    let lease = ["--limit", "task_lease_ms=1000"];
+    let mut a = modern(&valkey, &lease);
+    let mut b = modern(&valkey, &lease);
+    let task = sleeping_task(&mut a, 1, 60_000);
+    let killed = Instant::now();
+    a.server().expect("HTTP").signal("KILL");
+    let r = tasks::task_op(&mut b, 2, "tasks/get", &task);
+    if killed.elapsed() < Duration::from_millis(500) {
+        assert_eq!(r["result"]["status"], "working", "within its lease: {r}");
+    }
+    let failed = tasks::wait_for(&mut b, &task, "failed");
+    assert_eq!(failed["result"]["status"], "failed", "{failed}");
+    assert!(
+        killed.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        killed.elapsed()
+    );
+    let why = failed["result"]["statusMessage"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(why.contains("lease ran out"), "{failed}");
+    assert_eq!(failed["result"]["error"]["code"], -32603, "{failed}");
+    // Ended once: the record says so to every instance from now on.
+    let again = tasks::task_op(&mut b, 3, "tasks/get", &task);
+    assert_eq!(
+        again["result"]["lastUpdatedAt"], failed["result"]["lastUpdatedAt"],
+        "{again}"
+    );
+    assert!(b.logs().contains("lease ran out"), "{}", b.logs());
+}
+
+/// Issue 19: `tasks/update` through an instance that does not run the task: the
+/// answers reach the handler waiting on the other one.
+#[test]
+fn tasks_update_through_another_instance_reaches_the_waiting_handler() {
+    let valkey = Valkey::start(&[]);
+    let poll = ["--limit", "task_poll_interval_ms=200"];
+    let mut a = modern(&valkey, &poll);
+    let mut b = modern(&valkey, &poll);
+    let r = tasks::call(
+        &mut a,
+        1,
+        "confirm_delete",
+        json!({"filename": "a.txt"}),
+        tasks::with_ext(),
+    );
+    let task = r["result"]["taskId"].as_str().expect("a task").to_owned();
+    let waiting = tasks::wait_for(&mut b, &task, "input_required");
+    assert_eq!(
+        waiting["result"]["inputRequests"]["confirm"]["method"], "elicitation/create",
+        "{waiting}"
+    );
+    // A malformed answer is refused where it is given.
+    let r = b.request_id(
+        2,
+        "tasks/update",
+        json!({"taskId": task, "inputResponses": {"confirm": 7}, "_meta": tasks::with_ext()}),
+    );
+    assert_eq!(crate::harness::error_code(&r), -32602, "{r}");
+    let r = b.request_id(
+        3,
+        "tasks/update",
+        json!({"taskId": task, "inputResponses": {"confirm": {"action": "accept", "content": {"confirm": true}}},
+            "_meta": tasks::with_ext()}),
+    );
+    assert!(r.get("result").is_some(), "{r}");
+    let done = tasks::wait_for(&mut b, &task, "completed");
+    assert_eq!(text(&done["result"]["result"]), "a.txt: deleted", "{done}");
 }

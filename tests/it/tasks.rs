@@ -12,14 +12,14 @@ use crate::harness::{error_code, meta, text, Client, Era, Server, MODERN_CASES};
 const EXT: &str = "io.modelcontextprotocol/tasks";
 
 /// `_meta` declaring the tasks extension (and elicitation).
-fn with_ext() -> Value {
+pub(crate) fn with_ext() -> Value {
     let mut m = meta();
     m["io.modelcontextprotocol/clientCapabilities"] =
         json!({"elicitation": {}, "extensions": {EXT: {}}});
     m
 }
 
-fn call(c: &mut Client, id: u64, tool: &str, args: Value, m: Value) -> Value {
+pub(crate) fn call(c: &mut Client, id: u64, tool: &str, args: Value, m: Value) -> Value {
     c.request_id(
         id,
         "tools/call",
@@ -27,12 +27,12 @@ fn call(c: &mut Client, id: u64, tool: &str, args: Value, m: Value) -> Value {
     )
 }
 
-fn task_op(c: &mut Client, id: u64, method: &str, task: &str) -> Value {
+pub(crate) fn task_op(c: &mut Client, id: u64, method: &str, task: &str) -> Value {
     c.request_id(id, method, json!({"taskId": task, "_meta": with_ext()}))
 }
 
 /// Poll until the task leaves `working`/`input_required` or `status` is reached.
-fn wait_for(c: &mut Client, task: &str, status: &str) -> Value {
+pub(crate) fn wait_for(c: &mut Client, task: &str, status: &str) -> Value {
     let deadline = Instant::now() + Duration::from_secs(10);
     let mut id = 1000;
     loop {

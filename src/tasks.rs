@@ -28,6 +28,21 @@
 //! empty ack), so eviction is what makes room. An in-memory index of the records
 //! (no bodies) keeps the counts, the expiry order and the end order: the expiry
 //! sweep removes at most `limits.task_sweep_max` expired tasks and reads none.
+//!
+//! A fleet (shared storage, `storage.url`): the records are on Redis, seen by every
+//! instance; the process that created a task runs it, under a lease
+//! (`limits.task_lease_ms`) that it renews while it runs it, every third of the
+//! lease or `limits.task_poll_interval_ms` if shorter ([`Tasks::heartbeat`], which
+//! reads the records in the same round trip). `tasks/get` works anywhere.
+//! `tasks/cancel` and `tasks/update` through another instance are written to the
+//! record (a cancellation flag, the checked answers) and the owner acts on them at
+//! its next renewal. A running task whose lease ran out belongs to an instance
+//! that stopped: whichever instance reads it first (`tasks/get`, the sweep, a start)
+//! fails it, once (a compare-and-set that checks the lease again); at start only
+//! such tasks are failed, never the ones live instances run. Every write of a
+//! record is a compare-and-set, and an end never overwrites an end. The index
+//! stays per process: the bounds and shares count the tasks this process created
+//! or found ended at its start (approximate across a fleet, per instance).
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
@@ -436,6 +451,8 @@ pub struct Tasks {
     /// How long this process vouches for a task it runs between renewals (shared
     /// storage: `limits.task_lease_ms`).
     lease: Duration,
+    /// The last lease renewal failed (logged once until one succeeds again).
+    renewal_failing: std::sync::atomic::AtomicBool,
     live: Mutex<HashMap<String, Live>>,
     /// Serializes read-modify-write of records (taken before `index`).
     edit: Mutex<()>,
@@ -516,6 +533,7 @@ impl Tasks {
             sweep_max: limits.task_sweep_max,
             instance: instance_id(),
             lease: limits.task_lease,
+            renewal_failing: std::sync::atomic::AtomicBool::new(false),
             live: Mutex::default(),
             edit: Mutex::default(),
             index: Mutex::default(),
@@ -1184,13 +1202,21 @@ impl Tasks {
         if ids.is_empty() {
             return;
         }
+        use std::sync::atomic::Ordering;
         let records = match self.storage.renew_tasks(&ids, self.lease).await {
             Ok(records) => records,
             Err(e) => {
-                slog::warn!(self.log, "task leases not renewed"; "tasks" => ids.len(), "error" => e.to_string());
+                // Once per failure streak: storage logs its own failure too.
+                if !self.renewal_failing.swap(true, Ordering::Relaxed) {
+                    slog::warn!(self.log, "task leases not renewed: other instances fail these tasks once their lease runs out";
+                        "tasks" => ids.len(), "lease_ms" => self.lease.as_millis() as u64, "error" => e.to_string());
+                }
                 return;
             }
         };
+        if self.renewal_failing.swap(false, Ordering::Relaxed) {
+            slog::info!(self.log, "task leases renewed again"; "tasks" => ids.len());
+        }
         for (id, record) in ids.iter().zip(records) {
             let Some(stored) = record.and_then(|r| serde_json::from_slice::<Stored>(&r).ok())
             else {
@@ -1459,6 +1485,24 @@ mod tests {
             assert_eq!(failed.status, Status::Failed);
             assert_eq!(failed.error.unwrap()["code"], -32603);
             assert_eq!(tasks.get("nope").unwrap_err().code, -32602);
+        });
+    }
+
+    /// With sled one process runs every task: no lease to renew, no record to
+    /// poll, and records carry none of a fleet's fields (a `tasks/cancel` with no
+    /// Call to stop writes nothing, as before leases existed).
+    #[test]
+    fn sled_tasks_have_no_lease_and_no_fleet_fields() {
+        let (tasks, storage) = tasks(Limits::default());
+        assert_eq!(tasks.heartbeat_every(), None);
+        block_on(async {
+            let id = tasks.create(&here()).await.unwrap().task_id;
+            tasks.cancel(&id).unwrap();
+            let record = String::from_utf8(storage.get_task(&id).unwrap().unwrap()).unwrap();
+            for key in ["owner", "cancel", "answers"] {
+                assert!(!record.contains(&format!("\"{key}\"")), "{record}");
+            }
+            assert_eq!(tasks.get(&id).unwrap().status, Status::Working);
         });
     }
 

@@ -438,3 +438,40 @@ fn tasks_update_through_another_instance_reaches_the_waiting_handler() {
     let done = tasks::wait_for(&mut b, &task, "completed");
     assert_eq!(text(&done["result"]["result"]), "a.txt: deleted", "{done}");
 }
+
+/// Issue 19: an instance starting fails the tasks of an instance that was killed
+/// once their lease ran out, and only those: a live instance's task goes on.
+#[test]
+fn an_instance_starting_fails_only_the_tasks_of_a_stopped_one() {
+    let valkey = Valkey::start(&[]);
+    let lease = ["--limit", "task_lease_ms=1000"];
+    let mut a = modern(&valkey, &lease);
+    let mut b = modern(&valkey, &lease);
+    let dead = sleeping_task(&mut a, 1, 60_000);
+    let alive = sleeping_task(&mut b, 2, 60_000);
+    a.server().expect("HTTP").signal("KILL");
+    std::thread::sleep(Duration::from_millis(1_500));
+    let mut c = modern(&valkey, &lease);
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while !c.logs().contains("marked failed") {
+        assert!(Instant::now() < deadline, "{}", c.logs());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let logs = c.logs();
+    let line = logs
+        .lines()
+        .find(|l| l.contains("marked failed"))
+        .unwrap_or_default();
+    assert!(line.contains(r#""count":1"#), "{line}");
+    let r = tasks::task_op(&mut c, 3, "tasks/get", &dead);
+    assert_eq!(r["result"]["status"], "failed", "{r}");
+    assert!(
+        r["result"]["statusMessage"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("lease ran out"),
+        "{r}"
+    );
+    let r = tasks::task_op(&mut c, 4, "tasks/get", &alive);
+    assert_eq!(r["result"]["status"], "working", "{r}");
+}

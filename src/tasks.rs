@@ -453,6 +453,9 @@ pub struct Tasks {
     lease: Duration,
     /// The last lease renewal failed (logged once until one succeeds again).
     renewal_failing: std::sync::atomic::AtomicBool,
+    /// Where the sweep's walk through the shared set of task ids is
+    /// ([`Storage::prune_task_ids`]).
+    prune_cursor: std::sync::atomic::AtomicU64,
     live: Mutex<HashMap<String, Live>>,
     /// Serializes read-modify-write of records (taken before `index`).
     edit: Mutex<()>,
@@ -534,6 +537,7 @@ impl Tasks {
             instance: instance_id(),
             lease: limits.task_lease,
             renewal_failing: std::sync::atomic::AtomicBool::new(false),
+            prune_cursor: std::sync::atomic::AtomicU64::new(0),
             live: Mutex::default(),
             edit: Mutex::default(),
             index: Mutex::default(),
@@ -690,7 +694,21 @@ impl Tasks {
         };
         self.delete(&doomed);
         self.end_stopped();
+        self.prune_ids();
         doomed.len()
+    }
+
+    /// Shared storage: one step (about `limits.task_sweep_max` ids) of the walk
+    /// through the set of task ids, forgetting the ids of records that expired
+    /// unindexed (an ended task whose instance stopped), so that the set does not
+    /// grow with them.
+    fn prune_ids(&self) {
+        use std::sync::atomic::Ordering;
+        let cursor = self.prune_cursor.load(Ordering::Relaxed);
+        match self.storage.prune_task_ids(cursor, self.sweep_max) {
+            Ok((next, _)) => self.prune_cursor.store(next, Ordering::Relaxed),
+            Err(e) => slog::warn!(self.log, "task ids not pruned"; "error" => e.to_string()),
+        }
     }
 
     /// Shared storage: fail at most `limits.task_sweep_max` running tasks whose

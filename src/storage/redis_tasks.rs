@@ -113,6 +113,24 @@ static LAPSED: LazyLock<redis::Script> = LazyLock::new(|| {
     ))
 });
 
+/// One step of a walk through the set of task ids `KEYS[1]` (`SSCAN` from cursor
+/// `ARGV[1]`, about `ARGV[2]` ids): the ids whose record (`ARGV[3]` .. id) is
+/// gone (it expired: an ended task no instance's sweep deleted) leave the set.
+/// `{next cursor, how many left}`.
+static PRUNE: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(
+        "local r = redis.call('SSCAN', KEYS[1], ARGV[1], 'COUNT', tonumber(ARGV[2]))
+local gone = 0
+for _, id in ipairs(r[2]) do
+  if redis.call('EXISTS', ARGV[3] .. id) == 0 then
+    redis.call('SREM', KEYS[1], id)
+    gone = gone + 1
+  end
+end
+return {r[1], gone}",
+    )
+});
+
 fn lease_ms(lease: Duration) -> u64 {
     u64::try_from(lease.as_millis()).unwrap_or(u64::MAX)
 }
@@ -218,6 +236,25 @@ impl RedisStore {
             call.invoke_async(&mut c).await
         })
         .await
+    }
+
+    /// Walk on through the set of task ids from `cursor` (0: from the start),
+    /// about `count` of them: the ids whose record expired leave it. The next
+    /// cursor (0: the walk is over) and how many left.
+    pub fn prune_task_ids(&self, cursor: u64, count: usize) -> Result<(u64, u64), StorageError> {
+        let prefix = task_key("");
+        // The cursor as Redis gives it (a string: as a Lua number it could lose
+        // digits).
+        let (next, gone): (String, u64) = self.run(move |mut c| async move {
+            PRUNE
+                .key(TASKS)
+                .arg(cursor)
+                .arg(count)
+                .arg(prefix)
+                .invoke_async(&mut c)
+                .await
+        })?;
+        Ok((next.parse().unwrap_or(0), gone))
     }
 
     /// At most `max` tasks whose lease ran out (their instance stopped).

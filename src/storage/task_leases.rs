@@ -115,6 +115,20 @@ impl Storage {
         Ok(Vec::new())
     }
 
+    /// Shared storage: walk on through the task ids from `cursor` (0: from the
+    /// start), about `count` of them, forgetting the ids of records that expired
+    /// (an ended task's record expires at its TTL should no instance's sweep
+    /// delete it). The next cursor (0: the walk is over) and how many were
+    /// forgotten. Nothing with sled.
+    pub fn prune_task_ids(&self, cursor: u64, count: usize) -> Result<(u64, u64), StorageError> {
+        #[cfg(feature = "redis")]
+        if let Some(r) = self.remote() {
+            return r.prune_task_ids(cursor, count);
+        }
+        let _ = (cursor, count);
+        Ok((0, 0))
+    }
+
     /// At most `max` running tasks whose lease ran out. None with sled.
     pub fn lapsed_tasks(&self, max: usize) -> Result<Vec<String>, StorageError> {
         #[cfg(feature = "redis")]

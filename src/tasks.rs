@@ -1199,7 +1199,7 @@ impl Tasks {
 
     /// With shared storage, how often [`Tasks::heartbeat`] should run: every
     /// third of `limits.task_lease_ms`, or every `limits.task_poll_interval_ms`
-    /// if shorter (at least every 10 ms); `None` with sled (one process runs every
+    /// if shorter (never more often than every 10 ms); `None` with sled (one process runs every
     /// task: nothing to renew or poll).
     pub fn heartbeat_every(&self) -> Option<Duration> {
         self.storage.tasks_shared().then(|| {

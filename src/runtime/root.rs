@@ -314,7 +314,26 @@ impl Actor for Root {
         // Records saved by an earlier run: the expired go, the rest may be restored
         // and count toward the cap.
         self.expire_records();
-        self.dormant = self.service.storage.session_count();
+        // Shared records are the fleet's: none counts toward this instance's cap
+        // until it restores it.
+        if !self.service.storage.is_shared() {
+            self.dormant = self.service.storage.session_count();
+        }
+        // Sessions ended on another instance: closed here too.
+        let ended = self
+            .service
+            .ended_elsewhere
+            .lock()
+            .ok()
+            .and_then(|mut slot| slot.take());
+        if let Some(mut ended) = ended {
+            let root = ctx.address();
+            ctx.spawn(actix::fut::wrap_future(async move {
+                while let Some(id) = ended.recv().await {
+                    root.do_send(EndedElsewhere(id));
+                }
+            }));
+        }
         // Check a few times per TTL, at most once a second, at least every 30 s.
         let ttl = self.service.limits.session_idle_ttl;
         let every = (ttl / 4).clamp(Duration::from_millis(50), Duration::from_secs(30));
@@ -425,6 +444,21 @@ impl Handler<SessionEnded> for Root {
     }
 }
 
+/// A session ended (DELETE) on another instance of the fleet: close it here.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct EndedElsewhere(String);
+
+impl Handler<EndedElsewhere> for Root {
+    type Result = ();
+
+    fn handle(&mut self, msg: EndedElsewhere, _ctx: &mut Context<Self>) {
+        if let Some(entry) = self.forget(&msg.0, false) {
+            entry.addr.do_send(Close);
+        }
+    }
+}
+
 impl Handler<CloseSession> for Root {
     type Result = ResponseFuture<bool>;
 
@@ -441,6 +475,12 @@ impl Handler<CloseSession> for Root {
         };
         if saved && !live {
             self.dormant = self.dormant.saturating_sub(1);
+        }
+        if saved {
+            self.service.storage.publish(
+                crate::runtime::service::bus::SESSION_ENDED,
+                msg.0.as_bytes(),
+            );
         }
         let log = self.log.clone();
         Box::pin(async move {

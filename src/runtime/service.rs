@@ -90,8 +90,23 @@ pub struct Service {
     pub log_calls: bool,
     /// Refusals: counted in `mcp_rejected_total{reason}` and logged, floods summed up.
     pub refusals: Arc<crate::telemetry::Refusals>,
+    /// Sessions ended on another instance of the fleet (their ids), for the root
+    /// to close here; taken by the root when it starts.
+    pub(crate) ended_elsewhere: std::sync::Mutex<Option<tokio::sync::mpsc::Receiver<String>>>,
     /// The 2026-07-28 result envelope, made from `info` at first use.
     envelope: std::sync::OnceLock<Envelope>,
+}
+
+/// What instances of a fleet tell each other on the storage's bus.
+pub(crate) mod bus {
+    /// A change for subscribers and `listen` streams (`notify::Change::encode`).
+    pub const CHANGE: u8 = b'c';
+    /// A session ended (DELETE): its id.
+    pub const SESSION_ENDED: u8 = b'e';
+    /// Ended sessions waiting for the root at most; more are dropped (their
+    /// records are gone: a request for one gets 404 once the local actor idles
+    /// out).
+    pub const ENDED_QUEUE: usize = 1024;
 }
 
 impl Service {
@@ -128,6 +143,7 @@ impl Service {
                 crate::config::MrtrConfig::default().max_state_bytes,
             )),
             storage_retry: None,
+            ended_elsewhere: std::sync::Mutex::new(None),
             in_flight: Gate::new(limits.max_in_flight_total),
             blocking: Arc::new(tokio::sync::Semaphore::new(limits.blocking_threads)),
             instance: None,

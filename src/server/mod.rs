@@ -417,6 +417,7 @@ impl Server {
         }
         service.storage_retry = retry.map(|s| s.retry);
         service.mrtr = Arc::new(crate::mrtr::Mrtr::from_config(&def.mrtr)?);
+        share_with_the_fleet(&service)?;
         Ok(Arc::new(service))
     }
 
@@ -635,6 +636,41 @@ fn warn_unshared_mrtr_key(service: &crate::runtime::service::Service, shared_cli
         slog::warn!(service.log, "2026-07-28 requestState is sealed with a random key of this process: a retry that reaches another instance or a restart is refused; set mrtr.key_file to a file of 32+ random bytes shared by the instances";
             "key" => "mrtr.key_file", "env" => "EMCEE_MRTR_KEY_FILE");
     }
+}
+
+/// With storage shared by a fleet (Redis): relay this instance's changes to the
+/// others, and deliver theirs to this instance's subscribers and `listen`
+/// streams; sessions ended elsewhere reach the root (`Service::ended_elsewhere`).
+fn share_with_the_fleet(service: &crate::runtime::service::Service) -> Result<(), Error> {
+    use crate::runtime::service::bus;
+    if !service.storage.is_shared() {
+        return Ok(());
+    }
+    let notifier = service.notifier.clone();
+    let (ended, ended_rx) = tokio::sync::mpsc::channel(bus::ENDED_QUEUE);
+    service
+        .storage
+        .listen_bus(Box::new(move |kind, data| match kind {
+            bus::CHANGE => {
+                if let Some(change) = crate::notify::Change::decode(data) {
+                    notifier.deliver(change);
+                }
+            }
+            bus::SESSION_ENDED => {
+                if let Ok(id) = std::str::from_utf8(data) {
+                    let _ = ended.try_send(id.to_owned());
+                }
+            }
+            _ => {}
+        }))?;
+    if let Ok(mut slot) = service.ended_elsewhere.lock() {
+        *slot = Some(ended_rx);
+    }
+    let storage = service.storage.clone();
+    service.notifier.relay_to(Box::new(move |change| {
+        storage.publish(bus::CHANGE, &change.encode());
+    }));
+    Ok(())
 }
 
 #[cfg(test)]

@@ -93,6 +93,11 @@ pub enum StorageError {
     Redis(String),
 }
 
+/// What receives the messages other instances publish on the fleet's bus
+/// ([`Storage::listen_bus`]): their kind and data. Called on the storage's own
+/// thread: it must not block.
+pub type BusHandler = Box<dyn Fn(u8, &[u8]) + Send + Sync>;
+
 /// Wall-clock milliseconds since the Unix epoch (what outlives a restart).
 pub fn unix_ms() -> u64 {
     SystemTime::now()
@@ -370,6 +375,35 @@ impl Storage {
             return Some(r.shown().to_owned());
         }
         None
+    }
+
+    /// Whether state is shared with other instances (on Redis).
+    pub fn is_shared(&self) -> bool {
+        self.shared_at().is_some()
+    }
+
+    /// Receive what other instances publish ([`Storage::publish`]) in `handler`,
+    /// as its kind and data (it must not block). `Ok(false)`: nothing shared.
+    pub fn listen_bus(
+        &self,
+        handler: BusHandler,
+    ) -> Result<bool, StorageError> {
+        #[cfg(feature = "redis")]
+        if let Some(r) = self.remote() {
+            return r.listen_bus(handler).map(|()| true);
+        }
+        let _ = handler;
+        Ok(false)
+    }
+
+    /// Tell the other instances `data` of `kind` (nothing when nothing is shared);
+    /// never waits.
+    pub fn publish(&self, kind: u8, data: &[u8]) {
+        #[cfg(feature = "redis")]
+        if let Some(r) = self.remote() {
+            r.publish(kind, data);
+        }
+        let _ = (kind, data);
     }
 
     /// A session's record expires this long after its last use (Redis; sled's

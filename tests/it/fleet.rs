@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::harness::{emcee_command, text, Launch, Server, Valkey};
+use crate::harness::{emcee_command, text, with_meta, Launch, Server, Valkey, MODERN};
 
 fn instance(valkey: &Valkey, extra: &[&str]) -> Server {
     let url = valkey.url(0);
@@ -122,6 +122,56 @@ fn a_session_minted_on_one_instance_is_served_by_another() {
         &[],
     );
     assert_eq!(r.status, 404, "{r:?}");
+}
+
+/// A session-era subscriber on A and a 2026-07-28 listener on A hear of a kv
+/// change made through B.
+#[test]
+fn subscribers_and_listeners_hear_of_changes_made_through_another_instance() {
+    let valkey = Valkey::start(&[]);
+    let a = instance(&valkey, &[]);
+    let b = instance(&valkey, &[]);
+    let session = a.session();
+    let mut get = a.get_stream(&session, None);
+    let primed = get.next_event().expect("the priming event");
+    assert!(primed.data.is_empty(), "{primed:?}");
+    let sub = a.request(
+        &session,
+        1,
+        "resources/subscribe",
+        json!({"uri": "kv://watched"}),
+    );
+    assert_eq!(sub["result"], json!({}), "{sub}");
+    let listen = json!({"jsonrpc": "2.0", "id": 7, "method": "subscriptions/listen",
+        "params": with_meta(json!({"notifications": {"resourceSubscriptions": ["kv://watched"]}}))});
+    let mut listener = a.post_open(
+        None,
+        &listen.to_string(),
+        &[
+            ("MCP-Protocol-Version", MODERN),
+            ("Mcp-Method", "subscriptions/listen"),
+        ],
+    );
+    assert_eq!(listener.status, 200);
+    let ack = listener.next_event().expect("the acknowledgement").json();
+    assert_eq!(
+        ack["method"], "notifications/subscriptions/acknowledged",
+        "{ack}"
+    );
+    let other = b.session();
+    b.call_ok(&other, 2, "kv_set", json!({"key": "watched", "value": "1"}));
+    let ev = get
+        .next_event()
+        .expect("an update on A's GET stream")
+        .json();
+    assert_eq!(ev["method"], "notifications/resources/updated", "{ev}");
+    assert_eq!(ev["params"]["uri"], "kv://watched", "{ev}");
+    let ev = listener
+        .next_event()
+        .expect("an update on A's listen stream")
+        .json();
+    assert_eq!(ev["method"], "notifications/resources/updated", "{ev}");
+    assert_eq!(ev["params"]["uri"], "kv://watched", "{ev}");
 }
 
 #[test]

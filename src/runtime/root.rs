@@ -17,7 +17,9 @@ use actix_rt::ArbiterHandle;
 use slog::Logger;
 
 use crate::runtime::service::Service;
-use crate::runtime::session::{Close, Drain, Session, SessionEnded, SessionKind, SessionRecord};
+use crate::runtime::session::{
+    Close, Drain, Inbound, Session, SessionEnded, SessionKind, SessionRecord,
+};
 
 pub use crate::telemetry::now_ms;
 
@@ -319,18 +321,19 @@ impl Actor for Root {
         if !self.service.storage.is_shared() {
             self.dormant = self.service.storage.session_count();
         }
-        // Sessions ended on another instance: closed here too.
-        let ended = self
+        // What other instances tell this one: sessions ended there (closed here
+        // too), client answers that reached them (to the session that asked).
+        let from_fleet = self
             .service
-            .ended_elsewhere
+            .from_fleet
             .lock()
             .ok()
             .and_then(|mut slot| slot.take());
-        if let Some(mut ended) = ended {
+        if let Some(mut from_fleet) = from_fleet {
             let root = ctx.address();
             ctx.spawn(actix::fut::wrap_future(async move {
-                while let Some(id) = ended.recv().await {
-                    root.do_send(EndedElsewhere(id));
+                while let Some(message) = from_fleet.recv().await {
+                    root.do_send(FleetMessage(message));
                 }
             }));
         }
@@ -444,17 +447,32 @@ impl Handler<SessionEnded> for Root {
     }
 }
 
-/// A session ended (DELETE) on another instance of the fleet: close it here.
+/// What another instance of the fleet told this one.
 #[derive(Message)]
 #[rtype(result = "()")]
-struct EndedElsewhere(String);
+struct FleetMessage(crate::runtime::service::bus::FromFleet);
 
-impl Handler<EndedElsewhere> for Root {
+impl Handler<FleetMessage> for Root {
     type Result = ();
 
-    fn handle(&mut self, msg: EndedElsewhere, _ctx: &mut Context<Self>) {
-        if let Some(entry) = self.forget(&msg.0, false) {
-            entry.addr.do_send(Close);
+    fn handle(&mut self, msg: FleetMessage, _ctx: &mut Context<Self>) {
+        use crate::runtime::service::bus::FromFleet;
+        match msg.0 {
+            // A session ended (DELETE) elsewhere: close it here.
+            FromFleet::Ended(id) => {
+                if let Some(entry) = self.forget(&id, false) {
+                    entry.addr.do_send(Close);
+                }
+            }
+            // The client answered elsewhere a request this instance's session
+            // made: to the session, which completes the request if it asked it.
+            FromFleet::Answer(id, json) => {
+                if let Some(entry) = self.registry.get(&id) {
+                    let (sink, _) = crate::sink::Sink::channel();
+                    let payload = crate::protocol::jsonrpc::parse(&json);
+                    entry.addr.do_send(Inbound::relayed(payload, sink));
+                }
+            }
         }
     }
 }

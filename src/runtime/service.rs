@@ -90,9 +90,10 @@ pub struct Service {
     pub log_calls: bool,
     /// Refusals: counted in `mcp_rejected_total{reason}` and logged, floods summed up.
     pub refusals: Arc<crate::telemetry::Refusals>,
-    /// Sessions ended on another instance of the fleet (their ids), for the root
-    /// to close here; taken by the root when it starts.
-    pub(crate) ended_elsewhere: std::sync::Mutex<Option<tokio::sync::mpsc::Receiver<String>>>,
+    /// What other instances of the fleet tell this one's root (sessions ended,
+    /// answers to this instance's requests to a client); taken by the root when it
+    /// starts.
+    pub(crate) from_fleet: std::sync::Mutex<Option<tokio::sync::mpsc::Receiver<bus::FromFleet>>>,
     /// The 2026-07-28 result envelope, made from `info` at first use.
     envelope: std::sync::OnceLock<Envelope>,
 }
@@ -103,10 +104,26 @@ pub(crate) mod bus {
     pub const CHANGE: u8 = b'c';
     /// A session ended (DELETE): its id.
     pub const SESSION_ENDED: u8 = b'e';
-    /// Ended sessions waiting for the root at most; more are dropped (their
-    /// records are gone: a request for one gets 404 once the local actor idles
-    /// out).
-    pub const ENDED_QUEUE: usize = 1024;
+    /// A client's answer to a server's request (elicitation, sampling, roots)
+    /// that reached another instance than the one that asked: the session id, a
+    /// newline, the JSON-RPC response.
+    pub const ANSWER: u8 = b'a';
+    /// Messages waiting for the root at most; more are dropped (an ended session
+    /// then lives on here until it idles out; an answer is lost and its call
+    /// times out).
+    pub const QUEUE: usize = 64;
+    /// Longest answer relayed to another instance (a client's answer to an
+    /// elicitation or sampling request is far smaller); a longer one is dropped.
+    pub const ANSWER_MAX_BYTES: usize = 1024 * 1024;
+
+    /// What the bus brings the root.
+    #[derive(Debug)]
+    pub enum FromFleet {
+        /// This session ended elsewhere.
+        Ended(String),
+        /// This session's client answered, elsewhere, with this JSON-RPC response.
+        Answer(String, Vec<u8>),
+    }
 }
 
 impl Service {
@@ -143,7 +160,7 @@ impl Service {
                 crate::config::MrtrConfig::default().max_state_bytes,
             )),
             storage_retry: None,
-            ended_elsewhere: std::sync::Mutex::new(None),
+            from_fleet: std::sync::Mutex::new(None),
             in_flight: Gate::new(limits.max_in_flight_total),
             blocking: Arc::new(tokio::sync::Semaphore::new(limits.blocking_threads)),
             instance: None,

@@ -640,14 +640,15 @@ fn warn_unshared_mrtr_key(service: &crate::runtime::service::Service, shared_cli
 
 /// With storage shared by a fleet (Redis): relay this instance's changes to the
 /// others, and deliver theirs to this instance's subscribers and `listen`
-/// streams; sessions ended elsewhere reach the root (`Service::ended_elsewhere`).
+/// streams; sessions ended and client answers that reached another instance come
+/// to the root (`Service::from_fleet`).
 fn share_with_the_fleet(service: &crate::runtime::service::Service) -> Result<(), Error> {
     use crate::runtime::service::bus;
     if !service.storage.is_shared() {
         return Ok(());
     }
     let notifier = service.notifier.clone();
-    let (ended, ended_rx) = tokio::sync::mpsc::channel(bus::ENDED_QUEUE);
+    let (to_root, from_fleet) = tokio::sync::mpsc::channel(bus::QUEUE);
     service
         .storage
         .listen_bus(Box::new(move |kind, data| match kind {
@@ -658,13 +659,22 @@ fn share_with_the_fleet(service: &crate::runtime::service::Service) -> Result<()
             }
             bus::SESSION_ENDED => {
                 if let Ok(id) = std::str::from_utf8(data) {
-                    let _ = ended.try_send(id.to_owned());
+                    let _ = to_root.try_send(bus::FromFleet::Ended(id.to_owned()));
+                }
+            }
+            bus::ANSWER => {
+                let mut parts = data.splitn(2, |b| *b == b'\n');
+                if let (Some(Ok(id)), Some(json)) =
+                    (parts.next().map(std::str::from_utf8), parts.next())
+                {
+                    let answer = bus::FromFleet::Answer(id.to_owned(), json.to_vec());
+                    let _ = to_root.try_send(answer);
                 }
             }
             _ => {}
         }))?;
-    if let Ok(mut slot) = service.ended_elsewhere.lock() {
-        *slot = Some(ended_rx);
+    if let Ok(mut slot) = service.from_fleet.lock() {
+        *slot = Some(from_fleet);
     }
     let storage = service.storage.clone();
     service.notifier.relay_to(Box::new(move |change| {

@@ -17,6 +17,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 mod events;
 #[cfg(feature = "redis")]
 mod redis;
+#[cfg(feature = "redis")]
+mod redis_events;
 
 pub use events::Event;
 #[cfg(feature = "redis")]
@@ -135,7 +137,10 @@ struct Shared {
     /// Shared state on Redis (`storage.url`): kv, session and task records go
     /// there; the sled database (temporary) keeps the replay log.
     #[cfg(feature = "redis")]
-    remote: Option<redis::RedisStore>,
+    remote: Option<Arc<redis::RedisStore>>,
+    /// Where this process numbers its SSE streams from, when the fleet gave it a
+    /// number (Redis).
+    stream_base: Option<u64>,
 }
 
 /// One open sled database and its trees.
@@ -334,6 +339,7 @@ impl Storage {
                 task_reads: AtomicU64::new(0),
                 #[cfg(feature = "redis")]
                 remote: None,
+                stream_base: None,
             }),
         })
     }
@@ -355,7 +361,8 @@ impl Storage {
                 "storage is shared already".into(),
             ));
         };
-        shared.remote = Some(remote);
+        shared.stream_base = Some(remote.take_stream_base()?);
+        shared.remote = Some(Arc::new(remote));
         Ok(Storage {
             shared: Arc::new(shared),
         })
@@ -363,8 +370,14 @@ impl Storage {
 
     /// The Redis store, when state is shared there.
     #[cfg(feature = "redis")]
-    fn remote(&self) -> Option<&redis::RedisStore> {
+    fn remote(&self) -> Option<&Arc<redis::RedisStore>> {
         self.shared.remote.as_ref()
+    }
+
+    /// Where this process numbers its SSE streams from, when the fleet gave it a
+    /// number unique among its instances (Redis); `None`: from its start time.
+    pub fn stream_base(&self) -> Option<u64> {
+        self.shared.stream_base
     }
 
     /// Where shared state lives, for log lines: the Redis URL (its password
@@ -384,10 +397,7 @@ impl Storage {
 
     /// Receive what other instances publish ([`Storage::publish`]) in `handler`,
     /// as its kind and data (it must not block). `Ok(false)`: nothing shared.
-    pub fn listen_bus(
-        &self,
-        handler: BusHandler,
-    ) -> Result<bool, StorageError> {
+    pub fn listen_bus(&self, handler: BusHandler) -> Result<bool, StorageError> {
         #[cfg(feature = "redis")]
         if let Some(r) = self.remote() {
             return r.listen_bus(handler).map(|()| true);
@@ -507,10 +517,7 @@ impl Storage {
             }
             let remote = self.shared.clone();
             let pinged = tokio::task::spawn_blocking(move || {
-                remote
-                    .remote
-                    .as_ref()
-                    .map_or(Ok(()), redis::RedisStore::ping)
+                remote.remote.as_ref().map_or(Ok(()), |r| r.ping())
             })
             .await;
             return match pinged {

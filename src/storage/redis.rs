@@ -87,7 +87,6 @@ const BUS: &str = "emcee:bus";
 /// `bus_dropped`) rather than queued without bound behind a slow Redis.
 const MAX_PUBLISHING: usize = 1024;
 
-
 /// The bus connection's push sender: a message of another instance to the handler.
 struct BusSender {
     origin: Arc<str>,
@@ -140,6 +139,10 @@ pub(crate) struct RedisStore {
     publishing: Arc<AtomicUsize>,
     /// Bus messages dropped (too many under way, or Redis failing).
     pub bus_dropped: Arc<std::sync::atomic::AtomicU64>,
+    /// The replay log's append script (`redis_events.rs`).
+    pub(super) append_script: redis::Script,
+    /// The replay log's age bound, ms.
+    pub(super) event_ttl_ms: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -249,6 +252,8 @@ impl RedisStore {
             bus: std::sync::OnceLock::new(),
             publishing: Arc::default(),
             bus_dropped: Arc::default(),
+            append_script: redis::Script::new(super::redis_events::APPEND),
+            event_ttl_ms: std::sync::atomic::AtomicU64::new(3_600_000),
         };
         store.check_format().map_err(fail)?;
         store.check_durability().map_err(fail)?;
@@ -379,7 +384,7 @@ impl RedisStore {
 
     /// Run `f` on the store's runtime and wait for it (blocking), refused at once
     /// while storage is failing.
-    fn run<T, F, Fut>(&self, f: F) -> Result<T, StorageError>
+    pub(super) fn run<T, F, Fut>(&self, f: F) -> Result<T, StorageError>
     where
         T: Send + 'static,
         F: FnOnce(ConnectionManager) -> Fut,
@@ -403,7 +408,7 @@ impl RedisStore {
     }
 
     /// Like [`RedisStore::run`], awaited.
-    async fn run_async<T, F, Fut>(&self, f: F) -> Result<T, StorageError>
+    pub(super) async fn run_async<T, F, Fut>(&self, f: F) -> Result<T, StorageError>
     where
         T: Send + 'static,
         F: FnOnce(ConnectionManager) -> Fut,

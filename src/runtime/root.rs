@@ -17,7 +17,9 @@ use actix_rt::ArbiterHandle;
 use slog::Logger;
 
 use crate::runtime::service::Service;
-use crate::runtime::session::{Close, Drain, Session, SessionEnded, SessionKind, SessionRecord};
+use crate::runtime::session::{
+    Close, Drain, Inbound, Session, SessionEnded, SessionKind, SessionRecord,
+};
 
 pub use crate::telemetry::now_ms;
 
@@ -314,7 +316,27 @@ impl Actor for Root {
         // Records saved by an earlier run: the expired go, the rest may be restored
         // and count toward the cap.
         self.expire_records();
-        self.dormant = self.service.storage.session_count();
+        // Shared records are the fleet's: none counts toward this instance's cap
+        // until it restores it.
+        if !self.service.storage.is_shared() {
+            self.dormant = self.service.storage.session_count();
+        }
+        // What other instances tell this one: sessions ended there (closed here
+        // too), client answers that reached them (to the session that asked).
+        let from_fleet = self
+            .service
+            .from_fleet
+            .lock()
+            .ok()
+            .and_then(|mut slot| slot.take());
+        if let Some(mut from_fleet) = from_fleet {
+            let root = ctx.address();
+            ctx.spawn(actix::fut::wrap_future(async move {
+                while let Some(message) = from_fleet.recv().await {
+                    root.do_send(FleetMessage(message));
+                }
+            }));
+        }
         // Check a few times per TTL, at most once a second, at least every 30 s.
         let ttl = self.service.limits.session_idle_ttl;
         let every = (ttl / 4).clamp(Duration::from_millis(50), Duration::from_secs(30));
@@ -425,6 +447,36 @@ impl Handler<SessionEnded> for Root {
     }
 }
 
+/// What another instance of the fleet told this one.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct FleetMessage(crate::runtime::service::bus::FromFleet);
+
+impl Handler<FleetMessage> for Root {
+    type Result = ();
+
+    fn handle(&mut self, msg: FleetMessage, _ctx: &mut Context<Self>) {
+        use crate::runtime::service::bus::FromFleet;
+        match msg.0 {
+            // A session ended (DELETE) elsewhere: close it here.
+            FromFleet::Ended(id) => {
+                if let Some(entry) = self.forget(&id, false) {
+                    entry.addr.do_send(Close);
+                }
+            }
+            // The client answered elsewhere a request this instance's session
+            // made: to the session, which completes the request if it asked it.
+            FromFleet::Answer(id, json) => {
+                if let Some(entry) = self.registry.get(&id) {
+                    let (sink, _) = crate::sink::Sink::channel();
+                    let payload = crate::protocol::jsonrpc::parse(&json);
+                    entry.addr.do_send(Inbound::relayed(payload, sink));
+                }
+            }
+        }
+    }
+}
+
 impl Handler<CloseSession> for Root {
     type Result = ResponseFuture<bool>;
 
@@ -441,6 +493,12 @@ impl Handler<CloseSession> for Root {
         };
         if saved && !live {
             self.dormant = self.dormant.saturating_sub(1);
+        }
+        if saved {
+            self.service.storage.publish(
+                crate::runtime::service::bus::SESSION_ENDED,
+                msg.0.as_bytes(),
+            );
         }
         let log = self.log.clone();
         Box::pin(async move {

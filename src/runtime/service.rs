@@ -90,8 +90,40 @@ pub struct Service {
     pub log_calls: bool,
     /// Refusals: counted in `mcp_rejected_total{reason}` and logged, floods summed up.
     pub refusals: Arc<crate::telemetry::Refusals>,
+    /// What other instances of the fleet tell this one's root (sessions ended,
+    /// answers to this instance's requests to a client); taken by the root when it
+    /// starts.
+    pub(crate) from_fleet: std::sync::Mutex<Option<tokio::sync::mpsc::Receiver<bus::FromFleet>>>,
     /// The 2026-07-28 result envelope, made from `info` at first use.
     envelope: std::sync::OnceLock<Envelope>,
+}
+
+/// What instances of a fleet tell each other on the storage's bus.
+pub(crate) mod bus {
+    /// A change for subscribers and `listen` streams (`notify::Change::encode`).
+    pub const CHANGE: u8 = b'c';
+    /// A session ended (DELETE): its id.
+    pub const SESSION_ENDED: u8 = b'e';
+    /// A client's answer to a server's request (elicitation, sampling, roots)
+    /// that reached another instance than the one that asked: the session id, a
+    /// newline, the JSON-RPC response.
+    pub const ANSWER: u8 = b'a';
+    /// Messages waiting for the root at most; more are dropped (an ended session
+    /// then lives on here until it idles out; an answer is lost and its call
+    /// times out).
+    pub const QUEUE: usize = 64;
+    /// Longest answer relayed to another instance (a client's answer to an
+    /// elicitation or sampling request is far smaller); a longer one is dropped.
+    pub const ANSWER_MAX_BYTES: usize = 1024 * 1024;
+
+    /// What the bus brings the root.
+    #[derive(Debug)]
+    pub enum FromFleet {
+        /// This session ended elsewhere.
+        Ended(String),
+        /// This session's client answered, elsewhere, with this JSON-RPC response.
+        Answer(String, Vec<u8>),
+    }
 }
 
 impl Service {
@@ -128,6 +160,7 @@ impl Service {
                 crate::config::MrtrConfig::default().max_state_bytes,
             )),
             storage_retry: None,
+            from_fleet: std::sync::Mutex::new(None),
             in_flight: Gate::new(limits.max_in_flight_total),
             blocking: Arc::new(tokio::sync::Semaphore::new(limits.blocking_threads)),
             instance: None,

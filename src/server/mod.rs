@@ -417,6 +417,7 @@ impl Server {
         }
         service.storage_retry = retry.map(|s| s.retry);
         service.mrtr = Arc::new(crate::mrtr::Mrtr::from_config(&def.mrtr)?);
+        share_with_the_fleet(&service)?;
         Ok(Arc::new(service))
     }
 
@@ -635,6 +636,51 @@ fn warn_unshared_mrtr_key(service: &crate::runtime::service::Service, shared_cli
         slog::warn!(service.log, "2026-07-28 requestState is sealed with a random key of this process: a retry that reaches another instance or a restart is refused; set mrtr.key_file to a file of 32+ random bytes shared by the instances";
             "key" => "mrtr.key_file", "env" => "EMCEE_MRTR_KEY_FILE");
     }
+}
+
+/// With storage shared by a fleet (Redis): relay this instance's changes to the
+/// others, and deliver theirs to this instance's subscribers and `listen`
+/// streams; sessions ended and client answers that reached another instance come
+/// to the root (`Service::from_fleet`).
+fn share_with_the_fleet(service: &crate::runtime::service::Service) -> Result<(), Error> {
+    use crate::runtime::service::bus;
+    if !service.storage.is_shared() {
+        return Ok(());
+    }
+    let notifier = service.notifier.clone();
+    let (to_root, from_fleet) = tokio::sync::mpsc::channel(bus::QUEUE);
+    service
+        .storage
+        .listen_bus(Box::new(move |kind, data| match kind {
+            bus::CHANGE => {
+                if let Some(change) = crate::notify::Change::decode(data) {
+                    notifier.deliver(change);
+                }
+            }
+            bus::SESSION_ENDED => {
+                if let Ok(id) = std::str::from_utf8(data) {
+                    let _ = to_root.try_send(bus::FromFleet::Ended(id.to_owned()));
+                }
+            }
+            bus::ANSWER => {
+                let mut parts = data.splitn(2, |b| *b == b'\n');
+                if let (Some(Ok(id)), Some(json)) =
+                    (parts.next().map(std::str::from_utf8), parts.next())
+                {
+                    let answer = bus::FromFleet::Answer(id.to_owned(), json.to_vec());
+                    let _ = to_root.try_send(answer);
+                }
+            }
+            _ => {}
+        }))?;
+    if let Ok(mut slot) = service.from_fleet.lock() {
+        *slot = Some(from_fleet);
+    }
+    let storage = service.storage.clone();
+    service.notifier.relay_to(Box::new(move |change| {
+        storage.publish(bus::CHANGE, &change.encode());
+    }));
+    Ok(())
 }
 
 #[cfg(test)]

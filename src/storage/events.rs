@@ -293,6 +293,27 @@ impl Storage {
         log.share_count.store(max, Ordering::Relaxed);
     }
 
+    /// [`Storage::append_event`], awaited: on Redis without blocking the caller's
+    /// thread.
+    pub async fn append_event_async(
+        &self,
+        session: &str,
+        stream: u64,
+        seq: u64,
+        json: &str,
+    ) -> Result<(), StorageError> {
+        #[cfg(feature = "redis")]
+        if let Some(r) = self.remote() {
+            let log = &self.shared.events;
+            let share = (
+                log.share_count.load(Ordering::Relaxed),
+                log.share_bytes.load(Ordering::Relaxed),
+            );
+            return r.append_event(session, stream, seq, json, share).await;
+        }
+        self.append_event(session, stream, seq, json)
+    }
+
     /// Append an SSE event to the replay log, then keep its session within its share.
     pub fn append_event(
         &self,
@@ -366,6 +387,10 @@ impl Storage {
 
     /// Remove every event of `session` (it ended: no one can resume it).
     pub fn delete_events_of(&self, session: &str) -> Result<usize, StorageError> {
+        #[cfg(feature = "redis")]
+        if let Some(r) = self.remote() {
+            return r.delete_events_of(session).map(|()| 0);
+        }
         let trees = self.trees()?;
         let orders: Vec<u64> = trees
             .by_session
@@ -387,7 +412,14 @@ impl Storage {
         session: &str,
         stream: u64,
         after_seq: u64,
-    ) -> impl Iterator<Item = Result<(u64, Event), StorageError>> + Send + 'static {
+    ) -> Box<dyn Iterator<Item = Result<(u64, Event), StorageError>> + Send + 'static> {
+        #[cfg(feature = "redis")]
+        if let Some(r) = self.remote() {
+            let events = r
+                .events_after(session, stream, after_seq)
+                .map(|item| item.map(|(seq, json)| (seq, Event(Body::Inline(json.into())))));
+            return Box::new(events) as Box<dyn Iterator<Item = _> + Send>;
+        }
         let start = stream_key(session, stream, after_seq.saturating_add(1));
         let end = stream_key(session, stream, u64::MAX);
         let (range, unavailable) = match self.trees() {
@@ -395,25 +427,27 @@ impl Storage {
             Err(e) => (None, Some(Err(e))),
         };
         let storage = self.clone();
-        unavailable
-            .into_iter()
-            .chain(range.into_iter().flatten().map(move |item| {
-                let (k, v) = item?;
-                let seq = be_u64(&k[k.len() - 8..]);
-                let body = if v.first() == Some(&FILE_REF) && v.len() == 17 {
-                    let order = be_u64(&v[1..]);
-                    let path = storage.shared.events.file(order).ok_or_else(|| {
-                        StorageError::Unavailable("an event file without a data dir".into())
-                    })?;
-                    Body::File {
-                        path,
-                        len: json_len(&v),
-                    }
-                } else {
-                    Body::Inline(v)
-                };
-                Ok((seq, Event(body)))
-            }))
+        Box::new(
+            unavailable
+                .into_iter()
+                .chain(range.into_iter().flatten().map(move |item| {
+                    let (k, v) = item?;
+                    let seq = be_u64(&k[k.len() - 8..]);
+                    let body = if v.first() == Some(&FILE_REF) && v.len() == 17 {
+                        let order = be_u64(&v[1..]);
+                        let path = storage.shared.events.file(order).ok_or_else(|| {
+                            StorageError::Unavailable("an event file without a data dir".into())
+                        })?;
+                        Body::File {
+                            path,
+                            len: json_len(&v),
+                        }
+                    } else {
+                        Body::Inline(v)
+                    };
+                    Ok((seq, Event(body)))
+                })),
+        )
     }
 
     /// Events of one stream after `after_seq`, in order: `(seq, json)`.
@@ -452,6 +486,14 @@ impl Storage {
         max_bytes: u64,
         ttl: Duration,
     ) -> Result<usize, StorageError> {
+        #[cfg(feature = "redis")]
+        if let Some(r) = self.remote() {
+            // Bounded per session and by age as events are appended (Redis's
+            // `maxmemory` bounds the fleet's whole).
+            let _ = (max, max_bytes);
+            r.set_event_ttl(ttl);
+            return Ok(0);
+        }
         let trees = self.trees()?;
         let log = &self.shared.events;
         let cutoff = unix_ms().saturating_sub(ttl.as_millis() as u64);

@@ -17,6 +17,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 mod events;
 #[cfg(feature = "redis")]
 mod redis;
+#[cfg(feature = "redis")]
+mod redis_events;
 mod task_leases;
 
 pub use events::Event;
@@ -95,6 +97,11 @@ pub enum StorageError {
     Redis(String),
 }
 
+/// What receives the messages other instances publish on the fleet's bus
+/// ([`Storage::listen_bus`]): their kind and data. Called on the storage's own
+/// thread: it must not block.
+pub type BusHandler = Box<dyn Fn(u8, &[u8]) + Send + Sync>;
+
 /// Wall-clock milliseconds since the Unix epoch (what outlives a restart).
 pub fn unix_ms() -> u64 {
     SystemTime::now()
@@ -132,7 +139,10 @@ struct Shared {
     /// Shared state on Redis (`storage.url`): kv, session and task records go
     /// there; the sled database (temporary) keeps the replay log.
     #[cfg(feature = "redis")]
-    remote: Option<redis::RedisStore>,
+    remote: Option<Arc<redis::RedisStore>>,
+    /// Where this process numbers its SSE streams from, when the fleet gave it a
+    /// number (Redis).
+    stream_base: Option<u64>,
 }
 
 /// One open sled database and its trees.
@@ -331,6 +341,7 @@ impl Storage {
                 task_reads: AtomicU64::new(0),
                 #[cfg(feature = "redis")]
                 remote: None,
+                stream_base: None,
             }),
         })
     }
@@ -352,7 +363,8 @@ impl Storage {
                 "storage is shared already".into(),
             ));
         };
-        shared.remote = Some(remote);
+        shared.stream_base = Some(remote.take_stream_base()?);
+        shared.remote = Some(Arc::new(remote));
         Ok(Storage {
             shared: Arc::new(shared),
         })
@@ -360,8 +372,14 @@ impl Storage {
 
     /// The Redis store, when state is shared there.
     #[cfg(feature = "redis")]
-    fn remote(&self) -> Option<&redis::RedisStore> {
+    fn remote(&self) -> Option<&Arc<redis::RedisStore>> {
         self.shared.remote.as_ref()
+    }
+
+    /// Where this process numbers its SSE streams from, when the fleet gave it a
+    /// number unique among its instances (Redis); `None`: from its start time.
+    pub fn stream_base(&self) -> Option<u64> {
+        self.shared.stream_base
     }
 
     /// Where shared state lives, for log lines: the Redis URL (its password
@@ -372,6 +390,32 @@ impl Storage {
             return Some(r.shown().to_owned());
         }
         None
+    }
+
+    /// Whether state is shared with other instances (on Redis).
+    pub fn is_shared(&self) -> bool {
+        self.shared_at().is_some()
+    }
+
+    /// Receive what other instances publish ([`Storage::publish`]) in `handler`,
+    /// as its kind and data (it must not block). `Ok(false)`: nothing shared.
+    pub fn listen_bus(&self, handler: BusHandler) -> Result<bool, StorageError> {
+        #[cfg(feature = "redis")]
+        if let Some(r) = self.remote() {
+            return r.listen_bus(handler).map(|()| true);
+        }
+        let _ = handler;
+        Ok(false)
+    }
+
+    /// Tell the other instances `data` of `kind` (nothing when nothing is shared);
+    /// never waits.
+    pub fn publish(&self, kind: u8, data: &[u8]) {
+        #[cfg(feature = "redis")]
+        if let Some(r) = self.remote() {
+            r.publish(kind, data);
+        }
+        let _ = (kind, data);
     }
 
     /// A session's record expires this long after its last use (Redis; sled's
@@ -475,10 +519,7 @@ impl Storage {
             }
             let remote = self.shared.clone();
             let pinged = tokio::task::spawn_blocking(move || {
-                remote
-                    .remote
-                    .as_ref()
-                    .map_or(Ok(()), redis::RedisStore::ping)
+                remote.remote.as_ref().map_or(Ok(()), |r| r.ping())
             })
             .await;
             return match pinged {

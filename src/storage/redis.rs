@@ -22,7 +22,11 @@
 //! - `emcee:session:ID` a session's record, expiring with its idle time;
 //!   `emcee:sessions` a sorted set of session ids by last use (ms);
 //! - `emcee:task:ID` a task's record; `emcee:tasks` the set of task ids;
-//!   `emcee:task-leases` the running tasks' leases (`redis_tasks.rs`).
+//!   `emcee:task-leases` the running tasks' leases (`redis_tasks.rs`);
+//! - `emcee:bus`: the pub/sub channel instances tell each other on (changes for
+//!   subscribers and `listen` streams, ended sessions), on a connection of its own
+//!   (RESP3 push messages) that the connection manager subscribes again after a
+//!   reconnect. A message is `ORIGIN KIND DATA`: an instance ignores its own.
 //!
 //! Durability (`storage.redis_durability`): `none` acknowledges what Redis
 //! acknowledged (in its memory); `aof` needs the server's append-only file
@@ -32,13 +36,13 @@
 //! Valkey), so it is on the server's disk before the client hears of it.
 
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use redis::aio::ConnectionManager;
 
-use super::StorageError;
+use super::{BusHandler, StorageError};
 use crate::config::RedisDurability;
 
 /// Task leases (`emcee:task-leases`): an `impl RedisStore` of its own.
@@ -81,6 +85,38 @@ redis.call('DECRBY', KEYS[3], freed)
 return 1
 ";
 
+/// The pub/sub channel of a fleet.
+const BUS: &str = "emcee:bus";
+
+/// Publications under way at most; past it a change is dropped (counted in
+/// `bus_dropped`) rather than queued without bound behind a slow Redis.
+const MAX_PUBLISHING: usize = 1024;
+
+/// The bus connection's push sender: a message of another instance to the handler.
+struct BusSender {
+    origin: Arc<str>,
+    handler: BusHandler,
+}
+
+impl redis::aio::AsyncPushSender for BusSender {
+    fn send(&self, info: redis::PushInfo) -> Result<(), redis::aio::SendError> {
+        if info.kind != redis::PushKind::Message {
+            return Ok(());
+        }
+        if let [_, redis::Value::BulkString(payload)] = info.data.as_slice() {
+            let mut parts = payload.splitn(2, |b| *b == b' ');
+            if let (Some(origin), Some(rest)) = (parts.next(), parts.next()) {
+                if origin != self.origin.as_bytes() {
+                    if let Some((kind, data)) = rest.split_first() {
+                        (self.handler)(*kind, data);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The store: a connection manager on its own runtime thread.
 pub(crate) struct RedisStore {
     rt: tokio::runtime::Handle,
@@ -99,6 +135,19 @@ pub(crate) struct RedisStore {
     delete_script: redis::Script,
     /// Set once `WAITAOF` is known to work (checked at start in `fsync` mode).
     waitaof: AtomicBool,
+    /// For the bus's own connection.
+    client: redis::Client,
+    /// This process on the bus (random).
+    origin: Arc<str>,
+    /// The bus connection, once [`RedisStore::listen_bus`] made it.
+    bus: std::sync::OnceLock<ConnectionManager>,
+    publishing: Arc<AtomicUsize>,
+    /// Bus messages dropped (too many under way, or Redis failing).
+    pub bus_dropped: Arc<std::sync::atomic::AtomicU64>,
+    /// The replay log's append script (`redis_events.rs`).
+    pub(super) append_script: redis::Script,
+    /// The replay log's age bound, ms.
+    pub(super) event_ttl_ms: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -168,6 +217,7 @@ impl RedisStore {
         let shown = shown_url(url);
         let fail = |what: String| StorageError::Redis(format!("{shown}: {what}"));
         let client = redis::Client::open(url).map_err(|e| fail(e.to_string()))?;
+        let bus_client = client.clone();
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -202,6 +252,13 @@ impl RedisStore {
             set_script: redis::Script::new(KV_SET),
             delete_script: redis::Script::new(KV_DELETE),
             waitaof: AtomicBool::new(false),
+            client: bus_client,
+            origin: Arc::from(random_id().as_str()),
+            bus: std::sync::OnceLock::new(),
+            publishing: Arc::default(),
+            bus_dropped: Arc::default(),
+            append_script: redis::Script::new(super::redis_events::APPEND),
+            event_ttl_ms: std::sync::atomic::AtomicU64::new(3_600_000),
         };
         store.check_format().map_err(fail)?;
         store.check_durability().map_err(fail)?;
@@ -332,7 +389,7 @@ impl RedisStore {
 
     /// Run `f` on the store's runtime and wait for it (blocking), refused at once
     /// while storage is failing.
-    fn run<T, F, Fut>(&self, f: F) -> Result<T, StorageError>
+    pub(super) fn run<T, F, Fut>(&self, f: F) -> Result<T, StorageError>
     where
         T: Send + 'static,
         F: FnOnce(ConnectionManager) -> Fut,
@@ -356,7 +413,7 @@ impl RedisStore {
     }
 
     /// Like [`RedisStore::run`], awaited.
-    async fn run_async<T, F, Fut>(&self, f: F) -> Result<T, StorageError>
+    pub(super) async fn run_async<T, F, Fut>(&self, f: F) -> Result<T, StorageError>
     where
         T: Send + 'static,
         F: FnOnce(ConnectionManager) -> Fut,
@@ -690,6 +747,80 @@ impl RedisStore {
         self.run(|mut c| async move { redis::cmd("SMEMBERS").arg(TASKS).query_async(&mut c).await })
     }
 
+    // --- the bus ---
+
+    /// Receive the bus's messages of other instances in `handler` (called on the
+    /// store's thread: it must not block). Subscribed on a connection of its own,
+    /// subscribed again by the connection manager after a reconnect.
+    pub fn listen_bus(&self, handler: BusHandler) -> Result<(), StorageError> {
+        let fail = |what: String| StorageError::Redis(format!("{}: the bus: {what}", self.shown));
+        let info = self.client.get_connection_info().clone();
+        let settings = info
+            .redis_settings()
+            .clone()
+            .set_protocol(redis::ProtocolVersion::RESP3);
+        let client = redis::Client::open(info.set_redis_settings(settings))
+            .map_err(|e| fail(e.to_string()))?;
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(self.timeout))
+            .set_response_timeout(Some(self.timeout))
+            .set_max_delay(Duration::from_secs(1))
+            .set_push_sender(BusSender {
+                origin: self.origin.clone(),
+                handler,
+            })
+            .set_automatic_resubscription();
+        let connect = async move {
+            let mut conn = ConnectionManager::new_with_config(client, config).await?;
+            conn.subscribe(BUS).await?;
+            Ok::<_, redis::RedisError>(conn)
+        };
+        let conn = block(&self.rt, connect, self.timeout * 3)
+            .map_err(fail)?
+            .map_err(|e| fail(e.to_string()))?;
+        let _ = self.bus.set(conn);
+        Ok(())
+    }
+
+    /// Tell the other instances `data` of `kind`; never waits (dropped, and
+    /// counted, while Redis fails or too many are under way).
+    pub fn publish(&self, kind: u8, data: &[u8]) {
+        if self.failure().is_some() {
+            self.bus_dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        if self.publishing.fetch_add(1, Ordering::AcqRel) >= MAX_PUBLISHING {
+            self.publishing.fetch_sub(1, Ordering::AcqRel);
+            self.bus_dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let mut payload = Vec::with_capacity(self.origin.len() + 2 + data.len());
+        payload.extend_from_slice(self.origin.as_bytes());
+        payload.push(b' ');
+        payload.push(kind);
+        payload.extend_from_slice(data);
+        let mut conn = self.conn.clone();
+        let (timeout, publishing, dropped) = (
+            self.timeout,
+            self.publishing.clone(),
+            self.bus_dropped.clone(),
+        );
+        self.rt.spawn(async move {
+            let sent = tokio::time::timeout(
+                timeout,
+                redis::cmd("PUBLISH")
+                    .arg(BUS)
+                    .arg(payload)
+                    .exec_async(&mut conn),
+            )
+            .await;
+            if !matches!(sent, Ok(Ok(()))) {
+                dropped.fetch_add(1, Ordering::Relaxed);
+            }
+            publishing.fetch_sub(1, Ordering::AcqRel);
+        });
+    }
+
     /// Make what was written so far durable (`fsync` durability), else nothing.
     pub async fn flush(&self) -> Result<(), StorageError> {
         self.durable().await
@@ -702,6 +833,13 @@ impl RedisStore {
         }
         self.ping()
     }
+}
+
+/// 16 random hex characters.
+fn random_id() -> String {
+    let mut bytes = [0u8; 8];
+    let _ = getrandom::fill(&mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Run `fut` on `rt` and wait for its outcome (blocking the calling thread, which

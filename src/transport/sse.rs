@@ -197,12 +197,24 @@ impl Connection {
 #[derive(Debug, Default)]
 pub struct SessionStreams {
     tables: Mutex<HashMap<Arc<str>, Owned>>,
+    /// Where this process numbers streams from when the fleet decided it
+    /// (`Storage::stream_base`); else [`stream_epoch`].
+    base: Option<u64>,
 }
 
 /// A session's stream table and the registry entry it belongs to.
 type Owned = (Weak<SessionEntry>, Arc<StreamTable>);
 
 impl SessionStreams {
+    /// Tables whose streams are numbered from `base` (a number the fleet gave this
+    /// process, unique among its instances), or from the start time (`None`).
+    pub fn starting_at(base: Option<u64>) -> SessionStreams {
+        SessionStreams {
+            tables: Mutex::default(),
+            base,
+        }
+    }
+
     /// The live streams of `entry`, created on first use.
     pub fn of(&self, entry: &Arc<SessionEntry>) -> Arc<StreamTable> {
         let Ok(mut tables) = self.tables.lock() else {
@@ -215,7 +227,10 @@ impl SessionStreams {
                 return table.clone();
             }
         }
-        let table = Arc::new(StreamTable::default());
+        let table = Arc::new(match self.base {
+            Some(base) => StreamTable::starting_at(base),
+            None => StreamTable::default(),
+        });
         tables.insert(entry.id.clone(), (Arc::downgrade(entry), table.clone()));
         table
     }
@@ -272,8 +287,15 @@ fn stream_epoch() -> u64 {
 
 impl Default for StreamTable {
     fn default() -> Self {
+        StreamTable::starting_at(stream_epoch())
+    }
+}
+
+impl StreamTable {
+    /// A table whose streams are numbered after `base`.
+    fn starting_at(base: u64) -> StreamTable {
         StreamTable {
-            next: AtomicU64::new(stream_epoch()),
+            next: AtomicU64::new(base),
             live: Mutex::default(),
             standalone: Mutex::default(),
         }
@@ -411,7 +433,8 @@ impl Pump {
             seq += 1;
             if let Err(e) = self
                 .storage
-                .append_event(&self.session, self.stream, seq, &frame.json)
+                .append_event_async(&self.session, self.stream, seq, &frame.json)
+                .await
             {
                 slog::warn!(self.log, "event not logged for replay"; "error" => e.to_string());
             }

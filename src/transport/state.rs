@@ -109,7 +109,9 @@ impl AppState {
         AppState {
             answers,
             bodies: Arc::new(tokio::sync::Semaphore::new(bodies)),
-            streams: Arc::default(),
+            streams: Arc::new(crate::transport::sse::SessionStreams::starting_at(
+                service.storage.stream_base(),
+            )),
             service,
             root,
             registry,

@@ -9,6 +9,8 @@
 #   JSON Schema 2020-12, header validation) must pass too: this script checks that.
 #
 # Usage: tests/conformance/run.sh [path/to/emcee] [extra suite flags, e.g. -o DIR]
+# With CONFORMANCE_URL set (e.g. a fleet behind nginx), the suite runs against that
+# MCP endpoint and no emcee is started.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 bin=${1:-$here/../../target/debug/emcee}
@@ -23,21 +25,27 @@ if [ ! -f "$suite" ] || [ ! -x "$node22" ] \
 fi
 
 work=$(mktemp -d)
-"$bin" serve --bind 127.0.0.1:0 --data-dir "$work/data" --fixtures conformance 2>"$work/server.log" &
-pid=$!
-trap 'kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$work"' EXIT
+if [ -n "${CONFORMANCE_URL:-}" ]; then
+  url=$CONFORMANCE_URL
+  trap 'rm -rf "$work"' EXIT
+else
+  "$bin" serve --bind 127.0.0.1:0 --data-dir "$work/data" --fixtures conformance 2>"$work/server.log" &
+  pid=$!
+  trap 'kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$work"' EXIT
 
-addr=""
-for _ in $(seq 1 200); do
-  addr=$(grep -o '"bind":"[^"]*"' "$work/server.log" | head -n 1 | cut -d'"' -f4 || true)
-  [ -n "$addr" ] && break
-  kill -0 "$pid" 2>/dev/null || break
-  sleep 0.05
-done
-if [ -z "$addr" ]; then
-  echo "conformance: emcee did not start" >&2
-  cat "$work/server.log" >&2
-  exit 1
+  addr=""
+  for _ in $(seq 1 200); do
+    addr=$(grep -o '"bind":"[^"]*"' "$work/server.log" | head -n 1 | cut -d'"' -f4 || true)
+    [ -n "$addr" ] && break
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.05
+  done
+  if [ -z "$addr" ]; then
+    echo "conformance: emcee did not start" >&2
+    cat "$work/server.log" >&2
+    exit 1
+  fi
+  url="http://$addr/mcp"
 fi
 
 failed_runs=0
@@ -48,7 +56,7 @@ run() {
   shift
   local out=$work/out-$rev.txt started status=0
   started=$(date +%s%N)
-  "$node22" "$suite" server --url "http://$addr/mcp" --requirements "$rev" "$@" | tee "$out" || status=$?
+  "$node22" "$suite" server --url "$url" --requirements "$rev" "$@" | tee "$out" || status=$?
   local elapsed_ms=$(( ($(date +%s%N) - started) / 1000000 ))
   # Summary lines: "✓ name: N passed, M failed" (scored and not scored alike).
   local passed failed unexpected

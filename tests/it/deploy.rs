@@ -11,7 +11,7 @@ use serde_json::json;
 
 use crate::harness::{bin, run, text, Server};
 
-fn deploy(file: &str) -> PathBuf {
+pub(crate) fn deploy(file: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("deploy")
         .join(file)
@@ -71,14 +71,14 @@ fn nginx_binary() -> String {
     "/usr/sbin/nginx".to_owned()
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .expect("a free port")
 }
 
-struct Nginx(Child);
+pub(crate) struct Nginx(Child);
 
 impl Drop for Nginx {
     fn drop(&mut self) {
@@ -100,11 +100,20 @@ impl Drop for Nginx {
 /// at `port`, all else as shipped.
 fn start_nginx(dir: &Path, a: &str, b: &str, port: u16) -> Nginx {
     let shipped = std::fs::read_to_string(deploy("nginx.conf")).expect("deploy/nginx.conf");
-    assert!(shipped.contains("emcee-a:8080") && shipped.contains("listen 8080;"));
-    let temp = |name: &str| format!("{}/{name}", dir.display());
+    assert!(shipped.contains("emcee-a:8080"));
     let conf = shipped
         .replace("emcee-a:8080", a)
-        .replace("emcee-b:8080", b)
+        .replace("emcee-b:8080", b);
+    run_nginx(dir, &conf, port)
+}
+
+/// Run the nginx configuration `conf` (a shipped one, its upstreams already
+/// pointed at test servers) in `dir`, listening on 127.0.0.1:`port` instead of
+/// 8080, writing its pid and temporary files in `dir` and its errors to stderr.
+pub(crate) fn run_nginx(dir: &Path, conf: &str, port: u16) -> Nginx {
+    assert!(conf.contains("listen 8080;"));
+    let temp = |name: &str| format!("{}/{name}", dir.display());
+    let conf = conf
         .replace("listen 8080;", &format!("listen 127.0.0.1:{port};"))
         .replace("worker_processes auto;", "worker_processes 1;\npid nginx.pid;\nerror_log stderr warn;")
         .replace(

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::harness::{emcee_command, text, Client, Era, Launch, Server, Valkey};
+use crate::harness::{emcee_command, text, with_meta, Client, Era, Launch, Server, Valkey, MODERN};
 use crate::tasks;
 
 fn instance(valkey: &Valkey, extra: &[&str]) -> Server {
@@ -126,6 +126,141 @@ fn a_session_minted_on_one_instance_is_served_by_another() {
         &[],
     );
     assert_eq!(r.status, 404, "{r:?}");
+}
+
+/// A session-era call's SSE stream dropped on A is resumed on B with
+/// `Last-Event-ID`: B replays what A logged (progress and the result).
+#[test]
+fn a_stream_dropped_on_one_instance_resumes_on_another() {
+    let valkey = Valkey::start(&[]);
+    let a = instance(&valkey, &[]);
+    let b = instance(&valkey, &[]);
+    let session = a.session();
+    let call = json!({"jsonrpc": "2.0", "id": 9, "method": "tools/call", "params": {
+        "name": "sleep", "arguments": {"ms": 600}, "_meta": {"progressToken": "p"}}});
+    let mut st = a.post_open(
+        Some(&session),
+        &call.to_string(),
+        &[("Accept", "text/event-stream")],
+    );
+    assert_eq!(st.status, 200);
+    let primed = st.next_event().expect("the priming event");
+    let last = primed.id.clone().expect("an event id");
+    assert!(last.ends_with("-0"), "{primed:?}");
+    drop(st); // the connection drops; the call goes on, its events are logged
+    std::thread::sleep(Duration::from_millis(1200));
+    let mut resumed = b.get_stream(&session, Some(&last));
+    let (answer, before) = resumed.until_response(&json!(9));
+    assert_eq!(text(&answer["result"]), "slept 600 ms", "{answer}");
+    assert!(
+        before
+            .iter()
+            .any(|m| m["method"] == "notifications/progress"),
+        "{before:?}"
+    );
+    // Two instances never number two streams alike.
+    let mut other = b.post_open(
+        Some(&session),
+        &crate::harness::call_body(10, "echo", json!({"text": "x"})),
+        &[("Accept", "text/event-stream")],
+    );
+    let first = other.next_event().expect("an event");
+    let stream_of = |id: &str| id.split('-').next().map(str::to_owned);
+    assert_ne!(
+        stream_of(first.id.as_deref().unwrap_or("")),
+        stream_of(&last),
+        "{first:?}"
+    );
+}
+
+/// The replay log on Redis keeps each session within its share, its oldest
+/// first, and expires with `limits.event_ttl_ms`; a DELETE removes it.
+#[test]
+fn the_replay_log_on_redis_keeps_each_session_within_its_share() {
+    let valkey = Valkey::start(&[]);
+    let a = instance(
+        &valkey,
+        &[
+            "--limit",
+            "event_log_session_max=3",
+            "--limit",
+            "event_ttl_ms=60000",
+        ],
+    );
+    let session = a.session();
+    for id in 0..5u64 {
+        let mut st = a.post_open(
+            Some(&session),
+            &crate::harness::call_body(id + 10, "echo", json!({"text": format!("e{id}")})),
+            &[("Accept", "text/event-stream")],
+        );
+        st.until_response(&json!(id + 10));
+    }
+    let key = format!("emcee:{{ev:{session}}}:log");
+    assert_eq!(
+        valkey.command(&format!("XLEN {key}")).as_deref(),
+        Some(":3")
+    );
+    let ttl = valkey
+        .command(&format!("PTTL {key}"))
+        .and_then(|t| t.trim_start_matches(':').parse::<i64>().ok())
+        .unwrap_or(-1);
+    assert!((1..=60_000).contains(&ttl), "{ttl}");
+    assert_eq!(a.delete(&session).status, 200);
+    assert_eq!(
+        valkey.command(&format!("EXISTS {key}")).as_deref(),
+        Some(":0")
+    );
+}
+
+/// A session-era subscriber on A and a 2026-07-28 listener on A hear of a kv
+/// change made through B.
+#[test]
+fn subscribers_and_listeners_hear_of_changes_made_through_another_instance() {
+    let valkey = Valkey::start(&[]);
+    let a = instance(&valkey, &[]);
+    let b = instance(&valkey, &[]);
+    let session = a.session();
+    let mut get = a.get_stream(&session, None);
+    let primed = get.next_event().expect("the priming event");
+    assert!(primed.data.is_empty(), "{primed:?}");
+    let sub = a.request(
+        &session,
+        1,
+        "resources/subscribe",
+        json!({"uri": "kv://watched"}),
+    );
+    assert_eq!(sub["result"], json!({}), "{sub}");
+    let listen = json!({"jsonrpc": "2.0", "id": 7, "method": "subscriptions/listen",
+        "params": with_meta(json!({"notifications": {"resourceSubscriptions": ["kv://watched"]}}))});
+    let mut listener = a.post_open(
+        None,
+        &listen.to_string(),
+        &[
+            ("MCP-Protocol-Version", MODERN),
+            ("Mcp-Method", "subscriptions/listen"),
+        ],
+    );
+    assert_eq!(listener.status, 200);
+    let ack = listener.next_event().expect("the acknowledgement").json();
+    assert_eq!(
+        ack["method"], "notifications/subscriptions/acknowledged",
+        "{ack}"
+    );
+    let other = b.session();
+    b.call_ok(&other, 2, "kv_set", json!({"key": "watched", "value": "1"}));
+    let ev = get
+        .next_event()
+        .expect("an update on A's GET stream")
+        .json();
+    assert_eq!(ev["method"], "notifications/resources/updated", "{ev}");
+    assert_eq!(ev["params"]["uri"], "kv://watched", "{ev}");
+    let ev = listener
+        .next_event()
+        .expect("an update on A's listen stream")
+        .json();
+    assert_eq!(ev["method"], "notifications/resources/updated", "{ev}");
+    assert_eq!(ev["params"]["uri"], "kv://watched", "{ev}");
 }
 
 #[test]
@@ -289,6 +424,280 @@ fn fsync_durability_confirms_writes_on_the_servers_disk() {
     );
     let got = s.call_ok(&session, 2, "kv_get", json!({"key": "k"}));
     assert!(text(&got).contains(r#""value":"durable""#), "{got}");
+}
+
+/// Three instances on one Valkey behind the shipped `deploy/nginx-fleet.conf`
+/// (round-robin, no affinity), started for a test; dropped in order.
+struct Fleet {
+    nginx: Option<crate::deploy::Nginx>,
+    servers: Vec<Server>,
+    valkey: Valkey,
+    url: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Fleet {
+    fn start(extra: &[&str]) -> Fleet {
+        let valkey = Valkey::start(&[]);
+        let dir = tempfile::tempdir().expect("tempdir");
+        let key = dir.path().join("mrtr.key");
+        std::fs::write(&key, [7u8; 32]).expect("a key file");
+        let key = key.to_str().expect("a utf-8 path").to_owned();
+        let mut args = vec!["--mrtr-key-file", key.as_str()];
+        args.extend_from_slice(extra);
+        let servers: Vec<Server> = (0..3).map(|_| instance(&valkey, &args)).collect();
+        let shipped = std::fs::read_to_string(crate::deploy::deploy("nginx-fleet.conf"))
+            .expect("deploy/nginx-fleet.conf");
+        let conf = ["emcee-a:8080", "emcee-b:8080", "emcee-c:8080"]
+            .iter()
+            .zip(&servers)
+            .fold(shipped, |conf, (name, s)| conf.replace(name, &s.addr));
+        let port = crate::deploy::free_port();
+        let nginx = crate::deploy::run_nginx(dir.path(), &conf, port);
+        Fleet {
+            nginx: Some(nginx),
+            servers,
+            valkey,
+            url: format!("http://127.0.0.1:{port}/mcp"),
+            _dir: dir,
+        }
+    }
+
+    /// POST `body` through nginx: status, `Mcp-Session-Id`, the JSON answer.
+    fn post(&self, headers: &[(&str, &str)], body: &Value) -> (u16, Option<String>, Value) {
+        let mut req = ureq::post(&self.url)
+            .set("content-type", "application/json")
+            .set("accept", "application/json");
+        for (k, v) in headers {
+            req = req.set(k, v);
+        }
+        let resp = match req.send_string(&body.to_string()) {
+            Ok(r) | Err(ureq::Error::Status(_, r)) => r,
+            Err(e) => return (0, None, json!({"transport": e.to_string()})),
+        };
+        let status = resp.status();
+        let id = resp.header("mcp-session-id").map(str::to_owned);
+        let v = resp
+            .into_string()
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or(Value::Null);
+        (status, id, v)
+    }
+
+    /// A 2026-07-28 `tools/call` through nginx: its result.
+    fn modern_call(&self, id: u64, tool: &str, args: Value) -> Value {
+        let body = json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+            "params": with_meta(json!({"name": tool, "arguments": args}))});
+        let (status, _, v) = self.post(
+            &[
+                ("mcp-protocol-version", MODERN),
+                ("mcp-method", "tools/call"),
+                ("mcp-name", tool),
+            ],
+            &body,
+        );
+        assert_eq!(status, 200, "{v}");
+        v["result"].clone()
+    }
+
+    /// A session-era session opened through nginx.
+    fn session(&self) -> String {
+        let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-11-25", "capabilities": {},
+            "clientInfo": {"name": "fleet", "version": "1"}}});
+        let (status, id, v) = self.post(&[], &init);
+        assert_eq!(status, 200, "{v}");
+        let id = id.expect("a session id");
+        let (status, _, _) = self.post(
+            &[
+                ("mcp-session-id", &id),
+                ("mcp-protocol-version", "2025-11-25"),
+            ],
+            &json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
+        );
+        assert_eq!(status, 202);
+        id
+    }
+
+    /// A session-era `tools/call` through nginx: the status and the answer.
+    fn session_call(&self, session: &str, id: u64, tool: &str, args: Value) -> (u16, Value) {
+        let body = json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+            "params": {"name": tool, "arguments": args}});
+        let (status, _, v) = self.post(
+            &[
+                ("mcp-session-id", session),
+                ("mcp-protocol-version", "2025-11-25"),
+            ],
+            &body,
+        );
+        (status, v)
+    }
+}
+
+impl Drop for Fleet {
+    fn drop(&mut self) {
+        self.nginx.take();
+        self.servers.clear();
+        let _ = &self.valkey;
+    }
+}
+
+/// How many `tools/call` requests instance `s` answered.
+fn calls_served(s: &Server) -> f64 {
+    s.get("/metrics")
+        .body
+        .lines()
+        .filter(|l| l.starts_with("mcp_requests_total{method=\"tools/call\""))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// The issue's three-instance test: requests go round-robin and every instance
+/// sees the others' writes; session-era sessions spread; one instance is killed
+/// (`kill -9`) under load and every session goes on through the others, no 404,
+/// no acknowledged write lost; a listener on one instance hears a change made
+/// through another.
+#[test]
+fn three_instances_behind_nginx_are_one_server_to_their_clients() {
+    let mut fleet = Fleet::start(&[]);
+    // 2026-07-28: round-robin, one store.
+    let set = fleet.modern_call(1, "kv_set", json!({"key": "shared", "value": "v1"}));
+    assert_ne!(set["isError"], true, "{set}");
+    for id in 2..8 {
+        let got = fleet.modern_call(id, "kv_get", json!({"key": "shared"}));
+        assert!(text(&got).contains(r#""value":"v1""#), "{got}");
+    }
+    assert!(
+        fleet.servers.iter().all(|s| calls_served(s) >= 1.0),
+        "every instance served some: {:?}",
+        fleet.servers.iter().map(calls_served).collect::<Vec<_>>()
+    );
+    // A listener, on whichever instance nginx picks, hears changes made through
+    // any: three writes, round-robin, reach at least two other instances.
+    let listen = json!({"jsonrpc": "2.0", "id": 50, "method": "subscriptions/listen",
+        "params": with_meta(json!({"notifications": {"resourceSubscriptions": ["kv://heard"]}}))});
+    let resp = ureq::post(&fleet.url)
+        .set("content-type", "application/json")
+        .set("accept", "application/json, text/event-stream")
+        .set("mcp-protocol-version", MODERN)
+        .set("mcp-method", "subscriptions/listen")
+        .timeout(Duration::from_secs(10))
+        .send_string(&listen.to_string())
+        .expect("a listen stream");
+    let mut events = std::io::BufReader::new(resp.into_reader());
+    let mut heard = 0;
+    for id in 60..63 {
+        fleet.modern_call(
+            id,
+            "kv_set",
+            json!({"key": "heard", "value": id.to_string()}),
+        );
+    }
+    let mut line = String::new();
+    while heard < 3 {
+        line.clear();
+        let n = std::io::BufRead::read_line(&mut events, &mut line).expect("the stream");
+        assert!(n > 0, "the listen stream ended after {heard} updates");
+        if line.contains("notifications/resources/updated") {
+            heard += 1;
+        }
+    }
+    // Session-era sessions spread over every instance; under load, one instance
+    // is killed.
+    let sessions: Vec<String> = (0..4).map(|_| fleet.session()).collect();
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let (acked, lost) = std::thread::scope(|scope| {
+        let workers: Vec<_> = sessions
+            .iter()
+            .enumerate()
+            .map(|(t, session)| {
+                let (fleet, stop) = (&fleet, &stop);
+                scope.spawn(move || {
+                    let (mut acked, mut not_found, mut failed) = (Vec::new(), 0, 0);
+                    let mut i = 0u64;
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        i += 1;
+                        let key = format!("w{t}-{i}");
+                        let (status, v) = fleet.session_call(
+                            session,
+                            100 + i,
+                            "kv_set",
+                            json!({"key": key, "value": i.to_string()}),
+                        );
+                        match status {
+                            200 if v["result"]["isError"] != true => acked.push((key, i)),
+                            404 => not_found += 1,
+                            _ => failed += 1,
+                        }
+                    }
+                    (acked, not_found, failed)
+                })
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(800));
+        let victim = &fleet.servers[1];
+        crate::harness::send_signal(victim.pid(), "KILL");
+        std::thread::sleep(Duration::from_millis(1500));
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let mut acked = Vec::new();
+        let (mut not_found, mut failed) = (0, 0);
+        for w in workers {
+            let (a, n, f) = w.join().expect("a worker");
+            acked.extend(a);
+            not_found += n;
+            failed += f;
+        }
+        assert_eq!(not_found, 0, "a session was lost ({failed} other failures)");
+        // A request in flight on the killed instance may fail (502): one per worker.
+        assert!(failed <= sessions.len(), "{failed} failed requests");
+        (acked, failed)
+    });
+    assert!(acked.len() > 20, "only {} writes acknowledged", acked.len());
+    let _ = lost;
+    for (key, value) in &acked {
+        let got = fleet.modern_call(9, "kv_get", json!({"key": key}));
+        assert!(
+            text(&got).contains(&format!(r#""value":"{value}""#)),
+            "{key}: {got}"
+        );
+    }
+    // Every session goes on after the kill.
+    for session in &sessions {
+        let (status, v) = fleet.session_call(session, 999, "echo", json!({"text": "on"}));
+        assert_eq!(status, 200, "{v}");
+        assert_eq!(text(&v["result"]), "on", "{v}");
+    }
+    fleet.servers.remove(1);
+}
+
+/// The official conformance suite, both revisions, against three instances on one
+/// Valkey behind `deploy/nginx-fleet.conf` (round-robin, no affinity): a fleet no
+/// client can tell from one server.
+#[test]
+fn the_conformance_suite_passes_against_a_fleet_behind_nginx() {
+    let fleet = Fleet::start(&["--fixtures", "conformance"]);
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/conformance/run.sh");
+    let out = crate::harness::scrub_env(&mut std::process::Command::new("bash"))
+        .arg(script)
+        .arg(crate::harness::bin())
+        .env("CONFORMANCE_URL", &fleet.url)
+        .output()
+        .expect("run tests/conformance/run.sh (needs bash, npm)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "conformance against the fleet failed\n{stdout}\n{stderr}"
+    );
+    assert!(
+        stdout.contains("conformance 2025-11-25: 33 scenarios passed, 0 failed"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("conformance 2026-07-28: 50 scenarios passed, 0 failed"),
+        "{stdout}"
+    );
 }
 
 /// A 2026-07-28 client of an instance on `valkey` started with `extra` (and the

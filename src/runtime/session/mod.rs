@@ -52,7 +52,7 @@ use crate::protocol::{
     code, Encoded, Message, Payload, ProtocolVersion, Rejected, Request, RequestId, RpcError,
 };
 use crate::runtime::call::{reply, CallFinished, Cancel, Reply};
-use crate::runtime::service::Service;
+use crate::runtime::service::{bus, Service};
 use crate::sink::Sink;
 use crate::telemetry::metrics::reason;
 use crate::tools::Tool;
@@ -90,6 +90,9 @@ pub struct Inbound {
     /// connection, so behind a proxy the proxy's). What a client's share of the task
     /// store is keyed by (`crate::tasks::Client`); without it, the session is.
     pub client: Option<std::net::SocketAddr>,
+    /// A client's answer another instance of the fleet relayed here: completes
+    /// this session's request if it asked it, and goes no further.
+    pub relayed: bool,
 }
 
 /// A 2026-07-28 request whose headers and `_meta` the HTTP transport checked
@@ -110,6 +113,16 @@ impl Inbound {
             cancel_on_close: false,
             checked: None,
             client: None,
+            relayed: false,
+        }
+    }
+
+    /// A client's answer another instance relayed (see [`Inbound::relayed`]'s
+    /// field).
+    pub fn relayed(payload: Payload, sink: Sink) -> Inbound {
+        Inbound {
+            relayed: true,
+            ..Inbound::new(payload, sink)
         }
     }
 
@@ -121,6 +134,7 @@ impl Inbound {
             cancel_on_close: true,
             checked: Some(checked),
             client: None,
+            relayed: false,
         }
     }
 }
@@ -247,9 +261,24 @@ impl Session {
             }
             Ok(Message::Notification(n)) => self.on_notification(n),
             Ok(Message::Response(r)) => {
-                if !self.peer.complete(r.id.clone(), r.outcome) {
-                    // JSON-RPC: a response is never answered, even an unexpected one.
-                    slog::debug!(self.log, "unsolicited response dropped"; "request_id" => r.id.to_string());
+                let id = r.id.clone();
+                let relay = self.service.storage.is_shared().then(|| answer_json(&r));
+                if !self.peer.complete(r.id, r.outcome) {
+                    match relay {
+                        // Asked by this session on another instance of the fleet,
+                        // maybe: that one completes it.
+                        Some(json) if json.len() <= bus::ANSWER_MAX_BYTES => {
+                            let mut data = Vec::with_capacity(self.id.len() + 1 + json.len());
+                            data.extend_from_slice(self.id.as_bytes());
+                            data.push(b'\n');
+                            data.extend_from_slice(json.as_bytes());
+                            self.service.storage.publish(bus::ANSWER, &data);
+                        }
+                        // JSON-RPC: a response is never answered, even an unexpected one.
+                        _ => {
+                            slog::debug!(self.log, "unsolicited response dropped"; "request_id" => id.to_string());
+                        }
+                    }
                 }
             }
             Err(rejected) => {
@@ -490,10 +519,28 @@ impl Actor for Session {
     }
 }
 
+/// A client's response as JSON-RPC text again, to relay to another instance.
+fn answer_json(r: &crate::protocol::jsonrpc::Response) -> String {
+    match &r.outcome {
+        Ok(result) => format!(
+            r#"{{"jsonrpc":"2.0","id":{},"result":{}}}"#,
+            serde_json::to_string(&r.id).unwrap_or_else(|_| "null".into()),
+            result.get()
+        ),
+        Err(e) => encode_error(Some(&r.id), e),
+    }
+}
+
 impl Handler<Inbound> for Session {
     type Result = ();
 
     fn handle(&mut self, msg: Inbound, ctx: &mut Context<Self>) {
+        if msg.relayed {
+            if let Payload::Single(Ok(Message::Response(r))) = msg.payload {
+                self.peer.complete(r.id, r.outcome);
+            }
+            return;
+        }
         match msg.payload {
             Payload::Single(m) => self.on_message(
                 m,

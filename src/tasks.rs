@@ -1101,7 +1101,9 @@ impl Tasks {
 
     /// `tasks/update` of a task another instance runs (shared storage): the answers
     /// to its outstanding questions, checked here, are written to its record for
-    /// that instance to deliver when it next polls. They count in the client's
+    /// that instance to deliver when it next polls; the questions leave
+    /// `inputRequests` at once (and the task is `working` again when none is
+    /// left), as when the instance that runs it is asked. They count in the client's
     /// share of the store: answers that would make the record larger than
     /// `limits.task_store_bytes_per_client` are refused.
     fn update_elsewhere(
@@ -1146,10 +1148,16 @@ impl Tasks {
             }
             let mut changed = false;
             for (key, value) in &accepted {
-                if stored.task.input_requests.contains_key(key) {
+                if stored.task.input_requests.remove(key).is_some() {
                     stored.answers.insert(key.clone(), value.clone());
                     changed = true;
                 }
+            }
+            if changed
+                && stored.task.input_requests.is_empty()
+                && stored.task.status == Status::InputRequired
+            {
+                stored.task.status = Status::Working;
             }
             changed
         })?;

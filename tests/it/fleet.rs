@@ -844,6 +844,10 @@ fn tasks_update_through_another_instance_reaches_the_waiting_handler() {
             "_meta": tasks::with_ext()}),
     );
     assert!(r.get("result").is_some(), "{r}");
+    // Answered at once, as on the instance that runs it.
+    let r = tasks::task_op(&mut b, 4, "tasks/get", &task);
+    assert!(r["result"]["inputRequests"].get("confirm").is_none(), "{r}");
+    assert_ne!(r["result"]["status"], "input_required", "{r}");
     let done = tasks::wait_for(&mut b, &task, "completed");
     assert_eq!(text(&done["result"]["result"]), "a.txt: deleted", "{done}");
 }

@@ -447,6 +447,22 @@ impl Handler<SessionEnded> for Root {
     }
 }
 
+/// A session live here whose shared record another instance removed (a DELETE
+/// there): closed here, its record left alone.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct EndedElsewhere(pub Arc<str>);
+
+impl Handler<EndedElsewhere> for Root {
+    type Result = ();
+
+    fn handle(&mut self, msg: EndedElsewhere, _ctx: &mut Context<Self>) {
+        if let Some(entry) = self.forget(&msg.0, false) {
+            entry.addr.do_send(Close);
+        }
+    }
+}
+
 /// What another instance of the fleet told this one.
 #[derive(Message)]
 #[rtype(result = "()")]

@@ -673,6 +673,18 @@ impl Storage {
         Ok(self.trees()?.sessions.contains_key(id)?)
     }
 
+    /// Whether another instance of the fleet ended session `id` (its shared record
+    /// is gone) although it is live here. Never true without Redis, nor while
+    /// Redis cannot answer (a session is not ended for a failing store).
+    pub async fn session_ended_elsewhere(&self, id: &str) -> bool {
+        #[cfg(feature = "redis")]
+        if let Some(r) = self.remote() {
+            return matches!(r.has_session_async(id).await, Ok(false));
+        }
+        let _ = id;
+        false
+    }
+
     /// Number of saved session records (0 while no database is open).
     pub fn session_count(&self) -> usize {
         #[cfg(feature = "redis")]

@@ -696,6 +696,17 @@ impl RedisStore {
         Ok(n == 1)
     }
 
+    /// Like [`RedisStore::has_session`], awaited.
+    pub async fn has_session_async(&self, id: &str) -> Result<bool, StorageError> {
+        let key = session_key(id);
+        let n: i64 = self
+            .run_async(move |mut c| async move {
+                redis::cmd("EXISTS").arg(key).query_async(&mut c).await
+            })
+            .await?;
+        Ok(n == 1)
+    }
+
     /// Sessions with a record (by the index of last uses).
     pub fn session_count(&self) -> usize {
         self.run(|mut c| async move { redis::cmd("ZCARD").arg(SESSIONS).query_async(&mut c).await })

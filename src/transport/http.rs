@@ -39,7 +39,7 @@ use crate::config::HttpConfig;
 use crate::protocol::jsonrpc::{self, encode_error};
 use crate::protocol::{code, Message, Payload, ProtocolVersion, RpcError};
 use crate::runtime::root::{
-    CloseSession, DrainAll, OpenSession, RestoreSession, RootError, SessionEntry,
+    CloseSession, DrainAll, EndedElsewhere, OpenSession, RestoreSession, RootError, SessionEntry,
 };
 use crate::runtime::service::Service;
 use crate::runtime::session::{Inbound, SessionKind, SetStandalone};
@@ -310,7 +310,25 @@ async fn session_of(req: &HttpRequest, state: &AppState) -> Result<Arc<SessionEn
         ));
     };
     let id = id.trim();
+    let gone = || {
+        Refusal::new(
+            StatusCode::NOT_FOUND,
+            RpcError::new(
+                -32001,
+                "session not found (ended or unknown); initialize again",
+            ),
+        )
+    };
     if let Some(entry) = state.registry.get(id) {
+        // In a fleet, a DELETE through another instance removed the shared record
+        // at once; the bus tells this instance soon after, but a request may come
+        // first: the record decides.
+        if state.service.storage.is_shared()
+            && state.service.storage.session_ended_elsewhere(id).await
+        {
+            state.root.do_send(EndedElsewhere(entry.id.clone()));
+            return Err(gone());
+        }
         return Ok(entry);
     }
     let restore = RestoreSession {
@@ -324,13 +342,7 @@ async fn session_of(req: &HttpRequest, state: &AppState) -> Result<Arc<SessionEn
         }
         _ => {}
     }
-    Err(Refusal::new(
-        StatusCode::NOT_FOUND,
-        RpcError::new(
-            -32001,
-            "session not found (ended or unknown); initialize again",
-        ),
-    ))
+    Err(gone())
 }
 
 /// The whole body, within `limits.max_message_bytes` (413), `limits.body_timeout`

@@ -110,9 +110,8 @@ fn a_session_minted_on_one_instance_is_served_by_another() {
         text(&b.call_ok(&session, 2, "echo", json!({"text": "on b"}))),
         "on b"
     );
-    // Ended on B: its record is gone, and B answers 404. (A, where the session
-    // still lives, hears of it once instances tell each other of ended sessions:
-    // not yet.)
+    // Ended on B: its record is gone, and both B and A (where it still lived)
+    // answer 404 at once: no request slips in before A hears of it.
     assert_eq!(b.delete(&session).status, 200);
     assert_eq!(
         valkey
@@ -120,12 +119,14 @@ fn a_session_minted_on_one_instance_is_served_by_another() {
             .as_deref(),
         Some(":0")
     );
-    let r = b.post(
-        Some(&session),
-        &crate::harness::call_body(3, "echo", json!({"text": "x"})),
-        &[],
-    );
-    assert_eq!(r.status, 404, "{r:?}");
+    for s in [&a, &b, &a] {
+        let r = s.post(
+            Some(&session),
+            &crate::harness::call_body(3, "echo", json!({"text": "x"})),
+            &[],
+        );
+        assert_eq!(r.status, 404, "{r:?}");
+    }
 }
 
 /// A session-era call's SSE stream dropped on A is resumed on B with
@@ -887,4 +888,64 @@ fn an_instance_starting_fails_only_the_tasks_of_a_stopped_one() {
     );
     let r = tasks::task_op(&mut c, 4, "tasks/get", &alive);
     assert_eq!(r["result"]["status"], "working", "{r}");
+}
+
+/// Valkey restarted under a running fleet: both instances recover by themselves,
+/// and the bus is subscribed again (a listener on A hears a change made through
+/// B after the restart).
+#[test]
+fn the_bus_is_subscribed_again_after_redis_restarts() {
+    let mut valkey = Valkey::start(&[]);
+    let config = "[storage]\nredis_timeout_ms = 500\nretry_ms = 200\n";
+    let start = |v: &Valkey| {
+        Server::launch(Launch {
+            config: Some(config),
+            args: &["--storage-url", &v.url(0)],
+            ..Launch::default()
+        })
+    };
+    let (a, b) = (start(&valkey), start(&valkey));
+    let listen = json!({"jsonrpc": "2.0", "id": 7, "method": "subscriptions/listen",
+        "params": with_meta(json!({"notifications": {"resourceSubscriptions": ["kv://after"]}}))});
+    let mut listener = a.post_open(
+        None,
+        &listen.to_string(),
+        &[
+            ("MCP-Protocol-Version", MODERN),
+            ("Mcp-Method", "subscriptions/listen"),
+        ],
+    );
+    assert_eq!(listener.status, 200);
+    listener.next_event().expect("the acknowledgement");
+    // Restarted without persistence: what it held is gone (sessions too), so the
+    // write goes through B in the sessionless 2026-07-28 revision.
+    valkey.restart();
+    let set = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+        "params": with_meta(json!({"name": "kv_set", "arguments": {"key": "after", "value": "1"}}))});
+    // Each instance notices (a command fails, or its connection drops) and
+    // recovers; kv_set through B is retried until storage works again.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let headers = [
+            ("MCP-Protocol-Version", MODERN),
+            ("Mcp-Method", "tools/call"),
+            ("Mcp-Name", "kv_set"),
+            ("Accept", "application/json"),
+        ];
+        let r = b.post(None, &set.to_string(), &headers).json();
+        if r.get("result").is_some() && r["result"]["isError"] != true {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "kv_set never recovered: {r}\n{}",
+            b.logs()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let ev = listener
+        .next_event()
+        .expect("an update after the restart")
+        .json();
+    assert_eq!(ev["params"]["uri"], "kv://after", "{ev}");
 }

@@ -747,7 +747,9 @@ fn the_tls_proxy_serves_mcp_to_clients_with_a_token_only() {
         .expect("openssl");
     assert!(made.success());
     let (tls, plain) = (free_port(), free_port());
-    let token = "a-test-token-0123456789abcdef";
+    // As the guide makes them: `openssl rand -hex 32`.
+    let token = "0123456789abcdef".repeat(4);
+    let token = token.as_str();
     let shipped = std::fs::read_to_string(deploy("nginx-tls.conf")).unwrap();
     for needle in [
         "server 127.0.0.1:8080;",
@@ -974,6 +976,17 @@ fn every_metric_the_dashboard_and_the_alert_rules_name_is_served() {
             }
         }
     }
+
+    // The scrape configuration reaches the shipped configuration's admin listener.
+    let scrape = std::fs::read_to_string(deploy("prometheus/prometheus.yml")).unwrap();
+    let admin = effective_config("emcee.toml")["admin_bind"]
+        .as_str()
+        .expect("deploy/emcee.toml has an admin listener")
+        .to_owned();
+    assert!(
+        scrape.contains(&format!("targets: [\"{admin}\"]")) && scrape.contains("job_name: emcee"),
+        "prometheus.yml must scrape job emcee at {admin}"
+    );
 
     // The dashboard's PromQL parses: promtool checks it as recording rules.
     let dir = tempfile::tempdir().unwrap();

@@ -8,10 +8,10 @@
 #
 # Prints, per run: idle RSS, RSS with 1,500 sessions held, echo req/s and p99, and the
 # bytes written to the data dir's disk (/proc/PID/io write_bytes) during WRITE_S
-# seconds of a fixed load (one session: kv_set once a second and echo ten times a
-# second), extrapolated to an hour; then the median of each over the runs.
-# The data dir is on the disk that holds this repository (not a tmpfs: a tmpfs
-# write is never counted in write_bytes).
+# seconds of two fixed loads, extrapolated to an hour: one session calling echo ten
+# times a second, then the same plus kv_set once a second; then the median of each
+# over the runs. The data dir is under $TMPDIR (default /var/tmp), which must be a
+# disk, not a tmpfs (a tmpfs write is never counted in write_bytes).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${1:-${CARGO_TARGET_DIR:-target}/release/emcee}
@@ -20,7 +20,7 @@ WRITE_S=${WRITE_S:-60}
 MEM=48M
 PORT=${PORT:-18480}
 ADMIN=${ADMIN:-18481}
-WORK=$(mktemp -d -p "$PWD" .pi-bench.XXXXXX)
+WORK=$(mktemp -d -p "${TMPDIR:-/var/tmp}" emcee-pi-bench.XXXXXX)
 CG=""
 PID=""
 
@@ -73,11 +73,12 @@ wait_ready() {
   exit 1
 }
 
-# One session: kv_set once a second and echo ten times a second, for $1 seconds.
+# One session: echo ten times a second and, with $2 = kv, kv_set once a second, for
+# $1 seconds.
 fixed_load() {
-  python3 - "$1" "http://127.0.0.1:$PORT/mcp" <<'PY'
+  python3 - "$1" "http://127.0.0.1:$PORT/mcp" "${2:-}" <<'PY'
 import json, sys, time, urllib.request
-seconds, url = int(sys.argv[1]), sys.argv[2]
+seconds, url, kv = int(sys.argv[1]), sys.argv[2], sys.argv[3] == "kv"
 base = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
 def post(body, headers):
     req = urllib.request.Request(url, json.dumps(body).encode(), headers)
@@ -90,9 +91,10 @@ h = dict(base, **{"Mcp-Session-Id": sid, "MCP-Protocol-Version": "2025-11-25"})
 post({"jsonrpc": "2.0", "method": "notifications/initialized"}, h)
 start, n = time.monotonic(), 0
 for second in range(seconds):
-    n += 1
-    post({"jsonrpc": "2.0", "id": n, "method": "tools/call", "params": {
-        "name": "kv_set", "arguments": {"key": "k%d" % (second % 100), "value": "v" * 100}}}, h)
+    if kv:
+        n += 1
+        post({"jsonrpc": "2.0", "id": n, "method": "tools/call", "params": {
+            "name": "kv_set", "arguments": {"key": "k%d" % (second % 100), "value": "v" * 100}}}, h)
     for _ in range(10):
         n += 1
         post({"jsonrpc": "2.0", "id": n, "method": "tools/call", "params": {
@@ -112,17 +114,22 @@ for run in $(seq "$RUNS"); do
   sleep 2
   idle=$(rss_kib $PID)
 
-  sessions=$(taskset -c 1 "$BIN" bench --url http://127.0.0.1:$PORT/mcp --profile sessions \
+  sessions=$(taskset -c 1 "$BIN" bench --threads 1 --url http://127.0.0.1:$PORT/mcp --profile sessions \
     --sessions 1500 --concurrency 16 --pid $PID --json)
   held=$(echo "$sessions" | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["server"]["rss_after_bytes"]//1024, d["ok"], d["errors"])')
 
-  echo=$(taskset -c 1 "$BIN" bench --url http://127.0.0.1:$PORT/mcp --duration 10s \
+  echo=$(taskset -c 1 "$BIN" bench --threads 1 --url http://127.0.0.1:$PORT/mcp --duration 10s \
     --concurrency 16 --sessions 4 --pid $PID --json)
-  call=$(echo "$echo" | python3 -c 'import json,sys; d=json.load(sys.stdin); print(round(d["requests_per_s"]), d["latency_us"]["p99"], d["errors"], round(d["server"]["cpu_percent"]))')
+  call=$(echo "$echo" | python3 -c 'import json,sys; d=json.load(sys.stdin); print(round(d["requests_per_s"]), d["latency_us"]["p99"], d["errors"], round(d["server"]["cpu_percent"]), round(d["server"]["cpu_s"] / d["ok"] * 1e6, 1))')
 
   sleep 1
   before=$(write_bytes $PID)
   fixed_load "$WRITE_S"
+  sleep 1
+  after=$(write_bytes $PID)
+  echo_hour=$(( (after - before) * 3600 / WRITE_S ))
+  before=$(write_bytes $PID)
+  fixed_load "$WRITE_S" kv
   sleep 1
   after=$(write_bytes $PID)
   per_hour=$(( (after - before) * 3600 / WRITE_S ))
@@ -133,10 +140,10 @@ for run in $(seq "$RUNS"); do
   PID=""
   [ -n "$CG" ] && rmdir "$CG" 2>/dev/null || true
   read -r held_kib held_ok held_err <<<"$held"
-  read -r rps p99 call_err cpu <<<"$call"
-  echo "run $run: idle RSS ${idle} KiB; 1,500 sessions held: RSS ${held_kib} KiB (${held_ok} ok, ${held_err} errors); echo ${rps} req/s, p99 ${p99} us (${call_err} errors, server CPU ${cpu}%); fixed load: $((after - before)) bytes written in ${WRITE_S} s = ${per_hour} bytes/hour; RSS at the end ${rss_end} KiB; cgroup peak ${cg_peak} bytes"
-  echo "$idle $held_kib $rps $p99 $per_hour" >>"$results"
+  read -r rps p99 call_err cpu us_req <<<"$call"
+  echo "run $run: idle RSS ${idle} KiB; 1,500 sessions held: RSS ${held_kib} KiB (${held_ok} ok, ${held_err} errors); echo ${rps} req/s, p99 ${p99} us (${call_err} errors; server CPU ${cpu}% of its core, ${us_req} us per call); storage writes: echo only ${echo_hour} bytes/hour, echo + kv_set ${per_hour} bytes/hour ($((after - before)) bytes in ${WRITE_S} s); RSS at the end ${rss_end} KiB; cgroup peak ${cg_peak} bytes"
+  echo "$idle $held_kib $rps $p99 $echo_hour $per_hour $us_req" >>"$results"
 done
 
 col() { awk -v c="$1" '{ print $c }' "$results" | median; }
-echo "median of $RUNS runs: idle RSS $(col 1) KiB; 1,500 sessions held $(col 2) KiB; echo $(col 3) req/s, p99 $(col 4) us; storage writes $(col 5) bytes/hour"
+echo "median of $RUNS runs: idle RSS $(col 1) KiB; 1,500 sessions held $(col 2) KiB; echo $(col 3) req/s, p99 $(col 4) us, $(col 7) us of CPU per call; storage writes: echo only $(col 5) bytes/hour, echo + kv_set $(col 6) bytes/hour"

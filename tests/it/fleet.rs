@@ -438,13 +438,17 @@ struct Fleet {
 }
 
 impl Fleet {
+    /// The shipped `deploy/fleet.toml` (fsync durability: Valkey with its
+    /// append-only file) and `extra` flags.
     fn start(extra: &[&str]) -> Fleet {
-        let valkey = Valkey::start(&[]);
+        let valkey = Valkey::start(&["--appendonly", "yes", "--appendfsync", "everysec"]);
         let dir = tempfile::tempdir().expect("tempdir");
         let key = dir.path().join("mrtr.key");
         std::fs::write(&key, [7u8; 32]).expect("a key file");
         let key = key.to_str().expect("a utf-8 path").to_owned();
-        let mut args = vec!["--mrtr-key-file", key.as_str()];
+        let config = crate::deploy::deploy("fleet.toml");
+        let config = config.to_str().expect("a utf-8 path").to_owned();
+        let mut args = vec!["--mrtr-key-file", key.as_str(), "--config", config.as_str()];
         args.extend_from_slice(extra);
         let servers: Vec<Server> = (0..3).map(|_| instance(&valkey, &args)).collect();
         let shipped = std::fs::read_to_string(crate::deploy::deploy("nginx-fleet.conf"))

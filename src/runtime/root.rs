@@ -447,22 +447,6 @@ impl Handler<SessionEnded> for Root {
     }
 }
 
-/// A session live here whose shared record another instance removed (a DELETE
-/// there): closed here, its record left alone.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct EndedElsewhere(pub Arc<str>);
-
-impl Handler<EndedElsewhere> for Root {
-    type Result = ();
-
-    fn handle(&mut self, msg: EndedElsewhere, _ctx: &mut Context<Self>) {
-        if let Some(entry) = self.forget(&msg.0, false) {
-            entry.addr.do_send(Close);
-        }
-    }
-}
-
 /// What another instance of the fleet told this one.
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -479,6 +463,10 @@ impl Handler<FleetMessage> for Root {
                 if let Some(entry) = self.forget(&id, false) {
                     entry.addr.do_send(Close);
                 }
+                // Closed here (or never live): the DELETE may answer.
+                self.service
+                    .storage
+                    .publish(crate::runtime::service::bus::ENDED_SEEN, id.as_bytes());
             }
             // The client answered elsewhere a request this instance's session
             // made: to the session, which completes the request if it asked it.
@@ -510,17 +498,32 @@ impl Handler<CloseSession> for Root {
         if saved && !live {
             self.dormant = self.dormant.saturating_sub(1);
         }
-        if saved {
-            self.service.storage.publish(
-                crate::runtime::service::bus::SESSION_ENDED,
-                msg.0.as_bytes(),
-            );
-        }
         let log = self.log.clone();
+        let waits = self.service.ended_waits.clone();
+        let id = msg.0.clone();
         Box::pin(async move {
             if saved {
                 if let Err(e) = storage.flush().await {
                     slog::error!(log, "session removal not flushed"; "error" => e.to_string());
+                }
+            }
+            if saved && storage.is_shared() {
+                // The other instances close the session before the DELETE is
+                // answered: a request right after it gets 404 wherever it lands.
+                use crate::runtime::service::bus;
+                let all_seen = waits.expect(&id);
+                let received = storage
+                    .publish_counted(bus::SESSION_ENDED, id.as_bytes())
+                    .await;
+                // This instance's own bus received it too, and ignores it.
+                waits.owe(&id, i64::try_from(received).unwrap_or(0) - 1);
+                if tokio::time::timeout(bus::ENDED_WAIT, all_seen)
+                    .await
+                    .is_err()
+                {
+                    waits.forget(&id);
+                    slog::warn!(log, "a session's end was not confirmed by every instance in time";
+                        "session" => crate::telemetry::session_tag(&id));
                 }
             }
             live || saved

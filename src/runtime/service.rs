@@ -94,6 +94,8 @@ pub struct Service {
     /// answers to this instance's requests to a client); taken by the root when it
     /// starts.
     pub(crate) from_fleet: std::sync::Mutex<Option<tokio::sync::mpsc::Receiver<bus::FromFleet>>>,
+    /// DELETEs waiting for the other instances to close the session.
+    pub(crate) ended_waits: Arc<bus::EndedWaits>,
     /// The 2026-07-28 result envelope, made from `info` at first use.
     envelope: std::sync::OnceLock<Envelope>,
 }
@@ -104,6 +106,65 @@ pub(crate) mod bus {
     pub const CHANGE: u8 = b'c';
     /// A session ended (DELETE): its id.
     pub const SESSION_ENDED: u8 = b'e';
+    /// An instance closed a session [`SESSION_ENDED`] named (or had none): its id.
+    pub const ENDED_SEEN: u8 = b'k';
+    /// Longest a DELETE waits for the other instances to close the session.
+    pub const ENDED_WAIT: std::time::Duration = std::time::Duration::from_millis(250);
+
+    /// DELETEs waiting for the other instances to close their session: per
+    /// session id, acknowledgements still owed (negative: some came before the
+    /// count was known) and whom to tell when none are.
+    #[derive(Debug, Default)]
+    pub struct EndedWaits(std::sync::Mutex<std::collections::HashMap<String, Waiting>>);
+
+    #[derive(Debug)]
+    struct Waiting {
+        owed: i64,
+        done: Option<tokio::sync::oneshot::Sender<()>>,
+    }
+
+    impl EndedWaits {
+        /// Start waiting for `id`'s acknowledgements (before publishing).
+        pub fn expect(&self, id: &str) -> tokio::sync::oneshot::Receiver<()> {
+            let (done, rx) = tokio::sync::oneshot::channel();
+            if let Ok(mut w) = self.0.lock() {
+                w.insert(
+                    id.to_owned(),
+                    Waiting {
+                        owed: 0,
+                        done: Some(done),
+                    },
+                );
+            }
+            rx
+        }
+
+        /// `n` more acknowledgements are owed for `id` (negative: received).
+        pub fn owe(&self, id: &str, n: i64) {
+            let Ok(mut w) = self.0.lock() else { return };
+            let settled = match w.get_mut(id) {
+                Some(waiting) => {
+                    waiting.owed += n;
+                    waiting.owed <= 0
+                }
+                None => false,
+            };
+            if settled {
+                if let Some(mut waiting) = w.remove(id) {
+                    if let Some(done) = waiting.done.take() {
+                        let _ = done.send(());
+                    }
+                }
+            }
+        }
+
+        /// Stop waiting for `id` (timed out).
+        pub fn forget(&self, id: &str) {
+            if let Ok(mut w) = self.0.lock() {
+                w.remove(id);
+            }
+        }
+    }
     /// A client's answer to a server's request (elicitation, sampling, roots)
     /// that reached another instance than the one that asked: the session id, a
     /// newline, the JSON-RPC response.
@@ -161,6 +222,7 @@ impl Service {
             )),
             storage_retry: None,
             from_fleet: std::sync::Mutex::new(None),
+            ended_waits: Arc::default(),
             in_flight: Gate::new(limits.max_in_flight_total),
             blocking: Arc::new(tokio::sync::Semaphore::new(limits.blocking_threads)),
             instance: None,

@@ -648,6 +648,7 @@ fn share_with_the_fleet(service: &crate::runtime::service::Service) -> Result<()
         return Ok(());
     }
     let notifier = service.notifier.clone();
+    let waits = service.ended_waits.clone();
     let (to_root, from_fleet) = tokio::sync::mpsc::channel(bus::QUEUE);
     service
         .storage
@@ -660,6 +661,11 @@ fn share_with_the_fleet(service: &crate::runtime::service::Service) -> Result<()
             bus::SESSION_ENDED => {
                 if let Ok(id) = std::str::from_utf8(data) {
                     let _ = to_root.try_send(bus::FromFleet::Ended(id.to_owned()));
+                }
+            }
+            bus::ENDED_SEEN => {
+                if let Ok(id) = std::str::from_utf8(data) {
+                    waits.owe(id, -1);
                 }
             }
             bus::ANSWER => {

@@ -418,6 +418,17 @@ impl Storage {
         let _ = (kind, data);
     }
 
+    /// Like [`Storage::publish`], waiting for the number of instances that received
+    /// it (this one included); 0 when nothing is shared or Redis could not say.
+    pub async fn publish_counted(&self, kind: u8, data: &[u8]) -> usize {
+        #[cfg(feature = "redis")]
+        if let Some(r) = self.remote() {
+            return r.publish_counted(kind, data).await;
+        }
+        let _ = (kind, data);
+        0
+    }
+
     /// A session's record expires this long after its last use (Redis; sled's
     /// records are reaped by the root's sweep alone).
     pub fn set_session_ttl(&self, ttl: Duration) {
@@ -671,18 +682,6 @@ impl Storage {
             return r.has_session(id);
         }
         Ok(self.trees()?.sessions.contains_key(id)?)
-    }
-
-    /// Whether another instance of the fleet ended session `id` (its shared record
-    /// is gone) although it is live here. Never true without Redis, nor while
-    /// Redis cannot answer (a session is not ended for a failing store).
-    pub async fn session_ended_elsewhere(&self, id: &str) -> bool {
-        #[cfg(feature = "redis")]
-        if let Some(r) = self.remote() {
-            return matches!(r.has_session_async(id).await, Ok(false));
-        }
-        let _ = id;
-        false
     }
 
     /// Number of saved session records (0 while no database is open).

@@ -696,17 +696,6 @@ impl RedisStore {
         Ok(n == 1)
     }
 
-    /// Like [`RedisStore::has_session`], awaited.
-    pub async fn has_session_async(&self, id: &str) -> Result<bool, StorageError> {
-        let key = session_key(id);
-        let n: i64 = self
-            .run_async(move |mut c| async move {
-                redis::cmd("EXISTS").arg(key).query_async(&mut c).await
-            })
-            .await?;
-        Ok(n == 1)
-    }
-
     /// Sessions with a record (by the index of last uses).
     pub fn session_count(&self) -> usize {
         self.run(|mut c| async move { redis::cmd("ZCARD").arg(SESSIONS).query_async(&mut c).await })
@@ -830,6 +819,26 @@ impl RedisStore {
             }
             publishing.fetch_sub(1, Ordering::AcqRel);
         });
+    }
+
+    /// Publish `data` of `kind` and wait for Redis to say how many subscribers
+    /// received it (this instance's own bus included); 0 when it could not.
+    pub async fn publish_counted(&self, kind: u8, data: &[u8]) -> usize {
+        let mut payload = Vec::with_capacity(self.origin.len() + 2 + data.len());
+        payload.extend_from_slice(self.origin.as_bytes());
+        payload.push(b' ');
+        payload.push(kind);
+        payload.extend_from_slice(data);
+        let received: Result<usize, StorageError> = self
+            .run_async(move |mut c| async move {
+                redis::cmd("PUBLISH")
+                    .arg(BUS)
+                    .arg(payload)
+                    .query_async(&mut c)
+                    .await
+            })
+            .await;
+        received.unwrap_or(0)
     }
 
     /// Make what was written so far durable (`fsync` durability), else nothing.

@@ -39,7 +39,7 @@ use crate::config::HttpConfig;
 use crate::protocol::jsonrpc::{self, encode_error};
 use crate::protocol::{code, Message, Payload, ProtocolVersion, RpcError};
 use crate::runtime::root::{
-    CloseSession, DrainAll, EndedElsewhere, OpenSession, RestoreSession, RootError, SessionEntry,
+    CloseSession, DrainAll, OpenSession, RestoreSession, RootError, SessionEntry,
 };
 use crate::runtime::service::Service;
 use crate::runtime::session::{Inbound, SessionKind, SetStandalone};
@@ -320,15 +320,6 @@ async fn session_of(req: &HttpRequest, state: &AppState) -> Result<Arc<SessionEn
         )
     };
     if let Some(entry) = state.registry.get(id) {
-        // In a fleet, a DELETE through another instance removed the shared record
-        // at once; the bus tells this instance soon after, but a request may come
-        // first: the record decides.
-        if state.service.storage.is_shared()
-            && state.service.storage.session_ended_elsewhere(id).await
-        {
-            state.root.do_send(EndedElsewhere(entry.id.clone()));
-            return Err(gone());
-        }
         return Ok(entry);
     }
     let restore = RestoreSession {

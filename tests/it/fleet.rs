@@ -127,6 +127,8 @@ fn a_session_minted_on_one_instance_is_served_by_another() {
         );
         assert_eq!(r.status, 404, "{r:?}");
     }
+    // B answered the DELETE once A had closed it (A acknowledged on the bus).
+    assert!(!b.logs().contains("not confirmed"), "{}", b.logs());
 }
 
 /// A session-era call's SSE stream dropped on A is resumed on B with

@@ -647,6 +647,9 @@ fn share_with_the_fleet(service: &crate::runtime::service::Service) -> Result<()
     if !service.storage.is_shared() {
         return Ok(());
     }
+    service
+        .storage
+        .count_bus_drops(service.metrics.bus_dropped.clone());
     let notifier = service.notifier.clone();
     let waits = service.ended_waits.clone();
     let (to_root, from_fleet) = tokio::sync::mpsc::channel(bus::QUEUE);

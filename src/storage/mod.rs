@@ -392,6 +392,17 @@ impl Storage {
         None
     }
 
+    /// Count the messages to other instances that could not be sent in `counter`
+    /// (`mcp_fleet_bus_dropped_total`); nothing without Redis.
+    pub fn count_bus_drops(&self, counter: prometheus::IntCounter) {
+        #[cfg(feature = "redis")]
+        if let Some(r) = self.remote() {
+            r.count_bus_drops(counter);
+        }
+        #[cfg(not(feature = "redis"))]
+        let _ = counter;
+    }
+
     /// Whether state is shared with other instances (on Redis).
     pub fn is_shared(&self) -> bool {
         self.shared_at().is_some()

@@ -142,8 +142,9 @@ pub(crate) struct RedisStore {
     /// The bus connection, once [`RedisStore::listen_bus`] made it.
     bus: std::sync::OnceLock<ConnectionManager>,
     publishing: Arc<AtomicUsize>,
-    /// Bus messages dropped (too many under way, or Redis failing).
-    pub bus_dropped: Arc<std::sync::atomic::AtomicU64>,
+    /// Bus messages dropped (too many under way, or Redis failing): counted in
+    /// `mcp_fleet_bus_dropped_total` once [`RedisStore::count_bus_drops`] names it.
+    bus_dropped: Arc<std::sync::OnceLock<prometheus::IntCounter>>,
     /// The replay log's append script (`redis_events.rs`).
     pub(super) append_script: redis::Script,
     /// The replay log's age bound, ms.
@@ -332,6 +333,17 @@ impl RedisStore {
     /// The URL, its password hidden.
     pub fn shown(&self) -> &str {
         &self.shown
+    }
+
+    /// Count dropped bus messages in `counter`.
+    pub fn count_bus_drops(&self, counter: prometheus::IntCounter) {
+        let _ = self.bus_dropped.set(counter);
+    }
+
+    fn bus_drop(dropped: &std::sync::OnceLock<prometheus::IntCounter>) {
+        if let Some(c) = dropped.get() {
+            c.inc();
+        }
     }
 
     /// Where failures are reported (see `Storage::observe`).
@@ -786,12 +798,12 @@ impl RedisStore {
     /// counted, while Redis fails or too many are under way).
     pub fn publish(&self, kind: u8, data: &[u8]) {
         if self.failure().is_some() {
-            self.bus_dropped.fetch_add(1, Ordering::Relaxed);
+            Self::bus_drop(&self.bus_dropped);
             return;
         }
         if self.publishing.fetch_add(1, Ordering::AcqRel) >= MAX_PUBLISHING {
             self.publishing.fetch_sub(1, Ordering::AcqRel);
-            self.bus_dropped.fetch_add(1, Ordering::Relaxed);
+            Self::bus_drop(&self.bus_dropped);
             return;
         }
         let mut payload = Vec::with_capacity(self.origin.len() + 2 + data.len());
@@ -815,7 +827,7 @@ impl RedisStore {
             )
             .await;
             if !matches!(sent, Ok(Ok(()))) {
-                dropped.fetch_add(1, Ordering::Relaxed);
+                Self::bus_drop(&dropped);
             }
             publishing.fetch_sub(1, Ordering::AcqRel);
         });

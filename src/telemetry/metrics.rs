@@ -99,6 +99,9 @@ pub struct Metrics {
     /// `mcp_storage_errors_total`: durable writes that failed (a flush errored or
     /// timed out, or was refused while storage is failing).
     pub storage_errors: IntCounter,
+    /// `mcp_fleet_bus_dropped_total`: messages to the other instances of a fleet
+    /// not sent (Redis failing, or too many under way).
+    pub bus_dropped: IntCounter,
 }
 
 impl Default for Metrics {
@@ -185,6 +188,10 @@ impl Metrics {
             storage_errors: counter(
                 "mcp_storage_errors_total",
                 "Durable writes that failed (flush error or timeout, or refused while failing).",
+            ),
+            bus_dropped: counter(
+                "mcp_fleet_bus_dropped_total",
+                "Messages to the fleet's other instances not sent (Redis failing, or too many under way).",
             ),
             registry,
         };
@@ -422,6 +429,7 @@ mod tests {
             "mcp_handler_panics_total 0",
             "mcp_cancelled_total 0",
             "mcp_storage_errors_total 0",
+            "mcp_fleet_bus_dropped_total 0",
             "mcp_log_dropped_total 0",
         ] {
             assert!(text.contains(name), "{name} missing in\n{text}");

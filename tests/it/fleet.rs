@@ -271,7 +271,7 @@ fn a_redis_that_stops_answering_is_refused_at_once_and_left_behind_when_it_answe
     let valkey = Valkey::start(&[]);
     let s = Server::launch(Launch {
         config: Some("[storage]\nredis_timeout_ms = 500\nretry_ms = 200\n"),
-        args: &["--storage-url", &valkey.url(0)],
+        args: &["--storage-url", &valkey.url(0), "--fixtures", "conformance"],
         ..Launch::default()
     });
     let session = s.session();
@@ -289,10 +289,17 @@ fn a_redis_that_stops_answering_is_refused_at_once_and_left_behind_when_it_answe
         started.elapsed()
     );
     assert!(text(&again["result"]).contains("storage"), "{again}");
-    // Tools that need no storage go on; /health names storage.
+    // Tools that need no storage go on; /health names storage; a change the
+    // other instances cannot be told of is counted.
     assert_eq!(
         text(&s.call_ok(&session, 4, "echo", json!({"text": "on"}))),
         "on"
+    );
+    s.call_ok(&session, 40, "test_trigger_tool_change", json!({}));
+    let metrics = s.get("/metrics").body;
+    assert!(
+        metrics.contains("mcp_fleet_bus_dropped_total 1"),
+        "{metrics}"
     );
     let health = s.get("/health");
     assert_eq!(health.status, 503, "{health:?}");

@@ -75,6 +75,8 @@ pub use crate::transport::http::{HttpOptions, MountOptions};
 /// Which transport [`Server::serve`] serves.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
+// Built once per server; boxing `HttpOptions` would only change the public shape.
+#[allow(clippy::large_enum_variant)]
 pub enum Transport {
     /// Newline-delimited JSON-RPC on stdin/stdout, until stdin closes.
     Stdio,

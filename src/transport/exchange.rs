@@ -39,7 +39,18 @@ pub struct Refusal {
     /// (Boxed: refusals are the error side of many results; keep it small.)
     id: Option<Box<crate::protocol::RequestId>>,
     /// `WWW-Authenticate` of a 401 (RFC 6750).
-    challenge: Option<&'static str>,
+    challenge: Challenge,
+}
+
+/// The `WWW-Authenticate` a refusal carries (a byte: `Refusal` stays small).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Challenge {
+    /// None (not a 401).
+    None,
+    /// `Bearer`: no credentials were given.
+    Bearer,
+    /// `Bearer error="invalid_token"`: a token was given but is not known.
+    InvalidToken,
 }
 
 impl Refusal {
@@ -51,7 +62,7 @@ impl Refusal {
             reason: None,
             close: false,
             id: None,
-            challenge: None,
+            challenge: Challenge::None,
         }
     }
 
@@ -62,14 +73,17 @@ impl Refusal {
         let (message, challenge) = if invalid {
             (
                 "unauthorized: the bearer token is not valid",
-                "Bearer error=\"invalid_token\"",
+                Challenge::InvalidToken,
             )
         } else {
-            ("unauthorized: send Authorization: Bearer <token>", "Bearer")
+            (
+                "unauthorized: send Authorization: Bearer <token>",
+                Challenge::Bearer,
+            )
         };
         let mut refusal = Refusal::new(StatusCode::UNAUTHORIZED, RpcError::new(-32000, message))
             .because(reason::UNAUTHORIZED);
-        refusal.challenge = Some(challenge);
+        refusal.challenge = challenge;
         refusal
     }
 
@@ -185,7 +199,12 @@ impl From<Refusal> for HttpResponse {
         if r.close {
             resp.force_close();
         }
-        if let Some(challenge) = r.challenge {
+        let challenge = match r.challenge {
+            Challenge::None => None,
+            Challenge::Bearer => Some("Bearer"),
+            Challenge::InvalidToken => Some("Bearer error=\"invalid_token\""),
+        };
+        if let Some(challenge) = challenge {
             resp.insert_header((header::WWW_AUTHENTICATE, challenge));
         }
         let mut resp = with_detail(

@@ -139,6 +139,7 @@ async fn open_initialized(
             } else {
                 SessionKind::Connection
             },
+            owner: None,
         })
         .await
         .expect("root alive")

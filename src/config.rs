@@ -31,6 +31,17 @@ pub enum ConfigError {
         /// What is wrong, on one line.
         message: String,
     },
+    /// A line of the bearer tokens file (`[auth] tokens_file`) is malformed, or
+    /// the file cannot be read (`line` 0).
+    #[error("invalid tokens file {path}: {}{message}", if *line > 0 { format!("line {line}: ") } else { String::new() })]
+    Tokens {
+        /// The file.
+        path: PathBuf,
+        /// The line (from 1); 0 when the file as a whole is the problem.
+        line: usize,
+        /// What is wrong, on one line (never the token).
+        message: String,
+    },
     /// A value is out of range or malformed.
     #[error("invalid value for {name}: {message}")]
     Value {
@@ -799,6 +810,57 @@ pub struct HttpConfig {
     /// the kernel's accept queue). With `admin_bind`, the admin listener accepts this
     /// many connections. Default 16; at most 4096.
     pub ops_connections: usize,
+    /// Who may call: bearer tokens (`[auth]`). Default: none configured, anyone
+    /// who reaches the port (and passes the Host/Origin check).
+    pub auth: AuthConfig,
+}
+
+/// `[auth]`: bearer tokens on the HTTP transport (stdio is never gated).
+#[derive(Debug, Clone, Default, Serialize)]
+#[non_exhaustive]
+pub struct AuthConfig {
+    /// A file of bearer tokens: one a line, optionally followed by a space and the
+    /// comma-separated tools it may call; `#` comments and blank lines ignored.
+    /// Reloaded on SIGHUP while serving HTTP. Default: none, no token asked.
+    pub tokens_file: Option<PathBuf>,
+    /// Who may read `/health` (the details) and `/metrics` on the MCP listener when
+    /// tokens are configured. `/health/live` and `/health/ready` stay open; the
+    /// admin listener (`admin_bind`) is always open. Default: `token`.
+    pub ops: OpsAccess,
+}
+
+impl AuthConfig {
+    /// Whether tokens are asked for.
+    pub fn enabled(&self) -> bool {
+        self.tokens_file.is_some()
+    }
+}
+
+/// `[auth] ops`: who may read `/health` and `/metrics` on the MCP listener.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum OpsAccess {
+    /// Anyone the Host/Origin check lets in.
+    Open,
+    /// A valid bearer token (any of the file's), when tokens are configured.
+    #[default]
+    Token,
+    /// Only on the admin listener (`admin_bind`, which must then be set): the MCP
+    /// listener does not serve them.
+    AdminOnly,
+}
+
+impl OpsAccess {
+    /// The setting's value from its name: `open`, `token`, `admin_only`.
+    pub fn from_name(name: &str) -> Option<OpsAccess> {
+        match name {
+            "open" => Some(OpsAccess::Open),
+            "token" => Some(OpsAccess::Token),
+            "admin_only" => Some(OpsAccess::AdminOnly),
+            _ => None,
+        }
+    }
 }
 
 impl Default for HttpConfig {
@@ -812,6 +874,7 @@ impl Default for HttpConfig {
             max_connections_per_ip: 128,
             max_connections: 1024,
             ops_connections: 16,
+            auth: AuthConfig::default(),
         }
     }
 }

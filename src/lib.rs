@@ -65,6 +65,7 @@
 #![warn(missing_docs)]
 #![warn(clippy::print_stdout)]
 
+pub mod auth;
 pub mod config;
 mod error;
 mod gate;

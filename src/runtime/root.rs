@@ -34,6 +34,9 @@ pub struct SessionEntry {
     /// `last_seen_ms` as last written to the session's saved use time.
     marked_ms: AtomicU64,
     open_streams: AtomicUsize,
+    /// The principal that opened it (`[auth]`), if any: the HTTP transport answers
+    /// 404 to a request of another.
+    pub owner: Option<Arc<str>>,
 }
 
 impl SessionEntry {
@@ -42,6 +45,7 @@ impl SessionEntry {
         SessionEntry {
             id,
             addr,
+            owner: None,
             last_seen_ms: AtomicU64::new(now_ms()),
             marked_ms: AtomicU64::new(0),
             open_streams: AtomicUsize::new(0),
@@ -118,6 +122,8 @@ pub struct OpenSession {
     /// What it serves: a stdio connection, a session-era HTTP session (saved so
     /// that it survives a restart) or a 2026-07-28 listen stream.
     pub kind: SessionKind,
+    /// The principal opening it (`[auth]`), bound to it for its life.
+    pub owner: Option<Arc<str>>,
 }
 
 /// Adopt the stateless session of one HTTP worker (it serves 2026-07-28 requests
@@ -218,12 +224,16 @@ impl Root {
         id: Arc<str>,
         session: Session,
         arbiter: Option<ArbiterHandle>,
+        owner: Option<Arc<str>>,
     ) -> Arc<SessionEntry> {
+        let session = session.owned_by(owner.clone());
         let addr = match arbiter {
             Some(arbiter) => Session::start_in_arbiter(&arbiter, move |_| session),
             None => session.start(),
         };
-        let entry = Arc::new(SessionEntry::new(id, addr));
+        let mut entry = SessionEntry::new(id, addr);
+        entry.owner = owner;
+        let entry = Arc::new(entry);
         self.registry.insert(entry.clone());
         self.service.metrics.active_sessions.inc();
         entry
@@ -357,7 +367,7 @@ impl Handler<OpenSession> for Root {
             Some(ctx.address().recipient()),
         );
         self.service.metrics.sessions_total.inc();
-        Ok(self.start_session(id, session, msg.arbiter))
+        Ok(self.start_session(id, session, msg.arbiter, msg.owner))
     }
 }
 
@@ -427,9 +437,15 @@ impl Handler<RestoreSession> for Root {
             self.service.clone(),
             SessionKind::Http,
             Some(ctx.address().recipient()),
-        )
-        .restored(record);
-        Ok(Some(self.start_session(msg.id, session, msg.arbiter)))
+        );
+        let owner = record.owner.as_deref().map(Arc::from);
+        let session = session.restored(record);
+        Ok(Some(self.start_session(
+            msg.id,
+            session,
+            msg.arbiter,
+            owner,
+        )))
     }
 }
 

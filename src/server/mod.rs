@@ -75,6 +75,8 @@ pub use crate::transport::http::{HttpOptions, MountOptions};
 /// Which transport [`Server::serve`] serves.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
+// Built once per server; boxing `HttpOptions` would only change the public shape.
+#[allow(clippy::large_enum_variant)]
 pub enum Transport {
     /// Newline-delimited JSON-RPC on stdin/stdout, until stdin closes.
     Stdio,
@@ -495,6 +497,11 @@ impl Server {
             Transport::Http(h) => h.instance_id.is_some() || !h.bind.ip().is_loopback(),
             Transport::Stdio => false,
         };
+        // The tokens file is read before anything opens: a bad one stops the start.
+        let auth = match &transport {
+            Transport::Http(h) => crate::auth::Auth::from_config(&h.http.auth)?,
+            Transport::Stdio => None,
+        };
         let mut live = self.go_live(stdio, instance).await?;
         warn_unshared_mrtr_key(&live.service, shared_clients);
         let stop = CancellationToken::new();
@@ -517,7 +524,7 @@ impl Server {
                 })
             }
             Transport::Http(options) => {
-                let started = match crate::transport::http::start(&options, service) {
+                let started = match crate::transport::http::start(&options, service, auth) {
                     Ok(started) => started,
                     Err(e) => {
                         let flushed = live.finish(false, Ok(())).await;
@@ -594,9 +601,10 @@ impl Server {
     /// }
     /// ```
     pub async fn mount(self, options: MountOptions) -> Result<Mounted, Error> {
+        let auth = crate::auth::Auth::from_config(&options.http.auth)?;
         let mut live = self.go_live(false, options.instance_id.clone()).await?;
         warn_unshared_mrtr_key(&live.service, options.instance_id.is_some());
-        let routes = crate::transport::http::mount(&options, live.service.clone());
+        let routes = crate::transport::http::mount(&options, live.service.clone(), auth);
         // Storage that only a new process can reopen: not ready from then on, and
         // `shutdown` says so; the application decides when to restart.
         let restarting = Arc::new(AtomicBool::new(false));

@@ -66,6 +66,10 @@ pub mod reason {
     /// Answers waiting on HTTP connections held `limits.max_pending_answer_bytes`:
     /// an answer not begun got 503, a stream was closed.
     pub const ANSWER_BUDGET: &str = "answer_budget";
+    /// No bearer token, or one not in `[auth] tokens_file` (401).
+    pub const UNAUTHORIZED: &str = "unauthorized";
+    /// A token limited to some tools called another (403).
+    pub const TOOL_FORBIDDEN: &str = "tool_forbidden";
 }
 
 /// Every metric emcee exports.

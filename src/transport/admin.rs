@@ -22,12 +22,14 @@ use actix_web::middleware::{from_fn, Next};
 use actix_web::{web, App, HttpResponse, HttpServer};
 use slog::Logger;
 
+use crate::auth::Denied;
+use crate::config::OpsAccess;
 use crate::health::{self, HealthReport};
 use crate::protocol::RpcError;
 use crate::runtime::root::{Ping, Root};
 use crate::telemetry::metrics::reason;
 use crate::telemetry::Refused;
-use crate::transport::exchange::rpc_error;
+use crate::transport::exchange::{rpc_error, Refusal, RefusalDetail};
 use crate::transport::hosts::check_ops_host_and_origin;
 use crate::transport::state::AppState;
 
@@ -37,6 +39,7 @@ pub fn routes(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
         cfg.app_data(web::Data::new(state))
             .service(
                 web::resource("/health")
+                    .wrap(from_fn(guard_token))
                     .wrap(from_fn(guard_host_and_origin))
                     .route(web::get().to(health)),
             )
@@ -48,6 +51,7 @@ pub fn routes(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
             )
             .service(
                 web::resource("/metrics")
+                    .wrap(from_fn(guard_token))
                     .wrap(from_fn(guard_host_and_origin))
                     .route(web::get().to(metrics)),
             );
@@ -77,6 +81,44 @@ async fn guard_host_and_origin(
     Ok(req.into_response(rpc_error(StatusCode::FORBIDDEN, error)))
 }
 
+/// With tokens configured (`[auth]`) and `ops` other than `open`: 401 for a
+/// `/health` or `/metrics` request without a valid bearer token, counted and
+/// logged as `unauthorized` (never the token). The admin listener's state has no
+/// auth: it is always open.
+async fn guard_token(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let auth = req
+        .app_data::<web::Data<AppState>>()
+        .and_then(|s| Some((s.auth.clone()?, s.service.refusals.clone())));
+    let Some((auth, refusals)) = auth.filter(|(a, _)| a.ops != OpsAccess::Open) else {
+        return Ok(next.call(req).await?.map_into_boxed_body());
+    };
+    let presented = req
+        .headers()
+        .get_all(actix_web::http::header::AUTHORIZATION)
+        .map(|v| v.as_bytes());
+    let Err(denied) = auth.tokens.check(presented) else {
+        return Ok(next.call(req).await?.map_into_boxed_body());
+    };
+    let refusal = Refusal::unauthorized(denied == Denied::Invalid);
+    let resp = HttpResponse::from(refusal);
+    let detail = resp
+        .extensions()
+        .get::<RefusalDetail>()
+        .map(|d| d.0.clone())
+        .unwrap_or_default();
+    refusals.refuse(Refused {
+        reason: reason::UNAUTHORIZED,
+        status: Some(StatusCode::UNAUTHORIZED.as_u16()),
+        client: req.peer_addr(),
+        method: Some(req.method().as_str()),
+        detail: &detail,
+    });
+    Ok(req.into_response(resp))
+}
+
 /// Serve the operations routes alone on `addr` (one worker); the server's handle and
 /// the address it bound (port 0 resolved).
 pub(crate) fn start(
@@ -84,7 +126,9 @@ pub(crate) fn start(
     state: AppState,
     log: &Logger,
 ) -> std::io::Result<(ServerHandle, SocketAddr)> {
-    let app_state = state.clone();
+    let mut app_state = state.clone();
+    // Operator-only: never asks for a token.
+    app_state.auth = None;
     let ops_connections = state.http.ops_connections;
     let server = HttpServer::new(move || App::new().configure(routes(app_state.clone())))
         .workers(1)

@@ -38,6 +38,19 @@ pub struct Refusal {
     /// The id of the request refused, when it was read (else the error's id is null).
     /// (Boxed: refusals are the error side of many results; keep it small.)
     id: Option<Box<crate::protocol::RequestId>>,
+    /// `WWW-Authenticate` of a 401 (RFC 6750).
+    challenge: Challenge,
+}
+
+/// The `WWW-Authenticate` a refusal carries (a byte: `Refusal` stays small).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Challenge {
+    /// None (not a 401).
+    None,
+    /// `Bearer`: no credentials were given.
+    Bearer,
+    /// `Bearer error="invalid_token"`: a token was given but is not known.
+    InvalidToken,
 }
 
 impl Refusal {
@@ -49,7 +62,35 @@ impl Refusal {
             reason: None,
             close: false,
             id: None,
+            challenge: Challenge::None,
         }
+    }
+
+    /// 401 for a request without a valid bearer token (`[auth] tokens_file`), with
+    /// `WWW-Authenticate: Bearer` (and `error="invalid_token"` when `invalid`: a
+    /// token was given but is not known). Counted as `unauthorized`.
+    pub fn unauthorized(invalid: bool) -> Refusal {
+        let (message, challenge) = if invalid {
+            (
+                "unauthorized: the bearer token is not valid",
+                Challenge::InvalidToken,
+            )
+        } else {
+            (
+                "unauthorized: send Authorization: Bearer <token>",
+                Challenge::Bearer,
+            )
+        };
+        let mut refusal = Refusal::new(StatusCode::UNAUTHORIZED, RpcError::new(-32000, message))
+            .because(reason::UNAUTHORIZED);
+        refusal.challenge = challenge;
+        refusal
+    }
+
+    /// 403 for a `tools/call` of a tool the request's token may not call.
+    pub fn tool_forbidden(tool: &str) -> Refusal {
+        Refusal::new(StatusCode::FORBIDDEN, tool_forbidden_error(tool))
+            .because(reason::TOOL_FORBIDDEN)
     }
 
     /// The same refusal, answering the request `id` (read before it was refused).
@@ -92,6 +133,12 @@ impl Refusal {
             ),
         )
     }
+}
+
+/// The error of a `tools/call` of a tool the caller's token may not call (the
+/// session answers a batch's with it too).
+pub fn tool_forbidden_error(tool: &str) -> RpcError {
+    crate::runtime::session::tool_forbidden(tool)
 }
 
 /// 503 with `Retry-After`, as a response.
@@ -151,6 +198,14 @@ impl From<Refusal> for HttpResponse {
         }
         if r.close {
             resp.force_close();
+        }
+        let challenge = match r.challenge {
+            Challenge::None => None,
+            Challenge::Bearer => Some("Bearer"),
+            Challenge::InvalidToken => Some("Bearer error=\"invalid_token\""),
+        };
+        if let Some(challenge) = challenge {
+            resp.insert_header((header::WWW_AUTHENTICATE, challenge));
         }
         let mut resp = with_detail(
             resp.content_type("application/json")

@@ -6,6 +6,9 @@
 //! 1. (middleware, every `/mcp` request) a connection beyond the address's
 //!    `http.max_connections_per_ip` → 429 + `Retry-After`, connection closed; then
 //!    Host and Origin (one each, parsed as authorities) against the allowlist → 403;
+//!    then, with `[auth] tokens_file`, the bearer token (`guard_token`): missing →
+//!    401 + `WWW-Authenticate: Bearer`, unknown → 401 with `error="invalid_token"`;
+//!    the request's [`Principal`] goes into its extensions;
 //! 2. `Content-Type` and `Content-Encoding` (415), `Accept` (406), body size (413),
 //!    body not complete within `limits.body_timeout_ms` (408, connection closed);
 //! 3. parse: malformed JSON → 400 with -32700, not JSON-RPC → 400 with -32600;
@@ -14,7 +17,9 @@
 //!    `initialize`, goes to `transport::modern`; the rest is the session era:
 //! 5. `MCP-Protocol-Version`, one at most (400);
 //! 6. session: `initialize` opens one (503 + `Retry-After` at the cap); anything else
-//!    needs a known `Mcp-Session-Id` (missing → 400, unknown or ended → 404);
+//!    needs a known `Mcp-Session-Id` (missing → 400, unknown or ended → 404; one
+//!    opened by another principal → 404 too); a `tools/call` of a tool the
+//!    principal may not call → 403;
 //! 7. hand the payload to the Session actor with a fresh sink, then answer:
 //!    notifications/responses only → 202; a request → the first frame decides: its
 //!    response within [`JSON_WINDOW`] → `application/json`; a notification or a server
@@ -31,10 +36,11 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::StatusCode;
 use actix_web::middleware::{from_fn, Next};
-use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use actix_web::{web, App, HttpMessage, HttpRequest, HttpResponse, HttpServer};
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
 
+use crate::auth::{Auth, Denied, Principal, Tokens};
 use crate::config::HttpConfig;
 use crate::protocol::jsonrpc::{self, encode_error};
 use crate::protocol::{code, Message, Payload, ProtocolVersion, RpcError};
@@ -81,6 +87,8 @@ pub fn routes_at(state: AppState, path: Arc<str>) -> impl FnOnce(&mut web::Servi
             .app_data(worker)
             .service(
                 web::resource(&*path)
+                    // Innermost wrap runs last: Host/Origin first, then the token.
+                    .wrap(from_fn(guard_token))
                     .wrap(from_fn(guard_host_and_origin))
                     .wrap(from_fn(count_refusals))
                     .route(web::post().to(post_mcp))
@@ -283,6 +291,36 @@ async fn guard_host_and_origin(
     Ok(next.call(req).await?.map_into_boxed_body())
 }
 
+/// The bearer-token gate (`[auth] tokens_file`), after the Host/Origin check and
+/// before any body is read or session looked up: without a valid
+/// `Authorization: Bearer` token, 401 (counted `unauthorized`, logged without
+/// the token); with one, its [`Principal`] goes into the request's extensions.
+/// Without auth configured it does nothing.
+async fn guard_token(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<actix_web::body::BoxBody>, actix_web::Error> {
+    let auth = req
+        .app_data::<web::Data<AppState>>()
+        .and_then(|s| s.auth.clone());
+    if let Some(auth) = auth {
+        let presented = req
+            .headers()
+            .get_all(header::AUTHORIZATION)
+            .map(HeaderValue::as_bytes);
+        match auth.tokens.check(presented) {
+            Ok(principal) => {
+                req.extensions_mut().insert(principal);
+            }
+            Err(denied) => {
+                let refusal = Refusal::unauthorized(denied == Denied::Invalid);
+                return Ok(req.into_response(HttpResponse::from(refusal)));
+            }
+        }
+    }
+    Ok(next.call(req).await?.map_into_boxed_body())
+}
+
 /// Validate `MCP-Protocol-Version` (absent means 2025-03-26; sent twice: 400).
 fn check_version_header(req: &HttpRequest) -> Result<(), Refusal> {
     if req.headers().get_all(VERSION_HEADER).nth(1).is_some() {
@@ -302,23 +340,36 @@ fn check_version_header(req: &HttpRequest) -> Result<(), Refusal> {
 }
 
 /// The live session named by `Mcp-Session-Id`; a saved session whose actor is gone
-/// (the process restarted) is rebuilt from its record.
+/// (the process restarted) is rebuilt from its record. A session opened by
+/// another principal than the request's is answered as unknown (404).
 async fn session_of(req: &HttpRequest, state: &AppState) -> Result<Arc<SessionEntry>, Refusal> {
+    let entry = find_session(req, state).await?;
+    let principal = req.extensions().get::<Principal>().map(|p| p.name.clone());
+    if entry.owner != principal {
+        return Err(session_gone());
+    }
+    Ok(entry)
+}
+
+/// 404: the session named is unknown, ended, or not the caller's.
+fn session_gone() -> Refusal {
+    Refusal::new(
+        StatusCode::NOT_FOUND,
+        RpcError::new(
+            -32001,
+            "session not found (ended or unknown); initialize again",
+        ),
+    )
+}
+
+/// [`session_of`] before the principal's check.
+async fn find_session(req: &HttpRequest, state: &AppState) -> Result<Arc<SessionEntry>, Refusal> {
     let Some(id) = header_str(req, SESSION_HEADER) else {
         return Err(bad_request_refusal(
             "missing Mcp-Session-Id header (send initialize first)",
         ));
     };
     let id = id.trim();
-    let gone = || {
-        Refusal::new(
-            StatusCode::NOT_FOUND,
-            RpcError::new(
-                -32001,
-                "session not found (ended or unknown); initialize again",
-            ),
-        )
-    };
     if let Some(entry) = state.registry.get(id) {
         return Ok(entry);
     }
@@ -333,7 +384,7 @@ async fn session_of(req: &HttpRequest, state: &AppState) -> Result<Arc<SessionEn
         }
         _ => {}
     }
-    Err(gone())
+    Err(session_gone())
 }
 
 /// The whole body, within `limits.max_message_bytes` (413), `limits.body_timeout`
@@ -597,6 +648,7 @@ async fn post_mcp(
     if requests > 0 && !has_init && state.draining.load(Ordering::Acquire) {
         return draining(&payload);
     }
+    let principal = req.extensions().get::<Principal>().cloned();
     let entry = if has_init {
         if matches!(payload, Payload::Batch(_)) {
             return bad_request("initialize must not be part of a batch");
@@ -606,6 +658,7 @@ async fn post_mcp(
             .send(OpenSession {
                 arbiter: Some(actix_rt::Arbiter::current()),
                 kind: SessionKind::Http,
+                owner: principal.as_ref().map(|p| p.name.clone()),
             })
             .await
         {
@@ -624,10 +677,16 @@ async fn post_mcp(
             Err(refusal) => return refusal.into(),
         }
     };
+    if let Payload::Single(Ok(Message::Request(request))) = &payload {
+        if let Some(refusal) = modern::forbidden_call(&req, request) {
+            return refusal.into();
+        }
+    }
     entry.touch();
 
     let (sink, mut frames) = Sink::channel();
-    if entry.addr.send(Inbound::new(payload, sink)).await.is_err() {
+    let inbound = Inbound::new(payload, sink).from_principal(principal);
+    if entry.addr.send(inbound).await.is_err() {
         return rpc_error(
             StatusCode::NOT_FOUND,
             RpcError::new(-32001, "session ended"),
@@ -813,6 +872,12 @@ async fn delete_mcp(req: HttpRequest, state: web::Data<AppState>) -> HttpRespons
     let Some(id) = header_str(&req, SESSION_HEADER) else {
         return no_session_method();
     };
+    if state.auth.is_some() {
+        // Only the principal that opened a session may end it.
+        if let Err(refusal) = session_of(&req, &state).await {
+            return refusal.into();
+        }
+    }
     match state.root.send(CloseSession(Arc::from(id.trim()))).await {
         Ok(true) => HttpResponse::Ok().finish(),
         Ok(false) => rpc_error(
@@ -914,6 +979,8 @@ pub(crate) struct Started {
     handle: actix_web::dev::ServerHandle,
     server_task: actix_rt::task::JoinHandle<std::io::Result<()>>,
     trim: actix_rt::task::JoinHandle<()>,
+    /// The tokens file's reload on SIGHUP (`[auth]`).
+    hangup: Option<actix_rt::task::JoinHandle<()>>,
     admin: Option<actix_web::dev::ServerHandle>,
 }
 
@@ -929,8 +996,13 @@ fn accept_limit(http: &HttpConfig) -> usize {
 /// Bind (or take the options' listener), start the workers and the replay log's
 /// trim, and report ready. Must run inside an actix
 /// `System`.
-pub(crate) fn start(config: &HttpOptions, service: Arc<Service>) -> std::io::Result<Started> {
+pub(crate) fn start(
+    config: &HttpOptions,
+    service: Arc<Service>,
+    auth: Option<Auth>,
+) -> std::io::Result<Started> {
     let mut state = AppState::new(service.clone(), config.http.clone());
+    state.auth = auth;
     state.connections = Arc::new(connections::McpConnections::new(Some(
         config.http.max_connections,
     )));
@@ -980,11 +1052,25 @@ pub(crate) fn start(config: &HttpOptions, service: Arc<Service>) -> std::io::Res
     slog::info!(log, "serving http"; "bind" => local_addr.to_string(), "path" => MCP_PATH, "workers" => config.http.workers);
     let server_task = actix_rt::spawn(server);
     let trim = actix_rt::spawn(trim_events(service.clone(), state.streams.clone()));
+    let hangup = match &state.auth {
+        Some(auth) => {
+            slog::info!(log, "bearer tokens required"; "tokens_file" => auth.tokens.path().display().to_string(),
+                "tokens" => auth.tokens.len(), "ops" => format!("{:?}", auth.ops).to_lowercase());
+            Some(actix_rt::spawn(reload_on_hangup(
+                auth.tokens.clone(),
+                log.clone(),
+            )))
+        }
+        None => None,
+    };
     let (admin, admin_addr) = match config.admin_bind {
         Some(addr) => match admin::start(addr, state.clone(), &log) {
             Ok((admin, bound)) => (Some(admin), Some(bound)),
             Err(e) => {
                 trim.abort();
+                if let Some(hangup) = &hangup {
+                    hangup.abort();
+                }
                 // Not awaited: the workers stop on their own; the error is the news.
                 drop(handle.stop(false));
                 return Err(e);
@@ -1002,8 +1088,41 @@ pub(crate) fn start(config: &HttpOptions, service: Arc<Service>) -> std::io::Res
         handle,
         server_task,
         trim,
+        hangup,
         admin,
     })
+}
+
+/// Read the tokens file again on every SIGHUP, for as long as HTTP is served: a
+/// good file replaces the set (one info line with the count), a bad one keeps the
+/// old set (one error line saying why).
+async fn reload_on_hangup(tokens: Tokens, log: slog::Logger) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut hangups = match signal(SignalKind::hangup()) {
+            Ok(s) => s,
+            Err(e) => {
+                slog::warn!(log, "SIGHUP cannot be caught: the tokens file is not reloaded"; "error" => e.to_string());
+                return;
+            }
+        };
+        while hangups.recv().await.is_some() {
+            match tokens.reload() {
+                Ok(count) => {
+                    slog::info!(log, "tokens reloaded"; "tokens_file" => tokens.path().display().to_string(), "tokens" => count)
+                }
+                Err(e) => {
+                    slog::error!(log, "tokens not reloaded, the previous set is kept"; "error" => e.to_string())
+                }
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (tokens, log);
+        std::future::pending::<()>().await;
+    }
 }
 
 impl Started {
@@ -1028,6 +1147,7 @@ impl Started {
             handle,
             server_task,
             trim,
+            hangup,
             admin,
             ..
         } = self;
@@ -1047,6 +1167,9 @@ impl Started {
             .await;
         handle.stop(true).await;
         trim.abort();
+        if let Some(hangup) = hangup {
+            hangup.abort();
+        }
         if let Some(admin) = admin {
             admin.stop(true).await;
         }
@@ -1118,8 +1241,13 @@ pub(crate) struct MountedRoutes {
 
 /// State and trim task for routes an application's own `HttpServer` serves; ready
 /// at once. Must run inside an actix `System`.
-pub(crate) fn mount(options: &MountOptions, service: Arc<Service>) -> MountedRoutes {
-    let state = AppState::new(service.clone(), options.http.clone());
+pub(crate) fn mount(
+    options: &MountOptions,
+    service: Arc<Service>,
+    auth: Option<Auth>,
+) -> MountedRoutes {
+    let mut state = AppState::new(service.clone(), options.http.clone());
+    state.auth = auth;
     let trim = actix_rt::spawn(trim_events(service, state.streams.clone()));
     state.ready.store(true, Ordering::Release);
     slog::info!(state.log, "mounted"; "path" => &options.path, "ops_routes" => options.ops_routes);

@@ -39,11 +39,12 @@ use std::net::SocketAddr;
 use actix_web::body::MessageBody;
 use actix_web::http::header::HeaderMap;
 use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, HttpResponse};
+use actix_web::{HttpMessage, HttpRequest, HttpResponse};
 use bytes::Bytes;
 use futures::StreamExt;
 use tokio::sync::mpsc;
 
+use crate::auth::Principal;
 use crate::protocol::era;
 use crate::protocol::headers::{check_params, decode_value};
 use crate::protocol::jsonrpc::{encode_error_omitting_unknown_id, encode_result};
@@ -220,6 +221,18 @@ pub fn check(
     Ok(Some(tool.clone()))
 }
 
+/// 403 for a `tools/call` of a tool the request's principal (`[auth]`) may not
+/// call; `None` when it may, or when no auth is configured. Both eras ask it
+/// before dispatch (the session checks again, for a batch's items).
+pub fn forbidden_call(req: &HttpRequest, request: &Request) -> Option<Refusal> {
+    let ClientRequest::ToolsCall(p) = &request.call else {
+        return None;
+    };
+    let extensions = req.extensions();
+    let principal = extensions.get::<Principal>()?;
+    (!principal.may_call(&p.name)).then(|| Refusal::tool_forbidden(&p.name).answering(&request.id))
+}
+
 /// Serve one 2026-07-28 POST (the payload already parsed).
 pub async fn post(
     req: &HttpRequest,
@@ -247,6 +260,9 @@ pub async fn post(
         Ok(tool) => tool,
         Err(e) => return error_response(Some(&request.id), &e),
     };
+    if let Some(refusal) = forbidden_call(req, &request) {
+        return refusal.into();
+    }
     if state.draining.load(std::sync::atomic::Ordering::Acquire) {
         // Decided here whatever the answer's shape (SSE too): 503 + Retry-After.
         let e = RpcError::new(code::SERVER_BUSY, "server is shutting down; retry later");
@@ -268,6 +284,7 @@ pub async fn post(
     // The peer's address keys the client's share of the task store.
     let inbound = Inbound {
         client: req.peer_addr(),
+        principal: req.extensions().get::<Principal>().cloned(),
         ..Inbound::checked(request, sink, Checked { tool })
     };
     if session.send(inbound).await.is_err() {
@@ -519,6 +536,7 @@ async fn listen(
         .send(OpenSession {
             arbiter: Some(actix_rt::Arbiter::current()),
             kind: SessionKind::Listener,
+            owner: None,
         })
         .await;
     let entry: Arc<SessionEntry> = match opened {

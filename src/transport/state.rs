@@ -39,6 +39,9 @@ pub struct AppState {
     pub(crate) connections: Arc<crate::transport::connections::McpConnections>,
     /// Open `subscriptions/listen` streams, in all and per client address.
     pub(crate) listens: Arc<ListenStreams>,
+    /// Bearer tokens asked on `/mcp` (and on `/health`, `/metrics` per
+    /// `[auth] ops`); `None`: no auth configured, anyone gets in.
+    pub(crate) auth: Option<crate::auth::Auth>,
 }
 
 /// Open listen streams: `limits.max_listen_streams` in all,
@@ -121,6 +124,7 @@ impl AppState {
             log,
             connections: Arc::new(crate::transport::connections::McpConnections::new(None)),
             listens: Arc::default(),
+            auth: None,
         }
     }
 

@@ -205,6 +205,7 @@ where
         .send(OpenSession {
             arbiter: None,
             kind: SessionKind::Connection,
+            owner: None,
         })
         .await
         .map_err(|e| io::Error::other(e.to_string()))?

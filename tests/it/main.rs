@@ -1,5 +1,6 @@
 //! Integration tests: one binary, each module drives the real `emcee` executable.
 
+mod auth;
 mod bench;
 mod builtin_tools;
 mod cli;

@@ -119,6 +119,11 @@ pub struct CommonArgs {
     /// the URL; it is never logged.
     #[arg(long, env = "EMCEE_STORAGE_URL", value_name = "URL")]
     pub storage_url: Option<String>,
+    /// Bearer tokens asked on the HTTP transport (`[auth] tokens_file`): one a
+    /// line, optionally followed by a space and the tools it may call; reloaded on
+    /// SIGHUP (default: none, no token asked; stdio is never gated).
+    #[arg(long, env = "EMCEE_TOKENS_FILE", value_name = "FILE")]
+    pub tokens_file: Option<PathBuf>,
     /// Built-in tools to serve (`[tools] builtin`): true (all, the default), false
     /// (none), or comma-separated names of echo, sleep, kv_set, kv_get, kv_delete,
     /// kv_list.
@@ -190,6 +195,7 @@ impl Cli {
                 fixtures: common.fixtures,
                 mrtr_key_file: common.mrtr_key_file,
                 storage_url: common.storage_url,
+                tokens_file: common.tokens_file,
                 builtin_tools: common.builtin_tools,
                 limits,
                 misnamed_variables,

@@ -134,6 +134,9 @@ impl Session {
         let limits = &self.service.limits;
         match &x.req.call {
             ClientRequest::ToolsCall(p) => {
+                if self.caller.as_ref().is_some_and(|c| !c.may_call(&p.name)) {
+                    return Err(super::tool_forbidden(&p.name));
+                }
                 // A 2026-07-28 HTTP request's tool was looked up by the transport.
                 let tool = match &x.tool {
                     Some(tool) => Arc::clone(tool),

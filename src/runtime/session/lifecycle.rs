@@ -46,6 +46,10 @@ pub struct SessionRecord {
     pub protocol_version: String,
     /// The client's `initialize` params.
     pub client: InitializeParams,
+    /// The name of the principal that opened it (`[auth]`: a token's
+    /// fingerprint); only it may use the session, on any instance.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
 }
 
 impl Session {
@@ -55,6 +59,7 @@ impl Session {
             &record.protocol_version,
         )));
         self.client = Some(record.client);
+        self.owner = record.owner.map(Arc::from);
         self.kind = SessionKind::Http;
         slog::info!(self.log, "session restored"; "protocol_version" => record.protocol_version);
         self
@@ -170,6 +175,7 @@ impl Session {
                 capabilities: Default::default(),
                 client_info: Default::default(),
             }),
+            owner: self.owner.as_deref().map(String::from),
         };
         let storage = self.service.storage.clone();
         let metrics = self.service.metrics.clone();

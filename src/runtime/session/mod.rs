@@ -35,6 +35,7 @@ mod lifecycle;
 mod lists;
 mod subscriptions;
 
+use crate::auth::Principal;
 use calls::Running;
 pub use lifecycle::{SessionRecord, DEFAULT_CLIENT_LOG_LEVEL};
 use subscriptions::Listen;
@@ -93,6 +94,9 @@ pub struct Inbound {
     /// A client's answer another instance of the fleet relayed here: completes
     /// this session's request if it asked it, and goes no further.
     pub relayed: bool,
+    /// Who sent it, when the transport checked credentials (`[auth]`): a
+    /// principal limited to some tools lists and calls only those.
+    pub principal: Option<Principal>,
 }
 
 /// A 2026-07-28 request whose headers and `_meta` the HTTP transport checked
@@ -114,7 +118,14 @@ impl Inbound {
             checked: None,
             client: None,
             relayed: false,
+            principal: None,
         }
+    }
+
+    /// The same payload, sent by `principal` (see [`Inbound::principal`]).
+    pub fn from_principal(mut self, principal: Option<Principal>) -> Inbound {
+        self.principal = principal;
+        self
     }
 
     /// A client's answer another instance relayed (see [`Inbound::relayed`]'s
@@ -135,6 +146,7 @@ impl Inbound {
             checked: Some(checked),
             client: None,
             relayed: false,
+            principal: None,
         }
     }
 }
@@ -203,6 +215,12 @@ pub struct Session {
     /// Whether resource updates are forwarded to this session (since its first
     /// subscription or listen stream).
     forwarding_updates: bool,
+    /// The principal that opened it (`[auth]`), saved in its record: the HTTP
+    /// transport answers 404 to any other.
+    owner: Option<Arc<str>>,
+    /// Who sent the message being handled (set from [`Inbound::principal`] for
+    /// the length of one `Inbound`; read synchronously by lists and call starts).
+    caller: Option<Principal>,
     log: Logger,
 }
 
@@ -242,8 +260,17 @@ impl Session {
             subscriptions: Default::default(),
             listens: Vec::new(),
             forwarding_updates: false,
+            owner: None,
+            caller: None,
             log,
         }
+    }
+
+    /// The same session, opened by the principal named `owner` (its record keeps
+    /// the name).
+    pub fn owned_by(mut self, owner: Option<Arc<str>>) -> Session {
+        self.owner = owner;
+        self
     }
 
     fn on_message(
@@ -351,7 +378,19 @@ impl Session {
             ClientRequest::Ping => reply(&serde_json::json!({})),
             ClientRequest::Discover => self.discover(),
             ClientRequest::ToolsList(p) => {
-                self.list_page(p, era, "tools", service.tools.as_slice(), |t| t.def())
+                match self.caller.as_ref().and_then(|c| c.tools.as_ref()) {
+                    // A token limited to some tools sees only those.
+                    Some(allowed) => {
+                        let mine: Vec<&Arc<Tool>> = service
+                            .tools
+                            .as_slice()
+                            .iter()
+                            .filter(|t| allowed.contains(t.def().name.as_str()))
+                            .collect();
+                        self.list_page(p, era, "tools", &mine, |t| t.def())
+                    }
+                    None => self.list_page(p, era, "tools", service.tools.as_slice(), |t| t.def()),
+                }
             }
             ClientRequest::ResourcesList(p) => {
                 let all = service.resources.resources();
@@ -541,6 +580,7 @@ impl Handler<Inbound> for Session {
             }
             return;
         }
+        self.caller = msg.principal;
         match msg.payload {
             Payload::Single(m) => self.on_message(
                 m,
@@ -571,7 +611,16 @@ impl Handler<Inbound> for Session {
                 }
             }
         }
+        self.caller = None;
     }
+}
+
+/// The error of a `tools/call` of a tool the caller's token may not call.
+pub fn tool_forbidden(tool: &str) -> RpcError {
+    RpcError::new(
+        -32000,
+        format!("forbidden: this token may not call the tool `{tool}`"),
+    )
 }
 
 impl Handler<CallFinished> for Session {
@@ -656,6 +705,7 @@ mod tests {
                 .send(OpenSession {
                     arbiter: None,
                     kind: SessionKind::Connection,
+                    owner: None,
                 })
                 .await
                 .unwrap()

@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use emcee::config::{
-    ConfigError, HttpConfig, Limits, LogLevel, MrtrConfig, RedisDurability, StorageConfig,
-    MAX_DURATION_MS,
+    ConfigError, HttpConfig, Limits, LogLevel, MrtrConfig, OpsAccess, RedisDurability,
+    StorageConfig, MAX_DURATION_MS,
 };
 use serde::{Deserialize, Serialize};
 
@@ -67,6 +67,8 @@ pub struct Overrides {
     pub mrtr_key_file: Option<PathBuf>,
     /// See [`StorageConfig::url`].
     pub storage_url: Option<String>,
+    /// See [`emcee::config::AuthConfig::tokens_file`].
+    pub tokens_file: Option<PathBuf>,
     /// The built-in tools to keep (`--builtin-tools` / `EMCEE_BUILTIN_TOOLS`):
     /// `true`/`all`, `false`/`none`, or comma-separated names; over `[tools] builtin`.
     pub builtin_tools: Option<String>,
@@ -124,6 +126,9 @@ pub struct FileConfig {
     /// See [`MrtrConfig`].
     #[serde(default)]
     pub mrtr: FileMrtr,
+    /// See [`emcee::config::AuthConfig`].
+    #[serde(default)]
+    pub auth: FileAuth,
     /// `[[tools.command]]`: programs served as tools.
     #[serde(default)]
     pub tools: FileTools,
@@ -241,6 +246,16 @@ pub struct FileMrtr {
     pub state_ttl_ms: Option<u64>,
     /// [`MrtrConfig::max_state_bytes`].
     pub max_state_bytes: Option<usize>,
+}
+
+/// `[auth]` table.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileAuth {
+    /// [`emcee::config::AuthConfig::tokens_file`].
+    pub tokens_file: Option<PathBuf>,
+    /// [`emcee::config::AuthConfig::ops`]: `open`, `token` or `admin_only`.
+    pub ops: Option<String>,
 }
 
 /// Which fixture sets are exposed.
@@ -597,6 +612,34 @@ impl Config {
         }
         if config.mrtr.key_file.is_some() {
             config.mrtr.secret()?; // A missing or short key file is a configuration error.
+        }
+        // `[auth]`: the tokens file read once now, so that a malformed line stops
+        // the start (exit 2) naming the file and the line.
+        config.http.auth.tokens_file = o.tokens_file.or(file.auth.tokens_file);
+        if let Some(name) = &file.auth.ops {
+            config.http.auth.ops = OpsAccess::from_name(name).ok_or_else(|| {
+                bad(
+                    "auth.ops",
+                    format!("`{name}` (expected open, token or admin_only)"),
+                )
+            })?;
+        }
+        // (stdio is never gated: its run does not read the file.)
+        if let Some(path) = config
+            .http
+            .auth
+            .tokens_file
+            .as_ref()
+            .filter(|_| mode != Mode::Stdio)
+        {
+            emcee::auth::TokenSet::read(path)?;
+            if config.http.auth.ops == OpsAccess::AdminOnly && config.admin_bind.is_none() {
+                return Err(bad(
+                    "auth.ops",
+                    "admin_only needs admin_bind (--admin-bind, EMCEE_ADMIN_BIND): \
+                     /health and /metrics are served only there",
+                ));
+            }
         }
         // `[tools]`: the built-ins kept (flag or variable over the file), then the
         // command tools, each error naming the file and the key.

@@ -332,3 +332,26 @@ fn without_auth_nothing_changes() {
     let session = s.session();
     let _ = s.call_ok(&session, 2, "echo", json!({"text": "hi"}));
 }
+
+/// In a fleet the binding travels with the shared record: a session opened with
+/// token A on one instance is served to A on another, and unknown to B there.
+#[test]
+fn a_session_bound_on_one_instance_stays_bound_on_another() {
+    let valkey = crate::harness::Valkey::start(&[]);
+    let (_dir, path) = tokens_file(&format!("{TOKEN_A}\n{TOKEN_B}\n"));
+    let url = valkey.url(0);
+    let args = [
+        "--tokens-file",
+        path.to_str().expect("utf-8 path"),
+        "--storage-url",
+        url.as_str(),
+    ];
+    let (a, b) = (Server::start(&args), Server::start(&args));
+    let session = open_session(&a, TOKEN_A);
+    let r = request(&b, &session, TOKEN_B, "tools/list", json!({}));
+    assert_eq!(r.status, 404, "{}", r.body);
+    let r = request(&b, &session, TOKEN_A, "tools/list", json!({}));
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = request(&b, &session, TOKEN_B, "tools/list", json!({}));
+    assert_eq!(r.status, 404, "{}", r.body);
+}

@@ -121,13 +121,19 @@ def mib(n):
     return f"{n / (1 << 20):.1f} MiB"
 
 
+# A session at every per-session limit: its initialize (big capabilities and client
+# info) and a batch of 16 subscriptions of 2 KiB URIs.
+MAXIMAL_INIT = {"protocolVersion": OLD,
+                "capabilities": {"experimental": {"blob": "x" * 13_500}},
+                "clientInfo": {"name": "n" * 1000, "version": "v" * 1000}}
+MAXIMAL_SUBSCRIPTIONS = [{"jsonrpc": "2.0", "id": 10 + i, "method": "resources/subscribe",
+                          "params": {"uri": f"kv://{i:04d}-" + "u" * (2048 - 10)}}
+                         for i in range(16)]
+
+
 def sessions(s, report):
     """Every session at every per-session limit, up to max_sessions."""
-    params = {"protocolVersion": OLD,
-              "capabilities": {"experimental": {"blob": "x" * 13_500}},
-              "clientInfo": {"name": "n" * 1000, "version": "v" * 1000}}
-    batch = [{"jsonrpc": "2.0", "id": 10 + i, "method": "resources/subscribe",
-              "params": {"uri": f"kv://{i:04d}-" + "u" * (2048 - 10)}} for i in range(16)]
+    params, batch = MAXIMAL_INIT, MAXIMAL_SUBSCRIPTIONS
     before = s.rss()
     opened = 0
     while True:
@@ -447,11 +453,7 @@ class Combined:
 
     def sessions(self, address):
         """Session-era sessions at every per-session limit, until refused."""
-        params = {"protocolVersion": OLD,
-                  "capabilities": {"experimental": {"blob": "x" * 13_500}},
-                  "clientInfo": {"name": "n" * 1000, "version": "v" * 1000}}
-        batch = [{"jsonrpc": "2.0", "id": 10 + i, "method": "resources/subscribe",
-                  "params": {"uri": f"kv://{i:04d}-" + "u" * (2048 - 10)}} for i in range(16)]
+        params, batch = MAXIMAL_INIT, MAXIMAL_SUBSCRIPTIONS
         while self.running():
             try:
                 c = http.client.HTTPConnection("127.0.0.1", self.s.port, timeout=5,

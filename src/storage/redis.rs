@@ -231,11 +231,7 @@ impl RedisStore {
                 let _ = rt.block_on(stopped);
             })
             .map_err(|e| fail(format!("cannot start its thread: {e}")))?;
-        let config = redis::aio::ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(timeout))
-            .set_response_timeout(Some(timeout))
-            .set_number_of_retries(2)
-            .set_max_delay(Duration::from_secs(1));
+        let config = manager_config(timeout).set_number_of_retries(2);
         let connect = ConnectionManager::new_with_config(client, config);
         let conn = block(&handle, connect, timeout * 3)
             .map_err(|_| fail(format!("no answer within {} ms", (timeout * 3).as_millis())))?
@@ -501,6 +497,14 @@ impl RedisStore {
         Ok(())
     }
 
+    /// The value under `key`, if any.
+    fn get<K: redis::ToRedisArgs + Send + 'static>(
+        &self,
+        key: K,
+    ) -> Result<Option<Vec<u8>>, StorageError> {
+        self.run(move |mut c| async move { redis::cmd("GET").arg(key).query_async(&mut c).await })
+    }
+
     // --- kv ---
 
     /// Set `key` of `namespace` to `value`, within `quota` bytes; durable when it
@@ -543,7 +547,7 @@ impl RedisStore {
     /// The value of `key` in `namespace`.
     pub fn kv_get(&self, namespace: &str, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
         let (vkey, _, _) = kv_keys(namespace, key);
-        self.run(|mut c| async move { redis::cmd("GET").arg(vkey).query_async(&mut c).await })
+        self.get(vkey)
     }
 
     /// Remove `key` of `namespace`: whether it existed; durable when it returns.
@@ -681,7 +685,7 @@ impl RedisStore {
     /// Session `id`'s record.
     pub fn load_session(&self, id: &str) -> Result<Option<Vec<u8>>, StorageError> {
         let key = session_key(id);
-        self.run(move |mut c| async move { redis::cmd("GET").arg(key).query_async(&mut c).await })
+        self.get(key)
     }
 
     /// Forget session `id`.
@@ -736,7 +740,7 @@ impl RedisStore {
     /// Task `id`'s record.
     pub fn get_task(&self, id: &str) -> Result<Option<Vec<u8>>, StorageError> {
         let key = task_key(id);
-        self.run(move |mut c| async move { redis::cmd("GET").arg(key).query_async(&mut c).await })
+        self.get(key)
     }
 
     /// Forget task `id`.
@@ -773,10 +777,7 @@ impl RedisStore {
             .set_protocol(redis::ProtocolVersion::RESP3);
         let client = redis::Client::open(info.set_redis_settings(settings))
             .map_err(|e| fail(e.to_string()))?;
-        let config = redis::aio::ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(self.timeout))
-            .set_response_timeout(Some(self.timeout))
-            .set_max_delay(Duration::from_secs(1))
+        let config = manager_config(self.timeout)
             .set_push_sender(BusSender {
                 origin: self.origin.clone(),
                 handler,
@@ -794,6 +795,16 @@ impl RedisStore {
         Ok(())
     }
 
+    /// A bus message: `ORIGIN KIND DATA`.
+    fn bus_payload(&self, kind: u8, data: &[u8]) -> Vec<u8> {
+        let mut payload = Vec::with_capacity(self.origin.len() + 2 + data.len());
+        payload.extend_from_slice(self.origin.as_bytes());
+        payload.push(b' ');
+        payload.push(kind);
+        payload.extend_from_slice(data);
+        payload
+    }
+
     /// Tell the other instances `data` of `kind`; never waits (dropped, and
     /// counted, while Redis fails or too many are under way).
     pub fn publish(&self, kind: u8, data: &[u8]) {
@@ -806,11 +817,7 @@ impl RedisStore {
             Self::bus_drop(&self.bus_dropped);
             return;
         }
-        let mut payload = Vec::with_capacity(self.origin.len() + 2 + data.len());
-        payload.extend_from_slice(self.origin.as_bytes());
-        payload.push(b' ');
-        payload.push(kind);
-        payload.extend_from_slice(data);
+        let payload = self.bus_payload(kind, data);
         let mut conn = self.conn.clone();
         let (timeout, publishing, dropped) = (
             self.timeout,
@@ -836,11 +843,7 @@ impl RedisStore {
     /// Publish `data` of `kind` and wait for Redis to say how many subscribers
     /// received it (this instance's own bus included); 0 when it could not.
     pub async fn publish_counted(&self, kind: u8, data: &[u8]) -> usize {
-        let mut payload = Vec::with_capacity(self.origin.len() + 2 + data.len());
-        payload.extend_from_slice(self.origin.as_bytes());
-        payload.push(b' ');
-        payload.push(kind);
-        payload.extend_from_slice(data);
+        let payload = self.bus_payload(kind, data);
         let received: Result<usize, StorageError> = self
             .run_async(move |mut c| async move {
                 redis::cmd("PUBLISH")
@@ -865,6 +868,15 @@ impl RedisStore {
         }
         self.ping()
     }
+}
+
+/// What both connection managers (commands, the bus) share: every connect and
+/// answer within `timeout`, reconnect attempts at most a second apart.
+fn manager_config(timeout: Duration) -> redis::aio::ConnectionManagerConfig {
+    redis::aio::ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(timeout))
+        .set_response_timeout(Some(timeout))
+        .set_max_delay(Duration::from_secs(1))
 }
 
 /// 16 random hex characters.

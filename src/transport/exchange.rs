@@ -146,6 +146,15 @@ pub fn busy(why: impl std::fmt::Display) -> HttpResponse {
     Refusal::busy(why).into()
 }
 
+/// What a request gets once the drain began (HTTP answers it 503 + `Retry-After`
+/// through [`unavailable`], so a proxy may retry it on another instance).
+pub fn shutting_down() -> RpcError {
+    RpcError::new(
+        crate::protocol::code::SERVER_BUSY,
+        "server is shutting down; retry later",
+    )
+}
+
 /// 503 + `Retry-After` carrying a JSON-RPC error response (`json`, with its id): a
 /// request the server cannot serve now (it is draining), which a proxy may retry
 /// on another instance (nginx `proxy_next_upstream http_503`).

@@ -502,7 +502,7 @@ fn count_requests(payload: &Payload) -> (usize, bool) {
 /// send it to another instance: each request's error, with its id (a batch's as an
 /// array). Counted by `count_refusals` (`shutting_down`).
 fn draining(payload: &Payload) -> HttpResponse {
-    let error = RpcError::new(code::SERVER_BUSY, "server is shutting down; retry later");
+    let error = crate::transport::exchange::shutting_down();
     let one = |m: &Result<Message, jsonrpc::Rejected>| match m {
         Ok(Message::Request(r)) => Some(encode_error(Some(&r.id), &error)),
         Err(rejected) => Some(encode_error(rejected.id.as_ref(), &rejected.error)),

@@ -265,7 +265,7 @@ pub async fn post(
     }
     if state.draining.load(std::sync::atomic::Ordering::Acquire) {
         // Decided here whatever the answer's shape (SSE too): 503 + Retry-After.
-        let e = RpcError::new(code::SERVER_BUSY, "server is shutting down; retry later");
+        let e = crate::transport::exchange::shutting_down();
         let json = encode_error_omitting_unknown_id(Some(&request.id), &e);
         return with_detail(unavailable(json), &e);
     }

@@ -9,20 +9,25 @@ use std::process::Command;
 
 use crate::harness::{bin, scrub_env};
 
-#[test]
-fn official_conformance_suite_passes_both_eras() {
+/// Run `tests/conformance/run.sh` (against `url`, else a server the script starts
+/// itself) and check that every scenario of both revisions passed; its stdout.
+pub(crate) fn suite_passes_both_revisions(url: Option<&str>) -> String {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/conformance/run.sh");
     // The script starts `emcee serve` itself: it inherits a scrubbed environment.
-    let out = scrub_env(&mut Command::new("bash"))
-        .arg(script)
-        .arg(bin())
+    let mut cmd = Command::new("bash");
+    scrub_env(&mut cmd).arg(script).arg(bin());
+    if let Some(url) = url {
+        cmd.env("CONFORMANCE_URL", url);
+    }
+    let out = cmd
         .output()
         .expect("run tests/conformance/run.sh (needs bash, npm)");
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr);
+    let against = url.unwrap_or("one server");
     assert!(
         out.status.success(),
-        "conformance failed\n{stdout}\n{stderr}"
+        "conformance against {against} failed\n{stdout}\n{stderr}"
     );
     assert!(
         stdout.contains("conformance 2025-11-25: 33 scenarios passed, 0 failed"),
@@ -34,6 +39,12 @@ fn official_conformance_suite_passes_both_eras() {
         stdout.contains("conformance 2026-07-28: 50 scenarios passed, 0 failed"),
         "{stdout}"
     );
+    stdout
+}
+
+#[test]
+fn official_conformance_suite_passes_both_eras() {
+    let stdout = suite_passes_both_revisions(None);
     for required in [
         "✓ server-stateless:",
         "✓ caching:",

@@ -693,27 +693,7 @@ fn three_instances_behind_nginx_are_one_server_to_their_clients() {
 #[test]
 fn the_conformance_suite_passes_against_a_fleet_behind_nginx() {
     let fleet = Fleet::start(&["--fixtures", "conformance"]);
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/conformance/run.sh");
-    let out = crate::harness::scrub_env(&mut std::process::Command::new("bash"))
-        .arg(script)
-        .arg(crate::harness::bin())
-        .env("CONFORMANCE_URL", &fleet.url)
-        .output()
-        .expect("run tests/conformance/run.sh (needs bash, npm)");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "conformance against the fleet failed\n{stdout}\n{stderr}"
-    );
-    assert!(
-        stdout.contains("conformance 2025-11-25: 33 scenarios passed, 0 failed"),
-        "{stdout}"
-    );
-    assert!(
-        stdout.contains("conformance 2026-07-28: 50 scenarios passed, 0 failed"),
-        "{stdout}"
-    );
+    crate::conformance::suite_passes_both_revisions(Some(&fleet.url));
 }
 
 /// A 2026-07-28 client of an instance on `valkey` started with `extra` (and the

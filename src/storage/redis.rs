@@ -1,7 +1,7 @@
 //! Shared state on Redis or Valkey (`[storage] url`): what instances of a fleet
 //! must see alike: the tools' kv, legacy session records and their idle expiry,
-//! task records. (The SSE replay log stays in each instance's in-memory sled for
-//! now: a stream resumes on the instance that carried it.)
+//! task records (and their leases, `redis_tasks.rs`), the SSE replay log
+//! (`redis_events.rs`) and the bus the instances tell each other on.
 //!
 //! The `redis` crate's connection manager runs on a runtime of its own (one
 //! thread, `emcee-redis`), so that reconnecting never depends on which actix

@@ -218,7 +218,7 @@ impl OAuth {
         let mut digest = Sha256::new();
         digest.update(self.issuer.as_bytes());
         digest.update([0]);
-        digest.update(claims.sub.as_bytes());
+        digest.update(claims.sub.as_deref().unwrap_or_default().as_bytes());
         let digest: [u8; 32] = digest.finalize().into();
         Ok(Principal {
             name: super::hex(&digest, SUBJECT_HEX).into(),
@@ -235,7 +235,10 @@ impl OAuth {
 /// `jsonwebtoken`).
 #[derive(Debug, Deserialize)]
 struct Claims {
-    sub: String,
+    /// Required (`jsonwebtoken` refuses a token without it): optional here so
+    /// that its absence is reported as such, not as malformed claims.
+    #[serde(default)]
+    sub: Option<String>,
     #[serde(default)]
     scope: Option<String>,
 }

@@ -1006,7 +1006,11 @@ fn http_url(name: &'static str, value: &str) -> Result<(), ConfigError> {
 /// `value` is visible ASCII without `"` or `\` (it goes into a quoted header
 /// parameter or a log line).
 fn quoted_safe(name: &'static str, value: &str) -> Result<(), ConfigError> {
-    if value.is_empty() || !value.bytes().all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\') {
+    if value.is_empty()
+        || !value
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\')
+    {
         return Err(bad(
             name,
             "must be visible ASCII without spaces, quotes or backslashes",

@@ -385,8 +385,13 @@ impl KeySet {
         struct Doc {
             keys: Vec<serde_json::Value>,
         }
-        let doc: Doc = serde_json::from_slice(bytes)
-            .map_err(|e| format!("not a JWKS document (line {}, column {})", e.line(), e.column()))?;
+        let doc: Doc = serde_json::from_slice(bytes).map_err(|e| {
+            format!(
+                "not a JWKS document (line {}, column {})",
+                e.line(),
+                e.column()
+            )
+        })?;
         if doc.keys.len() > MAX_KEYS {
             return Err(format!("more than {MAX_KEYS} keys"));
         }
@@ -624,22 +629,23 @@ fn fetch(url: &str, timeout: Duration, max_bytes: usize) -> Result<Vec<u8>, Stri
         })?;
     let mut body = Vec::new();
     resp.into_reader()
-        .take(u64::try_from(max_bytes).unwrap_or(u64::MAX).saturating_add(1))
+        .take(
+            u64::try_from(max_bytes)
+                .unwrap_or(u64::MAX)
+                .saturating_add(1),
+        )
         .read_to_end(&mut body)
         .map_err(|e| format!("reading the body: {e}"))?;
     if body.len() > max_bytes {
-        return Err(format!("body larger than auth.jwks_max_bytes ({max_bytes})"));
+        return Err(format!(
+            "body larger than auth.jwks_max_bytes ({max_bytes})"
+        ));
     }
     Ok(body)
 }
 
 fn read_jwks_file(path: &Path, max_bytes: usize) -> Result<KeySet, ConfigError> {
-    let error = |message: String| {
-        bad(
-            "auth.jwks_file",
-            format!("{}: {message}", path.display()),
-        )
-    };
+    let error = |message: String| bad("auth.jwks_file", format!("{}: {message}", path.display()));
     let bytes = std::fs::read(path).map_err(|e| error(format!("cannot read it: {e}")))?;
     if bytes.len() > max_bytes {
         return Err(error(format!(
@@ -685,7 +691,9 @@ mod tests {
         assert!(KeySet::parse(b"{\"keys\":").is_err());
         assert!(KeySet::parse(b"[]").is_err());
         let many = vec![EC_JWK; MAX_KEYS + 1];
-        assert!(KeySet::parse(&doc(&many)).unwrap_err().contains("more than"));
+        assert!(KeySet::parse(&doc(&many))
+            .unwrap_err()
+            .contains("more than"));
     }
 
     #[test]
@@ -695,9 +703,18 @@ mod tests {
         assert!(set.find(&h("RS256", Some("r1"))).is_ok());
         assert!(set.find(&h("ES256", Some("e1"))).is_ok());
         assert!(set.find(&h("ES256", None)).is_ok(), "the only P-256 key");
-        assert_eq!(set.find(&h("ES256", Some("r1"))).err(), Some("algorithm not allowed"));
-        assert_eq!(set.find(&h("RS384", Some("r1"))).err(), Some("algorithm not allowed"));
-        assert_eq!(set.find(&h("RS256", Some("zz"))).err(), Some("unknown key id"));
+        assert_eq!(
+            set.find(&h("ES256", Some("r1"))).err(),
+            Some("algorithm not allowed")
+        );
+        assert_eq!(
+            set.find(&h("RS384", Some("r1"))).err(),
+            Some("algorithm not allowed")
+        );
+        assert_eq!(
+            set.find(&h("RS256", Some("zz"))).err(),
+            Some("unknown key id")
+        );
     }
 
     #[test]

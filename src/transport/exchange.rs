@@ -40,7 +40,10 @@ pub struct Refusal {
     /// (Boxed: refusals are the error side of many results; keep it small.)
     id: Option<Box<crate::protocol::RequestId>>,
     /// `WWW-Authenticate` of a 401 or of a 403 for a missing scope (RFC 6750).
-    challenge: Option<Box<str>>,
+    /// (A thin box, 8 bytes: `Refusal` is the error side of many results and
+    /// stays small; a challenge is rare.)
+    #[allow(clippy::box_collection)]
+    challenge: Option<Box<String>>,
 }
 
 impl Refusal {
@@ -70,7 +73,7 @@ impl Refusal {
         };
         let mut refusal = Refusal::new(StatusCode::UNAUTHORIZED, RpcError::new(-32000, message))
             .because(reason::UNAUTHORIZED);
-        refusal.challenge = Some(auth.challenge(denied).into());
+        refusal.challenge = Some(Box::new(auth.challenge(denied)));
         refusal
     }
 
@@ -84,7 +87,7 @@ impl Refusal {
         );
         let mut refusal =
             Refusal::new(StatusCode::FORBIDDEN, error).because(reason::INSUFFICIENT_SCOPE);
-        refusal.challenge = Some(auth.insufficient_scope(scope).into());
+        refusal.challenge = Some(Box::new(auth.insufficient_scope(scope)));
         refusal
     }
 
@@ -210,7 +213,7 @@ impl From<Refusal> for HttpResponse {
             resp.force_close();
         }
         if let Some(challenge) = r.challenge {
-            resp.insert_header((header::WWW_AUTHENTICATE, challenge.into_string()));
+            resp.insert_header((header::WWW_AUTHENTICATE, *challenge));
         }
         let mut resp = with_detail(
             resp.content_type("application/json")

@@ -1097,11 +1097,18 @@ pub(crate) fn start(
     slog::info!(log, "serving http"; "bind" => local_addr.to_string(), "path" => MCP_PATH, "workers" => config.http.workers);
     let server_task = actix_rt::spawn(server);
     let trim = actix_rt::spawn(trim_events(service.clone(), state.streams.clone()));
-    let hangup = match state.auth.as_ref().and_then(|a| Some((a, a.tokens.as_ref()?))) {
+    let hangup = match state
+        .auth
+        .as_ref()
+        .and_then(|a| Some((a, a.tokens.as_ref()?)))
+    {
         Some((auth, tokens)) => {
             slog::info!(log, "bearer tokens required"; "tokens_file" => tokens.path().display().to_string(),
                 "tokens" => tokens.len(), "ops" => format!("{:?}", auth.ops).to_lowercase());
-            Some(actix_rt::spawn(reload_on_hangup(tokens.clone(), log.clone())))
+            Some(actix_rt::spawn(reload_on_hangup(
+                tokens.clone(),
+                log.clone(),
+            )))
         }
         None => None,
     };

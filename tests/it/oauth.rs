@@ -38,7 +38,11 @@ fn openssl(args: &[&str]) -> Vec<u8> {
         .args(args)
         .output()
         .expect("openssl must be installed for the OAuth tests");
-    assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     out.stdout
 }
 
@@ -49,10 +53,22 @@ pub fn make_key(alg: Algorithm, kid: &str) -> TestKey {
     let path_s = path.to_str().expect("utf-8 path");
     match alg {
         Algorithm::RS256 => openssl(&[
-            "genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", path_s,
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            "rsa_keygen_bits:2048",
+            "-out",
+            path_s,
         ]),
         Algorithm::ES256 => openssl(&[
-            "genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", path_s,
+            "genpkey",
+            "-algorithm",
+            "EC",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-out",
+            path_s,
         ]),
         other => panic!("no test key for {other:?}"),
     };
@@ -212,9 +228,7 @@ fn challenge(s: &Server, why: Option<&str>) -> String {
     );
     match why {
         None => format!("Bearer {tail}"),
-        Some(why) => format!(
-            "Bearer error=\"invalid_token\", error_description=\"{why}\", {tail}"
-        ),
+        Some(why) => format!("Bearer error=\"invalid_token\", error_description=\"{why}\", {tail}"),
     }
 }
 
@@ -225,7 +239,10 @@ fn wait_for_log(s: &Server, what: &str) -> String {
         if let Some(line) = logs.lines().find(|l| l.contains(what)) {
             return line.to_owned();
         }
-        assert!(Instant::now() < deadline, "no log line with {what:?}:\n{logs}");
+        assert!(
+            Instant::now() < deadline,
+            "no log line with {what:?}:\n{logs}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -278,7 +295,12 @@ fn request(s: &Server, session: &str, token: &str, method: &str, params: Value) 
 fn metric(s: &Server, token: &str, series: &str) -> f64 {
     let url = format!("http://{}/metrics", s.addr);
     let r = s
-        .open_url("GET", &url, &[("Authorization", &format!("Bearer {token}"))], None)
+        .open_url(
+            "GET",
+            &url,
+            &[("Authorization", &format!("Bearer {token}"))],
+            None,
+        )
         .into_reply();
     assert_eq!(r.status, 200, "{}", r.body);
     r.body
@@ -329,7 +351,10 @@ fn the_metadata_is_served_open_at_both_paths_and_the_401_names_it() {
     // No token: 401 naming the metadata and the scopes, the body a JSON-RPC error.
     let r = modern_call(&s, None, "echo", json!({"text": "hi"}));
     assert_eq!(r.status, 401, "{}", r.body);
-    assert_eq!(r.header("www-authenticate"), Some(challenge(&s, None).as_str()));
+    assert_eq!(
+        r.header("www-authenticate"),
+        Some(challenge(&s, None).as_str())
+    );
     assert_eq!(
         r.json(),
         json!({"jsonrpc": "2.0", "id": null, "error": {"code": -32000,
@@ -338,7 +363,10 @@ fn the_metadata_is_served_open_at_both_paths_and_the_401_names_it() {
     let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {}});
     let r = s.post(None, &init.to_string(), &[]);
     assert_eq!(r.status, 401);
-    assert_eq!(r.header("www-authenticate"), Some(challenge(&s, None).as_str()));
+    assert_eq!(
+        r.header("www-authenticate"),
+        Some(challenge(&s, None).as_str())
+    );
 }
 
 #[test]
@@ -352,8 +380,13 @@ fn rs256_and_es256_tokens_get_in_both_eras_and_see_only_the_tools_of_their_scope
 
     for token in [&plain, &writer] {
         let session = open_session(&s, token);
-        let r = request(&s, &session, token, "tools/call",
-            json!({"name": "echo", "arguments": {"text": "hi"}}));
+        let r = request(
+            &s,
+            &session,
+            token,
+            "tools/call",
+            json!({"name": "echo", "arguments": {"text": "hi"}}),
+        );
         assert_eq!(r.status, 200, "{}", r.body);
         assert!(r.json()["result"].is_object(), "{}", r.body);
         let r = modern_call(&s, Some(token), "echo", json!({"text": "hi"}));
@@ -361,9 +394,18 @@ fn rs256_and_es256_tokens_get_in_both_eras_and_see_only_the_tools_of_their_scope
         let r = request(&s, &session, token, "tools/list", json!({}));
         let names = tool_names(&r);
         assert!(names.contains(&"echo".to_owned()), "{names:?}");
-        assert_eq!(names.contains(&SCOPED_TOOL.to_owned()), token == &writer, "{names:?}");
+        assert_eq!(
+            names.contains(&SCOPED_TOOL.to_owned()),
+            token == &writer,
+            "{names:?}"
+        );
     }
-    let r = modern_call(&s, Some(&writer), SCOPED_TOOL, json!({"key": "k", "value": "v"}));
+    let r = modern_call(
+        &s,
+        Some(&writer),
+        SCOPED_TOOL,
+        json!({"key": "k", "value": "v"}),
+    );
     assert_eq!(r.status, 200, "{}", r.body);
 
     // The token appears in no log line; the principal is a 16-digit name.
@@ -399,27 +441,57 @@ fn every_bad_token_is_a_401_invalid_token_with_its_reason() {
     .unwrap();
     let none = format!(
         "{}.{}.",
-        b64(json!({"alg": "none", "typ": "JWT", "kid": rsa.kid}).to_string().as_bytes()),
+        b64(json!({"alg": "none", "typ": "JWT", "kid": rsa.kid})
+            .to_string()
+            .as_bytes()),
         b64(good.to_string().as_bytes())
     );
     let mut no_sub = good.clone();
     no_sub.as_object_mut().unwrap().remove("sub");
     let cases: Vec<(&str, String, &str)> = vec![
         ("wrong signature", forged, "bad signature"),
-        ("expired", sign(rsa, &with("exp", json!(now() - 120))), "token expired"),
-        ("nbf in the future", sign(rsa, &with("nbf", json!(now() + 600))), "token not yet valid"),
-        ("wrong issuer", sign(ec, &with("iss", json!("https://other.test"))), "wrong issuer"),
-        ("wrong audience", sign(ec, &with("aud", json!("http://elsewhere/mcp"))), "wrong audience"),
+        (
+            "expired",
+            sign(rsa, &with("exp", json!(now() - 120))),
+            "token expired",
+        ),
+        (
+            "nbf in the future",
+            sign(rsa, &with("nbf", json!(now() + 600))),
+            "token not yet valid",
+        ),
+        (
+            "wrong issuer",
+            sign(ec, &with("iss", json!("https://other.test"))),
+            "wrong issuer",
+        ),
+        (
+            "wrong audience",
+            sign(ec, &with("aud", json!("http://elsewhere/mcp"))),
+            "wrong audience",
+        ),
         ("alg none", none, "algorithm not allowed"),
-        ("HS256 with the public key", confused, "algorithm not allowed"),
+        (
+            "HS256 with the public key",
+            confused,
+            "algorithm not allowed",
+        ),
         ("no sub", sign(rsa, &no_sub), "a required claim is missing"),
-        ("not a JWT", "opaque-token-123".to_owned(), "malformed token"),
+        (
+            "not a JWT",
+            "opaque-token-123".to_owned(),
+            "malformed token",
+        ),
     ];
     for (what, token, why) in &cases {
         for session_era in [false, true] {
             let r = if session_era {
                 let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {}});
-                s.post(None, &init.to_string(), &[("Authorization", &format!("Bearer {token}"))])
+                s.post(
+                    None,
+                    &init.to_string(),
+                    &[("Authorization", &format!("Bearer {token}"))],
+                )
             } else {
                 modern_call(&s, Some(token), "echo", json!({"text": "hi"}))
             };
@@ -438,7 +510,12 @@ fn every_bad_token_is_a_401_invalid_token_with_its_reason() {
         }
     }
     // Within the leeway (30 s by default) an expired token still passes.
-    let r = modern_call(&s, Some(&sign(rsa, &with("exp", json!(now() - 5)))), "echo", json!({"text": "x"}));
+    let r = modern_call(
+        &s,
+        Some(&sign(rsa, &with("exp", json!(now() - 5)))),
+        "echo",
+        json!({"text": "x"}),
+    );
     assert_eq!(r.status, 200, "{}", r.body);
 
     let ok = sign(rsa, &good);
@@ -462,25 +539,45 @@ fn a_tool_without_its_scope_is_403_insufficient_scope_in_both_eras() {
     );
     let message = format!("forbidden: the tool `{SCOPED_TOOL}` needs the scope `{SCOPE}`");
 
-    let r = modern_call(&s, Some(&token), SCOPED_TOOL, json!({"key": "k", "value": "v"}));
+    let r = modern_call(
+        &s,
+        Some(&token),
+        SCOPED_TOOL,
+        json!({"key": "k", "value": "v"}),
+    );
     assert_eq!(r.status, 403, "{}", r.body);
-    assert_eq!(r.header("www-authenticate"), Some(expected_challenge.as_str()));
+    assert_eq!(
+        r.header("www-authenticate"),
+        Some(expected_challenge.as_str())
+    );
     assert_eq!(
         r.json(),
         json!({"jsonrpc": "2.0", "id": 9, "error": {"code": -32000, "message": message}})
     );
 
     let session = open_session(&s, &token);
-    let r = request(&s, &session, &token, "tools/call",
-        json!({"name": SCOPED_TOOL, "arguments": {"key": "k", "value": "v"}}));
+    let r = request(
+        &s,
+        &session,
+        &token,
+        "tools/call",
+        json!({"name": SCOPED_TOOL, "arguments": {"key": "k", "value": "v"}}),
+    );
     assert_eq!(r.status, 403, "{}", r.body);
-    assert_eq!(r.header("www-authenticate"), Some(expected_challenge.as_str()));
+    assert_eq!(
+        r.header("www-authenticate"),
+        Some(expected_challenge.as_str())
+    );
     assert_eq!(
         r.json(),
         json!({"jsonrpc": "2.0", "id": 7, "error": {"code": -32000, "message": message}})
     );
     assert_eq!(
-        metric(&s, &token, "mcp_rejected_total{reason=\"insufficient_scope\"}"),
+        metric(
+            &s,
+            &token,
+            "mcp_rejected_total{reason=\"insufficient_scope\"}"
+        ),
         2.0
     );
     let line = wait_for_log(&s, "\"insufficient_scope\"");
@@ -502,18 +599,30 @@ fn an_unknown_kid_refreshes_the_jwks_at_most_once_per_interval_and_stale_keys_su
     let started = Instant::now();
     assert_eq!(jwks_server.hits(), 1, "one fetch at start");
     let aud = s.url();
-    let call = |key: &TestKey| modern_call(&s, Some(&sign(key, &claims(&aud, ""))), "echo", json!({"text": "x"}));
+    let call = |key: &TestKey| {
+        modern_call(
+            &s,
+            Some(&sign(key, &claims(&aud, ""))),
+            "echo",
+            json!({"text": "x"}),
+        )
+    };
     assert_eq!(call(rsa).status, 200);
 
     // The issuer rotates in a new key: within the interval, no fetch.
     jwks_server.set(Some(jwks(&[rsa, ec])));
     let r = call(ec);
     assert_eq!(r.status, 401, "{}", r.body);
-    assert_eq!(r.header("www-authenticate"), Some(challenge(&s, Some("unknown key id")).as_str()));
+    assert_eq!(
+        r.header("www-authenticate"),
+        Some(challenge(&s, Some("unknown key id")).as_str())
+    );
     assert_eq!(jwks_server.hits(), 1, "rate-limited");
 
     // After it: one fetch, and the new key works.
-    std::thread::sleep(Duration::from_secs(10).saturating_sub(started.elapsed()) + Duration::from_millis(300));
+    std::thread::sleep(
+        Duration::from_secs(10).saturating_sub(started.elapsed()) + Duration::from_millis(300),
+    );
     assert_eq!(call(ec).status, 200);
     assert_eq!(jwks_server.hits(), 2);
     let refreshed = Instant::now();
@@ -523,12 +632,17 @@ fn an_unknown_kid_refreshes_the_jwks_at_most_once_per_interval_and_stale_keys_su
     // The JWKS server fails: the keys held keep working, the failure is logged and
     // counted.
     jwks_server.set(None);
-    std::thread::sleep(Duration::from_secs(10).saturating_sub(refreshed.elapsed()) + Duration::from_millis(300));
+    std::thread::sleep(
+        Duration::from_secs(10).saturating_sub(refreshed.elapsed()) + Duration::from_millis(300),
+    );
     let r = call(ec2);
     assert_eq!(r.status, 401, "{}", r.body);
     assert_eq!(jwks_server.hits(), 3);
     let line = wait_for_log(&s, "jwks fetch failed");
-    assert!(line.contains("503") && line.contains("\"keys\":2"), "{line}");
+    assert!(
+        line.contains("503") && line.contains("\"keys\":2"),
+        "{line}"
+    );
     assert_eq!(call(rsa).status, 200);
     assert_eq!(call(ec).status, 200);
     let token = sign(rsa, &claims(&aud, ""));
@@ -548,17 +662,40 @@ fn a_jwks_file_and_a_tokens_file_work_together() {
         &format!("tokens_file = {:?}", tokens_path),
     );
     let aud = s.url();
-    let r = modern_call(&s, Some(&sign(ec, &claims(&aud, SCOPE))), SCOPED_TOOL, json!({"key": "k", "value": "v"}));
+    let r = modern_call(
+        &s,
+        Some(&sign(ec, &claims(&aud, SCOPE))),
+        SCOPED_TOOL,
+        json!({"key": "k", "value": "v"}),
+    );
     assert_eq!(r.status, 200, "{}", r.body);
-    let r = modern_call(&s, Some("static-token-0123456789"), "echo", json!({"text": "x"}));
+    let r = modern_call(
+        &s,
+        Some("static-token-0123456789"),
+        "echo",
+        json!({"text": "x"}),
+    );
     assert_eq!(r.status, 200, "{}", r.body);
     // The static token's own tool list still holds.
-    let r = modern_call(&s, Some("static-token-0123456789"), "kv_get", json!({"key": "k"}));
+    let r = modern_call(
+        &s,
+        Some("static-token-0123456789"),
+        "kv_get",
+        json!({"key": "k"}),
+    );
     assert_eq!(r.status, 403, "{}", r.body);
     // A key not in the file: no fetch to try.
-    let r = modern_call(&s, Some(&sign(rsa, &claims(&aud, ""))), "echo", json!({"text": "x"}));
+    let r = modern_call(
+        &s,
+        Some(&sign(rsa, &claims(&aud, ""))),
+        "echo",
+        json!({"text": "x"}),
+    );
     assert_eq!(r.status, 401);
-    assert_eq!(r.header("www-authenticate"), Some(challenge(&s, Some("unknown key id")).as_str()));
+    assert_eq!(
+        r.header("www-authenticate"),
+        Some(challenge(&s, Some("unknown key id")).as_str())
+    );
 }
 
 /// With only a tokens file, the 401 stays as it was (no metadata, no route).
@@ -598,15 +735,25 @@ fn a_bad_auth_table_stops_the_start_naming_the_key() {
         let path = dir.path().join("emcee.toml");
         std::fs::write(&path, text).unwrap();
         let (status, _out, err) = run(
-            &["serve", "--bind", "127.0.0.1:0", "--data-dir", dir.path().join("d").to_str().unwrap(),
-              "--config", path.to_str().unwrap()],
+            &[
+                "serve",
+                "--bind",
+                "127.0.0.1:0",
+                "--data-dir",
+                dir.path().join("d").to_str().unwrap(),
+                "--config",
+                path.to_str().unwrap(),
+            ],
             &[],
         );
         assert_eq!(status.code(), Some(2), "{key}: {text}\n{err}");
         assert!(err.contains(key), "{key}: {err}");
     }
     // The edges of the bounds are accepted.
-    for extra in ["jwks_refresh_min_s = 10\nleeway_s = 300", "jwks_refresh_min_s = 60\nleeway_s = 0"] {
+    for extra in [
+        "jwks_refresh_min_s = 10\nleeway_s = 300",
+        "jwks_refresh_min_s = 60\nleeway_s = 0",
+    ] {
         let s = Server::with_config(&config(&file, extra), &[]);
         wait_for_log(&s, "oauth access tokens accepted");
     }

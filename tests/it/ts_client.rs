@@ -249,7 +249,10 @@ fn ts_sdk_clients_authorize_with_oauth_and_call_tools_in_both_eras() {
         let _ = child.kill();
         let _ = child.wait();
         let err = stderr.join().unwrap_or_default();
-        panic!("node {node}: no `as-ready` line\n{}", String::from_utf8_lossy(&err));
+        panic!(
+            "node {node}: no `as-ready` line\n{}",
+            String::from_utf8_lossy(&err)
+        );
     };
     let issuer = ready
         .strip_prefix("as-ready ")

@@ -69,6 +69,12 @@ pub struct Overrides {
     pub storage_url: Option<String>,
     /// See [`emcee::config::AuthConfig::tokens_file`].
     pub tokens_file: Option<PathBuf>,
+    /// See [`emcee::config::AuthConfig::issuer`] (`EMCEE_AUTH_ISSUER`).
+    pub auth_issuer: Option<String>,
+    /// See [`emcee::config::AuthConfig::jwks_url`] (`EMCEE_AUTH_JWKS_URL`).
+    pub auth_jwks_url: Option<String>,
+    /// See [`emcee::config::AuthConfig::resource`] (`EMCEE_AUTH_RESOURCE`).
+    pub auth_resource: Option<String>,
     /// The built-in tools to keep (`--builtin-tools` / `EMCEE_BUILTIN_TOOLS`):
     /// `true`/`all`, `false`/`none`, or comma-separated names; over `[tools] builtin`.
     pub builtin_tools: Option<String>,
@@ -256,6 +262,30 @@ pub struct FileAuth {
     pub tokens_file: Option<PathBuf>,
     /// [`emcee::config::AuthConfig::ops`]: `open`, `token` or `admin_only`.
     pub ops: Option<String>,
+    /// [`emcee::config::AuthConfig::issuer`].
+    pub issuer: Option<String>,
+    /// [`emcee::config::AuthConfig::audience`].
+    pub audience: Option<String>,
+    /// [`emcee::config::AuthConfig::resource`].
+    pub resource: Option<String>,
+    /// [`emcee::config::AuthConfig::authorization_servers`].
+    #[serde(default)]
+    pub authorization_servers: Vec<String>,
+    /// [`emcee::config::AuthConfig::jwks_file`].
+    pub jwks_file: Option<PathBuf>,
+    /// [`emcee::config::AuthConfig::jwks_url`].
+    pub jwks_url: Option<String>,
+    /// [`emcee::config::AuthConfig::jwks_refresh_min`] in seconds.
+    pub jwks_refresh_min_s: Option<u64>,
+    /// [`emcee::config::AuthConfig::jwks_timeout`] in milliseconds.
+    pub jwks_timeout_ms: Option<u64>,
+    /// [`emcee::config::AuthConfig::jwks_max_bytes`].
+    pub jwks_max_bytes: Option<usize>,
+    /// [`emcee::config::AuthConfig::leeway`] in seconds.
+    pub leeway_s: Option<u64>,
+    /// [`emcee::config::AuthConfig::scopes`]: `[auth.scopes]`, tool = "scope".
+    #[serde(default)]
+    pub scopes: std::collections::BTreeMap<String, String>,
 }
 
 /// Which fixture sets are exposed.
@@ -623,6 +653,30 @@ impl Config {
                     format!("`{name}` (expected open, token or admin_only)"),
                 )
             })?;
+        }
+        let auth = &mut config.http.auth;
+        auth.issuer = o.auth_issuer.or(file.auth.issuer);
+        auth.jwks_url = o.auth_jwks_url.or(file.auth.jwks_url);
+        auth.resource = o.auth_resource.or(file.auth.resource);
+        auth.audience = file.auth.audience;
+        auth.authorization_servers = file.auth.authorization_servers;
+        auth.jwks_file = file.auth.jwks_file;
+        auth.scopes = file.auth.scopes;
+        if let Some(s) = file.auth.jwks_refresh_min_s {
+            auth.jwks_refresh_min = Duration::from_secs(s);
+        }
+        if let Some(ms) = file.auth.jwks_timeout_ms {
+            auth.jwks_timeout = Duration::from_millis(ms);
+        }
+        if let Some(n) = file.auth.jwks_max_bytes {
+            auth.jwks_max_bytes = n;
+        }
+        if let Some(s) = file.auth.leeway_s {
+            auth.leeway = Duration::from_secs(s);
+        }
+        if mode != Mode::Stdio {
+            // OAuth keys checked now (exit 2 naming the key), the JWKS file read.
+            emcee::auth::Auth::from_config(&config.http.auth)?;
         }
         // (stdio is never gated: its run does not read the file.)
         if let Some(path) = config

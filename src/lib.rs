@@ -68,6 +68,8 @@
 pub mod auth;
 pub mod config;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod gate;
 pub mod handler;
 pub mod health;

@@ -119,20 +119,28 @@ pub fn header_value(data: &[u8]) {
     }});
     let params = headers::header_params(&schema);
     assert_eq!(params.len(), 3);
-    let text = decoded.as_deref().unwrap_or("");
-    let number = text
-        .parse::<i64>()
-        .map(Value::from)
-        .unwrap_or_else(|_| json!(12345));
-    for arguments in [
-        json!({"s": text, "i": number, "b": text == "true"}),
-        json!({"s": "us-west1", "i": -7, "b": false}),
-    ] {
-        let matched = headers::check_params(&params, Some(&arguments), |_| Some(data));
-        if matched.is_ok() {
-            assert!(decoded.is_some(), "a malformed value matched");
+    let Some(text) = decoded.as_deref() else {
+        let any = json!({"s": "x", "i": 1, "b": true});
+        let matched = headers::check_params(&params, Some(&any), |_| Some(data));
+        assert!(matched.is_err(), "a malformed value matched");
+        return;
+    };
+    // Each argument alone: equal to the header's value it matches, another value
+    // it does not.
+    let one = |name: &str, value: Value| {
+        let param: Vec<_> = params.iter().filter(|p| p.path == [name]).cloned().collect();
+        headers::check_params(&param, Some(&json!({ name: value })), |_| Some(data)).is_ok()
+    };
+    assert!(one("s", json!(text)), "{text:?} is its own string");
+    assert!(!one("s", json!(format!("{text}x"))), "{text:?} is another string");
+    if let Ok(n) = text.parse::<i64>() {
+        assert!(one("i", json!(n)), "{text:?} is the integer {n}");
+        for other in [n.wrapping_add(1), n.wrapping_sub(1)] {
+            assert!(!one("i", json!(other)), "{text:?} matched the integer {other}");
         }
     }
+    assert_eq!(one("b", json!(true)), text == "true", "{text:?} as true");
+    assert_eq!(one("b", json!(false)), text == "false", "{text:?} as false");
 }
 
 /// A `Last-Event-ID` header: an id either parses into the stream and sequence the

@@ -7,10 +7,12 @@
 #[path = "../../src/bin/emcee/config/mod.rs"]
 mod config;
 
+#[allow(dead_code)]
+#[path = "../../src/bin/emcee/tools/builtin.rs"]
+pub mod builtin;
+
 mod tools {
-    #[allow(dead_code)]
-    #[path = "../../../src/bin/emcee/tools/builtin.rs"]
-    pub mod builtin;
+    pub use super::builtin;
 }
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| config::fuzz_file(data));

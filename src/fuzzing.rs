@@ -79,7 +79,12 @@ fn inspect(item: Result<Message, Rejected>) {
         }
         Ok(Message::Request(req)) => {
             let call = &req.call;
-            let _ = (call.label(), call.name(), call.called(), req.meta.trace_id());
+            let _ = (
+                call.label(),
+                call.name(),
+                call.called(),
+                req.meta.trace_id(),
+            );
             let checked = if era::is_modern_request(&req.meta) {
                 let _ = era::capabilities(&req.meta);
                 era::check_modern(&req)
@@ -107,7 +112,9 @@ pub fn header_value(data: &[u8]) {
     let decoded = headers::decode_value(data);
     if let Some(Cow::Borrowed(plain)) = &decoded {
         assert!(
-            plain.bytes().all(|b| b == b'\t' || (0x20..=0x7e).contains(&b)),
+            plain
+                .bytes()
+                .all(|b| b == b'\t' || (0x20..=0x7e).contains(&b)),
             "a plain value holds only visible ASCII, spaces and tabs: {plain:?}"
         );
         assert_eq!(plain.trim_matches([' ', '\t']), *plain, "trimmed");
@@ -128,15 +135,25 @@ pub fn header_value(data: &[u8]) {
     // Each argument alone: equal to the header's value it matches, another value
     // it does not.
     let one = |name: &str, value: Value| {
-        let param: Vec<_> = params.iter().filter(|p| p.path == [name]).cloned().collect();
+        let param: Vec<_> = params
+            .iter()
+            .filter(|p| p.path == [name])
+            .cloned()
+            .collect();
         headers::check_params(&param, Some(&json!({ name: value })), |_| Some(data)).is_ok()
     };
     assert!(one("s", json!(text)), "{text:?} is its own string");
-    assert!(!one("s", json!(format!("{text}x"))), "{text:?} is another string");
+    assert!(
+        !one("s", json!(format!("{text}x"))),
+        "{text:?} is another string"
+    );
     if let Ok(n) = text.parse::<i64>() {
         assert!(one("i", json!(n)), "{text:?} is the integer {n}");
         for other in [n.wrapping_add(1), n.wrapping_sub(1)] {
-            assert!(!one("i", json!(other)), "{text:?} matched the integer {other}");
+            assert!(
+                !one("i", json!(other)),
+                "{text:?} matched the integer {other}"
+            );
         }
     }
     assert_eq!(one("b", json!(true)), text == "true", "{text:?} as true");
@@ -182,7 +199,10 @@ pub fn request_state(data: &[u8]) {
             return;
         };
         let opened = Inputs::new(mrtr, binding(), None, Some(text));
-        assert!(opened.is_err(), "a state the server did not seal was accepted: {text:?}");
+        assert!(
+            opened.is_err(),
+            "a state the server did not seal was accepted: {text:?}"
+        );
         return;
     }
     let (payload, responses) = match data.iter().position(|b| *b == b'\n') {
@@ -194,7 +214,12 @@ pub fn request_state(data: &[u8]) {
     let Ok(inputs) = Inputs::new(mrtr, binding(), responses.as_ref(), Some(&sealed)) else {
         return;
     };
-    for method in ["elicitation/create", "sampling/createMessage", "roots/list", "x"] {
+    for method in [
+        "elicitation/create",
+        "sampling/createMessage",
+        "roots/list",
+        "x",
+    ] {
         let key = inputs.auto_key(method);
         if inputs.answer(&key, method).is_none() {
             inputs.ask(&key, method, json!({}));
@@ -263,16 +288,22 @@ fn fuzz_server() -> Result<crate::Server, crate::Error> {
             crate::config::LogLevel::Debug,
         ))
         .tool(Tool::new("echo", "Echoes.", |_ctx, a: Echo| async move {
-            Ok(CallToolResult::text(a.text.repeat(usize::from(a.times.unwrap_or(1)))))
+            Ok(CallToolResult::text(
+                a.text.repeat(usize::from(a.times.unwrap_or(1))),
+            ))
         }))
-        .tool(Tool::new("ask", "Asks a name.", |ctx, _a: NoArgs| async move {
-            let name = match ctx.elicit::<Name>("Name?").await? {
-                Elicitation::Accept(Name { name }) => name,
-                _ => String::new(),
-            };
-            let _ = ctx.roots().await;
-            Ok(CallToolResult::text(name))
-        }))
+        .tool(Tool::new(
+            "ask",
+            "Asks a name.",
+            |ctx, _a: NoArgs| async move {
+                let name = match ctx.elicit::<Name>("Name?").await? {
+                    Elicitation::Accept(Name { name }) => name,
+                    _ => String::new(),
+                };
+                let _ = ctx.roots().await;
+                Ok(CallToolResult::text(name))
+            },
+        ))
         .resource(Resource::new("fuzz://one", "one", |_ctx, uri| async move {
             Ok(vec![ResourceContents::text(uri, Some("text/plain"), "one")])
         }))

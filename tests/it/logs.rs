@@ -548,7 +548,10 @@ const ELICIT: &str = "test_input_required_result_elicitation";
 /// A POST with `token` (none if empty) and `headers`: status and body.
 fn post_with(s: &Server, token: &str, headers: &[(&str, &str)], body: &str) -> (u16, String) {
     let bearer = format!("Bearer {token}");
-    let mut all = vec![("Content-Type", "application/json"), ("Accept", ACCEPT_BOTH)];
+    let mut all = vec![
+        ("Content-Type", "application/json"),
+        ("Accept", ACCEPT_BOTH),
+    ];
     if !token.is_empty() {
         all.push(("Authorization", &bearer));
     }
@@ -598,9 +601,18 @@ fn modern_call_named(
 /// claims, or a sealed `requestState`'s payload and tag).
 const SECRET_SHAPES: &[(&str, &str)] = &[
     // (A credential has a digit or a symbol: not "Bearer tokens required".)
-    ("a bearer credential", r"Bearer\s+[A-Za-z]*[0-9._~+/=-][A-Za-z0-9._~+/=-]{4,}"),
-    ("an Authorization field", r#"(?i)"authorization"\s*:|authorization:\s*[a-z]+\s+[^<\s]"#),
-    ("a JWT-shaped string", r"eyJ[A-Za-z0-9_-]{2,}\.[A-Za-z0-9_-]{2,}"),
+    (
+        "a bearer credential",
+        r"Bearer\s+[A-Za-z]*[0-9._~+/=-][A-Za-z0-9._~+/=-]{4,}",
+    ),
+    (
+        "an Authorization field",
+        r#"(?i)"authorization"\s*:|authorization:\s*[a-z]+\s+[^<\s]"#,
+    ),
+    (
+        "a JWT-shaped string",
+        r"eyJ[A-Za-z0-9_-]{2,}\.[A-Za-z0-9_-]{2,}",
+    ),
 ];
 
 /// Which of `secrets` (name, value) and of [`SECRET_SHAPES`] `line` holds.
@@ -650,7 +662,10 @@ fn no_log_line_holds_a_token_a_request_state_or_the_mrtr_key() {
     };
     let (session, limited) = (open(TOKEN), open(LIMITED_TOKEN));
     let in_session = |token: &str, session: &str, body: &str| {
-        let headers = [("Mcp-Session-Id", session), ("MCP-Protocol-Version", "2025-11-25")];
+        let headers = [
+            ("Mcp-Session-Id", session),
+            ("MCP-Protocol-Version", "2025-11-25"),
+        ];
         post_with(&s, token, &headers, body)
     };
     let note = json!({"jsonrpc": "2.0", "method": "notifications/initialized"}).to_string();
@@ -659,25 +674,46 @@ fn no_log_line_holds_a_token_a_request_state_or_the_mrtr_key() {
     let echo = call_body(2, "echo", json!({"text": "hello"}));
     let (status, body) = in_session(TOKEN, &session, &echo);
     assert_eq!(status, 200, "{body}");
-    assert_eq!(in_session(WRONG_TOKEN, &session, &echo).0, 401, "a wrong token");
+    assert_eq!(
+        in_session(WRONG_TOKEN, &session, &echo).0,
+        401,
+        "a wrong token"
+    );
     assert_eq!(in_session("", &session, &echo).0, 401, "no token");
     let kv_get = call_body(3, "kv_get", json!({"key": "k"}));
     let (status, body) = in_session(LIMITED_TOKEN, &limited, &kv_get);
     assert_eq!(status, 403, "tool_forbidden: {body}");
-    assert_eq!(in_session(TOKEN, &session, "{not json").0, 400, "malformed JSON");
+    assert_eq!(
+        in_session(TOKEN, &session, "{not json").0,
+        400,
+        "malformed JSON"
+    );
     let (status, _) = in_session(TOKEN, "no-such-session", &echo);
     assert_eq!(status, 404, "an unknown session");
 
     // 2026-07-28: an MRTR round trip (a requestState out and back), and refusals.
     let (status, r) = modern_call(&s, TOKEN, ELICIT, json!({}));
     assert_eq!(status, 200, "{r}");
-    let state = r["result"]["requestState"].as_str().unwrap_or_else(|| panic!("a state: {r}")).to_owned();
+    let state = r["result"]["requestState"]
+        .as_str()
+        .unwrap_or_else(|| panic!("a state: {r}"))
+        .to_owned();
     let answer = json!({"user_name": {"action": "accept", "content": {"name": "Alice"}}});
-    let (status, r) = modern_call(&s, TOKEN, ELICIT, json!({"inputResponses": answer, "requestState": state}));
+    let (status, r) = modern_call(
+        &s,
+        TOKEN,
+        ELICIT,
+        json!({"inputResponses": answer, "requestState": state}),
+    );
     assert_eq!(status, 200, "{r}");
     assert_eq!(r["result"]["content"][0]["text"], "Hello, Alice!", "{r}");
     let tampered = format!("{}A", &state[..state.len() - 1]);
-    let (_, r) = modern_call(&s, TOKEN, ELICIT, json!({"inputResponses": answer, "requestState": tampered}));
+    let (_, r) = modern_call(
+        &s,
+        TOKEN,
+        ELICIT,
+        json!({"inputResponses": answer, "requestState": tampered}),
+    );
     assert_eq!(r["error"]["code"], -32602, "a tampered state: {r}");
     assert_eq!(modern_call(&s, WRONG_TOKEN, "echo", json!({})).0, 401);
     assert_eq!(modern_call(&s, LIMITED_TOKEN, "kv_get", json!({})).0, 403);
@@ -685,7 +721,11 @@ fn no_log_line_holds_a_token_a_request_state_or_the_mrtr_key() {
     assert_eq!(status, 400, "a header that does not match the body");
 
     s.signal("TERM");
-    assert!(s.wait_exit(Duration::from_secs(10)).success(), "{}", s.logs());
+    assert!(
+        s.wait_exit(Duration::from_secs(10)).success(),
+        "{}",
+        s.logs()
+    );
     let lines = s.stderr.lock().unwrap().clone();
 
     // Every secret the session handled, named; one line adds one (an OAuth JWT, say).
@@ -704,12 +744,20 @@ fn no_log_line_holds_a_token_a_request_state_or_the_mrtr_key() {
             (!found.is_empty()).then(|| format!("{found:?} in {line}"))
         })
         .collect();
-    assert!(leaks.is_empty(), "secrets in the log:\n{}", leaks.join("\n"));
+    assert!(
+        leaks.is_empty(),
+        "secrets in the log:\n{}",
+        leaks.join("\n")
+    );
 
     // The log is not empty of what happened (else the test above proves nothing).
     let logs = parse(&lines);
     let has = |pred: &dyn Fn(&Value) -> bool| logs.iter().any(pred);
-    assert!(has(&|l| l["msg"] == "call finished" && l["tool"] == ELICIT), "{}", s.logs());
+    assert!(
+        has(&|l| l["msg"] == "call finished" && l["tool"] == ELICIT),
+        "{}",
+        s.logs()
+    );
     for status in [401, 403, 400, 404] {
         assert!(
             has(&|l| l["status"] == status),

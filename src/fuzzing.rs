@@ -34,9 +34,12 @@ use serde_json::{json, Value};
 use crate::protocol::jsonrpc::{self, Message, Payload, Rejected};
 use crate::protocol::{era, headers, RpcError};
 
+/// A target's entry point: arbitrary bytes in, a panic for a finding.
+pub type Entry = fn(&[u8]);
+
 /// The targets whose entry point is in this module, by the name of the target (and
 /// of its `fuzz/corpus/` and `fuzz/artifacts/` folders).
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Entry)] = &[
     ("message", message),
     ("dispatch", dispatch),
     ("header_value", header_value),
@@ -407,7 +410,7 @@ pub fn dispatch(data: &[u8]) {
 /// Run `entry` on every file of `fuzz/corpus/{target}/` and `fuzz/artifacts/{target}/`
 /// under `fuzz_dir`, each under `catch_unwind`: how many ran, and the files it
 /// panicked on (the replay tests fail on any).
-pub fn replay(fuzz_dir: &std::path::Path, target: &str, entry: fn(&[u8])) -> (usize, Vec<String>) {
+pub fn replay(fuzz_dir: &std::path::Path, target: &str, entry: Entry) -> (usize, Vec<String>) {
     let mut ran = 0;
     let mut failed = Vec::new();
     for folder in ["corpus", "artifacts"] {

@@ -18,6 +18,8 @@
 //! - `transport`, `mrtr`, `tasks` (private): stdio and Streamable HTTP; client input
 //!   without sessions (2026-07-28 multi-round-trip requests); the tasks extension
 //!   (a tool opts in with [`tools::TaskSupport`]).
+//! - `fuzzing` (hidden): the fuzz targets' entry points (`fuzz/`), shared with the
+//!   test that replays their corpus.
 //!
 //! The `emcee` binary (`src/bin/emcee/`: its command line, configuration file, load
 //! generator and shipped tool sets) builds a [`Server`] with this library and serves
@@ -68,6 +70,8 @@
 pub mod auth;
 pub mod config;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod gate;
 pub mod handler;
 pub mod health;

@@ -137,20 +137,123 @@ fn matches(ty: ParamType, value: &Value, text: &str) -> bool {
     match (ty, value) {
         (ParamType::String, Value::String(s)) => s == text,
         (ParamType::Boolean, Value::Bool(b)) => text == if *b { "true" } else { "false" },
-        (ParamType::Integer, Value::Number(n)) => match (n.as_f64(), text.parse::<f64>()) {
-            (Some(a), Ok(b)) => a == b,
-            _ => false,
-        },
+        (ParamType::Integer, Value::Number(n)) => {
+            match n.as_i64().map(i128::from).or(n.as_u64().map(i128::from)) {
+                // Exactly: as f64, 2^53 + 1 and 2^53 are one number (issue 21, found
+                // by the `header_value` fuzz target).
+                Some(n) => decimal_is(text, n),
+                None => match (n.as_f64(), text.parse::<f64>()) {
+                    (Some(a), Ok(b)) => a == b,
+                    _ => false,
+                },
+            }
+        }
         // The body's value has another type than the schema says: compare its JSON
         // text, so that a mismatch is reported here and the tool reports the type.
         (_, other) => serde_json::to_string(other).is_ok_and(|t| t == text),
     }
 }
 
+/// Whether `text`, a decimal in JSON's number syntax (`42`, `-42.0`, `4.2e1`; a
+/// leading `+` allowed, as a header is not JSON and as before), is
+/// exactly the integer `n`.
+fn decimal_is(text: &str, n: i128) -> bool {
+    let (negative, unsigned) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text.strip_prefix('+').unwrap_or(text)),
+    };
+    let (mantissa, exponent) = match unsigned.split_once(['e', 'E']) {
+        Some((m, e)) => match e.strip_prefix('+').unwrap_or(e).parse::<i32>() {
+            Ok(e) => (m, e),
+            Err(_) => return false,
+        },
+        None => (unsigned, 0),
+    };
+    let all_digits = |t: &str| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit());
+    let (whole, fraction) = match mantissa.split_once('.') {
+        Some((w, f)) if all_digits(f) => (w, f),
+        Some(_) => return false,
+        None => (mantissa, ""),
+    };
+    if !all_digits(whole) {
+        return false;
+    }
+    // The value is digits × 10^scale.
+    let digits = format!("{whole}{fraction}");
+    let digits = digits.trim_start_matches('0');
+    let significant = digits.trim_end_matches('0');
+    if significant.is_empty() {
+        return n == 0;
+    }
+    let Ok(fraction_len) = i32::try_from(fraction.len()) else {
+        return false;
+    };
+    let scale =
+        i64::from(exponent) - i64::from(fraction_len) + (digits.len() - significant.len()) as i64;
+    // An i128 has at most 39 digits.
+    if scale < 0 || significant.len() as i64 + scale > 39 {
+        return false;
+    }
+    let value = significant.parse::<i128>().ok().and_then(|d| {
+        10i128
+            .checked_pow(scale as u32)
+            .and_then(|p| d.checked_mul(p))
+    });
+    value.is_some_and(|v| if negative { -v == n } else { v == n })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn an_integer_header_matches_only_the_exact_integer_past_2_pow_53() {
+        // Found by the fuzz target `header_value`
+        // (fuzz/artifacts/header_value/crash-95da3c42…): compared as f64, these matched.
+        let p = [HeaderParam {
+            name: "N".into(),
+            header: "mcp-param-n".into(),
+            path: vec!["n".into()],
+            ty: ParamType::Integer,
+        }];
+        let check = |header: &'static str, n: Value| {
+            check_params(&p, Some(&json!({ "n": n })), |_| Some(header.as_bytes())).is_ok()
+        };
+        assert!(!check("9007199254740992", json!(9_007_199_254_740_993_u64)));
+        assert!(!check(
+            "22222255555555221",
+            json!(22_222_255_555_555_222_i64)
+        ));
+        assert!(check(
+            "22222255555555221",
+            json!(22_222_255_555_555_221_i64)
+        ));
+        assert!(check("18446744073709551615", json!(u64::MAX)));
+        assert!(check("-9223372036854775808", json!(i64::MIN)));
+        // Numerically, not textually: the same integer written otherwise.
+        for same in ["42", "+42", "42.0", "4.2e1", "420E-1", "0042", "42.000e0"] {
+            assert!(check(same, json!(42)), "{same}");
+        }
+        for other in [
+            "41",
+            "42.5",
+            "4.2",
+            "42e1",
+            "",
+            "-",
+            "4x",
+            "0x2a",
+            "inf",
+            "+-42",
+            "--42",
+            "42.",
+            "1e99999999999",
+        ] {
+            assert!(!check(other, json!(42)), "{other}");
+        }
+        assert!(check("-0.0", json!(0)) && check("0e5", json!(0)));
+    }
 
     #[test]
     fn values_are_plain_or_base64() {

@@ -536,3 +536,233 @@ fn duration_ms_has_at_most_three_decimals() {
     }
     assert!(seen >= 5, "a line per call at least: {stderr:#?}");
 }
+
+/// Tokens and the MRTR key of [`no_log_line_holds_a_token_a_request_state_or_the_mrtr_key`]:
+/// recognisable, so that a line holding one is found.
+const TOKEN: &str = "tok-SECRET-4f1d0c9a7e2b";
+const LIMITED_TOKEN: &str = "tok-LIMITED-8b2e6d3f1a5c";
+const WRONG_TOKEN: &str = "tok-WRONG-5c7a9e1b3d0f";
+const MRTR_KEY: &str = "mrtr-KEY-SECRET-0123456789abcdef-0123456789abcdef";
+const ELICIT: &str = "test_input_required_result_elicitation";
+
+/// A POST with `token` (none if empty) and `headers`: status and body.
+fn post_with(s: &Server, token: &str, headers: &[(&str, &str)], body: &str) -> (u16, String) {
+    let bearer = format!("Bearer {token}");
+    let mut all = vec![
+        ("Content-Type", "application/json"),
+        ("Accept", ACCEPT_BOTH),
+    ];
+    if !token.is_empty() {
+        all.push(("Authorization", &bearer));
+    }
+    all.extend_from_slice(headers);
+    let r = s.send("POST", &all, Some(body.as_bytes()));
+    (r.status, r.body)
+}
+
+/// A 2026-07-28 `tools/call` of `tool` with `token`; `extra` params beside its name.
+fn modern_call(s: &Server, token: &str, tool: &str, extra: Value) -> (u16, Value) {
+    modern_call_named(s, token, tool, tool, extra)
+}
+
+/// [`modern_call`] with `name` in its `Mcp-Name` header.
+fn modern_call_named(
+    s: &Server,
+    token: &str,
+    tool: &str,
+    name: &str,
+    extra: Value,
+) -> (u16, Value) {
+    let mut params = json!({"name": tool, "arguments": {}, "_meta": {
+        "io.modelcontextprotocol/protocolVersion": MODERN,
+        "io.modelcontextprotocol/clientCapabilities": {"elicitation": {}},
+        "io.modelcontextprotocol/clientInfo": {"name": "t", "version": "1"}}});
+    for (k, v) in extra.as_object().expect("an object") {
+        params[k] = v.clone();
+    }
+    let body = json!({"jsonrpc": "2.0", "id": 9, "method": "tools/call", "params": params});
+    let (status, text) = post_with(
+        s,
+        token,
+        &[
+            ("MCP-Protocol-Version", MODERN),
+            ("Mcp-Method", "tools/call"),
+            ("Mcp-Name", name),
+            ("Accept", "application/json"),
+        ],
+        &body.to_string(),
+    );
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+/// Shapes no log line may hold whatever the secrets: a bearer credential (the
+/// refusal's own hint `Bearer <token>` is not one, nor the word "bearer"), an `Authorization` field or
+/// header, a JWT-shaped string (`eyJ…` base64url `.` base64url: a JWT's header and
+/// claims, or a sealed `requestState`'s payload and tag).
+const SECRET_SHAPES: &[(&str, &str)] = &[
+    // (A credential has a digit or a symbol: not "Bearer tokens required".)
+    (
+        "a bearer credential",
+        r"Bearer\s+[A-Za-z]*[0-9._~+/=-][A-Za-z0-9._~+/=-]{4,}",
+    ),
+    (
+        "an Authorization field",
+        r#"(?i)"authorization"\s*:|authorization:\s*[a-z]+\s+[^<\s]"#,
+    ),
+    (
+        "a JWT-shaped string",
+        r"eyJ[A-Za-z0-9_-]{2,}\.[A-Za-z0-9_-]{2,}",
+    ),
+];
+
+/// Which of `secrets` (name, value) and of [`SECRET_SHAPES`] `line` holds.
+fn secrets_in(line: &str, secrets: &[(&str, String)]) -> Vec<String> {
+    let shapes = SECRET_SHAPES
+        .iter()
+        .filter(|(_, shape)| regex_lite::Regex::new(shape).expect("regex").is_match(line))
+        .map(|(name, _)| (*name).to_owned());
+    secrets
+        .iter()
+        .filter(|(_, value)| line.contains(value.as_str()))
+        .map(|(name, _)| (*name).to_owned())
+        .chain(shapes)
+        .collect()
+}
+
+#[test]
+fn no_log_line_holds_a_token_a_request_state_or_the_mrtr_key() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tokens = dir.path().join("tokens");
+    std::fs::write(&tokens, format!("{TOKEN}\n{LIMITED_TOKEN} echo\n")).expect("tokens");
+    let key = dir.path().join("mrtr.key");
+    std::fs::write(&key, MRTR_KEY).expect("key");
+    let config = format!(
+        "log_level = \"trace\"\nlog_calls = true\n[auth]\ntokens_file = {:?}\n[mrtr]\nkey_file = {:?}\n",
+        tokens.to_str().expect("utf-8"),
+        key.to_str().expect("utf-8"),
+    );
+    let mut s = Server::launch(crate::harness::Launch {
+        config: Some(&config),
+        args: &["--fixtures", "conformance"],
+        env: &[],
+    });
+
+    // Session era: a session, calls, and refusals.
+    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {},
+        "clientInfo": {"name": "t", "version": "1"}}});
+    let open = |token: &str| {
+        let r = s.post(
+            None,
+            &init.to_string(),
+            &[("Authorization", &format!("Bearer {token}"))],
+        );
+        assert_eq!(r.status, 200, "{}", r.body);
+        r.header("mcp-session-id").expect("a session").to_owned()
+    };
+    let (session, limited) = (open(TOKEN), open(LIMITED_TOKEN));
+    let in_session = |token: &str, session: &str, body: &str| {
+        let headers = [
+            ("Mcp-Session-Id", session),
+            ("MCP-Protocol-Version", "2025-11-25"),
+        ];
+        post_with(&s, token, &headers, body)
+    };
+    let note = json!({"jsonrpc": "2.0", "method": "notifications/initialized"}).to_string();
+    assert_eq!(in_session(TOKEN, &session, &note).0, 202);
+    assert_eq!(in_session(LIMITED_TOKEN, &limited, &note).0, 202);
+    let echo = call_body(2, "echo", json!({"text": "hello"}));
+    let (status, body) = in_session(TOKEN, &session, &echo);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        in_session(WRONG_TOKEN, &session, &echo).0,
+        401,
+        "a wrong token"
+    );
+    assert_eq!(in_session("", &session, &echo).0, 401, "no token");
+    let kv_get = call_body(3, "kv_get", json!({"key": "k"}));
+    let (status, body) = in_session(LIMITED_TOKEN, &limited, &kv_get);
+    assert_eq!(status, 403, "tool_forbidden: {body}");
+    assert_eq!(
+        in_session(TOKEN, &session, "{not json").0,
+        400,
+        "malformed JSON"
+    );
+    let (status, _) = in_session(TOKEN, "no-such-session", &echo);
+    assert_eq!(status, 404, "an unknown session");
+
+    // 2026-07-28: an MRTR round trip (a requestState out and back), and refusals.
+    let (status, r) = modern_call(&s, TOKEN, ELICIT, json!({}));
+    assert_eq!(status, 200, "{r}");
+    let state = r["result"]["requestState"]
+        .as_str()
+        .unwrap_or_else(|| panic!("a state: {r}"))
+        .to_owned();
+    let answer = json!({"user_name": {"action": "accept", "content": {"name": "Alice"}}});
+    let (status, r) = modern_call(
+        &s,
+        TOKEN,
+        ELICIT,
+        json!({"inputResponses": answer, "requestState": state}),
+    );
+    assert_eq!(status, 200, "{r}");
+    assert_eq!(r["result"]["content"][0]["text"], "Hello, Alice!", "{r}");
+    let tampered = format!("{}A", &state[..state.len() - 1]);
+    let (_, r) = modern_call(
+        &s,
+        TOKEN,
+        ELICIT,
+        json!({"inputResponses": answer, "requestState": tampered}),
+    );
+    assert_eq!(r["error"]["code"], -32602, "a tampered state: {r}");
+    assert_eq!(modern_call(&s, WRONG_TOKEN, "echo", json!({})).0, 401);
+    assert_eq!(modern_call(&s, LIMITED_TOKEN, "kv_get", json!({})).0, 403);
+    let (status, _) = modern_call_named(&s, TOKEN, "echo", "not-echo", json!({}));
+    assert_eq!(status, 400, "a header that does not match the body");
+
+    s.signal("TERM");
+    assert!(
+        s.wait_exit(Duration::from_secs(10)).success(),
+        "{}",
+        s.logs()
+    );
+    let lines = s.stderr.lock().unwrap().clone();
+
+    // Every secret the session handled, named; one line adds one (an OAuth JWT, say).
+    let secrets: Vec<(&str, String)> = vec![
+        ("the token", TOKEN.to_owned()),
+        ("a limited token", LIMITED_TOKEN.to_owned()),
+        ("a wrong token", WRONG_TOKEN.to_owned()),
+        ("the MRTR key", MRTR_KEY.to_owned()),
+        ("a requestState", state.clone()),
+        ("a tampered requestState", tampered.clone()),
+    ];
+    let leaks: Vec<String> = lines
+        .iter()
+        .filter_map(|line| {
+            let found = secrets_in(line, &secrets);
+            (!found.is_empty()).then(|| format!("{found:?} in {line}"))
+        })
+        .collect();
+    assert!(
+        leaks.is_empty(),
+        "secrets in the log:\n{}",
+        leaks.join("\n")
+    );
+
+    // The log is not empty of what happened (else the test above proves nothing).
+    let logs = parse(&lines);
+    let has = |pred: &dyn Fn(&Value) -> bool| logs.iter().any(pred);
+    assert!(
+        has(&|l| l["msg"] == "call finished" && l["tool"] == ELICIT),
+        "{}",
+        s.logs()
+    );
+    for status in [401, 403, 400, 404] {
+        assert!(
+            has(&|l| l["status"] == status),
+            "no refusal line with status {status}:\n{}",
+            s.logs()
+        );
+    }
+}

@@ -11,6 +11,7 @@ mod crash;
 mod deploy;
 mod examples;
 mod fleet;
+mod fuzz_corpus;
 mod harness;
 mod http;
 mod logs;

@@ -416,6 +416,11 @@ pub fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
         path: path.to_owned(),
         source,
     })?;
+    parse_file(&text, path)
+}
+
+/// Parse the text of the config file `path` (no IO: `path` only names it in errors).
+pub fn parse_file(text: &str, path: &Path) -> Result<FileConfig, ConfigError> {
     let parse_err = |message: String| ConfigError::Parse {
         path: path.to_owned(),
         message,
@@ -426,7 +431,7 @@ pub fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
             .map(|span| format!("line {}: ", line_at(span.start)))
             .unwrap_or_default()
     };
-    let de = toml::Deserializer::parse(&text)
+    let de = toml::Deserializer::parse(text)
         .map_err(|e| parse_err(format!("{}{}", line_of(&e), e.message().trim())))?;
     let mut file: FileConfig = serde_path_to_error::deserialize(de).map_err(|e| {
         let key = e.path().to_string();
@@ -460,6 +465,23 @@ fn at_line(e: ConfigError, path: &Path, line: usize) -> ConfigError {
             },
         },
         other => other,
+    }
+}
+
+/// The fuzz target `config_toml` (`fuzz/fuzz_targets/config_toml.rs` compiles this
+/// module in, as the binary is not in the library; the unit test
+/// `the_fuzz_corpus_and_past_crashes_parse_without_panic` replays its corpus): any
+/// bytes parse as a config file, or are refused with an error that names the file.
+#[doc(hidden)]
+#[allow(dead_code)] // Called by the fuzz target and the tests only.
+pub fn fuzz_file(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let path = Path::new("fuzz.toml");
+    if let Err(e) = parse_file(text, path) {
+        let message = e.to_string();
+        assert!(message.contains("fuzz.toml"), "{message}");
     }
 }
 
@@ -773,5 +795,18 @@ fn positive<T: PartialEq + Default + Copy>(name: &'static str, n: T) -> Result<T
         Err(bad(name, "must be greater than 0"))
     } else {
         Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    #[test]
+    fn the_fuzz_corpus_and_past_crashes_parse_without_panic() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz");
+        let (ran, failed) = emcee::fuzzing::replay(&dir, "config_toml", super::fuzz_file);
+        assert!(ran > 0, "no corpus for config_toml");
+        assert!(failed.is_empty(), "inputs that panicked: {failed:#?}");
     }
 }

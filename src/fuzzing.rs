@@ -45,7 +45,17 @@ pub const TARGETS: &[(&str, Entry)] = &[
     ("header_value", header_value),
     ("last_event_id", last_event_id),
     ("request_state", request_state),
+    #[cfg(feature = "oauth")]
+    ("jwt", jwt),
 ];
+
+/// A JWKS document, a NUL, and a bearer credential, through the OAuth resource
+/// server's key parsing and every check of a token after its key set is chosen
+/// (`auth::oauth::fuzz_jwt`).
+#[cfg(feature = "oauth")]
+pub fn jwt(data: &[u8]) {
+    crate::auth::oauth::fuzz_jwt(data);
+}
 
 /// Panics unless `text` is one JSON object (or, for a batch, an array of them).
 fn assert_json(text: &str) {

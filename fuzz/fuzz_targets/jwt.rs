@@ -1,9 +1,6 @@
-//! Fuzz target `jwt`: a bearer credential and a JWKS document through the OAuth
-//! resource server's parsing and verification (`emcee::fuzzing::jwt`, which
-//! delegates to the `#[doc(hidden)]` entry point of `src/auth.rs`).
-//!
-//! Not built yet: it joins `Cargo.toml`'s `[[bin]]` list, and `jwt` joins
-//! `emcee::fuzzing::TARGETS`, when the OAuth branch is merged.
+//! Fuzz target `jwt`: a JWKS document, a NUL, and a bearer credential through the
+//! OAuth resource server's key parsing and token checks (`emcee::fuzzing::jwt`,
+//! which delegates to `emcee::auth::oauth::fuzz_jwt`).
 #![no_main]
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| emcee::fuzzing::jwt(data));

@@ -190,7 +190,18 @@ impl OAuth {
                 self.keys.current()
             }
         };
-        let key = set.find(&header)?;
+        self.check(&set, &header, token)
+    }
+
+    /// The checks of [`OAuth::verify`] once the key set is chosen: the key the
+    /// header asks for, the signature, `iss`/`aud`/`exp`/`nbf`/`sub`, the scopes.
+    fn check(
+        &self,
+        set: &KeySet,
+        header: &TokenHeader,
+        token: &str,
+    ) -> Result<Principal, Rejection> {
+        let key = set.find(header)?;
         let mut validation = Validation::new(header.alg);
         validation.algorithms = vec![header.alg];
         validation.set_issuer(&[&self.issuer]);
@@ -487,16 +498,52 @@ fn algorithm_of(a: KeyAlgorithm) -> Option<Algorithm> {
     ALLOWED.contains(&alg).then_some(alg)
 }
 
-/// What a fuzz target calls: parse `bytes` as a JWKS document, then as a token
-/// (its header and the key it asks for), with no network and no clock.
+/// What a fuzz target calls: `bytes` is a JWKS document, a NUL, and a bearer
+/// credential (no NUL: the same bytes are both). The document is parsed as a
+/// fetched one is; the credential goes through every check [`OAuth::verify`]
+/// makes after its key set is chosen (header, key, signature, claims, scopes),
+/// against that document, with no network.
 #[doc(hidden)]
 pub fn fuzz_jwt(bytes: &[u8]) {
-    let set = KeySet::parse(bytes).unwrap_or_default();
-    if let Ok(text) = std::str::from_utf8(bytes) {
-        if let Ok(header) = TokenHeader::parse(text) {
-            let _ = set.find(&header);
-        }
+    let _ = fuzz_check(bytes);
+}
+
+/// [`fuzz_jwt`]'s work: `None` where the input stops before the checks (not
+/// UTF-8, too long), else what they said.
+fn fuzz_check(bytes: &[u8]) -> Option<Result<Principal, Rejection>> {
+    let (doc, token) = match bytes.iter().position(|b| *b == 0) {
+        Some(at) => (&bytes[..at], &bytes[at + 1..]),
+        None => (bytes, bytes),
+    };
+    let set = KeySet::parse(doc).unwrap_or_default();
+    let token = std::str::from_utf8(token).ok()?;
+    if token.len() > MAX_TOKEN_BYTES {
+        return None;
     }
+    let header = match TokenHeader::parse(token) {
+        Ok(header) => header,
+        Err(why) => return Some(Err(why)),
+    };
+    let resource = OnceLock::new();
+    let _ = resource.set("https://mcp.example/mcp".to_owned());
+    let oauth = OAuth {
+        issuer: "https://issuer.example".into(),
+        audience: None,
+        resource,
+        authorization_servers: Vec::new(),
+        required: Arc::new(BTreeMap::from([("kv_set".into(), "kv:write".into())])),
+        scopes_supported: Vec::new(),
+        leeway: 30,
+        keys: Arc::new(Jwks::new(
+            Source::File(PathBuf::new()),
+            Duration::from_secs(30),
+        )),
+    };
+    let checked = oauth.check(&set, &header, token);
+    if let Ok(principal) = &checked {
+        let _ = principal.may_call("kv_set");
+    }
+    Some(checked)
 }
 
 /// Where the keys come from.
@@ -732,5 +779,33 @@ mod tests {
         fuzz_jwt(header("RS256", Some("r1")).as_bytes());
         fuzz_jwt(&doc(&[RSA_JWK]));
         fuzz_jwt(b"\xff\x00");
+    }
+
+    /// The fuzz target's seeds (`fuzz/corpus/jwt/`: a JWKS of an RSA and a P-256
+    /// key, a NUL, a token made with `openssl`) reach past the signature: the
+    /// valid ones are let in, each bad one is refused for its own reason.
+    #[test]
+    fn the_fuzz_seeds_reach_every_check() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/jwt");
+        let seed = |name: &str| {
+            let bytes = std::fs::read(dir.join(name)).expect("the seed is committed");
+            fuzz_check(&bytes)
+                .unwrap_or_else(|| panic!("{name}: the seed does not reach the checks"))
+        };
+        for valid in ["rs256_valid", "es256_valid"] {
+            let principal = seed(valid).expect(valid);
+            assert!(principal.may_call("kv_set"), "{valid}: kv:write granted");
+        }
+        for (name, why) in [
+            ("rs256_expired", "token expired"),
+            ("rs256_wrong_aud", "wrong audience"),
+            ("es256_nbf_future", "token not yet valid"),
+            ("alg_none", "algorithm not allowed"),
+            ("hs256_public_key", "algorithm not allowed"),
+            ("unknown_kid", "unknown key id"),
+            ("no_sub", "a required claim is missing"),
+        ] {
+            assert_eq!(seed(name).err(), Some(why), "{name}");
+        }
     }
 }

@@ -19,6 +19,7 @@ mod modern_stdio;
 mod mrtr;
 mod ops;
 mod py_client;
+mod rate;
 mod registries;
 mod stdio;
 mod tasks;

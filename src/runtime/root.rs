@@ -169,7 +169,9 @@ pub enum RootError {
     #[error("too many sessions (limit {0})")]
     Full(usize),
     /// The principal opening it holds its share of the sessions.
-    #[error("this principal holds its share of the sessions (limits.max_sessions_per_principal = {0})")]
+    #[error(
+        "this principal holds its share of the sessions (limits.max_sessions_per_principal = {0})"
+    )]
     Share(usize),
     /// The server is draining for shutdown.
     #[error("the server is shutting down")]

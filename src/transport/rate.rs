@@ -304,7 +304,9 @@ mod tests {
         assert!(over.retry_after <= Duration::from_secs(1), "{over:?}");
         assert_eq!(over.retry_after_secs(), 1);
         // Another address has its own bucket; the same /64 shares one.
-        assert!(r.check(Key::Address("10.0.0.2".parse().unwrap()), 1).is_ok());
+        assert!(r
+            .check(Key::Address("10.0.0.2".parse().unwrap()), 1)
+            .is_ok());
         let v6 = |s: &str| Key::Address(s.parse().unwrap());
         assert!(r.check(v6("2001:db8::1"), 2).is_ok());
         assert_eq!(
@@ -373,7 +375,10 @@ mod tests {
             admitted += usize::from(r.check(ip(n), 1).is_ok());
             assert!(r.keys().1 <= 100, "{} keys", r.keys().1);
         }
-        assert!(admitted >= 9_000, "idle keys make room: {admitted} admitted");
+        assert!(
+            admitted >= 9_000,
+            "idle keys make room: {admitted} admitted"
+        );
         std::thread::sleep(Duration::from_millis(5));
         r.purge();
         assert_eq!(r.keys().1, 0, "idle keys are forgotten");

@@ -26,10 +26,7 @@ fn tokens() -> (tempfile::TempDir, PathBuf) {
 
 /// A server with the tokens file and `config` (its other tables).
 fn serve_with_tokens(path: &std::path::Path, config: &str) -> Server {
-    Server::with_config(
-        &format!("[auth]\ntokens_file = {path:?}\n{config}"),
-        &[],
-    )
+    Server::with_config(&format!("[auth]\ntokens_file = {path:?}\n{config}"), &[])
 }
 
 /// A 2026-07-28 request with `token` (none: no `Authorization`).
@@ -37,7 +34,10 @@ fn modern(s: &Server, token: Option<&str>, id: u64, method: &str, params: Value)
     let body = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": with_meta(params)});
     let mut headers: Vec<(String, String)> = vec![
         ("Content-Type".into(), "application/json".into()),
-        ("Accept".into(), "application/json, text/event-stream".into()),
+        (
+            "Accept".into(),
+            "application/json, text/event-stream".into(),
+        ),
     ];
     headers.extend(modern_headers(&body));
     if let Some(token) = token {
@@ -115,7 +115,10 @@ fn log_line(s: &Server, what: &[&str]) -> String {
         if let Some(line) = logs.lines().find(|l| what.iter().all(|w| l.contains(w))) {
             return line.to_owned();
         }
-        assert!(Instant::now() < deadline, "no log line with {what:?}:\n{logs}");
+        assert!(
+            Instant::now() < deadline,
+            "no log line with {what:?}:\n{logs}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -202,7 +205,10 @@ fn the_global_rate_counts_every_client() {
 
 #[test]
 fn lists_discovery_ping_and_notifications_are_never_metered() {
-    let s = Server::with_config("[rate]\nper_ip_per_s = 1\nper_ip_burst = 1\nglobal_per_s = 1\nglobal_burst = 1\n", &[]);
+    let s = Server::with_config(
+        "[rate]\nper_ip_per_s = 1\nper_ip_burst = 1\nglobal_per_s = 1\nglobal_burst = 1\n",
+        &[],
+    );
     // The session era: initialize takes the one request of the burst...
     let id = session(&s, None, VERSION);
     // ...and what follows is not metered.
@@ -215,7 +221,12 @@ fn lists_discovery_ping_and_notifications_are_never_metered() {
     // 2026-07-28: discovery, lists and ping.
     for n in 0..5 {
         // (2026-07-28 has no `ping`.)
-        for method in ["server/discover", "tools/list", "prompts/list", "resources/templates/list"] {
+        for method in [
+            "server/discover",
+            "tools/list",
+            "prompts/list",
+            "resources/templates/list",
+        ] {
             let r = modern(&s, None, 20 + n, method, json!({}));
             assert_eq!(r.status, 200, "{method}: {r:?}");
             assert!(r.json()["result"].is_object(), "{method}: {r:?}");
@@ -303,7 +314,10 @@ fn one_principal_holds_at_most_its_share_of_the_sessions() {
     let body = r.json();
     assert_eq!(body["error"]["code"], -32000, "{body}");
     let message = body["error"]["message"].as_str().unwrap();
-    assert!(message.contains("limits.max_sessions_per_principal = 2"), "{message}");
+    assert!(
+        message.contains("limits.max_sessions_per_principal = 2"),
+        "{message}"
+    );
     // B still gets a session.
     let _b = session(&s, Some(TOKEN_B), VERSION);
     assert_eq!(rejected(&s, "session_share"), 1.0);
@@ -369,7 +383,10 @@ fn one_principal_holds_at_most_its_share_of_the_calls_in_flight() {
         if body.get("error").is_some() {
             break body;
         }
-        assert!(Instant::now() < deadline, "A's second call was never refused");
+        assert!(
+            Instant::now() < deadline,
+            "A's second call was never refused"
+        );
         std::thread::sleep(Duration::from_millis(20));
     };
     assert_eq!(refused["error"]["code"], -32000, "{refused}");
@@ -389,18 +406,36 @@ fn one_principal_holds_at_most_its_share_of_the_calls_in_flight() {
 /// `kv_set` then `kv_get` through the principals, on a server made by `start`.
 fn kv_isolation(start: impl Fn(&str) -> Server) {
     let call = |s: &Server, token: &str, id: u64, tool: &str, args: Value| -> Value {
-        let r = modern(s, Some(token), id, "tools/call", json!({"name": tool, "arguments": args}));
+        let r = modern(
+            s,
+            Some(token),
+            id,
+            "tools/call",
+            json!({"name": tool, "arguments": args}),
+        );
         assert_eq!(r.status, 200, "{r:?}");
         r.json()["result"].clone()
     };
     let s = start("");
-    let set = call(&s, TOKEN_A, 1, "kv_set", json!({"key": "k", "value": "from A"}));
+    let set = call(
+        &s,
+        TOKEN_A,
+        1,
+        "kv_set",
+        json!({"key": "k", "value": "from A"}),
+    );
     assert_ne!(set["isError"], true, "{set}");
     let got = call(&s, TOKEN_B, 2, "kv_get", json!({"key": "k"}));
     assert_eq!(got["isError"], true, "B cannot read A's key: {got}");
     let listed = call(&s, TOKEN_B, 3, "kv_list", json!({}));
     assert_eq!(listed["structuredContent"]["keys"], json!([]), "{listed}");
-    call(&s, TOKEN_B, 4, "kv_set", json!({"key": "k", "value": "from B"}));
+    call(
+        &s,
+        TOKEN_B,
+        4,
+        "kv_set",
+        json!({"key": "k", "value": "from B"}),
+    );
     let got = call(&s, TOKEN_A, 5, "kv_get", json!({"key": "k"}));
     assert_eq!(got["structuredContent"]["value"], "from A", "{got}");
     let got = call(&s, TOKEN_B, 6, "kv_get", json!({"key": "k"}));
@@ -409,7 +444,13 @@ fn kv_isolation(start: impl Fn(&str) -> Server) {
 
     // Shared when configured.
     let s = start("shared_kv = true\n");
-    call(&s, TOKEN_A, 1, "kv_set", json!({"key": "k", "value": "from A"}));
+    call(
+        &s,
+        TOKEN_A,
+        1,
+        "kv_set",
+        json!({"key": "k", "value": "from A"}),
+    );
     let got = call(&s, TOKEN_B, 2, "kv_get", json!({"key": "k"}));
     assert_eq!(got["structuredContent"]["value"], "from A", "{got}");
 }
@@ -472,11 +513,17 @@ fn command_tools_on_a_public_bind_without_auth_refuse_to_start() {
     let (status, _out, err) = run(&refused, &[]);
     assert_eq!(status.code(), Some(2), "{err}");
     assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
-    assert!(err.contains("allow_unauthenticated_commands = true"), "{err}");
+    assert!(
+        err.contains("allow_unauthenticated_commands = true"),
+        "{err}"
+    );
     assert!(err.contains("tokens_file"), "{err}");
 
     // Allowed on purpose (variable or flag): past the check, the bind fails.
-    let (status, _out, err) = run(&refused, &[("EMCEE_ALLOW_UNAUTHENTICATED_COMMANDS", "true")]);
+    let (status, _out, err) = run(
+        &refused,
+        &[("EMCEE_ALLOW_UNAUTHENTICATED_COMMANDS", "true")],
+    );
     assert_ne!(status.code(), Some(2), "{err}");
     assert!(!err.contains("allow_unauthenticated_commands"), "{err}");
     let mut flagged = refused.clone();

@@ -279,7 +279,12 @@ mod tests {
         let c = resolve(&["serve", "--config", f.path().to_str().unwrap()]).unwrap();
         let r = &c.http.rate;
         assert_eq!(
-            (r.per_principal_per_s, r.per_principal_burst, r.per_ip_per_s, r.per_ip_burst),
+            (
+                r.per_principal_per_s,
+                r.per_principal_burst,
+                r.per_ip_per_s,
+                r.per_ip_burst
+            ),
             (5, 10, 2, 0)
         );
         assert_eq!((r.global_per_s, r.global_burst, r.max_keys), (100, 200, 50));

@@ -260,9 +260,11 @@ impl Session {
         if let Some(caller) = &self.caller {
             // A principal's share (`[auth]`): one token cannot hold every call.
             let shares = &self.service.in_flight_per_principal;
-            permits.push(shares.try_enter(&caller.name).ok_or_else(|| {
-                busy(reason::IN_FLIGHT_PRINCIPAL, "principal", shares.limit())
-            })?);
+            permits.push(
+                shares.try_enter(&caller.name).ok_or_else(|| {
+                    busy(reason::IN_FLIGHT_PRINCIPAL, "principal", shares.limit())
+                })?,
+            );
         }
         if let Some(tool) = tool {
             let per_tool = self.service.limits.max_in_flight_per_tool;

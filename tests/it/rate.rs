@@ -371,11 +371,13 @@ fn one_principal_holds_at_most_its_share_of_the_calls_in_flight() {
                 Some(TOKEN_A),
                 1,
                 "tools/call",
-                json!({"name": "sleep", "arguments": {"ms": 1500}}),
+                json!({"name": "sleep", "arguments": {"ms": 2500}}),
             )
         })
     };
-    // Wait until A's sleep runs.
+    // Let A's sleep start first (a probe that came first would hold A's one
+    // place and refuse the sleep instead).
+    std::thread::sleep(Duration::from_millis(300));
     let deadline = Instant::now() + Duration::from_secs(5);
     let refused = loop {
         let r = echo(&s, Some(TOKEN_A), 2);
@@ -385,7 +387,8 @@ fn one_principal_holds_at_most_its_share_of_the_calls_in_flight() {
         }
         assert!(
             Instant::now() < deadline,
-            "A's second call was never refused"
+            "A's second call was never refused: {body}\n{}",
+            s.logs()
         );
         std::thread::sleep(Duration::from_millis(20));
     };
@@ -396,7 +399,7 @@ fn one_principal_holds_at_most_its_share_of_the_calls_in_flight() {
     let r = echo(&s, Some(TOKEN_B), 3);
     assert!(r.json()["result"].is_object(), "{r:?}");
     let done = slow.join().expect("the slow call");
-    assert!(done.body.contains("slept 1500 ms"), "{done:?}");
+    assert!(done.body.contains("slept 2500 ms"), "{done:?}");
     // A's share is free again.
     assert!(echo(&s, Some(TOKEN_A), 4).json()["result"].is_object());
     assert!(rejected(&s, "in_flight_principal") >= 1.0);

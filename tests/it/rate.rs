@@ -546,3 +546,36 @@ fn command_tools_on_a_public_bind_without_auth_refuse_to_start() {
     let r = s.call_ok(&id, 2, "say", json!({"text": "hi"}));
     assert_eq!(crate::harness::text(&r), "hi\n");
 }
+
+#[test]
+fn a_task_creation_is_metered_and_tasks_get_is_not() {
+    let s = Server::with_config("[rate]\nper_ip_per_s = 1\nper_ip_burst = 1\n", &[]);
+    let ext = json!({"io.modelcontextprotocol/clientCapabilities":
+        {"extensions": {"io.modelcontextprotocol/tasks": {}}}});
+    let r = modern(
+        &s,
+        None,
+        1,
+        "tools/call",
+        json!({"name": "sleep", "arguments": {"ms": 10}, "_meta": ext.clone()}),
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    let task = r.json()["result"]["taskId"]
+        .as_str()
+        .unwrap_or_else(|| panic!("a task: {r:?}"))
+        .to_owned();
+    for n in 0..5 {
+        let mut params = json!({"taskId": task});
+        params["_meta"] = ext.clone();
+        let r = modern(&s, None, 10 + n, "tasks/get", params);
+        assert_eq!(r.status, 200, "tasks/get is not metered: {r:?}");
+    }
+    let r = modern(
+        &s,
+        None,
+        2,
+        "tools/call",
+        json!({"name": "sleep", "arguments": {"ms": 10}, "_meta": ext}),
+    );
+    assert_rate_limited(&r, json!(2), "rate.per_ip_per_s");
+}

@@ -14,8 +14,10 @@
 #   REPEAT=3          runs per measurement; the table shows medians
 #   PROFILES="call call-modern stdio sessions churn"   (call-modern: the call
 #                     profile in the sessionless 2026-07-28 revision)
-#   SERVERS="emcee rmcp floor"
-#   PORT_BASE=18180   emcee, rmcp and floor listen on PORT_BASE, +1, +2
+#   SERVERS="emcee rmcp floor"   (add emcee-auth: emcee with a bearer token required,
+#                     `[auth] tokens_file`, every request carrying it; HTTP only)
+#   AUTH_TOML=        more TOML for emcee-auth's config (e.g. a `[rate]` table)
+#   PORT_BASE=18180   emcee, rmcp, floor and emcee-auth listen on PORT_BASE, +1, +2, +3
 #   RUN_TIMEOUT=300   seconds one bench run may take before it is killed
 #   STOP_GRACE=15     seconds a server gets to exit on SIGTERM before SIGKILL
 #   OUT=benches/compare/target/results/<time>   raw JSON of every run
@@ -108,7 +110,18 @@ port_of() {
         emcee) echo "$PORT_BASE" ;;
         rmcp) echo $((PORT_BASE + 1)) ;;
         floor) echo $((PORT_BASE + 2)) ;;
+        emcee-auth) echo $((PORT_BASE + 3)) ;;
     esac
+}
+
+# The bearer token of emcee-auth, in the tokens file it serves with and in the
+# file `emcee bench --bearer-file` reads.
+auth_files() {
+    [ -f "$SCRATCH/tokens" ] && return 0
+    local token
+    token="bench-$(od -An -tx1 -N16 /dev/urandom | tr -d ' \n')"
+    printf '%s\n' "$token" >"$SCRATCH/tokens"
+    printf '%s\n' "$token" >"$SCRATCH/bearer"
 }
 
 accepts() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
@@ -124,6 +137,12 @@ start_server() {
         emcee) # The sessions profile opens more sessions than the default cap.
                printf '[limits]\nmax_sessions = %d\n' $((SESSIONS + 100)) >"$SCRATCH/emcee.toml"
                "${PIN_SERVER[@]}" "$EMCEE" serve --bind "127.0.0.1:$port" --config "$SCRATCH/emcee.toml" \
+                   --data-dir "$data" --log-level "$LOG_LEVEL" 2>>"$OUT/$name.log" & ;;
+        emcee-auth)
+               auth_files
+               printf '[limits]\nmax_sessions = %d\n[auth]\ntokens_file = "%s"\n%s\n' \
+                   $((SESSIONS + 100)) "$SCRATCH/tokens" "${AUTH_TOML:-}" >"$SCRATCH/emcee-auth.toml"
+               "${PIN_SERVER[@]}" "$EMCEE" serve --bind "127.0.0.1:$port" --config "$SCRATCH/emcee-auth.toml" \
                    --data-dir "$data" --log-level "$LOG_LEVEL" 2>>"$OUT/$name.log" & ;;
         rmcp) "${PIN_SERVER[@]}" "$RMCP" http "127.0.0.1:$port" 2>>"$OUT/$name.log" & ;;
         floor) "${PIN_SERVER[@]}" "$FLOOR" "127.0.0.1:$port" 2>>"$OUT/$name.log" & ;;
@@ -169,6 +188,7 @@ measure() {
     local out="$OUT/$name.$profile.$rep.json" url
     url="http://127.0.0.1:$(port_of "$name")/mcp"
     local common=(--concurrency "$CONCURRENCY")
+    [ "$name" = emcee-auth ] && common+=(--bearer-file "$SCRATCH/bearer")
     case $profile in
         stdio)
             local cmd
@@ -276,20 +296,21 @@ for r in rows:
 print()
 print("ratios (emcee / other): req/s higher is better; p99, RSS and CPU us/req lower")
 for profile in profiles:
-    mine = table.get(("emcee", profile))
-    if not mine:
-        continue
-    for other in ("rmcp", "floor"):
-        theirs = table.get((other, profile))
-        if not theirs:
+    for me in ("emcee", "emcee-auth"):
+        mine = table.get((me, profile))
+        if not mine:
             continue
-        def ratio(key):
-            a, b = mine[key], theirs[key]
-            return f"{a / b:.2f}x" if a and b else "-"
-        extra = f"  mem/session {ratio('per_session')}" if profile == "sessions" else ""
-        print(f"  {profile:<11} emcee/{other:<5}  req/s {ratio('rps'):>6}  "
-              f"p99 {ratio('p99'):>6}  RSS {ratio('rss'):>6}  "
-              f"CPU us/req {ratio('cpu_req'):>6}{extra}")
+        for other in ("rmcp", "floor"):
+            theirs = table.get((other, profile))
+            if not theirs:
+                continue
+            def ratio(key):
+                a, b = mine[key], theirs[key]
+                return f"{a / b:.2f}x" if a and b else "-"
+            extra = f"  mem/session {ratio('per_session')}" if profile == "sessions" else ""
+            print(f"  {profile:<11} {me + '/' + other:<16}  req/s {ratio('rps'):>6}  "
+                  f"p99 {ratio('p99'):>6}  RSS {ratio('rss'):>6}  "
+                  f"CPU us/req {ratio('cpu_req'):>6}{extra}")
 PY
 }
 

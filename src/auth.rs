@@ -1,15 +1,19 @@
-//! Who may call: bearer tokens (`[auth] tokens_file`) and the [`Principal`] a
-//! valid one stands for. The HTTP transport's gate (`transport::http`) asks
-//! [`Tokens::check`] before any body is read or session looked up, and puts the
-//! principal in the request's extensions; the session reads its tool list.
+//! Who may call: bearer tokens (`[auth] tokens_file`), OAuth 2.1 access tokens
+//! (`[auth] issuer`, [`oauth`]), and the [`Principal`] a valid one stands for. The
+//! HTTP transport's gate (`transport::http`) asks [`Auth::check`] before any body
+//! is read or session looked up, and puts the principal in the request's
+//! extensions; the session reads what it may call.
 //!
 //! Tokens are kept only as SHA-256 digests and compared in constant time (every
 //! digest of the set, `subtle`); a principal is named by a fingerprint of its
-//! digest, never by the token. Another kind of credential (OAuth) plugs in by
-//! producing a [`Principal`] too. **Invariant:** nothing here logs a token or
-//! imports the runtime.
+//! digest, never by the token. With both kinds on, a request's bearer value is
+//! looked up among the tokens first, then checked as a JWT. **Invariant:** nothing
+//! here logs a token or imports the runtime.
 
-use std::collections::HashSet;
+#[cfg(feature = "oauth")]
+pub mod oauth;
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
@@ -30,22 +34,51 @@ pub struct Principal {
     pub name: Arc<str>,
     /// The tools it may call; `None`: all.
     pub tools: Option<Arc<HashSet<String>>>,
+    /// For an OAuth access token: its scopes, and the scope each guarded tool
+    /// needs (`[auth.scopes]`); `None`: no scope is asked (a bearer token).
+    pub scopes: Option<Arc<Grant>>,
+}
+
+/// The scopes of an access token and what `[auth.scopes]` asks.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Grant {
+    /// The token's `scope` claim, split.
+    pub granted: BTreeSet<String>,
+    /// Tool name → the scope it needs.
+    pub required: Arc<BTreeMap<String, String>>,
 }
 
 impl Principal {
-    /// Whether it may call the tool `name`.
+    /// Whether it may call the tool `name`: in its tool list, and holding the
+    /// scope the tool needs.
     pub fn may_call(&self, name: &str) -> bool {
         self.tools.as_ref().is_none_or(|tools| tools.contains(name))
+            && self.missing_scope(name).is_none()
+    }
+
+    /// The scope the tool `name` needs that it does not hold, if any.
+    pub fn missing_scope(&self, name: &str) -> Option<&str> {
+        let grant = self.scopes.as_ref()?;
+        let needed = grant.required.get(name)?;
+        (!grant.granted.contains(needed)).then_some(needed.as_str())
+    }
+
+    /// Whether some tools are out of its reach (its `tools/list` is filtered).
+    pub fn is_limited(&self) -> bool {
+        self.tools.is_some() || self.scopes.as_ref().is_some_and(|g| !g.required.is_empty())
     }
 }
 
-/// Why [`Tokens::check`] let a request not in.
+/// Why [`Auth::check`] let a request not in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Denied {
     /// No `Authorization: Bearer` credentials.
     Missing,
     /// A bearer token, but not one of the set (RFC 6750 `invalid_token`).
     Invalid,
+    /// An OAuth access token refused (`invalid_token`), and why (a fixed text,
+    /// the challenge's `error_description`).
+    Rejected(&'static str),
 }
 
 /// One token of the set: its digest and who it stands for.
@@ -112,8 +145,9 @@ impl TokenSet {
             }
             entries.push(Entry {
                 principal: Principal {
-                    name: fingerprint(&digest).into(),
+                    name: hex(&digest, FINGERPRINT_HEX).into(),
                     tools,
+                    scopes: None,
                 },
                 digest,
             });
@@ -168,13 +202,33 @@ fn digest(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
 }
 
-fn fingerprint(digest: &[u8; 32]) -> String {
-    let mut hex = String::with_capacity(FINGERPRINT_HEX);
-    for b in digest.iter().take(FINGERPRINT_HEX.div_ceil(2)) {
+/// The first `digits` hex digits of `digest`.
+fn hex(digest: &[u8; 32], digits: usize) -> String {
+    let mut hex = String::with_capacity(digits);
+    for b in digest.iter().take(digits.div_ceil(2)) {
         hex.push_str(&format!("{b:02x}"));
     }
-    hex.truncate(FINGERPRINT_HEX);
+    hex.truncate(digits);
     hex
+}
+
+/// The bearer token of a request whose `Authorization` header values are
+/// `authorization`: exactly one header, `Bearer <token>` (scheme
+/// case-insensitive).
+fn bearer<'a>(mut authorization: impl Iterator<Item = &'a [u8]>) -> Result<&'a str, Denied> {
+    let (Some(value), None) = (authorization.next(), authorization.next()) else {
+        return Err(Denied::Missing);
+    };
+    let Ok(value) = std::str::from_utf8(value) else {
+        return Err(Denied::Invalid);
+    };
+    let Some((scheme, token)) = value.trim().split_once(' ') else {
+        return Err(Denied::Missing);
+    };
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(Denied::Missing);
+    }
+    Ok(token.trim())
 }
 
 /// The live token set of a server, read from its file and replaced whole by
@@ -235,48 +289,118 @@ impl Tokens {
     /// case-insensitive), and the token in the set.
     pub fn check<'a>(
         &self,
-        mut authorization: impl Iterator<Item = &'a [u8]>,
+        authorization: impl Iterator<Item = &'a [u8]>,
     ) -> Result<Principal, Denied> {
-        let (Some(value), None) = (authorization.next(), authorization.next()) else {
-            return Err(Denied::Missing);
-        };
-        let Ok(value) = std::str::from_utf8(value) else {
-            return Err(Denied::Invalid);
-        };
-        let Some((scheme, token)) = value.trim().split_once(' ') else {
-            return Err(Denied::Missing);
-        };
-        if !scheme.eq_ignore_ascii_case("bearer") {
-            return Err(Denied::Missing);
-        }
-        self.current()
-            .principal_of(token.trim())
-            .cloned()
-            .ok_or(Denied::Invalid)
+        let token = bearer(authorization)?;
+        self.principal_of(token).ok_or(Denied::Invalid)
+    }
+
+    fn principal_of(&self, token: &str) -> Option<Principal> {
+        self.current().principal_of(token).cloned()
     }
 }
 
-/// What the HTTP transport enforces: the token set and who may read the
-/// operations routes.
+/// What the HTTP transport enforces: bearer tokens and/or OAuth access tokens,
+/// and who may read the operations routes.
 #[derive(Debug, Clone)]
 pub struct Auth {
-    /// The live tokens.
-    pub tokens: Tokens,
+    /// The live tokens (`[auth] tokens_file`), if any.
+    pub tokens: Option<Tokens>,
     /// `[auth] ops`.
     pub ops: OpsAccess,
+    /// The OAuth resource server (`[auth] issuer`), if on.
+    #[cfg(feature = "oauth")]
+    pub oauth: Option<Arc<oauth::OAuth>>,
 }
 
 impl Auth {
-    /// The gate `config` asks for, its file read now; `None` when no tokens file
-    /// is configured.
+    /// The gate `config` asks for, its files read now; `None` when neither a
+    /// tokens file nor OAuth is configured.
     pub fn from_config(config: &AuthConfig) -> Result<Option<Auth>, ConfigError> {
-        let Some(path) = &config.tokens_file else {
-            return Ok(None);
+        config.validate()?;
+        let tokens = match &config.tokens_file {
+            Some(path) => Some(Tokens::load(path)?),
+            None => None,
         };
+        #[cfg(feature = "oauth")]
+        let oauth = oauth::OAuth::from_config(config)?.map(Arc::new);
+        #[cfg(feature = "oauth")]
+        let on = oauth.is_some();
+        #[cfg(not(feature = "oauth"))]
+        let on = false;
+        if tokens.is_none() && !on {
+            return Ok(None);
+        }
         Ok(Some(Auth {
-            tokens: Tokens::load(path)?,
+            tokens,
             ops: config.ops,
+            #[cfg(feature = "oauth")]
+            oauth,
         }))
+    }
+
+    /// The principal of a request whose `Authorization` header values are
+    /// `authorization`: a bearer token of the file, else (OAuth on) a valid JWT
+    /// access token. May wait for a JWKS fetch.
+    pub async fn check<'a>(
+        &self,
+        authorization: impl Iterator<Item = &'a [u8]>,
+    ) -> Result<Principal, Denied> {
+        let token = bearer(authorization)?;
+        if let Some(principal) = self.tokens.as_ref().and_then(|t| t.principal_of(token)) {
+            return Ok(principal);
+        }
+        #[cfg(feature = "oauth")]
+        if let Some(oauth) = &self.oauth {
+            return oauth.verify(token).await.map_err(Denied::Rejected);
+        }
+        Err(Denied::Invalid)
+    }
+
+    /// Whether OAuth access tokens are accepted.
+    pub fn oauth_on(&self) -> bool {
+        #[cfg(feature = "oauth")]
+        return self.oauth.is_some();
+        #[cfg(not(feature = "oauth"))]
+        false
+    }
+
+    /// The `WWW-Authenticate` value of a 401 for `denied` (RFC 6750 §3; with
+    /// OAuth, RFC 9728 §5.1's `resource_metadata` and the scopes the tools need).
+    pub fn challenge(&self, denied: Denied) -> String {
+        let mut parts: Vec<String> = Vec::new();
+        match denied {
+            Denied::Missing => {}
+            Denied::Invalid => parts.push("error=\"invalid_token\"".into()),
+            Denied::Rejected(why) => {
+                parts.push("error=\"invalid_token\"".into());
+                parts.push(format!("error_description=\"{why}\""));
+            }
+        }
+        #[cfg(feature = "oauth")]
+        if let Some(oauth) = &self.oauth {
+            parts.push(format!("resource_metadata=\"{}\"", oauth.metadata_url()));
+            if !oauth.scopes_supported().is_empty() {
+                parts.push(format!("scope=\"{}\"", oauth.scopes_supported().join(" ")));
+            }
+        }
+        if parts.is_empty() {
+            "Bearer".into()
+        } else {
+            format!("Bearer {}", parts.join(", "))
+        }
+    }
+
+    /// The `WWW-Authenticate` value of a 403 for a tool that needs `scope`
+    /// (RFC 6750 §3.1 `insufficient_scope`).
+    pub fn insufficient_scope(&self, scope: &str) -> String {
+        #[allow(unused_mut)]
+        let mut challenge = format!("Bearer error=\"insufficient_scope\", scope=\"{scope}\"");
+        #[cfg(feature = "oauth")]
+        if let Some(oauth) = &self.oauth {
+            challenge.push_str(&format!(", resource_metadata=\"{}\"", oauth.metadata_url()));
+        }
+        challenge
     }
 }
 
@@ -304,6 +428,7 @@ mod tests {
         assert!(s.principal_of("alpha-1").unwrap().may_call("sleep"));
         assert!(s.principal_of("gamma").is_none());
         assert_eq!(beta.name.len(), FINGERPRINT_HEX);
+        assert!(!beta.is_limited() || beta.tools.is_some());
         assert!(!beta.name.contains("beta"));
     }
 

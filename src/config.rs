@@ -902,8 +902,9 @@ impl Default for RateConfig {
     }
 }
 
-/// `[auth]`: bearer tokens on the HTTP transport (stdio is never gated).
-#[derive(Debug, Clone, Default, Serialize)]
+/// `[auth]`: bearer tokens and/or OAuth 2.1 access tokens on the HTTP transport
+/// (stdio is never gated).
+#[derive(Debug, Clone, Serialize)]
 #[non_exhaustive]
 pub struct AuthConfig {
     /// A file of bearer tokens: one a line, optionally followed by a space and the
@@ -923,13 +924,197 @@ pub struct AuthConfig {
     /// without authentication; without it `emcee serve` refuses to start so.
     /// Default `false`. (The binary's rule: a library server has no command tools.)
     pub allow_unauthenticated_commands: bool,
+    /// OAuth: the issuer a JWT access token's `iss` must equal. Setting it (or any
+    /// other OAuth key) turns OAuth on; it then needs `jwks_file` or `jwks_url` and
+    /// at least one of `authorization_servers`. Default: none, OAuth off.
+    pub issuer: Option<String>,
+    /// OAuth: the value a token's `aud` must contain. Default: `resource`.
+    pub audience: Option<String>,
+    /// OAuth: this server's resource URI (RFC 8707, RFC 9728), the public URL of
+    /// the MCP endpoint, e.g. `https://mcp.example.com/mcp`. Default:
+    /// `http://<bind address>/mcp` (logged at start).
+    pub resource: Option<String>,
+    /// OAuth: the authorization servers the metadata document names (issuer URLs).
+    pub authorization_servers: Vec<String>,
+    /// OAuth: the issuer's JWKS, read from this file at start (air-gapped hosts).
+    pub jwks_file: Option<PathBuf>,
+    /// OAuth: the issuer's JWKS, fetched from this URL (https, or http) at start and
+    /// again for an unknown key id.
+    pub jwks_url: Option<String>,
+    /// OAuth: the shortest time between two JWKS fetches for unknown key ids.
+    /// Default 30 s; 10..=60 s.
+    pub jwks_refresh_min: Duration,
+    /// OAuth: a JWKS fetch's time limit. Default 5 s; 100 ms..=30 s.
+    pub jwks_timeout: Duration,
+    /// OAuth: the largest JWKS document read (file or URL). Default 256 KiB;
+    /// 1 KiB..=4 MiB.
+    pub jwks_max_bytes: usize,
+    /// OAuth: clock skew allowed on `exp` and `nbf`. Default 30 s; at most 300 s.
+    pub leeway: Duration,
+    /// OAuth: `[auth.scopes]`, tool name → the scope an access token needs to call
+    /// it (and to see it in `tools/list`). Tools not named need none.
+    pub scopes: std::collections::BTreeMap<String, String>,
 }
 
-impl AuthConfig {
-    /// Whether tokens are asked for.
-    pub fn enabled(&self) -> bool {
-        self.tokens_file.is_some()
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            tokens_file: None,
+            ops: OpsAccess::default(),
+            shared_kv: false,
+            allow_unauthenticated_commands: false,
+            issuer: None,
+            audience: None,
+            resource: None,
+            authorization_servers: Vec::new(),
+            jwks_file: None,
+            jwks_url: None,
+            jwks_refresh_min: Duration::from_secs(30),
+            jwks_timeout: Duration::from_secs(5),
+            jwks_max_bytes: 256 * 1024,
+            leeway: Duration::from_secs(30),
+            scopes: std::collections::BTreeMap::new(),
+        }
     }
+}
+
+/// `[auth] jwks_refresh_min_s` bounds (seconds).
+pub const JWKS_REFRESH_MIN_S: std::ops::RangeInclusive<u64> = 10..=60;
+/// `[auth] jwks_timeout_ms` bounds.
+pub const JWKS_TIMEOUT_MS: std::ops::RangeInclusive<u64> = 100..=30_000;
+/// `[auth] jwks_max_bytes` bounds.
+pub const JWKS_MAX_BYTES: std::ops::RangeInclusive<usize> = 1024..=4 * 1024 * 1024;
+/// `[auth] leeway_s` at most.
+pub const MAX_LEEWAY_S: u64 = 300;
+
+impl AuthConfig {
+    /// Whether tokens are asked for (a tokens file or OAuth).
+    pub fn enabled(&self) -> bool {
+        self.tokens_file.is_some() || self.oauth_enabled()
+    }
+
+    /// Whether an OAuth key is set (OAuth on).
+    pub fn oauth_enabled(&self) -> bool {
+        self.issuer.is_some()
+            || self.audience.is_some()
+            || self.resource.is_some()
+            || !self.authorization_servers.is_empty()
+            || self.jwks_file.is_some()
+            || self.jwks_url.is_some()
+            || !self.scopes.is_empty()
+    }
+
+    /// Check the OAuth keys: with OAuth on, `issuer`, one of `jwks_file` and
+    /// `jwks_url`, and an authorization server are required; URLs are absolute
+    /// http(s) URLs; bounds hold. The error names the key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let secs = |d: Duration| d.as_secs();
+        if !JWKS_REFRESH_MIN_S.contains(&secs(self.jwks_refresh_min)) {
+            return Err(bad("auth.jwks_refresh_min_s", "must be 10..=60 seconds"));
+        }
+        let ms = u64::try_from(self.jwks_timeout.as_millis()).unwrap_or(u64::MAX);
+        if !JWKS_TIMEOUT_MS.contains(&ms) {
+            return Err(bad("auth.jwks_timeout_ms", "must be 100..=30000"));
+        }
+        if !JWKS_MAX_BYTES.contains(&self.jwks_max_bytes) {
+            return Err(bad("auth.jwks_max_bytes", "must be 1024..=4194304"));
+        }
+        if secs(self.leeway) > MAX_LEEWAY_S {
+            return Err(bad("auth.leeway_s", "must be 0..=300 seconds"));
+        }
+        if !self.oauth_enabled() {
+            return Ok(());
+        }
+        if cfg!(not(feature = "oauth")) {
+            return Err(bad(
+                "auth.issuer",
+                "this build has no OAuth support (cargo feature `oauth`)",
+            ));
+        }
+        let issuer = self
+            .issuer
+            .as_deref()
+            .ok_or_else(|| bad("auth.issuer", "required when OAuth is on"))?;
+        quoted_safe("auth.issuer", issuer)?;
+        match (&self.jwks_file, &self.jwks_url) {
+            (None, None) => {
+                return Err(bad(
+                    "auth.jwks_file",
+                    "OAuth needs auth.jwks_file or auth.jwks_url",
+                ))
+            }
+            (Some(_), Some(_)) => {
+                return Err(bad(
+                    "auth.jwks_url",
+                    "set auth.jwks_file or auth.jwks_url, not both",
+                ))
+            }
+            (None, Some(url)) => http_url("auth.jwks_url", url)?,
+            (Some(_), None) => {}
+        }
+        if self.authorization_servers.is_empty() {
+            return Err(bad(
+                "auth.authorization_servers",
+                "OAuth needs at least one authorization server (its issuer URL)",
+            ));
+        }
+        for server in &self.authorization_servers {
+            http_url("auth.authorization_servers", server)?;
+        }
+        if let Some(resource) = &self.resource {
+            http_url("auth.resource", resource)?;
+            if resource.contains('#') {
+                return Err(bad("auth.resource", "a resource URI has no fragment"));
+            }
+        }
+        if let Some(audience) = &self.audience {
+            if audience.is_empty() {
+                return Err(bad("auth.audience", "must not be empty"));
+            }
+        }
+        for (tool, scope) in &self.scopes {
+            let ok = !scope.is_empty()
+                && scope
+                    .bytes()
+                    .all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b));
+            if !ok {
+                return Err(bad(
+                    "auth.scopes",
+                    format!("the scope of `{tool}` must be one RFC 6749 scope token (no space, quote or backslash)"),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `value` is an absolute `http://` or `https://` URL fit for a quoted header
+/// parameter.
+fn http_url(name: &'static str, value: &str) -> Result<(), ConfigError> {
+    let rest = value
+        .strip_prefix("https://")
+        .or_else(|| value.strip_prefix("http://"))
+        .ok_or_else(|| bad(name, format!("`{value}` is not an http:// or https:// URL")))?;
+    if rest.is_empty() || rest.starts_with('/') {
+        return Err(bad(name, format!("`{value}` has no host")));
+    }
+    quoted_safe(name, value)
+}
+
+/// `value` is visible ASCII without `"` or `\` (it goes into a quoted header
+/// parameter or a log line).
+fn quoted_safe(name: &'static str, value: &str) -> Result<(), ConfigError> {
+    if value.is_empty()
+        || !value
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\')
+    {
+        return Err(bad(
+            name,
+            "must be visible ASCII without spaces, quotes or backslashes",
+        ));
+    }
+    Ok(())
 }
 
 /// `[auth] ops`: who may read `/health` and `/metrics` on the MCP listener.

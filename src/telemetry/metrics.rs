@@ -78,6 +78,8 @@ pub mod reason {
     /// A principal held its share of the calls in flight,
     /// `limits.max_in_flight_per_principal` (-32000).
     pub const IN_FLIGHT_PRINCIPAL: &str = "in_flight_principal";
+    /// An OAuth access token without the scope the tool needs (`[auth.scopes]`, 403).
+    pub const INSUFFICIENT_SCOPE: &str = "insufficient_scope";
 }
 
 /// Every metric emcee exports.
@@ -114,6 +116,9 @@ pub struct Metrics {
     /// `mcp_fleet_bus_dropped_total`: messages to the other instances of a fleet
     /// not sent (Redis failing, or too many under way).
     pub bus_dropped: IntCounter,
+    /// `mcp_jwks_fetch_failures_total`: fetches of `[auth] jwks_url` that failed
+    /// (the keys held are kept).
+    pub jwks_fetch_failures: IntCounter,
 }
 
 impl Default for Metrics {
@@ -204,6 +209,10 @@ impl Metrics {
             bus_dropped: counter(
                 "mcp_fleet_bus_dropped_total",
                 "Messages to the fleet's other instances not sent (Redis failing, or too many under way).",
+            ),
+            jwks_fetch_failures: counter(
+                "mcp_jwks_fetch_failures_total",
+                "Fetches of the OAuth issuer's JWKS (auth.jwks_url) that failed; the keys held are kept.",
             ),
             registry,
         };

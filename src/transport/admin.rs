@@ -22,7 +22,6 @@ use actix_web::middleware::{from_fn, Next};
 use actix_web::{web, App, HttpResponse, HttpServer};
 use slog::Logger;
 
-use crate::auth::Denied;
 use crate::config::OpsAccess;
 use crate::health::{self, HealthReport};
 use crate::protocol::RpcError;
@@ -99,10 +98,10 @@ async fn guard_token(
         .headers()
         .get_all(actix_web::http::header::AUTHORIZATION)
         .map(|v| v.as_bytes());
-    let Err(denied) = auth.tokens.check(presented) else {
+    let Err(denied) = auth.check(presented).await else {
         return Ok(next.call(req).await?.map_into_boxed_body());
     };
-    let refusal = Refusal::unauthorized(denied == Denied::Invalid);
+    let refusal = Refusal::unauthorized(&auth, denied);
     let resp = HttpResponse::from(refusal);
     let detail = resp
         .extensions()

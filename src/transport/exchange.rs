@@ -11,6 +11,7 @@ use actix_web::http::header;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse};
 
+use crate::auth::{Auth, Denied};
 use crate::protocol::jsonrpc::encode_error;
 use crate::protocol::RpcError;
 use crate::runtime::root::{RootError, SessionEntry};
@@ -38,19 +39,11 @@ pub struct Refusal {
     /// The id of the request refused, when it was read (else the error's id is null).
     /// (Boxed: refusals are the error side of many results; keep it small.)
     id: Option<Box<crate::protocol::RequestId>>,
-    /// `WWW-Authenticate` of a 401 (RFC 6750).
-    challenge: Challenge,
-}
-
-/// The `WWW-Authenticate` a refusal carries (a byte: `Refusal` stays small).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Challenge {
-    /// None (not a 401).
-    None,
-    /// `Bearer`: no credentials were given.
-    Bearer,
-    /// `Bearer error="invalid_token"`: a token was given but is not known.
-    InvalidToken,
+    /// `WWW-Authenticate` of a 401 or of a 403 for a missing scope (RFC 6750).
+    /// (A thin box, 8 bytes: `Refusal` is the error side of many results and
+    /// stays small; a challenge is rare.)
+    #[allow(clippy::box_collection)]
+    challenge: Option<Box<String>>,
 }
 
 impl Refusal {
@@ -62,28 +55,39 @@ impl Refusal {
             reason: None,
             close: false,
             id: None,
-            challenge: Challenge::None,
+            challenge: None,
         }
     }
 
-    /// 401 for a request without a valid bearer token (`[auth] tokens_file`), with
-    /// `WWW-Authenticate: Bearer` (and `error="invalid_token"` when `invalid`: a
-    /// token was given but is not known). Counted as `unauthorized`.
-    pub fn unauthorized(invalid: bool) -> Refusal {
-        let (message, challenge) = if invalid {
-            (
-                "unauthorized: the bearer token is not valid",
-                Challenge::InvalidToken,
-            )
-        } else {
-            (
-                "unauthorized: send Authorization: Bearer <token>",
-                Challenge::Bearer,
-            )
+    /// 401 for a request without a valid bearer token (`[auth]`), with the
+    /// `WWW-Authenticate` challenge `auth` gives for `denied` (`Bearer`, plus
+    /// `error="invalid_token"` when a token was given but refused, plus the
+    /// metadata's URL with OAuth). Counted as `unauthorized`.
+    pub fn unauthorized(auth: &Auth, denied: Denied) -> Refusal {
+        let message = match denied {
+            Denied::Missing => "unauthorized: send Authorization: Bearer <token>".to_owned(),
+            Denied::Invalid => "unauthorized: the bearer token is not valid".to_owned(),
+            Denied::Rejected(why) => {
+                format!("unauthorized: the bearer token is not valid ({why})")
+            }
         };
         let mut refusal = Refusal::new(StatusCode::UNAUTHORIZED, RpcError::new(-32000, message))
             .because(reason::UNAUTHORIZED);
-        refusal.challenge = challenge;
+        refusal.challenge = Some(Box::new(auth.challenge(denied)));
+        refusal
+    }
+
+    /// 403 for a `tools/call` of a tool that needs `scope`, which the request's
+    /// access token lacks: `WWW-Authenticate: Bearer error="insufficient_scope"`.
+    /// Counted as `insufficient_scope`.
+    pub fn insufficient_scope(auth: &Auth, tool: &str, scope: &str) -> Refusal {
+        let error = RpcError::new(
+            -32000,
+            format!("forbidden: the tool `{tool}` needs the scope `{scope}`"),
+        );
+        let mut refusal =
+            Refusal::new(StatusCode::FORBIDDEN, error).because(reason::INSUFFICIENT_SCOPE);
+        refusal.challenge = Some(Box::new(auth.insufficient_scope(scope)));
         refusal
     }
 
@@ -209,13 +213,8 @@ impl From<Refusal> for HttpResponse {
         if r.close {
             resp.force_close();
         }
-        let challenge = match r.challenge {
-            Challenge::None => None,
-            Challenge::Bearer => Some("Bearer"),
-            Challenge::InvalidToken => Some("Bearer error=\"invalid_token\""),
-        };
-        if let Some(challenge) = challenge {
-            resp.insert_header((header::WWW_AUTHENTICATE, challenge));
+        if let Some(challenge) = r.challenge {
+            resp.insert_header((header::WWW_AUTHENTICATE, *challenge));
         }
         let mut resp = with_detail(
             resp.content_type("application/json")

@@ -6,9 +6,12 @@
 //! 1. (middleware, every `/mcp` request) a connection beyond the address's
 //!    `http.max_connections_per_ip` → 429 + `Retry-After`, connection closed; then
 //!    Host and Origin (one each, parsed as authorities) against the allowlist → 403;
-//!    then, with `[auth] tokens_file`, the bearer token (`guard_token`): missing →
-//!    401 + `WWW-Authenticate: Bearer`, unknown → 401 with `error="invalid_token"`;
-//!    the request's [`Principal`] goes into its extensions;
+//!    then, with `[auth]` (a tokens file or OAuth), the bearer token
+//!    (`guard_token`, [`Auth::check`]): missing → 401 + `WWW-Authenticate: Bearer`,
+//!    unknown or refused → 401 with `error="invalid_token"` (with OAuth, the
+//!    challenge also names the RFC 9728 metadata, served open at
+//!    `/.well-known/oauth-protected-resource[/mcp]`); the request's [`Principal`]
+//!    goes into its extensions;
 //! 2. `Content-Type` and `Content-Encoding` (415), `Accept` (406), body size (413),
 //!    body not complete within `limits.body_timeout_ms` (408, connection closed);
 //! 3. parse: malformed JSON → 400 with -32700, not JSON-RPC → 400 with -32600;
@@ -23,7 +26,8 @@
 //!    principal's share of it); anything else
 //!    needs a known `Mcp-Session-Id` (missing → 400, unknown or ended → 404; one
 //!    opened by another principal → 404 too); a `tools/call` of a tool the
-//!    principal may not call → 403;
+//!    principal may not call → 403 (an access token without the tool's scope:
+//!    `error="insufficient_scope"`);
 //! 7. hand the payload to the Session actor with a fresh sink, then answer:
 //!    notifications/responses only → 202; a request → the first frame decides: its
 //!    response within [`JSON_WINDOW`] → `application/json`; a notification or a server
@@ -44,7 +48,7 @@ use actix_web::{web, App, HttpMessage, HttpRequest, HttpResponse, HttpServer};
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
 
-use crate::auth::{Auth, Denied, Principal, Tokens};
+use crate::auth::{Auth, Principal, Tokens};
 use crate::config::HttpConfig;
 use crate::protocol::jsonrpc::{self, encode_error};
 use crate::protocol::{code, Message, Payload, ProtocolVersion, RpcError};
@@ -88,6 +92,18 @@ pub fn routes(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
 pub fn routes_at(state: AppState, path: Arc<str>) -> impl FnOnce(&mut web::ServiceConfig) {
     move |cfg| {
         let worker = web::Data::new(state.worker_session());
+        if state.auth.as_ref().is_some_and(Auth::oauth_on) {
+            // RFC 9728: at the root and suffixed with the endpoint's path.
+            for at in [METADATA_PATH.to_owned(), format!("{METADATA_PATH}{path}")] {
+                cfg.service(
+                    web::resource(at)
+                        .wrap(from_fn(guard_host_and_origin))
+                        .wrap(from_fn(count_refusals))
+                        .route(web::get().to(resource_metadata))
+                        .default_service(web::to(metadata_method_not_allowed)),
+                );
+            }
+        }
         cfg.app_data(web::Data::new(state))
             .app_data(worker)
             .service(
@@ -296,11 +312,11 @@ async fn guard_host_and_origin(
     Ok(next.call(req).await?.map_into_boxed_body())
 }
 
-/// The bearer-token gate (`[auth] tokens_file`), after the Host/Origin check and
-/// before any body is read or session looked up: without a valid
-/// `Authorization: Bearer` token, 401 (counted `unauthorized`, logged without
-/// the token); with one, its [`Principal`] goes into the request's extensions.
-/// Without auth configured it does nothing.
+/// The bearer-token gate (`[auth]`: a tokens file and/or OAuth), after the
+/// Host/Origin check and before any body is read or session looked up: without
+/// a valid `Authorization: Bearer` token, 401 (counted `unauthorized`, logged
+/// without the token); with one, its [`Principal`] goes into the request's
+/// extensions. Without auth configured it does nothing.
 async fn guard_token(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
@@ -313,17 +329,45 @@ async fn guard_token(
             .headers()
             .get_all(header::AUTHORIZATION)
             .map(HeaderValue::as_bytes);
-        match auth.tokens.check(presented) {
+        match auth.check(presented).await {
             Ok(principal) => {
                 req.extensions_mut().insert(principal);
             }
             Err(denied) => {
-                let refusal = Refusal::unauthorized(denied == Denied::Invalid);
+                let refusal = Refusal::unauthorized(&auth, denied);
                 return Ok(req.into_response(HttpResponse::from(refusal)));
             }
         }
     }
     Ok(next.call(req).await?.map_into_boxed_body())
+}
+
+/// RFC 9728 §3.1: where the protected resource metadata is served (open, `GET`).
+pub const METADATA_PATH: &str = "/.well-known/oauth-protected-resource";
+
+/// The protected resource metadata (RFC 9728 §2), JSON; 404 without OAuth.
+async fn resource_metadata(state: web::Data<AppState>) -> HttpResponse {
+    #[cfg(feature = "oauth")]
+    if let Some(oauth) = state.auth.as_ref().and_then(|a| a.oauth.as_ref()) {
+        return HttpResponse::Ok()
+            .content_type("application/json")
+            .insert_header((header::CACHE_CONTROL, "max-age=300"))
+            .body(oauth.metadata().to_string());
+    }
+    let _ = state;
+    HttpResponse::NotFound().finish()
+}
+
+/// 405 for a method other than `GET` on the metadata paths.
+async fn metadata_method_not_allowed() -> HttpResponse {
+    let error = RpcError::new(-32000, "method not allowed");
+    with_detail(
+        HttpResponse::MethodNotAllowed()
+            .insert_header((header::ALLOW, "GET"))
+            .content_type("application/json")
+            .body(encode_error(None, &error)),
+        &error,
+    )
 }
 
 /// Validate `MCP-Protocol-Version` (absent means 2025-03-26; sent twice: 400).
@@ -1091,17 +1135,22 @@ pub(crate) fn start(
     };
     // The bound address, with the real port when `--bind` asked for port 0.
     let local_addr = server.addrs().first().copied().unwrap_or(config.bind);
+    settle_auth(&state, &format!("http://{local_addr}{MCP_PATH}"));
     let server = server.run();
     let handle = server.handle();
     slog::info!(log, "serving http"; "bind" => local_addr.to_string(), "path" => MCP_PATH, "workers" => config.http.workers);
     let server_task = actix_rt::spawn(server);
     let trim = actix_rt::spawn(trim_events(service.clone(), state.streams.clone()));
-    let hangup = match &state.auth {
-        Some(auth) => {
-            slog::info!(log, "bearer tokens required"; "tokens_file" => auth.tokens.path().display().to_string(),
-                "tokens" => auth.tokens.len(), "ops" => format!("{:?}", auth.ops).to_lowercase());
+    let hangup = match state
+        .auth
+        .as_ref()
+        .and_then(|a| Some((a, a.tokens.as_ref()?)))
+    {
+        Some((auth, tokens)) => {
+            slog::info!(log, "bearer tokens required"; "tokens_file" => tokens.path().display().to_string(),
+                "tokens" => tokens.len(), "ops" => format!("{:?}", auth.ops).to_lowercase());
             Some(actix_rt::spawn(reload_on_hangup(
-                auth.tokens.clone(),
+                tokens.clone(),
                 log.clone(),
             )))
         }
@@ -1135,6 +1184,21 @@ pub(crate) fn start(
         hangup,
         admin,
     })
+}
+
+/// With OAuth: fix the resource URI (`default_resource` when `[auth] resource` is
+/// unset), hand the JWKS fetches the log and their failure counter, and start the
+/// first fetch.
+fn settle_auth(state: &AppState, default_resource: &str) {
+    #[cfg(feature = "oauth")]
+    if let Some(oauth) = state.auth.as_ref().and_then(|a| a.oauth.as_ref()) {
+        oauth.settle(
+            default_resource,
+            &state.log,
+            state.service.metrics.jwks_fetch_failures.clone(),
+        );
+    }
+    let _ = (state, default_resource);
 }
 
 /// Read the tokens file again on every SIGHUP, for as long as HTTP is served: a
@@ -1292,6 +1356,7 @@ pub(crate) fn mount(
 ) -> MountedRoutes {
     let mut state = AppState::new(service.clone(), options.http.clone());
     state.auth = auth;
+    settle_auth(&state, &format!("http://localhost{}", options.path));
     let trim = actix_rt::spawn(trim_events(service, state.streams.clone()));
     state.ready.store(true, Ordering::Release);
     slog::info!(state.log, "mounted"; "path" => &options.path, "ops_routes" => options.ops_routes);

@@ -230,7 +230,17 @@ pub fn forbidden_call(req: &HttpRequest, request: &Request) -> Option<Refusal> {
     };
     let extensions = req.extensions();
     let principal = extensions.get::<Principal>()?;
-    (!principal.may_call(&p.name)).then(|| Refusal::tool_forbidden(&p.name).answering(&request.id))
+    if principal.may_call(&p.name) {
+        return None;
+    }
+    let auth = req
+        .app_data::<actix_web::web::Data<AppState>>()
+        .and_then(|s| s.auth.as_ref());
+    let refusal = match (principal.missing_scope(&p.name), auth) {
+        (Some(scope), Some(auth)) => Refusal::insufficient_scope(auth, &p.name, scope),
+        _ => Refusal::tool_forbidden(&p.name),
+    };
+    Some(refusal.answering(&request.id))
 }
 
 /// Serve one 2026-07-28 POST (the payload already parsed).

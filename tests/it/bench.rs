@@ -251,3 +251,53 @@ fn unreachable_targets_exit_1_and_bad_arguments_exit_2() {
         );
     }
 }
+
+#[test]
+fn a_bearer_file_opens_a_server_with_tokens() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tokens = dir.path().join("tokens");
+    std::fs::write(&tokens, "bench-token-0123456789\n").expect("write tokens");
+    let bearer = dir.path().join("bearer");
+    std::fs::write(&bearer, "bench-token-0123456789\n").expect("write bearer");
+    let server = Server::start(&["--tokens-file", tokens.to_str().expect("utf-8 path")]);
+    let bearer = bearer.to_str().expect("utf-8 path");
+    let url = server.url();
+    for profile in [&["--profile", "churn"][..], &["--protocol", "modern"][..]] {
+        let mut args = vec!["--url", &url, "--requests", "200"];
+        args.extend_from_slice(profile);
+        args.extend_from_slice(&["--concurrency", "4", "--bearer-file", bearer]);
+        let r = bench_json(&args);
+        assert_eq!(r["ok"], 200, "{profile:?}: {r}");
+        assert_eq!(r["errors"], 0, "{profile:?}: {r}");
+    }
+    // Without the token every request is refused; the run says so and fails.
+    let (status, stdout, _) = run(
+        &[
+            "bench",
+            "--url",
+            &server.url(),
+            "--requests",
+            "50",
+            "--protocol",
+            "modern",
+            "--json",
+        ],
+        &[],
+    );
+    let failed = status.code() == Some(1)
+        || serde_json::from_str::<Value>(&stdout).is_ok_and(|r| r["ok"] == 0);
+    assert!(failed, "{status:?} {stdout}");
+    // A file whose first line is no token: exit 2, the file named, its text not.
+    let junk = dir.path().join("junk");
+    std::fs::write(&junk, "not a token\n").expect("write junk");
+    let junk = junk.to_str().expect("utf-8 path");
+    let (status, _, stderr) = run(
+        &["bench", "--url", &server.url(), "--bearer-file", junk],
+        &[],
+    );
+    assert_eq!(status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("--bearer-file") && !stderr.contains("not a token"),
+        "{stderr}"
+    );
+}

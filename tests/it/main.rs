@@ -17,6 +17,7 @@ mod logs;
 mod modern_http;
 mod modern_stdio;
 mod mrtr;
+mod oauth;
 mod ops;
 mod py_client;
 mod rate;

@@ -213,6 +213,77 @@ fn ts_sdk_v2_client_speaks_2026_07_28_over_http() {
     }
 }
 
+/// OAuth with the SDKs' own auth code: `tests/clients/oauth-client.mjs` runs a tiny
+/// authorization server and prints its URL; emcee starts with that issuer and its
+/// JWKS URL; the script gets the 401, discovers the metadata, registers, authorizes
+/// (PKCE, `resource`), gets an RS256 JWT and then lists and calls tools, with SDK v1
+/// (session era) and SDK v2 (2026-07-28).
+#[test]
+fn ts_sdk_clients_authorize_with_oauth_and_call_tools_in_both_eras() {
+    use std::io::{BufRead, BufReader, Write};
+    let dir = clients_dir();
+    let node = node_version();
+    ensure_sdk_installed(&dir);
+    let mut child = scrub_env(&mut Command::new("node"))
+        .arg(dir.join("oauth-client.mjs"))
+        .current_dir(&dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("failed to spawn `node oauth-client.mjs`: {e}"));
+    let stderr = drain(child.stderr.take());
+    let (lines_tx, lines) = std::sync::mpsc::channel::<String>();
+    let stdout = child.stdout.take().expect("stdout");
+    let reader = thread::spawn(move || {
+        let mut all = Vec::new();
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            let _ = lines_tx.send(line.clone());
+            all.extend_from_slice(line.as_bytes());
+            all.push(b'\n');
+        }
+        all
+    });
+    let Ok(ready) = lines.recv_timeout(Duration::from_secs(30)) else {
+        let _ = child.kill();
+        let _ = child.wait();
+        let err = stderr.join().unwrap_or_default();
+        panic!(
+            "node {node}: no `as-ready` line\n{}",
+            String::from_utf8_lossy(&err)
+        );
+    };
+    let issuer = ready
+        .strip_prefix("as-ready ")
+        .unwrap_or_else(|| panic!("unexpected first line {ready:?}"))
+        .to_owned();
+    let config = format!(
+        "[auth]\nissuer = \"{issuer}\"\nauthorization_servers = [\"{issuer}\"]\n\
+         jwks_url = \"{issuer}/jwks\"\n[auth.scopes]\nkv_set = \"kv:write\"\n"
+    );
+    let server = Server::with_config(&config, &[]);
+    let mut stdin = child.stdin.take().expect("stdin");
+    writeln!(stdin, "{}", server.url()).expect("write the MCP URL");
+    drop(stdin);
+    let (status, timed_out) = wait_with_timeout(&mut child, CLIENT_TIMEOUT);
+    let output = Output {
+        status,
+        stdout: reader.join().expect("stdout reader thread panicked"),
+        stderr: stderr.join().expect("stderr reader thread panicked"),
+    };
+    let server_log = stop(server);
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        !timed_out
+            && output.status.success()
+            && text.contains("ts-sdk oauth client:")
+            && text.contains("checks passed"),
+        "node oauth-client.mjs (node {node}) failed\n{}\n{server_log}",
+        describe(&output)
+    );
+}
+
 /// Kill `emcee serve` and reap it; its stderr, for a failure message.
 fn stop(server: Server) -> String {
     let logs = server.logs();

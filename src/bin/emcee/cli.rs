@@ -124,6 +124,17 @@ pub struct CommonArgs {
     /// SIGHUP (default: none, no token asked; stdio is never gated).
     #[arg(long, env = "EMCEE_TOKENS_FILE", value_name = "FILE")]
     pub tokens_file: Option<PathBuf>,
+    /// OAuth: the issuer of the JWT access tokens accepted (`[auth] issuer`;
+    /// default: none, OAuth off).
+    #[arg(long, env = "EMCEE_AUTH_ISSUER", value_name = "URL")]
+    pub auth_issuer: Option<String>,
+    /// OAuth: where the issuer's JWKS is fetched (`[auth] jwks_url`).
+    #[arg(long, env = "EMCEE_AUTH_JWKS_URL", value_name = "URL")]
+    pub auth_jwks_url: Option<String>,
+    /// OAuth: this server's resource URI, the public URL of /mcp (`[auth]
+    /// resource`; default: http://<bind>/mcp).
+    #[arg(long, env = "EMCEE_AUTH_RESOURCE", value_name = "URL")]
+    pub auth_resource: Option<String>,
     /// Built-in tools to serve (`[tools] builtin`): true (all, the default), false
     /// (none), or comma-separated names of echo, sleep, kv_set, kv_get, kv_delete,
     /// kv_list.
@@ -203,6 +214,9 @@ impl Cli {
                 storage_url: common.storage_url,
                 tokens_file: common.tokens_file,
                 allow_unauthenticated_commands: serve.allow_unauthenticated_commands,
+                auth_issuer: common.auth_issuer,
+                auth_jwks_url: common.auth_jwks_url,
+                auth_resource: common.auth_resource,
                 builtin_tools: common.builtin_tools,
                 limits,
                 misnamed_variables,

@@ -378,14 +378,15 @@ impl Session {
             ClientRequest::Ping => reply(&serde_json::json!({})),
             ClientRequest::Discover => self.discover(),
             ClientRequest::ToolsList(p) => {
-                match self.caller.as_ref().and_then(|c| c.tools.as_ref()) {
-                    // A token limited to some tools sees only those.
-                    Some(allowed) => {
+                match self.caller.as_ref().filter(|c| c.is_limited()) {
+                    // A token limited to some tools (a tool list, or scopes) sees
+                    // only those it may call.
+                    Some(caller) => {
                         let mine: Vec<&Arc<Tool>> = service
                             .tools
                             .as_slice()
                             .iter()
-                            .filter(|t| allowed.contains(t.def().name.as_str()))
+                            .filter(|t| caller.may_call(t.def().name.as_str()))
                             .collect();
                         self.list_page(p, era, "tools", &mine, |t| t.def())
                     }

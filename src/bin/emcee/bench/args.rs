@@ -135,6 +135,11 @@ pub struct BenchArgs {
     /// Client threads [default: number of CPUs].
     #[arg(long, value_name = "N", value_parser = positive_usize)]
     pub threads: Option<usize>,
+    /// A file whose first line is a bearer token, sent as `Authorization: Bearer`
+    /// on every HTTP request (a server with `[auth]`); read from a file so that the
+    /// token is not on the command line.
+    #[arg(long, value_name = "PATH", requires = "url")]
+    pub bearer_file: Option<std::path::PathBuf>,
 }
 
 /// What the run stops on.
@@ -159,6 +164,8 @@ pub struct HttpTarget {
     pub port: u16,
     /// Path and query (`/` when absent).
     pub path: String,
+    /// The bearer token every request carries (`--bearer-file`).
+    pub bearer: Option<String>,
 }
 
 /// Where the load goes.
@@ -245,7 +252,10 @@ impl Plan {
             ));
         }
         let target = match (a.url, a.cmd) {
-            (Some(url), _) => Target::Http(parse_url(&url)?),
+            (Some(url), _) => Target::Http(HttpTarget {
+                bearer: a.bearer_file.as_deref().map(read_bearer).transpose()?,
+                ..parse_url(&url)?
+            }),
             (None, Some(cmd)) => Target::Stdio(split_command(&cmd)?),
             (None, None) => unreachable!("checked above"),
         };
@@ -409,7 +419,26 @@ pub fn parse_url(url: &str) -> Result<HttpTarget, String> {
         host,
         port,
         path,
+        bearer: None,
     })
+}
+
+/// The token of a `--bearer-file`: its first line, which must be a non-empty
+/// RFC 6750 token (so it cannot break the request head). Errors never show it.
+fn read_bearer(path: &std::path::Path) -> Result<String, String> {
+    let bad = |why: &str| {
+        format!(
+            "invalid value for --bearer-file: `{}`: {why}",
+            path.display()
+        )
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| bad(&e.to_string()))?;
+    let token = text.lines().next().unwrap_or("").trim();
+    let allowed = |c: char| c.is_ascii_alphanumeric() || "-._~+/=".contains(c);
+    if token.is_empty() || !token.chars().all(allowed) {
+        return Err(bad("the first line is not a bearer token"));
+    }
+    Ok(token.to_owned())
 }
 
 /// Split a command line on whitespace; `'…'` and `"…"` group words, `\` escapes the

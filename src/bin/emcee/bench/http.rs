@@ -411,8 +411,13 @@ pub struct Requests {
 impl Requests {
     /// Requests to `target` in `protocol`, on `session` when there is one.
     pub fn new(target: &HttpTarget, msgs: &Messages, session: Option<&str>) -> Requests {
+        let auth = target
+            .bearer
+            .as_deref()
+            .map(|t| format!("Authorization: Bearer {t}\r\n"))
+            .unwrap_or_default();
         let base = format!(
-            "POST {} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\n\
+            "POST {} HTTP/1.1\r\nHost: {}\r\n{auth}Content-Type: application/json\r\n\
              Accept: application/json, text/event-stream\r\n",
             target.path, target.authority
         );
@@ -433,7 +438,7 @@ impl Requests {
         }
         let delete = session.map(|id| {
             format!(
-                "DELETE {} HTTP/1.1\r\nHost: {}\r\nMcp-Session-Id: {id}\r\n\
+                "DELETE {} HTTP/1.1\r\nHost: {}\r\n{auth}Mcp-Session-Id: {id}\r\n\
                  MCP-Protocol-Version: {}\r\nContent-Length: 0\r\n\r\n",
                 target.path,
                 target.authority,
@@ -584,5 +589,30 @@ mod tests {
         let text = String::from_utf8(out).unwrap();
         assert!(text.contains("Mcp-Session-Id: s1\r\nMCP-Protocol-Version: 2025-11-25\r\n"));
         assert!(String::from_utf8_lossy(r.delete().unwrap()).starts_with("DELETE /mcp"));
+        assert!(!text.contains("Authorization"));
+    }
+
+    #[test]
+    fn a_bearer_token_goes_on_every_request() {
+        let mut t = super::super::args::parse_url("http://127.0.0.1:9/mcp").unwrap();
+        t.bearer = Some("tok-1".into());
+        let msgs = Messages::new(Protocol::Legacy, "echo", &serde_json::json!({}));
+        let r = Requests::new(&t, &msgs, Some("s1"));
+        let (mut out, mut scratch) = (Vec::new(), Vec::new());
+        r.call(&msgs, 5, &mut out, &mut scratch);
+        let sent = [
+            out,
+            r.initialize(1),
+            r.initialized(),
+            r.delete().unwrap().to_vec(),
+        ];
+        for request in sent {
+            let text = String::from_utf8(request).unwrap();
+            let (head, _) = text.split_once("\r\n\r\n").unwrap();
+            assert!(
+                head.contains("\r\nAuthorization: Bearer tok-1\r\n"),
+                "{head}"
+            );
+        }
     }
 }

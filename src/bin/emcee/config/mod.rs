@@ -71,6 +71,12 @@ pub struct Overrides {
     pub tokens_file: Option<PathBuf>,
     /// See [`emcee::config::AuthConfig::allow_unauthenticated_commands`].
     pub allow_unauthenticated_commands: Option<bool>,
+    /// See [`emcee::config::AuthConfig::issuer`] (`EMCEE_AUTH_ISSUER`).
+    pub auth_issuer: Option<String>,
+    /// See [`emcee::config::AuthConfig::jwks_url`] (`EMCEE_AUTH_JWKS_URL`).
+    pub auth_jwks_url: Option<String>,
+    /// See [`emcee::config::AuthConfig::resource`] (`EMCEE_AUTH_RESOURCE`).
+    pub auth_resource: Option<String>,
     /// The built-in tools to keep (`--builtin-tools` / `EMCEE_BUILTIN_TOOLS`):
     /// `true`/`all`, `false`/`none`, or comma-separated names; over `[tools] builtin`.
     pub builtin_tools: Option<String>,
@@ -261,6 +267,30 @@ pub struct FileAuth {
     pub tokens_file: Option<PathBuf>,
     /// [`emcee::config::AuthConfig::ops`]: `open`, `token` or `admin_only`.
     pub ops: Option<String>,
+    /// [`emcee::config::AuthConfig::issuer`].
+    pub issuer: Option<String>,
+    /// [`emcee::config::AuthConfig::audience`].
+    pub audience: Option<String>,
+    /// [`emcee::config::AuthConfig::resource`].
+    pub resource: Option<String>,
+    /// [`emcee::config::AuthConfig::authorization_servers`].
+    #[serde(default)]
+    pub authorization_servers: Vec<String>,
+    /// [`emcee::config::AuthConfig::jwks_file`].
+    pub jwks_file: Option<PathBuf>,
+    /// [`emcee::config::AuthConfig::jwks_url`].
+    pub jwks_url: Option<String>,
+    /// [`emcee::config::AuthConfig::jwks_refresh_min`] in seconds.
+    pub jwks_refresh_min_s: Option<u64>,
+    /// [`emcee::config::AuthConfig::jwks_timeout`] in milliseconds.
+    pub jwks_timeout_ms: Option<u64>,
+    /// [`emcee::config::AuthConfig::jwks_max_bytes`].
+    pub jwks_max_bytes: Option<usize>,
+    /// [`emcee::config::AuthConfig::leeway`] in seconds.
+    pub leeway_s: Option<u64>,
+    /// [`emcee::config::AuthConfig::scopes`]: `[auth.scopes]`, tool = "scope".
+    #[serde(default)]
+    pub scopes: std::collections::BTreeMap<String, String>,
     /// [`emcee::config::AuthConfig::shared_kv`].
     pub shared_kv: Option<bool>,
     /// [`emcee::config::AuthConfig::allow_unauthenticated_commands`].
@@ -653,6 +683,30 @@ impl Config {
                 )
             })?;
         }
+        let auth = &mut config.http.auth;
+        auth.issuer = o.auth_issuer.or(file.auth.issuer);
+        auth.jwks_url = o.auth_jwks_url.or(file.auth.jwks_url);
+        auth.resource = o.auth_resource.or(file.auth.resource);
+        auth.audience = file.auth.audience;
+        auth.authorization_servers = file.auth.authorization_servers;
+        auth.jwks_file = file.auth.jwks_file;
+        auth.scopes = file.auth.scopes;
+        if let Some(s) = file.auth.jwks_refresh_min_s {
+            auth.jwks_refresh_min = Duration::from_secs(s);
+        }
+        if let Some(ms) = file.auth.jwks_timeout_ms {
+            auth.jwks_timeout = Duration::from_millis(ms);
+        }
+        if let Some(n) = file.auth.jwks_max_bytes {
+            auth.jwks_max_bytes = n;
+        }
+        if let Some(s) = file.auth.leeway_s {
+            auth.leeway = Duration::from_secs(s);
+        }
+        if mode != Mode::Stdio {
+            // OAuth keys checked now (exit 2 naming the key), the JWKS file read.
+            emcee::auth::Auth::from_config(&config.http.auth)?;
+        }
         if let Some(shared) = file.auth.shared_kv {
             config.http.auth.shared_kv = shared;
         }
@@ -740,10 +794,10 @@ impl Config {
     }
 }
 
-/// Whether clients must prove who they are on `/mcp`: `[auth] tokens_file` (the
-/// one place another kind of credential is added).
+/// Whether clients must prove who they are on `/mcp`: `[auth] tokens_file` or
+/// OAuth (`[auth] issuer`, `jwks_file`, `jwks_url`...).
 pub fn auth_configured(config: &Config) -> bool {
-    config.http.auth.tokens_file.is_some()
+    config.http.auth.enabled()
 }
 
 /// The safe default: `serve` on a non-loopback address with command tools and no
@@ -760,7 +814,10 @@ fn refuse_unauthenticated_commands(config: &Config) -> Result<(), ConfigError> {
     Err(bad(
         "auth.allow_unauthenticated_commands",
         format!(
-            "refusing to serve command tools ([[tools.command]]) on {} (not loopback)              without auth: set [auth] tokens_file, or allow it on purpose with              [auth] allow_unauthenticated_commands = true              (EMCEE_ALLOW_UNAUTHENTICATED_COMMANDS=true, --allow-unauthenticated-commands)",
+            "refusing to serve command tools ([[tools.command]]) on {} (not loopback) \
+             without auth: set [auth] tokens_file or OAuth ([auth] issuer), or allow \
+             it on purpose with [auth] allow_unauthenticated_commands = true \
+             (EMCEE_ALLOW_UNAUTHENTICATED_COMMANDS=true, --allow-unauthenticated-commands)",
             config.bind
         ),
     ))

@@ -274,6 +274,14 @@ mod tests {
         assert!(resolve(&["serve", "--config", path]).is_ok());
         assert!(resolve(&["config", "--config", path, "--bind", "0.0.0.0:8080"]).is_ok());
         assert!(resolve(&["serve", "--bind", "0.0.0.0:8080"]).is_ok());
+        // OAuth counts as auth (its JWKS URL is fetched only when serving starts).
+        let f = file(&format!(
+            "[auth]\nissuer = \"https://auth.example.com\"\n\
+             authorization_servers = [\"https://auth.example.com\"]\n\
+             jwks_url = \"http://127.0.0.1:9/jwks\"\n{COMMAND_TOOL}"
+        ));
+        let oauth = f.path().to_str().unwrap();
+        assert!(resolve(&["serve", "--config", oauth, "--bind", "0.0.0.0:8080"]).is_ok());
         // In the file too.
         let f = file(&format!(
             "[auth]\nallow_unauthenticated_commands = true\n{COMMAND_TOOL}"

@@ -195,6 +195,12 @@ pub struct Limits {
     /// per-session bounds about 160 MiB at most (SECURITY.md); raise it on a host
     /// with the memory for more.
     pub max_sessions: usize,
+    /// Sessions one principal (`[auth]`: a bearer token) may hold of
+    /// `max_sessions`, live ones of this instance; one more `initialize` gets the
+    /// cap's 503 with `Retry-After`, counted as `session_share`. 0 (the default):
+    /// a quarter of `max_sessions` (at least 1). Without auth there are no
+    /// principals, and no share: `max_sessions` alone bounds them.
+    pub max_sessions_per_principal: usize,
     /// A session with no request and no open stream for this long is ended (its id
     /// then answers 404). Default 30 min.
     #[serde(
@@ -302,6 +308,12 @@ pub struct Limits {
     /// Calls in flight in the whole server; one more is refused with JSON-RPC -32000 at
     /// once. Default 4096.
     pub max_in_flight_total: usize,
+    /// Calls one principal (`[auth]`: a bearer token) may have in flight of
+    /// `max_in_flight_total`, both eras together; one more is refused with JSON-RPC
+    /// -32000 at once, counted as `in_flight_principal`. 0 (the default): a
+    /// quarter of `max_in_flight_total` (at least 1). Without auth there is no
+    /// share.
+    pub max_in_flight_per_principal: usize,
     /// Calls of any one tool in flight at once (a tool may set its own); one more is
     /// refused with JSON-RPC -32000 at once. Default 1024.
     pub max_in_flight_per_tool: usize,
@@ -401,6 +413,7 @@ const BOUNDS: &[Bound] = &[
     bound("limits.max_subscriptions", 1, ANY),
     bound("limits.max_uri_bytes", 1, ANY),
     bound("limits.max_sessions", 1, ANY),
+    bound("limits.max_sessions_per_principal", 0, ANY),
     bound("limits.session_idle_ttl_ms", 1, MAX_DURATION_MS),
     bound("limits.client_request_timeout_ms", 1, MAX_DURATION_MS),
     bound("limits.event_log_max", 0, ANY),
@@ -418,6 +431,7 @@ const BOUNDS: &[Bound] = &[
     bound("limits.max_body_bytes_total", 1, ANY),
     bound("limits.max_pending_answer_bytes", 1, ANY),
     bound("limits.max_in_flight_total", 1, ANY),
+    bound("limits.max_in_flight_per_principal", 0, ANY),
     bound("limits.max_in_flight_per_tool", 1, ANY),
     bound("limits.blocking_threads", 1, MAX_BLOCKING_THREADS),
     bound("limits.refusal_log_burst", 0, ANY),
@@ -581,6 +595,31 @@ impl Limits {
     }
 }
 
+/// A principal's share of `total`: `configured`, or a quarter of `total` (at least
+/// 1) when it is 0; never more than `total`.
+fn share_of(configured: usize, total: usize) -> usize {
+    let share = if configured == 0 {
+        total.div_ceil(4).max(1)
+    } else {
+        configured
+    };
+    share.min(total)
+}
+
+impl Limits {
+    /// The sessions one principal may hold: `max_sessions_per_principal`, or a
+    /// quarter of `max_sessions` when it is 0.
+    pub fn sessions_per_principal(&self) -> usize {
+        share_of(self.max_sessions_per_principal, self.max_sessions)
+    }
+
+    /// The calls one principal may have in flight: `max_in_flight_per_principal`,
+    /// or a quarter of `max_in_flight_total` when it is 0.
+    pub fn in_flight_per_principal(&self) -> usize {
+        share_of(self.max_in_flight_per_principal, self.max_in_flight_total)
+    }
+}
+
 impl Default for Limits {
     fn default() -> Self {
         Limits {
@@ -607,6 +646,7 @@ impl Default for Limits {
             max_subscriptions: 16,
             max_uri_bytes: 2048,
             max_sessions: 2_000,
+            max_sessions_per_principal: 0,
             session_idle_ttl: Duration::from_secs(30 * 60),
             client_request_timeout: Duration::from_secs(60),
             event_log_max: 10_000,
@@ -624,6 +664,7 @@ impl Default for Limits {
             max_body_bytes_total: 64 * 1024 * 1024,
             max_pending_answer_bytes: 64 * 1024 * 1024,
             max_in_flight_total: 4096,
+            max_in_flight_per_principal: 0,
             max_in_flight_per_tool: 1024,
             blocking_threads: 8,
             refusal_log_burst: 10,
@@ -813,6 +854,52 @@ pub struct HttpConfig {
     /// Who may call: bearer tokens (`[auth]`). Default: none configured, anyone
     /// who reaches the port (and passes the Host/Origin check).
     pub auth: AuthConfig,
+    /// Request rates (`[rate]`).
+    pub rate: RateConfig,
+}
+
+/// `[rate]`: how often clients may start work over HTTP (`initialize`,
+/// `tools/call`, a task's creation; never discovery, lists, `ping`, `listen`,
+/// notifications or responses; stdio is never limited), as GCRA buckets: a rate
+/// per second and a burst. Every rate is off by default (0): what a request costs
+/// depends on the tools, which only the operator knows (SECURITY.md suggests
+/// values). Past a limit: 429 + `Retry-After` with JSON-RPC
+/// [`RATE_LIMITED`](crate::protocol::code::RATE_LIMITED) naming it.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RateConfig {
+    /// Metered requests per second of one principal (`[auth]`). 0: off.
+    pub per_principal_per_s: u32,
+    /// Its burst (0: one second's worth).
+    pub per_principal_burst: u32,
+    /// Metered requests per second of one client address (IPv6 by /64) that
+    /// brought no principal (auth off). 0: off.
+    pub per_ip_per_s: u32,
+    /// Its burst (0: one second's worth).
+    pub per_ip_burst: u32,
+    /// Metered requests per second of the whole server. 0: off.
+    pub global_per_s: u32,
+    /// Its burst (0: one second's worth).
+    pub global_burst: u32,
+    /// Keys (principals, addresses) each per-key limiter remembers; keys whose
+    /// bucket is full again are forgotten (every 10 s, and at once at this bound).
+    /// At the bound after that, a request of any key is refused (429 naming
+    /// `rate.max_keys`). Default 10,000 (about 1 MiB).
+    pub max_keys: usize,
+}
+
+impl Default for RateConfig {
+    fn default() -> Self {
+        RateConfig {
+            per_principal_per_s: 0,
+            per_principal_burst: 0,
+            per_ip_per_s: 0,
+            per_ip_burst: 0,
+            global_per_s: 0,
+            global_burst: 0,
+            max_keys: 10_000,
+        }
+    }
 }
 
 /// `[auth]`: bearer tokens and/or OAuth 2.1 access tokens on the HTTP transport
@@ -828,6 +915,15 @@ pub struct AuthConfig {
     /// tokens are configured. `/health/live` and `/health/ready` stay open; the
     /// admin listener (`admin_bind`) is always open. Default: `token`.
     pub ops: OpsAccess,
+    /// One kv namespace for every principal, as without auth. Default `false`:
+    /// each principal's kv keys (the built-in kv tools, and
+    /// [`CallContext::kv`](crate::handler::CallContext::kv)) are its own, each
+    /// namespace within its own `limits.kv_max_bytes`.
+    pub shared_kv: bool,
+    /// Serve command tools (`[[tools.command]]`) on a non-loopback address
+    /// without authentication; without it `emcee serve` refuses to start so.
+    /// Default `false`. (The binary's rule: a library server has no command tools.)
+    pub allow_unauthenticated_commands: bool,
     /// OAuth: the issuer a JWT access token's `iss` must equal. Setting it (or any
     /// other OAuth key) turns OAuth on; it then needs `jwks_file` or `jwks_url` and
     /// at least one of `authorization_servers`. Default: none, OAuth off.
@@ -865,6 +961,8 @@ impl Default for AuthConfig {
         AuthConfig {
             tokens_file: None,
             ops: OpsAccess::default(),
+            shared_kv: false,
+            allow_unauthenticated_commands: false,
             issuer: None,
             audience: None,
             resource: None,
@@ -1058,6 +1156,7 @@ impl Default for HttpConfig {
             max_connections: 1024,
             ops_connections: 16,
             auth: AuthConfig::default(),
+            rate: RateConfig::default(),
         }
     }
 }

@@ -37,6 +37,10 @@ pub struct CallContext {
     /// A tool that may run as a task (tasks extension).
     pub(crate) task: Option<Arc<crate::tasks::TaskSlot>>,
     pub(crate) client_request_timeout: Duration,
+    /// Who sent the request (`[auth]`): its principal's name.
+    pub(crate) principal: Option<Arc<str>>,
+    /// Each principal's kv namespaces are its own (`[auth] shared_kv` off).
+    pub(crate) kv_per_principal: bool,
     pub(crate) notifier: crate::notify::Notifier,
     pub(crate) blocking: Arc<tokio::sync::Semaphore>,
     pub(crate) log: Logger,
@@ -274,6 +278,22 @@ impl CallContext {
     /// The server's storage.
     pub fn storage(&self) -> &Storage {
         &self.storage
+    }
+
+    /// The kv `namespace` as the caller sees it: with auth (`[auth]`), each
+    /// principal has its own copy of every namespace (unless `[auth] shared_kv`),
+    /// each within the namespace's quota; without auth, or over stdio, the
+    /// namespace itself ([`Storage::kv`]). Tools that keep a client's data should
+    /// use this rather than [`CallContext::storage`].
+    pub fn kv(&self, namespace: &str) -> crate::storage::Kv {
+        let scope = self.principal.as_deref().filter(|_| self.kv_per_principal);
+        self.storage.kv_scoped(namespace, scope)
+    }
+
+    /// The name of the principal that sent the request (`[auth]`: for a bearer
+    /// token, a fingerprint of its digest), if credentials were checked.
+    pub fn principal(&self) -> Option<&str> {
+        self.principal.as_deref()
     }
 
     /// A logger for the server's own log (stderr), tagged with this call.

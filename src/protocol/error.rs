@@ -31,6 +31,10 @@ pub mod code {
     pub const MISSING_CAPABILITY: i32 = -32021;
     /// MCP 2026-07-28: the request's protocol version is not supported.
     pub const UNSUPPORTED_VERSION: i32 = -32022;
+    /// emcee: a rate limit (`[rate]`) was reached; HTTP 429 with `Retry-After`.
+    /// In JSON-RPC's implementation-defined server-error range, away from the
+    /// codes MCP defines there (-32001 to -32004, -32020 to -32022, -32042).
+    pub const RATE_LIMITED: i32 = -32090;
 }
 
 /// A JSON-RPC error object.

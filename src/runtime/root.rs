@@ -168,6 +168,11 @@ pub enum RootError {
     /// The session cap is reached.
     #[error("too many sessions (limit {0})")]
     Full(usize),
+    /// The principal opening it holds its share of the sessions.
+    #[error(
+        "this principal holds its share of the sessions (limits.max_sessions_per_principal = {0})"
+    )]
+    Share(usize),
     /// The server is draining for shutdown.
     #[error("the server is shutting down")]
     Draining,
@@ -187,6 +192,9 @@ pub struct Root {
     /// Saved sessions not live in this process that a client may still restore
     /// (unexpired records): they count toward `max_sessions`.
     dormant: usize,
+    /// Live sessions per principal that opened them (`[auth]`), against
+    /// `limits.max_sessions_per_principal`; a principal with none has no entry.
+    per_owner: HashMap<Arc<str>, usize>,
     log: Logger,
 }
 
@@ -200,6 +208,7 @@ impl Root {
             draining: false,
             stateless: Vec::new(),
             dormant: 0,
+            per_owner: HashMap::new(),
             log,
         }
     }
@@ -215,6 +224,14 @@ impl Root {
         }
         let entry = self.registry.remove(id)?;
         self.service.metrics.active_sessions.dec();
+        if let Some(owner) = &entry.owner {
+            if let Some(n) = self.per_owner.get_mut(owner) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    self.per_owner.remove(owner);
+                }
+            }
+        }
         Some(entry)
     }
 
@@ -232,6 +249,9 @@ impl Root {
             None => session.start(),
         };
         let mut entry = SessionEntry::new(id, addr);
+        if let Some(owner) = &owner {
+            *self.per_owner.entry(owner.clone()).or_insert(0) += 1;
+        }
         entry.owner = owner;
         let entry = Arc::new(entry);
         self.registry.insert(entry.clone());
@@ -358,7 +378,7 @@ impl Handler<OpenSession> for Root {
     type Result = Result<Arc<SessionEntry>, RootError>;
 
     fn handle(&mut self, msg: OpenSession, ctx: &mut Context<Self>) -> Self::Result {
-        self.check_cap()?;
+        self.check_cap(msg.owner.as_deref())?;
         let id: Arc<str> = Arc::from(mint_session_id(self.service.instance.as_deref())?);
         let session = Session::new(
             id.clone(),
@@ -380,15 +400,22 @@ impl Handler<AdoptStateless> for Root {
 }
 
 impl Root {
-    /// The session cap and the drain. The transport that asked counts and logs the
-    /// refusal (`mcp_rejected_total`), where the client's address is known.
-    fn check_cap(&self) -> Result<(), RootError> {
+    /// The session cap, `owner`'s share of it, and the drain. The transport that
+    /// asked counts and logs the refusal (`mcp_rejected_total`), where the
+    /// client's address is known.
+    fn check_cap(&self, owner: Option<&str>) -> Result<(), RootError> {
         if self.draining {
             return Err(RootError::Draining);
         }
         let limit = self.service.limits.max_sessions;
         if self.registry.len() + self.dormant >= limit {
             return Err(RootError::Full(limit));
+        }
+        if let Some(owner) = owner {
+            let share = self.service.limits.sessions_per_principal();
+            if self.per_owner.get(owner).copied().unwrap_or(0) >= share {
+                return Err(RootError::Share(share));
+            }
         }
         Ok(())
     }
@@ -428,7 +455,7 @@ impl Handler<RestoreSession> for Root {
         }
         // It was counted as dormant: restoring it does not take a new place.
         self.dormant = self.dormant.saturating_sub(1);
-        if let Err(e) = self.check_cap() {
+        if let Err(e) = self.check_cap(record.owner.as_deref()) {
             self.dormant += 1;
             return Err(e);
         }

@@ -82,6 +82,11 @@ pub struct Service {
     pub health: HealthChecks,
     /// Calls in flight server-wide (`limits.max_in_flight_total`).
     pub in_flight: Arc<Gate>,
+    /// Calls in flight per principal (`limits.max_in_flight_per_principal`).
+    pub in_flight_per_principal: Arc<crate::gate::KeyedGate>,
+    /// `[auth] shared_kv`: every principal's calls see one kv namespace (set by
+    /// the HTTP transport; else each principal's `CallContext::kv` is its own).
+    pub shared_kv: std::sync::atomic::AtomicBool,
     /// Threads for blocking handler code (`limits.blocking_threads`).
     pub blocking: Arc<tokio::sync::Semaphore>,
     /// Prefix of minted session ids (`{instance}-…`), for proxy affinity.
@@ -224,6 +229,8 @@ impl Service {
             from_fleet: std::sync::Mutex::new(None),
             ended_waits: Arc::default(),
             in_flight: Gate::new(limits.max_in_flight_total),
+            in_flight_per_principal: crate::gate::KeyedGate::new(limits.in_flight_per_principal()),
+            shared_kv: std::sync::atomic::AtomicBool::new(false),
             blocking: Arc::new(tokio::sync::Semaphore::new(limits.blocking_threads)),
             instance: None,
             log_calls: true,

@@ -801,6 +801,32 @@ impl Storage {
         }
     }
 
+    /// The key/value API of `namespace` as `scope` (a principal's name) sees it:
+    /// its own namespace, `{namespace}@{scope}`, under `namespace`'s quota (each
+    /// scope has a quota of its own of that size); without a scope,
+    /// [`Storage::kv`].
+    ///
+    /// # Panics
+    /// If `namespace` contains a NUL byte (as [`Storage::kv`]); NUL bytes of
+    /// `scope` are replaced.
+    pub fn kv_scoped(&self, namespace: &str, scope: Option<&str>) -> Kv {
+        let Some(scope) = scope else {
+            return self.kv(namespace);
+        };
+        assert!(
+            !namespace.as_bytes().contains(&NS_SEP),
+            "kv namespace must not contain NUL"
+        );
+        let scoped = format!("{namespace}@{}", scope.replace('\0', "%00"));
+        let prefix = kv_prefix(&scoped);
+        let usage = self.kv_usage_as(&prefix, &kv_prefix(namespace));
+        Kv {
+            storage: self.clone(),
+            prefix,
+            usage,
+        }
+    }
+
     /// Bound what namespace `namespace` may hold: keys and values together at most
     /// `max_bytes`; a write past it fails with [`StorageError::Full`] naming `limit`
     /// (the setting an operator changes).
@@ -815,6 +841,11 @@ impl Storage {
 
     /// The byte count of a namespace, counted once at its first use.
     fn kv_usage(&self, prefix: &[u8]) -> Arc<KvUsage> {
+        self.kv_usage_as(prefix, prefix)
+    }
+
+    /// [`Storage::kv_usage`] of `prefix`, with the quota of `quota_of`.
+    fn kv_usage_as(&self, prefix: &[u8], quota_of: &[u8]) -> Arc<KvUsage> {
         let Ok(mut all) = self.shared.kv_usage.lock() else {
             return Arc::default();
         };
@@ -827,7 +858,7 @@ impl Storage {
             .kv_quotas
             .lock()
             .ok()
-            .and_then(|q| q.get(prefix).copied());
+            .and_then(|q| q.get(quota_of).copied());
         if let Some((max_bytes, limit)) = quota {
             usage.limit_to(max_bytes, limit);
         }

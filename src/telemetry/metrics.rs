@@ -70,6 +70,14 @@ pub mod reason {
     pub const UNAUTHORIZED: &str = "unauthorized";
     /// A token limited to some tools called another (403).
     pub const TOOL_FORBIDDEN: &str = "tool_forbidden";
+    /// A `[rate]` limit was reached (429).
+    pub const RATE_LIMIT: &str = "rate_limit";
+    /// A principal held its share of the sessions,
+    /// `limits.max_sessions_per_principal` (503).
+    pub const SESSION_SHARE: &str = "session_share";
+    /// A principal held its share of the calls in flight,
+    /// `limits.max_in_flight_per_principal` (-32000).
+    pub const IN_FLIGHT_PRINCIPAL: &str = "in_flight_principal";
     /// An OAuth access token without the scope the tool needs (`[auth.scopes]`, 403).
     pub const INSUFFICIENT_SCOPE: &str = "insufficient_scope";
 }

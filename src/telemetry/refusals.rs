@@ -84,6 +84,8 @@ fn is_warning(reason: &str) -> bool {
             | reason::SESSION_CAP
             | reason::LISTEN_CAP
             | reason::LISTENER_SLOW
+            | reason::RATE_LIMIT
+            | reason::SESSION_SHARE
     )
 }
 

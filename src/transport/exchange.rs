@@ -117,11 +117,12 @@ impl Refusal {
         self
     }
 
-    /// 503 for a session Root would not open or restore: the session cap, or the
-    /// server is draining.
+    /// 503 for a session Root would not open or restore: the session cap, the
+    /// principal's share of it, or the server is draining.
     pub fn no_session(e: RootError) -> Refusal {
         let why = match e {
             RootError::Full(_) => reason::SESSION_CAP,
+            RootError::Share(_) => reason::SESSION_SHARE,
             _ => reason::SHUTTING_DOWN,
         };
         Refusal::busy(e).because(why)

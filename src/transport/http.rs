@@ -15,11 +15,15 @@
 //! 2. `Content-Type` and `Content-Encoding` (415), `Accept` (406), body size (413),
 //!    body not complete within `limits.body_timeout_ms` (408, connection closed);
 //! 3. parse: malformed JSON → 400 with -32700, not JSON-RPC → 400 with -32600;
+//!    then the `[rate]` limits (`transport::rate`) for its `initialize` and
+//!    `tools/call` messages, by principal (else client address) and server-wide:
+//!    past one → 429 + `Retry-After` with -32090;
 //! 4. era ([`modern::is_modern`]): a request naming 2026-07-28 (in `_meta` or the
 //!    `MCP-Protocol-Version` header), or one without `Mcp-Session-Id` other than
 //!    `initialize`, goes to `transport::modern`; the rest is the session era:
 //! 5. `MCP-Protocol-Version`, one at most (400);
-//! 6. session: `initialize` opens one (503 + `Retry-After` at the cap); anything else
+//! 6. session: `initialize` opens one (503 + `Retry-After` at the cap, or at the
+//!    principal's share of it); anything else
 //!    needs a known `Mcp-Session-Id` (missing → 400, unknown or ended → 404; one
 //!    opened by another principal → 404 too); a `tools/call` of a tool the
 //!    principal may not call → 403 (an access token without the tool's scope:
@@ -64,6 +68,7 @@ use crate::transport::exchange::{
 };
 use crate::transport::hosts::check_host_and_origin;
 use crate::transport::modern;
+use crate::transport::rate;
 use crate::transport::sse::{self, Pump, StreamKind};
 pub use crate::transport::state::AppState;
 
@@ -423,7 +428,7 @@ async fn find_session(req: &HttpRequest, state: &AppState) -> Result<Arc<Session
     };
     match state.root.send(restore).await {
         Ok(Ok(Some(entry))) => return Ok(entry),
-        Ok(Err(e @ (RootError::Full(_) | RootError::Draining))) => {
+        Ok(Err(e @ (RootError::Full(_) | RootError::Share(_) | RootError::Draining))) => {
             return Err(Refusal::no_session(e))
         }
         _ => {}
@@ -675,6 +680,9 @@ async fn post_mcp(
         }
     }
     trace_from_header(&req, &mut payload);
+    if let Some(refused) = over_rate(&req, &state, &payload) {
+        return refused;
+    }
     if modern::is_modern(req.headers(), &payload) {
         return modern::post(&req, &state, accept, payload).await;
     }
@@ -707,7 +715,7 @@ async fn post_mcp(
             .await
         {
             Ok(Ok(entry)) => entry,
-            Ok(Err(e @ (RootError::Full(_) | RootError::Draining))) => {
+            Ok(Err(e @ (RootError::Full(_) | RootError::Share(_) | RootError::Draining))) => {
                 return Refusal::no_session(e).into()
             }
             Ok(Err(e)) => {
@@ -805,6 +813,42 @@ async fn post_mcp(
     let (out, rx) = sse::connection(state.service.limits.sse_buffer_bytes, state.answers.clone());
     pump(&state, &entry, stream, StreamKind::Request).start(first, frames, Some(out));
     with_session(sse_response(entry, priming(stream), Some(rx)))
+}
+
+/// The `[rate]` limits for the metered messages of `payload` (`initialize` and
+/// `tools/call`, each item of a batch), counted for the request's principal, or
+/// its client address when it has none, and for the server: past one, 429 with
+/// `Retry-After` (the wait, in seconds rounded up) and a JSON-RPC
+/// [`code::RATE_LIMITED`] error naming the limit, counted `rate_limit`.
+fn over_rate(req: &HttpRequest, state: &AppState, payload: &Payload) -> Option<HttpResponse> {
+    let rate = state.rate.as_ref()?;
+    let n = rate::metered(payload);
+    if n == 0 {
+        return None;
+    }
+    let principal = req.extensions().get::<Principal>().map(|p| p.name.clone());
+    let key = match (&principal, req.peer_addr()) {
+        (Some(name), _) => rate::Key::Principal(name),
+        (None, Some(peer)) => rate::Key::Address(peer.ip()),
+        (None, None) => rate::Key::Unknown,
+    };
+    let over = rate.check(key, n).err()?;
+    let secs = over.retry_after_secs();
+    let setting = over.limit.setting();
+    let error = RpcError::new(
+        code::RATE_LIMITED,
+        format!("rate limit reached ({setting}); retry in {secs} s"),
+    )
+    .with_data(serde_json::json!({ "limit": setting, "retryAfterSeconds": secs }));
+    let mut refusal =
+        Refusal::new(StatusCode::TOO_MANY_REQUESTS, error).because(reason::RATE_LIMIT);
+    if let Payload::Single(Ok(Message::Request(r))) = payload {
+        refusal = refusal.answering(&r.id);
+    }
+    let mut resp = HttpResponse::from(refusal);
+    resp.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    Some(resp)
 }
 
 /// 405 for `GET`/`DELETE` without `Mcp-Session-Id`: 2026-07-28 has no session

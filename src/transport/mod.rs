@@ -11,6 +11,7 @@ pub mod exchange;
 pub mod hosts;
 pub mod http;
 pub mod modern;
+pub mod rate;
 pub mod sse;
 pub mod state;
 pub mod stdio;

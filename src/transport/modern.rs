@@ -551,7 +551,7 @@ async fn listen(
         .await;
     let entry: Arc<SessionEntry> = match opened {
         Ok(Ok(entry)) => entry,
-        Ok(Err(e @ (RootError::Full(_) | RootError::Draining))) => {
+        Ok(Err(e @ (RootError::Full(_) | RootError::Share(_) | RootError::Draining))) => {
             return Refusal::no_session(e).answering(&id).into();
         }
         Ok(Err(e)) => return error_response(Some(&id), &RpcError::internal(e)),

@@ -42,6 +42,8 @@ pub struct AppState {
     /// Bearer tokens asked on `/mcp` (and on `/health`, `/metrics` per
     /// `[auth] ops`); `None`: no auth configured, anyone gets in.
     pub(crate) auth: Option<crate::auth::Auth>,
+    /// The `[rate]` buckets; `None`: every rate off.
+    pub(crate) rate: Option<Arc<crate::transport::rate::RateLimits>>,
 }
 
 /// Open listen streams: `limits.max_listen_streams` in all,
@@ -109,7 +111,12 @@ impl AppState {
             .min(tokio::sync::Semaphore::MAX_PERMITS);
         let answers =
             crate::transport::answers::AnswerBudget::new(service.limits.max_pending_answer_bytes);
+        let rate = crate::transport::rate::RateLimits::from_config(&http.rate).map(Arc::new);
+        service
+            .shared_kv
+            .store(http.auth.shared_kv, std::sync::atomic::Ordering::Relaxed);
         AppState {
+            rate,
             answers,
             bodies: Arc::new(tokio::sync::Semaphore::new(bodies)),
             streams: Arc::new(crate::transport::sse::SessionStreams::starting_at(

@@ -21,6 +21,7 @@ mod mrtr;
 mod oauth;
 mod ops;
 mod py_client;
+mod rate;
 mod registries;
 mod stdio;
 mod tasks;

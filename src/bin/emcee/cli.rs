@@ -163,6 +163,12 @@ pub struct ServeArgs {
     /// `http.allowed_hosts` (default: `localhost,127.0.0.1,[::1]`).
     #[arg(long, env = "EMCEE_ALLOWED_HOSTS", value_name = "LIST")]
     pub allowed_hosts: Option<String>,
+    /// Serve command tools on a non-loopback address without auth (`[auth]
+    /// allow_unauthenticated_commands`; default: refuse to start so).
+    #[arg(long, env = "EMCEE_ALLOW_UNAUTHENTICATED_COMMANDS", value_name = "BOOL",
+          num_args = 0..=1, default_missing_value = "true",
+          value_parser = clap::builder::BoolishValueParser::new())]
+    pub allow_unauthenticated_commands: Option<bool>,
     /// Shared flags.
     #[command(flatten)]
     pub common: CommonArgs,
@@ -207,6 +213,7 @@ impl Cli {
                 mrtr_key_file: common.mrtr_key_file,
                 storage_url: common.storage_url,
                 tokens_file: common.tokens_file,
+                allow_unauthenticated_commands: serve.allow_unauthenticated_commands,
                 auth_issuer: common.auth_issuer,
                 auth_jwks_url: common.auth_jwks_url,
                 auth_resource: common.auth_resource,
@@ -238,6 +245,84 @@ mod tests {
         let mut f = tempfile::NamedTempFile::new().unwrap();
         f.write_all(text.as_bytes()).unwrap();
         f
+    }
+
+    const COMMAND_TOOL: &str = "[[tools.command]]\nname = \"say\"\ndescription = \"d\"\n\
+                                argv = [\"printf\", \"%s\", \"{text}\"]\n\
+                                [tools.command.input.text]\ntype = \"string\"\nallow_option_like = true\n";
+
+    #[test]
+    fn command_tools_on_a_public_bind_need_auth_or_the_override() {
+        let f = file(COMMAND_TOOL);
+        let path = f.path().to_str().unwrap();
+        let e = resolve(&["serve", "--config", path, "--bind", "0.0.0.0:8080"])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("auth.allow_unauthenticated_commands"), "{e}");
+        assert!(!e.contains('\n'), "one line: {e}");
+        let allowed = resolve(&[
+            "serve",
+            "--config",
+            path,
+            "--bind",
+            "0.0.0.0:8080",
+            "--allow-unauthenticated-commands",
+        ])
+        .unwrap();
+        assert!(allowed.http.auth.allow_unauthenticated_commands);
+        // Loopback, `config`, and no command tools: as before.
+        assert!(resolve(&["serve", "--config", path]).is_ok());
+        assert!(resolve(&["config", "--config", path, "--bind", "0.0.0.0:8080"]).is_ok());
+        assert!(resolve(&["serve", "--bind", "0.0.0.0:8080"]).is_ok());
+        // OAuth counts as auth (its JWKS URL is fetched only when serving starts).
+        let f = file(&format!(
+            "[auth]\nissuer = \"https://auth.example.com\"\n\
+             authorization_servers = [\"https://auth.example.com\"]\n\
+             jwks_url = \"http://127.0.0.1:9/jwks\"\n{COMMAND_TOOL}"
+        ));
+        let oauth = f.path().to_str().unwrap();
+        assert!(resolve(&["serve", "--config", oauth, "--bind", "0.0.0.0:8080"]).is_ok());
+        // In the file too.
+        let f = file(&format!(
+            "[auth]\nallow_unauthenticated_commands = true\n{COMMAND_TOOL}"
+        ));
+        let path = f.path().to_str().unwrap();
+        assert!(resolve(&["serve", "--config", path, "--bind", "0.0.0.0:8080"]).is_ok());
+    }
+
+    #[test]
+    fn rate_and_shares_are_read_from_the_file() {
+        let f = file(
+            "[rate]\nper_principal_per_s = 5\nper_principal_burst = 10\nper_ip_per_s = 2\n\
+             global_per_s = 100\nglobal_burst = 200\nmax_keys = 50\n\
+             [limits]\nmax_sessions_per_principal = 7\nmax_in_flight_per_principal = 9\n\
+             [auth]\nshared_kv = true\n",
+        );
+        let c = resolve(&["serve", "--config", f.path().to_str().unwrap()]).unwrap();
+        let r = &c.http.rate;
+        assert_eq!(
+            (
+                r.per_principal_per_s,
+                r.per_principal_burst,
+                r.per_ip_per_s,
+                r.per_ip_burst
+            ),
+            (5, 10, 2, 0)
+        );
+        assert_eq!((r.global_per_s, r.global_burst, r.max_keys), (100, 200, 50));
+        assert_eq!(c.limits.sessions_per_principal(), 7);
+        assert_eq!(c.limits.in_flight_per_principal(), 9);
+        assert!(c.http.auth.shared_kv);
+        // The defaults: rates off, a quarter of each total.
+        let c = resolve(&["serve"]).unwrap();
+        assert_eq!(c.http.rate, emcee::config::RateConfig::default());
+        assert_eq!(c.limits.sessions_per_principal(), 500);
+        assert_eq!(c.limits.in_flight_per_principal(), 1024);
+        let f = file("[rate]\nmax_keys = 0\n");
+        let e = resolve(&["serve", "--config", f.path().to_str().unwrap()]).unwrap_err();
+        assert!(e.to_string().contains("rate.max_keys"), "{e}");
+        let f = file("[rate]\nper_second = 1\n");
+        assert!(resolve(&["serve", "--config", f.path().to_str().unwrap()]).is_err());
     }
 
     #[test]

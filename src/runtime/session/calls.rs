@@ -250,13 +250,22 @@ impl Session {
             self.refuse(reason, &e);
             e
         };
-        let mut permits = Vec::with_capacity(2);
+        let mut permits = Vec::with_capacity(3);
         let total = &self.service.in_flight;
         permits.push(
             total
                 .try_enter()
                 .ok_or_else(|| busy(reason::IN_FLIGHT_TOTAL, "server", total.limit()))?,
         );
+        if let Some(caller) = &self.caller {
+            // A principal's share (`[auth]`): one token cannot hold every call.
+            let shares = &self.service.in_flight_per_principal;
+            permits.push(
+                shares.try_enter(&caller.name).ok_or_else(|| {
+                    busy(reason::IN_FLIGHT_PRINCIPAL, "principal", shares.limit())
+                })?,
+            );
+        }
         if let Some(tool) = tool {
             let per_tool = self.service.limits.max_in_flight_per_tool;
             permits.push(tool.try_enter(per_tool).ok_or_else(|| {
@@ -307,6 +316,11 @@ impl Session {
             inputs: inputs.clone(),
             task: task.clone(),
             client_request_timeout: self.service.limits.client_request_timeout,
+            principal: self.caller.as_ref().map(|p| p.name.clone()),
+            kv_per_principal: !self
+                .service
+                .shared_kv
+                .load(std::sync::atomic::Ordering::Relaxed),
             notifier: self.service.notifier.clone(),
             blocking: self.service.blocking.clone(),
             log: log.clone(),

@@ -69,6 +69,8 @@ pub struct Overrides {
     pub storage_url: Option<String>,
     /// See [`emcee::config::AuthConfig::tokens_file`].
     pub tokens_file: Option<PathBuf>,
+    /// See [`emcee::config::AuthConfig::allow_unauthenticated_commands`].
+    pub allow_unauthenticated_commands: Option<bool>,
     /// See [`emcee::config::AuthConfig::issuer`] (`EMCEE_AUTH_ISSUER`).
     pub auth_issuer: Option<String>,
     /// See [`emcee::config::AuthConfig::jwks_url`] (`EMCEE_AUTH_JWKS_URL`).
@@ -135,6 +137,9 @@ pub struct FileConfig {
     /// See [`emcee::config::AuthConfig`].
     #[serde(default)]
     pub auth: FileAuth,
+    /// See [`emcee::config::RateConfig`].
+    #[serde(default)]
+    pub rate: FileRate,
     /// `[[tools.command]]`: programs served as tools.
     #[serde(default)]
     pub tools: FileTools,
@@ -286,6 +291,30 @@ pub struct FileAuth {
     /// [`emcee::config::AuthConfig::scopes`]: `[auth.scopes]`, tool = "scope".
     #[serde(default)]
     pub scopes: std::collections::BTreeMap<String, String>,
+    /// [`emcee::config::AuthConfig::shared_kv`].
+    pub shared_kv: Option<bool>,
+    /// [`emcee::config::AuthConfig::allow_unauthenticated_commands`].
+    pub allow_unauthenticated_commands: Option<bool>,
+}
+
+/// `[rate]` table.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileRate {
+    /// [`emcee::config::RateConfig::per_principal_per_s`].
+    pub per_principal_per_s: Option<u32>,
+    /// [`emcee::config::RateConfig::per_principal_burst`].
+    pub per_principal_burst: Option<u32>,
+    /// [`emcee::config::RateConfig::per_ip_per_s`].
+    pub per_ip_per_s: Option<u32>,
+    /// [`emcee::config::RateConfig::per_ip_burst`].
+    pub per_ip_burst: Option<u32>,
+    /// [`emcee::config::RateConfig::global_per_s`].
+    pub global_per_s: Option<u32>,
+    /// [`emcee::config::RateConfig::global_burst`].
+    pub global_burst: Option<u32>,
+    /// [`emcee::config::RateConfig::max_keys`].
+    pub max_keys: Option<usize>,
 }
 
 /// Which fixture sets are exposed.
@@ -700,6 +729,30 @@ impl Config {
             // OAuth keys checked now (exit 2 naming the key), the JWKS file read.
             emcee::auth::Auth::from_config(&config.http.auth)?;
         }
+        if let Some(shared) = file.auth.shared_kv {
+            config.http.auth.shared_kv = shared;
+        }
+        config.http.auth.allow_unauthenticated_commands = o
+            .allow_unauthenticated_commands
+            .or(file.auth.allow_unauthenticated_commands)
+            .unwrap_or(false);
+        let fr = &file.rate;
+        let rate = &mut config.http.rate;
+        for (value, slot) in [
+            (fr.per_principal_per_s, &mut rate.per_principal_per_s),
+            (fr.per_principal_burst, &mut rate.per_principal_burst),
+            (fr.per_ip_per_s, &mut rate.per_ip_per_s),
+            (fr.per_ip_burst, &mut rate.per_ip_burst),
+            (fr.global_per_s, &mut rate.global_per_s),
+            (fr.global_burst, &mut rate.global_burst),
+        ] {
+            if let Some(value) = value {
+                *slot = value;
+            }
+        }
+        if let Some(n) = fr.max_keys {
+            rate.max_keys = positive("rate.max_keys", n)?;
+        }
         // (stdio is never gated: its run does not read the file.)
         if let Some(path) = config
             .http
@@ -756,8 +809,40 @@ impl Config {
             }
         }
         config.command_tools = file.tools.command;
+        if mode == Mode::Serve {
+            refuse_unauthenticated_commands(&config)?;
+        }
         Ok(config)
     }
+}
+
+/// Whether clients must prove who they are on `/mcp`: `[auth] tokens_file` or
+/// OAuth (`[auth] issuer`, `jwks_file`, `jwks_url`...).
+pub fn auth_configured(config: &Config) -> bool {
+    config.http.auth.enabled()
+}
+
+/// The safe default: `serve` on a non-loopback address with command tools and no
+/// auth would let anyone who reaches the port run those programs. Refused (exit 2)
+/// unless `[auth] allow_unauthenticated_commands` says it is meant.
+fn refuse_unauthenticated_commands(config: &Config) -> Result<(), ConfigError> {
+    if config.command_tools.is_empty()
+        || config.bind.ip().is_loopback()
+        || auth_configured(config)
+        || config.http.auth.allow_unauthenticated_commands
+    {
+        return Ok(());
+    }
+    Err(bad(
+        "auth.allow_unauthenticated_commands",
+        format!(
+            "refusing to serve command tools ([[tools.command]]) on {} (not loopback) \
+             without auth: set [auth] tokens_file or OAuth ([auth] issuer), or allow \
+             it on purpose with [auth] allow_unauthenticated_commands = true \
+             (EMCEE_ALLOW_UNAUTHENTICATED_COMMANDS=true, --allow-unauthenticated-commands)",
+            config.bind
+        ),
+    ))
 }
 
 /// Most HTTP worker threads (`http.workers`): one per CPU is the default; far more

@@ -10,7 +10,9 @@
 //!
 //! A configuration keeps all of them (the default), none (`[tools] builtin =
 //! false`) or some (`builtin = ["echo", "kv_get"]`); the `kv://` resources are served
-//! when at least one kv tool is kept (they read what `kv_set` writes).
+//! when at least one kv tool is kept (they read what `kv_set` writes). With auth
+//! (`[auth]`), each principal reads and writes its own keys (`CallContext::kv`)
+//! unless `[auth] shared_kv = true`.
 
 use std::time::Duration;
 
@@ -143,7 +145,7 @@ pub fn register_resources(resources: &mut ResourceRegistry) -> Result<(), Duplic
     resources.add_template(
         Template::new("kv://{key}", "kv", |ctx, uri, vars| async move {
             let key = vars.get("key").cloned().unwrap_or_default();
-            match ctx.storage().kv(KV_NAMESPACE).get(&key) {
+            match ctx.kv(KV_NAMESPACE).get(&key) {
                 Ok(Some(v)) => Ok(vec![ResourceContents::text(
                     uri,
                     Some("text/plain"),
@@ -217,13 +219,13 @@ fn all(limits: &Limits) -> Vec<Tool> {
             .task(emcee::tools::TaskSupport::Optional)
             .annotations(reads()),
             Tool::new("kv_set", "Stores `value` under `key`; durable when answered.", |ctx, a: KvSetArgs| async move {
-                ctx.storage().kv(KV_NAMESPACE).set(&a.key, a.value.as_bytes()).await?;
+                ctx.kv(KV_NAMESPACE).set(&a.key, a.value.as_bytes()).await?;
                 ctx.resource_updated(&kv_uri(&a.key));
                 Ok(Json(KvSetOutput { key: a.key }))
             })
             .annotations(overwrites()),
             Tool::new("kv_get", "Returns the value stored under `key`; an error if there is none.", |ctx, a: KeyArgs| async move {
-                match ctx.storage().kv(KV_NAMESPACE).get(&a.key)? {
+                match ctx.kv(KV_NAMESPACE).get(&a.key)? {
                     Some(v) => Ok(Json(KvGetOutput {
                         key: a.key,
                         value: String::from_utf8_lossy(&v).into_owned(),
@@ -233,7 +235,7 @@ fn all(limits: &Limits) -> Vec<Tool> {
             })
             .annotations(reads()),
             Tool::new("kv_delete", "Removes `key`; says whether it existed.", |ctx, a: KeyArgs| async move {
-                let deleted = ctx.storage().kv(KV_NAMESPACE).delete(&a.key).await?;
+                let deleted = ctx.kv(KV_NAMESPACE).delete(&a.key).await?;
                 if deleted {
                     ctx.resource_updated(&kv_uri(&a.key));
                 }
@@ -243,7 +245,6 @@ fn all(limits: &Limits) -> Vec<Tool> {
             Tool::new("kv_list", "Lists keys, optionally only those starting with `prefix`.", move |ctx, a: KvListArgs| async move {
                 let prefix = a.prefix.unwrap_or_default();
                 let (keys, truncated) = ctx
-                    .storage()
                     .kv(KV_NAMESPACE)
                     .list_within(&prefix, kv_list_max, kv_list_bytes)?;
                 Ok(Json(KvListOutput { keys, truncated }))

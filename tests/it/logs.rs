@@ -616,7 +616,7 @@ const SECRET_SHAPES: &[(&str, &str)] = &[
 ];
 
 /// Which of `secrets` (name, value) and of [`SECRET_SHAPES`] `line` holds.
-fn secrets_in(line: &str, secrets: &[(&str, String)]) -> Vec<String> {
+pub(crate) fn secrets_in(line: &str, secrets: &[(&str, String)]) -> Vec<String> {
     let shapes = SECRET_SHAPES
         .iter()
         .filter(|(_, shape)| regex_lite::Regex::new(shape).expect("regex").is_match(line))

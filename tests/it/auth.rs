@@ -33,7 +33,7 @@ fn bearer(token: &str) -> String {
 }
 
 /// `initialize` (session era) with `token`; the session id.
-fn open_session(s: &Server, token: &str) -> String {
+pub(crate) fn open_session(s: &Server, token: &str) -> String {
     let body = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
         "protocolVersion": VERSION, "capabilities": {},
         "clientInfo": {"name": "t", "version": "1"}}});
@@ -48,7 +48,13 @@ fn open_session(s: &Server, token: &str) -> String {
 }
 
 /// A session-era request with `token`: the whole reply.
-fn request(s: &Server, session: &str, token: &str, method: &str, params: Value) -> Reply {
+pub(crate) fn request(
+    s: &Server,
+    session: &str,
+    token: &str,
+    method: &str,
+    params: Value,
+) -> Reply {
     let body = json!({"jsonrpc": "2.0", "id": 7, "method": method, "params": params});
     s.post(
         Some(session),

@@ -17,7 +17,8 @@ use jsonwebtoken::jwk::{Jwk, JwkSet};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{json, Value};
 
-use crate::harness::{run, with_meta, Reply, Server, ACCEPT_BOTH, MODERN, VERSION};
+use crate::auth::{open_session, request};
+use crate::harness::{run, with_meta, Reply, Server, ACCEPT_BOTH, MODERN};
 
 const ISSUER: &str = "https://as.example.test";
 /// The tool `[auth.scopes]` guards in these tests, and its scope.
@@ -263,33 +264,6 @@ fn modern_call(s: &Server, token: Option<&str>, tool: &str, args: Value) -> Repl
         headers.push(("Authorization", a));
     }
     s.send("POST", &headers, Some(body.to_string().as_bytes()))
-}
-
-/// `initialize` + `notifications/initialized` (session era) with `token`.
-fn open_session(s: &Server, token: &str) -> String {
-    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-        "protocolVersion": VERSION, "capabilities": {},
-        "clientInfo": {"name": "t", "version": "1"}}});
-    let auth = format!("Bearer {token}");
-    let r = s.post(None, &body.to_string(), &[("Authorization", &auth)]);
-    assert_eq!(r.status, 200, "{}", r.body);
-    let id = r.header("mcp-session-id").expect("session id").to_owned();
-    let note = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
-    let r = s.post(Some(&id), &note.to_string(), &[("Authorization", &auth)]);
-    assert_eq!(r.status, 202, "{}", r.body);
-    id
-}
-
-fn request(s: &Server, session: &str, token: &str, method: &str, params: Value) -> Reply {
-    let body = json!({"jsonrpc": "2.0", "id": 7, "method": method, "params": params});
-    s.post(
-        Some(session),
-        &body.to_string(),
-        &[
-            ("Authorization", &format!("Bearer {token}")),
-            ("Accept", "application/json"),
-        ],
-    )
 }
 
 fn metric(s: &Server, token: &str, series: &str) -> f64 {

@@ -155,6 +155,15 @@ impl TokenSet {
         Ok(TokenSet { entries })
     }
 
+    /// Every tool name a token of the set is limited to.
+    pub fn tool_names(&self) -> std::collections::BTreeSet<String> {
+        self.entries
+            .iter()
+            .filter_map(|e| e.principal.tools.as_ref())
+            .flat_map(|tools| tools.iter().cloned())
+            .collect()
+    }
+
     /// Read and parse the file at `path`.
     pub fn read(path: &Path) -> Result<TokenSet, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Tokens {
@@ -272,6 +281,11 @@ impl Tokens {
         self.current().len()
     }
 
+    /// Every tool name a token of the current set is limited to.
+    pub fn tool_names(&self) -> std::collections::BTreeSet<String> {
+        self.current().tool_names()
+    }
+
     /// Whether the current set holds none.
     pub fn is_empty(&self) -> bool {
         self.current().is_empty()
@@ -314,6 +328,24 @@ pub struct Auth {
 }
 
 impl Auth {
+    /// The tool names the tokens file's lists and `[auth.scopes]` hold that
+    /// `known` says the server does not have (sorted, each once): a token limited
+    /// to a misspelt tool can call nothing by that name, a scope on one guards
+    /// nothing.
+    pub fn unknown_tools(&self, known: impl Fn(&str) -> bool) -> Vec<String> {
+        let mut named = self
+            .tokens
+            .as_ref()
+            .map(Tokens::tool_names)
+            .unwrap_or_default();
+        #[cfg(feature = "oauth")]
+        if let Some(oauth) = &self.oauth {
+            named.extend(oauth.scoped_tools().map(str::to_owned));
+        }
+        named.retain(|name| !known(name));
+        named.into_iter().collect()
+    }
+
     /// The gate `config` asks for, its files read now; `None` when neither a
     /// tokens file nor OAuth is configured.
     pub fn from_config(config: &AuthConfig) -> Result<Option<Auth>, ConfigError> {

@@ -175,6 +175,11 @@ impl OAuth {
         &self.scopes_supported
     }
 
+    /// The tools `[auth.scopes]` gives a required scope.
+    pub fn scoped_tools(&self) -> impl Iterator<Item = &str> {
+        self.required.keys().map(String::as_str)
+    }
+
     /// The principal `token` stands for, or why it is refused. May fetch the
     /// JWKS again (a key id the set does not hold).
     pub async fn verify(&self, token: &str) -> Result<Principal, Rejection> {

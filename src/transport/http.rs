@@ -1141,6 +1141,9 @@ pub(crate) fn start(
     slog::info!(log, "serving http"; "bind" => local_addr.to_string(), "path" => MCP_PATH, "workers" => config.http.workers);
     let server_task = actix_rt::spawn(server);
     let trim = actix_rt::spawn(trim_events(service.clone(), state.streams.clone()));
+    if let Some(auth) = &state.auth {
+        warn_unknown_tools(auth, &service, &log);
+    }
     let hangup = match state
         .auth
         .as_ref()
@@ -1150,7 +1153,9 @@ pub(crate) fn start(
             slog::info!(log, "bearer tokens required"; "tokens_file" => tokens.path().display().to_string(),
                 "tokens" => tokens.len(), "ops" => format!("{:?}", auth.ops).to_lowercase());
             Some(actix_rt::spawn(reload_on_hangup(
+                auth.clone(),
                 tokens.clone(),
+                service.clone(),
                 log.clone(),
             )))
         }
@@ -1204,7 +1209,27 @@ fn settle_auth(state: &AppState, default_resource: &str) {
 /// Read the tokens file again on every SIGHUP, for as long as HTTP is served: a
 /// good file replaces the set (one info line with the count), a bad one keeps the
 /// old set (one error line saying why).
-async fn reload_on_hangup(tokens: Tokens, log: slog::Logger) {
+/// Tool names listed in the tokens file or `[auth.scopes]` that this server
+/// does not have: one warning naming them (at most [`UNKNOWN_TOOLS_LOGGED`]),
+/// at the start and after each reload of the tokens file.
+fn warn_unknown_tools(auth: &Auth, service: &Service, log: &slog::Logger) {
+    let unknown = auth.unknown_tools(|name| service.tools.get(name).is_some());
+    if unknown.is_empty() {
+        return;
+    }
+    let shown: Vec<String> = unknown
+        .iter()
+        .take(UNKNOWN_TOOLS_LOGGED)
+        .map(|n| crate::telemetry::clip_to(n, 64).into_owned())
+        .collect();
+    slog::warn!(log, "the tokens file or [auth.scopes] names tools this server does not have: a token limited to them calls nothing by those names";
+        "tools" => shown.join(","), "unknown" => unknown.len());
+}
+
+/// Most unknown tool names one warning lists.
+const UNKNOWN_TOOLS_LOGGED: usize = 16;
+
+async fn reload_on_hangup(auth: Auth, tokens: Tokens, service: Arc<Service>, log: slog::Logger) {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
@@ -1218,7 +1243,8 @@ async fn reload_on_hangup(tokens: Tokens, log: slog::Logger) {
         while hangups.recv().await.is_some() {
             match tokens.reload() {
                 Ok(count) => {
-                    slog::info!(log, "tokens reloaded"; "tokens_file" => tokens.path().display().to_string(), "tokens" => count)
+                    slog::info!(log, "tokens reloaded"; "tokens_file" => tokens.path().display().to_string(), "tokens" => count);
+                    warn_unknown_tools(&auth, &service, &log);
                 }
                 Err(e) => {
                     slog::error!(log, "tokens not reloaded, the previous set is kept"; "error" => e.to_string())
@@ -1228,7 +1254,7 @@ async fn reload_on_hangup(tokens: Tokens, log: slog::Logger) {
     }
     #[cfg(not(unix))]
     {
-        let _ = (tokens, log);
+        let _ = (auth, tokens, service, log);
         std::future::pending::<()>().await;
     }
 }

@@ -361,3 +361,30 @@ fn a_session_bound_on_one_instance_stays_bound_on_another() {
     let r = request(&b, &session, TOKEN_B, "tools/list", json!({}));
     assert_eq!(r.status, 404, "{}", r.body);
 }
+
+/// A token limited to a tool the server does not have (a typo) can call nothing
+/// by that name: the start says so, naming the tools and never the token, and so
+/// does each reload.
+#[test]
+fn tools_the_server_does_not_have_are_named_at_start_and_after_a_reload() {
+    let (_dir, path) = tokens_file(&format!("{TOKEN_A} echo,ech0,kv_gte\n{TOKEN_B}\n"));
+    let s = serve_with(&path);
+    let line = wait_for_log(&s, "names tools this server does not have");
+    let v: Value = serde_json::from_str(&line).expect("a JSON line");
+    assert_eq!(v["level"], "warning", "{line}");
+    assert_eq!(v["tools"], "ech0,kv_gte", "{line}");
+    assert_eq!(v["unknown"], 2, "{line}");
+    assert!(!line.contains(TOKEN_A), "{line}");
+    // The known tool still works for the token.
+    let r = modern_call(&s, TOKEN_A, "echo", json!({"text": "x"}));
+    assert_eq!(r.status, 200, "{}", r.body);
+
+    std::fs::write(&path, format!("{TOKEN_A} echo,sleeep\n")).expect("rewrite");
+    s.signal("HUP");
+    wait_for_log(&s, "tokens reloaded");
+    let line = wait_for_log(&s, "\"tools\":\"sleeep\"");
+    assert!(
+        line.contains("names tools this server does not have"),
+        "{line}"
+    );
+}

@@ -79,6 +79,8 @@ pub enum Denied {
     /// An OAuth access token refused (`invalid_token`), and why (a fixed text,
     /// the challenge's `error_description`).
     Rejected(&'static str),
+    /// More than one `Authorization` header: RFC 6750 `invalid_request`, 400.
+    Malformed,
 }
 
 /// One token of the set: its digest and who it stands for.
@@ -225,8 +227,10 @@ fn hex(digest: &[u8; 32], digits: usize) -> String {
 /// `authorization`: exactly one header, `Bearer <token>` (scheme
 /// case-insensitive).
 fn bearer<'a>(mut authorization: impl Iterator<Item = &'a [u8]>) -> Result<&'a str, Denied> {
-    let (Some(value), None) = (authorization.next(), authorization.next()) else {
-        return Err(Denied::Missing);
+    let value = match (authorization.next(), authorization.next()) {
+        (Some(value), None) => value,
+        (None, _) => return Err(Denied::Missing),
+        (Some(_), Some(_)) => return Err(Denied::Malformed),
     };
     let Ok(value) = std::str::from_utf8(value) else {
         return Err(Denied::Invalid);
@@ -403,6 +407,7 @@ impl Auth {
         let mut parts: Vec<String> = Vec::new();
         match denied {
             Denied::Missing => {}
+            Denied::Malformed => parts.push("error=\"invalid_request\"".into()),
             Denied::Invalid => parts.push("error=\"invalid_token\"".into()),
             Denied::Rejected(why) => {
                 parts.push("error=\"invalid_token\"".into());
@@ -488,6 +493,6 @@ mod tests {
         assert_eq!(t.check(h("Basic cmlnaHQ=")), Err(Denied::Missing));
         assert_eq!(t.check(std::iter::empty()), Err(Denied::Missing));
         let two = ["Bearer right".as_bytes(), "Bearer right".as_bytes()];
-        assert_eq!(t.check(two.into_iter()), Err(Denied::Missing));
+        assert_eq!(t.check(two.into_iter()), Err(Denied::Malformed));
     }
 }

@@ -62,17 +62,25 @@ impl Refusal {
     /// 401 for a request without a valid bearer token (`[auth]`), with the
     /// `WWW-Authenticate` challenge `auth` gives for `denied` (`Bearer`, plus
     /// `error="invalid_token"` when a token was given but refused, plus the
-    /// metadata's URL with OAuth). Counted as `unauthorized`.
+    /// metadata's URL with OAuth); 400 `error="invalid_request"` for more than
+    /// one `Authorization` header. Counted as `unauthorized`.
     pub fn unauthorized(auth: &Auth, denied: Denied) -> Refusal {
         let message = match denied {
             Denied::Missing => "unauthorized: send Authorization: Bearer <token>".to_owned(),
             Denied::Invalid => "unauthorized: the bearer token is not valid".to_owned(),
+            Denied::Malformed => {
+                "bad request: more than one Authorization header (send one bearer token)".to_owned()
+            }
             Denied::Rejected(why) => {
                 format!("unauthorized: the bearer token is not valid ({why})")
             }
         };
-        let mut refusal = Refusal::new(StatusCode::UNAUTHORIZED, RpcError::new(-32000, message))
-            .because(reason::UNAUTHORIZED);
+        let status = match denied {
+            Denied::Malformed => StatusCode::BAD_REQUEST,
+            _ => StatusCode::UNAUTHORIZED,
+        };
+        let mut refusal =
+            Refusal::new(status, RpcError::new(-32000, message)).because(reason::UNAUTHORIZED);
         refusal.challenge = Some(Box::new(auth.challenge(denied)));
         refusal
     }

@@ -388,3 +388,47 @@ fn tools_the_server_does_not_have_are_named_at_start_and_after_a_reload() {
         "{line}"
     );
 }
+
+/// Two `Authorization` headers (RFC 6750 §3.1: more than one way to send a token)
+/// are a malformed request: 400 with `error="invalid_request"`, counted and
+/// refused before the body, whatever the tokens.
+#[test]
+fn two_authorization_headers_are_400_invalid_request() {
+    use std::io::{Read, Write};
+    let (_dir, path) = tokens_file(&format!("{TOKEN_A}\n"));
+    let s = serve_with(&path);
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "ping"}).to_string();
+    let mut conn = std::net::TcpStream::connect(&s.addr).expect("connect");
+    conn.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let request = format!(
+        "POST /mcp HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\n\
+         Accept: application/json, text/event-stream\r\nAuthorization: Bearer {TOKEN_A}\r\n\
+         Authorization: Bearer {TOKEN_A}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        s.addr,
+        body.len()
+    );
+    conn.write_all(request.as_bytes()).expect("send");
+    let mut answer = String::new();
+    let _ = conn.read_to_string(&mut answer);
+    let (head, json) = answer.split_once("\r\n\r\n").expect("an HTTP answer");
+    assert!(head.starts_with("HTTP/1.1 400"), "{head}");
+    let head = head.to_ascii_lowercase();
+    assert!(
+        head.contains("www-authenticate: bearer error=\"invalid_request\""),
+        "{head}"
+    );
+    let v: Value = serde_json::from_str(json.trim()).expect("a JSON-RPC error");
+    assert_eq!(v["error"]["code"], -32000, "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("more than one Authorization header")),
+        "{v}"
+    );
+    assert_eq!(
+        metric(&s, TOKEN_A, "mcp_rejected_total{reason=\"unauthorized\"}"),
+        1.0
+    );
+    assert!(!s.logs().contains(TOKEN_A), "{}", s.logs());
+}

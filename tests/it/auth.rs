@@ -6,7 +6,7 @@
 //! (exit 2).
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{json, Value};
 
@@ -101,18 +101,7 @@ fn get_with(s: &Server, path: &str, token: &str) -> Reply {
 }
 
 fn wait_for_log(s: &Server, what: &str) -> String {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let logs = s.logs();
-        if let Some(line) = logs.lines().find(|l| l.contains(what)) {
-            return line.to_owned();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no log line with {what:?}:\n{logs}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    s.log_line(&[what], Duration::from_secs(5))
 }
 
 #[test]

@@ -234,18 +234,7 @@ fn challenge(s: &Server, why: Option<&str>) -> String {
 }
 
 fn wait_for_log(s: &Server, what: &str) -> String {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let logs = s.logs();
-        if let Some(line) = logs.lines().find(|l| l.contains(what)) {
-            return line.to_owned();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no log line with {what:?}:\n{logs}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    s.log_line(&[what], Duration::from_secs(10))
 }
 
 /// A 2026-07-28 `tools/call` with `token` (none: no header).

@@ -109,18 +109,7 @@ fn rejected(s: &Server, reason: &str) -> f64 {
 
 /// The first log line containing every one of `what`, waiting up to 5 s.
 fn log_line(s: &Server, what: &[&str]) -> String {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let logs = s.logs();
-        if let Some(line) = logs.lines().find(|l| what.iter().all(|w| l.contains(w))) {
-            return line.to_owned();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no log line with {what:?}:\n{logs}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    s.log_line(what, Duration::from_secs(5))
 }
 
 /// A 429 refusal naming `limit`: `Retry-After` in whole seconds, a JSON-RPC

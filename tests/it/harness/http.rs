@@ -411,6 +411,23 @@ impl Server {
         self.stderr.lock().unwrap().join("\n")
     }
 
+    /// The first stderr line containing every one of `what`, waiting up to
+    /// `within` for it (a panic naming `what` and the logs when none comes).
+    pub fn log_line(&self, what: &[&str], within: Duration) -> String {
+        let deadline = Instant::now() + within;
+        loop {
+            let logs = self.logs();
+            if let Some(line) = logs.lines().find(|l| what.iter().all(|w| l.contains(w))) {
+                return line.to_owned();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no log line with {what:?}:\n{logs}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// The admin listener's address (`--admin-bind`), from the "serving admin" log
     /// line (logged right after "serving http").
     pub fn admin_addr(&self) -> String {

@@ -7,6 +7,10 @@
 //!
 //! Requests are handed to the session as they arrive and served concurrently; the
 //! reader waits only for the session's mailbox (backpressure), never for a call.
+//! While the reader still holds whole lines it has not handed over (one read
+//! brings many), the writer holds the answers it has ([`Reading`]): they leave
+//! together in one write when the reader runs out of lines, instead of one
+//! write (and one wake-up of the client) per answer.
 //!
 //! Shutdown order (EOF on stdin, or the `shutdown` future firing):
 //! 1. stop reading;
@@ -198,7 +202,14 @@ where
     let backlog = Arc::new(Backlog::default());
     let (sink, frames) = Sink::channel_with_backlog(backlog.clone());
     let (finish_tx, finish_rx) = futures::channel::oneshot::channel::<()>();
-    let writer = actix_rt::spawn(write_frames(frames, output, finish_rx, backlog.clone()));
+    let reading = Reading::default();
+    let writer = actix_rt::spawn(write_frames(
+        frames,
+        output,
+        finish_rx,
+        backlog.clone(),
+        reading.clone(),
+    ));
 
     let root = Root::new(service, Registry::default()).start();
     let entry = root
@@ -224,7 +235,11 @@ where
     tokio::pin!(shutdown);
     let mut waited_for_reader = false;
     loop {
+        // Whole lines still buffered: their answers are near, the writer waits
+        // for them. Otherwise the next step waits (for the client or for input).
+        reading.set(lines.read_buffer().contains(&b'\n'));
         if backlog.bytes() > limits.max_output_bytes {
+            reading.set(false);
             if !waited_for_reader {
                 waited_for_reader = true;
                 slog::warn!(log, "the client is not reading its answers: reading paused";
@@ -274,6 +289,8 @@ where
             }
         }
     }
+
+    reading.set(false);
 
     // Shutdown order: see the module doc.
     let _ = session
@@ -409,6 +426,34 @@ fn push_line(buf: &mut Vec<u8>, frame: Frame) {
     }
 }
 
+/// Whether the stdin reader still holds whole lines it has not handed to the
+/// session (shared by the reader and the writer, on one thread).
+#[derive(Clone, Default)]
+struct Reading(std::rc::Rc<ReadingState>);
+
+#[derive(Default)]
+struct ReadingState {
+    busy: std::cell::Cell<bool>,
+    idle: tokio::sync::Notify,
+}
+
+impl Reading {
+    fn set(&self, busy: bool) {
+        if self.0.busy.replace(busy) && !busy {
+            self.0.idle.notify_waiters();
+        }
+    }
+
+    fn busy(&self) -> bool {
+        self.0.busy.get()
+    }
+
+    /// Resolves at the next `set(false)` after it is enabled.
+    fn idle(&self) -> tokio::sync::futures::Notified<'_> {
+        self.0.idle.notified()
+    }
+}
+
 /// The writer: one JSON message per line, batched into few writes, flushed
 /// whenever the queue runs dry. Ends when told to finish (after writing what is
 /// queued) or when every sender is gone.
@@ -417,6 +462,7 @@ async fn write_frames<W: AsyncWrite + Unpin>(
     mut out: W,
     mut finish: futures::channel::oneshot::Receiver<()>,
     backlog: Arc<Backlog>,
+    reading: Reading,
 ) -> io::Result<()> {
     let mut buf: Vec<u8> = Vec::with_capacity(16 * 1024);
     let mut finishing = false;
@@ -436,6 +482,26 @@ async fn write_frames<W: AsyncWrite + Unpin>(
         let Some(first) = first else { break };
         let mut taken = first.json.len();
         push_line(&mut buf, first);
+        // The reader is handing over more requests: gather their answers too.
+        while !finishing && buf.len() < WRITE_BATCH_BYTES {
+            let idle = reading.idle();
+            tokio::pin!(idle);
+            idle.as_mut().enable();
+            if !reading.busy() {
+                break;
+            }
+            tokio::select! {
+                biased;
+                f = frames.recv() => match f {
+                    Some(f) => {
+                        taken += f.json.len();
+                        push_line(&mut buf, f);
+                    }
+                    None => break,
+                },
+                () = idle => break,
+            }
+        }
         while buf.len() < WRITE_BATCH_BYTES {
             match frames.try_recv() {
                 Ok(f) => {

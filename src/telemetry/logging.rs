@@ -10,10 +10,14 @@
 //! (`mcp_log_dropped_total`, [`dropped_lines`]). [`flush`] waits until everything
 //! queued is written: the binary calls it before it exits.
 
-use std::io::{LineWriter, Write};
+use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::Duration;
+
+use std::cell::RefCell;
+use std::fmt::Write as _;
+use std::time::SystemTime;
 
 use slog::{o, Drain, FnValue, Logger, PushFnValue};
 
@@ -212,10 +216,50 @@ fn write_lines<W: Write>(shared: &Shared, mut out: W) {
 }
 
 /// A root logger writing JSON lines to `out` synchronously, one `write` per line
-/// (tests pass a buffer; benches a sink).
+/// (tests pass a buffer).
 pub fn logger_to<W: Write + Send + 'static>(out: W, level: LogLevel) -> Logger {
-    // LineWriter: one write(2) per record instead of one per JSON token.
-    build(LineWriter::new(out), level)
+    build(
+        WholeLines {
+            line: Vec::with_capacity(LINE_CAPACITY),
+            out,
+        },
+        level,
+    )
+}
+
+/// A root logger as [`logger_queued`] builds it, whose own writer thread writes
+/// to `out` instead of stderr (benches pass a sink).
+pub fn logger_queued_to<W: Write + Send + 'static>(
+    out: W,
+    level: LogLevel,
+    bytes: usize,
+) -> Logger {
+    build(LogQueue::start(out, bytes).writer(), level)
+}
+
+/// The `Write` the JSON drain formats into for [`logger_to`]: a record's tokens
+/// gather in `line`, and its flush writes the line with one `write_all` (one
+/// `write(2)` per record instead of one per JSON token, without `LineWriter`'s
+/// search for a newline in every token).
+struct WholeLines<W> {
+    line: Vec<u8>,
+    out: W,
+}
+
+impl<W: Write> Write for WholeLines<W> {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.line.extend_from_slice(b);
+        Ok(b.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        let written = self
+            .out
+            .write_all(&self.line)
+            .and_then(|()| self.out.flush());
+        self.line.clear();
+        written
+    }
 }
 
 fn build<W: Write + Send + 'static>(out: W, level: LogLevel) -> Logger {
@@ -223,11 +267,7 @@ fn build<W: Write + Send + 'static>(out: W, level: LogLevel) -> Logger {
         .set_newlines(true)
         .set_flush(true)
         .add_key_value(o!(
-            "ts" => FnValue(|_| {
-                time::OffsetDateTime::now_utc()
-                    .format(&time::format_description::well_known::Rfc3339)
-                    .unwrap_or_default()
-            }),
+            "ts" => PushFnValue(|_, ser| STAMP.with(|s| ser.emit(s.borrow_mut().now()))),
             "level" => FnValue(|r| level_name(r.level())),
             "msg" => PushFnValue(|r, ser| ser.emit(r.msg())),
         ))
@@ -238,6 +278,60 @@ fn build<W: Write + Send + 'static>(out: W, level: LogLevel) -> Logger {
         drain,
         o!("service" => "emcee", "version" => env!("CARGO_PKG_VERSION")),
     )
+}
+
+thread_local! {
+    static STAMP: RefCell<Stamp> = RefCell::new(Stamp::default());
+}
+
+/// A line's `ts`: RFC 3339 in UTC with the nanoseconds that are not zero
+/// (`2026-12-07T06:40:00.1234Z`), as `time`'s `Rfc3339` writes it. The date and
+/// time of day are formatted once a second (per thread); a line only writes its
+/// fraction.
+#[derive(Debug, Default)]
+struct Stamp {
+    /// The whole second `text` starts with, and the length of that prefix.
+    second: Option<u64>,
+    prefix: usize,
+    text: String,
+}
+
+impl Stamp {
+    fn now(&mut self) -> &str {
+        let since = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default();
+        self.at(since.as_secs(), since.subsec_nanos())
+    }
+
+    fn at(&mut self, second: u64, nanos: u32) -> &str {
+        if self.second != Some(second) {
+            self.text.clear();
+            let whole = i64::try_from(second)
+                .ok()
+                .and_then(|s| time::OffsetDateTime::from_unix_timestamp(s).ok())
+                .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+            let formatted = whole
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default();
+            // "…:SSZ": the prefix is everything before the `Z`.
+            self.text
+                .push_str(formatted.strip_suffix('Z').unwrap_or(&formatted));
+            self.prefix = self.text.len();
+            self.second = Some(second);
+        }
+        self.text.truncate(self.prefix);
+        if nanos != 0 {
+            let (mut digits, mut value) = (9, nanos);
+            while value % 10 == 0 {
+                value /= 10;
+                digits -= 1;
+            }
+            let _ = write!(self.text, ".{value:0digits$}");
+        }
+        self.text.push('Z');
+        &self.text
+    }
 }
 
 /// Route panic messages to the JSON log instead of Rust's plain-text default, so that
@@ -355,5 +449,46 @@ mod tests {
         assert_eq!(v["session"], "s1");
         assert_eq!(v["duration_ms"], 3);
         assert!(v["ts"].as_str().unwrap().contains('T'));
+    }
+
+    #[test]
+    fn the_cached_stamp_writes_what_time_writes_for_every_fraction() {
+        let mut stamp = Stamp::default();
+        let seconds = [
+            0u64,
+            1_765_000_000,
+            1_796_256_000,
+            1_796_256_001,
+            4_102_444_799,
+        ];
+        let fractions = [
+            0u32,
+            1,
+            10,
+            100_000_000,
+            120_000_000,
+            123_456_789,
+            999_999_999,
+            500,
+        ];
+        // Every pair twice and out of order, so that the cached second is reused
+        // and replaced.
+        for _ in 0..2 {
+            for &second in seconds.iter().rev() {
+                for &nanos in &fractions {
+                    let expected = time::OffsetDateTime::from_unix_timestamp_nanos(
+                        i128::from(second) * 1_000_000_000 + i128::from(nanos),
+                    )
+                    .unwrap()
+                    .format(&time::format_description::well_known::Rfc3339)
+                    .unwrap();
+                    assert_eq!(stamp.at(second, nanos), expected, "{second}.{nanos}");
+                }
+            }
+        }
+        // And now, as a line writes it.
+        let now = stamp.now().to_owned();
+        let year = time::OffsetDateTime::now_utc().year().to_string();
+        assert!(now.starts_with(&year) && now.ends_with('Z'), "{now}");
     }
 }

@@ -27,6 +27,23 @@ pub fn millis(d: std::time::Duration) -> f64 {
     (d.as_secs_f64() * 1_000_000.0).round() / 1000.0
 }
 
+/// A request id as log lines show it: a string, cut as `RequestId`'s `Display`
+/// cuts it (to [`LOG_TEXT_MAX`] characters), formatted only when a line is
+/// written (a numeric id costs a call logger no allocation).
+#[derive(Debug, Clone)]
+pub struct LogId(pub crate::protocol::RequestId);
+
+impl slog::Value for LogId {
+    fn serialize(
+        &self,
+        _record: &slog::Record<'_>,
+        key: slog::Key,
+        serializer: &mut dyn slog::Serializer,
+    ) -> slog::Result {
+        serializer.emit_arguments(key, &format_args!("{}", self.0))
+    }
+}
+
 /// `text` cut to [`LOG_TEXT_MAX`] characters, marked with `…` when cut.
 pub fn clip(text: &str) -> std::borrow::Cow<'_, str> {
     clip_to(text, LOG_TEXT_MAX)
@@ -118,5 +135,35 @@ mod tests {
         let c = clip(&long);
         assert_eq!(c.chars().count(), LOG_TEXT_MAX + 1);
         assert!(c.ends_with('…'));
+    }
+
+    #[test]
+    fn a_request_id_is_logged_as_the_clipped_text_of_its_display() {
+        use crate::protocol::RequestId;
+        #[derive(Clone, Default)]
+        struct Buf(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+        impl std::io::Write for Buf {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let ids = [
+            RequestId::Number(17),
+            RequestId::Number(-3),
+            RequestId::String("req \"1\"".into()),
+            RequestId::String("é".repeat(100)),
+        ];
+        for id in ids {
+            let buf = Buf::default();
+            let log = logging::logger_to(buf.clone(), crate::config::LogLevel::Info);
+            slog::info!(log.new(slog::o!("request_id" => LogId(id.clone()))), "x");
+            let line = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+            let v: serde_json::Value = serde_json::from_str(line.trim()).unwrap();
+            assert_eq!(v["request_id"], clip(&id.to_string()).as_ref(), "{line}");
+        }
     }
 }

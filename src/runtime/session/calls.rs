@@ -386,9 +386,11 @@ impl Session {
     /// prompt) and, when the request carries W3C trace context, its trace id.
     /// Client-chosen text (the id, a URI, an unknown name) is clipped.
     pub(super) fn call_log(&self, req: &Request, key: &'static str, value: &str) -> Logger {
-        use crate::telemetry::clip;
-        let id = clip(&req.id.to_string()).into_owned();
-        let (method, value) = (req.method().to_owned(), clip(value).into_owned());
+        use crate::telemetry::{clip, LogId};
+        // Only calls get a call logger: their methods are known, so `label` is
+        // the method itself.
+        let (id, method) = (LogId(req.id.clone()), req.call.label());
+        let value = clip(value).into_owned();
         match req.meta.trace_id() {
             Some(trace) => self
                 .log

@@ -4,9 +4,11 @@
 //! `other`; `tool` is a registered tool name (unknown tools are refused before any
 //! metric is touched); `outcome` and `reason` are fixed strings from this module.
 
+use std::sync::OnceLock;
+
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
-    TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
+    Registry, TextEncoder,
 };
 
 /// Latency buckets in seconds: fine below a millisecond, up to the default call timeout.
@@ -119,6 +121,10 @@ pub struct Metrics {
     /// `mcp_jwks_fetch_failures_total`: fetches of `[auth] jwks_url` that failed
     /// (the keys held are kept).
     pub jwks_fetch_failures: IntCounter,
+    /// The series of the commonest answer, a `tools/call` with outcome `ok`
+    /// (`mcp_requests_total` and `mcp_request_duration_seconds`), looked up by
+    /// label once, at the first such answer (so no series shows before it).
+    call_ok: OnceLock<(IntCounter, Histogram)>,
 }
 
 impl Default for Metrics {
@@ -214,6 +220,7 @@ impl Metrics {
                 "mcp_jwks_fetch_failures_total",
                 "Fetches of the OAuth issuer's JWKS (auth.jwks_url) that failed; the keys held are kept.",
             ),
+            call_ok: OnceLock::new(),
             registry,
         };
         #[cfg(target_os = "linux")]
@@ -232,6 +239,17 @@ impl Metrics {
     /// Count an answered request. `method` is a bounded label
     /// (`ClientRequest::label`: unknown methods are all `other`).
     pub fn request(&self, method: &'static str, outcome: &'static str, seconds: f64) {
+        if method == crate::protocol::mcp::method::TOOLS_CALL && outcome == "ok" {
+            let (count, duration) = self.call_ok.get_or_init(|| {
+                (
+                    self.requests.with_label_values(&[method, outcome]),
+                    self.request_duration.with_label_values(&[method]),
+                )
+            });
+            count.inc();
+            duration.observe(seconds);
+            return;
+        }
         self.requests.with_label_values(&[method, outcome]).inc();
         self.request_duration
             .with_label_values(&[method])
@@ -455,5 +473,32 @@ mod tests {
         ] {
             assert!(text.contains(name), "{name} missing in\n{text}");
         }
+    }
+
+    #[test]
+    fn a_tools_call_answered_ok_counts_in_the_same_series_as_any_other_answer() {
+        let m = Metrics::new();
+        assert!(!m.render().contains("method=\"tools/call\""));
+        m.request("tools/call", "ok", 0.001);
+        m.request("tools/call", "ok", 0.002);
+        m.request("tools/call", "error", 0.003);
+        m.request("ping", "ok", 0.0);
+        let copy = m.clone();
+        copy.request("tools/call", "ok", 0.004);
+        let text = m.render();
+        for line in [
+            "mcp_requests_total{method=\"tools/call\",outcome=\"ok\"} 3",
+            "mcp_requests_total{method=\"tools/call\",outcome=\"error\"} 1",
+            "mcp_requests_total{method=\"ping\",outcome=\"ok\"} 1",
+            "mcp_request_duration_seconds_count{method=\"tools/call\"} 4",
+            "mcp_request_duration_seconds_sum{method=\"tools/call\"} 0.01",
+        ] {
+            assert!(text.contains(line), "{line} missing in\n{text}");
+        }
+        assert_eq!(
+            m.requests.with_label_values(&["tools/call", "ok"]).get(),
+            3,
+            "the labelled lookup sees the cached series"
+        );
     }
 }

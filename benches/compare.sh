@@ -17,14 +17,21 @@
 #   SERVERS="emcee rmcp floor"   (add emcee-auth: emcee with a bearer token required,
 #                     `[auth] tokens_file`, every request carrying it; HTTP only)
 #   AUTH_TOML=        more TOML for emcee-auth's config (e.g. a `[rate]` table)
-#   PORT_BASE=18180   emcee, rmcp, floor and emcee-auth listen on PORT_BASE, +1, +2, +3
+#   EMCEE_BEFORE=     another emcee binary (say, main's before a change), served as
+#                     `emcee-before` exactly as `emcee` is: put it in SERVERS to
+#                     compare before and after in one run
+#   PORT_BASE=18180   emcee, rmcp, floor, emcee-auth and emcee-before listen on
+#                     PORT_BASE, +1, +2, +3, +4
 #   RUN_TIMEOUT=300   seconds one bench run may take before it is killed
 #   STOP_GRACE=15     seconds a server gets to exit on SIGTERM before SIGKILL
 #   OUT=benches/compare/target/results/<time>   raw JSON of every run
 #   SKIP_BUILD=1      use the binaries already in target/release
-#   LOG_LEVEL=warning emcee's --log-level; at info (or below) emcee writes one line
-#                     per call (log_calls) to $OUT/emcee.log, as under journald;
-#                     EMCEE_LOG_CALLS=false in the environment turns those lines off
+#   LOG_LEVEL=info    emcee's --log-level, the server's default: one line per call
+#                     (log_calls); EMCEE_LOG_CALLS=false in the environment turns
+#                     those lines off. Every server's stderr is a pipe read by
+#                     `cat` appending to $OUT/SERVER.log, as journald reads a
+#                     service's stderr (the writes to the file are cat's CPU,
+#                     not the server's)
 #
 # Every server is started fresh for every run (so RSS and memory per session
 # are not skewed by earlier runs), pinned to CPU 0 while the load generator
@@ -46,11 +53,12 @@ PORT_BASE=${PORT_BASE:-18180}
 RUN_TIMEOUT=${RUN_TIMEOUT:-300}
 STOP_GRACE=${STOP_GRACE:-15}
 OUT=${OUT:-"$COMPARE/target/results/$(date +%Y%m%d-%H%M%S)"}
-LOG_LEVEL=${LOG_LEVEL:-warning}
+LOG_LEVEL=${LOG_LEVEL:-info}
 
 EMCEE="$ROOT/target/release/emcee"
 RMCP="$COMPARE/target/release/rmcp-echo"
 FLOOR="$COMPARE/target/release/floor"
+EMCEE_BEFORE=${EMCEE_BEFORE:-}
 
 log() { echo "compare: $*" >&2; }
 die() { log "$*"; exit 1; }
@@ -103,6 +111,9 @@ for bin in "$EMCEE" "$RMCP" "$FLOOR"; do
     [ -x "$bin" ] || die "missing $bin (build it, or unset SKIP_BUILD)"
 done
 "$EMCEE" bench --help >/dev/null 2>&1 || die "$EMCEE has no 'bench' subcommand"
+case " $SERVERS " in
+    *" emcee-before "*) [ -x "$EMCEE_BEFORE" ] || die "emcee-before needs EMCEE_BEFORE=<an emcee binary>" ;;
+esac
 
 # ---------------------------------------------------------------- servers
 port_of() {
@@ -111,6 +122,7 @@ port_of() {
         rmcp) echo $((PORT_BASE + 1)) ;;
         floor) echo $((PORT_BASE + 2)) ;;
         emcee-auth) echo $((PORT_BASE + 3)) ;;
+        emcee-before) echo $((PORT_BASE + 4)) ;;
     esac
 }
 
@@ -133,19 +145,21 @@ start_server() {
     port=$(port_of "$name")
     accepts "$port" && die "127.0.0.1:$port is already taken (set PORT_BASE)"
     local data="$SCRATCH/data-$name-$RANDOM"
+    local log="$OUT/$name.log"
     case $name in
-        emcee) # The sessions profile opens more sessions than the default cap.
+        emcee|emcee-before) # The sessions profile opens more sessions than the default cap.
                printf '[limits]\nmax_sessions = %d\n' $((SESSIONS + 100)) >"$SCRATCH/emcee.toml"
-               "${PIN_SERVER[@]}" "$EMCEE" serve --bind "127.0.0.1:$port" --config "$SCRATCH/emcee.toml" \
-                   --data-dir "$data" --log-level "$LOG_LEVEL" 2>>"$OUT/$name.log" & ;;
+               "${PIN_SERVER[@]}" "$(emcee_bin "$name")" serve --bind "127.0.0.1:$port" \
+                   --config "$SCRATCH/emcee.toml" --data-dir "$data" --log-level "$LOG_LEVEL" \
+                   2> >(exec cat >>"$log") & ;;
         emcee-auth)
                auth_files
                printf '[limits]\nmax_sessions = %d\n[auth]\ntokens_file = "%s"\n%s\n' \
                    $((SESSIONS + 100)) "$SCRATCH/tokens" "${AUTH_TOML:-}" >"$SCRATCH/emcee-auth.toml"
                "${PIN_SERVER[@]}" "$EMCEE" serve --bind "127.0.0.1:$port" --config "$SCRATCH/emcee-auth.toml" \
-                   --data-dir "$data" --log-level "$LOG_LEVEL" 2>>"$OUT/$name.log" & ;;
-        rmcp) "${PIN_SERVER[@]}" "$RMCP" http "127.0.0.1:$port" 2>>"$OUT/$name.log" & ;;
-        floor) "${PIN_SERVER[@]}" "$FLOOR" "127.0.0.1:$port" 2>>"$OUT/$name.log" & ;;
+                   --data-dir "$data" --log-level "$LOG_LEVEL" 2> >(exec cat >>"$log") & ;;
+        rmcp) "${PIN_SERVER[@]}" "$RMCP" http "127.0.0.1:$port" 2> >(exec cat >>"$log") & ;;
+        floor) "${PIN_SERVER[@]}" "$FLOOR" "127.0.0.1:$port" 2> >(exec cat >>"$log") & ;;
     esac
     SERVER_PID=$!
     local i
@@ -157,11 +171,17 @@ start_server() {
     die "$name does not accept connections on 127.0.0.1:$port after 10 s"
 }
 
+# emcee_bin NAME: the binary NAME (emcee or emcee-before) runs.
+emcee_bin() {
+    if [ "$1" = emcee-before ]; then echo "$EMCEE_BEFORE"; else echo "$EMCEE"; fi
+}
+
 # stdio_cmd NAME: the command line `emcee bench --cmd` spawns, or nothing.
 stdio_cmd() {
     local data="$SCRATCH/stdio-$1-$RANDOM"
     case $1 in
-        emcee) echo "${PIN_SERVER[*]} $EMCEE stdio --data-dir $data --log-level $LOG_LEVEL" ;;
+        emcee|emcee-before)
+            echo "${PIN_SERVER[*]} $(emcee_bin "$1") stdio --data-dir $data --log-level $LOG_LEVEL" ;;
         rmcp) echo "${PIN_SERVER[*]} $RMCP stdio" ;;
         *) ;;
     esac
@@ -300,7 +320,7 @@ for profile in profiles:
         mine = table.get((me, profile))
         if not mine:
             continue
-        for other in ("rmcp", "floor"):
+        for other in ("rmcp", "floor", "emcee-before"):
             theirs = table.get((other, profile))
             if not theirs:
                 continue

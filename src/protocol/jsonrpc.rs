@@ -113,27 +113,39 @@ pub enum Payload {
 }
 
 /// Wraps a field so that `"field": null` is distinguishable from a missing field.
-fn present<'de, D>(d: D) -> Result<Option<Box<RawValue>>, D::Error>
+fn present<'de, D>(d: D) -> Result<Option<&'de RawValue>, D::Error>
 where
     D: Deserializer<'de>,
 {
-    Box::<RawValue>::deserialize(d).map(Some)
+    <&'de RawValue>::deserialize(d).map(Some)
 }
 
+/// A message's members, each the text it has in the message (borrowed: nothing
+/// is copied before the method decides what to decode).
 #[derive(Deserialize)]
-struct Envelope {
-    #[serde(default, deserialize_with = "present")]
-    jsonrpc: Option<Box<RawValue>>,
-    #[serde(default, deserialize_with = "present")]
-    id: Option<Box<RawValue>>,
-    #[serde(default, deserialize_with = "present")]
-    method: Option<Box<RawValue>>,
-    #[serde(default, deserialize_with = "present")]
-    params: Option<Box<RawValue>>,
-    #[serde(default, deserialize_with = "present")]
-    result: Option<Box<RawValue>>,
-    #[serde(default, deserialize_with = "present")]
-    error: Option<Box<RawValue>>,
+struct Envelope<'a> {
+    #[serde(default, borrow, deserialize_with = "present")]
+    jsonrpc: Option<&'a RawValue>,
+    #[serde(default, borrow, deserialize_with = "present")]
+    id: Option<&'a RawValue>,
+    #[serde(default, borrow, deserialize_with = "present")]
+    method: Option<&'a RawValue>,
+    #[serde(default, borrow, deserialize_with = "present")]
+    params: Option<&'a RawValue>,
+    #[serde(default, borrow, deserialize_with = "present")]
+    result: Option<&'a RawValue>,
+    #[serde(default, borrow, deserialize_with = "present")]
+    error: Option<&'a RawValue>,
+}
+
+/// A JSON string's text: borrowed from the message unless it has escapes.
+fn string_of(raw: &RawValue) -> Option<std::borrow::Cow<'_, str>> {
+    match serde_json::from_str::<&str>(raw.get()) {
+        Ok(text) => Some(std::borrow::Cow::Borrowed(text)),
+        Err(_) => serde_json::from_str::<String>(raw.get())
+            .ok()
+            .map(std::borrow::Cow::Owned),
+    }
 }
 
 /// Parse one transport payload (a line on stdio, a body on HTTP).
@@ -202,20 +214,19 @@ pub fn classify(raw: &RawValue) -> Result<Message, Rejected> {
         id: id.clone(),
         error: RpcError::invalid_request(msg),
     };
-    match env.jsonrpc.as_deref().map(RawValue::get) {
+    match env.jsonrpc.map(RawValue::get) {
         Some("\"2.0\"") => {}
         Some(_) => return Err(reject("`jsonrpc` must be \"2.0\"")),
         None => return Err(reject("missing `jsonrpc: \"2.0\"`")),
     }
     if let Some(method) = env.method {
-        let method: String =
-            serde_json::from_str(method.get()).map_err(|_| reject("`method` must be a string"))?;
+        let method = string_of(method).ok_or_else(|| reject("`method` must be a string"))?;
         if let Some(p) = &env.params {
             if !(p.get().starts_with('{') || p.get().starts_with('[')) {
                 return Err(reject("`params` must be an object or an array"));
             }
         }
-        let params = env.params.as_deref();
+        let params = env.params;
         return Ok(match id {
             Some(id) => {
                 let decoded = decode_meta(params).and_then(|meta| {
@@ -239,7 +250,7 @@ pub fn classify(raw: &RawValue) -> Result<Message, Rejected> {
         return Err(reject("a message needs a `method` or an `id`"));
     };
     let outcome = match (env.result, env.error) {
-        (Some(result), None) => Ok(result),
+        (Some(result), None) => Ok(result.to_owned()),
         (None, Some(error)) => Err(serde_json::from_str::<RpcError>(error.get())
             .map_err(|_| reject("malformed `error` object"))?),
         _ => {
@@ -351,6 +362,40 @@ fn to_json<T: Serialize>(value: &T) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn members_are_read_in_place_and_a_method_with_escapes_is_unescaped() {
+        let parse_one = |text: &str| match parse(text.as_bytes()) {
+            Payload::Single(m) => m,
+            Payload::Batch(_) => panic!("one message"),
+        };
+        let Ok(Message::Request(r)) =
+            parse_one(r#"{"jsonrpc":"2.0","id":"a\"b","method":"tools\u002flist"}"#)
+        else {
+            panic!("a request");
+        };
+        assert_eq!(r.method(), "tools/list");
+        assert_eq!(r.id, RequestId::String("a\"b".into()));
+        let rejected = |text: &str| parse_one(text).err().map(|e| e.error.code);
+        assert_eq!(
+            rejected(r#"{"jsonrpc":"2.0","id":1,"method":7}"#),
+            Some(code::INVALID_REQUEST)
+        );
+        assert_eq!(
+            rejected(r#"{"jsonrpc":"2.0","id":1,"method":null}"#),
+            Some(code::INVALID_REQUEST)
+        );
+        assert_eq!(
+            rejected(r#"{"jsonrpc":"2.0","id":1,"method":"ping","params":3}"#),
+            Some(code::INVALID_REQUEST)
+        );
+        let Ok(Message::Response(resp)) =
+            parse_one(r#"{"jsonrpc":"2.0","id":2,"result":{"a":[1, 2]}}"#)
+        else {
+            panic!("a response");
+        };
+        assert_eq!(resp.outcome.unwrap().get(), r#"{"a":[1, 2]}"#);
+    }
 
     fn single(input: &str) -> Result<Message, Rejected> {
         match parse(input.as_bytes()) {

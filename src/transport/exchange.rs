@@ -267,28 +267,31 @@ pub fn accept_of(req: &HttpRequest) -> Accept {
         sse: false,
     };
     for item in value.split(',') {
-        let mime = item
-            .split(';')
-            .next()
-            .unwrap_or("")
-            .trim()
-            .to_ascii_lowercase();
-        match mime.as_str() {
-            "application/json" | "application/*" => a.json = true,
-            "text/event-stream" | "text/*" => a.sse = true,
-            "*/*" => {
-                a.json = true;
-                a.sse = true;
-            }
-            _ => {}
+        let mime = item.split(';').next().unwrap_or("").trim();
+        let is = |name: &str| mime.eq_ignore_ascii_case(name);
+        if is("application/json") || is("application/*") {
+            a.json = true;
+        } else if is("text/event-stream") || is("text/*") {
+            a.sse = true;
+        } else if mime == "*/*" {
+            a.json = true;
+            a.sse = true;
         }
     }
     a
 }
 
 /// A header's value, when present and visible ASCII.
-pub fn header_str<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {
-    req.headers().get(name).and_then(|v| v.to_str().ok())
+pub fn header_str<'a>(req: &'a HttpRequest, name: &'static str) -> Option<&'a str> {
+    req.headers().get(known(name)).and_then(|v| v.to_str().ok())
+}
+
+/// The name of a header emcee reads (lowercase, known when compiled), for a
+/// lookup: actix's `HeaderMap` turns a `&str` it has no constant for (every
+/// `mcp-*` header) into an owned name, an allocation per lookup; this one borrows
+/// the static text.
+pub fn known(name: &'static str) -> header::HeaderName {
+    header::HeaderName::from_static(name)
 }
 
 /// Keeps a session "not idle" while one of its streams is open.
@@ -320,4 +323,44 @@ where
         .insert_header((header::CACHE_CONTROL, "no-cache"))
         .insert_header(("x-accel-buffering", "no"))
         .streaming(body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn accept(value: Option<&str>) -> (bool, bool) {
+        let mut req = actix_web::test::TestRequest::default();
+        if let Some(v) = value {
+            req = req.insert_header((header::ACCEPT, v));
+        }
+        let a = accept_of(&req.to_http_request());
+        (a.json, a.sse)
+    }
+
+    #[test]
+    fn accept_names_json_and_sse_in_any_case_with_parameters_and_wildcards() {
+        assert_eq!(accept(None), (true, true));
+        assert_eq!(
+            accept(Some("application/json, text/event-stream")),
+            (true, true)
+        );
+        assert_eq!(accept(Some("Application/JSON")), (true, false));
+        assert_eq!(accept(Some("TEXT/Event-Stream;q=0.9")), (false, true));
+        assert_eq!(accept(Some("application/*")), (true, false));
+        assert_eq!(accept(Some("text/*")), (false, true));
+        assert_eq!(accept(Some("*/*")), (true, true));
+        assert_eq!(accept(Some("text/html, image/png")), (false, false));
+    }
+
+    #[test]
+    fn a_known_header_name_is_found_whatever_case_the_client_sent() {
+        let req = actix_web::test::TestRequest::default()
+            .insert_header(("MCP-Protocol-Version", "2025-11-25"))
+            .insert_header(("Mcp-Session-Id", "s1"))
+            .to_http_request();
+        assert_eq!(header_str(&req, VERSION_HEADER), Some("2025-11-25"));
+        assert_eq!(header_str(&req, SESSION_HEADER), Some("s1"));
+        assert_eq!(header_str(&req, "last-event-id"), None);
+    }
 }

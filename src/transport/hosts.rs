@@ -5,6 +5,8 @@
 //! sends a name). Both the MCP routes (`http.rs`) and the operations routes
 //! (`admin.rs`) use these; neither imports the other for them.
 
+use std::borrow::Cow;
+
 use actix_web::http::header::{self, HeaderMap};
 use actix_web::http::uri::Authority;
 
@@ -13,7 +15,7 @@ use crate::config::HttpConfig;
 /// The host of a `Host` header value or an origin's authority (`host[:port]`,
 /// `[v6][:port]`), lowercased; `None` unless it parses as exactly that (no userinfo,
 /// nothing after the port or the `]`).
-fn host_of(authority: &str) -> Option<String> {
+fn host_of(authority: &str) -> Option<Cow<'_, str>> {
     let text = authority.trim();
     if text.is_empty() || text.contains('@') {
         return None;
@@ -22,10 +24,14 @@ fn host_of(authority: &str) -> Option<String> {
     if parsed.as_str() != text {
         return None;
     }
-    let host = parsed.host().to_ascii_lowercase();
     // The port, if any, is all digits (the parser checked it) and the host is all
     // that comes before it.
-    let rest = &text[parsed.host().len()..];
+    let (host, rest) = text.split_at(parsed.host().len());
+    let host = if host.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(host.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(host)
+    };
     if !(rest.is_empty()
         || rest
             .strip_prefix(':')
@@ -218,5 +224,24 @@ mod tests {
             ])
         )
         .is_ok());
+    }
+
+    #[test]
+    fn a_host_is_compared_in_lowercase_whatever_case_it_is_sent_in() {
+        let http = HttpConfig::default();
+        let ok =
+            |pairs: &[(&'static str, &str)]| check_host_and_origin(&http, &headers(pairs)).is_ok();
+        assert!(ok(&[("host", "LocalHost:8080")]));
+        assert!(ok(&[("host", "LOCALHOST")]));
+        assert!(ok(&[
+            ("host", "localhost"),
+            ("origin", "HTTP://LOCALHOST:3000")
+        ]));
+        assert!(!ok(&[("host", "LOCALHOST.evil.example")]));
+        assert_eq!(host_of("Example.COM:80").as_deref(), Some("example.com"));
+        assert!(matches!(
+            host_of("example.com:80"),
+            Some(Cow::Borrowed("example.com"))
+        ));
     }
 }

@@ -63,8 +63,9 @@ use crate::transport::admin;
 use crate::transport::answers::{self, Held, OverBudget};
 use crate::transport::connections;
 use crate::transport::exchange::{
-    accept_of, header_str, rpc_error, unavailable_frame, with_detail, Refusal, RefusalCounted,
-    RefusalDetail, RefusalReason, StreamGuard, JSON_WINDOW, SESSION_HEADER, VERSION_HEADER,
+    accept_of, header_str, known, rpc_error, unavailable_frame, with_detail, Refusal,
+    RefusalCounted, RefusalDetail, RefusalReason, StreamGuard, JSON_WINDOW, SESSION_HEADER,
+    VERSION_HEADER,
 };
 use crate::transport::hosts::check_host_and_origin;
 use crate::transport::modern;
@@ -372,7 +373,12 @@ async fn metadata_method_not_allowed() -> HttpResponse {
 
 /// Validate `MCP-Protocol-Version` (absent means 2025-03-26; sent twice: 400).
 fn check_version_header(req: &HttpRequest) -> Result<(), Refusal> {
-    if req.headers().get_all(VERSION_HEADER).nth(1).is_some() {
+    if req
+        .headers()
+        .get_all(known(VERSION_HEADER))
+        .nth(1)
+        .is_some()
+    {
         return Err(bad_request_refusal(
             "more than one MCP-Protocol-Version header",
         ));

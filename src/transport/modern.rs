@@ -58,7 +58,7 @@ use crate::telemetry::{Refusals, Refused};
 use crate::tools::Tool;
 use crate::transport::answers::{self, AnswerBody, AnswerBudget, Held, OverBudget};
 use crate::transport::exchange::{
-    busy, event_stream, unavailable, unavailable_frame, with_detail, Accept, Refusal,
+    busy, event_stream, known, unavailable, unavailable_frame, with_detail, Accept, Refusal,
     RefusalDetail, RefusalReason, StreamGuard, JSON_WINDOW, SESSION_HEADER, VERSION_HEADER,
 };
 use crate::transport::state::{AppState, ListenStreams, WorkerSession};
@@ -86,7 +86,7 @@ pub fn is_modern(headers: &HeaderMap, payload: &Payload) -> bool {
     if let Some(v) = header(headers, VERSION_HEADER) {
         return !ProtocolVersion::parse(v).is_some_and(ProtocolVersion::is_legacy);
     }
-    !initialize && !headers.contains_key(SESSION_HEADER)
+    !initialize && !headers.contains_key(known(SESSION_HEADER))
 }
 
 /// The HTTP status of a 2026-07-28 JSON-RPC error: 404 for an unknown method, 400
@@ -142,9 +142,9 @@ fn mismatch(message: impl Into<String>) -> RpcError {
     RpcError::new(code::HEADER_MISMATCH, message.into())
 }
 
-fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+fn header<'a>(headers: &'a HeaderMap, name: &'static str) -> Option<&'a str> {
     headers
-        .get(name)
+        .get(known(name))
         .and_then(|v| v.to_str().ok())
         .map(str::trim)
 }
@@ -152,11 +152,15 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 /// The first header among the ones this era reads (`MCP-Protocol-Version`,
 /// `Mcp-Method`, `Mcp-Name`, `Mcp-Param-*`) that is sent more than once.
 fn repeated(headers: &HeaderMap) -> Option<&str> {
-    headers.keys().map(|k| k.as_str()).find(|name| {
-        let ours = [VERSION_HEADER, METHOD_HEADER, NAME_HEADER].contains(name)
-            || name.starts_with(PARAM_HEADER_PREFIX);
-        ours && headers.get_all(*name).nth(1).is_some()
-    })
+    headers
+        .keys()
+        .find(|key| {
+            let name = key.as_str();
+            let ours = [VERSION_HEADER, METHOD_HEADER, NAME_HEADER].contains(&name)
+                || name.starts_with(PARAM_HEADER_PREFIX);
+            ours && headers.get_all(*key).nth(1).is_some()
+        })
+        .map(|key| key.as_str())
 }
 
 /// The prefix of the `Mcp-Param-*` headers.
@@ -195,7 +199,7 @@ pub fn check(
     era::check_version(req)?;
     era::check_method(req)?;
     if let Some(name) = req.call.name() {
-        let Some(raw) = headers.get(NAME_HEADER) else {
+        let Some(raw) = headers.get(known(NAME_HEADER)) else {
             return Err(mismatch("missing Mcp-Name header"));
         };
         match decode_value(raw.as_bytes()) {

@@ -458,7 +458,7 @@ impl Session {
             .metrics
             .request(req.call.label(), outcome, took.as_secs_f64());
         slog::debug!(self.log, "request"; "method" => req.method(),
-            "request_id" => %crate::telemetry::clip(&req.id.to_string()), "success" => reply.is_ok(),
+            "request_id" => %req.id, "success" => reply.is_ok(),
             "duration_ms" => crate::telemetry::millis(took), "trace_id" => req.meta.trace_id());
         if let (Err(e), true) = (&reply, self.service.log_calls) {
             // A call refused before it started (unknown tool, bad prompt arguments,

@@ -10,14 +10,12 @@
 //! (`mcp_log_dropped_total`, [`dropped_lines`]). [`flush`] waits until everything
 //! queued is written: the binary calls it before it exits.
 
+use std::cell::RefCell;
+use std::fmt::Write as _;
 use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
-use std::time::Duration;
-
-use std::cell::RefCell;
-use std::fmt::Write as _;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use slog::{o, Drain, FnValue, Logger, PushFnValue};
 

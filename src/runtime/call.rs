@@ -347,6 +347,28 @@ impl Call {
 }
 
 impl Call {
+    /// The first phase of the call ended: answer (or not) and stop, or go on as
+    /// a task.
+    fn ran(&mut self, ran: Ran, ctx: &mut Context<Self>) {
+        match ran {
+            Ran::Done(result) => {
+                self.finish(result);
+                ctx.stop();
+            }
+            Ran::Gone => {
+                self.cancel_by_client();
+                ctx.stop();
+            }
+            Ran::Task(id, answer, rest) => {
+                self.became_task(id, answer, ctx);
+                ctx.spawn(rest.into_actor(self).map(|result, act, ctx| {
+                    act.finish(result);
+                    ctx.stop();
+                }));
+            }
+        }
+    }
+
     /// The handler's outcome: its reply, or a panic.
     fn finish(&mut self, result: std::thread::Result<Reply>) {
         match result {
@@ -459,24 +481,18 @@ impl Actor for Call {
                 Err(Some((id, answer))) => Ran::Task(id, answer, Box::pin(guarded)),
             }
         };
-        ctx.spawn(run.into_actor(self).map(|ran, act, ctx| match ran {
-            Ran::Done(result) => {
-                act.finish(result);
-                ctx.stop();
-            }
-            Ran::Gone => {
-                act.cancel_by_client();
-                ctx.stop();
-            }
-            Ran::Task(id, answer, rest) => {
-                act.became_task(id, answer, ctx);
-                ctx.spawn(rest.into_actor(act).map(|result, act, ctx| {
-                    act.finish(result);
-                    ctx.stop();
-                }));
-            }
-        }));
-        self.timer = Some(ctx.run_later(self.timeout, |act, ctx| {
+        // Most handlers finish at their first poll (nothing to wait for): such a
+        // call answers now, with no timer to set and cancel and no future to
+        // spawn. One that waits goes on in the actor's context, polled again
+        // with the real waker, under its timeout counted from the call's start.
+        let mut run = Box::pin(run);
+        if let Some(ran) = futures::FutureExt::now_or_never(run.as_mut()) {
+            self.ran(ran, ctx);
+            return;
+        }
+        ctx.spawn(run.into_actor(self).map(|ran, act, ctx| act.ran(ran, ctx)));
+        let left = self.timeout.saturating_sub(self.started.elapsed());
+        self.timer = Some(ctx.run_later(left, |act, ctx| {
             act.fail(Failure::TimedOut(act.timeout));
             ctx.stop();
         }));

@@ -11,6 +11,9 @@
 #   CHURN=REQUESTS/10 iterations of the churn profile (4 HTTP exchanges each)
 #   SESSIONS=10000    sessions opened (and then each called once) by the sessions profile
 #   CONCURRENCY=32    requests in flight
+#   CHURN_CONCURRENCY=50  clients of the churn profile (the shape published MCP
+#                     benchmarks use: 50 clients, each initialize, initialized,
+#                     one tools/call, DELETE, again)
 #   REPEAT=3          runs per measurement; the table shows medians
 #   PROFILES="call call-modern stdio sessions churn"   (call-modern: the call
 #                     profile in the sessionless 2026-07-28 revision)
@@ -46,6 +49,7 @@ REQUESTS=${REQUESTS:-200000}
 CHURN=${CHURN:-$((REQUESTS >= 10 ? REQUESTS / 10 : 1))}
 SESSIONS=${SESSIONS:-10000}
 CONCURRENCY=${CONCURRENCY:-32}
+CHURN_CONCURRENCY=${CHURN_CONCURRENCY:-50}
 REPEAT=${REPEAT:-3}
 PROFILES=${PROFILES:-"call call-modern stdio sessions churn"}
 SERVERS=${SERVERS:-"emcee rmcp floor"}
@@ -208,6 +212,7 @@ measure() {
     local out="$OUT/$name.$profile.$rep.json" url
     url="http://127.0.0.1:$(port_of "$name")/mcp"
     local common=(--concurrency "$CONCURRENCY")
+    [ "$profile" = churn ] && common=(--concurrency "$CHURN_CONCURRENCY")
     [ "$name" = emcee-auth ] && common+=(--bearer-file "$SCRATCH/bearer")
     case $profile in
         stdio)
@@ -337,7 +342,7 @@ PY
 # ---------------------------------------------------------------- main
 mkdir -p "$OUT"
 log "results in $OUT"
-log "REQUESTS=$REQUESTS CHURN=$CHURN SESSIONS=$SESSIONS CONCURRENCY=$CONCURRENCY REPEAT=$REPEAT LOG_LEVEL=$LOG_LEVEL EMCEE_LOG_CALLS=${EMCEE_LOG_CALLS:-}"
+log "REQUESTS=$REQUESTS CHURN=$CHURN SESSIONS=$SESSIONS CONCURRENCY=$CONCURRENCY CHURN_CONCURRENCY=$CHURN_CONCURRENCY REPEAT=$REPEAT LOG_LEVEL=$LOG_LEVEL EMCEE_LOG_CALLS=${EMCEE_LOG_CALLS:-}"
 for profile in $PROFILES; do
     for name in $SERVERS; do
         for rep in $(seq "$REPEAT"); do

@@ -140,17 +140,7 @@ mod tests {
     #[test]
     fn a_request_id_is_logged_as_the_clipped_text_of_its_display() {
         use crate::protocol::RequestId;
-        #[derive(Clone, Default)]
-        struct Buf(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-        impl std::io::Write for Buf {
-            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-                self.0.lock().unwrap().extend_from_slice(b);
-                Ok(b.len())
-            }
-            fn flush(&mut self) -> std::io::Result<()> {
-                Ok(())
-            }
-        }
+        use logging::Buf;
         let ids = [
             RequestId::Number(17),
             RequestId::Number(-3),

@@ -190,20 +190,7 @@ impl Refusals {
 mod tests {
     use super::*;
     use crate::config::LogLevel;
-    use std::io::Write;
-    use std::sync::Arc;
-
-    #[derive(Clone, Default)]
-    struct Buf(Arc<Mutex<Vec<u8>>>);
-    impl Write for Buf {
-        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(b);
-            Ok(b.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
+    use crate::telemetry::logging::Buf;
 
     fn lines(buf: &Buf) -> Vec<serde_json::Value> {
         String::from_utf8(buf.0.lock().unwrap().clone())

@@ -1212,9 +1212,6 @@ fn settle_auth(state: &AppState, default_resource: &str) {
     let _ = (state, default_resource);
 }
 
-/// Read the tokens file again on every SIGHUP, for as long as HTTP is served: a
-/// good file replaces the set (one info line with the count), a bad one keeps the
-/// old set (one error line saying why).
 /// Tool names listed in the tokens file or `[auth.scopes]` that this server
 /// does not have: one warning naming them (at most [`UNKNOWN_TOOLS_LOGGED`]),
 /// at the start and after each reload of the tokens file.
@@ -1226,7 +1223,7 @@ fn warn_unknown_tools(auth: &Auth, service: &Service, log: &slog::Logger) {
     let shown: Vec<String> = unknown
         .iter()
         .take(UNKNOWN_TOOLS_LOGGED)
-        .map(|n| crate::telemetry::clip_to(n, 64).into_owned())
+        .map(|n| crate::telemetry::clip(n).into_owned())
         .collect();
     slog::warn!(log, "the tokens file or [auth.scopes] names tools this server does not have: a token limited to them calls nothing by those names";
         "tools" => shown.join(","), "unknown" => unknown.len());
@@ -1235,6 +1232,9 @@ fn warn_unknown_tools(auth: &Auth, service: &Service, log: &slog::Logger) {
 /// Most unknown tool names one warning lists.
 const UNKNOWN_TOOLS_LOGGED: usize = 16;
 
+/// Read the tokens file again on every SIGHUP, for as long as HTTP is served: a
+/// good file replaces the set (one info line with the count, then the unknown
+/// tools' warning), a bad one keeps the old set (one error line saying why).
 async fn reload_on_hangup(auth: Auth, tokens: Tokens, service: Arc<Service>, log: slog::Logger) {
     #[cfg(unix)]
     {

@@ -531,6 +531,63 @@ async fn write_frames<W: AsyncWrite + Unpin>(
 mod tests {
     use super::*;
 
+    /// A stdout that counts the writes it is given and keeps the bytes.
+    #[derive(Clone, Default)]
+    struct Counted(std::rc::Rc<std::cell::RefCell<(usize, Vec<u8>)>>);
+
+    impl AsyncWrite for Counted {
+        fn poll_write(
+            self: Pin<&mut Self>,
+            _cx: &mut Context<'_>,
+            b: &[u8],
+        ) -> Poll<io::Result<usize>> {
+            let mut state = self.0.borrow_mut();
+            state.0 += 1;
+            state.1.extend_from_slice(b);
+            Poll::Ready(Ok(b.len()))
+        }
+        fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+        fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    /// The lines of one read are served together: their answers leave in a few
+    /// writes, not one write per answer (the writer waits while the reader still
+    /// holds whole lines).
+    #[test]
+    fn the_answers_to_one_read_leave_in_a_few_writes() {
+        const CALLS: usize = 64;
+        let mut input = String::from(
+            r#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#,
+        );
+        input.push_str("\n{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}\n");
+        for id in 1..=CALLS {
+            input.push_str(&format!(
+                "{{\"jsonrpc\":\"2.0\",\"id\":{id},\"method\":\"tools/call\",\"params\":{{\"name\":\"echo\",\"arguments\":{{\"text\":\"x\"}}}}}}\n"
+            ));
+        }
+        let out = Counted::default();
+        actix_rt::System::new().block_on(async {
+            let service = crate::runtime::service::for_tests();
+            serve(
+                service,
+                input.as_bytes(),
+                out.clone(),
+                std::future::pending::<()>(),
+            )
+            .await
+            .expect("served");
+        });
+        let (writes, bytes) = out.0.take();
+        let text = String::from_utf8(bytes).expect("UTF-8");
+        let answered = text.lines().filter(|l| l.contains("\"result\"")).count();
+        assert_eq!(answered, CALLS + 1, "{text}");
+        assert!(writes <= 8, "{writes} writes for {} answers", CALLS + 1);
+    }
+
     fn decode_all(input: &[u8], max: usize) -> Vec<Line> {
         let mut d = LineDecoder::new(max);
         let mut buf = BytesMut::new();

@@ -3,8 +3,7 @@
 //! the client's response back here by that id.
 
 use std::collections::HashMap;
-use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use futures::channel::oneshot;
 
@@ -17,32 +16,40 @@ pub type Outcome = Result<Box<RawValue>, RpcError>;
 
 /// Server → client requests awaiting the client's answer, shared by a session and
 /// its calls. Ids are strings `emcee-N`, so they never collide with a client's ids.
+/// One allocation per session: every session has one, few ever ask anything.
 #[derive(Clone, Default)]
-pub struct Peer {
-    next: Arc<std::sync::atomic::AtomicU64>,
-    pending: Arc<std::sync::Mutex<HashMap<RequestId, oneshot::Sender<Outcome>>>>,
+pub struct Peer(Arc<Mutex<Pending>>);
+
+#[derive(Default)]
+struct Pending {
+    /// The number in the next request's id.
+    next: u64,
+    waiting: HashMap<RequestId, oneshot::Sender<Outcome>>,
 }
 
 impl Peer {
     pub(crate) fn register(&self) -> (RequestId, oneshot::Receiver<Outcome>) {
-        let n = self.next.fetch_add(1, Ordering::Relaxed);
-        let id = RequestId::String(format!("emcee-{n}"));
         let (tx, rx) = oneshot::channel();
-        if let Ok(mut p) = self.pending.lock() {
-            p.insert(id.clone(), tx);
-        }
+        let Ok(mut p) = self.0.lock() else {
+            // Poisoned (a panic while it was held): `tx` is dropped, so the
+            // asker's wait ends at once, as when the session ends.
+            return (RequestId::String("emcee-lost".into()), rx);
+        };
+        let id = RequestId::String(format!("emcee-{}", p.next));
+        p.next += 1;
+        p.waiting.insert(id.clone(), tx);
         (id, rx)
     }
 
     pub(crate) fn forget(&self, id: &RequestId) {
-        if let Ok(mut p) = self.pending.lock() {
-            p.remove(id);
+        if let Ok(mut p) = self.0.lock() {
+            p.waiting.remove(id);
         }
     }
 
     /// Deliver the client's answer; false if no request with this id is pending.
     pub fn complete(&self, id: RequestId, outcome: Outcome) -> bool {
-        let tx = self.pending.lock().ok().and_then(|mut p| p.remove(&id));
+        let tx = self.0.lock().ok().and_then(|mut p| p.waiting.remove(&id));
         match tx {
             Some(tx) => {
                 let _ = tx.send(outcome);

@@ -1,7 +1,7 @@
 //! Storage: one sled database with typed trees (DESIGN §3).
 //!
 //! Trees: `meta` (on-disk format version), `kv` (the namespaced key/value API for
-//! tools), `sessions` + `session_seen` (saved sessions and when each was last used),
+//! tools), `sessions` (saved sessions, each with when it was last used),
 //! `events` + `event_index` + `event_session` (the SSE replay log, in `events.rs`),
 //! `tasks` (records of the tasks extension).
 //!
@@ -26,8 +26,35 @@ pub use events::Event;
 pub use redis::url_problem as redis_url_problem;
 pub use task_leases::{Lease, LeasedRecord, Swapped};
 
-/// On-disk format written to `meta/format`. Bump on incompatible changes.
-pub const FORMAT_VERSION: &[u8] = b"1";
+/// On-disk format written to `meta/format`. Bump on incompatible changes (and
+/// migrate the older format at open, as [`Trees::init`] does from `1`).
+pub const FORMAT_VERSION: &[u8] = b"2";
+
+/// Format 1 kept each session's last use in a tree of its own; format 2 puts it
+/// in front of the record (a second tree cost sled ~440 bytes per session).
+const FORMAT_1: &[u8] = b"1";
+
+/// Bytes of the last-use time (unix ms, big-endian) in front of a session record.
+const STAMP_BYTES: usize = 8;
+
+/// A session record as kept in the `sessions` tree: last use, then the record.
+fn stamped(at: u64, record: &[u8]) -> Vec<u8> {
+    let mut value = Vec::with_capacity(STAMP_BYTES + record.len());
+    value.extend_from_slice(&at.to_be_bytes());
+    value.extend_from_slice(record);
+    value
+}
+
+/// The last use and the record of a `sessions` value. A record saved without
+/// a time (the `{` of format 1's bare JSON) has none.
+fn unstamped(value: &[u8]) -> (Option<u64>, &[u8]) {
+    match value.split_first_chunk::<STAMP_BYTES>() {
+        Some((at, record)) if value.first() != Some(&b'{') => {
+            (Some(u64::from_be_bytes(*at)), record)
+        }
+        _ => (None, value),
+    }
+}
 
 /// Separates a namespace from the key inside the `kv` tree.
 const NS_SEP: u8 = 0;
@@ -150,10 +177,8 @@ struct Trees {
     db: sled::Db,
     meta: sled::Tree,
     kv: sled::Tree,
+    /// Session id → last use (unix ms, [`STAMP_BYTES`] big-endian) + the record.
     sessions: sled::Tree,
-    /// When each saved session was last used (unix ms, big-endian), apart from its
-    /// record so that marking use does not rewrite the record.
-    session_seen: sled::Tree,
     /// The SSE replay log: global seq (u64 BE) → ts_ms (u64 BE) + index key.
     by_order: sled::Tree,
     /// The replay log by stream: session \0 stream (u64 BE) seq (u64 BE) → the
@@ -606,20 +631,22 @@ impl Storage {
             return r.save_session(id, record, unix_ms()).await;
         }
         let trees = self.trees()?;
-        self.checked(trees.sessions.insert(id, record))?;
-        self.mark_session_used(id, unix_ms())?;
+        self.checked(trees.sessions.insert(id, stamped(unix_ms(), record)))?;
         self.flush().await
     }
 
-    /// Record that session `id` was used at `at` (unix ms); not flushed (a crash
-    /// loses at most sled's last half second of these, which only shortens a
-    /// session's life).
+    /// Record that session `id` was used at `at` (unix ms), if it is saved; not
+    /// flushed (a crash loses at most sled's last half second of these, which
+    /// only shortens a session's life).
     pub fn mark_session_used(&self, id: &str, at: u64) -> Result<(), StorageError> {
         #[cfg(feature = "redis")]
         if let Some(r) = self.remote() {
             return r.mark_session_used(id, at);
         }
-        self.trees()?.session_seen.insert(id, &at.to_be_bytes())?;
+        // Compare-and-swap: a session deleted meanwhile stays deleted.
+        self.trees()?
+            .sessions
+            .fetch_and_update(id, |old| old.map(|v| stamped(at, unstamped(v).1)))?;
         Ok(())
     }
 
@@ -631,9 +658,9 @@ impl Storage {
         }
         Ok(self
             .trees()?
-            .session_seen
+            .sessions
             .get(id)?
-            .and_then(|v| v.as_ref().try_into().ok().map(u64::from_be_bytes)))
+            .and_then(|v| unstamped(&v).0))
     }
 
     /// The ids of saved sessions last used before `cutoff` (unix ms). A record with
@@ -650,9 +677,9 @@ impl Storage {
         }
         let mut stale = Vec::new();
         for item in self.trees()?.sessions.iter() {
-            let (key, _) = item?;
+            let (key, value) = item?;
             let id = String::from_utf8_lossy(&key).into_owned();
-            match self.session_used_at(&id)? {
+            match unstamped(&value).0 {
                 Some(at) if at < cutoff => stale.push(id),
                 Some(_) => {}
                 None => self.mark_session_used(&id, now)?,
@@ -667,7 +694,11 @@ impl Storage {
         if let Some(r) = self.remote() {
             return r.load_session(id);
         }
-        Ok(self.trees()?.sessions.get(id)?.map(|v| v.to_vec()))
+        Ok(self
+            .trees()?
+            .sessions
+            .get(id)?
+            .map(|v| unstamped(&v).1.to_vec()))
     }
 
     /// Forget session `id` (it was deleted or reaped: its id must answer 404), and
@@ -681,7 +712,6 @@ impl Storage {
         }
         let trees = self.trees()?;
         self.checked(trees.sessions.remove(id))?;
-        trees.session_seen.remove(id)?;
         self.delete_events_of(id)?;
         Ok(())
     }
@@ -1041,6 +1071,11 @@ impl Trees {
                 db.flush()?;
             }
             Some(found) if found.as_ref() == FORMAT_VERSION => {}
+            Some(found) if found.as_ref() == FORMAT_1 => {
+                Trees::migrate_from_1(&db)?;
+                meta.insert("format", FORMAT_VERSION)?;
+                db.flush()?;
+            }
             Some(found) => {
                 return Err(StorageError::Format {
                     path: dir.to_owned(),
@@ -1052,7 +1087,6 @@ impl Trees {
         Ok(Trees {
             kv: db.open_tree("kv")?,
             sessions: db.open_tree("sessions")?,
-            session_seen: db.open_tree("session_seen")?,
             by_order: db.open_tree("events")?,
             by_stream: db.open_tree("event_index")?,
             by_session: db.open_tree("event_session")?,
@@ -1060,6 +1094,30 @@ impl Trees {
             meta,
             db,
         })
+    }
+}
+
+impl Trees {
+    /// Format 1 → 2: each session's last use (tree `session_seen`) moves in front
+    /// of its record; a record with none gets none (it is marked used at the next
+    /// sweep). Written before the format is, so an interrupted migration is done
+    /// again at the next open (a record stamped already is left as it is).
+    fn migrate_from_1(db: &sled::Db) -> Result<(), StorageError> {
+        let sessions = db.open_tree("sessions")?;
+        let seen = db.open_tree("session_seen")?;
+        for item in sessions.iter() {
+            let (id, value) = item?;
+            let (None, record) = unstamped(&value) else {
+                continue;
+            };
+            let at = seen.get(&id)?.and_then(|v| v.as_ref().try_into().ok());
+            if let Some(at) = at.map(u64::from_be_bytes) {
+                sessions.insert(&id, stamped(at, record))?;
+            }
+        }
+        db.flush()?;
+        db.drop_tree("session_seen")?;
+        Ok(())
     }
 }
 
@@ -1385,6 +1443,72 @@ mod tests {
         assert_eq!(s.load_session("abc").unwrap().as_deref(), Some(&b"{}"[..]));
         assert_eq!(s.load_session("def").unwrap(), None);
         assert_eq!(s.session_count(), 1);
+    }
+
+    #[test]
+    fn a_session_s_last_use_is_kept_with_its_record() {
+        let s = Storage::temporary().unwrap();
+        let before = unix_ms();
+        block_on(s.save_session("abc", b"{\"x\":1}")).unwrap();
+        let saved_at = s.session_used_at("abc").unwrap().unwrap();
+        assert!((before..=unix_ms()).contains(&saved_at), "{saved_at}");
+        s.mark_session_used("abc", 5).unwrap();
+        assert_eq!(s.session_used_at("abc").unwrap(), Some(5));
+        assert_eq!(
+            s.load_session("abc").unwrap().as_deref(),
+            Some(&b"{\"x\":1}"[..])
+        );
+        assert_eq!(s.sessions_unused_since(6, 100).unwrap(), vec!["abc"]);
+        assert!(s.sessions_unused_since(5, 100).unwrap().is_empty());
+        // Marking a deleted session does not bring it back.
+        s.delete_session("abc").unwrap();
+        s.mark_session_used("abc", 7).unwrap();
+        assert!(!s.has_session("abc").unwrap());
+        assert_eq!(s.session_used_at("abc").unwrap(), None);
+    }
+
+    #[test]
+    fn a_format_1_database_is_migrated_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            // What emcee wrote before format 2: bare records, last uses apart.
+            let db = sled::Config::new().path(dir.path()).open().unwrap();
+            db.open_tree("meta")
+                .unwrap()
+                .insert("format", FORMAT_1)
+                .unwrap();
+            let sessions = db.open_tree("sessions").unwrap();
+            sessions.insert("used", &b"{\"x\":1}"[..]).unwrap();
+            sessions.insert("never", &b"{}"[..]).unwrap();
+            let seen = db.open_tree("session_seen").unwrap();
+            seen.insert("used", &42u64.to_be_bytes()).unwrap();
+            db.flush().unwrap();
+        }
+        let s = Storage::open(dir.path(), 1 << 20).unwrap();
+        let trees = s.trees().unwrap();
+        assert_eq!(
+            trees.meta.get("format").unwrap().as_deref(),
+            Some(FORMAT_VERSION)
+        );
+        assert!(!trees.db.tree_names().iter().any(|n| n == b"session_seen"));
+        assert_eq!(
+            s.load_session("used").unwrap().as_deref(),
+            Some(&b"{\"x\":1}"[..])
+        );
+        assert_eq!(s.session_used_at("used").unwrap(), Some(42));
+        assert_eq!(
+            s.load_session("never").unwrap().as_deref(),
+            Some(&b"{}"[..])
+        );
+        assert_eq!(s.session_used_at("never").unwrap(), None);
+        // The one without a time gets one at the sweep, and a full idle period.
+        assert_eq!(s.sessions_unused_since(100, 70).unwrap(), vec!["used"]);
+        assert_eq!(s.session_used_at("never").unwrap(), Some(70));
+        assert_eq!(
+            s.load_session("never").unwrap().as_deref(),
+            Some(&b"{}"[..])
+        );
+        assert_eq!(s.session_count(), 2);
     }
 
     #[test]

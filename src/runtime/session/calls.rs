@@ -6,6 +6,7 @@
 //! refusal on the way is an immediate JSON-RPC error answer. Also the tasks
 //! extension's methods (`tasks/get`, `tasks/update`, `tasks/cancel`).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -33,6 +34,76 @@ use crate::tools::Tool;
 pub(super) struct Running {
     pub(super) id: RequestId,
     pub(super) addr: Addr<Call>,
+}
+
+/// A session's calls in flight: by sequence number (request ids need not be
+/// unique in the stateless session), and by request id (for
+/// `notifications/cancelled`; not kept by the stateless session). The tables are
+/// allocated at the first call and, unless asked to keep them, freed when the
+/// last one ends: an idle session holds none.
+#[derive(Default)]
+pub(super) struct InFlight(Option<Box<Tables>>);
+
+#[derive(Default)]
+struct Tables {
+    by_seq: HashMap<u64, Running>,
+    by_id: HashMap<RequestId, u64>,
+}
+
+impl InFlight {
+    pub(super) fn len(&self) -> usize {
+        self.0.as_ref().map_or(0, |t| t.by_seq.len())
+    }
+
+    pub(super) fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether a call with request id `id` is in flight (only if it was inserted
+    /// `keyed`).
+    pub(super) fn has_id(&self, id: &RequestId) -> bool {
+        self.0.as_ref().is_some_and(|t| t.by_id.contains_key(id))
+    }
+
+    /// The call of request `id` (the latest, if several share it).
+    pub(super) fn get_by_id(&self, id: &RequestId) -> Option<&Running> {
+        let t = self.0.as_ref()?;
+        t.by_seq.get(t.by_id.get(id)?)
+    }
+
+    /// Add call `seq`; `keyed`: also findable by its request id.
+    pub(super) fn insert(&mut self, seq: u64, running: Running, keyed: bool) {
+        let t = self.0.get_or_insert_with(Box::default);
+        if keyed {
+            t.by_id.insert(running.id.clone(), seq);
+        }
+        t.by_seq.insert(seq, running);
+    }
+
+    /// Remove call `seq`; the tables are freed when it was the last, unless `keep`.
+    pub(super) fn remove(&mut self, seq: u64, keep: bool) -> Option<Running> {
+        let t = self.0.as_mut()?;
+        let running = t.by_seq.remove(&seq)?;
+        if t.by_id.get(&running.id) == Some(&seq) {
+            t.by_id.remove(&running.id);
+        }
+        if t.by_seq.is_empty() && !keep {
+            self.0 = None;
+        }
+        Some(running)
+    }
+
+    pub(super) fn iter(&self) -> impl Iterator<Item = &Running> {
+        self.0.iter().flat_map(|t| t.by_seq.values())
+    }
+
+    /// Every call, removed.
+    pub(super) fn take_all(&mut self) -> impl Iterator<Item = Running> {
+        self.0
+            .take()
+            .into_iter()
+            .flat_map(|t| t.by_seq.into_values())
+    }
 }
 
 /// The handler a call runs, bound to its request.
@@ -86,9 +157,9 @@ impl Session {
             Bound::Tool { tool, .. } => (Some(&**tool), self.task_slot(x, tool)?),
             _ => (None, None),
         };
-        let permits = self.admit(req, tool)?;
+        let permits = self.admit(x, tool)?;
         let log = self.call_log(req, target.named.0, target.named.1);
-        let call_ctx = self.call_context(req, era, sink, &log, &inputs, &task);
+        let call_ctx = self.call_context(x, &log, &inputs, &task);
         let mut work = target.bound.into_work(call_ctx, task.is_some(), era);
         if let Some(inputs) = &inputs {
             work = crate::mrtr::until_input(work, inputs.clone());
@@ -114,16 +185,12 @@ impl Session {
             log_calls: self.service.log_calls,
         })
         .start();
-        if self.kind != SessionKind::Stateless {
-            self.by_id.insert(req.id.clone(), seq);
-        }
-        self.calls.insert(
-            seq,
-            Running {
-                id: req.id.clone(),
-                addr,
-            },
-        );
+        let keyed = self.kind != SessionKind::Stateless;
+        let running = Running {
+            id: req.id.clone(),
+            addr,
+        };
+        self.calls.insert(seq, running, keyed);
         Ok(())
     }
 
@@ -134,7 +201,7 @@ impl Session {
         let limits = &self.service.limits;
         match &x.req.call {
             ClientRequest::ToolsCall(p) => {
-                if self.caller.as_ref().is_some_and(|c| !c.may_call(&p.name)) {
+                if x.caller.is_some_and(|c| !c.may_call(&p.name)) {
                     return Err(super::tool_forbidden(&p.name));
                 }
                 // A 2026-07-28 HTTP request's tool was looked up by the transport.
@@ -219,9 +286,10 @@ impl Session {
     /// per tool); refused at once when any bound is reached.
     pub(super) fn admit(
         &self,
-        req: &Request,
+        x: &Exchange<'_>,
         tool: Option<&Tool>,
     ) -> Result<Vec<Permit>, RpcError> {
+        let req = x.req;
         let limit = self.service.limits.max_in_flight_per_session;
         // The stateless session serves every 2026-07-28 client of its worker: a
         // per-session bound would be a per-worker one. Those calls are bounded
@@ -235,7 +303,7 @@ impl Session {
             self.refuse(reason::IN_FLIGHT_SESSION, &e);
             return Err(e);
         }
-        if self.kind != SessionKind::Stateless && self.by_id.contains_key(&req.id) {
+        if self.calls.has_id(&req.id) {
             return Err(RpcError::invalid_request(format!(
                 "request id {} is already in flight",
                 req.id
@@ -257,7 +325,7 @@ impl Session {
                 .try_enter()
                 .ok_or_else(|| busy(reason::IN_FLIGHT_TOTAL, "server", total.limit()))?,
         );
-        if let Some(caller) = &self.caller {
+        if let Some(caller) = x.caller {
             // A principal's share (`[auth]`): one token cannot hold every call.
             let shares = &self.service.in_flight_per_principal;
             permits.push(
@@ -283,13 +351,12 @@ impl Session {
     /// negotiated at `initialize`; in 2026-07-28 the request's own `_meta`.
     fn call_context(
         &self,
-        req: &Request,
-        era: Option<Era>,
-        sink: &crate::sink::Sink,
+        x: &Exchange<'_>,
         log: &Logger,
         inputs: &Option<Arc<Inputs>>,
         task: &Option<Arc<TaskSlot>>,
     ) -> CallContext {
+        let Exchange { req, era, sink, .. } = *x;
         let (client_log_level, client_capabilities) = match era {
             Some(Era::Modern) => (
                 request_log_level(req.meta.log_level),
@@ -297,10 +364,7 @@ impl Session {
             ),
             _ => (
                 self.client_log_level.clone(),
-                self.client
-                    .as_ref()
-                    .map(|c| c.capabilities.clone())
-                    .unwrap_or_default(),
+                self.client_capabilities.clone().unwrap_or_default(),
             ),
         };
         CallContext {
@@ -316,7 +380,7 @@ impl Session {
             inputs: inputs.clone(),
             task: task.clone(),
             client_request_timeout: self.service.limits.client_request_timeout,
-            principal: self.caller.as_ref().map(|p| p.name.clone()),
+            principal: x.caller.map(|p| p.name.clone()),
             kv_per_principal: !self
                 .service
                 .shared_kv

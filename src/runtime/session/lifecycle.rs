@@ -58,7 +58,7 @@ impl Session {
         self.era = Some(Era::Legacy(ProtocolVersion::negotiate(
             &record.protocol_version,
         )));
-        self.client = Some(record.client);
+        self.client_capabilities = Some(record.client.capabilities);
         self.owner = record.owner.map(Arc::from);
         self.kind = SessionKind::Http;
         slog::info!(self.log, "session restored"; "protocol_version" => record.protocol_version);
@@ -146,7 +146,7 @@ impl Session {
             "client" => %crate::telemetry::clip(&params.client_info.name),
             "client_version" => %crate::telemetry::clip(&params.client_info.version));
         self.era = Some(Era::Legacy(version));
-        self.client = Some(params.clone());
+        self.client_capabilities = Some(params.capabilities.clone());
         let service = &self.service;
         reply(&InitializeResult {
             protocol_version: version.as_str(),
@@ -161,6 +161,7 @@ impl Session {
         &mut self,
         req: RequestId,
         reply: Reply,
+        params: &InitializeParams,
         sink: &Sink,
         started: Instant,
         ctx: &mut Context<Self>,
@@ -170,11 +171,7 @@ impl Session {
                 .version()
                 .map_or("", ProtocolVersion::as_str)
                 .to_owned(),
-            client: self.client.clone().unwrap_or_else(|| InitializeParams {
-                protocol_version: String::new(),
-                capabilities: Default::default(),
-                client_info: Default::default(),
-            }),
+            client: params.clone(),
             owner: self.owner.as_deref().map(String::from),
         };
         let storage = self.service.storage.clone();

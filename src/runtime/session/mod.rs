@@ -25,7 +25,7 @@
 //! completion), `subscriptions.rs` (subscribe, listen, change fan-out). This file
 //! holds the actor, its messages and the dispatch.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::atomic::AtomicU8;
 use std::sync::Arc;
 use std::time::Instant;
@@ -36,7 +36,7 @@ mod lists;
 mod subscriptions;
 
 use crate::auth::Principal;
-use calls::Running;
+use calls::InFlight;
 pub use lifecycle::{SessionRecord, DEFAULT_CLIENT_LOG_LEVEL};
 use subscriptions::Listen;
 
@@ -47,10 +47,9 @@ use slog::Logger;
 use crate::handler::Peer;
 use crate::protocol::era::{self, Era};
 use crate::protocol::jsonrpc::{encode_error, encode_error_omitting_unknown_id, Notification};
-use crate::protocol::mcp::InitializeParams;
 use crate::protocol::request::ClientRequest;
 use crate::protocol::{
-    code, Encoded, Message, Payload, ProtocolVersion, Rejected, Request, RequestId, RpcError,
+    code, Encoded, Message, Payload, ProtocolVersion, Rejected, Request, RpcError,
 };
 use crate::runtime::call::{reply, CallFinished, Cancel, Reply};
 use crate::runtime::service::{bus, Service};
@@ -179,6 +178,14 @@ pub struct SessionEnded {
     pub id: Arc<str>,
 }
 
+/// Who sent an [`Inbound`]: the client's address and principal, when the
+/// transport knows them.
+#[derive(Clone, Copy)]
+struct From<'a> {
+    client: Option<std::net::SocketAddr>,
+    caller: Option<&'a Principal>,
+}
+
 /// One request being served: what it is, its era, where its answers go, whether
 /// closing that destination cancels it, and the tool the transport looked up.
 struct Exchange<'a> {
@@ -189,6 +196,8 @@ struct Exchange<'a> {
     tool: Option<&'a Arc<Tool>>,
     /// The client's address, when the transport knows it.
     client: Option<std::net::SocketAddr>,
+    /// Who sent it ([`Inbound::principal`]).
+    caller: Option<&'a Principal>,
 }
 
 /// The per-session actor.
@@ -197,31 +206,37 @@ pub struct Session {
     service: Arc<Service>,
     kind: SessionKind,
     era: Option<Era>,
-    client: Option<InitializeParams>,
+    /// What the client said it supports in `initialize` (session era).
+    client_capabilities: Option<Arc<serde_json::Map<String, serde_json::Value>>>,
     client_log_level: Arc<AtomicU8>,
-    /// In-flight calls by sequence number (request ids need not be unique).
-    calls: HashMap<u64, Running>,
-    /// In-flight calls by request id, for `notifications/cancelled` (not kept by the
-    /// stateless session, whose clients' ids collide).
-    by_id: HashMap<RequestId, u64>,
+    /// The calls in flight.
+    calls: InFlight,
     next_seq: u64,
     draining: bool,
-    idle_waiters: Vec<oneshot::Sender<()>>,
     root: Option<Recipient<SessionEnded>>,
-    standalone: Option<Sink>,
     peer: Peer,
+    /// Allocated at the first use of what most sessions never use.
+    rare: Option<Box<Rare>>,
+    /// The principal that opened it (`[auth]`), saved in its record: the HTTP
+    /// transport answers 404 to any other.
+    owner: Option<Arc<str>>,
+    log: Logger,
+}
+
+/// What few sessions use, kept out of line so that an idle session's actor stays
+/// small (its task is allocated in 128-byte steps; see
+/// `an_idle_session_stays_small`).
+#[derive(Default)]
+struct Rare {
+    /// Where messages not tied to a request go (the HTTP standalone GET stream).
+    standalone: Option<Sink>,
     subscriptions: HashSet<String>,
     listens: Vec<Listen>,
     /// Whether resource updates are forwarded to this session (since its first
     /// subscription or listen stream).
     forwarding_updates: bool,
-    /// The principal that opened it (`[auth]`), saved in its record: the HTTP
-    /// transport answers 404 to any other.
-    owner: Option<Arc<str>>,
-    /// Who sent the message being handled (set from [`Inbound::principal`] for
-    /// the length of one `Inbound`; read synchronously by lists and call starts).
-    caller: Option<Principal>,
-    log: Logger,
+    /// `Drain`s waiting for the last call to finish.
+    idle_waiters: Vec<oneshot::Sender<()>>,
 }
 
 impl Session {
@@ -247,21 +262,15 @@ impl Session {
             service,
             kind,
             era,
-            client: None,
+            client_capabilities: None,
             client_log_level: Arc::new(AtomicU8::new(DEFAULT_CLIENT_LOG_LEVEL as u8)),
-            calls: HashMap::new(),
-            by_id: HashMap::new(),
+            calls: InFlight::default(),
             next_seq: 0,
             draining: false,
-            idle_waiters: Vec::new(),
             root,
-            standalone: None,
             peer: Peer::default(),
-            subscriptions: Default::default(),
-            listens: Vec::new(),
-            forwarding_updates: false,
+            rare: None,
             owner: None,
-            caller: None,
             log,
         }
     }
@@ -273,18 +282,28 @@ impl Session {
         self
     }
 
+    /// [`Rare`], allocated now if it was not.
+    fn rare(&mut self) -> &mut Rare {
+        self.rare.get_or_insert_with(Box::default)
+    }
+
+    /// The listen streams of this session (2026-07-28 `subscriptions/listen`).
+    fn listens(&self) -> &[Listen] {
+        self.rare.as_ref().map_or(&[], |r| &r.listens)
+    }
+
     fn on_message(
         &mut self,
         msg: Result<Message, Rejected>,
         sink: &Sink,
         cancel_on_close: bool,
         checked: Option<Checked>,
-        client: Option<std::net::SocketAddr>,
+        from: From<'_>,
         ctx: &mut Context<Self>,
     ) {
         match msg {
             Ok(Message::Request(req)) => {
-                self.on_request(*req, sink, cancel_on_close, checked, client, ctx)
+                self.on_request(*req, sink, cancel_on_close, checked, from, ctx)
             }
             Ok(Message::Notification(n)) => self.on_notification(n),
             Ok(Message::Response(r)) => {
@@ -332,7 +351,7 @@ impl Session {
         sink: &Sink,
         cancel_on_close: bool,
         checked: Option<Checked>,
-        client: Option<std::net::SocketAddr>,
+        from: From<'_>,
         ctx: &mut Context<Self>,
     ) {
         let started = Instant::now();
@@ -363,14 +382,15 @@ impl Session {
             sink,
             cancel_on_close,
             tool: checked.as_ref().and_then(|c| c.tool.as_ref()),
-            client,
+            client: from.client,
+            caller: from.caller,
         };
         let service = &self.service;
         let reply: Reply = match &req.call {
             ClientRequest::Initialize(p) => match self.initialize(p) {
                 // A session the client is told exists is saved first.
                 Ok(answer) if self.kind == SessionKind::Http => {
-                    self.answer_after_saving(req.id.clone(), Ok(answer), sink, started, ctx);
+                    self.answer_after_saving(req.id.clone(), Ok(answer), p, sink, started, ctx);
                     return;
                 }
                 reply => reply,
@@ -378,7 +398,7 @@ impl Session {
             ClientRequest::Ping => reply(&serde_json::json!({})),
             ClientRequest::Discover => self.discover(),
             ClientRequest::ToolsList(p) => {
-                match self.caller.as_ref().filter(|c| c.is_limited()) {
+                match from.caller.filter(|c| c.is_limited()) {
                     // A token limited to some tools (a tool list, or scopes) sees
                     // only those it may call.
                     Some(caller) => {
@@ -491,16 +511,14 @@ impl Session {
                 slog::debug!(self.log, "client initialized");
             }
             Notification::Cancelled(Some(p)) => {
-                if let Some(pos) = self.listens.iter().position(|l| l.id == p.request_id) {
-                    // A cancelled listen ends its stream without an answer.
-                    self.listens.swap_remove(pos);
-                    return;
+                if let Some(rare) = self.rare.as_mut() {
+                    if let Some(pos) = rare.listens.iter().position(|l| l.id == p.request_id) {
+                        // A cancelled listen ends its stream without an answer.
+                        rare.listens.swap_remove(pos);
+                        return;
+                    }
                 }
-                let running = self
-                    .by_id
-                    .get(&p.request_id)
-                    .and_then(|seq| self.calls.get(seq));
-                if let Some(running) = running {
+                if let Some(running) = self.calls.get_by_id(&p.request_id) {
                     slog::debug!(self.log, "cancel requested";
                         "request_id" => p.request_id.to_string(), "reason" => p.reason);
                     running.addr.do_send(Cancel::Client);
@@ -517,8 +535,8 @@ impl Session {
     }
 
     fn wake_idle_waiters(&mut self) {
-        if self.calls.is_empty() {
-            for w in self.idle_waiters.drain(..) {
+        if let (true, Some(rare)) = (self.calls.is_empty(), self.rare.as_mut()) {
+            for w in rare.idle_waiters.drain(..) {
                 let _ = w.send(());
             }
         }
@@ -545,10 +563,9 @@ impl Actor for Session {
     }
 
     fn stopped(&mut self, _ctx: &mut Context<Self>) {
-        for (_, running) in self.calls.drain() {
+        for running in self.calls.take_all() {
             running.addr.do_send(Cancel::Client);
         }
-        self.by_id.clear();
         self.wake_idle_waiters();
         if let Some(root) = &self.root {
             root.do_send(SessionEnded {
@@ -581,16 +598,14 @@ impl Handler<Inbound> for Session {
             }
             return;
         }
-        self.caller = msg.principal;
+        let from = From {
+            client: msg.client,
+            caller: msg.principal.as_ref(),
+        };
         match msg.payload {
-            Payload::Single(m) => self.on_message(
-                m,
-                &msg.sink,
-                msg.cancel_on_close,
-                msg.checked,
-                msg.client,
-                ctx,
-            ),
+            Payload::Single(m) => {
+                self.on_message(m, &msg.sink, msg.cancel_on_close, msg.checked, from, ctx)
+            }
             Payload::Batch(items) => {
                 if !self.version().is_some_and(ProtocolVersion::allows_batch) {
                     let e = RpcError::invalid_request(
@@ -608,11 +623,10 @@ impl Handler<Inbound> for Session {
                     .count();
                 let sink = msg.sink.batch(expected);
                 for item in items {
-                    self.on_message(item, &sink, false, None, msg.client, ctx);
+                    self.on_message(item, &sink, false, None, from, ctx);
                 }
             }
         }
-        self.caller = None;
     }
 }
 
@@ -628,11 +642,10 @@ impl Handler<CallFinished> for Session {
     type Result = ();
 
     fn handle(&mut self, msg: CallFinished, _ctx: &mut Context<Self>) {
-        if let Some(running) = self.calls.remove(&msg.seq) {
-            if self.by_id.get(&running.id) == Some(&msg.seq) {
-                self.by_id.remove(&running.id);
-            }
-        }
+        // The stateless session keeps its tables: it serves every 2026-07-28
+        // request of its worker.
+        self.calls
+            .remove(msg.seq, self.kind == SessionKind::Stateless);
         self.wake_idle_waiters();
     }
 }
@@ -644,13 +657,13 @@ impl Handler<Drain> for Session {
         self.draining = true;
         self.end_listens();
         let (tx, rx) = oneshot::channel();
-        self.idle_waiters.push(tx);
+        self.rare().idle_waiters.push(tx);
         self.wake_idle_waiters();
         if !self.calls.is_empty() {
             slog::info!(self.log, "draining"; "in_flight" => self.calls.len(),
                 "grace_ms" => msg.grace.as_millis() as u64);
             ctx.run_later(msg.grace, |act, _ctx| {
-                for running in act.calls.values() {
+                for running in act.calls.iter() {
                     running.addr.do_send(Cancel::Shutdown);
                 }
             });
@@ -665,7 +678,7 @@ impl Handler<SetStandalone> for Session {
     type Result = ();
 
     fn handle(&mut self, msg: SetStandalone, _ctx: &mut Context<Self>) {
-        self.standalone = Some(msg.0);
+        self.rare().standalone = Some(msg.0);
     }
 }
 
@@ -680,6 +693,16 @@ impl Handler<Close> for Session {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An idle session is mostly its actor's task, which tokio allocates in
+    /// 128-byte steps: 144 bytes of Session make a 640-byte task (it was 1,024
+    /// with 472). A field that grows it past this bound takes every session's task
+    /// up a step; what few sessions use belongs in `Rare`.
+    #[test]
+    fn an_idle_session_stays_small() {
+        let size = std::mem::size_of::<Session>();
+        assert!(size <= 160, "Session is {size} bytes");
+    }
     use crate::protocol::jsonrpc;
     use crate::runtime::root::{CloseSession, OpenSession, Registry, Root};
 

@@ -26,10 +26,11 @@ impl Session {
     /// From now on, resource updates reach this session (once; the stream belongs
     /// to the actor's context, so it ends with the session).
     fn forward_updates(&mut self, ctx: &mut Context<Self>) {
-        if self.forwarding_updates {
+        let rare = self.rare();
+        if rare.forwarding_updates {
             return;
         }
-        self.forwarding_updates = true;
+        rare.forwarding_updates = true;
         let updates =
             futures::stream::unfold(self.service.notifier.subscribe(), |mut rx| async move {
                 loop {
@@ -50,15 +51,16 @@ impl Session {
         ctx: &mut Context<Self>,
     ) -> Reply {
         if on {
-            let new = !self.subscriptions.contains(&params.uri);
-            self.check_subscription(&params.uri, self.subscriptions.len(), new)?;
+            let held = self.rare.as_ref().map(|r| &r.subscriptions);
+            let new = !held.is_some_and(|s| s.contains(&params.uri));
+            self.check_subscription(&params.uri, held.map_or(0, |s| s.len()), new)?;
             if !self.service.resources.exists(&params.uri) {
                 return Err(crate::resources::not_found(&params.uri));
             }
             self.forward_updates(ctx);
-            self.subscriptions.insert(params.uri.clone());
-        } else {
-            self.subscriptions.remove(&params.uri);
+            self.rare().subscriptions.insert(params.uri.clone());
+        } else if let Some(rare) = self.rare.as_mut() {
+            rare.subscriptions.remove(&params.uri);
         }
         reply(&serde_json::json!({}))
     }
@@ -97,7 +99,7 @@ impl Session {
         let asked = &params.notifications;
         let wanted = asked.resource_subscriptions.as_deref().unwrap_or_default();
         let held: usize = self
-            .listens
+            .listens()
             .iter()
             .filter_map(|l| l.filter.resource_subscriptions.as_ref())
             .map(Vec::len)
@@ -132,7 +134,7 @@ impl Session {
         ));
         slog::info!(self.log, "listening"; "request_id" => req.id.to_string(),
             "resources" => honoured.resource_subscriptions.as_ref().map_or(0, Vec::len));
-        self.listens.push(Listen {
+        self.rare().listens.push(Listen {
             id: req.id.clone(),
             filter: honoured,
             sink: sink.clone(),
@@ -146,7 +148,9 @@ impl Session {
                     .into_actor(self)
                     .map(|(), act, ctx| {
                         slog::info!(act.log, "listen stream closed by the client");
-                        act.listens.clear();
+                        if let Some(rare) = act.rare.as_mut() {
+                            rare.listens.clear();
+                        }
                         ctx.stop();
                     }),
             );
@@ -156,7 +160,8 @@ impl Session {
 
     /// End every listen stream with its final result (at shutdown).
     pub(super) fn end_listens(&mut self) {
-        for listen in self.listens.drain(..) {
+        let listens = self.rare.as_mut().map(|r| std::mem::take(&mut r.listens));
+        for listen in listens.unwrap_or_default() {
             let result = self.service.envelope().listen_closed(&listen.id);
             listen
                 .sink
@@ -176,10 +181,13 @@ impl Session {
         let Change::Resource(uri) = change else {
             return;
         };
-        if !self.subscriptions.contains(&**uri) {
+        let Some(rare) = self.rare.as_deref() else {
+            return;
+        };
+        if !rare.subscriptions.contains(&**uri) {
             return;
         }
-        if let Some(sink) = &self.standalone {
+        if let Some(sink) = &rare.standalone {
             let params = serde_json::json!({ "uri": &**uri });
             sink.notification(encode_notification(
                 method::RESOURCES_UPDATED,
@@ -190,7 +198,7 @@ impl Session {
 
     /// Tell every listen stream whose filter asked for `change`.
     fn tell_listeners(&self, change: &Change) {
-        for listen in &self.listens {
+        for listen in self.listens() {
             let f = &listen.filter;
             let (wanted, method) = match change {
                 Change::Resource(uri) => (

@@ -27,7 +27,9 @@ pub struct CallContext {
     pub(crate) sink: Sink,
     pub(crate) client_log_level: Arc<AtomicU8>,
     pub(crate) storage: Storage,
-    pub(crate) peer: Peer,
+    /// Where the client's answers to this call's questions arrive (session era,
+    /// a client that declared some capability).
+    pub(crate) peer: Option<Peer>,
     pub(crate) client_capabilities: Arc<serde_json::Map<String, Value>>,
     /// A 2026-07-28 request: the server sends the client no requests.
     pub(crate) modern: bool,
@@ -140,13 +142,17 @@ impl CallContext {
             )
             .with_data(serde_json::json!({ "requiredCapabilities": { capability: {} } })));
         }
-        let (id, rx) = self.peer.register();
+        let Some(peer) = &self.peer else {
+            // Not reached: a session whose client declared a capability has a peer.
+            return Err(RpcError::internal("this session cannot ask its client"));
+        };
+        let (id, rx) = peer.register();
         let sent = self.sink.send(
             crate::sink::FrameKind::Request,
             crate::protocol::jsonrpc::encode_request(&id, method, &params),
         );
         if !sent {
-            self.peer.forget(&id);
+            peer.forget(&id);
             return Err(RpcError::internal("the client's stream is closed"));
         }
         let outcome = match actix_rt::time::timeout(self.client_request_timeout, rx).await {
@@ -155,7 +161,7 @@ impl CallContext {
                 "the session ended before the client answered",
             )),
             Err(_) => {
-                self.peer.forget(&id);
+                peer.forget(&id);
                 Err(RpcError::internal(format!(
                     "the client did not answer {method} within {} ms",
                     self.client_request_timeout.as_millis()

@@ -228,7 +228,9 @@ pub fn encode_reply(id: &RequestId, reply: &Reply, envelope: Option<&Envelope>) 
 
 /// The client's capabilities of a 2026-07-28 request (checked present).
 pub fn capabilities(meta: &RequestMeta) -> Arc<Map<String, Value>> {
-    meta.client_capabilities.clone().unwrap_or_default()
+    meta.client_capabilities
+        .clone()
+        .unwrap_or_else(super::strict::empty_object)
 }
 
 #[cfg(test)]

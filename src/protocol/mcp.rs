@@ -100,7 +100,10 @@ pub struct InitializeParams {
     pub protocol_version: String,
     /// What the client supports (sampling, roots, elicitation...); shared with every
     /// call's context.
-    #[serde(default, deserialize_with = "super::strict::object")]
+    #[serde(
+        default = "super::strict::empty_object",
+        deserialize_with = "super::strict::object"
+    )]
     pub capabilities: Arc<Map<String, Value>>,
     /// Who the client is.
     #[serde(default)]

@@ -94,14 +94,23 @@ pub fn value_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Er
     Ok(Some(<Strict as serde::Deserialize>::deserialize(d)?.0).filter(|v| !v.is_null()))
 }
 
-/// A JSON object without duplicate keys, shared (client capabilities).
+/// A JSON object without duplicate keys, shared (client capabilities); `{}` is
+/// [`empty_object`].
 pub fn object<'de, D: Deserializer<'de>>(d: D) -> Result<Arc<Map<String, Value>>, D::Error> {
     match <Strict as serde::Deserialize>::deserialize(d)?.0 {
+        Value::Object(map) if map.is_empty() => Ok(empty_object()),
         Value::Object(map) => Ok(Arc::new(map)),
         other => Err(de::Error::custom(format!(
             "expected an object, got {other}"
         ))),
     }
+}
+
+/// The empty object, one for the process: many clients declare no capability,
+/// and every session keeps what its client declared.
+pub fn empty_object() -> Arc<Map<String, Value>> {
+    static EMPTY: std::sync::OnceLock<Arc<Map<String, Value>>> = std::sync::OnceLock::new();
+    EMPTY.get_or_init(Arc::default).clone()
 }
 
 /// Like [`object`], optional.

@@ -195,6 +195,9 @@ pub struct Root {
     /// Live sessions per principal that opened them (`[auth]`), against
     /// `limits.max_sessions_per_principal`; a principal with none has no entry.
     per_owner: HashMap<Arc<str>, usize>,
+    /// Where the sessions it opens report their end: one sender shared by all
+    /// (an actix sender each would cost every session ~140 bytes).
+    ended: Option<Arc<Recipient<SessionEnded>>>,
     log: Logger,
 }
 
@@ -209,8 +212,16 @@ impl Root {
             stateless: Vec::new(),
             dormant: 0,
             per_owner: HashMap::new(),
+            ended: None,
             log,
         }
+    }
+
+    /// [`Root::ended`], made at the first session.
+    fn ended_to(&mut self, ctx: &Context<Self>) -> Arc<Recipient<SessionEnded>> {
+        self.ended
+            .get_or_insert_with(|| Arc::new(ctx.address().recipient()))
+            .clone()
     }
 
     /// Remove a session from the registry (once: the gauge follows the registry).
@@ -380,12 +391,8 @@ impl Handler<OpenSession> for Root {
     fn handle(&mut self, msg: OpenSession, ctx: &mut Context<Self>) -> Self::Result {
         self.check_cap(msg.owner.as_deref())?;
         let id: Arc<str> = Arc::from(mint_session_id(self.service.instance.as_deref())?);
-        let session = Session::new(
-            id.clone(),
-            self.service.clone(),
-            msg.kind,
-            Some(ctx.address().recipient()),
-        );
+        let ended = self.ended_to(ctx);
+        let session = Session::new(id.clone(), self.service.clone(), msg.kind, Some(ended));
         self.service.metrics.sessions_total.inc();
         Ok(self.start_session(id, session, msg.arbiter, msg.owner))
     }
@@ -459,11 +466,12 @@ impl Handler<RestoreSession> for Root {
             self.dormant += 1;
             return Err(e);
         }
+        let ended = self.ended_to(ctx);
         let session = Session::new(
             msg.id.clone(),
             self.service.clone(),
             SessionKind::Http,
-            Some(ctx.address().recipient()),
+            Some(ended),
         );
         let owner = record.owner.as_deref().map(Arc::from);
         let session = session.restored(record);

@@ -80,14 +80,48 @@ impl<V: slog::Value> slog::KV for Maybe<V> {
 /// always gives the same tag (also across restarts), so a session's lines stay
 /// correlated.
 pub fn session_tag(id: &str) -> String {
-    use std::hash::{Hash, Hasher};
-    // Fixed keys: the tag must be the same in every process.
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    id.hash(&mut h);
-    let tag = format!("{:08x}", h.finish() as u32);
-    match id.rsplit_once('-') {
-        Some((instance, _)) => format!("{}-{tag}", clip(instance)),
-        None => tag,
+    SessionTag::of(id.into()).to_string()
+}
+
+/// [`session_tag`] as a log value that keeps the id (shared) and its hash, not a
+/// string of its own: what a session's logger holds.
+#[derive(Clone)]
+pub struct SessionTag {
+    id: std::sync::Arc<str>,
+    hash: u32,
+}
+
+impl SessionTag {
+    /// The tag of session `id`.
+    pub fn of(id: std::sync::Arc<str>) -> SessionTag {
+        use std::hash::{Hash, Hasher};
+        // Fixed keys: the tag must be the same in every process.
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        id.hash(&mut h);
+        SessionTag {
+            hash: h.finish() as u32,
+            id,
+        }
+    }
+}
+
+impl std::fmt::Display for SessionTag {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.id.rsplit_once('-') {
+            Some((instance, _)) => write!(f, "{}-{:08x}", clip(instance), self.hash),
+            None => write!(f, "{:08x}", self.hash),
+        }
+    }
+}
+
+impl slog::Value for SessionTag {
+    fn serialize(
+        &self,
+        _record: &slog::Record<'_>,
+        key: slog::Key,
+        serializer: &mut dyn slog::Serializer,
+    ) -> slog::Result {
+        serializer.emit_arguments(key, &format_args!("{self}"))
     }
 }
 
@@ -126,6 +160,14 @@ mod tests {
         assert!(!tag.contains("0123456789abcdef"));
         assert_ne!(tag, session_tag("b2-0123456789abcdef0123456789abcdee"));
         assert_eq!(session_tag("abc").len(), 8);
+        // The same tags as every earlier emcee wrote (lines stay correlated
+        // across an upgrade), from the log value a session's logger holds too.
+        assert_eq!(
+            session_tag("a1-0123456789abcdef0123456789abcdef"),
+            "a1-3eab6622"
+        );
+        let tag = SessionTag::of("0123456789abcdef0123456789abcdef".into());
+        assert_eq!(tag.to_string(), "afcbcea0");
     }
 
     #[test]

@@ -17,7 +17,7 @@ use slog::Logger;
 use super::lifecycle::request_log_level;
 use super::{Exchange, Session, SessionKind};
 use crate::gate::Permit;
-use crate::handler::CallContext;
+use crate::handler::{CallContext, Peer};
 use crate::mrtr::{Binding, Inputs};
 use crate::prompts::BoundGet;
 use crate::protocol::era::{self, Era};
@@ -28,6 +28,7 @@ use crate::resources::BoundRead;
 use crate::runtime::call::{Call, CallKind, CallSpec, Work};
 use crate::tasks::TaskSlot;
 use crate::telemetry::metrics::reason;
+use crate::telemetry::Maybe;
 use crate::tools::Tool;
 
 /// A call in flight.
@@ -159,7 +160,8 @@ impl Session {
         };
         let permits = self.admit(x, tool)?;
         let log = self.call_log(req, target.named.0, target.named.1);
-        let call_ctx = self.call_context(x, &log, &inputs, &task);
+        let peer = self.peer_for(era);
+        let call_ctx = self.call_context(x, &log, &inputs, &task, peer);
         let mut work = target.bound.into_work(call_ctx, task.is_some(), era);
         if let Some(inputs) = &inputs {
             work = crate::mrtr::until_input(work, inputs.clone());
@@ -192,6 +194,16 @@ impl Session {
         };
         self.calls.insert(seq, running, keyed);
         Ok(())
+    }
+
+    /// The session's [`Peer`] for a call in `era`, made now if it is the first: only
+    /// a session-era client that declared some capability may be asked anything.
+    fn peer_for(&mut self, era: Option<Era>) -> Option<Peer> {
+        let declared = self.client_capabilities.as_ref()?;
+        if !matches!(era, Some(Era::Legacy(_))) || declared.is_empty() {
+            return None;
+        }
+        Some(self.peer.get_or_insert_with(Peer::default).clone())
     }
 
     /// Look up what `x` calls and bind it to the request (-32602 for an unknown
@@ -355,6 +367,7 @@ impl Session {
         log: &Logger,
         inputs: &Option<Arc<Inputs>>,
         task: &Option<Arc<TaskSlot>>,
+        peer: Option<Peer>,
     ) -> CallContext {
         let Exchange { req, era, sink, .. } = *x;
         let (client_log_level, client_capabilities) = match era {
@@ -364,7 +377,9 @@ impl Session {
             ),
             _ => (
                 self.client_log_level.clone(),
-                self.client_capabilities.clone().unwrap_or_default(),
+                self.client_capabilities
+                    .clone()
+                    .unwrap_or_else(crate::protocol::strict::empty_object),
             ),
         };
         CallContext {
@@ -374,7 +389,7 @@ impl Session {
             sink: sink.clone(),
             client_log_level,
             storage: self.service.storage.clone(),
-            peer: self.peer.clone(),
+            peer,
             client_capabilities,
             modern: era == Some(Era::Modern),
             inputs: inputs.clone(),
@@ -455,14 +470,14 @@ impl Session {
         // the method itself.
         let (id, method) = (LogId(req.id.clone()), req.call.label());
         let value = clip(value).into_owned();
+        let session = Maybe("session", self.tag.clone());
+        let log = &self.service.log;
         match req.meta.trace_id() {
-            Some(trace) => self
-                .log
-                .new(slog::o!("request_id" => id, "method" => method,
+            Some(trace) => log.new(slog::o!(session, "request_id" => id, "method" => method,
                 key => value, "trace_id" => trace.to_owned())),
-            None => self
-                .log
-                .new(slog::o!("request_id" => id, "method" => method, key => value)),
+            None => {
+                log.new(slog::o!(session, "request_id" => id, "method" => method, key => value))
+            }
         }
     }
 }

@@ -16,6 +16,7 @@ use crate::protocol::{
     code, reply, LoggingLevel, ProtocolVersion, Reply, Request, RequestId, RpcError,
 };
 use crate::sink::Sink;
+use crate::telemetry::Maybe;
 
 /// Level of `notifications/message` a session-era client gets before it calls
 /// `logging/setLevel`.
@@ -61,7 +62,7 @@ impl Session {
         self.client_capabilities = Some(record.client.capabilities);
         self.owner = record.owner.map(Arc::from);
         self.kind = SessionKind::Http;
-        slog::info!(self.log, "session restored"; "protocol_version" => record.protocol_version);
+        slog::info!(self.service.log, "session restored"; self.tag_kv(), "protocol_version" => record.protocol_version);
         self
     }
 
@@ -141,7 +142,7 @@ impl Session {
             // with it, or disconnects), as version negotiation has it.
             version = ProtocolVersion::LATEST_LEGACY;
         }
-        slog::info!(self.log, "session initialized";
+        slog::info!(self.service.log, "session initialized"; self.tag_kv(),
             "requested_version" => &params.protocol_version, "protocol_version" => version.as_str(),
             "client" => %crate::telemetry::clip(&params.client_info.name),
             "client_version" => %crate::telemetry::clip(&params.client_info.version));
@@ -178,7 +179,7 @@ impl Session {
         let metrics = self.service.metrics.clone();
         let id = self.id.clone();
         let sink = sink.clone();
-        let log = self.log.clone();
+        let (log, tag) = (self.service.log.clone(), self.tag.clone());
         ctx.spawn(
             async move {
                 let saved = match serde_json::to_vec(&record) {
@@ -191,7 +192,8 @@ impl Session {
                 let reply = match saved {
                     Ok(()) => reply,
                     Err(e) => {
-                        slog::error!(log, "session not saved"; "error" => &e);
+                        slog::error!(log, "session not saved";
+                            Maybe("session", tag), "error" => &e);
                         Err(RpcError::internal(format!("cannot save the session: {e}")))
                     }
                 };

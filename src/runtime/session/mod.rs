@@ -42,7 +42,6 @@ use subscriptions::Listen;
 
 use actix::prelude::*;
 use futures::channel::oneshot;
-use slog::Logger;
 
 use crate::handler::Peer;
 use crate::protocol::era::{self, Era};
@@ -55,6 +54,7 @@ use crate::runtime::call::{reply, CallFinished, Cancel, Reply};
 use crate::runtime::service::{bus, Service};
 use crate::sink::Sink;
 use crate::telemetry::metrics::reason;
+use crate::telemetry::{Maybe, SessionTag};
 use crate::tools::Tool;
 
 /// What a session serves.
@@ -213,14 +213,20 @@ pub struct Session {
     calls: InFlight,
     next_seq: u64,
     draining: bool,
-    root: Option<Recipient<SessionEnded>>,
-    peer: Peer,
+    root: Option<Arc<Recipient<SessionEnded>>>,
+    /// The requests it asked its client and awaits the answers of: made at the
+    /// first call of a session-era client that declared a capability (no other
+    /// can be asked anything).
+    peer: Option<Peer>,
     /// Allocated at the first use of what most sessions never use.
     rare: Option<Box<Rare>>,
     /// The principal that opened it (`[auth]`), saved in its record: the HTTP
     /// transport answers 404 to any other.
     owner: Option<Arc<str>>,
-    log: Logger,
+    /// What its log lines are tagged with (none for the stateless session): the
+    /// server's logger with this on each line, not a logger of its own (~80 bytes
+    /// a session).
+    tag: Option<SessionTag>,
 }
 
 /// What few sessions use, kept out of line so that an idle session's actor stays
@@ -245,16 +251,11 @@ impl Session {
         id: Arc<str>,
         service: Arc<Service>,
         kind: SessionKind,
-        root: Option<Recipient<SessionEnded>>,
+        root: Option<Arc<Recipient<SessionEnded>>>,
     ) -> Session {
         // 2026-07-28 requests have no session: the stateless session's lines carry
         // no `session` tag.
-        let log = match kind {
-            SessionKind::Stateless => service.log.new(slog::o!()),
-            _ => service
-                .log
-                .new(slog::o!("session" => crate::telemetry::session_tag(&id))),
-        };
+        let tag = (kind != SessionKind::Stateless).then(|| SessionTag::of(id.clone()));
         let era =
             matches!(kind, SessionKind::Stateless | SessionKind::Listener).then_some(Era::Modern);
         Session {
@@ -268,10 +269,10 @@ impl Session {
             next_seq: 0,
             draining: false,
             root,
-            peer: Peer::default(),
+            peer: None,
             rare: None,
             owner: None,
-            log,
+            tag,
         }
     }
 
@@ -285,6 +286,11 @@ impl Session {
     /// [`Rare`], allocated now if it was not.
     fn rare(&mut self) -> &mut Rare {
         self.rare.get_or_insert_with(Box::default)
+    }
+
+    /// The `session` field of its log lines.
+    fn tag_kv(&self) -> Maybe<&SessionTag> {
+        Maybe("session", self.tag.as_ref())
     }
 
     /// The listen streams of this session (2026-07-28 `subscriptions/listen`).
@@ -309,7 +315,8 @@ impl Session {
             Ok(Message::Response(r)) => {
                 let id = r.id.clone();
                 let relay = self.service.storage.is_shared().then(|| answer_json(&r));
-                if !self.peer.complete(r.id, r.outcome) {
+                let asked = self.peer.as_ref();
+                if !asked.is_some_and(|p| p.complete(r.id, r.outcome)) {
                     match relay {
                         // Asked by this session on another instance of the fleet,
                         // maybe: that one completes it.
@@ -322,13 +329,13 @@ impl Session {
                         }
                         // JSON-RPC: a response is never answered, even an unexpected one.
                         _ => {
-                            slog::debug!(self.log, "unsolicited response dropped"; "request_id" => id.to_string());
+                            slog::debug!(self.service.log, "unsolicited response dropped"; self.tag_kv(), "request_id" => id.to_string());
                         }
                     }
                 }
             }
             Err(rejected) => {
-                slog::debug!(self.log, "invalid message"; "error" => &rejected.error.message);
+                slog::debug!(self.service.log, "invalid message"; self.tag_kv(), "error" => &rejected.error.message);
                 let encoded = match self.era {
                     Some(Era::Modern) => {
                         let e = self.service.envelope().error(rejected.error);
@@ -477,7 +484,7 @@ impl Session {
         self.service
             .metrics
             .request(req.call.label(), outcome, took.as_secs_f64());
-        slog::debug!(self.log, "request"; "method" => req.method(),
+        slog::debug!(self.service.log, "request"; self.tag_kv(), "method" => req.method(),
             "request_id" => %req.id, "success" => reply.is_ok(),
             "duration_ms" => crate::telemetry::millis(took), "trace_id" => req.meta.trace_id());
         if let (Err(e), true) = (&reply, self.service.log_calls) {
@@ -508,7 +515,7 @@ impl Session {
     fn on_notification(&mut self, n: Notification) {
         match n {
             Notification::Initialized => {
-                slog::debug!(self.log, "client initialized");
+                slog::debug!(self.service.log, "client initialized"; self.tag_kv());
             }
             Notification::Cancelled(Some(p)) => {
                 if let Some(rare) = self.rare.as_mut() {
@@ -519,17 +526,17 @@ impl Session {
                     }
                 }
                 if let Some(running) = self.calls.get_by_id(&p.request_id) {
-                    slog::debug!(self.log, "cancel requested";
+                    slog::debug!(self.service.log, "cancel requested"; self.tag_kv(),
                         "request_id" => p.request_id.to_string(), "reason" => p.reason);
                     running.addr.do_send(Cancel::Client);
                 }
             }
             Notification::Cancelled(None) => {
-                slog::debug!(self.log, "malformed notifications/cancelled ignored");
+                slog::debug!(self.service.log, "malformed notifications/cancelled ignored"; self.tag_kv());
             }
             Notification::Other(other) => {
                 // JSON-RPC: notifications are never answered, even unknown ones.
-                slog::debug!(self.log, "notification ignored"; "method" => other);
+                slog::debug!(self.service.log, "notification ignored"; self.tag_kv(), "method" => other);
             }
         }
     }
@@ -556,9 +563,9 @@ impl Actor for Session {
         if self.kind == SessionKind::Stateless {
             // One per HTTP worker, at start, with no client: "serving http" names
             // the workers.
-            slog::debug!(self.log, "session started"; "kind" => "Stateless");
+            slog::debug!(self.service.log, "session started"; self.tag_kv(), "kind" => "Stateless");
         } else {
-            slog::info!(self.log, "session started"; "kind" => format!("{:?}", self.kind));
+            slog::info!(self.service.log, "session started"; self.tag_kv(), "kind" => format!("{:?}", self.kind));
         }
     }
 
@@ -572,7 +579,7 @@ impl Actor for Session {
                 id: self.id.clone(),
             });
         }
-        slog::info!(self.log, "session ended");
+        slog::info!(self.service.log, "session ended"; self.tag_kv());
     }
 }
 
@@ -594,7 +601,9 @@ impl Handler<Inbound> for Session {
     fn handle(&mut self, msg: Inbound, ctx: &mut Context<Self>) {
         if msg.relayed {
             if let Payload::Single(Ok(Message::Response(r))) = msg.payload {
-                self.peer.complete(r.id, r.outcome);
+                if let Some(peer) = &self.peer {
+                    peer.complete(r.id, r.outcome);
+                }
             }
             return;
         }
@@ -660,7 +669,7 @@ impl Handler<Drain> for Session {
         self.rare().idle_waiters.push(tx);
         self.wake_idle_waiters();
         if !self.calls.is_empty() {
-            slog::info!(self.log, "draining"; "in_flight" => self.calls.len(),
+            slog::info!(self.service.log, "draining"; self.tag_kv(), "in_flight" => self.calls.len(),
                 "grace_ms" => msg.grace.as_millis() as u64);
             ctx.run_later(msg.grace, |act, _ctx| {
                 for running in act.calls.iter() {

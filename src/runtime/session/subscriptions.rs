@@ -132,7 +132,7 @@ impl Session {
             method::SUBSCRIPTIONS_ACKNOWLEDGED,
             Some(&params),
         ));
-        slog::info!(self.log, "listening"; "request_id" => req.id.to_string(),
+        slog::info!(self.service.log, "listening"; self.tag_kv(), "request_id" => req.id.to_string(),
             "resources" => honoured.resource_subscriptions.as_ref().map_or(0, Vec::len));
         self.rare().listens.push(Listen {
             id: req.id.clone(),
@@ -147,7 +147,7 @@ impl Session {
                 async move { closed.closed().await }
                     .into_actor(self)
                     .map(|(), act, ctx| {
-                        slog::info!(act.log, "listen stream closed by the client");
+                        slog::info!(act.service.log, "listen stream closed by the client"; act.tag_kv());
                         if let Some(rare) = act.rare.as_mut() {
                             rare.listens.clear();
                         }

@@ -7,7 +7,7 @@
 //! Transports read the registry directly (`Registry::get`) to route requests
 //! without a hop through this actor; only Root writes it.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -76,14 +76,40 @@ impl SessionEntry {
     }
 }
 
-/// The session registry: read by transports, written by Root.
+/// The session registry: read by transports, written by Root. A set of entries
+/// found by their ids (a slot is one pointer, not the id and the entry).
 #[derive(Debug, Clone, Default)]
-pub struct Registry(Arc<RwLock<HashMap<Arc<str>, Arc<SessionEntry>>>>);
+pub struct Registry(Arc<RwLock<HashSet<Registered>>>);
+
+/// A registry slot: an entry, hashed and compared by its id.
+#[derive(Debug)]
+struct Registered(Arc<SessionEntry>);
+
+impl std::borrow::Borrow<str> for Registered {
+    fn borrow(&self) -> &str {
+        &self.0.id
+    }
+}
+
+impl std::hash::Hash for Registered {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        // As the `str` it borrows as hashes.
+        self.0.id.hash(state)
+    }
+}
+
+impl PartialEq for Registered {
+    fn eq(&self, other: &Registered) -> bool {
+        self.0.id == other.0.id
+    }
+}
+
+impl Eq for Registered {}
 
 impl Registry {
     /// The live session with this id.
     pub fn get(&self, id: &str) -> Option<Arc<SessionEntry>> {
-        self.0.read().ok()?.get(id).cloned()
+        Some(self.0.read().ok()?.get(id)?.0.clone())
     }
 
     /// Number of live sessions.
@@ -98,18 +124,18 @@ impl Registry {
 
     fn insert(&self, entry: Arc<SessionEntry>) {
         if let Ok(mut m) = self.0.write() {
-            m.insert(entry.id.clone(), entry);
+            m.replace(Registered(entry));
         }
     }
 
     fn remove(&self, id: &str) -> Option<Arc<SessionEntry>> {
-        self.0.write().ok()?.remove(id)
+        Some(self.0.write().ok()?.take(id)?.0)
     }
 
     fn all(&self) -> Vec<Arc<SessionEntry>> {
         self.0
             .read()
-            .map_or_else(|_| Vec::new(), |m| m.values().cloned().collect())
+            .map_or_else(|_| Vec::new(), |m| m.iter().map(|r| r.0.clone()).collect())
     }
 }
 
@@ -337,18 +363,36 @@ impl Root {
     }
 }
 
-/// A fresh session id: 128 bits from the OS CSPRNG as 32 lowercase hex characters
-/// (visible ASCII, as MCP requires of `Mcp-Session-Id`), after `{instance}-` when the
-/// server has an instance id, so that a proxy can route a session to its instance.
+/// A fresh session id: 128 bits from the OS CSPRNG as 22 characters of
+/// [`SESSION_ID_ALPHABET`] (visible ASCII, as MCP requires of `Mcp-Session-Id`;
+/// short enough that sled keeps the key inline: 32 hex digits cost every session
+/// ~80 bytes more), after `{instance}-` when the server has an instance id, so that
+/// a proxy can route a session to its instance. No `-` in the random part: the
+/// instance is what comes before the last one.
 pub fn mint_session_id(instance: Option<&str>) -> Result<String, RootError> {
+    use base64::Engine as _;
     let mut bytes = [0u8; 16];
     getrandom::fill(&mut bytes).map_err(|e| RootError::Random(e.to_string()))?;
-    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let random = SESSION_IDS.encode(bytes);
     Ok(match instance {
-        Some(prefix) => format!("{prefix}-{hex}"),
-        None => hex,
+        Some(prefix) => format!("{prefix}-{random}"),
+        None => random,
     })
 }
+
+/// The characters of a session id's random part: base64's, with `_` and `.` for
+/// `+` and `/`.
+pub const SESSION_ID_ALPHABET: &str =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.";
+
+const SESSION_IDS: base64::engine::GeneralPurpose = {
+    match base64::alphabet::Alphabet::new(SESSION_ID_ALPHABET) {
+        Ok(alphabet) => {
+            base64::engine::GeneralPurpose::new(&alphabet, base64::engine::general_purpose::NO_PAD)
+        }
+        Err(_) => panic!("SESSION_ID_ALPHABET is 64 distinct characters"),
+    }
+};
 
 impl Actor for Root {
     type Context = Context<Self>;
@@ -614,16 +658,24 @@ impl Handler<DrainAll> for Root {
 
 #[cfg(test)]
 mod tests {
-    use super::mint_session_id;
+    use super::{mint_session_id, SESSION_ID_ALPHABET};
 
     #[test]
     fn session_ids_are_random_visible_ascii() {
         let a = mint_session_id(None).unwrap();
         let b = mint_session_id(None).unwrap();
-        assert_eq!(a.len(), 32);
+        assert_eq!(a.len(), 22);
         assert_ne!(a, b);
-        assert!(a.bytes().all(|c| c.is_ascii_hexdigit()));
+        assert!(a
+            .bytes()
+            .all(|c| SESSION_ID_ALPHABET.as_bytes().contains(&c)));
         let c = mint_session_id(Some("b2")).unwrap();
-        assert!(c.starts_with("b2-") && c.len() == 35, "{c}");
+        assert!(c.starts_with("b2-") && c.len() == 25, "{c}");
+        assert_eq!(c.rsplit_once('-').map(|(instance, _)| instance), Some("b2"));
+        // 128 bits: every character of the alphabet turns up, none other.
+        let seen: std::collections::HashSet<u8> = (0..200)
+            .flat_map(|_| mint_session_id(None).unwrap().into_bytes())
+            .collect();
+        assert_eq!(seen.len(), 64);
     }
 }

@@ -58,8 +58,8 @@ async function main() {
   check(info?.name === "emcee", "serverInfo.name is emcee", info);
   check(client.getServerCapabilities()?.tools !== undefined, "server advertises tools capability",
     client.getServerCapabilities());
-  check(typeof transport.sessionId === "string" && /^[0-9a-f]{32}$/i.test(transport.sessionId),
-    "transport has a 32-hex-char Mcp-Session-Id", transport.sessionId);
+  check(typeof transport.sessionId === "string" && /^[A-Za-z0-9_.]{22}$/.test(transport.sessionId),
+    "transport has a 22-character Mcp-Session-Id", transport.sessionId);
 
   // tools/list, following nextCursor across pages.
   const names = [];

@@ -40,8 +40,8 @@ fn initialize_notify_and_call_over_json() {
         .header("mcp-session-id")
         .expect("Mcp-Session-Id")
         .to_owned();
-    assert_eq!(id.len(), 32, "{id:?}");
-    assert!(id.bytes().all(|b| b.is_ascii_hexdigit()), "{id:?}");
+    assert_eq!(id.len(), 22, "{id:?}");
+    assert!(id.bytes().all(|b| b.is_ascii_graphic()), "{id:?}");
     let resp = r.json();
     assert_eq!(resp["id"], 1);
     assert_eq!(resp["result"]["protocolVersion"], "2025-11-25");

@@ -554,16 +554,18 @@ fn a_deleted_session_stays_gone_after_kill_9() {
     deleted_session_stays_gone_after("KILL");
 }
 
-/// Sessions of `s` are `{prefix}-` and 32 lowercase hex digits, and work.
+/// Sessions of `s` are `{prefix}-` and 22 characters of the id alphabet, and work.
 fn assert_session_ids_prefixed(s: &Server, prefix: &str) {
     for _ in 0..3 {
         let id = s.session();
-        let hex = id
+        let random = id
             .strip_prefix(&format!("{prefix}-"))
             .unwrap_or_else(|| panic!("{id:?} starts with {prefix}-"));
-        assert_eq!(hex.len(), 32, "{id:?}");
+        assert_eq!(random.len(), 22, "{id:?}");
         assert!(
-            hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')),
+            random
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.'),
             "{id:?}"
         );
         assert_eq!(s.request(&id, 2, "ping", json!({}))["result"], json!({}));

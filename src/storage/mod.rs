@@ -27,7 +27,7 @@ pub use redis::url_problem as redis_url_problem;
 pub use task_leases::{Lease, LeasedRecord, Swapped};
 
 /// On-disk format written to `meta/format`. Bump on incompatible changes (and
-/// migrate the older format at open, as [`Trees::init`] does from `1`).
+/// migrate the older format at open, as `Trees::init` does from `1`).
 pub const FORMAT_VERSION: &[u8] = b"2";
 
 /// Format 1 kept each session's last use in a tree of its own; format 2 puts it

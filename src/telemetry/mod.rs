@@ -27,13 +27,14 @@ pub fn millis(d: std::time::Duration) -> f64 {
     (d.as_secs_f64() * 1_000_000.0).round() / 1000.0
 }
 
-/// A request id as log lines show it: a string, cut as `RequestId`'s `Display`
-/// cuts it (to [`LOG_TEXT_MAX`] characters), formatted only when a line is
-/// written (a numeric id costs a call logger no allocation).
+/// A log value shown with its `Display` when a line is written, not before: what
+/// a logger keeps (`slog::o!` takes owned values) costs no string. A request id
+/// (`Shown(req.id.clone())`) shows as a string, cut as `RequestId`'s `Display` cuts
+/// it (to [`LOG_TEXT_MAX`] characters); a [`SessionTag`] as its tag.
 #[derive(Debug, Clone)]
-pub struct LogId(pub crate::protocol::RequestId);
+pub struct Shown<T>(pub T);
 
-impl slog::Value for LogId {
+impl<T: std::fmt::Display> slog::Value for Shown<T> {
     fn serialize(
         &self,
         _record: &slog::Record<'_>,
@@ -83,8 +84,8 @@ pub fn session_tag(id: &str) -> String {
     SessionTag::of(id.into()).to_string()
 }
 
-/// [`session_tag`] as a log value that keeps the id (shared) and its hash, not a
-/// string of its own: what a session's logger holds.
+/// [`session_tag`] that keeps the id (shared) and its hash, not a string of its
+/// own: what a session keeps to tag its lines (as [`Shown`]).
 #[derive(Clone)]
 pub struct SessionTag {
     id: std::sync::Arc<str>,
@@ -111,17 +112,6 @@ impl std::fmt::Display for SessionTag {
             Some((instance, _)) => write!(f, "{}-{:08x}", clip(instance), self.hash),
             None => write!(f, "{:08x}", self.hash),
         }
-    }
-}
-
-impl slog::Value for SessionTag {
-    fn serialize(
-        &self,
-        _record: &slog::Record<'_>,
-        key: slog::Key,
-        serializer: &mut dyn slog::Serializer,
-    ) -> slog::Result {
-        serializer.emit_arguments(key, &format_args!("{self}"))
     }
 }
 
@@ -192,7 +182,7 @@ mod tests {
         for id in ids {
             let buf = Buf::default();
             let log = logging::logger_to(buf.clone(), crate::config::LogLevel::Info);
-            slog::info!(log.new(slog::o!("request_id" => LogId(id.clone()))), "x");
+            slog::info!(log.new(slog::o!("request_id" => Shown(id.clone()))), "x");
             let line = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
             let v: serde_json::Value = serde_json::from_str(line.trim()).unwrap();
             assert_eq!(v["request_id"], clip(&id.to_string()).as_ref(), "{line}");

@@ -465,10 +465,10 @@ impl Session {
     /// prompt) and, when the request carries W3C trace context, its trace id.
     /// Client-chosen text (the id, a URI, an unknown name) is clipped.
     pub(super) fn call_log(&self, req: &Request, key: &'static str, value: &str) -> Logger {
-        use crate::telemetry::{clip, LogId};
+        use crate::telemetry::{clip, Shown};
         // Only calls get a call logger: their methods are known, so `label` is
         // the method itself.
-        let (id, method) = (LogId(req.id.clone()), req.call.label());
+        let (id, method) = (Shown(req.id.clone()), req.call.label());
         let value = clip(value).into_owned();
         let session = Maybe("session", self.tag.clone());
         let log = &self.service.log;

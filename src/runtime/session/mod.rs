@@ -54,7 +54,7 @@ use crate::runtime::call::{reply, CallFinished, Cancel, Reply};
 use crate::runtime::service::{bus, Service};
 use crate::sink::Sink;
 use crate::telemetry::metrics::reason;
-use crate::telemetry::{Maybe, SessionTag};
+use crate::telemetry::{Maybe, SessionTag, Shown};
 use crate::tools::Tool;
 
 /// What a session serves.
@@ -226,7 +226,7 @@ pub struct Session {
     /// What its log lines are tagged with (none for the stateless session): the
     /// server's logger with this on each line, not a logger of its own (~80 bytes
     /// a session).
-    tag: Option<SessionTag>,
+    tag: Option<Shown<SessionTag>>,
 }
 
 /// What few sessions use, kept out of line so that an idle session's actor stays
@@ -255,7 +255,7 @@ impl Session {
     ) -> Session {
         // 2026-07-28 requests have no session: the stateless session's lines carry
         // no `session` tag.
-        let tag = (kind != SessionKind::Stateless).then(|| SessionTag::of(id.clone()));
+        let tag = (kind != SessionKind::Stateless).then(|| Shown(SessionTag::of(id.clone())));
         let era =
             matches!(kind, SessionKind::Stateless | SessionKind::Listener).then_some(Era::Modern);
         Session {
@@ -289,7 +289,7 @@ impl Session {
     }
 
     /// The `session` field of its log lines.
-    fn tag_kv(&self) -> Maybe<&SessionTag> {
+    fn tag_kv(&self) -> Maybe<&Shown<SessionTag>> {
         Maybe("session", self.tag.as_ref())
     }
 

@@ -513,3 +513,44 @@ impl Bound {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn running(id: i64) -> Running {
+        Running {
+            id: RequestId::Number(id),
+            addr: actix::Context::<Call>::new().address(),
+        }
+    }
+
+    #[test]
+    fn in_flight_tables_exist_only_while_calls_run_unless_kept() {
+        let mut calls = InFlight::default();
+        assert!(calls.0.is_none() && calls.is_empty());
+        calls.insert(1, running(7), true);
+        calls.insert(2, running(7), true);
+        assert_eq!(calls.len(), 2);
+        // The latest of two calls sharing an id is the one found by it.
+        let latest = calls
+            .get_by_id(&RequestId::Number(7))
+            .map(|r| r.addr.clone());
+        let second = calls
+            .0
+            .as_ref()
+            .and_then(|t| t.by_seq.get(&2))
+            .map(|r| r.addr.clone());
+        assert!(latest.is_some() && latest == second);
+        assert!(calls.remove(2, false).is_some());
+        assert!(calls.0.is_some(), "a call still runs");
+        assert!(calls.remove(1, false).is_some());
+        assert!(calls.0.is_none(), "the last call ended: no tables");
+        assert!(calls.remove(1, false).is_none());
+        // Not keyed (the stateless session): not found by id; tables kept on request.
+        calls.insert(3, running(1), false);
+        assert!(!calls.has_id(&RequestId::Number(1)));
+        assert!(calls.remove(3, true).is_some());
+        assert!(calls.0.is_some() && calls.is_empty());
+    }
+}

@@ -176,12 +176,8 @@ fn refuse_at_connect(
         crate::transport::exchange::RETRY_AFTER_SECS,
         body.len()
     );
-    // A new socket's send buffer takes this whole: one non-blocking write, straight
-    // to the socket (tokio's `try_write` waits for a readiness event the reactor has
-    // not seen yet on a socket this new).
-    let socket = socket2::SockRef::from(tcp);
-    let _ = socket.send(answer.as_bytes());
-    let _ = socket.shutdown(std::net::Shutdown::Both);
+    // Counted before the client can see the answer: a client that reads the 429
+    // and then scrapes /metrics finds it counted.
     refusals.refuse(crate::telemetry::Refused {
         reason: reason::CONNECTION_LIMIT,
         status: Some(429),
@@ -189,6 +185,12 @@ fn refuse_at_connect(
         method: None,
         detail: &error.message,
     });
+    // A new socket's send buffer takes this whole: one non-blocking write, straight
+    // to the socket (tokio's `try_write` waits for a readiness event the reactor has
+    // not seen yet on a socket this new).
+    let socket = socket2::SockRef::from(tcp);
+    let _ = socket.send(answer.as_bytes());
+    let _ = socket.shutdown(std::net::Shutdown::Both);
 }
 
 /// Set on a connection `refuse_at_connect` refused (and counted): a request it

@@ -37,23 +37,47 @@ pub(super) struct Running {
     pub(super) addr: Addr<Call>,
 }
 
-/// A session's calls in flight: by sequence number (request ids need not be
-/// unique in the stateless session), and by request id (for
-/// `notifications/cancelled`; not kept by the stateless session). The tables are
-/// allocated at the first call and, unless asked to keep them, freed when the
-/// last one ends: an idle session holds none.
+/// A session's calls in flight, found by sequence number (request ids need not be
+/// unique in the stateless session) and by request id (for
+/// `notifications/cancelled`; only calls inserted `keyed`, which the stateless
+/// session's are not). Most sessions run one call at a time: that one is kept
+/// inline, and tables are made only for a second call at once and freed when the
+/// last ends (unless kept: the stateless session's), so an idle session holds none
+/// and a session calling one at a time allocates none.
 #[derive(Default)]
-pub(super) struct InFlight(Option<Box<Tables>>);
+pub(super) enum InFlight {
+    #[default]
+    None,
+    One {
+        seq: u64,
+        running: Running,
+        keyed: bool,
+    },
+    Many(Box<Tables>),
+}
 
 #[derive(Default)]
-struct Tables {
+pub(super) struct Tables {
     by_seq: HashMap<u64, Running>,
     by_id: HashMap<RequestId, u64>,
 }
 
+impl Tables {
+    fn insert(&mut self, seq: u64, running: Running, keyed: bool) {
+        if keyed {
+            self.by_id.insert(running.id.clone(), seq);
+        }
+        self.by_seq.insert(seq, running);
+    }
+}
+
 impl InFlight {
     pub(super) fn len(&self) -> usize {
-        self.0.as_ref().map_or(0, |t| t.by_seq.len())
+        match self {
+            InFlight::None => 0,
+            InFlight::One { .. } => 1,
+            InFlight::Many(t) => t.by_seq.len(),
+        }
     }
 
     pub(super) fn is_empty(&self) -> bool {
@@ -63,47 +87,83 @@ impl InFlight {
     /// Whether a call with request id `id` is in flight (only if it was inserted
     /// `keyed`).
     pub(super) fn has_id(&self, id: &RequestId) -> bool {
-        self.0.as_ref().is_some_and(|t| t.by_id.contains_key(id))
+        self.get_by_id(id).is_some()
     }
 
     /// The call of request `id` (the latest, if several share it).
     pub(super) fn get_by_id(&self, id: &RequestId) -> Option<&Running> {
-        let t = self.0.as_ref()?;
-        t.by_seq.get(t.by_id.get(id)?)
+        match self {
+            InFlight::None => None,
+            InFlight::One { running, keyed, .. } => {
+                (*keyed && running.id == *id).then_some(running)
+            }
+            InFlight::Many(t) => t.by_seq.get(t.by_id.get(id)?),
+        }
     }
 
     /// Add call `seq`; `keyed`: also findable by its request id.
     pub(super) fn insert(&mut self, seq: u64, running: Running, keyed: bool) {
-        let t = self.0.get_or_insert_with(Box::default);
-        if keyed {
-            t.by_id.insert(running.id.clone(), seq);
+        match std::mem::take(self) {
+            InFlight::None => {
+                *self = InFlight::One {
+                    seq,
+                    running,
+                    keyed,
+                }
+            }
+            InFlight::One {
+                seq: first,
+                running: first_running,
+                keyed: first_keyed,
+            } => {
+                let mut t = Box::<Tables>::default();
+                t.insert(first, first_running, first_keyed);
+                t.insert(seq, running, keyed);
+                *self = InFlight::Many(t);
+            }
+            InFlight::Many(mut t) => {
+                t.insert(seq, running, keyed);
+                *self = InFlight::Many(t);
+            }
         }
-        t.by_seq.insert(seq, running);
     }
 
     /// Remove call `seq`; the tables are freed when it was the last, unless `keep`.
     pub(super) fn remove(&mut self, seq: u64, keep: bool) -> Option<Running> {
-        let t = self.0.as_mut()?;
-        let running = t.by_seq.remove(&seq)?;
-        if t.by_id.get(&running.id) == Some(&seq) {
-            t.by_id.remove(&running.id);
+        match self {
+            InFlight::One { seq: one, .. } if *one == seq => match std::mem::take(self) {
+                InFlight::One { running, .. } => Some(running),
+                _ => None,
+            },
+            InFlight::Many(t) => {
+                let running = t.by_seq.remove(&seq)?;
+                if t.by_id.get(&running.id) == Some(&seq) {
+                    t.by_id.remove(&running.id);
+                }
+                if t.by_seq.is_empty() && !keep {
+                    *self = InFlight::None;
+                }
+                Some(running)
+            }
+            _ => None,
         }
-        if t.by_seq.is_empty() && !keep {
-            self.0 = None;
-        }
-        Some(running)
     }
 
-    pub(super) fn iter(&self) -> impl Iterator<Item = &Running> {
-        self.0.iter().flat_map(|t| t.by_seq.values())
+    pub(super) fn iter(&self) -> Box<dyn Iterator<Item = &Running> + '_> {
+        match self {
+            InFlight::None => Box::new(std::iter::empty()),
+            InFlight::One { running, .. } => Box::new(std::iter::once(running)),
+            InFlight::Many(t) => Box::new(t.by_seq.values()),
+        }
     }
 
     /// Every call, removed.
-    pub(super) fn take_all(&mut self) -> impl Iterator<Item = Running> {
-        self.0
-            .take()
-            .into_iter()
-            .flat_map(|t| t.by_seq.into_values())
+    pub(super) fn take_all(&mut self) -> Vec<Running> {
+        match std::mem::take(self) {
+            InFlight::None => Vec::new(),
+            InFlight::One { running, .. } => vec![running],
+            InFlight::Many(t) => t.by_seq.into_values().collect(),
+        }
     }
 }
 
@@ -526,31 +586,45 @@ mod tests {
     }
 
     #[test]
-    fn in_flight_tables_exist_only_while_calls_run_unless_kept() {
+    fn in_flight_calls_need_tables_only_two_at_a_time_and_only_meanwhile() {
         let mut calls = InFlight::default();
-        assert!(calls.0.is_none() && calls.is_empty());
+        assert!(calls.is_empty());
+        // One at a time: inline, found by its id.
+        calls.insert(1, running(7), true);
+        assert!(matches!(calls, InFlight::One { .. }));
+        assert!(calls.has_id(&RequestId::Number(7)) && !calls.has_id(&RequestId::Number(8)));
+        assert!(calls.remove(2, false).is_none());
+        assert!(calls.remove(1, false).is_some());
+        assert!(matches!(calls, InFlight::None));
+        // Two at once: tables; the latest of two sharing an id is the one found.
         calls.insert(1, running(7), true);
         calls.insert(2, running(7), true);
-        assert_eq!(calls.len(), 2);
-        // The latest of two calls sharing an id is the one found by it.
+        assert!(matches!(calls, InFlight::Many(_)) && calls.len() == 2);
         let latest = calls
             .get_by_id(&RequestId::Number(7))
             .map(|r| r.addr.clone());
-        let second = calls
-            .0
-            .as_ref()
-            .and_then(|t| t.by_seq.get(&2))
-            .map(|r| r.addr.clone());
+        let second = match &calls {
+            InFlight::Many(t) => t.by_seq.get(&2).map(|r| r.addr.clone()),
+            _ => None,
+        };
         assert!(latest.is_some() && latest == second);
+        assert_eq!(calls.iter().count(), 2);
         assert!(calls.remove(2, false).is_some());
-        assert!(calls.0.is_some(), "a call still runs");
+        assert!(matches!(calls, InFlight::Many(_)), "a call still runs");
         assert!(calls.remove(1, false).is_some());
-        assert!(calls.0.is_none(), "the last call ended: no tables");
-        assert!(calls.remove(1, false).is_none());
+        assert!(
+            matches!(calls, InFlight::None),
+            "the last call ended: no tables"
+        );
         // Not keyed (the stateless session): not found by id; tables kept on request.
         calls.insert(3, running(1), false);
         assert!(!calls.has_id(&RequestId::Number(1)));
-        assert!(calls.remove(3, true).is_some());
-        assert!(calls.0.is_some() && calls.is_empty());
+        calls.insert(4, running(1), false);
+        assert!(!calls.has_id(&RequestId::Number(1)));
+        assert!(calls.remove(3, true).is_some() && calls.remove(4, true).is_some());
+        assert!(matches!(calls, InFlight::Many(_)) && calls.is_empty());
+        calls.insert(5, running(2), true);
+        assert_eq!(calls.take_all().len(), 1);
+        assert!(calls.is_empty());
     }
 }

@@ -704,13 +704,14 @@ mod tests {
     use super::*;
 
     /// An idle session is mostly its actor's task, which tokio allocates in
-    /// 128-byte steps: 144 bytes of Session make a 640-byte task (it was 1,024
-    /// with 472). A field that grows it past this bound takes every session's task
-    /// up a step; what few sessions use belongs in `Rare`.
+    /// 128-byte steps (aligned to 128): 184 bytes of Session make a 640-byte task
+    /// (a uprobe on posix_memalign while sessions open; it was 1,024 with 472). A
+    /// field that grows it takes every session's task up a step unless something
+    /// goes: what few sessions use belongs in `Rare`.
     #[test]
     fn an_idle_session_stays_small() {
         let size = std::mem::size_of::<Session>();
-        assert!(size <= 160, "Session is {size} bytes");
+        assert!(size <= 184, "Session is {size} bytes");
     }
     use crate::protocol::jsonrpc;
     use crate::runtime::root::{CloseSession, OpenSession, Registry, Root};

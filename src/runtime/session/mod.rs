@@ -181,7 +181,7 @@ pub struct SessionEnded {
 /// Who sent an [`Inbound`]: the client's address and principal, when the
 /// transport knows them.
 #[derive(Clone, Copy)]
-struct From<'a> {
+struct Origin<'a> {
     client: Option<std::net::SocketAddr>,
     caller: Option<&'a Principal>,
 }
@@ -304,7 +304,7 @@ impl Session {
         sink: &Sink,
         cancel_on_close: bool,
         checked: Option<Checked>,
-        from: From<'_>,
+        from: Origin<'_>,
         ctx: &mut Context<Self>,
     ) {
         match msg {
@@ -358,7 +358,7 @@ impl Session {
         sink: &Sink,
         cancel_on_close: bool,
         checked: Option<Checked>,
-        from: From<'_>,
+        from: Origin<'_>,
         ctx: &mut Context<Self>,
     ) {
         let started = Instant::now();
@@ -607,7 +607,7 @@ impl Handler<Inbound> for Session {
             }
             return;
         }
-        let from = From {
+        let from = Origin {
             client: msg.client,
             caller: msg.principal.as_ref(),
         };

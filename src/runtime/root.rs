@@ -222,8 +222,9 @@ pub struct Root {
     /// `limits.max_sessions_per_principal`; a principal with none has no entry.
     per_owner: HashMap<Arc<str>, usize>,
     /// Where the sessions it opens report their end: one sender shared by all
-    /// (an actix sender each would cost every session ~140 bytes).
-    ended: Option<Arc<Recipient<SessionEnded>>>,
+    /// (an actix sender each would cost every session ~140 bytes), held by them
+    /// (the root holding its own address would keep itself alive).
+    ended: std::sync::Weak<Recipient<SessionEnded>>,
     log: Logger,
 }
 
@@ -238,16 +239,19 @@ impl Root {
             stateless: Vec::new(),
             dormant: 0,
             per_owner: HashMap::new(),
-            ended: None,
+            ended: std::sync::Weak::new(),
             log,
         }
     }
 
-    /// [`Root::ended`], made at the first session.
+    /// [`Root::ended`], made again when no session holds it.
     fn ended_to(&mut self, ctx: &Context<Self>) -> Arc<Recipient<SessionEnded>> {
-        self.ended
-            .get_or_insert_with(|| Arc::new(ctx.address().recipient()))
-            .clone()
+        if let Some(ended) = self.ended.upgrade() {
+            return ended;
+        }
+        let ended = Arc::new(ctx.address().recipient());
+        self.ended = Arc::downgrade(&ended);
+        ended
     }
 
     /// Remove a session from the registry (once: the gauge follows the registry).

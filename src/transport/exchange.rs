@@ -283,7 +283,12 @@ pub fn accept_of(req: &HttpRequest) -> Accept {
 
 /// A header's value, when present and visible ASCII.
 pub fn header_str<'a>(req: &'a HttpRequest, name: &'static str) -> Option<&'a str> {
-    req.headers().get(known(name)).and_then(|v| v.to_str().ok())
+    header_in(req.headers(), name)
+}
+
+/// [`header_str`] in a header map.
+pub fn header_in<'a>(headers: &'a header::HeaderMap, name: &'static str) -> Option<&'a str> {
+    headers.get(known(name)).and_then(|v| v.to_str().ok())
 }
 
 /// The name of a header emcee reads (lowercase, known when compiled), for a

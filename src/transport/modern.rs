@@ -58,8 +58,9 @@ use crate::telemetry::{Refusals, Refused};
 use crate::tools::Tool;
 use crate::transport::answers::{self, AnswerBody, AnswerBudget, Held, OverBudget};
 use crate::transport::exchange::{
-    busy, event_stream, known, unavailable, unavailable_frame, with_detail, Accept, Refusal,
-    RefusalDetail, RefusalReason, StreamGuard, JSON_WINDOW, SESSION_HEADER, VERSION_HEADER,
+    busy, event_stream, header_in, known, unavailable, unavailable_frame, with_detail, Accept,
+    Refusal, RefusalDetail, RefusalReason, StreamGuard, JSON_WINDOW, SESSION_HEADER,
+    VERSION_HEADER,
 };
 use crate::transport::state::{AppState, ListenStreams, WorkerSession};
 
@@ -143,10 +144,7 @@ fn mismatch(message: impl Into<String>) -> RpcError {
 }
 
 fn header<'a>(headers: &'a HeaderMap, name: &'static str) -> Option<&'a str> {
-    headers
-        .get(known(name))
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
+    header_in(headers, name).map(str::trim)
 }
 
 /// The first header among the ones this era reads (`MCP-Protocol-Version`,

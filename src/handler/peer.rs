@@ -16,7 +16,8 @@ pub type Outcome = Result<Box<RawValue>, RpcError>;
 
 /// Server → client requests awaiting the client's answer, shared by a session and
 /// its calls. Ids are strings `emcee-N`, so they never collide with a client's ids.
-/// One allocation per session: every session has one, few ever ask anything.
+/// One allocation, made at the first call of a session-era client that declared
+/// a capability (`Session::peer_for`): no other client can be asked anything.
 #[derive(Clone, Default)]
 pub struct Peer(Arc<Mutex<Pending>>);
 

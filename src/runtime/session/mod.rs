@@ -702,6 +702,8 @@ impl Handler<Close> for Session {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol::jsonrpc;
+    use crate::runtime::root::{CloseSession, OpenSession, Registry, Root};
 
     /// An idle session is mostly its actor's task, which tokio allocates in
     /// 128-byte steps (aligned to 128): 184 bytes of Session make a 640-byte task
@@ -713,8 +715,6 @@ mod tests {
         let size = std::mem::size_of::<Session>();
         assert!(size <= 184, "Session is {size} bytes");
     }
-    use crate::protocol::jsonrpc;
-    use crate::runtime::root::{CloseSession, OpenSession, Registry, Root};
 
     /// Send `json` to the session and return the next frame.
     async fn exchange(

@@ -153,6 +153,19 @@ fn string_of(raw: &RawValue) -> Option<std::borrow::Cow<'_, str>> {
 /// Malformed JSON yields `Payload::Single(Err(..))` with code -32700; an empty batch
 /// or a non-object yields -32600.
 pub fn parse(input: &[u8]) -> Payload {
+    // The common case, one well-formed object: its members are read in one pass.
+    // Anything else (a batch, malformed JSON, a member of the wrong shape) takes
+    // the path below, which validates the whole payload first and says which
+    // error it is.
+    if let Some(envelope) = one_object(input) {
+        return Payload::Single(from_envelope(envelope));
+    }
+    parse_whole(input)
+}
+
+/// [`parse`] without its shortcut: the payload is read as one JSON value first,
+/// then classified (a batch item by item).
+fn parse_whole(input: &[u8]) -> Payload {
     let raw: &RawValue = match serde_json::from_slice(input) {
         Ok(raw) => raw,
         Err(e) => {
@@ -184,6 +197,21 @@ pub fn parse(input: &[u8]) -> Payload {
     Payload::Single(classify(raw))
 }
 
+/// The members of `input` when it is one well-formed JSON object (UTF-8, nothing
+/// but whitespace around it, each member of the shape [`Envelope`] reads);
+/// `None` otherwise, for [`parse`]'s full path to classify.
+fn one_object(input: &[u8]) -> Option<Envelope<'_>> {
+    let start = input.iter().position(|b| !b.is_ascii_whitespace())?;
+    if input[start] != b'{' {
+        return None;
+    }
+    // `from_str` checks nothing of the text's UTF-8 (`from_slice` would check
+    // only what it reads as strings): the whole payload is checked here, as
+    // the full path's raw value does.
+    let text = std::str::from_utf8(input).ok()?;
+    serde_json::from_str(text).ok()
+}
+
 /// Classify one JSON value as a request, notification or response.
 pub fn classify(raw: &RawValue) -> Result<Message, Rejected> {
     if !raw.get().starts_with('{') {
@@ -196,6 +224,11 @@ pub fn classify(raw: &RawValue) -> Result<Message, Rejected> {
         id: None,
         error: RpcError::invalid_request(e),
     })?;
+    from_envelope(env)
+}
+
+/// Classify a message by its members.
+fn from_envelope(env: Envelope<'_>) -> Result<Message, Rejected> {
     let id = match &env.id {
         None => None,
         Some(raw_id) => match serde_json::from_str::<RequestId>(raw_id.get()) {
@@ -362,6 +395,53 @@ fn to_json<T: Serialize>(value: &T) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_shortcut_for_one_object_answers_as_the_whole_parse_does() {
+        let cases: &[&[u8]] = &[
+            br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"text":"hi"}}}"#,
+            b" \t\r\n{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"} \n",
+            br#"{"jsonrpc":"2.0","id":"r","result":{"ok":true}}"#,
+            br#"{"jsonrpc":"2.0","id":7,"error":{"code":-1,"message":"m"}}"#,
+            br#"{"jsonrpc":"2.0","id":1,"method":"ping","x":"\u00e9\ud83d\ude00"}"#,
+            // Invalid UTF-8 in a member no one reads: still a parse error.
+            b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\",\"x\":\"\xff\"}",
+            // A form feed is not JSON whitespace.
+            b"\x0c{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\"}",
+            br#"{"jsonrpc":"2.0","id":1,"id":2,"method":"ping"}"#,
+            br#"{"jsonrpc":"2.0","id":1,"method":"ping"} x"#,
+            br#"{"jsonrpc":"2.0","id":1,"method":"ping""#,
+            br#"{"jsonrpc":"1.0","id":1,"method":"ping"}"#,
+            br#"{"jsonrpc":"2.0","id":null,"method":"ping"}"#,
+            br#"{"jsonrpc":"2.0","id":1,"method":7}"#,
+            br#"{"jsonrpc":"2.0","id":1,"method":"ping","params":3}"#,
+            br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":1}}"#,
+            br#"{"jsonrpc":"2.0","id":1}"#,
+            br#"{"jsonrpc":"2.0","id":1,"method":"ping","x":[[[[[[[[[[[[1]]]]]]]]]]]}"#,
+            br#"[{"jsonrpc":"2.0","id":1,"method":"ping"}]"#,
+            b"",
+            b"   ",
+            b"{}",
+            b"{",
+        ];
+        for case in cases {
+            assert_eq!(
+                format!("{:?}", parse(case)),
+                format!("{:?}", parse_whole(case)),
+                "{}",
+                String::from_utf8_lossy(case)
+            );
+        }
+        let deep = format!(
+            r#"{{"jsonrpc":"2.0","id":1,"method":"ping","x":{}1{}}}"#,
+            "[".repeat(200),
+            "]".repeat(200)
+        );
+        assert_eq!(
+            format!("{:?}", parse(deep.as_bytes())),
+            format!("{:?}", parse_whole(deep.as_bytes()))
+        );
+    }
 
     #[test]
     fn members_are_read_in_place_and_a_method_with_escapes_is_unescaped() {

@@ -33,6 +33,7 @@ use crate::protocol::era::Envelope;
 use crate::protocol::{CallToolResult, RequestId, RpcError};
 use crate::sink::Sink;
 use crate::telemetry::Metrics;
+use crate::tools::Tool;
 
 pub use crate::protocol::{reply, Answer, Reply};
 
@@ -43,7 +44,7 @@ pub type Work = LocalBoxFuture<'static, Reply>;
 #[derive(Debug, Clone)]
 pub enum CallKind {
     /// `tools/call`: failures are `isError` results.
-    Tool(Arc<str>),
+    Tool(Arc<Tool>),
     /// Any other method: failures are JSON-RPC errors.
     Method(&'static str),
 }
@@ -83,9 +84,10 @@ impl Failure {
 impl CallKind {
     fn failure_reply(&self, failure: &Failure) -> Reply {
         match self {
-            CallKind::Tool(name) => {
-                Answer::tool(&CallToolResult::error(format!("tool `{name}` {failure}")))
-            }
+            CallKind::Tool(tool) => Answer::tool(&CallToolResult::error(format!(
+                "tool `{}` {failure}",
+                tool.name()
+            ))),
             CallKind::Method(m) => Err(RpcError::internal(format!("`{m}` {failure}"))),
         }
     }
@@ -100,7 +102,7 @@ impl CallKind {
 
     fn label(&self) -> &str {
         match self {
-            CallKind::Tool(name) => name,
+            CallKind::Tool(tool) => tool.name(),
             CallKind::Method(m) => m,
         }
     }
@@ -139,7 +141,7 @@ pub struct Call {
     log: Logger,
     metrics: Arc<Metrics>,
     /// In-flight capacity held until the actor is dropped.
-    _permits: Vec<Permit>,
+    _permits: Permits,
     envelope: Option<Envelope>,
     cancel_on_close: bool,
     max_result_bytes: usize,
@@ -169,6 +171,27 @@ enum Ran {
     ),
 }
 
+/// The in-flight capacity a Call holds while it runs (kept inline: a call makes
+/// no allocation for it).
+#[derive(Debug)]
+pub struct Permits {
+    _total: Permit,
+    _principal: Option<Permit>,
+    _tool: Option<Permit>,
+}
+
+impl Permits {
+    /// The server-wide permit, the caller's share (a call by an authenticated
+    /// principal) and the tool's own (a tool call).
+    pub fn new(total: Permit, principal: Option<Permit>, tool: Option<Permit>) -> Permits {
+        Permits {
+            _total: total,
+            _principal: principal,
+            _tool: tool,
+        }
+    }
+}
+
 /// Everything a Call needs.
 pub struct CallSpec {
     /// The request id to answer.
@@ -189,8 +212,8 @@ pub struct CallSpec {
     pub log: Logger,
     /// Metrics.
     pub metrics: Arc<Metrics>,
-    /// In-flight permits (server-wide, per tool), released when the Call stops.
-    pub permits: Vec<Permit>,
+    /// In-flight permits, released when the Call stops.
+    pub permits: Permits,
     /// 2026-07-28: how results are completed (`None` in the session era).
     pub envelope: Option<Envelope>,
     /// Stop without answering when the client drops the request's stream
@@ -270,8 +293,8 @@ impl Call {
     fn record(&self, outcome: &'static str) {
         let seconds = self.started.elapsed().as_secs_f64();
         self.metrics.request(self.kind.method(), outcome, seconds);
-        if let CallKind::Tool(name) = &self.kind {
-            let tool = [&**name];
+        if let CallKind::Tool(tool) = &self.kind {
+            let tool = [tool.name()];
             self.metrics
                 .tool_duration
                 .with_label_values(&tool)
@@ -296,9 +319,10 @@ impl Call {
                 );
                 slog::warn!(self.log, "result too large, refused"; "bytes" => raw.json().get().len());
                 match &self.kind {
-                    CallKind::Tool(name) => {
-                        Answer::tool(&CallToolResult::error(format!("tool `{name}` {why}")))
-                    }
+                    CallKind::Tool(tool) => Answer::tool(&CallToolResult::error(format!(
+                        "tool `{}` {why}",
+                        tool.name()
+                    ))),
                     CallKind::Method(m) => Err(RpcError::internal(format!("`{m}` {why}"))
                         .with_data(serde_json::json!({"limit": "limits.max_result_bytes"}))),
                 }
@@ -435,8 +459,11 @@ impl Actor for Call {
             ctx.stop();
             return;
         };
-        if let CallKind::Tool(name) = &self.kind {
-            self.metrics.tool_calls.with_label_values(&[&**name]).inc();
+        if let CallKind::Tool(tool) = &self.kind {
+            self.metrics
+                .tool_calls
+                .with_label_values(&[tool.name()])
+                .inc();
         }
         // catch_unwind covers both the synchronous start and every poll of the work.
         let guarded = AssertUnwindSafe(work).catch_unwind();

@@ -320,6 +320,11 @@ impl Tool {
         self.concurrency.unwrap_or(default_limit)
     }
 
+    /// The tool's name (its definition's `name`).
+    pub fn name(&self) -> &str {
+        &self.def.name
+    }
+
     /// The definition listed by `tools/list`.
     pub fn def(&self) -> &ToolDef {
         &self.def

@@ -16,7 +16,6 @@ use slog::Logger;
 
 use super::lifecycle::request_log_level;
 use super::{Exchange, Session, SessionKind};
-use crate::gate::Permit;
 use crate::handler::{CallContext, Peer};
 use crate::mrtr::{Binding, Inputs};
 use crate::prompts::BoundGet;
@@ -25,7 +24,7 @@ use crate::protocol::mcp::method;
 use crate::protocol::request::ClientRequest;
 use crate::protocol::{code, reply, Answer, Reply, Request, RequestId, RpcError};
 use crate::resources::BoundRead;
-use crate::runtime::call::{Call, CallKind, CallSpec, Work};
+use crate::runtime::call::{Call, CallKind, CallSpec, Permits, Work};
 use crate::tasks::TaskSlot;
 use crate::telemetry::metrics::reason;
 use crate::telemetry::Maybe;
@@ -191,10 +190,12 @@ struct Target<'r> {
 
 impl Session {
     /// `tools/call`, `resources/read`, `prompts/get`: start a Call; `Err` is an
-    /// immediate JSON-RPC error answer.
+    /// immediate JSON-RPC error answer. A `tools/call`'s `arguments` come apart
+    /// from the request (taken out of it), so that its Call owns them uncopied.
     pub(super) fn start_call(
         &mut self,
         x: &Exchange<'_>,
+        arguments: Option<Value>,
         ctx: &mut Context<Self>,
     ) -> Result<(), RpcError> {
         let Exchange {
@@ -204,7 +205,7 @@ impl Session {
             cancel_on_close,
             ..
         } = *x;
-        let target = self.target(x)?;
+        let target = self.target(x, arguments)?;
         let inputs = match target.retry {
             Some((binding, responses, state)) => Some(Arc::new(Inputs::new(
                 self.service.mrtr.clone(),
@@ -268,7 +269,11 @@ impl Session {
 
     /// Look up what `x` calls and bind it to the request (-32602 for an unknown
     /// tool, prompt or bad prompt arguments; a resource not found).
-    fn target<'r>(&self, x: &Exchange<'r>) -> Result<Target<'r>, RpcError> {
+    fn target<'r>(
+        &self,
+        x: &Exchange<'r>,
+        arguments: Option<Value>,
+    ) -> Result<Target<'r>, RpcError> {
         let modern = x.era == Some(Era::Modern);
         let limits = &self.service.limits;
         match &x.req.call {
@@ -284,7 +289,7 @@ impl Session {
                     })?,
                 };
                 let retry = modern.then(|| {
-                    let arguments = p.arguments.clone().unwrap_or(Value::Null);
+                    let arguments = arguments.clone().unwrap_or(Value::Null);
                     let binding = Binding::new(method::TOOLS_CALL, &p.name, arguments);
                     (
                         binding,
@@ -293,12 +298,9 @@ impl Session {
                     )
                 });
                 Ok(Target {
-                    kind: CallKind::Tool(Arc::from(p.name.as_str())),
+                    kind: CallKind::Tool(Arc::clone(&tool)),
                     timeout: tool.timeout_override().unwrap_or(limits.call_timeout),
-                    bound: Bound::Tool {
-                        tool,
-                        arguments: p.arguments.clone(),
-                    },
+                    bound: Bound::Tool { tool, arguments },
                     named: ("tool", &p.name),
                     retry,
                 })
@@ -356,11 +358,7 @@ impl Session {
     /// Check the in-flight limit and id reuse before starting a Call.
     /// Returns the permits the Call holds while it runs (server-wide and, for a tool,
     /// per tool); refused at once when any bound is reached.
-    pub(super) fn admit(
-        &self,
-        x: &Exchange<'_>,
-        tool: Option<&Tool>,
-    ) -> Result<Vec<Permit>, RpcError> {
+    pub(super) fn admit(&self, x: &Exchange<'_>, tool: Option<&Tool>) -> Result<Permits, RpcError> {
         let req = x.req;
         let limit = self.service.limits.max_in_flight_per_session;
         // The stateless session serves every 2026-07-28 client of its worker: a
@@ -390,33 +388,34 @@ impl Session {
             self.refuse(reason, &e);
             e
         };
-        let mut permits = Vec::with_capacity(3);
         let total = &self.service.in_flight;
-        permits.push(
-            total
-                .try_enter()
-                .ok_or_else(|| busy(reason::IN_FLIGHT_TOTAL, "server", total.limit()))?,
-        );
-        if let Some(caller) = x.caller {
+        let total = total
+            .try_enter()
+            .ok_or_else(|| busy(reason::IN_FLIGHT_TOTAL, "server", total.limit()))?;
+        let principal = match x.caller {
             // A principal's share (`[auth]`): one token cannot hold every call.
-            let shares = &self.service.in_flight_per_principal;
-            permits.push(
-                shares.try_enter(&caller.name).ok_or_else(|| {
+            Some(caller) => {
+                let shares = &self.service.in_flight_per_principal;
+                Some(shares.try_enter(&caller.name).ok_or_else(|| {
                     busy(reason::IN_FLIGHT_PRINCIPAL, "principal", shares.limit())
-                })?,
-            );
-        }
-        if let Some(tool) = tool {
-            let per_tool = self.service.limits.max_in_flight_per_tool;
-            permits.push(tool.try_enter(per_tool).ok_or_else(|| {
-                busy(
-                    reason::IN_FLIGHT_TOOL,
-                    "tool",
-                    tool.concurrency_limit(per_tool),
-                )
-            })?);
-        }
-        Ok(permits)
+                })?)
+            }
+            None => None,
+        };
+        let tool = match tool {
+            Some(tool) => {
+                let per_tool = self.service.limits.max_in_flight_per_tool;
+                Some(tool.try_enter(per_tool).ok_or_else(|| {
+                    busy(
+                        reason::IN_FLIGHT_TOOL,
+                        "tool",
+                        tool.concurrency_limit(per_tool),
+                    )
+                })?)
+            }
+            None => None,
+        };
+        Ok(Permits::new(total, principal, tool))
     }
 
     /// The context a handler gets for `req`: in a session-era session the state

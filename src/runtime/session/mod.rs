@@ -354,7 +354,7 @@ impl Session {
 
     fn on_request(
         &mut self,
-        req: Request,
+        mut req: Request,
         sink: &Sink,
         cancel_on_close: bool,
         checked: Option<Checked>,
@@ -382,6 +382,12 @@ impl Session {
                 self.finish(&req, era, Err(e), sink, started);
                 return;
             }
+        };
+        // A tool's arguments move to its Call: nothing reads them from the
+        // request after this (the 2026-07-28 transport checked them before).
+        let arguments = match &mut req.call {
+            ClientRequest::ToolsCall(p) => p.arguments.take(),
+            _ => None,
         };
         let x = Exchange {
             req: &req,
@@ -434,7 +440,7 @@ impl Session {
             }
             ClientRequest::ToolsCall(_)
             | ClientRequest::ResourcesRead(_)
-            | ClientRequest::PromptsGet(_) => match self.start_call(&x, ctx) {
+            | ClientRequest::PromptsGet(_) => match self.start_call(&x, arguments, ctx) {
                 // The Call answers.
                 Ok(()) => return,
                 Err(e) => Err(e),

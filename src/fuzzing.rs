@@ -242,7 +242,7 @@ pub fn request_state(data: &[u8]) {
         }
     }
     if let Ok(answer) = inputs.input_required() {
-        assert_json(answer.json().get());
+        assert_json(answer.json());
     }
 }
 

@@ -473,7 +473,7 @@ mod tests {
     }
 
     fn state_of(reply: &Reply) -> String {
-        let v: Value = serde_json::from_str(reply.as_ref().unwrap().json().get()).unwrap();
+        let v: Value = serde_json::from_str(reply.as_ref().unwrap().json()).unwrap();
         v["requestState"].as_str().unwrap().to_owned()
     }
 

@@ -1325,7 +1325,7 @@ impl Tasks {
     pub async fn finish(&self, id: &str, end: End) {
         lock(&self.live).remove(id);
         let full = match &end {
-            End::Replied(Ok(raw)) => self.reserve(id, raw.json().get().len() as u64).err(),
+            End::Replied(Ok(raw)) => self.reserve(id, raw.json().len() as u64).err(),
             _ => None,
         };
         // What the record becomes: status, message, result, error (applied again
@@ -1346,7 +1346,7 @@ impl Tasks {
                 };
                 let why = format!(
                     "the result ({} bytes) does not fit in what running tasks leave of {bound}",
-                    raw.json().get().len()
+                    raw.json().len()
                 );
                 let error = serde_json::json!({"code": code::INTERNAL_ERROR, "message": why});
                 (Status::Failed, Some(why), None, Some(error))
@@ -1354,7 +1354,7 @@ impl Tasks {
             End::Replied(Ok(raw)) => (
                 Status::Completed,
                 None,
-                serde_json::from_str(raw.json().get()).ok(),
+                serde_json::from_str(raw.json()).ok(),
                 None,
             ),
             End::Replied(Err(e)) => (
@@ -1491,7 +1491,7 @@ mod tests {
             let task = tasks.create(&here()).await.unwrap();
             assert_eq!(task.task_id.len(), 32, "128 bits in hex");
             assert_eq!(tasks.get(&task.task_id).unwrap().status, Status::Working);
-            let v: Value = serde_json::from_str(created(&task).unwrap().json().get()).unwrap();
+            let v: Value = serde_json::from_str(created(&task).unwrap().json()).unwrap();
             assert_eq!(v["resultType"], "task");
             assert_eq!(v["taskId"], task.task_id.as_str());
             assert!(v.get("result").is_none() && v.get("requestState").is_none());

@@ -9,7 +9,6 @@
 
 use std::sync::Arc;
 
-use serde_json::value::RawValue;
 use serde_json::{json, Map, Value};
 
 use super::request::{
@@ -173,21 +172,17 @@ impl Envelope {
         })
     }
 
-    /// The response to `id` with result `raw` (a JSON object without
-    /// `resultType`/`_meta`) completed with the envelope's fields, written in one
-    /// pass (the result is not parsed again).
-    pub fn encode_result(&self, id: &RequestId, raw: &RawValue) -> String {
-        let text = raw.get();
+    /// The response to `id` with the result whose JSON text is `text` (an object
+    /// without `resultType`/`_meta`) completed with the envelope's fields, written
+    /// in one pass (the result is not parsed again).
+    pub fn encode_result(&self, id: &RequestId, text: &str) -> String {
         let Some(body) = text.trim_start().strip_prefix('{') else {
             // Not an object (no handler returns one): leave it as it is.
-            return super::jsonrpc::encode_result(id, raw);
+            return super::jsonrpc::encode_result_text(id, text);
         };
         let body = body.trim_start();
-        let id = serde_json::to_string(id).unwrap_or_else(|_| "null".to_owned());
-        let mut out = String::with_capacity(40 + id.len() + self.fields.len() + text.len());
-        out.push_str(r#"{"jsonrpc":"2.0","id":"#);
-        out.push_str(&id);
-        out.push_str(r#","result":{"#);
+        let mut out = super::jsonrpc::result_head(id, 3 + self.fields.len() + body.len());
+        out.push('{');
         // A result that says what it is (`input_required`) keeps its `resultType`.
         if body.starts_with(r#""resultType""#) {
             out.push_str(&self.meta_only);
@@ -214,14 +209,14 @@ impl Envelope {
 /// The response to `id` with `reply`: completed by `envelope` in 2026-07-28, as is
 /// in the session era (`None`).
 pub fn encode_reply(id: &RequestId, reply: &Reply, envelope: Option<&Envelope>) -> Encoded {
-    use super::jsonrpc::{encode_error, encode_result};
+    use super::jsonrpc::{encode_error, encode_result_text};
     match (reply, envelope) {
         (Ok(answer), Some(envelope)) => Encoded::result(envelope.encode_result(id, answer.json())),
         (Err(e), Some(envelope)) => {
             let e = envelope.error(e.clone());
             Encoded::error(encode_error(Some(id), &e), &e)
         }
-        (Ok(answer), None) => Encoded::result(encode_result(id, answer.json())),
+        (Ok(answer), None) => Encoded::result(encode_result_text(id, answer.json())),
         (Err(e), None) => Encoded::error(encode_error(Some(id), e), e),
     }
 }
@@ -287,14 +282,13 @@ mod tests {
     fn envelope_splices_result_type_and_server_info() {
         let env = Envelope::new(&json!({"name":"emcee","version":"1"}));
         let id = RequestId::String("a\"b".into());
-        let empty = RawValue::from_string("{}".into()).unwrap();
-        let v: Value = serde_json::from_str(&env.encode_result(&id, &empty)).unwrap();
+        let v: Value = serde_json::from_str(&env.encode_result(&id, "{}")).unwrap();
         assert_eq!(v["id"], "a\"b");
         assert_eq!(v["result"]["resultType"], "complete");
         assert_eq!(v["result"]["_meta"][META_SERVER_INFO]["name"], "emcee");
-        let full = RawValue::from_string(r#"{ "tools":[1]}"#.into()).unwrap();
+        let full = r#"{ "tools":[1]}"#;
         let v: Value =
-            serde_json::from_str(&env.encode_result(&RequestId::Number(3), &full)).unwrap();
+            serde_json::from_str(&env.encode_result(&RequestId::Number(3), full)).unwrap();
         assert_eq!(v["id"], 3);
         assert_eq!(v["result"]["tools"][0], 1);
         assert_eq!(v["result"]["resultType"], "complete");

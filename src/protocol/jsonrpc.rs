@@ -342,6 +342,42 @@ pub fn encode_result<T: Serialize + ?Sized>(id: &RequestId, result: &T) -> Strin
     })
 }
 
+/// The response to `id` whose result is the JSON text `result`, written in one
+/// buffer of the size it needs.
+pub fn encode_result_text(id: &RequestId, result: &str) -> String {
+    let mut out = result_head(id, result.len() + 1);
+    out.push_str(result);
+    out.push('}');
+    out
+}
+
+/// `{"jsonrpc":"2.0","id":ID,"result":` with room for `rest` more bytes.
+pub(crate) fn result_head(id: &RequestId, rest: usize) -> String {
+    const OPEN: &str = r#"{"jsonrpc":"2.0","id":"#;
+    const RESULT: &str = r#","result":"#;
+    let mut out = String::with_capacity(OPEN.len() + id_len(id) + RESULT.len() + rest);
+    out.push_str(OPEN);
+    match id {
+        RequestId::Number(n) => out.push_str(itoa::Buffer::new().format(*n)),
+        RequestId::String(s) => {
+            // serde_json escapes the string; writing to a String cannot fail.
+            let mut bytes = std::mem::take(&mut out).into_bytes();
+            let _ = serde_json::to_writer(&mut bytes, s);
+            out = String::from_utf8(bytes).unwrap_or_default();
+        }
+    }
+    out.push_str(RESULT);
+    out
+}
+
+/// About how long `id` is in JSON (exact for numbers and strings without escapes).
+fn id_len(id: &RequestId) -> usize {
+    match id {
+        RequestId::Number(_) => 20,
+        RequestId::String(s) => s.len() + 2,
+    }
+}
+
 /// Encode an error response; `id` is `None` when it could not be read (JSON `null`).
 pub fn encode_error(id: Option<&RequestId>, error: &RpcError) -> String {
     to_json(&ErrorOut {
@@ -395,6 +431,29 @@ fn to_json<T: Serialize>(value: &T) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_result_written_from_its_text_is_what_serde_writes() {
+        let ids = [
+            RequestId::Number(0),
+            RequestId::Number(-7),
+            RequestId::Number(i64::MIN),
+            RequestId::Number(i64::MAX),
+            RequestId::String(String::new()),
+            RequestId::String("a\"b\\c\u{1}é😀".into()),
+        ];
+        for id in &ids {
+            for result in [
+                r#"{}"#,
+                r#"{"content":[{"type":"text","text":"hi"}]}"#,
+                "[1]",
+            ] {
+                let raw = RawValue::from_string(result.to_owned()).unwrap();
+                let text = encode_result_text(id, result);
+                assert_eq!(text, encode_result(id, &raw));
+            }
+        }
+    }
 
     #[test]
     fn the_shortcut_for_one_object_answers_as_the_whole_parse_does() {

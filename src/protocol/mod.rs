@@ -28,13 +28,20 @@ pub type Reply = Result<Answer, RpcError>;
 /// its own JSON back: whether it is a tool result marked `isError`, and why.
 #[derive(Debug)]
 pub struct Answer {
-    json: Box<serde_json::value::RawValue>,
+    /// JSON text, as the encoder left it (not shrunk to fit: the response that
+    /// carries it is written from it once).
+    json: String,
     tool_error: Option<String>,
 }
 
 impl Answer {
     /// A result whose JSON is `json` (already encoded: a client's answer, a stored one).
     pub fn raw(json: Box<serde_json::value::RawValue>) -> Answer {
+        Answer::encoded(Box::<str>::from(json).into())
+    }
+
+    /// A result whose JSON text `json` came out of serde_json's encoder.
+    fn encoded(json: String) -> Answer {
         Answer {
             json,
             tool_error: None,
@@ -45,7 +52,7 @@ impl Answer {
     /// the reason (the call's log line and outcome use it).
     pub fn tool(result: &CallToolResult) -> Reply {
         let mut answer =
-            Answer::raw(serde_json::value::to_raw_value(result).map_err(RpcError::internal)?);
+            Answer::encoded(serde_json::to_string(result).map_err(RpcError::internal)?);
         if result.is_error {
             answer.tool_error = Some(result.first_text().unwrap_or_default().to_owned());
         }
@@ -53,7 +60,7 @@ impl Answer {
     }
 
     /// The result's JSON text.
-    pub fn json(&self) -> &serde_json::value::RawValue {
+    pub fn json(&self) -> &str {
         &self.json
     }
 
@@ -65,8 +72,8 @@ impl Answer {
 
 /// Encode a serializable result as a reply.
 pub fn reply<T: serde::Serialize>(value: &T) -> Reply {
-    serde_json::value::to_raw_value(value)
-        .map(Answer::raw)
+    serde_json::to_string(value)
+        .map(Answer::encoded)
         .map_err(RpcError::internal)
 }
 
@@ -174,7 +181,7 @@ mod tests {
     fn a_tool_answer_keeps_why_it_failed_without_reading_its_json() {
         let failed = Answer::tool(&CallToolResult::error("disk full")).unwrap();
         assert_eq!(failed.tool_error(), Some("disk full"));
-        assert!(failed.json().get().contains(r#""isError":true"#));
+        assert!(failed.json().contains(r#""isError":true"#));
         let ok = Answer::tool(&CallToolResult::text("isError")).unwrap();
         assert_eq!(ok.tool_error(), None);
         // A failed result without text still counts as failed.

@@ -311,13 +311,13 @@ impl Call {
             return;
         }
         let reply = match reply {
-            Ok(raw) if raw.json().get().len() > self.max_result_bytes => {
+            Ok(raw) if raw.json().len() > self.max_result_bytes => {
                 let why = format!(
                     "returned {} bytes, more than limits.max_result_bytes ({})",
-                    raw.json().get().len(),
+                    raw.json().len(),
                     self.max_result_bytes
                 );
-                slog::warn!(self.log, "result too large, refused"; "bytes" => raw.json().get().len());
+                slog::warn!(self.log, "result too large, refused"; "bytes" => raw.json().len());
                 match &self.kind {
                     CallKind::Tool(tool) => Answer::tool(&CallToolResult::error(format!(
                         "tool `{}` {why}",

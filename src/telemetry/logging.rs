@@ -11,7 +11,6 @@
 //! queued is written: the binary calls it before it exits.
 
 use std::cell::RefCell;
-use std::fmt::Write as _;
 use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
@@ -320,12 +319,16 @@ impl Stamp {
         }
         self.text.truncate(self.prefix);
         if nanos != 0 {
-            let (mut digits, mut value) = (9, nanos);
-            while value % 10 == 0 {
+            // Nine digits, less the trailing zeros (no formatter: every line has one).
+            let mut digits = [b'.'; 10];
+            let mut value = nanos;
+            for digit in digits[1..].iter_mut().rev() {
+                *digit = b'0' + (value % 10) as u8;
                 value /= 10;
-                digits -= 1;
             }
-            let _ = write!(self.text, ".{value:0digits$}");
+            let end = digits.iter().rposition(|&d| d != b'0').unwrap_or(0) + 1;
+            self.text
+                .push_str(std::str::from_utf8(&digits[..end]).unwrap_or_default());
         }
         self.text.push('Z');
         &self.text

@@ -34,14 +34,52 @@ pub fn millis(d: std::time::Duration) -> f64 {
 #[derive(Debug, Clone)]
 pub struct Shown<T>(pub T);
 
-impl<T: std::fmt::Display> slog::Value for Shown<T> {
+/// A value a [`Shown`] writes: the text its `Display` gives, made without a
+/// formatter in the common case (every call line has a request id and most a
+/// session tag).
+pub trait LogText: std::fmt::Display {
+    /// Hand `emit` the text `Display` would write.
+    fn with_text(&self, emit: &mut dyn FnMut(&str) -> slog::Result) -> slog::Result;
+}
+
+impl LogText for crate::protocol::RequestId {
+    fn with_text(&self, emit: &mut dyn FnMut(&str) -> slog::Result) -> slog::Result {
+        use crate::protocol::RequestId;
+        match self {
+            RequestId::Number(n) => emit(itoa::Buffer::new().format(*n)),
+            // Display cuts a long id; a short one is shown as it is.
+            RequestId::String(s) if s.len() <= ID_SHOWN_WHOLE => emit(s),
+            RequestId::String(_) => emit(&self.to_string()),
+        }
+    }
+}
+
+/// A string id of at most this many bytes has at most as many characters, fewer
+/// than `RequestId`'s `Display` keeps: it is shown whole.
+const ID_SHOWN_WHOLE: usize = 64;
+
+impl LogText for SessionTag {
+    fn with_text(&self, emit: &mut dyn FnMut(&str) -> slog::Result) -> slog::Result {
+        if self.id.contains('-') {
+            // An instance's session (`[fleet]`): the prefix goes first.
+            return emit(&self.to_string());
+        }
+        let mut hex = [0u8; 8];
+        for (i, digit) in hex.iter_mut().enumerate() {
+            *digit = b"0123456789abcdef"[(self.hash >> (28 - 4 * i) & 0xf) as usize];
+        }
+        emit(std::str::from_utf8(&hex).unwrap_or_default())
+    }
+}
+
+impl<T: LogText> slog::Value for Shown<T> {
     fn serialize(
         &self,
         _record: &slog::Record<'_>,
         key: slog::Key,
         serializer: &mut dyn slog::Serializer,
     ) -> slog::Result {
-        serializer.emit_arguments(key, &format_args!("{}", self.0))
+        self.0.with_text(&mut |text| serializer.emit_str(key, text))
     }
 }
 
@@ -158,6 +196,23 @@ mod tests {
         );
         let tag = SessionTag::of("0123456789abcdef0123456789abcdef".into());
         assert_eq!(tag.to_string(), "afcbcea0");
+        // A log line shows what Display writes.
+        for id in ["0123456789abcdef0123456789abcdef", "a1-x", "b", "Zk_.9"] {
+            let tag = SessionTag::of(id.into());
+            assert_eq!(logged(Shown(tag.clone())), tag.to_string(), "{id}");
+        }
+        assert_eq!(logged(Shown(tag)), "afcbcea0");
+    }
+
+    /// The `v` field of a line logged with `Shown` value `value`.
+    fn logged<T: LogText + Clone + Send + Sync + 'static>(value: Shown<T>) -> String {
+        use logging::Buf;
+        let buf = Buf::default();
+        let log = logging::logger_to(buf.clone(), crate::config::LogLevel::Info);
+        slog::info!(log, "x"; "v" => value);
+        let line = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+        let v: serde_json::Value = serde_json::from_str(line.trim()).unwrap();
+        v["v"].as_str().unwrap().to_owned()
     }
 
     #[test]
@@ -178,6 +233,10 @@ mod tests {
             RequestId::Number(-3),
             RequestId::String("req \"1\"".into()),
             RequestId::String("é".repeat(100)),
+            RequestId::Number(i64::MIN),
+            RequestId::String("x".repeat(64)),
+            RequestId::String("x".repeat(65)),
+            RequestId::String("é".repeat(40)),
         ];
         for id in ids {
             let buf = Buf::default();

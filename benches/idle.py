@@ -8,7 +8,12 @@ For each binary given (say, main's before a change and after it), RUNS times eac
   the same memory figures 1.5 s after start.
 Each run has a fresh data directory (sled open, as served). Prints medians.
 
-Usage: python3 benches/idle.py [--runs 15] BINARY [BINARY...]
+Usage: python3 benches/idle.py [--runs 15] [--max-file-kb KB] BINARY [BINARY...]
+
+With --max-file-kb it exits 1 when a median RssFile is above KB: CI's check that
+the start-up order (build.rs, src/bin/emcee/start-up.order) still matches the
+build's symbols. A stale list (after a dependency or toolchain change renames
+every symbol) leaves ~8 MB of code resident instead of ~5 MB.
 """
 
 import argparse
@@ -88,8 +93,10 @@ def one(binary, mode):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=15)
+    ap.add_argument("--max-file-kb", type=int)
     ap.add_argument("binaries", nargs="+")
     a = ap.parse_args()
+    over = []
     print(f"{'binary':<40} {'mode':<6} {'bytes':>10} {'ready ms p50/max':>17} "
           f"{'RSS kB':>7} {'anon kB':>8} {'file kB':>8}")
     for mode in ("serve", "stdio"):
@@ -101,6 +108,12 @@ def main():
             print(f"{binary[-40:]:<40} {mode:<6} {os.path.getsize(binary):>10,} "
                   f"{statistics.median(ready):>8.1f}/{max(ready):<8.1f} "
                   f"{med('VmRSS'):>7,.0f} {med('RssAnon'):>8,.0f} {med('RssFile'):>8,.0f}")
+            if a.max_file_kb is not None and med("RssFile") > a.max_file_kb:
+                over.append(f"{binary} {mode}: {med('RssFile'):,.0f} kB of file pages")
+    if over:
+        print(f"idle: above --max-file-kb {a.max_file_kb:,}: " + "; ".join(over)
+              + " (is src/bin/emcee/start-up.order stale? run benches/start-up-order.sh)")
+        raise SystemExit(1)
 
 
 if __name__ == "__main__":

@@ -642,9 +642,10 @@ async fn post_mcp(
     state: web::Data<AppState>,
 ) -> HttpResponse {
     let content_type = header_str(&req, "content-type").unwrap_or("");
+    let json = "application/json";
     if !content_type
-        .to_ascii_lowercase()
-        .starts_with("application/json")
+        .get(..json.len())
+        .is_some_and(|t| t.eq_ignore_ascii_case(json))
     {
         return rpc_error(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,

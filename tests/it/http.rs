@@ -162,6 +162,15 @@ fn refusals_have_the_right_status_codes() {
     // Wrong content type → 415; an Accept with neither JSON nor SSE → 406.
     let r = s.post(Some(&id), &ping(11), &[("Content-Type", "text/plain")]);
     assert_eq!(r.status, 415, "{r:?}");
+    let r = s.post(Some(&id), &ping(16), &[("Content-Type", "application/jso")]);
+    assert_eq!(r.status, 415, "{r:?}");
+    // Media types are case-insensitive; parameters may follow.
+    let r = s.post(
+        Some(&id),
+        &ping(17),
+        &[("Content-Type", "Application/JSON; charset=utf-8")],
+    );
+    assert_eq!(r.status, 200, "{r:?}");
     // Compressed bodies are refused by name (identity is no compression).
     let r = s.post(Some(&id), &ping(14), &[("Content-Encoding", "gzip")]);
     assert_eq!(r.status, 415, "{r:?}");

@@ -466,11 +466,9 @@ impl Actor for Call {
                 .inc();
         }
         // catch_unwind covers both the synchronous start and every poll of the work.
-        let guarded = AssertUnwindSafe(work).catch_unwind();
-        // 2026-07-28 HTTP: the client closing the request's stream is the
-        // cancellation; watched in the same future, so a call costs one task. A
-        // tool that may run as a task tells us here when it became one.
-        let closed = self.cancel_on_close.then(|| self.sink.clone());
+        let mut guarded = AssertUnwindSafe(work).catch_unwind();
+        // A tool that may run as a task tells us when it became one (it may
+        // do so at its first poll).
         let begin = self.task_slot.as_ref().map(|slot| {
             let (tx, rx) = oneshot::channel();
             if let Ok(mut begin) = slot.begin.lock() {
@@ -478,6 +476,16 @@ impl Actor for Call {
             }
             rx
         });
+        // Most handlers finish at their first poll (nothing to wait for): such a
+        // call answers now, with nothing more to build, no timer to set and
+        // cancel and no future to spawn. The work is polled first below too.
+        if let Some(result) = (&mut guarded).now_or_never() {
+            self.ran(Ran::Done(result), ctx);
+            return;
+        }
+        // 2026-07-28 HTTP: the client closing the request's stream is the
+        // cancellation; watched in the same future, so a call costs one task.
+        let closed = self.cancel_on_close.then(|| self.sink.clone());
         let run = async move {
             let mut guarded = guarded;
             let gone = async move {
@@ -508,15 +516,8 @@ impl Actor for Call {
                 Err(Some((id, answer))) => Ran::Task(id, answer, Box::pin(guarded)),
             }
         };
-        // Most handlers finish at their first poll (nothing to wait for): such a
-        // call answers now, with no timer to set and cancel and no future to
-        // spawn. One that waits goes on in the actor's context, polled again
-        // with the real waker, under its timeout counted from the call's start.
-        let mut run = Box::pin(run);
-        if let Some(ran) = futures::FutureExt::now_or_never(run.as_mut()) {
-            self.ran(ran, ctx);
-            return;
-        }
+        // A handler that waits goes on in the actor's context, polled again with
+        // the real waker, under its timeout counted from the call's start.
         ctx.spawn(run.into_actor(self).map(|ran, act, ctx| act.ran(ran, ctx)));
         let left = self.timeout.saturating_sub(self.started.elapsed());
         self.timer = Some(ctx.run_later(left, |act, ctx| {

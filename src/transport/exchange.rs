@@ -21,6 +21,25 @@ use crate::telemetry::metrics::reason;
 pub const SESSION_HEADER: &str = "mcp-session-id";
 /// Protocol version header.
 pub const VERSION_HEADER: &str = "mcp-protocol-version";
+
+/// The names of the headers emcee reads that `http` has no constant for, made
+/// once: a name made from text at every lookup is parsed at every lookup.
+pub mod names {
+    use actix_web::http::header::HeaderName;
+
+    /// `Mcp-Session-Id`.
+    pub static SESSION: HeaderName = HeaderName::from_static(super::SESSION_HEADER);
+    /// `MCP-Protocol-Version`.
+    pub static VERSION: HeaderName = HeaderName::from_static(super::VERSION_HEADER);
+    /// `Mcp-Method`.
+    pub static METHOD: HeaderName = HeaderName::from_static("mcp-method");
+    /// `Mcp-Name`.
+    pub static NAME: HeaderName = HeaderName::from_static("mcp-name");
+    /// `traceparent` (W3C Trace Context).
+    pub static TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+    /// `Last-Event-ID` (SSE resumption).
+    pub static LAST_EVENT_ID: HeaderName = HeaderName::from_static("last-event-id");
+}
 /// A request answered within this window gets a plain JSON response; a slower one
 /// streams (SSE), so that a client that drops the connection can resume it.
 pub const JSON_WINDOW: Duration = Duration::from_millis(20);
@@ -282,21 +301,13 @@ pub fn accept_of(req: &HttpRequest) -> Accept {
 }
 
 /// A header's value, when present and visible ASCII.
-pub fn header_str<'a>(req: &'a HttpRequest, name: &'static str) -> Option<&'a str> {
+pub fn header_str<'a>(req: &'a HttpRequest, name: &header::HeaderName) -> Option<&'a str> {
     header_in(req.headers(), name)
 }
 
 /// [`header_str`] in a header map.
-pub fn header_in<'a>(headers: &'a header::HeaderMap, name: &'static str) -> Option<&'a str> {
-    headers.get(known(name)).and_then(|v| v.to_str().ok())
-}
-
-/// The name of a header emcee reads (lowercase, known when compiled), for a
-/// lookup: actix's `HeaderMap` turns a `&str` it has no constant for (every
-/// `mcp-*` header) into an owned name, an allocation per lookup; this one borrows
-/// the static text.
-pub fn known(name: &'static str) -> header::HeaderName {
-    header::HeaderName::from_static(name)
+pub fn header_in<'a>(headers: &'a header::HeaderMap, name: &header::HeaderName) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
 }
 
 /// Keeps a session "not idle" while one of its streams is open.
@@ -364,8 +375,8 @@ mod tests {
             .insert_header(("MCP-Protocol-Version", "2025-11-25"))
             .insert_header(("Mcp-Session-Id", "s1"))
             .to_http_request();
-        assert_eq!(header_str(&req, VERSION_HEADER), Some("2025-11-25"));
-        assert_eq!(header_str(&req, SESSION_HEADER), Some("s1"));
-        assert_eq!(header_str(&req, "last-event-id"), None);
+        assert_eq!(header_str(&req, &names::VERSION), Some("2025-11-25"));
+        assert_eq!(header_str(&req, &names::SESSION), Some("s1"));
+        assert_eq!(header_str(&req, &names::LAST_EVENT_ID), None);
     }
 }

@@ -63,9 +63,8 @@ use crate::transport::admin;
 use crate::transport::answers::{self, Held, OverBudget};
 use crate::transport::connections;
 use crate::transport::exchange::{
-    accept_of, header_str, known, rpc_error, unavailable_frame, with_detail, Refusal,
-    RefusalCounted, RefusalDetail, RefusalReason, StreamGuard, JSON_WINDOW, SESSION_HEADER,
-    VERSION_HEADER,
+    accept_of, header_str, names, rpc_error, unavailable_frame, with_detail, Refusal,
+    RefusalCounted, RefusalDetail, RefusalReason, StreamGuard, JSON_WINDOW,
 };
 use crate::transport::hosts::check_host_and_origin;
 use crate::transport::modern;
@@ -375,17 +374,12 @@ async fn metadata_method_not_allowed() -> HttpResponse {
 
 /// Validate `MCP-Protocol-Version` (absent means 2025-03-26; sent twice: 400).
 fn check_version_header(req: &HttpRequest) -> Result<(), Refusal> {
-    if req
-        .headers()
-        .get_all(known(VERSION_HEADER))
-        .nth(1)
-        .is_some()
-    {
+    if req.headers().get_all(&names::VERSION).nth(1).is_some() {
         return Err(bad_request_refusal(
             "more than one MCP-Protocol-Version header",
         ));
     }
-    match header_str(req, VERSION_HEADER) {
+    match header_str(req, &names::VERSION) {
         None => Ok(()),
         Some(v) => match ProtocolVersion::parse(v.trim()) {
             Some(p) if p.is_legacy() && p >= ProtocolVersion::V2025_03_26 => Ok(()),
@@ -421,7 +415,7 @@ fn session_gone() -> Refusal {
 
 /// [`session_of`] before the principal's check.
 async fn find_session(req: &HttpRequest, state: &AppState) -> Result<Arc<SessionEntry>, Refusal> {
-    let Some(id) = header_str(req, SESSION_HEADER) else {
+    let Some(id) = header_str(req, &names::SESSION) else {
         return Err(bad_request_refusal(
             "missing Mcp-Session-Id header (send initialize first)",
         ));
@@ -517,7 +511,7 @@ async fn read_body_bytes(
         }
     };
     let mut held = None;
-    let declared = header_str(req, "content-length").and_then(|v| v.parse::<usize>().ok());
+    let declared = header_str(req, &header::CONTENT_LENGTH).and_then(|v| v.parse::<usize>().ok());
     if let Some(len) = declared {
         if len > limit {
             return Err(too_large());
@@ -641,7 +635,7 @@ async fn post_mcp(
     body: web::Payload,
     state: web::Data<AppState>,
 ) -> HttpResponse {
-    let content_type = header_str(&req, "content-type").unwrap_or("");
+    let content_type = header_str(&req, &header::CONTENT_TYPE).unwrap_or("");
     let json = "application/json";
     if !content_type
         .get(..json.len())
@@ -653,7 +647,7 @@ async fn post_mcp(
         );
     }
     // Request bodies are not decompressed (no MCP client compresses them).
-    if let Some(encoding) = header_str(&req, "content-encoding") {
+    if let Some(encoding) = header_str(&req, &header::CONTENT_ENCODING) {
         if !encoding.trim().eq_ignore_ascii_case("identity") {
             return rpc_error(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -764,8 +758,7 @@ async fn post_mcp(
     let with_session = |mut resp: HttpResponse| {
         if let Some(id) = &session_header {
             if let Ok(v) = HeaderValue::from_str(id) {
-                resp.headers_mut()
-                    .insert(header::HeaderName::from_static(SESSION_HEADER), v);
+                resp.headers_mut().insert(names::SESSION.clone(), v);
             }
         }
         resp
@@ -880,7 +873,7 @@ fn no_session_method() -> HttpResponse {
 /// for that request, wins over the header, which a proxy may have set for the
 /// whole HTTP exchange). Only the log lines read it.
 fn trace_from_header(req: &HttpRequest, payload: &mut Payload) {
-    let Some(traceparent) = header_str(req, "traceparent") else {
+    let Some(traceparent) = header_str(req, &names::TRACEPARENT) else {
         return;
     };
     let adopt = |m: &mut Result<Message, _>| {
@@ -897,7 +890,7 @@ fn trace_from_header(req: &HttpRequest, payload: &mut Payload) {
 }
 
 async fn get_mcp(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
-    if header_str(&req, SESSION_HEADER).is_none() {
+    if header_str(&req, &names::SESSION).is_none() {
         return no_session_method();
     }
     if !accept_of(&req).sse {
@@ -916,7 +909,7 @@ async fn get_mcp(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     entry.touch();
     let streams = state.streams.of(&entry);
     let (out, rx) = sse::connection(state.service.limits.sse_buffer_bytes, state.answers.clone());
-    if let Some(last) = header_str(&req, "last-event-id") {
+    if let Some(last) = header_str(&req, &names::LAST_EVENT_ID) {
         let Some((stream, seq)) = sse::parse_event_id(last) else {
             return bad_request(format!("malformed Last-Event-ID: {last:?}"));
         };
@@ -966,7 +959,7 @@ fn pump(state: &AppState, entry: &Arc<SessionEntry>, stream: u64, kind: StreamKi
 }
 
 async fn delete_mcp(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
-    let Some(id) = header_str(&req, SESSION_HEADER) else {
+    let Some(id) = header_str(&req, &names::SESSION) else {
         return no_session_method();
     };
     if state.auth.is_some() {

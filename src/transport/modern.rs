@@ -37,7 +37,7 @@ use std::sync::Arc;
 use std::net::SocketAddr;
 
 use actix_web::body::MessageBody;
-use actix_web::http::header::HeaderMap;
+use actix_web::http::header::{HeaderMap, HeaderName};
 use actix_web::http::StatusCode;
 use actix_web::{HttpMessage, HttpRequest, HttpResponse};
 use bytes::Bytes;
@@ -58,9 +58,8 @@ use crate::telemetry::{Refusals, Refused};
 use crate::tools::Tool;
 use crate::transport::answers::{self, AnswerBody, AnswerBudget, Held, OverBudget};
 use crate::transport::exchange::{
-    busy, event_stream, header_in, known, unavailable, unavailable_frame, with_detail, Accept,
-    Refusal, RefusalDetail, RefusalReason, StreamGuard, JSON_WINDOW, SESSION_HEADER,
-    VERSION_HEADER,
+    busy, event_stream, header_in, names, unavailable, unavailable_frame, with_detail, Accept,
+    Refusal, RefusalDetail, RefusalReason, StreamGuard, JSON_WINDOW, VERSION_HEADER,
 };
 use crate::transport::state::{AppState, ListenStreams, WorkerSession};
 
@@ -84,10 +83,10 @@ pub fn is_modern(headers: &HeaderMap, payload: &Payload) -> bool {
     if meta_modern {
         return true;
     }
-    if let Some(v) = header(headers, VERSION_HEADER) {
+    if let Some(v) = header(headers, &names::VERSION) {
         return !ProtocolVersion::parse(v).is_some_and(ProtocolVersion::is_legacy);
     }
-    !initialize && !headers.contains_key(known(SESSION_HEADER))
+    !initialize && !headers.contains_key(&names::SESSION)
 }
 
 /// The HTTP status of a 2026-07-28 JSON-RPC error: 404 for an unknown method, 400
@@ -143,7 +142,7 @@ fn mismatch(message: impl Into<String>) -> RpcError {
     RpcError::new(code::HEADER_MISMATCH, message.into())
 }
 
-fn header<'a>(headers: &'a HeaderMap, name: &'static str) -> Option<&'a str> {
+fn header<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Option<&'a str> {
     header_in(headers, name).map(str::trim)
 }
 
@@ -175,10 +174,10 @@ pub fn check(
     if let Some(name) = repeated(headers) {
         return Err(mismatch(format!("more than one {name} header")));
     }
-    let Some(version) = header(headers, VERSION_HEADER) else {
+    let Some(version) = header(headers, &names::VERSION) else {
         return Err(mismatch("missing MCP-Protocol-Version header"));
     };
-    let Some(method) = header(headers, METHOD_HEADER) else {
+    let Some(method) = header(headers, &names::METHOD) else {
         return Err(mismatch("missing Mcp-Method header"));
     };
     era::check_meta_present(req)?;
@@ -197,7 +196,7 @@ pub fn check(
     era::check_version(req)?;
     era::check_method(req)?;
     if let Some(name) = req.call.name() {
-        let Some(raw) = headers.get(known(NAME_HEADER)) else {
+        let Some(raw) = headers.get(&names::NAME) else {
             return Err(mismatch("missing Mcp-Name header"));
         };
         match decode_value(raw.as_bytes()) {

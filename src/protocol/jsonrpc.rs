@@ -14,13 +14,47 @@ pub use super::error::{code, decode_params, RpcError};
 use super::request::{decode_meta, ClientNotification, ClientRequest, RequestMeta};
 
 /// A JSON-RPC request id: MCP allows strings and integers, never null.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 #[serde(untagged)]
 pub enum RequestId {
     /// An integer id.
     Number(i64),
     /// A string id.
     String(String),
+}
+
+/// Read by what the value is (no buffering, as `untagged` would do): every
+/// message has an id or refers to one.
+impl<'de> Deserialize<'de> for RequestId {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<RequestId, D::Error> {
+        struct Id;
+        impl serde::de::Visitor<'_> for Id {
+            type Value = RequestId;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string or an integer")
+            }
+
+            fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<RequestId, E> {
+                Ok(RequestId::Number(n))
+            }
+
+            fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<RequestId, E> {
+                i64::try_from(n)
+                    .map(RequestId::Number)
+                    .map_err(|_| E::invalid_value(serde::de::Unexpected::Unsigned(n), &self))
+            }
+
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<RequestId, E> {
+                Ok(RequestId::String(s.to_owned()))
+            }
+
+            fn visit_string<E: serde::de::Error>(self, s: String) -> Result<RequestId, E> {
+                Ok(RequestId::String(s))
+            }
+        }
+        d.deserialize_any(Id)
+    }
 }
 
 /// Longest part of a string id that `Display` shows (ids are client-chosen and reach
@@ -138,6 +172,46 @@ struct Envelope<'a> {
     error: Option<&'a RawValue>,
 }
 
+/// A well-formed message's members read straight into what they are (the
+/// shortcut of [`parse`]): a member of another shape (an `id` that is not a string
+/// or an integer, a `method` that is not a string without escapes) fails it, and
+/// the full path, reading [`Envelope`], says what is wrong.
+#[derive(Deserialize)]
+struct Members<'a> {
+    #[serde(default, borrow, deserialize_with = "present")]
+    jsonrpc: Option<&'a RawValue>,
+    #[serde(default, deserialize_with = "some")]
+    id: Option<RequestId>,
+    #[serde(default, borrow, deserialize_with = "some")]
+    method: Option<&'a str>,
+    #[serde(default, borrow, deserialize_with = "present")]
+    params: Option<&'a RawValue>,
+    #[serde(default, borrow, deserialize_with = "present")]
+    result: Option<&'a RawValue>,
+    #[serde(default, borrow, deserialize_with = "present")]
+    error: Option<&'a RawValue>,
+}
+
+/// A member that is present has a value of its type (`null` is not an id).
+fn some<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(d).map(Some)
+}
+
+/// A message's members once each is known to have its shape (`method` still to
+/// be checked: the full path finds it wrong only after `jsonrpc`).
+struct Parts<'a> {
+    id: Option<RequestId>,
+    jsonrpc: Option<&'a RawValue>,
+    method: Option<Option<std::borrow::Cow<'a, str>>>,
+    params: Option<&'a RawValue>,
+    result: Option<&'a RawValue>,
+    error: Option<&'a RawValue>,
+}
+
 /// A JSON string's text: borrowed from the message unless it has escapes.
 fn string_of(raw: &RawValue) -> Option<std::borrow::Cow<'_, str>> {
     match serde_json::from_str::<&str>(raw.get()) {
@@ -157,8 +231,15 @@ pub fn parse(input: &[u8]) -> Payload {
     // Anything else (a batch, malformed JSON, a member of the wrong shape) takes
     // the path below, which validates the whole payload first and says which
     // error it is.
-    if let Some(envelope) = one_object(input) {
-        return Payload::Single(from_envelope(envelope));
+    if let Some(m) = one_object(input) {
+        return Payload::Single(from_parts(Parts {
+            id: m.id,
+            jsonrpc: m.jsonrpc,
+            method: m.method.map(|name| Some(std::borrow::Cow::Borrowed(name))),
+            params: m.params,
+            result: m.result,
+            error: m.error,
+        }));
     }
     parse_whole(input)
 }
@@ -200,7 +281,7 @@ fn parse_whole(input: &[u8]) -> Payload {
 /// The members of `input` when it is one well-formed JSON object (UTF-8, nothing
 /// but whitespace around it, each member of the shape [`Envelope`] reads);
 /// `None` otherwise, for [`parse`]'s full path to classify.
-fn one_object(input: &[u8]) -> Option<Envelope<'_>> {
+fn one_object(input: &[u8]) -> Option<Members<'_>> {
     let start = input.iter().position(|b| !b.is_ascii_whitespace())?;
     if input[start] != b'{' {
         return None;
@@ -243,23 +324,36 @@ fn from_envelope(env: Envelope<'_>) -> Result<Message, Rejected> {
             }
         },
     };
+    from_parts(Parts {
+        id,
+        jsonrpc: env.jsonrpc,
+        method: env.method.map(string_of),
+        params: env.params,
+        result: env.result,
+        error: env.error,
+    })
+}
+
+/// Classify a message by its members, the id already read.
+fn from_parts(parts: Parts<'_>) -> Result<Message, Rejected> {
+    let id = parts.id;
     let reject = |msg: &str| Rejected {
         id: id.clone(),
         error: RpcError::invalid_request(msg),
     };
-    match env.jsonrpc.map(RawValue::get) {
+    match parts.jsonrpc.map(RawValue::get) {
         Some("\"2.0\"") => {}
         Some(_) => return Err(reject("`jsonrpc` must be \"2.0\"")),
         None => return Err(reject("missing `jsonrpc: \"2.0\"`")),
     }
-    if let Some(method) = env.method {
-        let method = string_of(method).ok_or_else(|| reject("`method` must be a string"))?;
-        if let Some(p) = &env.params {
+    if let Some(method) = parts.method {
+        let method = method.ok_or_else(|| reject("`method` must be a string"))?;
+        if let Some(p) = &parts.params {
             if !(p.get().starts_with('{') || p.get().starts_with('[')) {
                 return Err(reject("`params` must be an object or an array"));
             }
         }
-        let params = env.params;
+        let params = parts.params;
         return Ok(match id {
             Some(id) => {
                 let decoded = decode_meta(params).and_then(|meta| {
@@ -282,7 +376,7 @@ fn from_envelope(env: Envelope<'_>) -> Result<Message, Rejected> {
     let Some(id) = id.clone() else {
         return Err(reject("a message needs a `method` or an `id`"));
     };
-    let outcome = match (env.result, env.error) {
+    let outcome = match (parts.result, parts.error) {
         (Some(result), None) => Ok(result.to_owned()),
         (None, Some(error)) => Err(serde_json::from_str::<RpcError>(error.get())
             .map_err(|_| reject("malformed `error` object"))?),
@@ -433,6 +527,30 @@ mod tests {
     use super::*;
 
     #[test]
+    fn an_id_is_a_string_or_an_integer_that_fits() {
+        let read = |text: &str| serde_json::from_str::<RequestId>(text).ok();
+        let from_value = |text: &str| {
+            serde_json::from_value::<RequestId>(serde_json::from_str(text).unwrap()).ok()
+        };
+        for (text, id) in [
+            ("0", Some(RequestId::Number(0))),
+            ("-9223372036854775808", Some(RequestId::Number(i64::MIN))),
+            ("9223372036854775807", Some(RequestId::Number(i64::MAX))),
+            ("9223372036854775808", None),
+            (r#""a\"b""#, Some(RequestId::String("a\"b".into()))),
+            (r#""""#, Some(RequestId::String(String::new()))),
+            ("1.0", None),
+            ("null", None),
+            ("true", None),
+            ("[1]", None),
+            (r#"{"a":1}"#, None),
+        ] {
+            assert_eq!(read(text), id, "{text}");
+            assert_eq!(from_value(text), id, "{text} as a Value");
+        }
+    }
+
+    #[test]
     fn a_result_written_from_its_text_is_what_serde_writes() {
         let ids = [
             RequestId::Number(0),
@@ -477,6 +595,17 @@ mod tests {
             br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":1}}"#,
             br#"{"jsonrpc":"2.0","id":1}"#,
             br#"{"jsonrpc":"2.0","id":1,"method":"ping","x":[[[[[[[[[[[[1]]]]]]]]]]]}"#,
+            br#"{"jsonrpc":"2.0","id":1,"method":"tools\u002flist"}"#,
+            br#"{"jsonrpc":"2\u002e0","id":1,"method":"ping"}"#,
+            br#"{"jsonrpc":"2.0","id":1.5,"method":"ping"}"#,
+            br#"{"jsonrpc":"2.0","id":-9223372036854775808,"method":"ping"}"#,
+            br#"{"jsonrpc":"2.0","id":9223372036854775808,"method":"ping"}"#,
+            br#"{"jsonrpc":"2.0","id":"a\"b","method":"ping"}"#,
+            br#"{"jsonrpc":"2.0","id":[1],"method":"ping"}"#,
+            br#"{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":1}}"#,
+            br#"{"jsonrpc":"2.0","id":1,"method":null}"#,
+            br#"{"jsonrpc":"2.0","id":"r","result":{},"error":{"code":1,"message":"m"}}"#,
+            br#"{"id":1,"method":"ping"}"#,
             br#"[{"jsonrpc":"2.0","id":1,"method":"ping"}]"#,
             b"",
             b"   ",

@@ -168,6 +168,12 @@ pub fn decode_args<A: DeserializeOwned>(args: Value) -> Result<A, ToolError> {
             "`arguments` must be a JSON object".into(),
         ));
     }
+    // Read from the arguments in place first; only a failure is read again,
+    // tracking the path to name the field (the tracking costs an allocation a
+    // field).
+    if let Ok(decoded) = A::deserialize(&args) {
+        return Ok(decoded);
+    }
     serde_path_to_error::deserialize(args).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();

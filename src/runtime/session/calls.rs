@@ -7,6 +7,7 @@
 //! extension's methods (`tasks/get`, `tasks/update`, `tasks/cancel`).
 
 use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -220,7 +221,11 @@ impl Session {
             _ => (None, None),
         };
         let permits = self.admit(x, tool)?;
-        let log = self.call_log(req, target.named.0, target.named.1);
+        let named = match &target.kind {
+            CallKind::Tool(tool) => Named::Tool(AssertUnwindSafe(Arc::clone(tool))),
+            CallKind::Method(_) => Named::Text(crate::telemetry::clip(target.named.1).into_owned()),
+        };
+        let log = self.call_log(req, target.named.0, named);
         let peer = self.peer_for(era);
         let call_ctx = self.call_context(x, &log, &inputs, &task, peer);
         let mut work = target.bound.into_work(call_ctx, task.is_some(), era);
@@ -523,12 +528,11 @@ impl Session {
     /// A logger for one call of `req`, tagged with `key` = `value` (the tool, URI or
     /// prompt) and, when the request carries W3C trace context, its trace id.
     /// Client-chosen text (the id, a URI, an unknown name) is clipped.
-    pub(super) fn call_log(&self, req: &Request, key: &'static str, value: &str) -> Logger {
-        use crate::telemetry::{clip, Shown};
+    pub(super) fn call_log(&self, req: &Request, key: &'static str, value: Named) -> Logger {
+        use crate::telemetry::Shown;
         // Only calls get a call logger: their methods are known, so `label` is
         // the method itself.
         let (id, method) = (Shown(req.id.clone()), req.call.label());
-        let value = clip(value).into_owned();
         let session = Maybe("session", self.tag.clone());
         let log = &self.service.log;
         match req.meta.trace_id() {
@@ -537,6 +541,28 @@ impl Session {
             None => {
                 log.new(slog::o!(session, "request_id" => id, "method" => method, key => value))
             }
+        }
+    }
+}
+
+/// What a call's log lines name (`tool`, `uri`, `prompt`): a tool by the tool
+/// itself (no copy of its name a call), anything else by its text, clipped.
+pub(super) enum Named {
+    /// Only the tool's name is read, which no panic can leave half-written.
+    Tool(AssertUnwindSafe<Arc<Tool>>),
+    Text(String),
+}
+
+impl slog::Value for Named {
+    fn serialize(
+        &self,
+        _record: &slog::Record<'_>,
+        key: slog::Key,
+        serializer: &mut dyn slog::Serializer,
+    ) -> slog::Result {
+        match self {
+            Named::Tool(tool) => serializer.emit_str(key, &crate::telemetry::clip(tool.name())),
+            Named::Text(text) => serializer.emit_str(key, text),
         }
     }
 }

@@ -174,12 +174,12 @@ struct Envelope<'a> {
 
 /// A well-formed message's members read straight into what they are (the
 /// shortcut of [`parse`]): a member of another shape (an `id` that is not a string
-/// or an integer, a `method` that is not a string without escapes) fails it, and
-/// the full path, reading [`Envelope`], says what is wrong.
+/// or an integer, a `jsonrpc` or `method` that is not a string without escapes)
+/// fails it, and the full path, reading [`Envelope`], says what is wrong.
 #[derive(Deserialize)]
 struct Members<'a> {
-    #[serde(default, borrow, deserialize_with = "present")]
-    jsonrpc: Option<&'a RawValue>,
+    #[serde(default, borrow, deserialize_with = "some")]
+    jsonrpc: Option<&'a str>,
     #[serde(default, deserialize_with = "some")]
     id: Option<RequestId>,
     #[serde(default, borrow, deserialize_with = "some")]
@@ -205,7 +205,8 @@ where
 /// be checked: the full path finds it wrong only after `jsonrpc`).
 struct Parts<'a> {
     id: Option<RequestId>,
-    jsonrpc: Option<&'a RawValue>,
+    /// Whether `jsonrpc` is `"2.0"`, when present.
+    jsonrpc: Option<bool>,
     method: Option<Option<std::borrow::Cow<'a, str>>>,
     params: Option<&'a RawValue>,
     result: Option<&'a RawValue>,
@@ -234,7 +235,7 @@ pub fn parse(input: &[u8]) -> Payload {
     if let Some(m) = one_object(input) {
         return Payload::Single(from_parts(Parts {
             id: m.id,
-            jsonrpc: m.jsonrpc,
+            jsonrpc: m.jsonrpc.map(|v| v == "2.0"),
             method: m.method.map(|name| Some(std::borrow::Cow::Borrowed(name))),
             params: m.params,
             result: m.result,
@@ -326,7 +327,8 @@ fn from_envelope(env: Envelope<'_>) -> Result<Message, Rejected> {
     };
     from_parts(Parts {
         id,
-        jsonrpc: env.jsonrpc,
+        // As written: an escaped "2.0" is not one.
+        jsonrpc: env.jsonrpc.map(|v| v.get() == "\"2.0\""),
         method: env.method.map(string_of),
         params: env.params,
         result: env.result,
@@ -341,9 +343,9 @@ fn from_parts(parts: Parts<'_>) -> Result<Message, Rejected> {
         id: id.clone(),
         error: RpcError::invalid_request(msg),
     };
-    match parts.jsonrpc.map(RawValue::get) {
-        Some("\"2.0\"") => {}
-        Some(_) => return Err(reject("`jsonrpc` must be \"2.0\"")),
+    match parts.jsonrpc {
+        Some(true) => {}
+        Some(false) => return Err(reject("`jsonrpc` must be \"2.0\"")),
         None => return Err(reject("missing `jsonrpc: \"2.0\"`")),
     }
     if let Some(method) = parts.method {
@@ -606,6 +608,9 @@ mod tests {
             br#"{"jsonrpc":"2.0","id":1,"method":null}"#,
             br#"{"jsonrpc":"2.0","id":"r","result":{},"error":{"code":1,"message":"m"}}"#,
             br#"{"id":1,"method":"ping"}"#,
+            br#"{"jsonrpc":2.0,"id":1,"method":"ping"}"#,
+            br#"{"jsonrpc":"2.00","id":1,"method":"ping"}"#,
+            br#"{"jsonrpc":null,"id":1,"method":"ping"}"#,
             br#"[{"jsonrpc":"2.0","id":1,"method":"ping"}]"#,
             b"",
             b"   ",

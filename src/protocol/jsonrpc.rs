@@ -59,7 +59,7 @@ impl<'de> Deserialize<'de> for RequestId {
 
 /// Longest part of a string id that `Display` shows (ids are client-chosen and reach
 /// logs and error messages).
-const ID_DISPLAY_MAX: usize = 64;
+pub(crate) const ID_DISPLAY_MAX: usize = 64;
 
 impl fmt::Display for RequestId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -146,29 +146,21 @@ pub enum Payload {
     Batch(Vec<Result<Message, Rejected>>),
 }
 
-/// Wraps a field so that `"field": null` is distinguishable from a missing field.
-fn present<'de, D>(d: D) -> Result<Option<&'de RawValue>, D::Error>
-where
-    D: Deserializer<'de>,
-{
-    <&'de RawValue>::deserialize(d).map(Some)
-}
-
 /// A message's members, each the text it has in the message (borrowed: nothing
 /// is copied before the method decides what to decode).
 #[derive(Deserialize)]
 struct Envelope<'a> {
-    #[serde(default, borrow, deserialize_with = "present")]
+    #[serde(default, borrow, deserialize_with = "some")]
     jsonrpc: Option<&'a RawValue>,
-    #[serde(default, borrow, deserialize_with = "present")]
+    #[serde(default, borrow, deserialize_with = "some")]
     id: Option<&'a RawValue>,
-    #[serde(default, borrow, deserialize_with = "present")]
+    #[serde(default, borrow, deserialize_with = "some")]
     method: Option<&'a RawValue>,
-    #[serde(default, borrow, deserialize_with = "present")]
+    #[serde(default, borrow, deserialize_with = "some")]
     params: Option<&'a RawValue>,
-    #[serde(default, borrow, deserialize_with = "present")]
+    #[serde(default, borrow, deserialize_with = "some")]
     result: Option<&'a RawValue>,
-    #[serde(default, borrow, deserialize_with = "present")]
+    #[serde(default, borrow, deserialize_with = "some")]
     error: Option<&'a RawValue>,
 }
 
@@ -184,15 +176,16 @@ struct Members<'a> {
     id: Option<RequestId>,
     #[serde(default, borrow, deserialize_with = "some")]
     method: Option<&'a str>,
-    #[serde(default, borrow, deserialize_with = "present")]
+    #[serde(default, borrow, deserialize_with = "some")]
     params: Option<&'a RawValue>,
-    #[serde(default, borrow, deserialize_with = "present")]
+    #[serde(default, borrow, deserialize_with = "some")]
     result: Option<&'a RawValue>,
-    #[serde(default, borrow, deserialize_with = "present")]
+    #[serde(default, borrow, deserialize_with = "some")]
     error: Option<&'a RawValue>,
 }
 
-/// A member that is present has a value of its type (`null` is not an id).
+/// A member that is present has a value of its type: `"field": null` is told from
+/// a missing field (and `null` is not an id).
 fn some<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
 where
     D: Deserializer<'de>,

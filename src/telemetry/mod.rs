@@ -47,16 +47,13 @@ impl LogText for crate::protocol::RequestId {
         use crate::protocol::RequestId;
         match self {
             RequestId::Number(n) => emit(itoa::Buffer::new().format(*n)),
-            // Display cuts a long id; a short one is shown as it is.
-            RequestId::String(s) if s.len() <= ID_SHOWN_WHOLE => emit(s),
+            // Display cuts a long id; one of no more bytes than Display keeps
+            // characters is shown as it is.
+            RequestId::String(s) if s.len() <= crate::protocol::jsonrpc::ID_DISPLAY_MAX => emit(s),
             RequestId::String(_) => emit(&self.to_string()),
         }
     }
 }
-
-/// A string id of at most this many bytes has at most as many characters, fewer
-/// than `RequestId`'s `Display` keeps: it is shown whole.
-const ID_SHOWN_WHOLE: usize = 64;
 
 impl LogText for SessionTag {
     fn with_text(&self, emit: &mut dyn FnMut(&str) -> slog::Result) -> slog::Result {

@@ -526,8 +526,8 @@ impl Session {
     }
 
     /// A logger for one call of `req`, tagged with `key` = `value` (the tool, URI or
-    /// prompt) and, when the request carries W3C trace context, its trace id.
-    /// Client-chosen text (the id, a URI, an unknown name) is clipped.
+    /// prompt: a [`Named`], whose text its maker clipped) and, when the request
+    /// carries W3C trace context, its trace id. The id, client-chosen, is clipped.
     pub(super) fn call_log(&self, req: &Request, key: &'static str, value: Named) -> Logger {
         use crate::telemetry::Shown;
         // Only calls get a call logger: their methods are known, so `label` is

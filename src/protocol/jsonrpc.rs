@@ -273,7 +273,7 @@ fn parse_whole(input: &[u8]) -> Payload {
 }
 
 /// The members of `input` when it is one well-formed JSON object (UTF-8, nothing
-/// but whitespace around it, each member of the shape [`Envelope`] reads);
+/// but whitespace around it, each member of the shape [`Members`] reads);
 /// `None` otherwise, for [`parse`]'s full path to classify.
 fn one_object(input: &[u8]) -> Option<Members<'_>> {
     let start = input.iter().position(|b| !b.is_ascii_whitespace())?;

@@ -59,14 +59,9 @@ use crate::tools::Tool;
 use crate::transport::answers::{self, AnswerBody, AnswerBudget, Held, OverBudget};
 use crate::transport::exchange::{
     busy, event_stream, header_in, names, unavailable, unavailable_frame, with_detail, Accept,
-    Refusal, RefusalDetail, RefusalReason, StreamGuard, JSON_WINDOW, VERSION_HEADER,
+    Refusal, RefusalDetail, RefusalReason, StreamGuard, JSON_WINDOW,
 };
 use crate::transport::state::{AppState, ListenStreams, WorkerSession};
-
-/// The `Mcp-Method` header.
-pub const METHOD_HEADER: &str = "mcp-method";
-/// The `Mcp-Name` header.
-pub const NAME_HEADER: &str = "mcp-name";
 
 /// True when a POST is written in 2026-07-28: its `_meta` names a version; or its
 /// `MCP-Protocol-Version` header names no session-era version; or it has neither,
@@ -152,9 +147,8 @@ fn repeated(headers: &HeaderMap) -> Option<&str> {
     headers
         .keys()
         .find(|key| {
-            let name = key.as_str();
-            let ours = [VERSION_HEADER, METHOD_HEADER, NAME_HEADER].contains(&name)
-                || name.starts_with(PARAM_HEADER_PREFIX);
+            let ours = [&names::VERSION, &names::METHOD, &names::NAME].contains(key)
+                || key.as_str().starts_with(PARAM_HEADER_PREFIX);
             ours && headers.get_all(*key).nth(1).is_some()
         })
         .map(|key| key.as_str())

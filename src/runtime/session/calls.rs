@@ -223,7 +223,7 @@ impl Session {
         let permits = self.admit(x, tool)?;
         let named = match &target.kind {
             CallKind::Tool(tool) => Named::Tool(AssertUnwindSafe(Arc::clone(tool))),
-            CallKind::Method(_) => Named::Text(crate::telemetry::clip(target.named.1).into_owned()),
+            CallKind::Method(_) => Named::text(target.named.1),
         };
         let log = self.call_log(req, target.named.0, named);
         let peer = self.peer_for(era);
@@ -551,6 +551,13 @@ pub(super) enum Named {
     /// Only the tool's name is read, which no panic can leave half-written.
     Tool(AssertUnwindSafe<Arc<Tool>>),
     Text(String),
+}
+
+impl Named {
+    /// Client-chosen text (a URI, a prompt or unknown tool's name), clipped.
+    pub(super) fn text(value: &str) -> Named {
+        Named::Text(crate::telemetry::clip(value).into_owned())
+    }
 }
 
 impl slog::Value for Named {

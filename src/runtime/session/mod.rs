@@ -497,8 +497,7 @@ impl Session {
             // A call refused before it started (unknown tool, bad prompt arguments,
             // a bound reached...) leaves its call line too.
             if let Some((key, name)) = req.call.called() {
-                let name = calls::Named::Text(crate::telemetry::clip(name).into_owned());
-                let log = self.call_log(req, key, name);
+                let log = self.call_log(req, key, calls::Named::text(name));
                 crate::runtime::call::log_finished(&log, "error", started, Some(&e.message));
             }
         }

@@ -5,7 +5,8 @@
 #
 # For each binary: callgrind on `emcee stdio` fed SHORT and then LONG echo calls on
 # one session; the main thread's instructions of the long run less the short run's,
-# divided by the difference in calls (start-up and shutdown cancel out; sled's
+# divided by the difference in calls, each run counted only when every call was
+# answered with a result (start-up and shutdown cancel out; sled's
 # threads, which spin under valgrind, are left out). Then, with perf and a
 # `probe_libc:malloc` uprobe (made here if it can be), malloc calls the same way.
 #
@@ -30,12 +31,19 @@ calls() {
 calls "$short" >"$work/short.jsonl"
 calls "$long" >"$work/long.jsonl"
 
-# Main-thread instructions of BINARY fed FILE.
+# Main-thread instructions of BINARY fed FILE of CALLS calls; fails unless every
+# call (and the initialize) was answered with a result that is not an error.
 main_thread() {
     rm -rf "$work/data" "$work/cg"
     mkdir -p "$work/cg"
     valgrind --tool=callgrind --separate-threads=yes --callgrind-out-file="$work/cg/out" \
-        "$1" stdio --data-dir "$work/data" <"$2" >/dev/null 2>&1
+        "$1" stdio --data-dir "$work/data" <"$2" >"$work/answers" 2>/dev/null
+    local ok
+    ok=$(grep '"result":' "$work/answers" | grep -vc '"isError":true' || true)
+    if [ "$ok" -ne $(($3 + 1)) ]; then
+        echo "instructions: $1 answered $ok of $(($3 + 1)) with a result" >&2
+        exit 1
+    fi
     awk '/^summary:/ {print $2}' "$work/cg/out-01"
 }
 
@@ -59,8 +67,8 @@ mallocs() {
 n=$((long - short))
 printf '%-40s %14s %12s\n' binary "instr/call" "allocs/call"
 for bin in "$@"; do
-    a=$(main_thread "$bin" "$work/short.jsonl")
-    b=$(main_thread "$bin" "$work/long.jsonl")
+    a=$(main_thread "$bin" "$work/short.jsonl" "$short")
+    b=$(main_thread "$bin" "$work/long.jsonl" "$long")
     allocs=n/a
     if $probe; then
         ma=$(mallocs "$bin" "$work/short.jsonl")

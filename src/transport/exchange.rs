@@ -207,7 +207,7 @@ pub fn unavailable_frame(json: String) -> HttpResponse {
 }
 
 /// Set on a refused response that was already counted and logged where it was
-/// decided (the session): `count_refusals` does not count it again.
+/// decided (the session): the HTTP gates (`http::Seen::count`) do not count it again.
 #[derive(Debug, Clone, Copy)]
 pub struct RefusalCounted;
 

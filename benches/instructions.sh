@@ -1,20 +1,35 @@
 #!/usr/bin/env bash
-# Instructions (and, where a malloc uprobe can be set, allocations) per stdio
+# Instructions (and, where a malloc uprobe can be set, allocations) per
 # `tools/call` of each emcee binary given: the measure of the call path that the
 # machine's noise does not move (benches/README.md, "Third pass").
 #
-# For each binary: callgrind on `emcee stdio` fed SHORT and then LONG echo calls on
-# one session; the main thread's instructions of the long run less the short run's,
-# divided by the difference in calls, each run counted only when every call was
-# answered with a result (start-up and shutdown cancel out; sled's
+# stdio (the default): callgrind on `emcee stdio` fed SHORT and then LONG echo
+# calls on one session; the main thread's instructions of the long run less the
+# short run's, divided by the difference in calls, each run counted only when every
+# call was answered with a result (start-up and shutdown cancel out; sled's
 # threads, which spin under valgrind, are left out). Then, with perf and a
 # `probe_libc:malloc` uprobe (made here if it can be), malloc calls the same way.
 #
+# MODE=http (binaries with symbols: `cargo build --profile profiling`; release
+# binaries are stripped): callgrind on `emcee serve` with one HTTP worker, loaded by `emcee
+# bench` (the first binary's, run natively: 4 sessions, 8 in flight) with SHORT and
+# then LONG measured calls in PROTOCOL's era; the worker thread's instructions
+# (the thread that ran actix-http's dispatcher) the same way, each run counted
+# only when every call was answered. actix-http's decoder clears a 3 KB array at
+# every decode (`rep stosb`, ~18,600 of these "instructions" a call; cheap in
+# time): compare HTTP figures with each other, not with stdio's.
+#
 # Usage: bash benches/instructions.sh BINARY [BINARY...]
-#   env SHORT=5000 LONG=20000
+#   env SHORT=5000 LONG=20000 (http: 2000 and 6000) MODE=stdio|http
+#       PROTOCOL=legacy|modern (http)
 set -euo pipefail
-short=${SHORT:-5000}
-long=${LONG:-20000}
+mode=${MODE:-stdio}
+protocol=${PROTOCOL:-legacy}
+case $mode in
+    stdio) short=${SHORT:-5000} long=${LONG:-20000} ;;
+    http) short=${SHORT:-2000} long=${LONG:-6000} ;;
+    *) echo "instructions: MODE is stdio or http" >&2; exit 2 ;;
+esac
 command -v valgrind >/dev/null || { echo "instructions: needs valgrind" >&2; exit 1; }
 [ $# -gt 0 ] || { echo "usage: bash benches/instructions.sh BINARY [BINARY...]" >&2; exit 2; }
 work=$(mktemp -d)
@@ -46,6 +61,63 @@ main_thread() {
     fi
     awk '/^summary:/ {print $2}' "$work/cg/out-01"
 }
+
+# Worker-thread instructions of BINARY serving CALLS measured HTTP calls (after
+# the load generator's warm-up), or exit 1 unless every call was answered.
+http_worker() {
+    rm -rf "$work/data" "$work/cg"
+    mkdir -p "$work/cg"
+    printf '[http]\nworkers = 1\n' >"$work/one-worker.toml"
+    local port=$((18700 + RANDOM % 200)) pid
+    valgrind --tool=callgrind --separate-threads=yes --compress-strings=no \
+        --callgrind-out-file="$work/cg/out" "$1" serve --bind "127.0.0.1:$port" \
+        --config "$work/one-worker.toml" --data-dir "$work/data" 2>/dev/null &
+    pid=$!
+    for _ in $(seq 120); do
+        curl -s -o /dev/null "http://127.0.0.1:$port/health/live" && break
+        sleep 0.5
+    done
+    local report ok
+    report=$("$client" bench --url "http://127.0.0.1:$port/mcp" --protocol "$protocol" \
+        --requests "$2" --sessions 4 --concurrency 8 --json 2>/dev/null || true)
+    kill -INT "$pid"
+    wait "$pid" 2>/dev/null || true
+    ok=$(printf '%s' "$report" | python3 -c '
+import json, sys
+r = json.load(sys.stdin)
+print(r["ok"] if r["errors"] == 0 else -1)' 2>/dev/null || echo -1)
+    if [ "$ok" -ne "$2" ]; then
+        echo "instructions: $1 answered $ok of $2 HTTP calls" >&2
+        exit 1
+    fi
+    # The worker thread is the one that ran actix-http's dispatcher (names written
+    # out in each thread's file: --compress-strings=no).
+    local f
+    for f in "$work"/cg/out-*; do
+        if grep -q 'actix_http::h1::dispatcher' "$f"; then
+            awk '/^summary:/ {print $2}' "$f"
+            return
+        fi
+    done
+    echo "instructions: no HTTP worker thread in $1's profile (MODE=http needs symbols:" \
+        "cargo build --profile profiling; release binaries are stripped)" >&2
+    exit 1
+}
+
+if [ "$mode" = http ]; then
+    command -v curl >/dev/null || { echo "instructions: MODE=http needs curl" >&2; exit 1; }
+    client=$1
+    n=$((long - short))
+    printf '%-40s %14s\n' "binary ($protocol, HTTP)" "instr/call"
+    for bin in "$@"; do
+        a=$(http_worker "$bin" "$short")
+        b=$(http_worker "$bin" "$long")
+        name=$bin
+        [ ${#name} -le 40 ] || name=${name: -40}
+        printf '%-40s %14s\n' "$name" "$(((b - a) / n))"
+    done
+    exit 0
+fi
 
 probe=false
 if command -v perf >/dev/null; then

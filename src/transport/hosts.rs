@@ -17,6 +17,28 @@ use crate::config::HttpConfig;
 /// nothing after the port or the `]`).
 fn host_of(authority: &str) -> Option<Cow<'_, str>> {
     let text = authority.trim();
+    match plain_host(text) {
+        Some(host) => Some(Cow::Borrowed(host)),
+        None => parsed_host(text),
+    }
+}
+
+/// The host of `text` when it is what clients send, a lowercase name or IPv4
+/// address and maybe a port (`[a-z0-9.-]+(:[0-9]*)?`): read without building an
+/// [`Authority`] (an allocation and a parse, at every request). [`parsed_host`]
+/// gives the same host for every such text (tested); anything else is its to read.
+fn plain_host(text: &str) -> Option<&str> {
+    let (host, port) = text.split_once(':').unwrap_or((text, ""));
+    let plain = !host.is_empty()
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-')
+        && port.bytes().all(|b| b.is_ascii_digit());
+    plain.then_some(host)
+}
+
+/// [`host_of`] for any text, parsed as an [`Authority`].
+fn parsed_host(text: &str) -> Option<Cow<'_, str>> {
     if text.is_empty() || text.contains('@') {
         return None;
     }
@@ -129,6 +151,49 @@ mod tests {
             );
         }
         h
+    }
+
+    #[test]
+    fn a_plain_host_is_read_as_the_authority_parse_reads_it() {
+        let plain = [
+            "localhost",
+            "localhost:8080",
+            "localhost:",
+            "127.0.0.1",
+            "127.0.0.1:18180",
+            "mcp.example.com:443",
+            "a-b.c-d",
+            ".",
+            "-",
+            "..:1",
+            "0",
+            "host:99999999",
+        ];
+        for text in plain {
+            assert!(plain_host(text).is_some(), "{text:?} is plain");
+            assert_eq!(plain_host(text), parsed_host(text).as_deref(), "{text:?}");
+            assert_eq!(host_of(text).as_deref(), plain_host(text));
+        }
+        // Not plain: left to the parse (same answers as before the shortcut).
+        for text in [
+            "",
+            ":80",
+            "Localhost",
+            "[::1]:80",
+            "a:b:c",
+            "user@host",
+            "host:8o",
+            "host/path",
+            "h_st",
+            "host%20",
+        ] {
+            assert!(plain_host(text).is_none(), "{text:?} is not plain");
+            assert_eq!(host_of(text), parsed_host(text), "{text:?}");
+        }
+        assert_eq!(host_of("Localhost:80").as_deref(), Some("localhost"));
+        assert_eq!(host_of("[::1]:80").as_deref(), Some("[::1]"));
+        assert_eq!(host_of("a:b:c"), None);
+        assert_eq!(host_of(" localhost:80 ").as_deref(), Some("localhost"));
     }
 
     #[test]

@@ -838,6 +838,9 @@ async fn post_mcp(
     // The first frame decides between a JSON answer and a stream.
     let first: Option<Frame> = if accept.json {
         tokio::select! {
+            // The answer first: most are in by now, and then the window's timer
+            // is never set.
+            biased;
             f = frames.recv() => f,
             _ = tokio::time::sleep(JSON_WINDOW) => None,
         }

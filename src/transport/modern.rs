@@ -351,6 +351,9 @@ async fn answer(
     }
     let first = if accept.json {
         tokio::select! {
+            // The answer first: most are in by now, and then the window's timer
+            // is never set.
+            biased;
             f = frames.recv() => match f {
                 Some(f) if f.kind == FrameKind::Response => {
                     return json_response(f, &state.answers, true)
@@ -383,6 +386,8 @@ pub(crate) async fn json_only(
     modern: bool,
 ) -> HttpResponse {
     tokio::select! {
+        // The answer first (then the window's timer is never set).
+        biased;
         f = response_of(&mut frames) => match f {
             Some(f) => json_response(f, &state.answers, modern),
             None => HttpResponse::Accepted().finish(),

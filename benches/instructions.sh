@@ -10,10 +10,11 @@
 # threads, which spin under valgrind, are left out). Then, with perf and a
 # `probe_libc:malloc` uprobe (made here if it can be), malloc calls the same way.
 #
-# MODE=http (binaries with symbols: `cargo build --profile profiling`; release
-# binaries are stripped): callgrind on `emcee serve` with one HTTP worker, loaded by `emcee
-# bench` (the first binary's, run natively: 4 sessions, 8 in flight) with SHORT and
-# then LONG measured calls in PROTOCOL's era; the worker thread's instructions
+# MODE=http (binaries with symbols: `EMCEE_KEEP_SYMBOLS=1 cargo build --release`,
+# the shipped code unstripped, or `cargo build --profile profiling`): callgrind on
+# `emcee serve` with one HTTP worker, loaded by `emcee bench` (the first binary's,
+# run natively: 4 sessions, 8 in flight) with SHORT and then LONG measured calls in
+# PROTOCOL's era; the worker thread's instructions
 # (the thread that ran actix-http's dispatcher) the same way, each run counted
 # only when every call was answered. actix-http's decoder clears a 3 KB array at
 # every decode (`rep stosb`, ~18,600 of these "instructions" a call; cheap in
@@ -100,7 +101,7 @@ print(r["ok"] if r["errors"] == 0 else -1)' 2>/dev/null || echo -1)
         fi
     done
     echo "instructions: no HTTP worker thread in $1's profile (MODE=http needs symbols:" \
-        "cargo build --profile profiling; release binaries are stripped)" >&2
+        "EMCEE_KEEP_SYMBOLS=1 cargo build --release, or the profiling build)" >&2
     exit 1
 }
 

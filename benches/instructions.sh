@@ -44,8 +44,6 @@ calls() {
         printf '{"jsonrpc":"2.0","id":%d,"method":"tools/call","params":{"name":"echo","arguments":{"text":"hi"}}}\n' "$i"
     done
 }
-calls "$short" >"$work/short.jsonl"
-calls "$long" >"$work/long.jsonl"
 
 # Main-thread instructions of BINARY fed FILE of CALLS calls; fails unless every
 # call (and the initialize) was answered with a result that is not an error.
@@ -119,6 +117,9 @@ if [ "$mode" = http ]; then
     done
     exit 0
 fi
+
+calls "$short" >"$work/short.jsonl"
+calls "$long" >"$work/long.jsonl"
 
 probe=false
 if command -v perf >/dev/null; then
